@@ -1,0 +1,1 @@
+//! The autoscaling brain: observation, policies, simulator and trainer (to come).

@@ -1,0 +1,624 @@
+//! The command table, argument helpers, and dispatch of one command against the keyspace.
+
+mod keys;
+mod lists;
+mod server;
+
+pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
+mod strings;
+
+use crate::db::{BlockOp, End, Store, Value};
+use crate::reply::{msg, Reply};
+use crate::state::{ClientState, Shared};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// What executing a command produced.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply(Reply),
+    /// Nothing available yet: block on `keys` until served or `timeout` (None = forever).
+    Block {
+        keys: Vec<Bytes>,
+        op: BlockOp,
+        timeout: Option<Duration>,
+    },
+    /// Reply, then close the connection (QUIT).
+    Close(Reply),
+}
+
+impl From<Reply> for Outcome {
+    fn from(r: Reply) -> Self {
+        Outcome::Reply(r)
+    }
+}
+
+/// Everything a command handler may touch.
+pub struct Ctx<'a> {
+    pub store: &'a mut Store,
+    pub client: &'a mut ClientState,
+    pub shared: &'a Shared,
+    pub args: &'a [Bytes],
+    pub now_ms: u64,
+    /// Inside EXEC (or a script): blocking commands must not block.
+    pub nested: bool,
+}
+
+impl Ctx<'_> {
+    pub fn db(&mut self) -> &mut crate::db::Db {
+        &mut self.store.dbs[self.client.db]
+    }
+
+    /// Looks a key up for reading or writing, expiring it first if due.
+    pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Value> {
+        let db = self.client.db;
+        self.store.expire_if_due(db, key, self.now_ms);
+        self.store.dbs[db].map.get_mut(key)
+    }
+}
+
+type Handler = fn(&mut Ctx) -> Outcome;
+
+/// Static description of a command, used for dispatch, arity checks and COMMAND INFO/DOCS.
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Redis convention: `n` exactly n arguments (with the name), `-n` at least n.
+    pub arity: i32,
+    pub flags: &'static [&'static str],
+    pub first_key: i32,
+    pub last_key: i32,
+    pub step: i32,
+    pub group: &'static str,
+    pub summary: &'static str,
+    /// Argument syntax as in Redis docs (`key element [element ...]`), for DOCS and hints.
+    pub syntax: &'static str,
+    handler: Handler,
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+}
+
+macro_rules! cmd {
+    ($name:literal, $arity:expr, [$($flag:literal),*], ($f:expr, $l:expr, $s:expr), $group:literal, $summary:literal, $syntax:literal, $handler:path) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: &[$($flag),*],
+            first_key: $f,
+            last_key: $l,
+            step: $s,
+            group: $group,
+            summary: $summary,
+            syntax: $syntax,
+            handler: $handler,
+        }
+    };
+}
+
+/// Every command the broker implements.
+pub static COMMANDS: &[CommandSpec] = &[
+    // connection
+    cmd!("ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", server::ping),
+    cmd!("echo", 2, ["fast"], (0, 0, 0), "connection", "Returns the given string.", "message", server::echo),
+    cmd!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", server::hello),
+    cmd!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", server::auth),
+    cmd!("select", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", "Changes the selected database.", "index", server::select),
+    cmd!("quit", -1, ["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"], (0, 0, 0), "connection", "Closes the connection.", "", server::quit),
+    cmd!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Resets the connection.", "", server::reset),
+    cmd!("client", -2, ["noscript", "loading", "stale"], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", server::client),
+    // server
+    cmd!("command", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
+    cmd!("info", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
+    cmd!("config", -2, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
+    cmd!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
+    cmd!("flushdb", -1, ["write"], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
+    cmd!("flushall", -1, ["write"], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
+    cmd!("time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", "Returns the server time.", "", server::time),
+    cmd!("qstats", -1, ["readonly", "fast"], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", server::qstats),
+    // transactions (dispatch handles their special cases)
+    cmd!("multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Starts a transaction.", "", server::multi),
+    cmd!("exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", server::exec_outside),
+    cmd!("discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
+    cmd!("watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
+    cmd!("unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
+    // keys
+    cmd!("del", -2, ["write"], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("unlink", -2, ["write", "fast"], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("exists", -2, ["readonly", "fast"], (1, -1, 1), "generic", "Determines whether one or more keys exist.", "key [key ...]", keys::exists),
+    cmd!("type", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
+    cmd!("keys", 2, ["readonly"], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
+    cmd!("scan", -2, ["readonly"], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    cmd!("rename", 3, ["write"], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
+    cmd!("renamenx", 3, ["write", "fast"], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
+    cmd!("expire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
+    cmd!("pexpire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
+    cmd!("expireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
+    cmd!("pexpireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
+    cmd!("ttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
+    cmd!("pttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
+    cmd!("persist", 2, ["write", "fast"], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
+    // strings
+    cmd!("get", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
+    cmd!("set", -3, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value of a key.", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
+    cmd!("setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", "key value", strings::setnx),
+    cmd!("setex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time of a key.", "key seconds value", strings::setex),
+    cmd!("psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", "key milliseconds value", strings::psetex),
+    cmd!("getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", "key value", strings::getset),
+    cmd!("getdel", 2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", "key", strings::getdel),
+    cmd!("getex", -2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
+    cmd!("mget", -2, ["readonly", "fast"], (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", "key [key ...]", strings::mget),
+    cmd!("mset", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", "key value [key value ...]", strings::mset),
+    cmd!("msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "key value [key value ...]", strings::msetnx),
+    cmd!("incr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by one.", "key", strings::incr),
+    cmd!("decr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements the integer value of a key by one.", "key", strings::decr),
+    cmd!("incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by a number.", "key increment", strings::incrby),
+    cmd!("decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
+    cmd!("incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
+    cmd!("append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
+    cmd!("strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
+    // lists
+    cmd!("lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
+    cmd!("rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends one or more elements to a list.", "key element [element ...]", lists::rpush),
+    cmd!("lpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list only when the list exists.", "key element [element ...]", lists::lpushx),
+    cmd!("rpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends an element to a list only when the list exists.", "key element [element ...]", lists::rpushx),
+    cmd!("lpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns the first elements in a list after removing it.", "key [count]", lists::lpop),
+    cmd!("rpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns and removes the last elements of a list.", "key [count]", lists::rpop),
+    cmd!("llen", 2, ["readonly", "fast"], (1, 1, 1), "list", "Returns the length of a list.", "key", lists::llen),
+    cmd!("lrange", 4, ["readonly"], (1, 1, 1), "list", "Returns a range of elements from a list.", "key start stop", lists::lrange),
+    cmd!("lindex", 3, ["readonly"], (1, 1, 1), "list", "Returns an element from a list by its index.", "key index", lists::lindex),
+    cmd!("lset", 4, ["write", "denyoom"], (1, 1, 1), "list", "Sets the value of an element in a list by its index.", "key index element", lists::lset),
+    cmd!("linsert", 5, ["write", "denyoom"], (1, 1, 1), "list", "Inserts an element before or after another element in a list.", "key BEFORE|AFTER pivot element", lists::linsert),
+    cmd!("lrem", 4, ["write"], (1, 1, 1), "list", "Removes elements from a list.", "key count element", lists::lrem),
+    cmd!("ltrim", 4, ["write"], (1, 1, 1), "list", "Removes elements from both ends a list.", "key start stop", lists::ltrim),
+    cmd!("lpos", -3, ["readonly"], (1, 1, 1), "list", "Returns the index of matching elements in a list.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", lists::lpos),
+    cmd!("lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another.", "source destination LEFT|RIGHT LEFT|RIGHT", lists::lmove),
+    cmd!("rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list.", "source destination", lists::rpoplpush),
+    cmd!("lmpop", -4, ["write"], (0, 0, 0), "list", "Returns multiple elements from a list after removing them.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::lmpop),
+    cmd!("blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::blpop),
+    cmd!("brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::brpop),
+    cmd!("blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
+    cmd!("brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
+    cmd!("blmpop", -5, ["write", "blocking"], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
+];
+
+fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    TABLE.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    if name.len() > buf.len() {
+        return None;
+    }
+    let lower = &mut buf[..name.len()];
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    std::str::from_utf8(lower)
+        .ok()
+        .and_then(|s| table().get(s).copied())
+}
+
+fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
+    let argc = argc as i32;
+    if spec.arity >= 0 {
+        argc == spec.arity
+    } else {
+        argc >= -spec.arity
+    }
+}
+
+/// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
+/// serving of clients that the command unblocked.
+pub fn dispatch(
+    shared: &Shared,
+    store: &mut Store,
+    client: &mut ClientState,
+    args: &[Bytes],
+    now_ms: u64,
+) -> Outcome {
+    let Some(spec) = lookup(&args[0]) else {
+        let err = msg::unknown_command(&args[0], &args[1..]);
+        if client.multi.is_some() {
+            client.multi_error = true;
+        }
+        shared.stats.record_error(&err);
+        return Reply::error(err).into();
+    };
+    if !client.authenticated && !spec.flags.contains(&"no_auth") {
+        shared.stats.record_error(msg::NOAUTH);
+        return Reply::error(msg::NOAUTH).into();
+    }
+    if !arity_ok(spec, args.len()) {
+        if client.multi.is_some() {
+            client.multi_error = true;
+        }
+        let err = msg::wrong_args(spec.name);
+        reject(shared, spec, &err);
+        return Reply::error(err).into();
+    }
+    if client.multi.is_some()
+        && !matches!(
+            spec.name,
+            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
+        )
+    {
+        if let Some(q) = client.multi.as_mut() {
+            q.push(args.to_vec());
+        }
+        return Reply::status("QUEUED").into();
+    }
+    if spec.name == "exec" {
+        return exec(shared, store, client, now_ms).into();
+    }
+    let out = call(shared, store, client, spec, args, now_ms, false);
+    store.serve_ready();
+    out
+}
+
+fn reject(shared: &Shared, spec: &CommandSpec, err: &str) {
+    shared
+        .stats
+        .commands
+        .lock()
+        .entry(spec.name)
+        .or_default()
+        .rejected_calls += 1;
+    shared.stats.record_error(err);
+}
+
+/// Calls a handler and records its statistics.
+fn call(
+    shared: &Shared,
+    store: &mut Store,
+    client: &mut ClientState,
+    spec: &'static CommandSpec,
+    args: &[Bytes],
+    now_ms: u64,
+    nested: bool,
+) -> Outcome {
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        store,
+        client,
+        shared,
+        args,
+        now_ms,
+        nested,
+    };
+    let out = (spec.handler)(&mut ctx);
+    let usec = start.elapsed().as_micros() as u64;
+    shared
+        .stats
+        .total_commands
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    *client.info.last_cmd.lock() = spec.name;
+    let mut stats = shared.stats.commands.lock();
+    let st = stats.entry(spec.name).or_default();
+    st.calls += 1;
+    st.usec += usec;
+    if let Outcome::Reply(Reply::Error(e)) = &out {
+        st.failed_calls += 1;
+        drop(stats);
+        shared.stats.record_error(e);
+    }
+    out
+}
+
+/// EXEC: runs the queued commands atomically, or aborts on errors and WATCH conflicts.
+fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, now_ms: u64) -> Reply {
+    let Some(queued) = client.multi.take() else {
+        shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
+        return Reply::error(msg::EXEC_WITHOUT_MULTI);
+    };
+    client
+        .info
+        .in_multi
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    let had_error = std::mem::take(&mut client.multi_error);
+    let dirty = client.dirty.load(std::sync::atomic::Ordering::Relaxed);
+    server::unwatch_all(store, client);
+    if had_error {
+        shared.stats.record_error(msg::EXECABORT);
+        return Reply::error(msg::EXECABORT);
+    }
+    if dirty {
+        return Reply::NullArray;
+    }
+    let mut replies = Vec::with_capacity(queued.len());
+    for args in &queued {
+        let Some(spec) = lookup(&args[0]) else {
+            continue;
+        };
+        let reply = match call(shared, store, client, spec, args, now_ms, true) {
+            Outcome::Reply(r) | Outcome::Close(r) => r,
+            // Blocking commands inside MULTI never block (handlers check `nested`).
+            Outcome::Block { .. } => Reply::NullArray,
+        };
+        replies.push(reply);
+    }
+    if let Some(spec) = lookup(b"exec") {
+        shared
+            .stats
+            .commands
+            .lock()
+            .entry(spec.name)
+            .or_default()
+            .calls += 1;
+    }
+    store.serve_ready();
+    Reply::Array(replies)
+}
+
+// ---- argument helpers -------------------------------------------------------------------
+
+/// Parses an integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading zeros).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' {
+        (true, &b[1..])
+    } else {
+        (false, b)
+    };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// Parses an integer argument or returns Redis's "not an integer" error.
+pub fn int_arg(b: &[u8]) -> Result<i64, Reply> {
+    parse_i64(b).ok_or_else(|| Reply::error(msg::NOT_INT))
+}
+
+/// Parses a float as Redis's `strtold`-based helpers do (no spaces, no NaN).
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v: f64 = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            if lower.contains("nan") || lower.starts_with("0x") {
+                return None;
+            }
+            lower.parse().ok()?
+        }
+    };
+    Some(v)
+}
+
+/// Parses a blocking timeout in seconds: `0` means forever.
+pub fn timeout_arg(b: &[u8]) -> Result<Option<Duration>, Reply> {
+    let v = parse_f64(b).ok_or_else(|| Reply::error(msg::TIMEOUT_NOT_FLOAT))?;
+    if v < 0.0 {
+        return Err(Reply::error(msg::TIMEOUT_NEGATIVE));
+    }
+    if !v.is_finite() || v * 1000.0 > i64::MAX as f64 / 2.0 {
+        return Err(Reply::error(msg::TIMEOUT_OUT_OF_RANGE));
+    }
+    let ms = (v * 1000.0) as u64;
+    Ok(if ms == 0 && v == 0.0 {
+        None
+    } else {
+        Some(Duration::from_millis(ms.max(1)))
+    })
+}
+
+/// `LEFT`/`RIGHT` argument.
+pub fn end_arg(b: &[u8]) -> Result<End, Reply> {
+    if b.eq_ignore_ascii_case(b"left") {
+        Ok(End::Left)
+    } else if b.eq_ignore_ascii_case(b"right") {
+        Ok(End::Right)
+    } else {
+        Err(Reply::error(msg::SYNTAX))
+    }
+}
+
+/// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as used by KEYS and SCAN.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    fn eq(a: u8, b: u8, nocase: bool) -> bool {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    }
+    let (mut p, mut i) = (0usize, 0usize);
+    // Backtracking point for the last `*`.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        let mut matched = false;
+        let mut next_p = p;
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, i));
+                    continue;
+                }
+                b'?' => {
+                    matched = true;
+                    next_p = p + 1;
+                }
+                b'[' => {
+                    let mut j = p + 1;
+                    let not = j < pattern.len() && pattern[j] == b'^';
+                    if not {
+                        j += 1;
+                    }
+                    let mut hit = false;
+                    loop {
+                        if j >= pattern.len() {
+                            // Unterminated class: Redis treats the end as the close.
+                            break;
+                        }
+                        if pattern[j] == b'\\' && j + 1 < pattern.len() {
+                            j += 1;
+                            if eq(pattern[j], s[i], nocase) {
+                                hit = true;
+                            }
+                        } else if pattern[j] == b']' {
+                            break;
+                        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
+                            let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let c = s[i];
+                            let in_range = if nocase {
+                                let c = c.to_ascii_lowercase();
+                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
+                            } else {
+                                c >= lo && c <= hi
+                            };
+                            if in_range {
+                                hit = true;
+                            }
+                            j += 2;
+                        } else if eq(pattern[j], s[i], nocase) {
+                            hit = true;
+                        }
+                        j += 1;
+                    }
+                    matched = hit != not;
+                    next_p = j + 1;
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    matched = eq(pattern[p + 1], s[i], nocase);
+                    next_p = p + 2;
+                }
+                c => {
+                    matched = eq(c, s[i], nocase);
+                    next_p = p + 1;
+                }
+            }
+        }
+        if matched {
+            p = next_p;
+            i += 1;
+        } else if let Some((sp, si)) = star {
+            p = sp;
+            i = si + 1;
+            star = Some((sp, si + 1));
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"+1",
+            b" 1",
+            b"01",
+            b"-0",
+            b"",
+            b"1.0",
+            b"-",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(timeout_arg(b"0").unwrap(), None);
+        assert_eq!(
+            timeout_arg(b"1.0").unwrap(),
+            Some(Duration::from_millis(1000))
+        );
+        assert_eq!(
+            timeout_arg(b"0.01").unwrap(),
+            Some(Duration::from_millis(10))
+        );
+        assert_eq!(
+            timeout_arg(b"-1").unwrap_err(),
+            Reply::error(msg::TIMEOUT_NEGATIVE)
+        );
+        assert_eq!(
+            timeout_arg(b"abc").unwrap_err(),
+            Reply::error(msg::TIMEOUT_NOT_FLOAT)
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"q*", b"queue", false));
+        assert!(!glob_match(b"q*", b"work", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
+        assert!(glob_match(
+            b"worker_queue:processing:*",
+            b"worker_queue:processing:w1",
+            false
+        ));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(glob_match(b"*x*y", b"axbxcy", false));
+    }
+
+    #[test]
+    fn every_command_resolves() {
+        for c in COMMANDS {
+            assert!(
+                lookup(c.name.to_uppercase().as_bytes()).is_some(),
+                "{}",
+                c.name
+            );
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! A Redis-protocol (RESP2/RESP3) in-memory broker whose lists are instrumented queues.
+//!
+//! Any Redis client (redis-cli, redis-py, redis-rs, KEDA) can talk to it. Every list key is a
+//! queue with counters kept on the command path — pushes, pops, length, oldest-element age,
+//! time-in-queue histogram, blocked consumers — readable in-process without a network hop.
+//!
+//! # Layout
+//! - [`resp`]: request parsing (multibulk and inline) with Redis's limits.
+//! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text.
+//! - [`commands`]: the command table and one module per command family.
+//! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
+//! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
+//! - [`state`]: configuration, the client registry and server statistics.
+//! - `conn`: one connection's read → execute → reply loop.
+//!
+//! # Example
+//! ```no_run
+//! use broker::{Broker, BrokerConfig, QueueEvent, QueueHook};
+//! use std::sync::Arc;
+//!
+//! struct PushLogger;
+//! impl QueueHook for PushLogger {
+//!     fn on_event(&self, event: &QueueEvent) {
+//!         if let QueueEvent::Pushed { queue, length, .. } = event {
+//!             eprintln!("{} now holds {length}", String::from_utf8_lossy(queue));
+//!         }
+//!     }
+//! }
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let broker = Broker::new(BrokerConfig::default());
+//! broker.queues().add_hook(Arc::new(PushLogger));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let queues = broker.queues();
+//! tokio::spawn(broker.serve(listener, std::future::pending()));
+//! // ... clients push to "worker_queue" over TCP ...
+//! if let Some(q) = queues.queue(0, b"worker_queue") {
+//!     println!("length {} oldest {:.1} ms p99 wait {:.1} ms", q.length, q.oldest_age_ms, q.wait_p99_ms);
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod commands;
+mod conn;
+pub mod db;
+pub mod metrics;
+pub mod reply;
+pub mod resp;
+pub mod state;
+
+pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
+pub use state::BrokerConfig;
+
+use state::Shared;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How long shutdown waits for connections to finish their current batch.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The broker: shared state plus the accept loop.
+#[derive(Clone)]
+pub struct Broker {
+    shared: Arc<Shared>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Broker {
+        Broker {
+            shared: Shared::new(config),
+        }
+    }
+
+    /// The per-queue metrics registry: snapshots and hook registration, in-process.
+    pub fn queues(&self) -> Arc<QueueRegistry> {
+        self.shared.queues.clone()
+    }
+
+    /// Number of connected clients.
+    pub fn connected_clients(&self) -> usize {
+        self.shared.clients.lock().len()
+    }
+
+    /// Names (`CLIENT SETNAME`) of the connected clients, by client id.
+    pub fn client_names(&self) -> Vec<(u64, Option<String>)> {
+        self.shared
+            .clients
+            .lock()
+            .iter()
+            .map(|(id, c)| (*id, c.name.lock().clone()))
+            .collect()
+    }
+
+    /// Accepts connections on `listener` until `shutdown` completes, then closes every
+    /// connection (each finishes the batch it is executing) and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            self.shared
+                .port
+                .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);
+        }
+        let token = CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(active_expiry(self.shared.clone(), token.clone()));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        tasks.spawn(conn::serve_connection(self.shared.clone(), stream, token.clone()));
+                    }
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut shutdown => break,
+            }
+        }
+        token.cancel();
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            tracing::warn!("connections did not close within the grace period");
+        }
+        Ok(())
+    }
+}
+
+/// Deletes expired keys in the background, `hz` times per second, a bounded batch at a time.
+async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
+    loop {
+        let hz = shared.config.read().hz.max(1);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
+            _ = token.cancelled() => return,
+        }
+        let mut store = shared.store.lock();
+        store.active_expire(metrics::unix_ms(), 200);
+    }
+}

@@ -1,0 +1,247 @@
+//! Replies, their RESP2/RESP3 encoding, and every error string the broker sends.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use std::borrow::Cow;
+
+/// Protocol version a connection speaks (`HELLO 2|3`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+/// A reply to one command, independent of the protocol version.
+///
+/// Encoding to bytes happens at the connection, so a reply can also be handed to another
+/// client (a blocked waiter) or converted for a script.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// `+OK`
+    Ok,
+    /// A simple string (`+PONG`, `+QUEUED`).
+    Status(Cow<'static, str>),
+    /// An error; the text starts with its code (`ERR ...`, `WRONGTYPE ...`).
+    Error(Cow<'static, str>),
+    Int(i64),
+    Bulk(Bytes),
+    /// The null bulk string (`$-1` / `_`).
+    Null,
+    /// The null array (`*-1` / `_`).
+    NullArray,
+    Array(Vec<Reply>),
+    /// A map (`%` in RESP3, a flat array in RESP2).
+    Map(Vec<(Reply, Reply)>),
+    /// A set (`~` in RESP3, an array in RESP2).
+    Set(Vec<Reply>),
+    /// A double (`,` in RESP3, a bulk string in RESP2).
+    Double(f64),
+    /// A boolean (`#t` in RESP3, `:1`/`:0` in RESP2).
+    Bool(bool),
+    /// Verbatim text (`=` with format `txt` in RESP3, a bulk string in RESP2).
+    Verbatim(Bytes),
+}
+
+impl Reply {
+    pub fn error(text: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Error(text.into())
+    }
+
+    pub fn status(text: impl Into<Cow<'static, str>>) -> Reply {
+        Reply::Status(text.into())
+    }
+
+    pub fn bulk(data: impl AsRef<[u8]>) -> Reply {
+        Reply::Bulk(Bytes::copy_from_slice(data.as_ref()))
+    }
+
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+
+    /// Encodes the reply for a client speaking `proto`.
+    pub fn encode(&self, proto: Protocol, out: &mut BytesMut) {
+        match self {
+            Reply::Ok => out.put_slice(b"+OK\r\n"),
+            Reply::Status(s) => line(out, b'+', s.as_bytes()),
+            Reply::Error(s) => line(out, b'-', s.as_bytes()),
+            Reply::Int(n) => int_line(out, b':', *n),
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Null => match proto {
+                Protocol::Resp2 => out.put_slice(b"$-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::NullArray => match proto {
+                Protocol::Resp2 => out.put_slice(b"*-1\r\n"),
+                Protocol::Resp3 => out.put_slice(b"_\r\n"),
+            },
+            Reply::Array(items) => {
+                int_line(out, b'*', items.len() as i64);
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Set(items) => {
+                let tag = if proto == Protocol::Resp3 { b'~' } else { b'*' };
+                int_line(out, tag, items.len() as i64);
+                for item in items {
+                    item.encode(proto, out);
+                }
+            }
+            Reply::Map(pairs) => {
+                match proto {
+                    Protocol::Resp2 => int_line(out, b'*', 2 * pairs.len() as i64),
+                    Protocol::Resp3 => int_line(out, b'%', pairs.len() as i64),
+                }
+                for (k, v) in pairs {
+                    k.encode(proto, out);
+                    v.encode(proto, out);
+                }
+            }
+            Reply::Double(d) => {
+                let text = format_double(*d);
+                match proto {
+                    Protocol::Resp2 => bulk(out, text.as_bytes()),
+                    Protocol::Resp3 => line(out, b',', text.as_bytes()),
+                }
+            }
+            Reply::Bool(b) => match proto {
+                Protocol::Resp2 => int_line(out, b':', i64::from(*b)),
+                Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
+            },
+            Reply::Verbatim(text) => match proto {
+                Protocol::Resp2 => bulk(out, text),
+                Protocol::Resp3 => {
+                    int_line(out, b'=', text.len() as i64 + 4);
+                    out.put_slice(b"txt:");
+                    out.put_slice(text);
+                    out.put_slice(b"\r\n");
+                }
+            },
+        }
+    }
+}
+
+fn line(out: &mut BytesMut, tag: u8, text: &[u8]) {
+    out.reserve(text.len() + 3);
+    out.put_u8(tag);
+    // A status or error line must not contain CR/LF; Redis replaces them with spaces.
+    if memchr::memchr2(b'\r', b'\n', text).is_some() {
+        out.extend(
+            text.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+    } else {
+        out.put_slice(text);
+    }
+    out.put_slice(b"\r\n");
+}
+
+fn int_line(out: &mut BytesMut, tag: u8, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(n);
+    out.reserve(s.len() + 3);
+    out.put_u8(tag);
+    out.put_slice(s.as_bytes());
+    out.put_slice(b"\r\n");
+}
+
+fn bulk(out: &mut BytesMut, data: &[u8]) {
+    int_line(out, b'$', data.len() as i64);
+    out.reserve(data.len() + 2);
+    out.put_slice(data);
+    out.put_slice(b"\r\n");
+}
+
+/// Formats a double as Redis does for RESP3 doubles (`%.17g`-like, `inf`, `-inf`, `nan`).
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        "nan".into()
+    } else if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.into()
+    } else if d == d.trunc() && d.abs() < 1e17 {
+        format!("{}", d as i64)
+    } else {
+        let mut buf = ryu::Buffer::new();
+        buf.format(d).to_string()
+    }
+}
+
+/// Every error and fixed reply text, worded exactly as Redis 7 words it.
+pub mod msg {
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+    pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+    pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+    pub const SYNTAX: &str = "ERR syntax error";
+    pub const NO_SUCH_KEY: &str = "ERR no such key";
+    pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+    pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+    pub const INCR_FLOAT_NAN: &str = "ERR increment would produce NaN or Infinity";
+    pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+    pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+    pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+    pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const NOAUTH: &str = "NOAUTH Authentication required.";
+    pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+    pub const AUTH_NOT_CONFIGURED: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+    pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+    pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+    pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+    pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+    pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+    pub const STRING_TOO_LONG: &str =
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const COUNT_POSITIVE: &str = "ERR value is out of range, must be positive";
+    pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
+    pub const NUMKEYS_TOO_BIG: &str = "ERR Number of keys can't be greater than number of args";
+    pub const COUNT_ZERO: &str = "ERR count should be greater than 0";
+    pub const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+    pub const MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+    pub const COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+    pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+    pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+    pub const CLIENT_NAME_SPACES: &str =
+        "ERR Client names cannot contain spaces, newlines or special characters.";
+    pub const HELLO_PROTO: &str = "NOPROTO unsupported protocol version";
+
+    /// `ERR wrong number of arguments for 'cmd' command`
+    pub fn wrong_args(cmd: &str) -> String {
+        format!("ERR wrong number of arguments for '{cmd}' command")
+    }
+
+    /// `ERR unknown command 'x', with args beginning with: 'a' 'b' `
+    pub fn unknown_command(name: &[u8], args: &[bytes::Bytes]) -> String {
+        let mut list = String::new();
+        for a in args.iter() {
+            if list.len() >= 128 {
+                break;
+            }
+            let room = 128 - list.len();
+            list.push('\'');
+            list.push_str(&trunc(a, room));
+            list.push_str("' ");
+        }
+        format!(
+            "ERR unknown command '{}', with args beginning with: {list}",
+            trunc(name, 128)
+        )
+    }
+
+    /// `ERR unknown subcommand 'x'. Try CMD HELP.`
+    pub fn unknown_subcommand(cmd: &str, sub: &[u8]) -> String {
+        format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            trunc(sub, 128),
+            cmd.to_ascii_uppercase()
+        )
+    }
+
+    pub fn invalid_expire(cmd: &str) -> String {
+        format!("ERR invalid expire time in '{cmd}' command")
+    }
+
+    fn trunc(b: &[u8], max: usize) -> String {
+        let s = String::from_utf8_lossy(b);
+        s.chars().take(max).collect()
+    }
+}

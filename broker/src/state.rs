@@ -1,0 +1,229 @@
+//! State shared by all connections: configuration, the client registry and server statistics.
+
+use crate::db::Store;
+use crate::metrics::{unix_ms, QueueRegistry};
+use crate::reply::Protocol;
+use crate::resp::Limits;
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::Notify;
+
+/// Broker configuration. Fields with units carry them in their names.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Password for the default user (`requirepass`); `None` disables AUTH.
+    pub requirepass: Option<String>,
+    /// Number of databases (`SELECT 0..n-1`).
+    pub databases: usize,
+    /// `proto-max-bulk-len`: the largest bulk string a client may send.
+    pub proto_max_bulk_len: usize,
+    /// `client-query-buffer-limit`: the most unparsed input one client may accumulate.
+    pub client_query_buffer_limit: usize,
+    /// `maxclients`.
+    pub maxclients: usize,
+    /// `timeout`: close idle clients after this many seconds (0 = never).
+    pub timeout_s: u64,
+    /// Active expiry runs this many times per second (`hz`).
+    pub hz: u32,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            requirepass: None,
+            databases: 16,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            client_query_buffer_limit: 1024 * 1024 * 1024,
+            maxclients: 10_000,
+            timeout_s: 0,
+            hz: 10,
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_bulk_len: self.proto_max_bulk_len,
+            ..Limits::default()
+        }
+    }
+}
+
+/// What other connections can see of one client (CLIENT LIST / KILL / INFO).
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    pub name: Mutex<Option<String>>,
+    pub lib_name: Mutex<Option<String>>,
+    pub lib_ver: Mutex<Option<String>>,
+    pub db: AtomicUsize,
+    pub resp: AtomicUsize,
+    pub last_interaction: Mutex<Instant>,
+    pub last_cmd: Mutex<&'static str>,
+    pub blocked: AtomicBool,
+    pub in_multi: AtomicBool,
+    pub killed: AtomicBool,
+    /// Woken when the client is killed, so a blocked or idle connection notices at once.
+    pub kill: Notify,
+}
+
+impl ClientInfo {
+    pub fn new(id: u64, addr: SocketAddr, laddr: SocketAddr) -> ClientInfo {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            resp: AtomicUsize::new(2),
+            last_interaction: Mutex::new(Instant::now()),
+            last_cmd: Mutex::new("NULL"),
+            blocked: AtomicBool::new(false),
+            in_multi: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+
+    /// One `CLIENT LIST` line (without the trailing newline).
+    pub fn describe(&self) -> String {
+        let now = Instant::now();
+        let flags = if self.blocked.load(Relaxed) {
+            "b"
+        } else if self.in_multi.load(Relaxed) {
+            "x"
+        } else {
+            "N"
+        };
+        format!(
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            self.name.lock().as_deref().unwrap_or(""),
+            now.duration_since(self.created).as_secs(),
+            now.duration_since(*self.last_interaction.lock()).as_secs(),
+            flags,
+            self.db.load(Relaxed),
+            self.last_cmd.lock().to_ascii_lowercase(),
+            self.resp.load(Relaxed),
+            self.lib_name.lock().as_deref().unwrap_or(""),
+            self.lib_ver.lock().as_deref().unwrap_or(""),
+        )
+    }
+}
+
+/// Per-command call statistics (INFO commandstats).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CommandStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// Counters for INFO stats / commandstats / errorstats.
+#[derive(Default)]
+pub struct ServerStats {
+    pub total_commands: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub commands: Mutex<HashMap<&'static str, CommandStat>>,
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    pub total_error_replies: AtomicU64,
+}
+
+impl ServerStats {
+    pub fn record_error(&self, text: &str) {
+        self.total_error_replies.fetch_add(1, Relaxed);
+        let code = text.split(' ').next().unwrap_or("ERR").to_string();
+        *self.errors.lock().entry(code).or_default() += 1;
+    }
+}
+
+/// The state every connection shares.
+pub struct Shared {
+    pub store: Mutex<Store>,
+    pub queues: Arc<QueueRegistry>,
+    pub config: RwLock<BrokerConfig>,
+    pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
+    pub stats: ServerStats,
+    pub next_client_id: AtomicU64,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub port: AtomicUsize,
+    pub run_id: String,
+}
+
+impl Shared {
+    pub fn new(config: BrokerConfig) -> Arc<Shared> {
+        let queues = Arc::new(QueueRegistry::default());
+        let run_id: String = (0..40)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        Arc::new(Shared {
+            store: Mutex::new(Store::new(config.databases, queues.clone())),
+            queues,
+            config: RwLock::new(config),
+            clients: Mutex::new(BTreeMap::new()),
+            stats: ServerStats::default(),
+            next_client_id: AtomicU64::new(1),
+            started: Instant::now(),
+            started_unix_ms: unix_ms(),
+            port: AtomicUsize::new(0),
+            run_id,
+        })
+    }
+}
+
+/// Per-connection state that only its own connection task touches.
+#[derive(Debug)]
+pub struct ClientState {
+    pub id: u64,
+    pub db: usize,
+    pub proto: Protocol,
+    pub name: Option<String>,
+    pub authenticated: bool,
+    /// Commands queued by MULTI, or `None` outside a transaction.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A queued command was rejected: EXEC must abort.
+    pub multi_error: bool,
+    pub watched: Vec<(usize, Bytes)>,
+    /// Set when a WATCHed key changes.
+    pub dirty: Arc<AtomicBool>,
+    pub info: Arc<ClientInfo>,
+}
+
+impl ClientState {
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
+        ClientState {
+            id: info.id,
+            db: 0,
+            proto: Protocol::Resp2,
+            name: None,
+            authenticated,
+            multi: None,
+            multi_error: false,
+            watched: Vec::new(),
+            dirty: Arc::new(AtomicBool::new(false)),
+            info,
+        }
+    }
+}

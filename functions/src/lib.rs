@@ -1,0 +1,1 @@
+//! The farm functions: emitter, worker and collector, as plain Redis clients (to come).
