@@ -1,7 +1,7 @@
 //! One client connection: read, parse, execute under the keyspace lock, batch replies, block.
 
 use crate::commands::{dispatch, Outcome};
-use crate::db::{BlockOp, Store, Waiter};
+use crate::db::{Store, Waiter};
 use crate::metrics::{unix_ms, QueueEvent};
 use crate::reply::Reply;
 use crate::resp::{parse_request, Parsed};
@@ -130,10 +130,8 @@ fn execute_batch(
                     }
                     Outcome::Block { keys, op, timeout } => {
                         let (tx, rx) = oneshot::channel();
-                        let on_timeout = match op {
-                            BlockOp::Move { .. } => Reply::Null,
-                            _ => Reply::NullArray,
-                        };
+                        // Redis 7 answers every blocking timeout, BLMOVE's included, with a null array.
+                        let on_timeout = Reply::NullArray;
                         let waiter = Waiter {
                             client: client.id,
                             client_name: client.name.clone(),

@@ -193,7 +193,6 @@ pub mod msg {
         "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const COUNT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
-    pub const NUMKEYS_TOO_BIG: &str = "ERR Number of keys can't be greater than number of args";
     pub const COUNT_ZERO: &str = "ERR count should be greater than 0";
     pub const RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
     pub const MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";

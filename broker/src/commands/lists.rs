@@ -445,12 +445,12 @@ pub fn rpoplpush(ctx: &mut Ctx) -> Outcome {
 /// Parsed `numkeys key [key ...] LEFT|RIGHT [COUNT count]` of LMPOP/BLMPOP.
 fn mpop_args(args: &[Bytes]) -> Result<(Vec<Bytes>, End, usize), Reply> {
     let numkeys = match parse_i64(&args[0]) {
-        None => return Err(Reply::error(msg::NOT_INT)),
-        Some(n) if n <= 0 => return Err(Reply::error(msg::NUMKEYS_POSITIVE)),
-        Some(n) => n as usize,
+        Some(n) if n > 0 => n as usize,
+        _ => return Err(Reply::error(msg::NUMKEYS_POSITIVE)),
     };
-    if numkeys > args.len() - 1 {
-        return Err(Reply::error(msg::NUMKEYS_TOO_BIG));
+    // Redis reports a missing direction after the keys as a syntax error.
+    if numkeys >= args.len() - 1 {
+        return Err(Reply::error(msg::SYNTAX));
     }
     let keys = args[1..=numkeys].to_vec();
     let rest = &args[numkeys + 1..];

@@ -496,11 +496,7 @@ pub fn command(ctx: &mut Ctx) -> Outcome {
             .collect(),
         )
         .into(),
-        _ => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try COMMAND HELP.",
-            String::from_utf8_lossy(&ctx.args[1])
-        ))
-        .into(),
+        _ => Reply::error(msg::unknown_subcommand("command", &ctx.args[1])).into(),
     }
 }
 

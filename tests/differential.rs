@@ -1,0 +1,108 @@
+//! Differential test: the same command scripts run against a real `redis-server` and against
+//! autoscale-node; every reply must be identical byte for byte.
+//!
+//! Scripts live in `tests/diff/*.txt`, one command per line in redis-cli quoting. Directives:
+//! `@2 CMD` sends on a second connection; `!nocompare CMD` runs without comparing (ids, clocks);
+//! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses.
+
+mod common;
+
+use common::{encode_command, have_redis_server, show, start_node, start_redis_server, ReplyReader};
+
+const SCRIPTS: &[(&str, &str)] = &[
+    ("lists", include_str!("diff/lists.txt")),
+    ("strings", include_str!("diff/strings.txt")),
+    ("keys", include_str!("diff/keys.txt")),
+    ("tx", include_str!("diff/tx.txt")),
+    ("conn", include_str!("diff/conn.txt")),
+];
+
+/// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
+fn sorted_elements(reply: &[u8]) -> Vec<Vec<u8>> {
+    let first = reply.windows(2).position(|w| w == b"\r\n").map_or(reply.len(), |i| i + 2);
+    let mut items = Vec::new();
+    let mut pos = first;
+    while pos < reply.len() {
+        let Some(end) = common::reply_end(reply, pos) else { break };
+        items.push(reply[pos..end].to_vec());
+        pos = end;
+    }
+    items.sort();
+    items
+}
+
+struct Side {
+    conns: [ReplyReader; 2],
+}
+
+impl Side {
+    fn new(server: &common::ServerProcess) -> Side {
+        Side { conns: [ReplyReader::new(server.connect()), ReplyReader::new(server.connect())] }
+    }
+}
+
+#[test]
+fn replies_match_redis_server_byte_for_byte() {
+    if !have_redis_server() {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    }
+    let ours = start_node(&[]);
+    let theirs = start_redis_server();
+    let mut mismatches = Vec::new();
+    let mut compared = 0;
+    for (name, script) in SCRIPTS {
+        let mut a = Side::new(&ours);
+        let mut b = Side::new(&theirs);
+        a.conns[0].command(&["FLUSHALL"]);
+        b.conns[0].command(&["FLUSHALL"]);
+        for (lineno, raw) in script.lines().enumerate() {
+            let mut line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some(ms) = line.strip_prefix("!sleep ") {
+                std::thread::sleep(std::time::Duration::from_millis(ms.trim().parse().unwrap()));
+                continue;
+            }
+            let mut conn = 0;
+            let (mut compare, mut sorted) = (true, false);
+            if let Some(rest) = line.strip_prefix("@2 ") {
+                conn = 1;
+                line = rest;
+            }
+            if let Some(rest) = line.strip_prefix("!nocompare ") {
+                compare = false;
+                line = rest;
+            } else if let Some(rest) = line.strip_prefix("!sorted ") {
+                sorted = true;
+                line = rest;
+            }
+            let args: Vec<Vec<u8>> = broker::resp::split_args(line.as_bytes())
+                .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
+                .into_iter()
+                .map(|b| b.to_vec())
+                .collect();
+            let request = encode_command(&args);
+            a.conns[conn].send(&request);
+            b.conns[conn].send(&request);
+            let ra = a.conns[conn].read_reply();
+            let rb = b.conns[conn].read_reply();
+            if !compare {
+                continue;
+            }
+            compared += 1;
+            let same = if sorted { sorted_elements(&ra) == sorted_elements(&rb) } else { ra == rb };
+            if !same {
+                mismatches.push(format!(
+                    "{name}:{}: {line}\n    autoscale-node: {}\n    redis-server:   {}",
+                    lineno + 1,
+                    show(&ra),
+                    show(&rb)
+                ));
+            }
+        }
+    }
+    assert!(compared > 400, "the corpus shrank: only {compared} replies compared");
+    assert!(mismatches.is_empty(), "{} of {compared} replies differ:\n{}", mismatches.len(), mismatches.join("\n"));
+}
