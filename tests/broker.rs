@@ -12,15 +12,22 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(10);
 
 async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.expect("operation timed out")
+    tokio::time::timeout(T, f)
+        .await
+        .expect("operation timed out")
 }
 
 async fn conn(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
-    within(client.get_multiplexed_async_connection()).await.unwrap()
+    within(client.get_multiplexed_async_connection())
+        .await
+        .unwrap()
 }
 
-async fn cmd<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisResult<T> {
+async fn cmd<T: redis::FromRedisValue>(
+    c: &mut MultiplexedConnection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
     let mut command = redis::cmd(args[0]);
     for a in &args[1..] {
         command.arg(*a);
@@ -45,8 +52,7 @@ async fn strings_keys_and_counters() {
     tokio::time::sleep(Duration::from_millis(80)).await;
     let gone: Option<String> = within(c.get("e")).await.unwrap();
     assert_eq!(gone, None);
-    let renamed: () = cmd(&mut c, &["RENAME", "k", "k2"]).await.unwrap();
-    let _ = renamed;
+    cmd::<()>(&mut c, &["RENAME", "k", "k2"]).await.unwrap();
     let t: String = cmd(&mut c, &["TYPE", "k2"]).await.unwrap();
     assert_eq!(t, "string");
     let err = cmd::<i64>(&mut c, &["LPUSH", "k2", "x"]).await.unwrap_err();
@@ -58,7 +64,9 @@ async fn active_expiry_removes_keys_nobody_reads() {
     let node = start_node(&[]);
     let mut c = conn(&node.url()).await;
     for i in 0..50 {
-        let _: () = cmd(&mut c, &["SET", &format!("tmp{i}"), "v", "PX", "30"]).await.unwrap();
+        let _: () = cmd(&mut c, &["SET", &format!("tmp{i}"), "v", "PX", "30"])
+            .await
+            .unwrap();
     }
     let _: () = cmd(&mut c, &["SET", "keep", "v"]).await.unwrap();
     let start = Instant::now();
@@ -67,7 +75,10 @@ async fn active_expiry_removes_keys_nobody_reads() {
         if n == 1 {
             break;
         }
-        assert!(start.elapsed() < T, "expired keys were never removed (dbsize {n})");
+        assert!(
+            start.elapsed() < T,
+            "expired keys were never removed (dbsize {n})"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -77,14 +88,18 @@ async fn scan_visits_every_key_once() {
     let node = start_node(&[]);
     let mut c = conn(&node.url()).await;
     for i in 0..250 {
-        let _: () = cmd(&mut c, &["SET", &format!("key:{i}"), "v"]).await.unwrap();
+        let _: () = cmd(&mut c, &["SET", &format!("key:{i}"), "v"])
+            .await
+            .unwrap();
     }
     let _: () = cmd(&mut c, &["RPUSH", "alist", "x"]).await.unwrap();
     let mut cursor = "0".to_string();
     let mut seen = std::collections::HashSet::new();
     loop {
         let (next, keys): (String, Vec<String>) =
-            cmd(&mut c, &["SCAN", &cursor, "MATCH", "key:*", "COUNT", "17"]).await.unwrap();
+            cmd(&mut c, &["SCAN", &cursor, "MATCH", "key:*", "COUNT", "17"])
+                .await
+                .unwrap();
         for k in keys {
             assert!(seen.insert(k.clone()), "{k} returned twice");
         }
@@ -94,7 +109,10 @@ async fn scan_visits_every_key_once() {
         cursor = next;
     }
     assert_eq!(seen.len(), 250);
-    let (_, lists): (String, Vec<String>) = cmd(&mut c, &["SCAN", "0", "COUNT", "1000", "TYPE", "list"]).await.unwrap();
+    let (_, lists): (String, Vec<String>) =
+        cmd(&mut c, &["SCAN", "0", "COUNT", "1000", "TYPE", "list"])
+            .await
+            .unwrap();
     assert_eq!(lists, vec!["alist".to_string()]);
 }
 
@@ -117,7 +135,9 @@ async fn blocked_clients_are_served_first_come_first_served() {
         let url = node.url();
         handles.push(tokio::spawn(async move {
             let mut c = conn(&url).await;
-            let _: () = cmd(&mut c, &["CLIENT", "SETNAME", &format!("waiter{i}")]).await.unwrap();
+            let _: () = cmd(&mut c, &["CLIENT", "SETNAME", &format!("waiter{i}")])
+                .await
+                .unwrap();
             let v: (String, String) = cmd(&mut c, &["BRPOP", "jobs", "0"]).await.unwrap();
             v.1
         }));
@@ -155,9 +175,13 @@ async fn blocking_pop_times_out_and_connection_stays_usable() {
     assert!(start.elapsed() >= Duration::from_millis(190));
     let pong: String = cmd(&mut c, &["PING"]).await.unwrap();
     assert_eq!(pong, "PONG");
-    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "-1"]).await.unwrap_err();
+    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "-1"])
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("timeout is negative"), "{e}");
-    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "soon"]).await.unwrap_err();
+    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "soon"])
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("timeout is not a float"), "{e}");
 }
 
@@ -201,7 +225,14 @@ async fn push_inside_multi_exec_wakes_a_waiter() {
     });
     let mut p = conn(&node.url()).await;
     wait_blocked(&mut p, 1).await;
-    let (n,): (i64,) = within(redis::pipe().atomic().lpush("txq", "in-tx").query_async(&mut p)).await.unwrap();
+    let (n,): (i64,) = within(
+        redis::pipe()
+            .atomic()
+            .lpush("txq", "in-tx")
+            .query_async(&mut p),
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 1);
     assert_eq!(within(waiter).await.unwrap(), "in-tx");
 }
@@ -240,10 +271,17 @@ async fn a_killed_blocked_client_consumes_nothing() {
         .and_then(|f| f.strip_prefix("id="))
         .expect("victim listed")
         .to_string();
-    assert!(list.lines().any(|l| l.contains("name=victim") && l.contains("flags=b")), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.contains("name=victim") && l.contains("flags=b")),
+        "{list}"
+    );
     let killed: i64 = cmd(&mut p, &["CLIENT", "KILL", "ID", &id]).await.unwrap();
     assert_eq!(killed, 1);
-    assert!(within(victim).await.unwrap().is_err(), "killed client must see its connection drop");
+    assert!(
+        within(victim).await.unwrap().is_err(),
+        "killed client must see its connection drop"
+    );
     let _: () = cmd(&mut p, &["RPUSH", "killq", "x"]).await.unwrap();
     let len: i64 = cmd(&mut p, &["LLEN", "killq"]).await.unwrap();
     assert_eq!(len, 1);
@@ -261,12 +299,18 @@ async fn blmove_hands_each_element_to_exactly_one_consumer() {
             let processing = format!("proc:{w}");
             let mut got = Vec::new();
             loop {
-                let v: Option<String> =
-                    cmd(&mut c, &["BLMOVE", "work", &processing, "RIGHT", "LEFT", "0.3"]).await.unwrap();
+                let v: Option<String> = cmd(
+                    &mut c,
+                    &["BLMOVE", "work", &processing, "RIGHT", "LEFT", "0.3"],
+                )
+                .await
+                .unwrap();
                 match v {
                     Some(item) if item == "stop" => break,
                     Some(item) => {
-                        let _: i64 = cmd(&mut c, &["LREM", &processing, "1", &item]).await.unwrap();
+                        let _: i64 = cmd(&mut c, &["LREM", &processing, "1", &item])
+                            .await
+                            .unwrap();
                         got.push(item);
                     }
                     None => {}
@@ -277,7 +321,9 @@ async fn blmove_hands_each_element_to_exactly_one_consumer() {
     }
     let mut p = conn(&node.url()).await;
     for i in 0..ITEMS {
-        let _: () = cmd(&mut p, &["LPUSH", "work", &i.to_string()]).await.unwrap();
+        let _: () = cmd(&mut p, &["LPUSH", "work", &i.to_string()])
+            .await
+            .unwrap();
     }
     for _ in 0..4 {
         let _: () = cmd(&mut p, &["LPUSH", "work", "stop"]).await.unwrap();
@@ -299,7 +345,15 @@ async fn multi_exec_and_watch() {
     let node = start_node(&[]);
     let mut a = conn(&node.url()).await;
     let mut b = conn(&node.url()).await;
-    let (x, y): (i64, i64) = within(redis::pipe().atomic().incr("c", 1).incr("c", 10).query_async(&mut a)).await.unwrap();
+    let (x, y): (i64, i64) = within(
+        redis::pipe()
+            .atomic()
+            .incr("c", 1)
+            .incr("c", 10)
+            .query_async(&mut a),
+    )
+    .await
+    .unwrap();
     assert_eq!((x, y), (1, 11));
     // A raw connection for WATCH, since the multiplexed one shares state.
     let mut w = ReplyReader::new(node.connect());
@@ -307,12 +361,22 @@ async fn multi_exec_and_watch() {
     let _: () = cmd(&mut b, &["SET", "c", "changed"]).await.unwrap();
     assert_eq!(w.command(&["MULTI"]), b"+OK\r\n");
     assert_eq!(w.command(&["SET", "c", "mine"]), b"+QUEUED\r\n");
-    assert_eq!(w.command(&["EXEC"]), b"*-1\r\n", "WATCH conflict aborts EXEC");
+    assert_eq!(
+        w.command(&["EXEC"]),
+        b"*-1\r\n",
+        "WATCH conflict aborts EXEC"
+    );
     let v: String = cmd(&mut b, &["GET", "c"]).await.unwrap();
     assert_eq!(v, "changed");
     assert_eq!(w.command(&["MULTI"]), b"+OK\r\n");
-    assert_eq!(w.command(&["LPUSH"]), b"-ERR wrong number of arguments for 'lpush' command\r\n");
-    assert_eq!(w.command(&["EXEC"]), b"-EXECABORT Transaction discarded because of previous errors.\r\n");
+    assert_eq!(
+        w.command(&["LPUSH"]),
+        b"-ERR wrong number of arguments for 'lpush' command\r\n"
+    );
+    assert_eq!(
+        w.command(&["EXEC"]),
+        b"-EXECABORT Transaction discarded because of previous errors.\r\n"
+    );
 }
 
 #[tokio::test]
@@ -329,7 +393,11 @@ async fn resp3_replies() {
     let info = r.command(&["INFO", "queues"]);
     assert!(info.starts_with(b"="), "INFO is verbatim text in RESP3");
     let qs = r.command(&["QSTATS", "q"]);
-    assert!(qs.starts_with(b"%1\r\n$1\r\nq\r\n%"), "{}", common::show(&qs));
+    assert!(
+        qs.starts_with(b"%1\r\n$1\r\nq\r\n%"),
+        "{}",
+        common::show(&qs)
+    );
 
     // redis-rs speaking RESP3 end to end.
     let mut c = conn(&format!("{}?protocol=resp3", node.url())).await;
@@ -354,7 +422,11 @@ async fn ten_thousand_pipelined_commands() {
     let mut raw = ReplyReader::new(node.connect());
     let mut bytes = Vec::new();
     for i in 0..10_000 {
-        bytes.extend(common::encode_command(&[b"LINDEX".to_vec(), b"pipe".to_vec(), i.to_string().into_bytes()]));
+        bytes.extend(common::encode_command(&[
+            b"LINDEX".to_vec(),
+            b"pipe".to_vec(),
+            i.to_string().into_bytes(),
+        ]));
     }
     raw.send(&bytes);
     for i in 0..10_000 {
@@ -378,11 +450,26 @@ async fn inline_commands_work() {
 async fn malformed_input_closes_only_that_connection() {
     let node = start_node(&[]);
     let cases: &[(&[u8], &str)] = &[
-        (b"*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
-        (b"*2\r\n:1\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"),
-        (b"*1\r\n$-3\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
-        (b"echo \"unbalanced\r\n", "-ERR Protocol error: unbalanced quotes in request\r\n"),
+        (
+            b"*1\r\n$abc\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*x\r\n",
+            "-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*2\r\n:1\r\n",
+            "-ERR Protocol error: expected '$', got ':'\r\n",
+        ),
+        (
+            b"*1\r\n$-3\r\n",
+            "-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"echo \"unbalanced\r\n",
+            "-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
     ];
     for (input, expected) in cases {
         let mut raw = ReplyReader::new(node.connect());
@@ -393,7 +480,10 @@ async fn malformed_input_closes_only_that_connection() {
     // A bulk length beyond proto-max-bulk-len is refused before any data is buffered.
     let mut raw = ReplyReader::new(node.connect());
     raw.send(b"*1\r\n$99999999999\r\n");
-    assert_eq!(raw.read_reply(), b"-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        raw.read_reply(),
+        b"-ERR Protocol error: invalid bulk length\r\n"
+    );
     // Random garbage never takes the server down.
     let mut seed = 0x2545F4914F6CDD1Du64;
     for _ in 0..50 {
@@ -417,7 +507,10 @@ async fn malformed_input_closes_only_that_connection() {
 async fn requirepass_is_enforced() {
     let node = start_node(&["--requirepass", "s3cret"]);
     let mut raw = ReplyReader::new(node.connect());
-    assert_eq!(raw.command(&["GET", "x"]), b"-NOAUTH Authentication required.\r\n");
+    assert_eq!(
+        raw.command(&["GET", "x"]),
+        b"-NOAUTH Authentication required.\r\n"
+    );
     assert!(raw.command(&["AUTH", "wrong"]).starts_with(b"-WRONGPASS"));
     assert_eq!(raw.command(&["AUTH", "s3cret"]), b"+OK\r\n");
     assert_eq!(raw.command(&["GET", "x"]), b"$-1\r\n");
@@ -430,15 +523,23 @@ async fn requirepass_is_enforced() {
 async fn queue_metrics_in_info_qstats_and_client_list() {
     let node = start_node(&[]);
     let mut c = conn(&node.url()).await;
-    let _: () = cmd(&mut c, &["CLIENT", "SETNAME", "worker:7"]).await.unwrap();
+    let _: () = cmd(&mut c, &["CLIENT", "SETNAME", "worker:7"])
+        .await
+        .unwrap();
     let _: () = cmd(&mut c, &["LPUSH", "wq", "a", "b", "c"]).await.unwrap();
     let _: String = cmd(&mut c, &["RPOP", "wq"]).await.unwrap();
     let _: Vec<String> = cmd(&mut c, &["RPOP", "wq", "2"]).await.unwrap();
     // Drained, then recreated: the counters carry on.
     let _: () = cmd(&mut c, &["LPUSH", "wq", "d"]).await.unwrap();
     let info: String = cmd(&mut c, &["INFO", "queues"]).await.unwrap();
-    let line = info.lines().find(|l| l.starts_with("queue_wq:")).expect("queue line");
-    assert!(line.contains("length=1,pushed_total=4,popped_total=3"), "{line}");
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("queue_wq:"))
+        .expect("queue line");
+    assert!(
+        line.contains("length=1,pushed_total=4,popped_total=3"),
+        "{line}"
+    );
     assert!(line.contains("consumers=worker:7"), "{line}");
     let stats: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
         cmd(&mut c, &["QSTATS", "wq"]).await.unwrap();
@@ -487,7 +588,10 @@ fn sigterm_shuts_down_cleanly() {
     let mut node = start_node(&[]);
     let _c = node.connect();
     let pid = node.child.id().to_string();
-    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(status.success());
     let start = Instant::now();
     loop {

@@ -7,7 +7,9 @@
 
 mod common;
 
-use common::{encode_command, have_redis_server, show, start_node, start_redis_server, ReplyReader};
+use common::{
+    encode_command, have_redis_server, show, start_node, start_redis_server, ReplyReader,
+};
 
 const SCRIPTS: &[(&str, &str)] = &[
     ("lists", include_str!("diff/lists.txt")),
@@ -19,11 +21,16 @@ const SCRIPTS: &[(&str, &str)] = &[
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
 fn sorted_elements(reply: &[u8]) -> Vec<Vec<u8>> {
-    let first = reply.windows(2).position(|w| w == b"\r\n").map_or(reply.len(), |i| i + 2);
+    let first = reply
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(reply.len(), |i| i + 2);
     let mut items = Vec::new();
     let mut pos = first;
     while pos < reply.len() {
-        let Some(end) = common::reply_end(reply, pos) else { break };
+        let Some(end) = common::reply_end(reply, pos) else {
+            break;
+        };
         items.push(reply[pos..end].to_vec());
         pos = end;
     }
@@ -37,7 +44,12 @@ struct Side {
 
 impl Side {
     fn new(server: &common::ServerProcess) -> Side {
-        Side { conns: [ReplyReader::new(server.connect()), ReplyReader::new(server.connect())] }
+        Side {
+            conns: [
+                ReplyReader::new(server.connect()),
+                ReplyReader::new(server.connect()),
+            ],
+        }
     }
 }
 
@@ -92,7 +104,11 @@ fn replies_match_redis_server_byte_for_byte() {
                 continue;
             }
             compared += 1;
-            let same = if sorted { sorted_elements(&ra) == sorted_elements(&rb) } else { ra == rb };
+            let same = if sorted {
+                sorted_elements(&ra) == sorted_elements(&rb)
+            } else {
+                ra == rb
+            };
             if !same {
                 mismatches.push(format!(
                     "{name}:{}: {line}\n    autoscale-node: {}\n    redis-server:   {}",
@@ -103,6 +119,14 @@ fn replies_match_redis_server_byte_for_byte() {
             }
         }
     }
-    assert!(compared > 400, "the corpus shrank: only {compared} replies compared");
-    assert!(mismatches.is_empty(), "{} of {compared} replies differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(
+        compared > 400,
+        "the corpus shrank: only {compared} replies compared"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} of {compared} replies differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
 }

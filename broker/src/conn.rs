@@ -2,7 +2,7 @@
 
 use crate::commands::{dispatch, Outcome};
 use crate::db::{Store, Waiter};
-use crate::metrics::{unix_ms, QueueEvent};
+use crate::metrics::QueueEvent;
 use crate::reply::Reply;
 use crate::resp::{parse_request, Parsed};
 use crate::state::{ClientInfo, ClientState, Shared};
@@ -122,7 +122,7 @@ fn execute_batch(
             Ok(Parsed::Command(args)) if args.is_empty() => continue,
             Ok(Parsed::Command(args)) => {
                 let store = guard.get_or_insert_with(|| shared.store.lock());
-                match dispatch(shared, store, client, &args, unix_ms()) {
+                match dispatch(shared, store, client, &args) {
                     Outcome::Reply(r) => r.encode(client.proto, out),
                     Outcome::Close(r) => {
                         r.encode(client.proto, out);

@@ -56,6 +56,24 @@ impl Value {
     }
 }
 
+/// Appends copies of `elements` at one end and records the push; returns the new length.
+fn push_items(list: &mut List, end: End, elements: &[Bytes], now_us: u64) -> usize {
+    for e in elements {
+        let item = Item {
+            data: Bytes::copy_from_slice(e),
+            enq_us: now_us,
+        };
+        match end {
+            End::Left => list.items.push_front(item),
+            End::Right => list.items.push_back(item),
+        }
+    }
+    let len = list.items.len();
+    list.stats
+        .record_push(elements.len(), len, list.oldest_us(), now_us / 1000);
+    len
+}
+
 /// One numbered database.
 #[derive(Default)]
 pub struct Db {
@@ -80,10 +98,11 @@ impl Db {
     }
 
     pub fn set_expiry(&mut self, key: &Bytes, at_ms: u64) {
+        let key = Bytes::copy_from_slice(key);
         if let Some(old) = self.expires.insert(key.clone(), at_ms) {
             self.expiry_index.remove(&(old, key.clone()));
         }
-        self.expiry_index.insert((at_ms, key.clone()));
+        self.expiry_index.insert((at_ms, key));
     }
 
     pub fn clear_expiry(&mut self, key: &[u8]) -> bool {
@@ -188,6 +207,14 @@ pub struct Store {
     watches: Map<(usize, Bytes), Vec<Arc<AtomicBool>>>,
     /// Lazily-expired or actively-expired keys, counted for INFO.
     pub expired_keys: u64,
+    /// The clock of the command being executed, µs since the Unix epoch. Read once per
+    /// command; every timestamp the command writes (enqueue times, metrics) uses it.
+    pub now_us: u64,
+    /// Commands executed (INFO `total_commands_processed`).
+    pub total_commands: u64,
+    /// Per-command statistics, indexed like `commands::COMMANDS` (kept here because every
+    /// command already holds this lock: no second lock on the hot path).
+    pub command_stats: Vec<crate::state::CommandStat>,
 }
 
 impl Store {
@@ -198,6 +225,9 @@ impl Store {
             blocking: Blocking::default(),
             watches: Map::default(),
             expired_keys: 0,
+            now_us: unix_us(),
+            total_commands: 0,
+            command_stats: vec![Default::default(); crate::commands::COMMANDS.len()],
         }
     }
 
@@ -248,7 +278,10 @@ impl Store {
     }
 
     pub fn watch(&mut self, db: usize, key: Bytes, flag: &Arc<AtomicBool>) {
-        let list = self.watches.entry((db, key)).or_default();
+        let list = self
+            .watches
+            .entry((db, Bytes::copy_from_slice(&key)))
+            .or_default();
         if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
             list.push(flag.clone());
         }
@@ -265,40 +298,26 @@ impl Store {
         }
     }
 
-    /// The list at `key`, creating it (with its queue counters) if absent; `None` if the key
-    /// holds another type.
-    pub fn list_entry(&mut self, db: usize, key: &Bytes) -> Option<&mut List> {
-        let queues = &self.queues;
-        let v = self.dbs[db].map.entry(key.clone()).or_insert_with(|| {
-            Value::List(List {
-                items: VecDeque::new(),
-                stats: queues.counters(db, key),
-            })
-        });
-        match v {
-            Value::List(l) => Some(l),
-            Value::Str(_) => None,
-        }
-    }
-
-    /// Pushes elements to a list (creating it), records metrics and readies waiters.
-    /// Returns the new length, or `None` if the key holds another type.
+    /// Pushes elements to the list at `key`, creating it (with its queue counters) if absent,
+    /// records metrics and readies waiters. Returns the new length, or `None` if the key holds
+    /// another type. The key is hashed once for an existing list.
     pub fn push(&mut self, db: usize, key: &Bytes, end: End, elements: &[Bytes]) -> Option<usize> {
-        let now = unix_us();
-        let list = self.list_entry(db, key)?;
-        for e in elements {
-            let item = Item {
-                data: Bytes::copy_from_slice(e),
-                enq_us: now,
-            };
-            match end {
-                End::Left => list.items.push_front(item),
-                End::Right => list.items.push_back(item),
+        let now = self.now_us;
+        let d = &mut self.dbs[db];
+        let len = match d.map.get_mut(key.as_ref()) {
+            Some(Value::List(list)) => push_items(list, end, elements, now),
+            Some(Value::Str(_)) => return None,
+            None => {
+                let mut list = List {
+                    items: VecDeque::with_capacity(elements.len()),
+                    stats: self.queues.counters(db, key),
+                };
+                let len = push_items(&mut list, end, elements, now);
+                // Own the key: a slice of the request buffer would pin the whole buffer.
+                d.map.insert(Bytes::copy_from_slice(key), Value::List(list));
+                len
             }
-        }
-        let len = list.items.len();
-        list.stats
-            .record_push(elements.len(), len, list.oldest_us(), now / 1000);
+        };
         self.after_push(db, key, elements.len(), len);
         Some(len)
     }
@@ -349,7 +368,7 @@ impl Store {
             times.into_iter(),
             len,
             list.oldest_us(),
-            unix_us(),
+            self.now_us,
             consumer,
         );
         if len == 0 {

@@ -309,7 +309,10 @@ impl QueueRegistry {
         if let Some(c) = self.queues.get(&(db, key.clone())) {
             return c.clone();
         }
-        self.queues.entry((db, key.clone())).or_default().clone()
+        self.queues
+            .entry((db, Bytes::copy_from_slice(key)))
+            .or_default()
+            .clone()
     }
 
     /// A snapshot of every queue, sorted by database then name.

@@ -119,7 +119,8 @@ fn parse_multibulk(
         return Ok(Parsed::Command(Vec::new()));
     }
     let count = count as usize;
-    let mut ranges: Vec<(usize, usize)> = Vec::with_capacity(count.min(1024));
+    let first = pos;
+    // First pass: validate and find the end without storing anything.
     for _ in 0..count {
         if pos >= buf.len() {
             return Ok(Parsed::Incomplete { hint: 0 });
@@ -151,13 +152,19 @@ fn parse_multibulk(
         if end + 2 > buf.len() {
             return Ok(Parsed::Incomplete { hint: end + 2 });
         }
-        ranges.push((start, end));
         pos = end + 2;
     }
+    // Second pass over the validated frame: slice out the arguments (no copies).
     let frame = buf.split_to(pos).freeze();
-    Ok(Parsed::Command(
-        ranges.into_iter().map(|(s, e)| frame.slice(s..e)).collect(),
-    ))
+    let mut args = Vec::with_capacity(count);
+    let mut at = first;
+    for _ in 0..count {
+        let cr = find_crlf(&frame, at + 1).unwrap_or(at + 1);
+        let len = parse_len(&frame, at + 1, cr).unwrap_or(0) as usize;
+        args.push(frame.slice(cr + 2..cr + 2 + len));
+        at = cr + 2 + len + 2;
+    }
+    Ok(Parsed::Command(args))
 }
 
 fn expected_dollar(got: u8) -> ProtocolError {

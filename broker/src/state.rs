@@ -6,7 +6,7 @@ use crate::reply::Protocol;
 use crate::resp::Limits;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -68,7 +68,8 @@ pub struct ClientInfo {
     pub db: AtomicUsize,
     pub resp: AtomicUsize,
     pub last_interaction: Mutex<Instant>,
-    pub last_cmd: Mutex<&'static str>,
+    /// Index into `COMMANDS` of the last command run (`usize::MAX` before the first).
+    pub last_cmd: AtomicUsize,
     pub blocked: AtomicBool,
     pub in_multi: AtomicBool,
     pub killed: AtomicBool,
@@ -89,7 +90,7 @@ impl ClientInfo {
             db: AtomicUsize::new(0),
             resp: AtomicUsize::new(2),
             last_interaction: Mutex::new(Instant::now()),
-            last_cmd: Mutex::new("NULL"),
+            last_cmd: AtomicUsize::new(usize::MAX),
             blocked: AtomicBool::new(false),
             in_multi: AtomicBool::new(false),
             killed: AtomicBool::new(false),
@@ -122,7 +123,7 @@ impl ClientInfo {
             now.duration_since(*self.last_interaction.lock()).as_secs(),
             flags,
             self.db.load(Relaxed),
-            self.last_cmd.lock().to_ascii_lowercase(),
+            crate::commands::COMMANDS.get(self.last_cmd.load(Relaxed)).map_or("NULL", |c| c.name),
             self.resp.load(Relaxed),
             self.lib_name.lock().as_deref().unwrap_or(""),
             self.lib_ver.lock().as_deref().unwrap_or(""),
@@ -142,10 +143,8 @@ pub struct CommandStat {
 /// Counters for INFO stats / commandstats / errorstats.
 #[derive(Default)]
 pub struct ServerStats {
-    pub total_commands: AtomicU64,
     pub total_connections: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub commands: Mutex<HashMap<&'static str, CommandStat>>,
     pub errors: Mutex<BTreeMap<String, u64>>,
     pub total_error_replies: AtomicU64,
 }
@@ -168,11 +167,19 @@ pub struct Shared {
     pub next_client_id: AtomicU64,
     pub started: Instant,
     pub started_unix_ms: u64,
+    /// Wall-clock µs at `started`: wall time is derived from the monotonic clock, one read per
+    /// command.
+    started_unix_us: u64,
     pub port: AtomicUsize,
     pub run_id: String,
 }
 
 impl Shared {
+    /// Wall-clock µs since the epoch at the monotonic instant `at`.
+    pub fn unix_us_at(&self, at: Instant) -> u64 {
+        self.started_unix_us + at.saturating_duration_since(self.started).as_micros() as u64
+    }
+
     pub fn new(config: BrokerConfig) -> Arc<Shared> {
         let queues = Arc::new(QueueRegistry::default());
         let run_id: String = (0..40)
@@ -187,6 +194,7 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             started: Instant::now(),
             started_unix_ms: unix_ms(),
+            started_unix_us: crate::metrics::unix_us(),
             port: AtomicUsize::new(0),
             run_id,
         })

@@ -62,7 +62,9 @@ pub fn start_node(extra: &[&str]) -> ServerProcess {
         let mut sink = Vec::new();
         let _ = reader.read_to_end(&mut sink);
     });
-    let line = rx.recv_timeout(IO_TIMEOUT).expect("autoscale-node printed its address");
+    let line = rx
+        .recv_timeout(IO_TIMEOUT)
+        .expect("autoscale-node printed its address");
     let port = line
         .trim()
         .rsplit(':')
@@ -74,7 +76,11 @@ pub fn start_node(extra: &[&str]) -> ServerProcess {
 
 /// Whether a `redis-server` binary is available. In CI it must be (CI installs it).
 pub fn have_redis_server() -> bool {
-    let ok = Command::new("redis-server").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+    let ok = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     if !ok && std::env::var_os("CI").is_some() {
         panic!("redis-server is required in CI (.ci/run installs it)");
     }
@@ -82,7 +88,11 @@ pub fn have_redis_server() -> bool {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Starts a real redis-server on a free port with persistence off.
@@ -90,7 +100,16 @@ pub fn start_redis_server() -> ServerProcess {
     for _ in 0..5 {
         let port = free_port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -132,7 +151,10 @@ pub struct ReplyReader {
 
 impl ReplyReader {
     pub fn new(stream: TcpStream) -> Self {
-        ReplyReader { stream, buf: Vec::new() }
+        ReplyReader {
+            stream,
+            buf: Vec::new(),
+        }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
@@ -175,7 +197,10 @@ impl ReplyReader {
 }
 
 fn line_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf[from..].windows(2).position(|w| w == b"\r\n").map(|i| from + i)
+    buf[from..]
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|i| from + i)
 }
 
 /// Where the reply starting at `at` ends (exclusive), if it is complete.

@@ -4,7 +4,6 @@ use super::{glob_match, int_arg, parse_i64, Ctx, Outcome};
 use crate::db::Value;
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
-use std::hash::{BuildHasher, Hash, Hasher};
 
 pub fn del(ctx: &mut Ctx) -> Outcome {
     let mut n = 0;
@@ -54,10 +53,8 @@ pub fn keys(ctx: &mut Ctx) -> Outcome {
 fn scan_hash(key: &[u8]) -> u64 {
     // Fixed seeds: the order must not change while a scan is in progress.
     let state = ahash::RandomState::with_seeds(1, 2, 3, 4);
-    let mut h = state.build_hasher();
-    key.hash(&mut h);
     // 0 is the "done" cursor; keep it free.
-    h.finish().max(1)
+    state.hash_one(key).max(1)
 }
 
 /// SCAN: the cursor is the scan-hash to resume from, so every key present for the whole
@@ -164,7 +161,9 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         v => v,
     };
     let was_list = matches!(value, Value::List(_));
-    ctx.store.dbs[db].map.insert(dst.clone(), value);
+    ctx.store.dbs[db]
+        .map
+        .insert(Bytes::copy_from_slice(&dst), value);
     if let Some(at) = expiry {
         ctx.store.dbs[db].set_expiry(&dst, at);
     }

@@ -2,7 +2,6 @@
 
 use super::{end_arg, int_arg, parse_i64, timeout_arg, Ctx, Outcome};
 use crate::db::{BlockOp, End, Item, Value};
-use crate::metrics::unix_us;
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
 
@@ -209,6 +208,7 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
     };
     let key = ctx.args[1].clone();
     let (pivot, element) = (ctx.args[3].clone(), ctx.args[4].clone());
+    let now_us = ctx.store.now_us;
     let len = match ctx.lookup(&key) {
         None => return Reply::Int(0).into(),
         Some(Value::List(l)) => {
@@ -220,11 +220,11 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
                 at,
                 Item {
                     data: Bytes::copy_from_slice(&element),
-                    enq_us: unix_us(),
+                    enq_us: now_us,
                 },
             );
             let len = l.items.len();
-            l.stats.record_push(1, len, l.oldest_us(), unix_us() / 1000);
+            l.stats.record_push(1, len, l.oldest_us(), now_us / 1000);
             len
         }
         Some(_) => return wrongtype(),

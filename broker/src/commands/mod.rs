@@ -186,13 +186,19 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("blmpop", -5, ["write", "blocking"], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
 ];
 
-fn table() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
-    TABLE.get_or_init(|| COMMANDS.iter().map(|c| (c.name, c)).collect())
+fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {
+    static TABLE: OnceLock<HashMap<&'static [u8], usize, ahash::RandomState>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.as_bytes(), i))
+            .collect()
+    })
 }
 
-/// Finds a command by name, case-insensitively.
-pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+/// Finds a command's index in [`COMMANDS`] by name, case-insensitively.
+pub fn lookup_index(name: &[u8]) -> Option<usize> {
     let mut buf = [0u8; 32];
     if name.len() > buf.len() {
         return None;
@@ -200,9 +206,12 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     let lower = &mut buf[..name.len()];
     lower.copy_from_slice(name);
     lower.make_ascii_lowercase();
-    std::str::from_utf8(lower)
-        .ok()
-        .and_then(|s| table().get(s).copied())
+    table().get(&*lower).copied()
+}
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    lookup_index(name).map(|i| &COMMANDS[i])
 }
 
 fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
@@ -221,9 +230,8 @@ pub fn dispatch(
     store: &mut Store,
     client: &mut ClientState,
     args: &[Bytes],
-    now_ms: u64,
 ) -> Outcome {
-    let Some(spec) = lookup(&args[0]) else {
+    let Some(index) = lookup_index(&args[0]) else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
             client.multi_error = true;
@@ -231,6 +239,7 @@ pub fn dispatch(
         shared.stats.record_error(&err);
         return Reply::error(err).into();
     };
+    let spec = &COMMANDS[index];
     if !client.authenticated && !spec.flags.contains(&"no_auth") {
         shared.stats.record_error(msg::NOAUTH);
         return Reply::error(msg::NOAUTH).into();
@@ -240,7 +249,8 @@ pub fn dispatch(
             client.multi_error = true;
         }
         let err = msg::wrong_args(spec.name);
-        reject(shared, spec, &err);
+        store.command_stats[index].rejected_calls += 1;
+        shared.stats.record_error(&err);
         return Reply::error(err).into();
     }
     if client.multi.is_some()
@@ -255,22 +265,11 @@ pub fn dispatch(
         return Reply::status("QUEUED").into();
     }
     if spec.name == "exec" {
-        return exec(shared, store, client, now_ms).into();
+        return exec(shared, store, client).into();
     }
-    let out = call(shared, store, client, spec, args, now_ms, false);
+    let out = call(shared, store, client, index, args, false);
     store.serve_ready();
     out
-}
-
-fn reject(shared: &Shared, spec: &CommandSpec, err: &str) {
-    shared
-        .stats
-        .commands
-        .lock()
-        .entry(spec.name)
-        .or_default()
-        .rejected_calls += 1;
-    shared.stats.record_error(err);
 }
 
 /// Calls a handler and records its statistics.
@@ -278,12 +277,13 @@ fn call(
     shared: &Shared,
     store: &mut Store,
     client: &mut ClientState,
-    spec: &'static CommandSpec,
+    index: usize,
     args: &[Bytes],
-    now_ms: u64,
     nested: bool,
 ) -> Outcome {
     let start = Instant::now();
+    store.now_us = shared.unix_us_at(start);
+    let now_ms = store.now_us / 1000;
     let mut ctx = Ctx {
         store,
         client,
@@ -292,27 +292,25 @@ fn call(
         now_ms,
         nested,
     };
-    let out = (spec.handler)(&mut ctx);
+    let out = (COMMANDS[index].handler)(&mut ctx);
     let usec = start.elapsed().as_micros() as u64;
-    shared
-        .stats
-        .total_commands
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    *client.info.last_cmd.lock() = spec.name;
-    let mut stats = shared.stats.commands.lock();
-    let st = stats.entry(spec.name).or_default();
+    store.total_commands += 1;
+    client
+        .info
+        .last_cmd
+        .store(index, std::sync::atomic::Ordering::Relaxed);
+    let st = &mut store.command_stats[index];
     st.calls += 1;
     st.usec += usec;
     if let Outcome::Reply(Reply::Error(e)) = &out {
         st.failed_calls += 1;
-        drop(stats);
         shared.stats.record_error(e);
     }
     out
 }
 
 /// EXEC: runs the queued commands atomically, or aborts on errors and WATCH conflicts.
-fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, now_ms: u64) -> Reply {
+fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState) -> Reply {
     let Some(queued) = client.multi.take() else {
         shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
         return Reply::error(msg::EXEC_WITHOUT_MULTI);
@@ -333,24 +331,18 @@ fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, now_ms: u6
     }
     let mut replies = Vec::with_capacity(queued.len());
     for args in &queued {
-        let Some(spec) = lookup(&args[0]) else {
+        let Some(index) = lookup_index(&args[0]) else {
             continue;
         };
-        let reply = match call(shared, store, client, spec, args, now_ms, true) {
+        let reply = match call(shared, store, client, index, args, true) {
             Outcome::Reply(r) | Outcome::Close(r) => r,
             // Blocking commands inside MULTI never block (handlers check `nested`).
             Outcome::Block { .. } => Reply::NullArray,
         };
         replies.push(reply);
     }
-    if let Some(spec) = lookup(b"exec") {
-        shared
-            .stats
-            .commands
-            .lock()
-            .entry(spec.name)
-            .or_default()
-            .calls += 1;
+    if let Some(index) = lookup_index(b"exec") {
+        store.command_stats[index].calls += 1;
     }
     store.serve_ready();
     Reply::Array(replies)

@@ -562,7 +562,7 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
-            st.total_commands.load(Relaxed),
+            ctx.store.total_commands,
             st.rejected_connections.load(Relaxed),
             ctx.store.expired_keys,
             st.total_error_replies.load(Relaxed),
@@ -588,9 +588,15 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("commandstats", false) {
         out.push_str("# Commandstats\r\n");
-        let stats = shared.stats.commands.lock();
-        let mut names: Vec<_> = stats.iter().collect();
-        names.sort_by_key(|(n, _)| **n);
+        let mut names: Vec<_> = ctx
+            .store
+            .command_stats
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.calls + s.rejected_calls > 0)
+            .map(|(i, s)| (COMMANDS[i].name, s))
+            .collect();
+        names.sort_by_key(|(n, _)| *n);
         for (name, s) in names {
             let per = if s.calls == 0 {
                 0.0
@@ -697,7 +703,7 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             }
             Reply::Map(pairs).into()
         }
-        b"set" if ctx.args.len() >= 4 && ctx.args.len() % 2 == 0 => {
+        b"set" if ctx.args.len() >= 4 && ctx.args.len().is_multiple_of(2) => {
             for pair in ctx.args[2..].chunks(2) {
                 let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
                 let value = String::from_utf8_lossy(&pair[1]).into_owned();
@@ -708,9 +714,12 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             Reply::Ok.into()
         }
         b"resetstat" if ctx.args.len() == 2 => {
-            ctx.shared.stats.commands.lock().clear();
+            ctx.store
+                .command_stats
+                .iter_mut()
+                .for_each(|s| *s = Default::default());
             ctx.shared.stats.errors.lock().clear();
-            ctx.shared.stats.total_commands.store(0, Relaxed);
+            ctx.store.total_commands = 0;
             ctx.shared.stats.total_error_replies.store(0, Relaxed);
             Reply::Ok.into()
         }

@@ -26,7 +26,7 @@ fn store_str(ctx: &mut Ctx, key: &Bytes, value: Bytes, keep_ttl: bool) {
     if !keep_ttl {
         d.clear_expiry(key);
     }
-    if let Some(Value::List(l)) = d.map.insert(key.clone(), Value::Str(value)) {
+    if let Some(Value::List(l)) = d.map.insert(Bytes::copy_from_slice(key), Value::Str(value)) {
         l.stats.record_length(0, 0);
     }
     ctx.store.touch(db, key);
@@ -215,7 +215,7 @@ pub fn mget(ctx: &mut Ctx) -> Outcome {
 }
 
 pub fn mset(ctx: &mut Ctx) -> Outcome {
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return Reply::error(msg::wrong_args("mset")).into();
     }
     for pair in ctx.args[1..].to_vec().chunks(2) {
@@ -225,7 +225,7 @@ pub fn mset(ctx: &mut Ctx) -> Outcome {
 }
 
 pub fn msetnx(ctx: &mut Ctx) -> Outcome {
-    if ctx.args.len() % 2 == 0 {
+    if ctx.args.len().is_multiple_of(2) {
         return Reply::error(msg::wrong_args("msetnx")).into();
     }
     let pairs = ctx.args[1..].to_vec();

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Side-by-side throughput of redis-server and autoscale-node under redis-benchmark, plus
+# resident memory with 1,000,000 queued 100-byte elements. Prints a Markdown table.
+#
+# usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-200000}
+C=${2:-50}
+TESTS=ping,lpush,rpush,lpop,rpop,lrange_100
+BIN=target/release/autoscale-node
+[ -x "$BIN" ] || cargo build --release --quiet
+command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (apt-get install redis-tools)" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
+
+RP=$(free_port); redis-server --port "$RP" --save "" --appendonly no --bind 127.0.0.1 >/dev/null & RPID=$!
+OP=$(free_port); "$BIN" serve --port "$OP" >/dev/null 2>&1 & OPID=$!
+trap 'kill $RPID $OPID 2>/dev/null || true' EXIT
+wait_up "$RP"; wait_up "$OP"
+
+# One pass of redis-benchmark --csv; prints "test,rps" lines.
+bench() { redis-benchmark -p "$1" -t "$TESTS" -c "$C" -n "$N" -P "$2" --csv -q 2>/dev/null | tail -n +2 | cut -d, -f1,2 | tr -d '"'; }
+
+echo "| test | pipeline | redis-server req/s | autoscale-node req/s | ratio |"
+echo "|---|---|---|---|---|"
+for P in 1 16; do
+  redis-cli -p "$RP" FLUSHALL >/dev/null; redis-cli -p "$OP" FLUSHALL >/dev/null
+  declare -A R=() O=()
+  while IFS=, read -r t v; do R[$t]=$v; done < <(bench "$RP" "$P")
+  while IFS=, read -r t v; do O[$t]=$v; done < <(bench "$OP" "$P")
+  for t in "${!R[@]}"; do
+    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$t" "$P" "${R[$t]}" "${O[$t]:-0}" "$(echo "${O[$t]:-0} / ${R[$t]}" | bc -l)"
+  done | sort
+done
+
+# Memory: 1,000,000 elements of 100 bytes in one list, pushed in pipelined batches.
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+fill() {
+  python3 - "$1" <<'PY'
+import socket, sys
+port = int(sys.argv[1]); s = socket.create_connection(("127.0.0.1", port))
+val = b"x" * 100
+cmd = b"*3\r\n$5\r\nRPUSH\r\n$3\r\nmem\r\n$100\r\n" + val + b"\r\n"
+batch = cmd * 1000
+for _ in range(1000):
+    s.sendall(batch)
+    need = 1000; buf = b""
+    while need:
+        buf += s.recv(65536); need = 1000 - buf.count(b"\r\n")
+PY
+}
+redis-cli -p "$RP" FLUSHALL >/dev/null; redis-cli -p "$OP" FLUSHALL >/dev/null
+r0=$(rss_kb $RPID); o0=$(rss_kb $OPID)
+fill "$RP"; fill "$OP"
+r1=$(rss_kb $RPID); o1=$(rss_kb $OPID)
+echo
+echo "| 1,000,000 × 100-byte elements | redis-server | autoscale-node | ratio |"
+echo "|---|---|---|---|"
+printf '| resident memory (MiB) | %.1f | %.1f | %.2f |\n' "$(echo "$r1/1024" | bc -l)" "$(echo "$o1/1024" | bc -l)" "$(echo "$o1/$r1" | bc -l)"
+printf '| growth over empty (MiB) | %.1f | %.1f | %.2f |\n' "$(echo "($r1-$r0)/1024" | bc -l)" "$(echo "($o1-$o0)/1024" | bc -l)" "$(echo "($o1-$o0)/($r1-$r0)" | bc -l)"
+echo "llen: redis-server $(redis-cli -p "$RP" LLEN mem), autoscale-node $(redis-cli -p "$OP" LLEN mem)"
