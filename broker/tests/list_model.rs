@@ -139,7 +139,7 @@ fn norm(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     } else {
         stop.min(len - 1)
     };
-    (s <= e && s < len).then(|| (s as usize, e as usize))
+    (s <= e && s < len).then_some((s as usize, e as usize))
 }
 
 /// Applies an op to the model and returns the expected reply and the command's arguments.
