@@ -45,6 +45,8 @@ pub struct QueueCounters {
     blocked_clients: AtomicI64,
     wait_count: AtomicU64,
     wait_sum_us: AtomicU64,
+    /// Largest recorded wait: quantile estimates never exceed it.
+    wait_max_us: AtomicU64,
     wait_buckets: [AtomicU64; BUCKETS],
     /// Names of connections that popped from this queue, with their last pop (ms since epoch).
     consumers: Mutex<HashMap<String, u64>>,
@@ -62,6 +64,7 @@ impl Default for QueueCounters {
             blocked_clients: AtomicI64::new(0),
             wait_count: AtomicU64::new(0),
             wait_sum_us: AtomicU64::new(0),
+            wait_max_us: AtomicU64::new(0),
             wait_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             consumers: Mutex::new(HashMap::new()),
         }
@@ -87,15 +90,18 @@ impl QueueCounters {
     ) {
         let mut n = 0u64;
         let mut sum = 0u64;
+        let mut max = 0u64;
         for t in enqueued_us {
             let wait = now_us.saturating_sub(t);
             n += 1;
             sum += wait;
+            max = max.max(wait);
             self.wait_buckets[bucket_of(wait)].fetch_add(1, Relaxed);
         }
         self.popped_total.fetch_add(n, Relaxed);
         self.wait_count.fetch_add(n, Relaxed);
         self.wait_sum_us.fetch_add(sum, Relaxed);
+        self.wait_max_us.fetch_max(max, Relaxed);
         self.length.store(len as i64, Relaxed);
         self.oldest_enqueue_us.store(oldest_us, Relaxed);
         let now_ms = now_us / 1000;
@@ -128,6 +134,7 @@ impl QueueCounters {
         self.last_pop_ms.store(0, Relaxed);
         self.wait_count.store(0, Relaxed);
         self.wait_sum_us.store(0, Relaxed);
+        self.wait_max_us.store(0, Relaxed);
         for b in &self.wait_buckets {
             b.store(0, Relaxed);
         }
@@ -140,6 +147,7 @@ impl QueueCounters {
         let count = self.wait_count.load(Relaxed);
         let sum = self.wait_sum_us.load(Relaxed);
         let oldest = self.oldest_enqueue_us.load(Relaxed);
+        let max_ms = self.wait_max_us.load(Relaxed) as f64 / 1000.0;
         let now = unix_us();
         let mut consumers: Vec<String> = self.consumers.lock().keys().cloned().collect();
         consumers.sort();
@@ -160,8 +168,8 @@ impl QueueCounters {
             } else {
                 sum as f64 / count as f64 / 1000.0
             },
-            wait_p50_ms: quantile(&buckets, count, 0.50),
-            wait_p99_ms: quantile(&buckets, count, 0.99),
+            wait_p50_ms: quantile(&buckets, count, 0.50).min(max_ms),
+            wait_p99_ms: quantile(&buckets, count, 0.99).min(max_ms),
             blocked_clients: self.blocked_clients.load(Relaxed).max(0) as u64,
             last_push_ms: self.last_push_ms.load(Relaxed),
             last_pop_ms: self.last_pop_ms.load(Relaxed),

@@ -19,16 +19,19 @@ fn check_list(ctx: &mut Ctx, key: &Bytes) -> Result<bool, Outcome> {
 }
 
 fn push(ctx: &mut Ctx, end: End, only_existing: bool) -> Outcome {
-    let key = ctx.args[1].clone();
-    let exists = match check_list(ctx, &key) {
-        Ok(e) => e,
-        Err(o) => return o,
-    };
-    if only_existing && !exists {
-        return Reply::Int(0).into();
-    }
+    let key = &ctx.args[1];
     let db = ctx.client.db;
-    match ctx.store.push(db, &key, end, &ctx.args[2..]) {
+    if only_existing {
+        match check_list(ctx, key) {
+            Ok(true) => {}
+            Ok(false) => return Reply::Int(0).into(),
+            Err(o) => return o,
+        }
+    } else {
+        // `push` itself tells a list from another type: one hash lookup on the hot path.
+        ctx.store.expire_if_due(db, key, ctx.now_ms);
+    }
+    match ctx.store.push(db, key, end, &ctx.args[2..]) {
         Some(len) => Reply::Int(len as i64).into(),
         None => wrongtype(),
     }
