@@ -1,0 +1,410 @@
+//! The workload: phases of arrivals and the tasks they carry, generated purely from a seed.
+//!
+//! Defaults reproduce the original system (DESIGN.md §6): base rate 300 tasks/min, four 60 s
+//! phases (Steady Low ×0.3, Steady High ×1.5, Slow Oscillation 0.5–1.5 ×1 cycle, Fast
+//! Oscillation 0.3–1.7 ×4 cycles) = 1140 tasks; per 1 s window a controlled Poisson count with
+//! exact phase totals and exponential gaps; processing time Gamma(shape 4, mean 1.5 s) mapped
+//! through the calibrated quadratic image-size model; deadline clamp(2·t, 0.1, 30) s.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp, Gamma, Poisson};
+use serde::{Deserialize, Serialize};
+
+/// Shape of the arrival rate inside a phase.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Pattern {
+    /// Constant rate.
+    Steady,
+    /// `mid + amp·sin(2π·cycles·t/duration)` between `min` and `max` (multipliers of the rate).
+    Oscillation { min: f64, max: f64, cycles: f64 },
+    /// A base rate with `count` evenly spaced spikes `height` times the base, `width_s` wide.
+    Burst {
+        height: f64,
+        width_s: f64,
+        count: u32,
+    },
+}
+
+/// One phase of the workload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    /// Multiplier of the base rate; the phase's task total is `int(base·mult·duration/60)`.
+    pub multiplier: f64,
+    pub duration_s: f64,
+    pub pattern: Pattern,
+}
+
+/// The calibrated processing-time model `t = a·size² + b` (seconds, pixels).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CalibratedModel {
+    pub a: f64,
+    pub b: f64,
+}
+
+impl Default for CalibratedModel {
+    fn default() -> Self {
+        CalibratedModel {
+            a: 1.709_901_320_534_612_5e-7,
+            b: 0.001_665_477_754_040_911_6,
+        }
+    }
+}
+
+/// Everything that shapes the generated tasks. Defaults equal the original system's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadConfig {
+    pub base_rate_per_min: f64,
+    pub window_s: f64,
+    pub phases: Vec<Phase>,
+    /// Shuffle the phase order with the seed.
+    pub shuffle_phases: bool,
+    /// Ignore oscillation shapes (the original's behaviour, which never applied them).
+    pub flat_oscillation: bool,
+    pub gamma_shape: f64,
+    pub mean_processing_s: f64,
+    pub model: CalibratedModel,
+    pub min_size_px: u32,
+    pub max_size_px: u32,
+    pub deadline_factor: f64,
+    pub min_deadline_s: f64,
+    pub max_deadline_s: f64,
+    /// Multiplies every duration (gaps, processing times, deadlines, phase lengths).
+    pub time_scale: f64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        let phase = |name: &str, multiplier, pattern| Phase {
+            name: name.into(),
+            multiplier,
+            duration_s: 60.0,
+            pattern,
+        };
+        WorkloadConfig {
+            base_rate_per_min: 300.0,
+            window_s: 1.0,
+            phases: vec![
+                phase("Steady Low", 0.3, Pattern::Steady),
+                phase("Steady High", 1.5, Pattern::Steady),
+                phase(
+                    "Slow Oscillation",
+                    1.0,
+                    Pattern::Oscillation {
+                        min: 0.5,
+                        max: 1.5,
+                        cycles: 1.0,
+                    },
+                ),
+                phase(
+                    "Fast Oscillation",
+                    1.0,
+                    Pattern::Oscillation {
+                        min: 0.3,
+                        max: 1.7,
+                        cycles: 4.0,
+                    },
+                ),
+            ],
+            shuffle_phases: false,
+            flat_oscillation: false,
+            gamma_shape: 4.0,
+            mean_processing_s: 1.5,
+            model: CalibratedModel::default(),
+            min_size_px: 512,
+            max_size_px: 4096,
+            deadline_factor: 2.0,
+            min_deadline_s: 0.1,
+            max_deadline_s: 30.0,
+            time_scale: 1.0,
+        }
+    }
+}
+
+impl Phase {
+    /// The phase's exact task total, as the original computed it.
+    pub fn target_tasks(&self, base_rate_per_min: f64) -> usize {
+        (base_rate_per_min * self.multiplier * self.duration_s / 60.0)
+            .floor()
+            .max(0.0) as usize
+    }
+
+    /// Relative arrival rate at time `t` seconds into the phase.
+    fn shape(&self, t: f64, flat_oscillation: bool) -> f64 {
+        match &self.pattern {
+            Pattern::Steady => 1.0,
+            Pattern::Oscillation { .. } if flat_oscillation => 1.0,
+            Pattern::Oscillation { min, max, cycles } => {
+                let (mid, amp) = ((min + max) / 2.0, (max - min) / 2.0);
+                (mid + amp * (2.0 * std::f64::consts::PI * cycles * t / self.duration_s).sin())
+                    .max(0.0)
+            }
+            Pattern::Burst {
+                height,
+                width_s,
+                count,
+            } => {
+                if *count == 0 {
+                    return 1.0;
+                }
+                let spacing = self.duration_s / f64::from(*count);
+                let centre = (t / spacing).floor() * spacing + spacing / 2.0;
+                if (t - centre).abs() <= width_s / 2.0 {
+                    height.max(0.0)
+                } else {
+                    1.0
+                }
+            }
+        }
+    }
+}
+
+/// One generated task. Times are seconds from the start of the workload, already time-scaled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskSpec {
+    pub phase: usize,
+    pub arrival_s: f64,
+    pub processing_s: f64,
+    pub size_px: u32,
+    pub deadline_s: f64,
+}
+
+/// The pure, seeded iterator of task specs, in arrival order.
+pub struct Workload {
+    tasks: std::vec::IntoIter<TaskSpec>,
+}
+
+impl Workload {
+    /// Generates the whole workload for `seed`. Same config and seed ⇒ same tasks.
+    pub fn new(config: &WorkloadConfig, seed: u64) -> Workload {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..config.phases.len()).collect();
+        if config.shuffle_phases {
+            order.shuffle(&mut rng);
+        }
+        let scale = config.time_scale.max(1e-9);
+        let gamma = Gamma::new(
+            config.gamma_shape,
+            config.mean_processing_s / config.gamma_shape,
+        )
+        .ok();
+        let m = config.model;
+        let t_min = m.a * f64::from(config.min_size_px).powi(2) + m.b;
+        let t_max = m.a * f64::from(config.max_size_px).powi(2) + m.b;
+        let mut tasks = Vec::new();
+        let mut phase_start = 0.0;
+        for &p in &order {
+            let phase = &config.phases[p];
+            let total = phase.target_tasks(config.base_rate_per_min);
+            let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
+            let weights: Vec<f64> = (0..windows)
+                .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
+                .collect();
+            let mut remaining = total;
+            for w in 0..windows {
+                let count = if w + 1 == windows {
+                    remaining
+                } else {
+                    let rest: f64 = weights[w..].iter().sum();
+                    let lambda = if rest > 0.0 {
+                        remaining as f64 * weights[w] / rest
+                    } else {
+                        0.0
+                    };
+                    let draw = Poisson::new(lambda).map_or(0.0, |d| d.sample(&mut rng));
+                    (draw as usize).min(remaining)
+                };
+                remaining -= count;
+                let window_start = phase_start + w as f64 * config.window_s;
+                for offset in window_offsets(&mut rng, count, config.window_s) {
+                    let raw = gamma.map_or(config.mean_processing_s, |g| g.sample(&mut rng));
+                    let t = raw.clamp(t_min, t_max);
+                    let size = (((t - m.b) / m.a).max(0.0).sqrt().floor() as u32)
+                        .clamp(config.min_size_px, config.max_size_px);
+                    let processing = m.a * f64::from(size).powi(2) + m.b;
+                    let deadline = (config.deadline_factor * processing)
+                        .clamp(config.min_deadline_s, config.max_deadline_s);
+                    tasks.push(TaskSpec {
+                        phase: p,
+                        arrival_s: (window_start + offset) * scale,
+                        processing_s: processing * scale,
+                        size_px: size,
+                        deadline_s: deadline * scale,
+                    });
+                }
+            }
+            phase_start += phase.duration_s;
+        }
+        Workload {
+            tasks: tasks.into_iter(),
+        }
+    }
+}
+
+/// `count` arrival offsets inside a window of `window_s`, spaced by exponential gaps and
+/// squeezed into the window if the gaps overrun it (the count is exact by construction).
+fn window_offsets(rng: &mut ChaCha8Rng, count: usize, window_s: f64) -> Vec<f64> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let mean_gap = window_s / (count as f64 + 1.0);
+    let exp = Exp::new(1.0 / mean_gap).ok();
+    let mut t = 0.0;
+    let mut offsets: Vec<f64> = (0..count)
+        .map(|_| {
+            t += exp.map_or(mean_gap, |e| e.sample(rng));
+            t
+        })
+        .collect();
+    if t >= window_s {
+        let squeeze = window_s * 0.999 / t;
+        offsets.iter_mut().for_each(|o| *o *= squeeze);
+    }
+    offsets
+}
+
+impl Iterator for Workload {
+    type Item = TaskSpec;
+    fn next(&mut self) -> Option<TaskSpec> {
+        self.tasks.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_phase_totals() {
+        let cfg = WorkloadConfig::default();
+        let tasks: Vec<TaskSpec> = Workload::new(&cfg, 7).collect();
+        let per_phase: Vec<usize> = (0..4)
+            .map(|p| tasks.iter().filter(|t| t.phase == p).count())
+            .collect();
+        assert_eq!(per_phase, vec![90, 450, 300, 300]);
+        assert!(tasks.windows(2).all(|w| w[0].arrival_s <= w[1].arrival_s));
+        assert!(tasks.iter().all(|t| t.arrival_s < 240.0));
+    }
+
+    #[test]
+    fn same_seed_same_tasks_other_seed_other_tasks() {
+        let cfg = WorkloadConfig {
+            shuffle_phases: true,
+            ..WorkloadConfig::default()
+        };
+        let a: Vec<TaskSpec> = Workload::new(&cfg, 1).collect();
+        let b: Vec<TaskSpec> = Workload::new(&cfg, 1).collect();
+        let c: Vec<TaskSpec> = Workload::new(&cfg, 2).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn processing_time_and_deadline_distribution() {
+        let cfg = WorkloadConfig {
+            base_rate_per_min: 300.0 * 100_000.0 / 1140.0,
+            ..WorkloadConfig::default()
+        };
+        let tasks: Vec<TaskSpec> = Workload::new(&cfg, 3).collect();
+        assert!(tasks.len() > 99_000, "{}", tasks.len());
+        let mean = tasks.iter().map(|t| t.processing_s).sum::<f64>() / tasks.len() as f64;
+        assert!((mean - 1.47).abs() < 0.02, "mean processing time {mean}");
+        for t in &tasks {
+            assert!((512..=4096).contains(&t.size_px));
+            assert!(t.deadline_s >= 0.1 && t.deadline_s <= 30.0);
+            assert!((t.deadline_s - (2.0 * t.processing_s).clamp(0.1, 30.0)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn oscillation_shape_shows_in_window_counts() {
+        let cfg = WorkloadConfig {
+            base_rate_per_min: 3000.0,
+            phases: vec![Phase {
+                name: "osc".into(),
+                multiplier: 1.0,
+                duration_s: 60.0,
+                pattern: Pattern::Oscillation {
+                    min: 0.2,
+                    max: 1.8,
+                    cycles: 1.0,
+                },
+            }],
+            ..WorkloadConfig::default()
+        };
+        let tasks: Vec<TaskSpec> = Workload::new(&cfg, 5).collect();
+        let first_half = tasks.iter().filter(|t| t.arrival_s < 30.0).count();
+        let second_half = tasks.len() - first_half;
+        // sin > 0 over the first half-cycle: far more arrivals there.
+        assert!(
+            first_half > 2 * second_half,
+            "{first_half} vs {second_half}"
+        );
+        let flat: Vec<TaskSpec> = Workload::new(
+            &WorkloadConfig {
+                flat_oscillation: true,
+                ..cfg
+            },
+            5,
+        )
+        .collect();
+        let flat_first = flat.iter().filter(|t| t.arrival_s < 30.0).count();
+        assert!((flat_first as f64 / flat.len() as f64 - 0.5).abs() < 0.05);
+    }
+
+    #[test]
+    fn burst_spikes_show_in_window_counts() {
+        let cfg = WorkloadConfig {
+            base_rate_per_min: 600.0,
+            phases: vec![Phase {
+                name: "burst".into(),
+                multiplier: 1.0,
+                duration_s: 60.0,
+                pattern: Pattern::Burst {
+                    height: 5.0,
+                    width_s: 4.0,
+                    count: 3,
+                },
+            }],
+            ..WorkloadConfig::default()
+        };
+        let tasks: Vec<TaskSpec> = Workload::new(&cfg, 11).collect();
+        assert_eq!(tasks.len(), 600);
+        // Spikes are centred at 10, 30 and 50 s; 12 of 60 windows at 5x the base weight.
+        let in_spikes = tasks
+            .iter()
+            .filter(|t| {
+                [10.0, 30.0, 50.0]
+                    .iter()
+                    .any(|c| (t.arrival_s - c).abs() <= 2.0)
+            })
+            .count();
+        let expected = 600.0 * (12.0 * 5.0) / (12.0 * 5.0 + 48.0);
+        assert!(
+            (in_spikes as f64 - expected).abs() < 60.0,
+            "{in_spikes} vs {expected}"
+        );
+    }
+
+    #[test]
+    fn time_scale_scales_durations_not_counts() {
+        let base: Vec<TaskSpec> = Workload::new(&WorkloadConfig::default(), 9).collect();
+        let fast: Vec<TaskSpec> = Workload::new(
+            &WorkloadConfig {
+                time_scale: 0.1,
+                ..WorkloadConfig::default()
+            },
+            9,
+        )
+        .collect();
+        assert_eq!(base.len(), fast.len());
+        for (a, b) in base.iter().zip(&fast) {
+            assert!((a.arrival_s * 0.1 - b.arrival_s).abs() < 1e-9);
+            assert!((a.processing_s * 0.1 - b.processing_s).abs() < 1e-9);
+            assert!((a.deadline_s * 0.1 - b.deadline_s).abs() < 1e-9);
+        }
+    }
+}
