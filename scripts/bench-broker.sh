@@ -2,11 +2,14 @@
 # Side-by-side throughput of redis-server and autoscale-node under redis-benchmark, plus
 # resident memory with 1,000,000 queued 100-byte elements. Prints a Markdown table.
 #
-# usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)]
+# usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)] [rounds (default 3)]
+# Each round runs redis-server then autoscale-node; the table shows the median of the rounds, so
+# machine noise hits both sides alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
 C=${2:-50}
+ROUNDS=${3:-3}
 TESTS=ping,lpush,rpush,lpop,rpop,lrange_100
 BIN=target/release/autoscale-node
 [ -x "$BIN" ] || cargo build --release --quiet
@@ -25,14 +28,19 @@ bench() { redis-benchmark -p "$1" -t "$TESTS" -c "$C" -n "$N" -P "$2" --csv -q 2
 
 echo "| test | pipeline | redis-server req/s | autoscale-node req/s | ratio |"
 echo "|---|---|---|---|---|"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for P in 1 16; do
-  redis-cli -p "$RP" FLUSHALL >/dev/null; redis-cli -p "$OP" FLUSHALL >/dev/null
   declare -A R=() O=()
-  while IFS=, read -r t v; do R[$t]=$v; done < <(bench "$RP" "$P")
-  while IFS=, read -r t v; do O[$t]=$v; done < <(bench "$OP" "$P")
+  for _ in $(seq "$ROUNDS"); do
+    redis-cli -p "$RP" FLUSHALL >/dev/null; redis-cli -p "$OP" FLUSHALL >/dev/null
+    while IFS=, read -r t v; do R[$t]="${R[$t]:-} $v"; done < <(bench "$RP" "$P")
+    while IFS=, read -r t v; do O[$t]="${O[$t]:-} $v"; done < <(bench "$OP" "$P")
+  done
   for t in "${!R[@]}"; do
-    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$t" "$P" "${R[$t]}" "${O[$t]:-0}" "$(echo "${O[$t]:-0} / ${R[$t]}" | bc -l)"
+    r=$(echo "${R[$t]}" | median); o=$(echo "${O[$t]:-0}" | median)
+    printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$t" "$P" "$r" "$o" "$(echo "$o / $r" | bc -l)"
   done | sort
+  unset R O
 done
 
 # Memory: 1,000,000 elements of 100 bytes in one list, pushed in pipelined batches.

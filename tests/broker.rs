@@ -289,7 +289,8 @@ async fn a_killed_blocked_client_consumes_nothing() {
 
 #[tokio::test]
 async fn blmove_hands_each_element_to_exactly_one_consumer() {
-    let node = start_node(&[]);
+    // Several runtime threads: connections really do race for the keyspace lock here.
+    let node = start_node(&["--threads", "2"]);
     const ITEMS: usize = 600;
     let mut consumers = Vec::new();
     for w in 0..4 {

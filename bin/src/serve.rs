@@ -22,8 +22,10 @@ pub struct ServeArgs {
     /// Largest bulk string a client may send, in bytes (`proto-max-bulk-len`).
     #[arg(long, env = "AUTOSCALE_PROTO_MAX_BULK_LEN", default_value_t = 512 * 1024 * 1024)]
     pub proto_max_bulk_len: usize,
-    /// Worker threads for the network runtime (0 = one per core).
-    #[arg(long, env = "AUTOSCALE_THREADS", default_value_t = 0)]
+    /// Runtime threads. 1 (the default) is Redis's model: one event loop, no cross-thread
+    /// wake-ups, fastest when clients share the machine; N > 1 spreads connections over N
+    /// threads (the keyspace stays behind one lock); 0 = one per core.
+    #[arg(long, env = "AUTOSCALE_THREADS", default_value_t = 1)]
     pub threads: usize,
 }
 
@@ -39,8 +41,13 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if args.threads > 0 {
+    // One thread means Redis's model exactly: a single event loop, no cross-thread wakeups.
+    let mut builder = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if args.threads > 1 {
         builder.worker_threads(args.threads);
     }
     let runtime = builder

@@ -40,6 +40,9 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=` with format `txt` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
+    /// Bytes already encoded, valid in both protocols (e.g. an array of bulk strings). Only
+    /// produced for clients with `raw_replies`; scripts need the structured form.
+    Raw(Bytes),
 }
 
 impl Reply {
@@ -109,6 +112,7 @@ impl Reply {
                 Protocol::Resp2 => int_line(out, b':', i64::from(*b)),
                 Protocol::Resp3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
             },
+            Reply::Raw(bytes) => out.put_slice(bytes),
             Reply::Verbatim(text) => match proto {
                 Protocol::Resp2 => bulk(out, text),
                 Protocol::Resp3 => {
@@ -151,6 +155,16 @@ fn bulk(out: &mut BytesMut, data: &[u8]) {
     out.reserve(data.len() + 2);
     out.put_slice(data);
     out.put_slice(b"\r\n");
+}
+
+/// Encodes an array of bulk strings (identical in RESP2 and RESP3).
+pub fn encode_bulk_array<'a>(items: impl Iterator<Item = &'a [u8]>, len: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(16 + len * 16);
+    int_line(&mut out, b'*', len as i64);
+    for item in items {
+        bulk(&mut out, item);
+    }
+    out.freeze()
 }
 
 /// Formats a double as Redis does for RESP3 doubles (`%.17g`-like, `inf`, `-inf`, `nan`).

@@ -217,6 +217,9 @@ pub struct ClientState {
     /// Set when a WATCHed key changes.
     pub dirty: Arc<AtomicBool>,
     pub info: Arc<ClientInfo>,
+    /// Handlers may answer with pre-encoded [`Reply::Raw`](crate::reply::Reply::Raw) bytes:
+    /// true for network clients, false where the structured reply is needed (scripts).
+    pub raw_replies: bool,
 }
 
 impl ClientState {
@@ -232,6 +235,7 @@ impl ClientState {
             watched: Vec::new(),
             dirty: Arc::new(AtomicBool::new(false)),
             info,
+            raw_replies: true,
         }
     }
 }

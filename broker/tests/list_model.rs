@@ -3,9 +3,9 @@
 //! must agree, and the queue counters must add up.
 
 use broker::commands::{dispatch, Outcome};
-use broker::reply::Reply;
+use broker::reply::{Protocol, Reply};
 use broker::state::{BrokerConfig, ClientInfo, ClientState, Shared};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -375,7 +375,13 @@ proptest! {
                 Outcome::Reply(r) => r,
                 other => panic!("unexpected outcome {other:?}"),
             };
-            prop_assert_eq!(&got, &expected, "after {:?}", op);
+            // Compare the bytes a client would receive, in both protocols.
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+                got.encode(proto, &mut a);
+                expected.encode(proto, &mut b);
+                prop_assert_eq!(a, b, "after {:?}", op);
+            }
         }
         // Final contents and the queue counters agree with the model.
         for (k, name) in KEYS.iter().enumerate() {

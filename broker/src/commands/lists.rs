@@ -141,10 +141,20 @@ pub fn lrange(ctx: &mut Ctx) -> Outcome {
         (Err(e), _) | (_, Err(e)) => return e.into(),
     };
     let key = ctx.args[1].clone();
+    let raw = ctx.client.raw_replies;
     match ctx.lookup(&key) {
         None => Reply::Array(vec![]).into(),
         Some(Value::List(l)) => match range(start, stop, l.items.len()) {
             None => Reply::Array(vec![]).into(),
+            Some((a, b)) if raw => {
+                // An array of bulk strings encodes identically in RESP2 and RESP3: write it once
+                // instead of building (and reference-counting) one reply per element.
+                Reply::Raw(crate::reply::encode_bulk_array(
+                    l.items.range(a..b).map(|i| i.data.as_ref()),
+                    b - a,
+                ))
+                .into()
+            }
             Some((a, b)) => Reply::Array(
                 l.items
                     .range(a..b)
