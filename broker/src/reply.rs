@@ -158,8 +158,10 @@ fn bulk(out: &mut BytesMut, data: &[u8]) {
 }
 
 /// Encodes an array of bulk strings (identical in RESP2 and RESP3).
-pub fn encode_bulk_array<'a>(items: impl Iterator<Item = &'a [u8]>, len: usize) -> Bytes {
-    let mut out = BytesMut::with_capacity(16 + len * 16);
+pub fn encode_bulk_array<'a>(items: impl Iterator<Item = &'a [u8]> + Clone, len: usize) -> Bytes {
+    // Exact size up front: one allocation, no growth.
+    let size = 24 + items.clone().map(|i| i.len() + 26).sum::<usize>();
+    let mut out = BytesMut::with_capacity(size);
     int_line(&mut out, b'*', len as i64);
     for item in items {
         bulk(&mut out, item);
