@@ -1,5 +1,6 @@
 //! `autoscale-node`: the one binary. Parses arguments, builds library configs, runs.
 
+mod farm;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,12 @@ struct Cli {
 enum Command {
     /// Run the broker (the default when no subcommand is given).
     Serve(serve::ServeArgs),
+    /// Run the emitter: phase configs from input_queue become tasks in worker_queue.
+    Emitter(farm::EmitterArgs),
+    /// Run one worker: tasks from worker_queue become results in result_queue.
+    Worker(farm::FunctionArgs),
+    /// Run the collector: results become output records with their QoS.
+    Collector(farm::FunctionArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Emitter(args)) => farm::run(farm::Role::Emitter(args)),
+        Some(Command::Worker(args)) => farm::run(farm::Role::Worker(args)),
+        Some(Command::Collector(args)) => farm::run(farm::Role::Collector(args)),
         None => serve::run(cli.serve),
     };
     match result {

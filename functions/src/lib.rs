@@ -1,12 +1,15 @@
-//! The farm functions — emitter, worker, collector — as plain Redis clients, and the workload
-//! generator they share with the simulator.
+//! The farm functions — emitter, worker, collector — as plain Redis clients (the `redis`
+//! crate over TCP; this crate never links the broker), and the workload generator they share
+//! with the simulator.
 //!
 //! # Layout
-//! - [`workload`]: phase configuration and the pure, seeded iterator of task specs (arrival
-//!   offset, processing time, image size, deadline) used by the emitter in real time and by the
+//! - [`workload`]: phase configuration and the pure, seeded generator of task specs (arrival
+//!   offset, processing time, image size, deadline), used by the emitter in real time and by the
 //!   simulator in virtual time.
-//!
-//! The emitter/worker/collector loops and the message types are not built yet (issue 3).
+//! - [`messages`]: the JSON messages with the original system's field names.
+//! - [`runtime`]: queue names, the reconnecting broker connection, the run clock,
+//!   dead-lettering, control messages and processing-list recovery.
+//! - [`emitter`], [`worker`], [`collector`]: the three loops.
 //!
 //! # Example
 //! ```
@@ -15,4 +18,11 @@
 //! assert_eq!(tasks.len(), 1140);
 //! ```
 
+pub mod collector;
+pub mod emitter;
+pub mod messages;
+pub mod runtime;
+pub mod worker;
 pub mod workload;
+
+pub use runtime::{requeue_processing, FunctionConfig, FunctionError, Queues};

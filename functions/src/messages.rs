@@ -1,0 +1,326 @@
+//! The JSON messages of the farm, with the original system's field names (DESIGN.md §6).
+//!
+//! Timestamps are seconds since the run's `program_start_time`. New fields may be added over
+//! the original's; none is renamed or removed, so original Python functions and ours can share
+//! a broker.
+
+use crate::workload::{Pattern, Phase};
+use serde::{Deserialize, Serialize};
+
+/// A phase configuration, pushed to `input_queue` for the emitter.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PhaseConfigMsg {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub phase_number: u32,
+    pub phase_name: String,
+    /// Tasks per minute at multiplier 1.
+    pub base_rate: f64,
+    pub phase_multiplier: f64,
+    /// Seconds (unscaled).
+    pub phase_duration: f64,
+    /// Seconds (unscaled).
+    pub window_duration: f64,
+    pub target_tasks: usize,
+    /// `steady`, `oscillation_slow`, `oscillation_fast` (original) or `burst` (ours).
+    pub phase_pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oscillation_min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oscillation_max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oscillation_cycles: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_seed: Option<u64>,
+    /// Ours: burst spikes (height multiplier, width seconds, count).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_height: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_width: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst_count: Option<u32>,
+}
+
+impl PhaseConfigMsg {
+    /// The message for `phase`, the `number`-th phase of a run (1-based, as the original).
+    pub fn from_phase(
+        phase: &Phase,
+        number: u32,
+        base_rate: f64,
+        window_s: f64,
+        seed: u64,
+    ) -> Self {
+        let mut msg = PhaseConfigMsg {
+            kind: "phase_config".into(),
+            phase_number: number,
+            phase_name: phase.name.clone(),
+            base_rate,
+            phase_multiplier: phase.multiplier,
+            phase_duration: phase.duration_s,
+            window_duration: window_s,
+            target_tasks: phase.target_tasks(base_rate),
+            phase_pattern: "steady".into(),
+            oscillation_min: None,
+            oscillation_max: None,
+            oscillation_cycles: None,
+            task_seed: Some(seed),
+            burst_height: None,
+            burst_width: None,
+            burst_count: None,
+        };
+        match &phase.pattern {
+            Pattern::Steady => {}
+            Pattern::Oscillation { min, max, cycles } => {
+                msg.phase_pattern = if *cycles > 1.0 {
+                    "oscillation_fast"
+                } else {
+                    "oscillation_slow"
+                }
+                .into();
+                msg.oscillation_min = Some(*min);
+                msg.oscillation_max = Some(*max);
+                msg.oscillation_cycles = Some(*cycles);
+            }
+            Pattern::Burst {
+                height,
+                width_s,
+                count,
+            } => {
+                msg.phase_pattern = "burst".into();
+                msg.burst_height = Some(*height);
+                msg.burst_width = Some(*width_s);
+                msg.burst_count = Some(*count);
+            }
+        }
+        msg
+    }
+
+    /// The phase this message describes; an error names what is wrong.
+    pub fn to_phase(&self) -> Result<Phase, String> {
+        if self.kind != "phase_config" {
+            return Err(format!(
+                "type is {:?}, expected \"phase_config\"",
+                self.kind
+            ));
+        }
+        if !(self.phase_duration.is_finite() && self.phase_duration > 0.0) {
+            return Err(format!(
+                "phase_duration must be positive, got {}",
+                self.phase_duration
+            ));
+        }
+        if !(self.window_duration.is_finite() && self.window_duration > 0.0) {
+            return Err(format!(
+                "window_duration must be positive, got {}",
+                self.window_duration
+            ));
+        }
+        let pattern = match self.phase_pattern.as_str() {
+            "steady" => Pattern::Steady,
+            p if p.starts_with("oscillation") => Pattern::Oscillation {
+                min: self.oscillation_min.unwrap_or(0.5),
+                max: self.oscillation_max.unwrap_or(1.5),
+                cycles: self
+                    .oscillation_cycles
+                    .unwrap_or(if p == "oscillation_fast" { 4.0 } else { 1.0 }),
+            },
+            "burst" => Pattern::Burst {
+                height: self.burst_height.unwrap_or(3.0),
+                width_s: self.burst_width.unwrap_or(2.0),
+                count: self.burst_count.unwrap_or(3),
+            },
+            other => return Err(format!("unknown phase_pattern {other:?}")),
+        };
+        Ok(Phase {
+            name: self.phase_name.clone(),
+            multiplier: self.phase_multiplier,
+            duration_s: self.phase_duration,
+            pattern,
+        })
+    }
+}
+
+/// A task in `worker_queue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub task_id: String,
+    pub task_gen_timestamp: f64,
+    pub task_application: String,
+    pub task_priority: String,
+    /// Image side in pixels.
+    pub task_data_size: u32,
+    pub task_processing_time_simulated: f64,
+    pub task_expected_duration: f64,
+    /// Budget in seconds from generation to collection.
+    pub task_deadline: f64,
+    pub task_emit_timestamp: f64,
+    /// Emit delay: `task_emit_timestamp − task_gen_timestamp`.
+    pub task_emit_time: f64,
+}
+
+/// A worker's result in `result_queue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task_id: String,
+    pub task_application: String,
+    pub task_priority: String,
+    pub task_gen_timestamp: f64,
+    pub task_deadline: f64,
+    pub task_emit_timestamp: f64,
+    pub task_emit_time: f64,
+    pub task_work_timestamp: f64,
+    /// `task_work_timestamp − task_emit_timestamp`.
+    pub task_work_time: f64,
+    pub processing_time: f64,
+    pub image_size: u32,
+    pub status: String,
+    /// Ours: which worker processed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_id: Option<String>,
+}
+
+/// The collector's record in `output_queue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputRecord {
+    pub task_id: String,
+    pub task_application: String,
+    pub task_gen_timestamp: f64,
+    pub task_emit_timestamp: f64,
+    pub task_emit_time: f64,
+    pub task_work_timestamp: f64,
+    pub task_work_time: f64,
+    pub task_deadline: f64,
+    pub task_collect_timestamp: f64,
+    /// `task_collect_timestamp − task_work_timestamp`.
+    pub task_collect_time: f64,
+    /// `task_collect_timestamp − task_gen_timestamp`.
+    pub task_completion_time: f64,
+    /// Deadline met: `task_deadline ≥ task_completion_time`.
+    #[serde(rename = "task_QoS")]
+    pub task_qos: bool,
+    pub task_result_data: String,
+    pub task_output_size: u32,
+}
+
+/// A control request (SYN) on a control queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ControlMsg {
+    /// `SCALE_DOWN` or `TERMINATE`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub action: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(rename = "SYN_timestamp", default)]
+    pub syn_timestamp: Option<f64>,
+}
+
+impl ControlMsg {
+    pub fn syn(kind: &str, message: &str, at: f64) -> Self {
+        ControlMsg {
+            kind: kind.into(),
+            action: "SYN".into(),
+            message: Some(message.into()),
+            syn_timestamp: Some(at),
+        }
+    }
+}
+
+/// A worker's acknowledgement of SCALE_DOWN on `worker_control_ack_queue`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AckMsg {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub action: String,
+    pub ack_timestamp: f64,
+    pub task_id: Option<String>,
+    pub pod_name: String,
+    pub message: String,
+}
+
+/// Sent by every function when it starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartMsg {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub action: String,
+    pub start_timestamp: String,
+    pub pod_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_round_trips_the_original_shape() {
+        let sample = r#"{"task_id":"6f1c2b1e-8d1e-4a53-9b7e-0c2f7f6f8e11","task_gen_timestamp":12.5,
+            "task_application":"image_processing","task_priority":"normal","task_data_size":2048,
+            "task_processing_time_simulated":0.7188,"task_expected_duration":0.7188,"task_deadline":1.4376,
+            "task_emit_timestamp":12.51,"task_emit_time":0.01}"#;
+        let task: Task = serde_json::from_str(sample).unwrap();
+        assert_eq!(task.task_data_size, 2048);
+        let back: serde_json::Value = serde_json::to_value(&task).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(sample).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn output_record_uses_task_qos_capitalised() {
+        let sample = r#"{"task_id":"a","task_application":"image_processing","task_gen_timestamp":1.0,
+            "task_emit_timestamp":1.0,"task_emit_time":0.0,"task_work_timestamp":1.5,"task_work_time":0.5,
+            "task_deadline":2.0,"task_collect_timestamp":2.6,"task_collect_time":1.1,
+            "task_completion_time":1.6,"task_QoS":true,"task_result_data":"processed","task_output_size":1024}"#;
+        let rec: OutputRecord = serde_json::from_str(sample).unwrap();
+        assert!(rec.task_qos);
+        let v = serde_json::to_value(&rec).unwrap();
+        assert_eq!(
+            v,
+            serde_json::from_str::<serde_json::Value>(sample).unwrap()
+        );
+    }
+
+    #[test]
+    fn control_ack_and_start_shapes() {
+        let syn: ControlMsg = serde_json::from_str(
+            r#"{"type":"SCALE_DOWN","action":"SYN","message":"remove one worker","SYN_timestamp":33.2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (syn.kind.as_str(), syn.syn_timestamp),
+            ("SCALE_DOWN", Some(33.2))
+        );
+        let ack = AckMsg {
+            kind: "SCALE_DOWN".into(),
+            action: "ACK".into(),
+            ack_timestamp: 34.0,
+            task_id: None,
+            pod_name: "worker-3".into(),
+            message: "bye".into(),
+        };
+        let v = serde_json::to_value(&ack).unwrap();
+        assert_eq!(v["type"], "SCALE_DOWN");
+        assert!(v["task_id"].is_null());
+        let start: StartMsg = serde_json::from_str(
+            r#"{"type":"START","action":"SYNC","start_timestamp":"1.25","pod_name":"emitter"}"#,
+        )
+        .unwrap();
+        assert_eq!(start.pod_name, "emitter");
+    }
+
+    #[test]
+    fn phase_config_round_trip_and_validation() {
+        let sample = r#"{"type":"phase_config","phase_number":3,"phase_name":"Slow Oscillation","base_rate":300,
+            "phase_multiplier":1.0,"phase_duration":60,"window_duration":1,"target_tasks":300,
+            "phase_pattern":"oscillation_slow","oscillation_min":0.5,"oscillation_max":1.5,"oscillation_cycles":1}"#;
+        let msg: PhaseConfigMsg = serde_json::from_str(sample).unwrap();
+        let phase = msg.to_phase().unwrap();
+        assert_eq!(phase.target_tasks(300.0), 300);
+        assert!(matches!(phase.pattern, Pattern::Oscillation { cycles, .. } if cycles == 1.0));
+        let bad = PhaseConfigMsg {
+            phase_duration: -1.0,
+            ..msg
+        };
+        assert!(bad.to_phase().unwrap_err().contains("phase_duration"));
+    }
+}

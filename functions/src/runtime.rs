@@ -1,0 +1,308 @@
+//! What the three functions share: configuration, the broker connection with reconnect and
+//! backoff, the run clock, dead-lettering, and processing-list recovery.
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Queue names; defaults are the original system's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Queues {
+    pub input: String,
+    pub worker: String,
+    pub result: String,
+    pub output: String,
+    pub worker_control_syn: String,
+    pub worker_control_ack: String,
+    pub emitter_control_syn: String,
+    pub collector_control_syn: String,
+    pub worker_start: String,
+    pub emitter_start: String,
+    pub collector_start: String,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues {
+            input: "input_queue".into(),
+            worker: "worker_queue".into(),
+            result: "result_queue".into(),
+            output: "output_queue".into(),
+            worker_control_syn: "worker_control_syn_queue".into(),
+            worker_control_ack: "worker_control_ack_queue".into(),
+            emitter_control_syn: "emitter_control_syn_queue".into(),
+            collector_control_syn: "collector_control_syn_queue".into(),
+            worker_start: "worker_start_queue".into(),
+            emitter_start: "emitter_start_queue".into(),
+            collector_start: "collector_start_queue".into(),
+        }
+    }
+}
+
+impl Queues {
+    /// The processing list of one worker: tasks it has taken and not yet finished.
+    pub fn processing(&self, worker_id: &str) -> String {
+        format!("{}:processing:{worker_id}", self.worker)
+    }
+
+    /// Where unparsable or invalid messages of `queue` go, with the error.
+    pub fn dead(queue: &str) -> String {
+        format!("{queue}:dead")
+    }
+
+    /// Counter of tasks the emitter enqueued, incremented atomically with each push.
+    pub fn enqueued_total(&self) -> String {
+        format!("{}:enqueued_total", self.worker)
+    }
+}
+
+/// Keys where the collector keeps running totals, so nobody reads the whole output list.
+pub mod totals {
+    pub const TASKS: &str = "collector:tasks_total";
+    pub const QOS_MET: &str = "collector:qos_met_total";
+    pub const DUPLICATES: &str = "collector:duplicates_total";
+    pub const LATENCY_MEAN_S: &str = "collector:latency_mean_s";
+    pub const LATENCY_P50_S: &str = "collector:latency_p50_s";
+    pub const LATENCY_P99_S: &str = "collector:latency_p99_s";
+    /// Prefix of the per-task de-duplication markers.
+    pub const SEEN_PREFIX: &str = "collector:seen:";
+    /// The collector's own processing list (results taken, output not yet written).
+    pub const PROCESSING: &str = "collector:processing";
+    /// Unix time (s) the run started; set once by the first function that starts.
+    pub const PROGRAM_START: &str = "program_start_time";
+}
+
+/// Settings common to every function.
+#[derive(Clone, Debug)]
+pub struct FunctionConfig {
+    /// `redis://[:password@]host:port/db`.
+    pub redis_url: String,
+    pub queues: Queues,
+    /// This instance's id (`7` for `worker:7`).
+    pub instance_id: String,
+    /// Unix seconds the run started; `None` reads (or sets) the broker key `program_start_time`.
+    pub program_start_time: Option<f64>,
+    /// On SIGTERM, finish the current task within this long, else hand it back.
+    pub grace_period_s: f64,
+    /// Blocking waits return this often to check control queues and shutdown.
+    pub poll_interval_s: f64,
+}
+
+impl Default for FunctionConfig {
+    fn default() -> Self {
+        FunctionConfig {
+            redis_url: "redis://127.0.0.1:6379/".into(),
+            queues: Queues::default(),
+            instance_id: "1".into(),
+            program_start_time: None,
+            grace_period_s: 25.0,
+            poll_interval_s: 1.0,
+        }
+    }
+}
+
+/// Errors that end a function.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error("invalid redis URL {url:?}: {source}")]
+    BadUrl {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("shut down before the broker became reachable")]
+    Cancelled,
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// A broker connection that reconnects with exponential backoff and names itself.
+pub struct Broker {
+    client: redis::Client,
+    name: String,
+    pub conn: MultiplexedConnection,
+    /// Seconds since the Unix epoch at which the run started.
+    pub program_start: f64,
+}
+
+impl Broker {
+    /// Connects (retrying with backoff until `cancel`), names the connection `name`, and
+    /// agrees on the run's start time.
+    pub async fn connect(
+        config: &FunctionConfig,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Broker, FunctionError> {
+        let client = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
+            FunctionError::BadUrl {
+                url: config.redis_url.clone(),
+                source,
+            }
+        })?;
+        let conn = connect_with_backoff(&client, name, cancel).await?;
+        let mut broker = Broker {
+            client,
+            name: name.to_string(),
+            conn,
+            program_start: 0.0,
+        };
+        broker.program_start = match config.program_start_time {
+            Some(t) => t,
+            None => broker.agree_program_start(cancel).await?,
+        };
+        Ok(broker)
+    }
+
+    async fn agree_program_start(
+        &mut self,
+        cancel: &CancellationToken,
+    ) -> Result<f64, FunctionError> {
+        loop {
+            let now = unix_now();
+            let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
+                .arg(totals::PROGRAM_START)
+                .arg(now.to_string())
+                .arg("NX")
+                .arg("GET")
+                .query_async(&mut self.conn)
+                .await;
+            match set {
+                Ok(None) => return Ok(now),
+                Ok(Some(existing)) => return Ok(existing.parse().unwrap_or(now)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read program_start_time; reconnecting");
+                    self.reconnect(cancel).await?;
+                }
+            }
+        }
+    }
+
+    /// Seconds since the run's start.
+    pub fn now(&self) -> f64 {
+        unix_now() - self.program_start
+    }
+
+    /// Replaces the connection after an error, with backoff.
+    pub async fn reconnect(&mut self, cancel: &CancellationToken) -> Result<(), FunctionError> {
+        self.conn = connect_with_backoff(&self.client, &self.name, cancel).await?;
+        Ok(())
+    }
+
+    /// Moves a bad message to `<queue>:dead` with the reason; the loop carries on.
+    pub async fn dead_letter(
+        &mut self,
+        queue: &str,
+        raw: &str,
+        error: &str,
+    ) -> redis::RedisResult<()> {
+        tracing::warn!(queue, error, "dead-lettering a malformed message");
+        let record =
+            serde_json::json!({ "error": error, "message": raw, "dead_lettered_at": self.now() });
+        self.conn
+            .lpush::<_, _, ()>(Queues::dead(queue), record.to_string())
+            .await
+    }
+
+    /// Announces the function on its start queue (the original's START/SYNC message).
+    pub async fn announce(&mut self, start_queue: &str, pod_name: &str) -> redis::RedisResult<()> {
+        let msg = crate::messages::StartMsg {
+            kind: "START".into(),
+            action: "SYNC".into(),
+            start_timestamp: format!("{:.6}", self.now()),
+            pod_name: pod_name.into(),
+        };
+        self.conn.lpush::<_, _, ()>(start_queue, json(&msg)).await
+    }
+}
+
+async fn connect_with_backoff(
+    client: &redis::Client,
+    name: &str,
+    cancel: &CancellationToken,
+) -> Result<MultiplexedConnection, FunctionError> {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match client.get_multiplexed_async_connection().await {
+            Ok(mut conn) => {
+                let named: redis::RedisResult<()> = redis::cmd("CLIENT")
+                    .arg("SETNAME")
+                    .arg(name)
+                    .query_async(&mut conn)
+                    .await;
+                match named {
+                    Ok(()) => return Ok(conn),
+                    Err(e) => tracing::warn!(error = %e, "CLIENT SETNAME failed"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker unreachable")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return Err(FunctionError::Cancelled),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Puts every task left in `processing` back at the consumer end of `queue`, oldest first.
+/// Used by a worker at start-up for its own list, and by a scaler for a dead worker's list.
+/// Returns how many were moved.
+pub async fn requeue_processing(
+    conn: &mut MultiplexedConnection,
+    processing: &str,
+    queue: &str,
+) -> redis::RedisResult<usize> {
+    let mut moved = 0;
+    loop {
+        let v: Option<String> = redis::cmd("LMOVE")
+            .arg(processing)
+            .arg(queue)
+            .arg("RIGHT")
+            .arg("RIGHT")
+            .query_async(conn)
+            .await?;
+        if v.is_none() {
+            return Ok(moved);
+        }
+        moved += 1;
+    }
+}
+
+/// Serialises a message; our message types always serialise.
+pub fn json<T: serde::Serialize>(msg: &T) -> String {
+    serde_json::to_string(msg).unwrap_or_else(|e| format!("{{\"error\":\"serialise: {e}\"}}"))
+}
+
+/// What a control queue asked for.
+#[derive(Debug, PartialEq)]
+pub enum Control {
+    ScaleDown(crate::messages::ControlMsg),
+    Terminate,
+}
+
+/// Pops one message from a control queue (non-blocking); malformed ones are dead-lettered.
+pub async fn poll_control(broker: &mut Broker, queue: &str) -> redis::RedisResult<Option<Control>> {
+    let raw: Option<String> = broker.conn.rpop(queue, None).await?;
+    let Some(raw) = raw else { return Ok(None) };
+    match serde_json::from_str::<crate::messages::ControlMsg>(&raw) {
+        Ok(m) if m.kind == "TERMINATE" => Ok(Some(Control::Terminate)),
+        Ok(m) if m.kind == "SCALE_DOWN" => Ok(Some(Control::ScaleDown(m))),
+        Ok(m) => {
+            broker
+                .dead_letter(queue, &raw, &format!("unknown control type {:?}", m.kind))
+                .await?;
+            Ok(None)
+        }
+        Err(e) => {
+            broker.dead_letter(queue, &raw, &e.to_string()).await?;
+            Ok(None)
+        }
+    }
+}
