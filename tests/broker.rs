@@ -12,16 +12,12 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(10);
 
 async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f)
-        .await
-        .expect("operation timed out")
+    tokio::time::timeout(T, f).await.expect("operation timed out")
 }
 
 async fn conn(url: &str) -> MultiplexedConnection {
     let client = redis::Client::open(url).unwrap();
-    within(client.get_multiplexed_async_connection())
-        .await
-        .unwrap()
+    within(client.get_multiplexed_async_connection()).await.unwrap()
 }
 
 async fn cmd<T: redis::FromRedisValue>(
@@ -88,9 +84,7 @@ async fn scan_visits_every_key_once() {
     let node = start_node(&[]);
     let mut c = conn(&node.url()).await;
     for i in 0..250 {
-        let _: () = cmd(&mut c, &["SET", &format!("key:{i}"), "v"])
-            .await
-            .unwrap();
+        let _: () = cmd(&mut c, &["SET", &format!("key:{i}"), "v"]).await.unwrap();
     }
     let _: () = cmd(&mut c, &["RPUSH", "alist", "x"]).await.unwrap();
     let mut cursor = "0".to_string();
@@ -109,10 +103,9 @@ async fn scan_visits_every_key_once() {
         cursor = next;
     }
     assert_eq!(seen.len(), 250);
-    let (_, lists): (String, Vec<String>) =
-        cmd(&mut c, &["SCAN", "0", "COUNT", "1000", "TYPE", "list"])
-            .await
-            .unwrap();
+    let (_, lists): (String, Vec<String>) = cmd(&mut c, &["SCAN", "0", "COUNT", "1000", "TYPE", "list"])
+        .await
+        .unwrap();
     assert_eq!(lists, vec!["alist".to_string()]);
 }
 
@@ -175,9 +168,7 @@ async fn blocking_pop_times_out_and_connection_stays_usable() {
     assert!(start.elapsed() >= Duration::from_millis(190));
     let pong: String = cmd(&mut c, &["PING"]).await.unwrap();
     assert_eq!(pong, "PONG");
-    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "-1"])
-        .await
-        .unwrap_err();
+    let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "-1"]).await.unwrap_err();
     assert!(e.to_string().contains("timeout is negative"), "{e}");
     let e = cmd::<Value>(&mut c, &["BLPOP", "empty", "soon"])
         .await
@@ -225,14 +216,9 @@ async fn push_inside_multi_exec_wakes_a_waiter() {
     });
     let mut p = conn(&node.url()).await;
     wait_blocked(&mut p, 1).await;
-    let (n,): (i64,) = within(
-        redis::pipe()
-            .atomic()
-            .lpush("txq", "in-tx")
-            .query_async(&mut p),
-    )
-    .await
-    .unwrap();
+    let (n,): (i64,) = within(redis::pipe().atomic().lpush("txq", "in-tx").query_async(&mut p))
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(within(waiter).await.unwrap(), "in-tx");
 }
@@ -300,18 +286,13 @@ async fn blmove_hands_each_element_to_exactly_one_consumer() {
             let processing = format!("proc:{w}");
             let mut got = Vec::new();
             loop {
-                let v: Option<String> = cmd(
-                    &mut c,
-                    &["BLMOVE", "work", &processing, "RIGHT", "LEFT", "0.3"],
-                )
-                .await
-                .unwrap();
+                let v: Option<String> = cmd(&mut c, &["BLMOVE", "work", &processing, "RIGHT", "LEFT", "0.3"])
+                    .await
+                    .unwrap();
                 match v {
                     Some(item) if item == "stop" => break,
                     Some(item) => {
-                        let _: i64 = cmd(&mut c, &["LREM", &processing, "1", &item])
-                            .await
-                            .unwrap();
+                        let _: i64 = cmd(&mut c, &["LREM", &processing, "1", &item]).await.unwrap();
                         got.push(item);
                     }
                     None => {}
@@ -322,9 +303,7 @@ async fn blmove_hands_each_element_to_exactly_one_consumer() {
     }
     let mut p = conn(&node.url()).await;
     for i in 0..ITEMS {
-        let _: () = cmd(&mut p, &["LPUSH", "work", &i.to_string()])
-            .await
-            .unwrap();
+        let _: () = cmd(&mut p, &["LPUSH", "work", &i.to_string()]).await.unwrap();
     }
     for _ in 0..4 {
         let _: () = cmd(&mut p, &["LPUSH", "work", "stop"]).await.unwrap();
@@ -362,11 +341,7 @@ async fn multi_exec_and_watch() {
     let _: () = cmd(&mut b, &["SET", "c", "changed"]).await.unwrap();
     assert_eq!(w.command(&["MULTI"]), b"+OK\r\n");
     assert_eq!(w.command(&["SET", "c", "mine"]), b"+QUEUED\r\n");
-    assert_eq!(
-        w.command(&["EXEC"]),
-        b"*-1\r\n",
-        "WATCH conflict aborts EXEC"
-    );
+    assert_eq!(w.command(&["EXEC"]), b"*-1\r\n", "WATCH conflict aborts EXEC");
     let v: String = cmd(&mut b, &["GET", "c"]).await.unwrap();
     assert_eq!(v, "changed");
     assert_eq!(w.command(&["MULTI"]), b"+OK\r\n");
@@ -394,11 +369,7 @@ async fn resp3_replies() {
     let info = r.command(&["INFO", "queues"]);
     assert!(info.starts_with(b"="), "INFO is verbatim text in RESP3");
     let qs = r.command(&["QSTATS", "q"]);
-    assert!(
-        qs.starts_with(b"%1\r\n$1\r\nq\r\n%"),
-        "{}",
-        common::show(&qs)
-    );
+    assert!(qs.starts_with(b"%1\r\n$1\r\nq\r\n%"), "{}", common::show(&qs));
 
     // redis-rs speaking RESP3 end to end.
     let mut c = conn(&format!("{}?protocol=resp3", node.url())).await;
@@ -451,22 +422,10 @@ async fn inline_commands_work() {
 async fn malformed_input_closes_only_that_connection() {
     let node = start_node(&[]);
     let cases: &[(&[u8], &str)] = &[
-        (
-            b"*1\r\n$abc\r\n",
-            "-ERR Protocol error: invalid bulk length\r\n",
-        ),
-        (
-            b"*x\r\n",
-            "-ERR Protocol error: invalid multibulk length\r\n",
-        ),
-        (
-            b"*2\r\n:1\r\n",
-            "-ERR Protocol error: expected '$', got ':'\r\n",
-        ),
-        (
-            b"*1\r\n$-3\r\n",
-            "-ERR Protocol error: invalid bulk length\r\n",
-        ),
+        (b"*1\r\n$abc\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
+        (b"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"),
+        (b"*2\r\n:1\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"),
+        (b"*1\r\n$-3\r\n", "-ERR Protocol error: invalid bulk length\r\n"),
         (
             b"echo \"unbalanced\r\n",
             "-ERR Protocol error: unbalanced quotes in request\r\n",
@@ -481,10 +440,7 @@ async fn malformed_input_closes_only_that_connection() {
     // A bulk length beyond proto-max-bulk-len is refused before any data is buffered.
     let mut raw = ReplyReader::new(node.connect());
     raw.send(b"*1\r\n$99999999999\r\n");
-    assert_eq!(
-        raw.read_reply(),
-        b"-ERR Protocol error: invalid bulk length\r\n"
-    );
+    assert_eq!(raw.read_reply(), b"-ERR Protocol error: invalid bulk length\r\n");
     // Random garbage never takes the server down.
     let mut seed = 0x2545F4914F6CDD1Du64;
     for _ in 0..50 {
@@ -524,9 +480,7 @@ async fn requirepass_is_enforced() {
 async fn queue_metrics_in_info_qstats_and_client_list() {
     let node = start_node(&[]);
     let mut c = conn(&node.url()).await;
-    let _: () = cmd(&mut c, &["CLIENT", "SETNAME", "worker:7"])
-        .await
-        .unwrap();
+    let _: () = cmd(&mut c, &["CLIENT", "SETNAME", "worker:7"]).await.unwrap();
     let _: () = cmd(&mut c, &["LPUSH", "wq", "a", "b", "c"]).await.unwrap();
     let _: String = cmd(&mut c, &["RPOP", "wq"]).await.unwrap();
     let _: Vec<String> = cmd(&mut c, &["RPOP", "wq", "2"]).await.unwrap();
@@ -537,10 +491,7 @@ async fn queue_metrics_in_info_qstats_and_client_list() {
         .lines()
         .find(|l| l.starts_with("queue_wq:"))
         .expect("queue line");
-    assert!(
-        line.contains("length=1,pushed_total=4,popped_total=3"),
-        "{line}"
-    );
+    assert!(line.contains("length=1,pushed_total=4,popped_total=3"), "{line}");
     assert!(line.contains("consumers=worker:7"), "{line}");
     let stats: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
         cmd(&mut c, &["QSTATS", "wq"]).await.unwrap();

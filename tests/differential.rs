@@ -7,9 +7,7 @@
 
 mod common;
 
-use common::{
-    encode_command, have_redis_server, show, start_node, start_redis_server, ReplyReader,
-};
+use common::{encode_command, have_redis_server, show, start_node, start_redis_server, ReplyReader};
 
 const SCRIPTS: &[(&str, &str)] = &[
     ("lists", include_str!("diff/lists.txt")),

@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(10);
 
 async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f)
-        .await
-        .expect("operation timed out")
+    tokio::time::timeout(T, f).await.expect("operation timed out")
 }
 
 async fn conn(url: &str) -> MultiplexedConnection {
@@ -46,15 +44,7 @@ impl Farm {
 
     fn spawn(&mut self, role: &str, id: &str, extra: &[&str]) {
         let child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
-            .args([
-                role,
-                "--redis",
-                &self.url,
-                "--id",
-                id,
-                "--poll-interval-s",
-                "0.2",
-            ])
+            .args([role, "--redis", &self.url, "--id", id, "--poll-interval-s", "0.2"])
             .args(extra)
             .env("AUTOSCALE_LOG", "warn")
             .stdout(Stdio::null())
@@ -117,9 +107,8 @@ async fn wait_for(c: &mut MultiplexedConnection, key: &str, want: i64, limit: Du
 }
 
 async fn terminate(c: &mut MultiplexedConnection, workers: usize) {
-    let syn = |kind: &str| {
-        format!(r#"{{"type":"{kind}","action":"SYN","message":"test over","SYN_timestamp":0}}"#)
-    };
+    let syn =
+        |kind: &str| format!(r#"{{"type":"{kind}","action":"SYN","message":"test over","SYN_timestamp":0}}"#);
     let _: () = within(c.lpush("emitter_control_syn_queue", syn("TERMINATE")))
         .await
         .unwrap();
@@ -163,13 +152,7 @@ async fn full_workload(server: &ServerProcess) {
     .await
     .unwrap();
     assert_eq!(expected, 1140);
-    wait_for(
-        &mut c,
-        "collector:tasks_total",
-        1140,
-        Duration::from_secs(90),
-    )
-    .await;
+    wait_for(&mut c, "collector:tasks_total", 1140, Duration::from_secs(90)).await;
     let records = outputs(&mut c).await;
     assert_eq!(records.len(), 1140);
     let ids: HashSet<&str> = records.iter().map(|r| r.task_id.as_str()).collect();
@@ -183,10 +166,7 @@ async fn full_workload(server: &ServerProcess) {
     let met: i64 = within(c.get("collector:qos_met_total")).await.unwrap();
     assert_eq!(met as usize, records.iter().filter(|r| r.task_qos).count());
     for r in &records {
-        assert!(
-            (r.task_completion_time - (r.task_collect_timestamp - r.task_gen_timestamp)).abs()
-                < 1e-6
-        );
+        assert!((r.task_completion_time - (r.task_collect_timestamp - r.task_gen_timestamp)).abs() < 1e-6);
         assert_eq!(r.task_qos, r.task_deadline >= r.task_completion_time);
     }
     let starts: i64 = within(c.llen("worker_start_queue")).await.unwrap();
@@ -286,9 +266,7 @@ async fn malformed_messages_are_dead_lettered_and_loops_continue() {
     farm.spawn("collector", "1", &[]);
     farm.spawn("worker", "1", &[]);
     farm.spawn("emitter", "1", &[]);
-    let _: () = within(c.lpush("worker_queue", "this is not json"))
-        .await
-        .unwrap();
+    let _: () = within(c.lpush("worker_queue", "this is not json")).await.unwrap();
     let _: () = within(c.lpush("worker_queue", r#"{"task_id": 5}"#))
         .await
         .unwrap();
@@ -296,9 +274,7 @@ async fn malformed_messages_are_dead_lettered_and_loops_continue() {
     let _: () = within(c.lpush("input_queue", r#"{"type":"phase_config","phase_number":1}"#))
         .await
         .unwrap();
-    let _: () = within(c.lpush("worker_control_syn_queue", "??"))
-        .await
-        .unwrap();
+    let _: () = within(c.lpush("worker_control_syn_queue", "??")).await.unwrap();
     let _: () = within(c.lpush("worker_queue", task_json("good", 0.01)))
         .await
         .unwrap();
@@ -329,12 +305,8 @@ async fn scale_down_is_acknowledged_by_exactly_one_worker() {
     farm.spawn("worker", "2", &[]);
     wait_len(&mut c, "worker_start_queue", 2).await;
     let syn = r#"{"type":"SCALE_DOWN","action":"SYN","message":"one fewer","SYN_timestamp":1.0}"#;
-    let _: () = within(c.lpush("worker_control_syn_queue", syn))
-        .await
-        .unwrap();
-    let (_, ack): (String, String) = within(c.brpop("worker_control_ack_queue", 5.0))
-        .await
-        .unwrap();
+    let _: () = within(c.lpush("worker_control_syn_queue", syn)).await.unwrap();
+    let (_, ack): (String, String) = within(c.brpop("worker_control_ack_queue", 5.0)).await.unwrap();
     let ack: serde_json::Value = serde_json::from_str(&ack).unwrap();
     assert_eq!(ack["type"], "SCALE_DOWN");
     assert_eq!(ack["action"], "ACK");
@@ -380,10 +352,7 @@ async fn redis_py_speaks_the_original_message_format() {
     let mut farm = Farm::new(&node.url());
     farm.spawn("collector", "1", &[]);
     farm.spawn("worker", "1", &[]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/py/original_roundtrip.py"
-    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/py/original_roundtrip.py");
     let out = Command::new("python3")
         .args([script, &node.port.to_string()])
         .output()
@@ -397,4 +366,119 @@ async fn redis_py_speaks_the_original_message_format() {
     let mut c = conn(&node.url()).await;
     terminate(&mut c, 1).await;
     farm.wait_all_exit();
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(start.elapsed() < limit, "process did not exit within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_within_grace_or_hands_the_task_back() {
+    let node = start_node(&[]);
+    let url = node.url();
+    let mut c = conn(&url).await;
+    let mut farm = Farm::new(&url);
+    // Short task, long grace: the task is finished and its result pushed.
+    farm.spawn("worker", "f", &["--grace-period-s", "5"]);
+    let _: () = within(c.lpush("worker_queue", task_json("finish-me", 0.5)))
+        .await
+        .unwrap();
+    wait_len(&mut c, "worker_queue:processing:f", 1).await;
+    sigterm(&farm.children[0].1);
+    let status = wait_exit(&mut farm.children[0].1, T);
+    assert!(status.success(), "{status}");
+    let results: i64 = within(c.llen("result_queue")).await.unwrap();
+    assert_eq!(results, 1);
+    farm.children.clear();
+    // Long task, short grace: the task goes back to the queue untouched, nothing is lost.
+    farm.spawn("worker", "g", &["--grace-period-s", "0.2"]);
+    let _: () = within(c.lpush("worker_queue", task_json("hand-back", 30.0)))
+        .await
+        .unwrap();
+    wait_len(&mut c, "worker_queue:processing:g", 1).await;
+    let start = Instant::now();
+    sigterm(&farm.children[0].1);
+    let status = wait_exit(&mut farm.children[0].1, T);
+    assert!(status.success(), "{status}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "exit took {:?}",
+        start.elapsed()
+    );
+    farm.children.clear();
+    let queued: Vec<String> = within(c.lrange("worker_queue", 0, -1)).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert!(queued[0].contains("hand-back"));
+    wait_len(&mut c, "worker_queue:processing:g", 0).await;
+}
+
+fn http_request(addr: &str, request: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openfaas_watchdog_endpoint() {
+    let node = start_node(&[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut farm = Farm::new(&node.url());
+    farm.spawn("worker", "h", &["--http", &addr]);
+    let start = Instant::now();
+    loop {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            let (status, _) = http_request(
+                &addr,
+                "GET /_/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            if status == 200 {
+                break;
+            }
+        }
+        assert!(start.elapsed() < T, "health never turned 200");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = r#"{"program_start_time": 0, "seed": 1}"#;
+    let req = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, text) = http_request(&addr, &req);
+    assert_eq!(status, 202, "{text}");
+    assert!(text.contains("\"running\""));
+    let (status, _) = http_request(
+        &addr,
+        "POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz",
+    );
+    assert_eq!(status, 400);
 }

@@ -25,6 +25,10 @@ pub struct FunctionArgs {
     /// Seconds a blocking wait lasts before control queues are checked again.
     #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_S", default_value_t = 1.0)]
     pub poll_interval_s: f64,
+    /// Also serve HTTP for the OpenFaaS of-watchdog (`mode: http`) on this address, e.g.
+    /// `127.0.0.1:8082`: `GET /_/health` and `POST /` (the original's invocation).
+    #[arg(long, env = "AUTOSCALE_HTTP")]
+    pub http: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -64,6 +68,26 @@ pub enum Role {
     Collector(FunctionArgs),
 }
 
+/// Binds the optional OpenFaaS endpoint and records its state in `config`.
+async fn start_http(
+    args: &FunctionArgs,
+    role: &str,
+    config: &mut FunctionConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let Some(addr) = &args.http else {
+        return Ok(());
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding the HTTP endpoint {addr}: {e}"))?;
+    let state = functions::http::HealthState::new(role);
+    config.health = Some(state.clone());
+    tracing::info!(addr = %listener.local_addr()?, "OpenFaaS endpoint ready");
+    tokio::spawn(functions::http::serve_http(listener, state, cancel.clone()));
+    Ok(())
+}
+
 pub fn run(role: Role) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -78,23 +102,26 @@ pub fn run(role: Role) -> anyhow::Result<()> {
         match role {
             Role::Emitter(args) => {
                 if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-                    anyhow::bail!(
-                        "--time-scale must be a positive number, got {}",
-                        args.time_scale
-                    );
+                    anyhow::bail!("--time-scale must be a positive number, got {}", args.time_scale);
                 }
+                let mut config = args.common.config();
+                start_http(&args.common, "emitter", &mut config, &cancel).await?;
                 let workload = WorkloadConfig {
                     time_scale: args.time_scale,
                     ..WorkloadConfig::default()
                 };
-                functions::emitter::run_emitter(args.common.config(), workload, cancel).await?;
+                functions::emitter::run_emitter(config, workload, cancel).await?;
             }
             Role::Worker(args) => {
-                let exit = functions::worker::run_worker(args.config(), cancel).await?;
+                let mut config = args.config();
+                start_http(&args, "worker", &mut config, &cancel).await?;
+                let exit = functions::worker::run_worker(config, cancel).await?;
                 tracing::info!(?exit, "worker stopped");
             }
             Role::Collector(args) => {
-                functions::collector::run_collector(args.config(), cancel).await?
+                let mut config = args.config();
+                start_http(&args, "collector", &mut config, &cancel).await?;
+                functions::collector::run_collector(config, cancel).await?;
             }
         }
         Ok(())

@@ -28,11 +28,7 @@ enum Exit {
 }
 
 /// Serves one accepted connection until the client leaves, is killed, or the server stops.
-pub async fn serve_connection(
-    shared: Arc<Shared>,
-    mut stream: TcpStream,
-    shutdown: CancellationToken,
-) {
+pub async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, shutdown: CancellationToken) {
     let _ = stream.set_nodelay(true);
     let (addr, laddr) = match (stream.peer_addr(), stream.local_addr()) {
         (Ok(a), Ok(l)) => (a, l),
@@ -54,9 +50,7 @@ pub async fn serve_connection(
     };
     if !admitted {
         shared.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
         return;
     }
     shared.stats.total_connections.fetch_add(1, Relaxed);

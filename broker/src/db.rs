@@ -364,13 +364,8 @@ impl Store {
             }
         }
         let len = list.items.len();
-        list.stats.record_pop(
-            times.into_iter(),
-            len,
-            list.oldest_us(),
-            self.now_us,
-            consumer,
-        );
+        list.stats
+            .record_pop(times.into_iter(), len, list.oldest_us(), self.now_us, consumer);
         if len == 0 {
             self.dbs[db].remove(key);
         }
@@ -391,18 +386,12 @@ impl Store {
         b.next_id += 1;
         let id = b.next_id;
         for k in &waiter.keys {
-            b.by_key
-                .entry((waiter.db, k.clone()))
-                .or_default()
-                .push_back(id);
+            b.by_key.entry((waiter.db, k.clone())).or_default().push_back(id);
             self.queues.counters(waiter.db, k).blocked_delta(1);
         }
         let (client, keys) = (waiter.client, waiter.keys.clone());
         b.waiters.insert(id, waiter);
-        self.queues.emit(|| QueueEvent::Blocked {
-            client,
-            queues: keys,
-        });
+        self.queues.emit(|| QueueEvent::Blocked { client, queues: keys });
         id
     }
 
@@ -410,8 +399,7 @@ impl Store {
     pub fn unblock(&mut self, id: u64) -> bool {
         match self.take_waiter(id) {
             Some(w) => {
-                self.queues
-                    .emit(|| QueueEvent::Unblocked { client: w.client });
+                self.queues.emit(|| QueueEvent::Unblocked { client: w.client });
                 true
             }
             None => false,
@@ -439,7 +427,8 @@ impl Store {
     pub fn serve_ready(&mut self) {
         while let Some((db, key)) = self.blocking.ready.pop() {
             loop {
-                let has_items = matches!(self.dbs[db].map.get(&key), Some(Value::List(l)) if !l.items.is_empty());
+                let has_items =
+                    matches!(self.dbs[db].map.get(&key), Some(Value::List(l)) if !l.items.is_empty());
                 if !has_items {
                     break;
                 }
@@ -457,8 +446,7 @@ impl Store {
                     continue;
                 }
                 let reply = self.serve_one(db, &key, &w);
-                self.queues
-                    .emit(|| QueueEvent::Unblocked { client: w.client });
+                self.queues.emit(|| QueueEvent::Unblocked { client: w.client });
                 let _ = w.tx.send(reply);
             }
         }
@@ -468,9 +456,7 @@ impl Store {
         let name = w.client_name.as_deref();
         match &w.op {
             BlockOp::Pop(end) => {
-                let mut v = self
-                    .pop(db, key, *end, 1, w.client, name)
-                    .unwrap_or_default();
+                let mut v = self.pop(db, key, *end, 1, w.client, name).unwrap_or_default();
                 match v.pop() {
                     Some(e) => Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(e)]),
                     None => Reply::NullArray,
@@ -490,9 +476,7 @@ impl Store {
                     // Redis answers the waiter with the type error and leaves the source alone.
                     return Reply::error(crate::reply::msg::WRONGTYPE);
                 }
-                let mut v = self
-                    .pop(db, key, *from, 1, w.client, name)
-                    .unwrap_or_default();
+                let mut v = self.pop(db, key, *from, 1, w.client, name).unwrap_or_default();
                 match v.pop() {
                     Some(e) => {
                         self.push(db, dest, *to, std::slice::from_ref(&e));

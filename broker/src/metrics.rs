@@ -337,9 +337,7 @@ impl QueueRegistry {
     /// A snapshot of one queue, if it has ever been used.
     pub fn queue(&self, db: usize, key: &[u8]) -> Option<QueueStats> {
         let key = Bytes::copy_from_slice(key);
-        self.queues
-            .get(&(db, key.clone()))
-            .map(|c| c.snapshot(&key, db))
+        self.queues.get(&(db, key.clone())).map(|c| c.snapshot(&key, db))
     }
 
     /// Clears the counters of one database's queues (FLUSHDB), or all (FLUSHALL).
@@ -392,11 +390,7 @@ mod tests {
         let s = c.snapshot(&Bytes::from_static(b"q"), 0);
         assert_eq!(s.popped_total, 100);
         assert!((s.wait_mean_ms - 1.0).abs() < 1e-9);
-        assert!(
-            s.wait_p50_ms > 0.5 && s.wait_p50_ms <= 1.1,
-            "{}",
-            s.wait_p50_ms
-        );
+        assert!(s.wait_p50_ms > 0.5 && s.wait_p50_ms <= 1.1, "{}", s.wait_p50_ms);
     }
 
     #[test]

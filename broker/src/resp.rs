@@ -186,8 +186,7 @@ fn parse_inline(buf: &mut BytesMut) -> Result<Parsed, ProtocolError> {
         end -= 1;
     }
     let line = buf.split_to(nl + 1);
-    let args =
-        split_args(&line[..end]).ok_or(ProtocolError::new("unbalanced quotes in request"))?;
+    let args = split_args(&line[..end]).ok_or(ProtocolError::new("unbalanced quotes in request"))?;
     Ok(Parsed::Command(args))
 }
 
@@ -323,10 +322,7 @@ mod tests {
     #[test]
     fn inline_commands_and_quotes() {
         assert_eq!(parse(b"PING\r\n").unwrap(), cmd(&["PING"]));
-        assert_eq!(
-            parse(b"set k \"a b\\n\"\n").unwrap(),
-            cmd(&["set", "k", "a b\n"])
-        );
+        assert_eq!(parse(b"set k \"a b\\n\"\n").unwrap(), cmd(&["set", "k", "a b\n"]));
         assert_eq!(parse(b"echo 'it\\'s'\r\n").unwrap(), cmd(&["echo", "it's"]));
         assert_eq!(parse(b"echo \"\\x41\"\r\n").unwrap(), cmd(&["echo", "A"]));
         assert_eq!(parse(b"\r\n").unwrap(), cmd(&[]));

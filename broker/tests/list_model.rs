@@ -79,37 +79,24 @@ fn op() -> impl Strategy<Value = Op> {
             prop::collection::vec(any::<u8>(), 1..4)
         )
             .prop_map(|(left, key, vals)| Op::Push { left, key, vals }),
-        (any::<bool>(), key.clone(), prop::option::of(0..4usize))
-            .prop_map(|(left, key, count)| Op::Pop { left, key, count }),
-        (key.clone(), idx.clone(), idx.clone()).prop_map(|(key, start, stop)| Op::Range {
+        (any::<bool>(), key.clone(), prop::option::of(0..4usize)).prop_map(|(left, key, count)| Op::Pop {
+            left,
             key,
-            start,
-            stop
+            count
         }),
+        (key.clone(), idx.clone(), idx.clone()).prop_map(|(key, start, stop)| Op::Range { key, start, stop }),
         (key.clone(), idx.clone()).prop_map(|(key, index)| Op::Index { key, index }),
-        (key.clone(), idx.clone(), any::<u8>()).prop_map(|(key, index, val)| Op::Set {
-            key,
-            index,
-            val
-        }),
-        (key.clone(), -3i64..3, any::<u8>()).prop_map(|(key, count, val)| Op::Rem {
-            key,
-            count,
-            val
-        }),
-        (key.clone(), idx.clone(), idx).prop_map(|(key, start, stop)| Op::Trim {
-            key,
-            start,
-            stop
-        }),
-        (key.clone(), any::<bool>(), any::<u8>(), any::<u8>()).prop_map(
-            |(key, after, pivot, val)| Op::Insert {
+        (key.clone(), idx.clone(), any::<u8>()).prop_map(|(key, index, val)| Op::Set { key, index, val }),
+        (key.clone(), -3i64..3, any::<u8>()).prop_map(|(key, count, val)| Op::Rem { key, count, val }),
+        (key.clone(), idx.clone(), idx).prop_map(|(key, start, stop)| Op::Trim { key, start, stop }),
+        (key.clone(), any::<bool>(), any::<u8>(), any::<u8>()).prop_map(|(key, after, pivot, val)| {
+            Op::Insert {
                 key,
                 after,
                 pivot,
-                val
+                val,
             }
-        ),
+        }),
         (key.clone(), key.clone(), any::<bool>(), any::<bool>()).prop_map(
             |(src, dst, from_left, to_left)| Op::Move {
                 src,
@@ -129,16 +116,8 @@ fn bulk(s: &str) -> Reply {
 /// Redis start/stop semantics over a model list.
 fn norm(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     let len = len as i64;
-    let s = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let e = if stop < 0 {
-        len + stop
-    } else {
-        stop.min(len - 1)
-    };
+    let s = if start < 0 { (len + start).max(0) } else { start };
+    let e = if stop < 0 { len + stop } else { stop.min(len - 1) };
     (s <= e && s < len).then_some((s as usize, e as usize))
 }
 
@@ -156,10 +135,7 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
                     l.push_back(val(*v))
                 }
             }
-            let mut args = vec![
-                if *left { "LPUSH" } else { "RPUSH" }.to_string(),
-                name(*key),
-            ];
+            let mut args = vec![if *left { "LPUSH" } else { "RPUSH" }.to_string(), name(*key)];
             args.extend(vals.iter().map(|v| val(*v)));
             (args, Reply::Int(l.len() as i64))
         }
@@ -190,12 +166,7 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
             (args, reply)
         }
         Op::Range { key, start, stop } => {
-            let args = vec![
-                "LRANGE".into(),
-                name(*key),
-                start.to_string(),
-                stop.to_string(),
-            ];
+            let args = vec!["LRANGE".into(), name(*key), start.to_string(), stop.to_string()];
             let items = model
                 .get(key)
                 .map_or(vec![], |l| match norm(*start, *stop, l.len()) {
@@ -212,10 +183,7 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
                 } else {
                     *index
                 };
-                (i >= 0)
-                    .then(|| l.get(i as usize))
-                    .flatten()
-                    .map(|v| bulk(v))
+                (i >= 0).then(|| l.get(i as usize)).flatten().map(|v| bulk(v))
             });
             (args, reply.unwrap_or(Reply::Null))
         }
@@ -276,12 +244,7 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
             (args, Reply::Int(removed as i64))
         }
         Op::Trim { key, start, stop } => {
-            let args = vec![
-                "LTRIM".into(),
-                name(*key),
-                start.to_string(),
-                stop.to_string(),
-            ];
+            let args = vec!["LTRIM".into(), name(*key), start.to_string(), stop.to_string()];
             if let Some(l) = model.get_mut(key) {
                 *l = match norm(*start, *stop, l.len()) {
                     Some((s, e)) => l.range(s..=e).cloned().collect(),
@@ -328,13 +291,10 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
                 end(*from_left),
                 end(*to_left),
             ];
-            let popped = model.get_mut(src).and_then(|l| {
-                if *from_left {
-                    l.pop_front()
-                } else {
-                    l.pop_back()
-                }
-            });
+            let popped =
+                model
+                    .get_mut(src)
+                    .and_then(|l| if *from_left { l.pop_front() } else { l.pop_back() });
             let reply = match popped {
                 None => Reply::Null,
                 Some(v) => {

@@ -55,20 +55,14 @@ pub fn output_record(result: &TaskResult, collect_ts: f64) -> OutputRecord {
         task_collect_time: collect_ts - result.task_work_timestamp,
         task_completion_time: completion,
         task_qos: result.task_deadline >= completion,
-        task_result_data: format!(
-            "processed image {}x{}",
-            result.image_size, result.image_size
-        ),
+        task_result_data: format!("processed image {}x{}", result.image_size, result.image_size),
         task_output_size: result.image_size,
     }
 }
 
 /// Runs the collector until TERMINATE or cancellation. One collector per run: the
 /// de-duplication check and the output write are not atomic across several collectors.
-pub async fn run_collector(
-    config: FunctionConfig,
-    cancel: CancellationToken,
-) -> Result<(), FunctionError> {
+pub async fn run_collector(config: FunctionConfig, cancel: CancellationToken) -> Result<(), FunctionError> {
     let name = format!("collector:{}", config.instance_id);
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
     let mut latencies = Latencies::default();
@@ -79,8 +73,7 @@ pub async fn run_collector(
         }
         let r = async {
             if !recovered {
-                requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result)
-                    .await?;
+                requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result).await?;
                 broker
                     .announce(&config.queues.collector_start, &name.replace(':', "-"))
                     .await?;
@@ -127,10 +120,7 @@ async fn step(
         Ok(r) => r,
         Err(e) => {
             broker.dead_letter(&q.result, &raw, &e.to_string()).await?;
-            broker
-                .conn
-                .lrem::<_, _, ()>(totals::PROCESSING, 1, &raw)
-                .await?;
+            broker.conn.lrem::<_, _, ()>(totals::PROCESSING, 1, &raw).await?;
             return Ok(false);
         }
     };

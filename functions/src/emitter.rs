@@ -130,9 +130,7 @@ async fn step(
                 _ = cancel.cancelled() => return Ok(true),
             }
             if Instant::now() < due {
-                if let Some(Control::Terminate) =
-                    poll_control(broker, &q.emitter_control_syn).await?
-                {
+                if let Some(Control::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
                     return Ok(true);
                 }
             }

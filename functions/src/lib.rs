@@ -10,6 +10,7 @@
 //! - [`runtime`]: queue names, the reconnecting broker connection, the run clock,
 //!   dead-lettering, control messages and processing-list recovery.
 //! - [`emitter`], [`worker`], [`collector`]: the three loops.
+//! - [`http`]: the optional OpenFaaS of-watchdog endpoint (`/_/health`, `POST /`).
 //!
 //! # Example
 //! ```
@@ -20,6 +21,7 @@
 
 pub mod collector;
 pub mod emitter;
+pub mod http;
 pub mod messages;
 pub mod runtime;
 pub mod worker;

@@ -39,17 +39,16 @@ pub struct PhaseConfigMsg {
     pub burst_width: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub burst_count: Option<u32>,
+    /// Ours: a recorded trace's relative rate per second, and its exact task count if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_weights: Option<Vec<f64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_total: Option<usize>,
 }
 
 impl PhaseConfigMsg {
     /// The message for `phase`, the `number`-th phase of a run (1-based, as the original).
-    pub fn from_phase(
-        phase: &Phase,
-        number: u32,
-        base_rate: f64,
-        window_s: f64,
-        seed: u64,
-    ) -> Self {
+    pub fn from_phase(phase: &Phase, number: u32, base_rate: f64, window_s: f64, seed: u64) -> Self {
         let mut msg = PhaseConfigMsg {
             kind: "phase_config".into(),
             phase_number: number,
@@ -67,6 +66,8 @@ impl PhaseConfigMsg {
             burst_height: None,
             burst_width: None,
             burst_count: None,
+            trace_weights: None,
+            trace_total: None,
         };
         match &phase.pattern {
             Pattern::Steady => {}
@@ -91,6 +92,11 @@ impl PhaseConfigMsg {
                 msg.burst_width = Some(*width_s);
                 msg.burst_count = Some(*count);
             }
+            Pattern::Trace { weights, total } => {
+                msg.phase_pattern = "trace".into();
+                msg.trace_weights = Some(weights.clone());
+                msg.trace_total = *total;
+            }
         }
         msg
     }
@@ -98,10 +104,7 @@ impl PhaseConfigMsg {
     /// The phase this message describes; an error names what is wrong.
     pub fn to_phase(&self) -> Result<Phase, String> {
         if self.kind != "phase_config" {
-            return Err(format!(
-                "type is {:?}, expected \"phase_config\"",
-                self.kind
-            ));
+            return Err(format!("type is {:?}, expected \"phase_config\"", self.kind));
         }
         if !(self.phase_duration.is_finite() && self.phase_duration > 0.0) {
             return Err(format!(
@@ -128,6 +131,14 @@ impl PhaseConfigMsg {
                 height: self.burst_height.unwrap_or(3.0),
                 width_s: self.burst_width.unwrap_or(2.0),
                 count: self.burst_count.unwrap_or(3),
+            },
+            "trace" => Pattern::Trace {
+                weights: self
+                    .trace_weights
+                    .clone()
+                    .filter(|w| !w.is_empty() && w.iter().all(|x| x.is_finite() && *x >= 0.0))
+                    .ok_or("a trace phase needs non-empty, non-negative trace_weights")?,
+                total: self.trace_total,
             },
             other => return Err(format!("unknown phase_pattern {other:?}")),
         };
@@ -274,10 +285,7 @@ mod tests {
         let rec: OutputRecord = serde_json::from_str(sample).unwrap();
         assert!(rec.task_qos);
         let v = serde_json::to_value(&rec).unwrap();
-        assert_eq!(
-            v,
-            serde_json::from_str::<serde_json::Value>(sample).unwrap()
-        );
+        assert_eq!(v, serde_json::from_str::<serde_json::Value>(sample).unwrap());
     }
 
     #[test]
@@ -286,10 +294,7 @@ mod tests {
             r#"{"type":"SCALE_DOWN","action":"SYN","message":"remove one worker","SYN_timestamp":33.2}"#,
         )
         .unwrap();
-        assert_eq!(
-            (syn.kind.as_str(), syn.syn_timestamp),
-            ("SCALE_DOWN", Some(33.2))
-        );
+        assert_eq!((syn.kind.as_str(), syn.syn_timestamp), ("SCALE_DOWN", Some(33.2)));
         let ack = AckMsg {
             kind: "SCALE_DOWN".into(),
             action: "ACK".into(),

@@ -87,6 +87,8 @@ pub struct FunctionConfig {
     pub grace_period_s: f64,
     /// Blocking waits return this often to check control queues and shutdown.
     pub poll_interval_s: f64,
+    /// Connection state reported on the OpenFaaS health endpoint, if one is served.
+    pub health: Option<std::sync::Arc<crate::http::HealthState>>,
 }
 
 impl Default for FunctionConfig {
@@ -98,6 +100,7 @@ impl Default for FunctionConfig {
             program_start_time: None,
             grace_period_s: 25.0,
             poll_interval_s: 1.0,
+            health: None,
         }
     }
 }
@@ -106,10 +109,7 @@ impl Default for FunctionConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum FunctionError {
     #[error("invalid redis URL {url:?}: {source}")]
-    BadUrl {
-        url: String,
-        source: redis::RedisError,
-    },
+    BadUrl { url: String, source: redis::RedisError },
     #[error("shut down before the broker became reachable")]
     Cancelled,
 }
@@ -124,6 +124,7 @@ pub fn unix_now() -> f64 {
 /// A broker connection that reconnects with exponential backoff and names itself.
 pub struct Broker {
     client: redis::Client,
+    health: Option<std::sync::Arc<crate::http::HealthState>>,
     name: String,
     pub conn: MultiplexedConnection,
     /// Seconds since the Unix epoch at which the run started.
@@ -138,19 +139,20 @@ impl Broker {
         name: &str,
         cancel: &CancellationToken,
     ) -> Result<Broker, FunctionError> {
-        let client = redis::Client::open(config.redis_url.as_str()).map_err(|source| {
-            FunctionError::BadUrl {
+        let client =
+            redis::Client::open(config.redis_url.as_str()).map_err(|source| FunctionError::BadUrl {
                 url: config.redis_url.clone(),
                 source,
-            }
-        })?;
+            })?;
         let conn = connect_with_backoff(&client, name, cancel).await?;
         let mut broker = Broker {
             client,
+            health: config.health.clone(),
             name: name.to_string(),
             conn,
             program_start: 0.0,
         };
+        broker.set_connected(true);
         broker.program_start = match config.program_start_time {
             Some(t) => t,
             None => broker.agree_program_start(cancel).await?,
@@ -158,10 +160,7 @@ impl Broker {
         Ok(broker)
     }
 
-    async fn agree_program_start(
-        &mut self,
-        cancel: &CancellationToken,
-    ) -> Result<f64, FunctionError> {
+    async fn agree_program_start(&mut self, cancel: &CancellationToken) -> Result<f64, FunctionError> {
         loop {
             let now = unix_now();
             let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
@@ -189,20 +188,22 @@ impl Broker {
 
     /// Replaces the connection after an error, with backoff.
     pub async fn reconnect(&mut self, cancel: &CancellationToken) -> Result<(), FunctionError> {
+        self.set_connected(false);
         self.conn = connect_with_backoff(&self.client, &self.name, cancel).await?;
+        self.set_connected(true);
         Ok(())
     }
 
+    fn set_connected(&self, up: bool) {
+        if let Some(h) = &self.health {
+            h.connected.store(up, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Moves a bad message to `<queue>:dead` with the reason; the loop carries on.
-    pub async fn dead_letter(
-        &mut self,
-        queue: &str,
-        raw: &str,
-        error: &str,
-    ) -> redis::RedisResult<()> {
+    pub async fn dead_letter(&mut self, queue: &str, raw: &str, error: &str) -> redis::RedisResult<()> {
         tracing::warn!(queue, error, "dead-lettering a malformed message");
-        let record =
-            serde_json::json!({ "error": error, "message": raw, "dead_lettered_at": self.now() });
+        let record = serde_json::json!({ "error": error, "message": raw, "dead_lettered_at": self.now() });
         self.conn
             .lpush::<_, _, ()>(Queues::dead(queue), record.to_string())
             .await

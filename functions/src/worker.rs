@@ -140,15 +140,7 @@ async fn step(
             }
         }
     };
-    finish(
-        broker,
-        config,
-        processing,
-        &raw,
-        &task,
-        (processing_time, status),
-    )
-    .await?;
+    finish(broker, config, processing, &raw, &task, (processing_time, status)).await?;
     Ok(None)
 }
 

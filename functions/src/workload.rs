@@ -21,11 +21,75 @@ pub enum Pattern {
     /// `mid + amp·sin(2π·cycles·t/duration)` between `min` and `max` (multipliers of the rate).
     Oscillation { min: f64, max: f64, cycles: f64 },
     /// A base rate with `count` evenly spaced spikes `height` times the base, `width_s` wide.
-    Burst {
-        height: f64,
-        width_s: f64,
-        count: u32,
-    },
+    Burst { height: f64, width_s: f64, count: u32 },
+    /// A recorded trace: relative rate per second (`weights[i]` for second `i`); `total`, when
+    /// set (timestamp traces), replaces the phase's computed task count.
+    Trace { weights: Vec<f64>, total: Option<usize> },
+}
+
+/// Errors reading a trace file.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TraceError {
+    #[error("trace line {line}: {reason}")]
+    Bad { line: usize, reason: String },
+    #[error("the trace has no data rows")]
+    Empty,
+}
+
+/// Reads a trace from CSV text. Two shapes are accepted, told apart by the header:
+/// `timestamp` (or `arrival`): one arrival time in seconds per row, replayed as per-second
+/// counts with the exact total; `rate` (optionally beside a `second` column): the rate of each
+/// consecutive second. Returns the pattern and the trace length in seconds.
+pub fn trace_from_csv(text: &str) -> Result<(Pattern, f64), TraceError> {
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
+    let (_, header) = lines.next().ok_or(TraceError::Empty)?;
+    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let pick = |names: &[&str]| cols.iter().position(|c| names.contains(&c.as_str()));
+    let parse = |line: usize, row: &str, col: usize| -> Result<f64, TraceError> {
+        let cell = row.split(',').nth(col).map(str::trim).unwrap_or("");
+        match cell.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+            _ => Err(TraceError::Bad {
+                line: line + 1,
+                reason: format!("{cell:?} is not a non-negative number"),
+            }),
+        }
+    };
+    if let Some(col) = pick(&["timestamp", "arrival", "arrival_s"]) {
+        let mut times = Vec::new();
+        for (n, row) in lines {
+            times.push(parse(n, row, col)?);
+        }
+        if times.is_empty() {
+            return Err(TraceError::Empty);
+        }
+        let t0 = times.iter().cloned().fold(f64::INFINITY, f64::min);
+        let span = times.iter().map(|t| t - t0).fold(0.0, f64::max).floor() as usize + 1;
+        let mut weights = vec![0.0; span];
+        for t in &times {
+            weights[((t - t0).floor() as usize).min(span - 1)] += 1.0;
+        }
+        let total = Some(times.len());
+        Ok((Pattern::Trace { weights, total }, span as f64))
+    } else if let Some(col) = pick(&["rate", "rate_per_s", "count"]) {
+        let mut weights = Vec::new();
+        for (n, row) in lines {
+            weights.push(parse(n, row, col)?);
+        }
+        if weights.is_empty() {
+            return Err(TraceError::Empty);
+        }
+        let len = weights.len() as f64;
+        Ok((Pattern::Trace { weights, total: None }, len))
+    } else {
+        Err(TraceError::Bad {
+            line: 1,
+            reason: format!("header {header:?} has no timestamp or rate column"),
+        })
+    }
 }
 
 /// One phase of the workload.
@@ -127,6 +191,9 @@ impl Default for WorkloadConfig {
 impl Phase {
     /// The phase's exact task total, as the original computed it.
     pub fn target_tasks(&self, base_rate_per_min: f64) -> usize {
+        if let Pattern::Trace { total: Some(n), .. } = &self.pattern {
+            return *n;
+        }
         (base_rate_per_min * self.multiplier * self.duration_s / 60.0)
             .floor()
             .max(0.0) as usize
@@ -139,8 +206,11 @@ impl Phase {
             Pattern::Oscillation { .. } if flat_oscillation => 1.0,
             Pattern::Oscillation { min, max, cycles } => {
                 let (mid, amp) = ((min + max) / 2.0, (max - min) / 2.0);
-                (mid + amp * (2.0 * std::f64::consts::PI * cycles * t / self.duration_s).sin())
-                    .max(0.0)
+                (mid + amp * (2.0 * std::f64::consts::PI * cycles * t / self.duration_s).sin()).max(0.0)
+            }
+            Pattern::Trace { weights, .. } => {
+                let i = (t.max(0.0).floor() as usize).min(weights.len().saturating_sub(1));
+                weights.get(i).copied().unwrap_or(1.0)
             }
             Pattern::Burst {
                 height,
@@ -222,11 +292,7 @@ pub fn phase_seed(seed: u64, position: usize) -> u64 {
 pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = config.time_scale.max(1e-9);
-    let gamma = Gamma::new(
-        config.gamma_shape,
-        config.mean_processing_s / config.gamma_shape,
-    )
-    .ok();
+    let gamma = Gamma::new(config.gamma_shape, config.mean_processing_s / config.gamma_shape).ok();
     let m = config.model;
     let t_min = m.a * f64::from(config.min_size_px).powi(2) + m.b;
     let t_max = m.a * f64::from(config.max_size_px).powi(2) + m.b;
@@ -258,8 +324,8 @@ pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<Tas
             let size = (((t - m.b) / m.a).max(0.0).sqrt().floor() as u32)
                 .clamp(config.min_size_px, config.max_size_px);
             let processing = m.a * f64::from(size).powi(2) + m.b;
-            let deadline = (config.deadline_factor * processing)
-                .clamp(config.min_deadline_s, config.max_deadline_s);
+            let deadline =
+                (config.deadline_factor * processing).clamp(config.min_deadline_s, config.max_deadline_s);
             tasks.push(TaskSpec {
                 phase: 0,
                 arrival_s: (window_start + offset) * scale,
@@ -367,10 +433,7 @@ mod tests {
         let first_half = tasks.iter().filter(|t| t.arrival_s < 30.0).count();
         let second_half = tasks.len() - first_half;
         // sin > 0 over the first half-cycle: far more arrivals there.
-        assert!(
-            first_half > 2 * second_half,
-            "{first_half} vs {second_half}"
-        );
+        assert!(first_half > 2 * second_half, "{first_half} vs {second_half}");
         let flat: Vec<TaskSpec> = Workload::new(
             &WorkloadConfig {
                 flat_oscillation: true,
@@ -404,17 +467,54 @@ mod tests {
         // Spikes are centred at 10, 30 and 50 s; 12 of 60 windows at 5x the base weight.
         let in_spikes = tasks
             .iter()
-            .filter(|t| {
-                [10.0, 30.0, 50.0]
-                    .iter()
-                    .any(|c| (t.arrival_s - c).abs() <= 2.0)
-            })
+            .filter(|t| [10.0, 30.0, 50.0].iter().any(|c| (t.arrival_s - c).abs() <= 2.0))
             .count();
         let expected = 600.0 * (12.0 * 5.0) / (12.0 * 5.0 + 48.0);
         assert!(
             (in_spikes as f64 - expected).abs() < 60.0,
             "{in_spikes} vs {expected}"
         );
+    }
+
+    #[test]
+    fn traces_replay_from_csv() {
+        let (pattern, len) = trace_from_csv("timestamp\n0.1\n0.2\n0.3\n2.5\n").unwrap();
+        assert_eq!(len, 3.0);
+        let phase = Phase {
+            name: "trace".into(),
+            multiplier: 1.0,
+            duration_s: len,
+            pattern,
+        };
+        let cfg = WorkloadConfig {
+            phases: vec![phase],
+            ..WorkloadConfig::default()
+        };
+        let tasks: Vec<TaskSpec> = Workload::new(&cfg, 1).collect();
+        assert_eq!(tasks.len(), 4, "timestamp traces keep their exact count");
+        assert_eq!(
+            tasks.iter().filter(|t| t.arrival_s < 1.0).count()
+                + tasks.iter().filter(|t| t.arrival_s >= 2.0).count(),
+            4
+        );
+        let (pattern, len) = trace_from_csv("second,rate\n0,10\n1,0\n2,30\n").unwrap();
+        assert_eq!(len, 3.0);
+        assert!(matches!(pattern, Pattern::Trace { total: None, .. }));
+        assert_eq!(
+            trace_from_csv("timestamp\n1\nabc\n").unwrap_err(),
+            TraceError::Bad {
+                line: 3,
+                reason: "\"abc\" is not a non-negative number".into()
+            }
+        );
+        assert_eq!(
+            trace_from_csv("foo\n1\n").unwrap_err(),
+            TraceError::Bad {
+                line: 1,
+                reason: "header \"foo\" has no timestamp or rate column".into()
+            }
+        );
+        assert_eq!(trace_from_csv("").unwrap_err(), TraceError::Empty);
     }
 
     #[test]

@@ -161,9 +161,7 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         v => v,
     };
     let was_list = matches!(value, Value::List(_));
-    ctx.store.dbs[db]
-        .map
-        .insert(Bytes::copy_from_slice(&dst), value);
+    ctx.store.dbs[db].map.insert(Bytes::copy_from_slice(&dst), value);
     if let Some(at) = expiry {
         ctx.store.dbs[db].set_expiry(&dst, at);
     }
@@ -203,17 +201,13 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
             b"gt" => gt = true,
             b"lt" => lt = true,
             _ => {
-                return Reply::error(format!(
-                    "ERR Unsupported option {}",
-                    String::from_utf8_lossy(opt)
-                ))
-                .into()
+                return Reply::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))
+                    .into()
             }
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible")
-            .into();
+        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible").into();
     }
     if gt && lt {
         return Reply::error("ERR GT and LT options at the same time are not compatible").into();

@@ -55,12 +55,7 @@ pub fn rpushx(ctx: &mut Ctx) -> Outcome {
 
 fn pop(ctx: &mut Ctx, end: End) -> Outcome {
     if ctx.args.len() > 3 {
-        return Reply::error(msg::wrong_args(if end == End::Left {
-            "lpop"
-        } else {
-            "rpop"
-        }))
-        .into();
+        return Reply::error(msg::wrong_args(if end == End::Left { "lpop" } else { "rpop" })).into();
     }
     let count = match ctx.args.get(2) {
         None => None,
@@ -93,11 +88,7 @@ fn pop(ctx: &mut Ctx, end: End) -> Outcome {
         .unwrap_or_default();
     match count {
         Some(_) => Reply::Array(popped.into_iter().map(Reply::Bulk).collect()).into(),
-        None => popped
-            .into_iter()
-            .next()
-            .map_or(Reply::Null, Reply::Bulk)
-            .into(),
+        None => popped.into_iter().next().map_or(Reply::Null, Reply::Bulk).into(),
     }
 }
 
@@ -155,13 +146,9 @@ pub fn lrange(ctx: &mut Ctx) -> Outcome {
                 ))
                 .into()
             }
-            Some((a, b)) => Reply::Array(
-                l.items
-                    .range(a..b)
-                    .map(|i| Reply::Bulk(i.data.clone()))
-                    .collect(),
-            )
-            .into(),
+            Some((a, b)) => {
+                Reply::Array(l.items.range(a..b).map(|i| Reply::Bulk(i.data.clone())).collect()).into()
+            }
         },
         Some(_) => wrongtype(),
     }
@@ -409,13 +396,7 @@ pub fn lpos(ctx: &mut Ctx) -> Outcome {
 }
 
 /// Moves one element between lists; `Ok(None)` when the source is empty.
-fn move_one(
-    ctx: &mut Ctx,
-    src: &Bytes,
-    dst: &Bytes,
-    from: End,
-    to: End,
-) -> Result<Option<Bytes>, Outcome> {
+fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Result<Option<Bytes>, Outcome> {
     if !check_list(ctx, src)? {
         return Ok(None);
     }
@@ -489,12 +470,7 @@ fn mpop_args(args: &[Bytes]) -> Result<(Vec<Bytes>, End, usize), Reply> {
 }
 
 /// Pops from the first non-empty list among `keys`; `Ok(None)` if all are empty.
-fn mpop_now(
-    ctx: &mut Ctx,
-    keys: &[Bytes],
-    end: End,
-    count: usize,
-) -> Result<Option<Reply>, Outcome> {
+fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Result<Option<Reply>, Outcome> {
     for key in keys {
         if check_list(ctx, key)? {
             let (db, id) = (ctx.client.db, ctx.client.id);
@@ -600,11 +576,7 @@ fn bmove(ctx: &mut Ctx, from: End, to: End, timeout_arg_idx: usize) -> Outcome {
         Ok(None) if ctx.nested => Reply::Null.into(),
         Ok(None) => Outcome::Block {
             keys: vec![src],
-            op: BlockOp::Move {
-                from,
-                to,
-                dest: dst,
-            },
+            op: BlockOp::Move { from, to, dest: dst },
             timeout,
         },
         Err(o) => o,

@@ -225,12 +225,7 @@ fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
 
 /// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
 /// serving of clients that the command unblocked.
-pub fn dispatch(
-    shared: &Shared,
-    store: &mut Store,
-    client: &mut ClientState,
-    args: &[Bytes],
-) -> Outcome {
+pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, args: &[Bytes]) -> Outcome {
     let Some(index) = lookup_index(&args[0]) else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
@@ -358,11 +353,7 @@ pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if b == b"0" {
         return Some(0);
     }
-    let (neg, digits) = if b[0] == b'-' {
-        (true, &b[1..])
-    } else {
-        (false, b)
-    };
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
     if digits.is_empty() || digits[0] == b'0' {
         return None;
     }
@@ -567,14 +558,8 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(timeout_arg(b"0").unwrap(), None);
-        assert_eq!(
-            timeout_arg(b"1.0").unwrap(),
-            Some(Duration::from_millis(1000))
-        );
-        assert_eq!(
-            timeout_arg(b"0.01").unwrap(),
-            Some(Duration::from_millis(10))
-        );
+        assert_eq!(timeout_arg(b"1.0").unwrap(), Some(Duration::from_millis(1000)));
+        assert_eq!(timeout_arg(b"0.01").unwrap(), Some(Duration::from_millis(10)));
         assert_eq!(
             timeout_arg(b"-1").unwrap_err(),
             Reply::error(msg::TIMEOUT_NEGATIVE)
@@ -606,11 +591,7 @@ mod tests {
     #[test]
     fn every_command_resolves() {
         for c in COMMANDS {
-            assert!(
-                lookup(c.name.to_uppercase().as_bytes()).is_some(),
-                "{}",
-                c.name
-            );
+            assert!(lookup(c.name.to_uppercase().as_bytes()).is_some(), "{}", c.name);
         }
     }
 }

@@ -57,10 +57,7 @@ pub fn hello(ctx: &mut Ctx) -> Outcome {
     let mut i = 1;
     if let Some(v) = ctx.args.get(1) {
         match parse_i64(v) {
-            None => {
-                return Reply::error("ERR Protocol version is not an integer or out of range")
-                    .into()
-            }
+            None => return Reply::error("ERR Protocol version is not an integer or out of range").into(),
             Some(2) => proto = Protocol::Resp2,
             Some(3) => proto = Protocol::Resp3,
             Some(_) => return Reply::error(msg::HELLO_PROTO).into(),
@@ -159,10 +156,7 @@ fn set_name(ctx: &mut Ctx, name: &[u8]) -> Result<(), Reply> {
         let id = ctx.client.id;
         ctx.shared
             .queues
-            .emit(|| crate::metrics::QueueEvent::NameSet {
-                client: id,
-                name: n,
-            });
+            .emit(|| crate::metrics::QueueEvent::NameSet { client: id, name: n });
     }
     Ok(())
 }
@@ -178,12 +172,7 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
                 Err(e) => e.into(),
             }
         }
-        (b"getname", 2) => ctx
-            .client
-            .name
-            .as_ref()
-            .map_or(Reply::Null, Reply::bulk)
-            .into(),
+        (b"getname", 2) => ctx.client.name.as_ref().map_or(Reply::Null, Reply::bulk).into(),
         (b"id", 2) => Reply::Int(ctx.client.id as i64).into(),
         (b"info", 2) => Reply::Verbatim(Bytes::from(ctx.client.info.describe() + "\n")).into(),
         (b"list", _) => client_list(ctx),
@@ -231,15 +220,13 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
             .collect(),
         )
         .into(),
-        (
-            b"setname" | b"getname" | b"id" | b"info" | b"setinfo" | b"no-evict" | b"no-touch"
-            | b"help",
-            _,
-        ) => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-            String::from_utf8_lossy(&ctx.args[1])
-        ))
-        .into(),
+        (b"setname" | b"getname" | b"id" | b"info" | b"setinfo" | b"no-evict" | b"no-touch" | b"help", _) => {
+            Reply::error(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                String::from_utf8_lossy(&ctx.args[1])
+            ))
+            .into()
+        }
         _ => Reply::error(msg::unknown_subcommand("client", &ctx.args[1])).into(),
     }
 }
@@ -394,8 +381,7 @@ fn doc_arguments(syntax: &str) -> Reply {
             .next()
             .unwrap_or("arg")
             .to_ascii_lowercase();
-        let kind = if name == "key" || name == "source" || name == "destination" || name == "newkey"
-        {
+        let kind = if name == "key" || name == "source" || name == "destination" || name == "newkey" {
             "key"
         } else {
             "string"
@@ -504,20 +490,15 @@ pub fn command(ctx: &mut Ctx) -> Outcome {
 pub fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|v| v.parse::<u64>().ok())
-        })
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
         .map_or(0, |pages| pages * 4096)
 }
 
 fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     let all = sections.iter().any(|s| s == "all" || s == "everything");
     let default = sections.is_empty() || sections.iter().any(|s| s == "default");
-    let want = |name: &str, in_default: bool| {
-        all || (default && in_default) || sections.iter().any(|s| s == name)
-    };
+    let want =
+        |name: &str, in_default: bool| all || (default && in_default) || sections.iter().any(|s| s == name);
     let shared = ctx.shared;
     let mut out = String::new();
     let uptime = shared.started.elapsed().as_secs();
@@ -569,9 +550,7 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         );
     }
     if want("replication", true) {
-        out.push_str(
-            "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n",
-        );
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
     }
     if want("cpu", true) {
         out.push_str("# CPU\r\n\r\n");
@@ -634,11 +613,7 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             } else {
                 format!("db{}:", q.db)
             };
-            let fields: Vec<String> = q
-                .fields()
-                .into_iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
+            let fields: Vec<String> = q.fields().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
             let _ = write!(out, "queue_{prefix}{name}:{}\r\n", fields.join(","));
         }
         out.push_str("\r\n");
@@ -670,11 +645,7 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
         ("maxmemory-policy", "noeviction".into(), true),
         ("databases", c.databases.to_string(), false),
         ("port", ctx.shared.port.load(Relaxed).to_string(), false),
-        (
-            "requirepass",
-            c.requirepass.clone().unwrap_or_default(),
-            true,
-        ),
+        ("requirepass", c.requirepass.clone().unwrap_or_default(), true),
         ("proto-max-bulk-len", c.proto_max_bulk_len.to_string(), true),
         (
             "client-query-buffer-limit",
@@ -807,10 +778,7 @@ pub fn time(_ctx: &mut Ctx) -> Outcome {
 pub fn qstats(ctx: &mut Ctx) -> Outcome {
     let mut keys = &ctx.args[1..];
     let db = ctx.client.db;
-    if keys
-        .first()
-        .is_some_and(|k| k.eq_ignore_ascii_case(b"reset"))
-    {
+    if keys.first().is_some_and(|k| k.eq_ignore_ascii_case(b"reset")) {
         keys = &keys[1..];
         let targets: Vec<Bytes> = if keys.is_empty() {
             ctx.shared

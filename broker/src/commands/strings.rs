@@ -54,9 +54,7 @@ pub fn set(ctx: &mut Ctx) -> Outcome {
             b"xx" if !nx => xx = true,
             b"get" => get = true,
             b"keepttl" if expire.is_none() => keep_ttl = true,
-            b"ex" | b"px" | b"exat" | b"pxat"
-                if expire.is_none() && !keep_ttl && next.is_some() =>
-            {
+            b"ex" | b"px" | b"exat" | b"pxat" if expire.is_none() && !keep_ttl && next.is_some() => {
                 let (unit, abs) = match opt.as_slice() {
                     b"ex" => (1000, false),
                     b"px" => (1, false),
