@@ -15,6 +15,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("keys", include_str!("diff/keys.txt")),
     ("tx", include_str!("diff/tx.txt")),
     ("conn", include_str!("diff/conn.txt")),
+    ("scripting", include_str!("diff/scripting.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

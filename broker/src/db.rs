@@ -210,6 +210,8 @@ pub struct Store {
     /// The clock of the command being executed, µs since the Unix epoch. Read once per
     /// command; every timestamp the command writes (enqueue times, metrics) uses it.
     pub now_us: u64,
+    /// The Lua interpreter and script cache, created on first use; FLUSHALL leaves it alone.
+    pub scripting: Option<Box<crate::scripting::Scripting>>,
     /// Commands executed (INFO `total_commands_processed`).
     pub total_commands: u64,
     /// Per-command statistics, indexed like `commands::COMMANDS` (kept here because every
@@ -226,6 +228,7 @@ impl Store {
             watches: Map::default(),
             expired_keys: 0,
             now_us: unix_us(),
+            scripting: None,
             total_commands: 0,
             command_stats: vec![Default::default(); crate::commands::COMMANDS.len()],
         }

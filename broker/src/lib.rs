@@ -10,6 +10,7 @@
 //! - [`commands`]: the command table and one module per command family.
 //! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
+//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox.
 //! - [`state`]: configuration, the client registry and server statistics.
 //! - `conn`: one connection's read → execute → reply loop.
 //!
@@ -46,6 +47,8 @@ pub mod db;
 pub mod metrics;
 pub mod reply;
 pub mod resp;
+pub mod scripting;
+mod scripting_libs;
 pub mod state;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};

@@ -172,6 +172,8 @@ pub struct Shared {
     started_unix_us: u64,
     pub port: AtomicUsize,
     pub run_id: String,
+    /// Which script is running since when, and SCRIPT KILL's request.
+    pub script_monitor: Arc<crate::scripting::ScriptMonitor>,
 }
 
 impl Shared {
@@ -197,6 +199,7 @@ impl Shared {
             started_unix_us: crate::metrics::unix_us(),
             port: AtomicUsize::new(0),
             run_id,
+            script_monitor: Arc::default(),
         })
     }
 }

@@ -291,10 +291,9 @@ fn apply(model: &mut HashMap<usize, VecDeque<String>>, op: &Op) -> (Vec<String>,
                 end(*from_left),
                 end(*to_left),
             ];
-            let popped =
-                model
-                    .get_mut(src)
-                    .and_then(|l| if *from_left { l.pop_front() } else { l.pop_back() });
+            let popped = model
+                .get_mut(src)
+                .and_then(|l| if *from_left { l.pop_front() } else { l.pop_back() });
             let reply = match popped {
                 None => Reply::Null,
                 Some(v) => {

@@ -2,6 +2,7 @@
 
 mod keys;
 mod lists;
+mod scripting;
 mod server;
 
 pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
@@ -126,6 +127,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
     cmd!("watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
     cmd!("unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
+    // scripting
+    cmd!("eval", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
+    cmd!("evalsha", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
+    cmd!("eval_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
+    cmd!("evalsha_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
+    cmd!("script", -2, ["noscript"], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
     // keys
     cmd!("del", -2, ["write"], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
     cmd!("unlink", -2, ["write", "fast"], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),

@@ -530,8 +530,10 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let rss = resident_bytes();
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:31744\r\nnumber_of_cached_scripts:0\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:system\r\nnote:used_memory is the process resident set size\r\n\r\n",
-            rss as f64 / 1048576.0
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:system\r\nnote:used_memory is the process resident set size\r\n\r\n",
+            rss as f64 / 1048576.0,
+            ctx.store.scripting.as_ref().map_or(0, |s| s.used_memory()),
+            ctx.store.scripting.as_ref().map_or(0, |s| s.cached_scripts()),
         );
     }
     if want("persistence", true) {

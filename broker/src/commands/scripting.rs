@@ -1,0 +1,196 @@
+//! EVAL, EVALSHA, their read-only forms, and SCRIPT.
+
+use super::{call, lookup_index, parse_i64, Ctx, Outcome, COMMANDS};
+use crate::db::Store;
+use crate::reply::{msg, Reply};
+use crate::scripting::{CommandRunner, Scripting};
+use crate::state::{ClientState, Shared};
+use bytes::Bytes;
+use std::sync::atomic::Ordering;
+
+/// Runs a script's `redis.call`s through the normal command path, with scripts' restrictions.
+struct ScriptRunner<'a> {
+    shared: &'a Shared,
+    store: &'a mut Store,
+    client: &'a mut ClientState,
+    readonly: bool,
+}
+
+impl CommandRunner for ScriptRunner<'_> {
+    fn run(&mut self, args: Vec<Bytes>) -> Reply {
+        let Some(index) = lookup_index(&args[0]) else {
+            return Reply::error("ERR Unknown Redis command called from script");
+        };
+        let spec = &COMMANDS[index];
+        if !super::arity_ok(spec, args.len()) {
+            return Reply::error("ERR Wrong number of args calling Redis command from script");
+        }
+        if spec.flags.contains(&"noscript") {
+            return Reply::error("ERR This Redis command is not allowed from script");
+        }
+        if spec.is_write() {
+            if self.readonly {
+                return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+            }
+            self.shared.script_monitor.wrote.store(true, Ordering::Relaxed);
+        }
+        match call(self.shared, self.store, self.client, index, &args, true) {
+            Outcome::Reply(r) | Outcome::Close(r) => r,
+            Outcome::Block { .. } => Reply::NullArray,
+        }
+    }
+}
+
+/// The interpreter, created on first use (it costs ~100 KB and a few ms).
+fn engine(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
+    match ctx.store.scripting.take() {
+        Some(s) => Ok(s),
+        None => Scripting::new(ctx.shared.script_monitor.clone())
+            .map(Box::new)
+            .map_err(|e| Reply::error(format!("ERR could not start the Lua interpreter: {e}"))),
+    }
+}
+
+fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
+    let numkeys = match parse_i64(&ctx.args[2]) {
+        None => return Reply::error(msg::NOT_INT).into(),
+        Some(n) if n < 0 => return Reply::error("ERR Number of keys can't be negative").into(),
+        Some(n) if n as usize > ctx.args.len() - 3 => {
+            return Reply::error("ERR Number of keys can't be greater than number of args").into()
+        }
+        Some(n) => n as usize,
+    };
+    let keys = ctx.args[3..3 + numkeys].to_vec();
+    let argv = ctx.args[3 + numkeys..].to_vec();
+    let mut scripting = match engine(ctx) {
+        Ok(s) => s,
+        Err(e) => return e.into(),
+    };
+    let sha = if by_sha {
+        let sha = String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase();
+        if !scripting.exists(&sha) {
+            ctx.store.scripting = Some(scripting);
+            return Reply::error("NOSCRIPT No matching script. Please use EVAL.").into();
+        }
+        sha
+    } else {
+        match scripting.load(&ctx.args[1]) {
+            Ok(sha) => sha,
+            Err(e) => {
+                ctx.store.scripting = Some(scripting);
+                return e.into();
+            }
+        }
+    };
+    let monitor = ctx.shared.script_monitor.clone();
+    monitor.kill.store(false, Ordering::Relaxed);
+    monitor.wrote.store(false, Ordering::Relaxed);
+    monitor.started_ms.store(
+        ctx.shared.started.elapsed().as_millis().max(1) as u64,
+        Ordering::Relaxed,
+    );
+    // Scripts need structured replies from the commands they call.
+    let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
+    let reply = {
+        let mut runner = ScriptRunner {
+            shared: ctx.shared,
+            store: ctx.store,
+            client: ctx.client,
+            readonly,
+        };
+        scripting.run(&sha, &keys, &argv, &mut runner)
+    };
+    ctx.client.raw_replies = raw;
+    monitor.started_ms.store(0, Ordering::Relaxed);
+    ctx.store.scripting = Some(scripting);
+    reply.into()
+}
+
+pub fn eval(ctx: &mut Ctx) -> Outcome {
+    eval_generic(ctx, false, false)
+}
+
+pub fn evalsha(ctx: &mut Ctx) -> Outcome {
+    eval_generic(ctx, true, false)
+}
+
+pub fn eval_ro(ctx: &mut Ctx) -> Outcome {
+    eval_generic(ctx, false, true)
+}
+
+pub fn evalsha_ro(ctx: &mut Ctx) -> Outcome {
+    eval_generic(ctx, true, true)
+}
+
+pub fn script(ctx: &mut Ctx) -> Outcome {
+    let sub = ctx.args[1].to_ascii_lowercase();
+    let n = ctx.args.len();
+    let arity = |name: &str| {
+        Reply::error(format!(
+            "ERR wrong number of arguments for 'script|{name}' command"
+        ))
+    };
+    match sub.as_slice() {
+        b"load" if n == 3 => {
+            let mut scripting = match engine(ctx) {
+                Ok(s) => s,
+                Err(e) => return e.into(),
+            };
+            let body = ctx.args[2].clone();
+            let out = scripting.load(&body);
+            ctx.store.scripting = Some(scripting);
+            match out {
+                Ok(sha) => Reply::bulk(sha).into(),
+                Err(e) => e.into(),
+            }
+        }
+        b"load" => arity("load").into(),
+        b"exists" if n >= 3 => {
+            let known = |sha: &Bytes| {
+                ctx.store
+                    .scripting
+                    .as_ref()
+                    .is_some_and(|s| s.exists(&String::from_utf8_lossy(sha)))
+            };
+            Reply::Array(
+                ctx.args[2..]
+                    .iter()
+                    .map(|s| Reply::Int(i64::from(known(s))))
+                    .collect(),
+            )
+            .into()
+        }
+        b"exists" => arity("exists").into(),
+        b"flush" if n <= 3 => {
+            if n == 3
+                && !ctx.args[2].eq_ignore_ascii_case(b"sync")
+                && !ctx.args[2].eq_ignore_ascii_case(b"async")
+            {
+                return Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option").into();
+            }
+            if let Some(s) = ctx.store.scripting.as_mut() {
+                s.flush();
+            }
+            Reply::Ok.into()
+        }
+        b"flush" => arity("flush").into(),
+        // A script in progress is killed from another connection (see conn.rs); reaching
+        // here means none is running.
+        b"kill" if n == 2 => Reply::error("NOTBUSY No scripts in execution right now.").into(),
+        b"kill" => arity("kill").into(),
+        b"help" if n == 2 => Reply::Array(
+            [
+                "SCRIPT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "EXISTS <sha1> [<sha1> ...]",
+                "FLUSH [ASYNC|SYNC]",
+                "KILL",
+                "LOAD <script>",
+            ]
+            .iter()
+            .map(|s| Reply::status(*s))
+            .collect(),
+        )
+        .into(),
+        _ => Reply::error(msg::unknown_subcommand("script", &ctx.args[1])).into(),
+    }
+}

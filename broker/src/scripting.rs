@@ -1,0 +1,559 @@
+//! Lua 5.1 scripting with Redis's API: EVAL/EVALSHA, the script cache, `redis.*`, the RESP ↔
+//! Lua conversions, a sandbox, and the hooks behind `SCRIPT KILL`.
+//!
+//! A script runs while its caller holds the keyspace lock, so nothing interleaves with it; each
+//! `redis.call` goes through the normal command path (metrics, WATCH, readiness of blocked
+//! clients, which are served once the script has finished).
+
+use crate::reply::Reply;
+use bytes::Bytes;
+use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Sandbox and error handler, in Lua. Everything a script may see lives in `backing`; `_G`
+/// becomes an empty proxy that refuses new globals and names missing ones.
+const PRELUDE: &str = r#"
+local raw_call, raw_pcall, handler, take_pending = ...
+local G, rawset, pairs, setmetatable, error, tostring, type, xpcall = _G, rawset, pairs, setmetatable, error, tostring, type, xpcall
+-- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
+-- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
+redis.call = raw_call
+redis.pcall = raw_pcall
+-- A script's own pcall sees an error table (from redis.call or error{err=...}) as its
+-- message string, as in Redis.
+local real_pcall, select, unpack = pcall, select, unpack
+local function pack(...) return { n = select('#', ...), ... } end
+pcall = function(f, ...)
+  local r = pack(real_pcall(f, ...))
+  if not r[1] then
+    local e = take_pending() or r[2]
+    if type(e) == 'table' and e.err ~= nil then r[2] = e.err end
+  end
+  return unpack(r, 1, r.n)
+end
+local run = function(f)
+  return xpcall(f, handler)
+end
+local backing = {}
+for k, v in pairs(_G) do backing[k] = v end
+backing.loadfile = nil
+backing.dofile = nil
+backing.loadstring = nil
+backing.print = nil
+backing.getfenv = nil
+backing.setfenv = nil
+backing.module = nil
+backing.require = nil
+backing.package = nil
+backing.newproxy = nil
+for k in pairs(backing) do rawset(G, k, nil) end
+setmetatable(G, {
+  __index = function(_, k)
+    local v = backing[k]
+    if v == nil then
+      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+    end
+    return v
+  end,
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+  __metatable = false,
+})
+return backing, run
+"#;
+
+/// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
+#[derive(Debug, Default)]
+pub struct ScriptMonitor {
+    /// Monotonic ms (since server start) at which the running script began; 0 when none runs.
+    pub started_ms: AtomicU64,
+    /// Set by SCRIPT KILL; the instruction hook stops the script at its next check.
+    pub kill: AtomicBool,
+    /// The running script has written: it can no longer be killed safely.
+    pub wrote: AtomicBool,
+}
+
+/// A failure running a script, already worded as the reply.
+pub type ScriptReply = Reply;
+
+/// Executes one `redis.call`/`redis.pcall` for a script; provided by the command layer.
+pub trait CommandRunner {
+    /// Runs a command; `Reply::Error` for any failure (arity, unknown, not allowed...).
+    fn run(&mut self, args: Vec<Bytes>) -> Reply;
+}
+
+/// The Lua interpreter, the script cache and the sandboxed globals.
+pub struct Scripting {
+    lua: Lua,
+    backing: Table,
+    run: mlua::Function,
+    scripts: HashMap<String, (Bytes, mlua::Function)>,
+    /// Bytes of script bodies cached, for INFO.
+    pub body_bytes: usize,
+}
+
+impl std::fmt::Debug for Scripting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scripting")
+            .field("scripts", &self.scripts.len())
+            .finish()
+    }
+}
+
+/// SHA1 of a script body, lowercase hex (the script's name in the cache).
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+// The RESP version scripts see for replies (`redis.setresp`), per call.
+thread_local! {
+    static SCRIPT_RESP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+}
+
+impl Scripting {
+    /// Builds the interpreter with Redis's libraries and sandbox.
+    pub fn new(monitor: Arc<ScriptMonitor>) -> mlua::Result<Scripting> {
+        let lua = Lua::new_with(
+            StdLib::TABLE | StdLib::STRING | StdLib::MATH,
+            LuaOptions::default(),
+        )?;
+        let globals = lua.globals();
+        let redis = lua.create_table()?;
+        redis.set("LOG_DEBUG", 0)?;
+        redis.set("LOG_VERBOSE", 1)?;
+        redis.set("LOG_NOTICE", 2)?;
+        redis.set("LOG_WARNING", 3)?;
+        redis.set("REDIS_VERSION", crate::commands::REDIS_VERSION)?;
+        redis.set("REDIS_VERSION_NUM", 0x07000f)?;
+        redis.set(
+            "sha1hex",
+            lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
+        )?;
+        redis.set(
+            "error_reply",
+            lua.create_function(|lua, s: mlua::LuaString| {
+                let t = lua.create_table()?;
+                t.set("err", s)?;
+                Ok(t)
+            })?,
+        )?;
+        redis.set(
+            "status_reply",
+            lua.create_function(|lua, s: mlua::LuaString| {
+                let t = lua.create_table()?;
+                t.set("ok", s)?;
+                Ok(t)
+            })?,
+        )?;
+        redis.set(
+            "log",
+            lua.create_function(|_, (level, msg): (i64, mlua::LuaString)| {
+                let text = String::from_utf8_lossy(&msg.as_bytes()).into_owned();
+                match level {
+                    0 => tracing::debug!(target: "script", "{text}"),
+                    1 | 2 => tracing::info!(target: "script", "{text}"),
+                    3 => tracing::warn!(target: "script", "{text}"),
+                    _ => return Err(mlua::Error::runtime("Invalid debug level.")),
+                }
+                Ok(())
+            })?,
+        )?;
+        redis.set(
+            "setresp",
+            lua.create_function(|_, v: i64| {
+                if v != 2 && v != 3 {
+                    return Err(mlua::Error::runtime("RESP version must be 2 or 3."));
+                }
+                SCRIPT_RESP.with(|r| r.set(v as u8));
+                Ok(())
+            })?,
+        )?;
+        globals.set("redis", redis)?;
+        globals.set("cjson", crate::scripting_libs::cjson(&lua)?)?;
+        globals.set("bit", crate::scripting_libs::bit(&lua)?)?;
+        // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
+        let raw_call = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, true))?;
+        let raw_pcall = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, false))?;
+        let handler = lua.create_function(error_handler)?;
+        let take_pending = lua.create_function(|lua, ()| {
+            let pending: Option<Table> = lua.named_registry_value(PENDING_ERROR).ok();
+            lua.unset_named_registry_value(PENDING_ERROR)?;
+            Ok(pending)
+        })?;
+        let (backing, run): (Table, mlua::Function) =
+            lua.load(PRELUDE)
+                .set_name("=prelude")
+                .call((raw_call, raw_pcall, handler, take_pending))?;
+        let hook_monitor = monitor.clone();
+        lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
+            if hook_monitor.kill.load(Ordering::Relaxed) {
+                return Err(mlua::Error::runtime(
+                    "ERR Script killed by user with SCRIPT KILL...",
+                ));
+            }
+            Ok(VmState::Continue)
+        })?;
+        Ok(Scripting {
+            lua,
+            backing,
+            run,
+            scripts: HashMap::new(),
+            body_bytes: 0,
+        })
+    }
+
+    pub fn cached_scripts(&self) -> usize {
+        self.scripts.len()
+    }
+
+    pub fn used_memory(&self) -> usize {
+        self.lua.used_memory()
+    }
+
+    pub fn exists(&self, sha: &str) -> bool {
+        self.scripts.contains_key(&sha.to_ascii_lowercase())
+    }
+
+    pub fn flush(&mut self) {
+        self.scripts.clear();
+        self.body_bytes = 0;
+        self.lua.gc_collect().ok();
+    }
+
+    /// Compiles and caches a body; returns its SHA1 or the compile error reply.
+    pub fn load(&mut self, body: &Bytes) -> Result<String, Reply> {
+        let sha = sha1_hex(body);
+        if self.scripts.contains_key(&sha) {
+            return Ok(sha);
+        }
+        let f = self
+            .lua
+            .load(body.as_ref())
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                Reply::error(format!(
+                    "ERR Error compiling script (new function): {}",
+                    lua_message(&e)
+                ))
+            })?;
+        self.body_bytes += body.len();
+        self.scripts.insert(sha.clone(), (body.clone(), f));
+        Ok(sha)
+    }
+
+    /// Runs a cached script with `keys`/`argv`, sending its commands to `runner`.
+    pub fn run(
+        &mut self,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        runner: &mut dyn CommandRunner,
+    ) -> Reply {
+        let Some((_, f)) = self.scripts.get(sha) else {
+            return Reply::error("NOSCRIPT No matching script. Please use EVAL.");
+        };
+        let f = f.clone();
+        SCRIPT_RESP.with(|r| r.set(2));
+        let result = (|| -> mlua::Result<Reply> {
+            let lua = &self.lua;
+            lua.unset_named_registry_value(PENDING_ERROR)?;
+            self.backing.raw_set("KEYS", byte_table(lua, keys)?)?;
+            self.backing.raw_set("ARGV", byte_table(lua, argv)?)?;
+            let runner_cell = std::cell::RefCell::new(runner);
+            lua.scope(|scope| {
+                let bridge = scope.create_function_mut(|lua, (raise, args): (bool, MultiValue)| {
+                    run_command(lua, args, raise, &mut **runner_cell.borrow_mut())
+                })?;
+                lua.set_named_registry_value(BRIDGE, bridge)?;
+                let out: MultiValue = self.run.call(f)?;
+                lua.unset_named_registry_value(BRIDGE)?;
+                let mut values = out.into_iter();
+                let ok = matches!(values.next(), Some(Value::Boolean(true)));
+                let value = values.next().unwrap_or(Value::Nil);
+                Ok(if ok {
+                    lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
+                } else {
+                    error_reply(&value, sha)
+                })
+            })
+        })();
+        result.unwrap_or_else(|e| {
+            Reply::error(format!(
+                "ERR {} script: {sha}, on @user_script:0.",
+                lua_message(&e)
+            ))
+        })
+    }
+}
+
+const BRIDGE: &str = "autoscale_node_command_bridge";
+
+/// The `xpcall` handler: turns any error into a table `{err, source, line}` naming the line
+/// of the user's script where it happened (frames of our own Lua wrappers are skipped).
+fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
+    let pending: Option<Table> = lua.named_registry_value(PENDING_ERROR).ok();
+    let table = match err {
+        Value::Table(t) => t,
+        // redis.call raised: the error table it left behind is the real error.
+        Value::Error(_) if pending.is_some() => {
+            lua.unset_named_registry_value(PENDING_ERROR)?;
+            pending.unwrap_or(lua.create_table()?)
+        }
+        other => {
+            let text = match &other {
+                Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
+                Value::Error(e) => lua_message(e),
+                v => format!("{v:?}"),
+            };
+            let t = lua.create_table()?;
+            t.set("err", format!("ERR {text}"))?;
+            t
+        }
+    };
+    for level in 1..64 {
+        let found = lua.inspect_stack(level, |d| {
+            (d.source().source.as_deref() == Some("@user_script")).then(|| d.current_line())
+        });
+        match found {
+            None => break,
+            Some(None) => continue,
+            Some(Some(line)) => {
+                table.set("source", "@user_script")?;
+                table.set("line", line.map_or(0, |l| l as i64))?;
+                break;
+            }
+        }
+    }
+    Ok(table)
+}
+
+/// Where `redis.call` leaves its error table before raising (a Rust callback can only raise
+/// a Rust error; the handler swaps the table back in).
+const PENDING_ERROR: &str = "autoscale_node_pending_script_error";
+
+/// `redis.call`/`redis.pcall` entry: forwards to the bridge the running EVAL installed.
+fn dispatch_from_lua(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+    let bridge: mlua::Function = lua
+        .named_registry_value(BRIDGE)
+        .map_err(|_| mlua::Error::runtime("redis.call used outside of a running script"))?;
+    let value: Value = bridge.call((raise, args))?;
+    if let Value::Table(t) = &value {
+        if raise && t.raw_get::<bool>("__script_error").unwrap_or(false) {
+            t.raw_set("__script_error", Value::Nil)?;
+            lua.set_named_registry_value(PENDING_ERROR, t.clone())?;
+            return Err(mlua::Error::runtime("redis.call failed"));
+        }
+    }
+    Ok(value)
+}
+
+/// Converts a script's arguments, runs the command, and converts the reply back.
+fn run_command(
+    lua: &Lua,
+    args: MultiValue,
+    raise: bool,
+    runner: &mut dyn CommandRunner,
+) -> mlua::Result<Value> {
+    let mut cmd = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match a {
+            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(a.clone())? {
+                Some(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
+                None => {
+                    return script_error(
+                        lua,
+                        "ERR Lua redis lib command arguments must be strings or integers",
+                        raise,
+                    )
+                }
+            },
+            _ => {
+                return script_error(
+                    lua,
+                    "ERR Lua redis lib command arguments must be strings or integers",
+                    raise,
+                )
+            }
+        }
+    }
+    if cmd.is_empty() {
+        return script_error(
+            lua,
+            "ERR Please specify at least one argument for this redis lib call",
+            raise,
+        );
+    }
+    let reply = runner.run(cmd);
+    if let Reply::Error(e) = &reply {
+        return script_error(lua, e, raise);
+    }
+    reply_to_lua(lua, &reply, SCRIPT_RESP.with(|r| r.get()))
+}
+
+/// An error table; for `redis.call` it is flagged so the Lua wrapper raises it.
+fn script_error(lua: &Lua, text: &str, raise: bool) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.set("err", text)?;
+    if raise {
+        t.set("__script_error", true)?;
+    }
+    Ok(Value::Table(t))
+}
+
+fn byte_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item.as_ref())?)?;
+    }
+    Ok(t)
+}
+
+/// The message of a Lua error without mlua's traceback decoration.
+fn lua_message(e: &mlua::Error) -> String {
+    let text = match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => return lua_message(cause),
+        other => other.to_string(),
+    };
+    text.split("\nstack traceback:")
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_string()
+}
+
+/// The reply for a script that raised `value` (a table from the error handler).
+fn error_reply(value: &Value, sha: &str) -> Reply {
+    let (msg, line) = match value {
+        Value::Table(t) => (
+            t.get::<Option<String>>("err")
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| "ERR unknown error".into()),
+            t.get::<Option<i64>>("line").ok().flatten(),
+        ),
+        other => (format!("ERR {other:?}"), None),
+    };
+    let msg = msg.split("\nstack traceback:").next().unwrap_or("").to_string();
+    match line {
+        Some(l) => Reply::error(format!("{msg} script: {sha}, on @user_script:{l}.")),
+        None => Reply::error(format!("{msg} script: {sha}")),
+    }
+}
+
+/// Redis reply → Lua value, as Redis documents the conversion for RESP2 (and RESP3 after
+/// `redis.setresp(3)`).
+pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
+    let table_with = |key: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.set(key, v)?;
+        Ok(Value::Table(t))
+    };
+    Ok(match reply {
+        Reply::Int(n) => Value::Integer(*n as _),
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b.as_ref())?),
+        Reply::Ok => table_with("ok", Value::String(lua.create_string("OK")?))?,
+        Reply::Status(s) => table_with("ok", Value::String(lua.create_string(s.as_bytes())?))?,
+        Reply::Error(e) => table_with("err", Value::String(lua.create_string(e.as_bytes())?))?,
+        Reply::Null | Reply::NullArray => {
+            if resp == 3 {
+                Value::Nil
+            } else {
+                Value::Boolean(false)
+            }
+        }
+        Reply::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, reply_to_lua(lua, item, resp)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Set(items) if resp == 3 => {
+            let inner = lua.create_table()?;
+            for item in items {
+                inner.raw_set(reply_to_lua(lua, item, resp)?, true)?;
+            }
+            table_with("set", Value::Table(inner))?
+        }
+        Reply::Set(items) => reply_to_lua(lua, &Reply::Array(items.clone()), resp)?,
+        Reply::Map(pairs) if resp == 3 => {
+            let inner = lua.create_table()?;
+            for (k, v) in pairs {
+                inner.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
+            }
+            table_with("map", Value::Table(inner))?
+        }
+        Reply::Map(pairs) => {
+            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Double(d) if resp == 3 => table_with("double", Value::Number(*d))?,
+        Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
+        Reply::Bool(b) if resp == 3 => Value::Boolean(*b),
+        Reply::Bool(b) => Value::Integer(i64::from(*b) as _),
+        Reply::Raw(_) => Value::Boolean(false),
+    })
+}
+
+/// Lua value → Redis reply, as Redis converts a script's return value.
+pub fn lua_to_reply(value: &Value, resp: u8) -> Reply {
+    match value {
+        Value::Nil => Reply::Null,
+        Value::Boolean(true) if resp == 3 => Reply::Bool(true),
+        Value::Boolean(false) if resp == 3 => Reply::Bool(false),
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Boolean(false) => Reply::Null,
+        Value::Integer(i) => Reply::Int(*i),
+        Value::Number(n) => Reply::Int(n.trunc() as i64),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                return Reply::error(String::from_utf8_lossy(&e.as_bytes()).into_owned());
+            }
+            if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
+                return Reply::status(String::from_utf8_lossy(&s.as_bytes()).into_owned());
+            }
+            // RESP3 shapes are honoured whatever the script's setresp; the connection's
+            // protocol decides how they are written.
+            match t.raw_get::<Value>("double") {
+                Ok(Value::Number(d)) => return Reply::Double(d),
+                Ok(Value::Integer(i)) => return Reply::Double(i as f64),
+                _ => {}
+            }
+            if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+                let pairs = m
+                    .pairs::<Value, Value>()
+                    .filter_map(Result::ok)
+                    .map(|(k, v)| (lua_to_reply(&k, resp), lua_to_reply(&v, resp)))
+                    .collect();
+                return Reply::Map(pairs);
+            }
+            if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
+                let items = s
+                    .pairs::<Value, Value>()
+                    .filter_map(Result::ok)
+                    .map(|(k, _)| lua_to_reply(&k, resp))
+                    .collect();
+                return Reply::Set(items);
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(v) => items.push(lua_to_reply(&v, resp)),
+                }
+            }
+            Reply::Array(items)
+        }
+        _ => Reply::Null,
+    }
+}

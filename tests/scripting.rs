@@ -1,0 +1,156 @@
+//! Lua scripting against the real binary: redis-py's register_script flow (compared with a
+//! real redis-server), KEDA's length script, atomicity under concurrency, and wake-ups and
+//! metrics for pushes made by scripts.
+
+mod common;
+
+use common::{have_redis_server, start_node, start_redis_server};
+use redis::aio::MultiplexedConnection;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(T, f).await.expect("operation timed out")
+}
+
+async fn conn(url: &str) -> MultiplexedConnection {
+    within(
+        redis::Client::open(url)
+            .unwrap()
+            .get_multiplexed_async_connection(),
+    )
+    .await
+    .unwrap()
+}
+
+fn python_with_redis() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import redis"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok || std::env::var_os("CI").is_none(),
+        "CI must install python3 with redis-py (.ci/run does)"
+    );
+    ok
+}
+
+fn run_py(script: &str, port: u16) -> serde_json::Value {
+    let path = format!("{}/../tests/py/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .args([&path, &port.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("script prints JSON")
+}
+
+#[test]
+fn redis_py_register_script_flow_matches_redis_server() {
+    if !python_with_redis() {
+        eprintln!("skipped: python3 with redis-py is not installed");
+        return;
+    }
+    let node = start_node(&[]);
+    let ours = run_py("register_script.py", node.port);
+    assert_eq!(ours["cached_before"], false);
+    assert_eq!(
+        ours["cached_after"], true,
+        "NOSCRIPT made redis-py load the script"
+    );
+    assert_eq!(ours["counter"], "5");
+    assert_eq!(ours["results"][4], serde_json::json!([5, 5]));
+    assert_eq!(
+        ours["keda_lengths"],
+        serde_json::json!({"worker_queue": 5, "a_string": 0, "missing": 0})
+    );
+    assert_eq!(ours["evalsha_failed"], 1, "exactly one EVALSHA hit NOSCRIPT");
+    if have_redis_server() {
+        let redis = start_redis_server();
+        let theirs = run_py("register_script.py", redis.port);
+        assert_eq!(ours, theirs, "same results on redis-server");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_modify_write_scripts_never_lose_an_update() {
+    // Several runtime threads so that connections really race.
+    let node = start_node(&["--threads", "2"]);
+    let script = redis::Script::new(
+        "local v = tonumber(redis.call('GET', KEYS[1]) or '0'); redis.call('SET', KEYS[1], v + 1); return v + 1",
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let url = node.url();
+        let script = script.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut c = conn(&url).await;
+            for _ in 0..250 {
+                let _: i64 = within(script.key("counter").invoke_async(&mut c)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        within(t).await.unwrap();
+    }
+    let mut c = conn(&node.url()).await;
+    let v: i64 = within(redis::cmd("GET").arg("counter").query_async(&mut c))
+        .await
+        .unwrap();
+    assert_eq!(v, 16 * 250);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_inside_a_script_wakes_a_waiter_and_counts_in_metrics() {
+    let node = start_node(&[]);
+    let url = node.url();
+    let waiter = tokio::spawn(async move {
+        let mut c = conn(&url).await;
+        let v: (String, String) = within(redis::cmd("BRPOP").arg("sq").arg(0).query_async(&mut c))
+            .await
+            .unwrap();
+        v.1
+    });
+    let mut c = conn(&node.url()).await;
+    let start = Instant::now();
+    loop {
+        let info: String = within(redis::cmd("INFO").arg("clients").query_async(&mut c))
+            .await
+            .unwrap();
+        if info.contains("blocked_clients:1\r") {
+            break;
+        }
+        assert!(start.elapsed() < T);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let n: i64 = within(
+        redis::cmd("EVAL")
+            .arg("redis.call('LPUSH', KEYS[1], 'a'); redis.call('LPUSH', KEYS[1], 'b'); return redis.call('LLEN', KEYS[1])")
+            .arg(1)
+            .arg("sq")
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    // The script saw both elements: the waiter is served only after the script ends.
+    assert_eq!(n, 2);
+    assert_eq!(within(waiter).await.unwrap(), "a");
+    let stats: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        within(redis::cmd("QSTATS").arg("sq").query_async(&mut c))
+            .await
+            .unwrap();
+    assert_eq!(stats["sq"]["pushed_total"], "2");
+    assert_eq!(stats["sq"]["popped_total"], "1");
+    let info: String = within(redis::cmd("INFO").arg("memory").query_async(&mut c))
+        .await
+        .unwrap();
+    assert!(info.contains("number_of_cached_scripts:1"), "{info}");
+}
