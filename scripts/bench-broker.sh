@@ -43,6 +43,24 @@ for P in 1 16; do
   unset R O
 done
 
+# Scripting: the original emitter's enqueue script (LPUSH + INCR) through EVALSHA.
+ENQUEUE="local n = redis.call('LPUSH', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return n"
+SHA_R=$(redis-cli -p "$RP" SCRIPT LOAD "$ENQUEUE"); SHA_O=$(redis-cli -p "$OP" SCRIPT LOAD "$ENQUEUE")
+[ "$SHA_R" = "$SHA_O" ] || { echo "script SHA differs: $SHA_R vs $SHA_O" >&2; exit 1; }
+evalsha() { redis-benchmark -p "$1" -c "$C" -n "$N" -P "$2" --csv -q EVALSHA "$SHA_R" 2 worker_queue worker_queue:enqueued_total task 2>/dev/null | tail -n 1 | cut -d, -f2 | tr -d '"'; }
+echo
+echo "| EVALSHA enqueue script | pipeline | redis-server req/s | autoscale-node req/s | ratio |"
+echo "|---|---|---|---|---|"
+for P in 1 16; do
+  rs=""; os=""
+  for _ in $(seq "$ROUNDS"); do
+    redis-cli -p "$RP" DEL worker_queue >/dev/null; redis-cli -p "$OP" DEL worker_queue >/dev/null
+    rs="$rs $(evalsha "$RP" "$P")"; os="$os $(evalsha "$OP" "$P")"
+  done
+  r=$(echo "$rs" | median); o=$(echo "$os" | median)
+  printf '| EVALSHA (LPUSH + INCR) | %s | %.0f | %.0f | %.2f |\n' "$P" "$r" "$o" "$(echo "$o / $r" | bc -l)"
+done
+
 # Memory: 1,000,000 elements of 100 bytes in one list, pushed in pipelined batches.
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 fill() {

@@ -154,3 +154,94 @@ async fn a_push_inside_a_script_wakes_a_waiter_and_counts_in_metrics() {
         .unwrap();
     assert!(info.contains("number_of_cached_scripts:1"), "{info}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_script_gets_busy_replies_and_script_kill() {
+    let node = start_node(&[]);
+    let mut admin = conn(&node.url()).await;
+    let _: () = within(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("busy-reply-threshold")
+            .arg("100")
+            .query_async(&mut admin),
+    )
+    .await
+    .unwrap();
+    let url = node.url();
+    let runaway = tokio::spawn(async move {
+        let mut c = conn(&url).await;
+        let r: redis::RedisResult<i64> = within(
+            redis::cmd("EVAL")
+                .arg("local i = 0 while true do i = i + 1 end")
+                .arg(0)
+                .query_async(&mut c),
+        )
+        .await;
+        r
+    });
+    // Past the threshold every other command is refused with -BUSY, without hanging.
+    let start = Instant::now();
+    let busy = loop {
+        let r: redis::RedisResult<String> = within(redis::cmd("PING").query_async(&mut admin)).await;
+        match r {
+            Err(e) if e.to_string().contains("BUSY") => break e,
+            _ => {}
+        }
+        assert!(start.elapsed() < T, "never saw -BUSY");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(busy.to_string().contains("SCRIPT KILL"), "{busy}");
+    let _: () = within(redis::cmd("SCRIPT").arg("KILL").query_async(&mut admin))
+        .await
+        .unwrap();
+    let killed = within(runaway).await.unwrap().unwrap_err();
+    assert!(
+        killed
+            .to_string()
+            .contains("Script killed by user with SCRIPT KILL"),
+        "{killed}"
+    );
+    let pong: String = within(redis::cmd("PING").query_async(&mut admin)).await.unwrap();
+    assert_eq!(pong, "PONG");
+    let e = within(redis::cmd("SCRIPT").arg("KILL").query_async::<()>(&mut admin))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("No scripts in execution"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_wrote_cannot_be_killed() {
+    let node = start_node(&[]);
+    let mut admin = conn(&node.url()).await;
+    let _: () = within(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("lua-time-limit")
+            .arg("50")
+            .query_async(&mut admin),
+    )
+    .await
+    .unwrap();
+    let url = node.url();
+    // Runs until the server process is killed at the end of the test.
+    let _writer = tokio::spawn(async move {
+        let mut c = conn(&url).await;
+        let _: redis::RedisResult<i64> = redis::cmd("EVAL")
+            .arg("redis.call('SET', 'x', '1') local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query_async(&mut c)
+            .await;
+    });
+    let start = Instant::now();
+    loop {
+        let r: redis::RedisResult<()> =
+            within(redis::cmd("SCRIPT").arg("KILL").query_async(&mut admin)).await;
+        match r {
+            Err(e) if e.to_string().contains("UNKILLABLE") => break,
+            _ => {}
+        }
+        assert!(start.elapsed() < T, "never saw -UNKILLABLE");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -3,10 +3,11 @@
 use crate::commands::{dispatch, Outcome};
 use crate::db::{Store, Waiter};
 use crate::metrics::QueueEvent;
-use crate::reply::Reply;
+use crate::reply::{msg, Reply};
 use crate::resp::{parse_request, Parsed};
+use crate::script_thread::ScriptJob;
 use crate::state::{ClientInfo, ClientState, Shared};
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use parking_lot::MutexGuard;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -17,6 +18,55 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a connection waits for the keyspace lock before yielding to its event loop.
+const LOCK_WAIT: Duration = Duration::from_micros(500);
+
+/// Runs `f` on the keyspace from async code without blocking the event loop behind a long
+/// script: the lock is tried briefly, and the task yields between tries.
+pub(crate) async fn with_store<R>(shared: &Shared, f: impl FnOnce(&mut Store) -> R) -> R {
+    loop {
+        if let Some(mut store) = shared.store.try_lock_for(LOCK_WAIT) {
+            return f(&mut store);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn is_script_command(name: &[u8]) -> bool {
+    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
+/// Answers the buffered commands of a client while a script has been running past the busy
+/// threshold: SCRIPT KILL is honoured, everything else gets -BUSY. False on a protocol error.
+fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
+    let limits = shared.config.read().limits();
+    loop {
+        match parse_request(inbuf, &limits, client.authenticated) {
+            Ok(Parsed::Command(args)) if args.is_empty() => continue,
+            Ok(Parsed::Command(args)) => {
+                let kill = args.len() == 2
+                    && args[0].eq_ignore_ascii_case(b"script")
+                    && args[1].eq_ignore_ascii_case(b"kill");
+                let reply = if !kill {
+                    Reply::error(msg::BUSY)
+                } else if shared.script_monitor.wrote.load(Relaxed) {
+                    Reply::error(msg::UNKILLABLE)
+                } else {
+                    shared.script_monitor.kill.store(true, Relaxed);
+                    Reply::Ok
+                };
+                reply.encode(client.proto, out);
+            }
+            Ok(Parsed::Incomplete { .. }) => return true,
+            Err(e) => {
+                Reply::error(format!("ERR {e}")).encode(client.proto, out);
+                return false;
+            }
+        }
+    }
+}
 /// Replies are written once this much has accumulated, even mid-pipeline.
 const FLUSH_AT: usize = 64 * 1024;
 
@@ -69,10 +119,7 @@ pub async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, shutdo
         },
         "connection closed"
     );
-    {
-        let mut store = shared.store.lock();
-        crate::commands::unwatch_all(&mut store, &mut client);
-    }
+    with_store(&shared, |store| crate::commands::unwatch_all(store, &mut client)).await;
     shared.clients.lock().remove(&id);
     let name = client.name.clone();
     shared
@@ -96,6 +143,11 @@ enum Batch {
         on_timeout: Reply,
     },
     Killed,
+    /// A script command: run it on a blocking thread so that this event loop keeps serving
+    /// other clients (with -BUSY past the threshold, and SCRIPT KILL).
+    Script(Vec<Vec<Bytes>>),
+    /// The keyspace lock is held elsewhere (a running script): nothing was consumed.
+    Contended,
 }
 
 /// Executes every complete command in `inbuf`, holding the keyspace lock across the batch so
@@ -112,10 +164,35 @@ fn execute_batch(
         if client.info.killed.load(Relaxed) {
             return Batch::Killed;
         }
+        if guard.is_none() {
+            // Never block the event loop behind a long script: wait briefly, then report.
+            match shared.store.try_lock_for(LOCK_WAIT) {
+                Some(g) => guard = Some(g),
+                None => return Batch::Contended,
+            }
+        }
+        let Some(store) = guard.as_mut() else {
+            return Batch::Contended;
+        };
         match parse_request(inbuf, &limits, client.authenticated) {
             Ok(Parsed::Command(args)) if args.is_empty() => continue,
+            Ok(Parsed::Command(args)) if client.multi.is_none() && is_script_command(&args[0]) => {
+                // Consecutive pipelined script commands travel to the script thread together.
+                let mut scripts = vec![args];
+                // (Probing copies the buffer, so only for modest pipelines.)
+                while scripts.len() < 64 && inbuf.len() <= 64 * 1024 {
+                    let mut probe = inbuf.clone();
+                    match parse_request(&mut probe, &limits, client.authenticated) {
+                        Ok(Parsed::Command(next)) if !next.is_empty() && is_script_command(&next[0]) => {
+                            *inbuf = probe;
+                            scripts.push(next);
+                        }
+                        _ => break,
+                    }
+                }
+                return Batch::Script(scripts);
+            }
             Ok(Parsed::Command(args)) => {
-                let store = guard.get_or_insert_with(|| shared.store.lock());
                 match dispatch(shared, store, client, &args) {
                     Outcome::Reply(r) => r.encode(client.proto, out),
                     Outcome::Close(r) => {
@@ -163,7 +240,7 @@ fn execute_batch(
 }
 
 async fn run(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     stream: &mut TcpStream,
     client: &mut ClientState,
     shutdown: &CancellationToken,
@@ -198,6 +275,68 @@ async fn run(
                 };
                 client.info.blocked.store(false, Relaxed);
                 reply.encode(client.proto, &mut out);
+                continue;
+            }
+            Batch::Script(commands) => {
+                let placeholder = ClientState::new(client.info.clone(), client.authenticated);
+                let owned = std::mem::replace(client, placeholder);
+                let (tx, rx) = oneshot::channel();
+                if !crate::script_thread::submit(
+                    shared,
+                    ScriptJob {
+                        commands,
+                        client: owned,
+                        reply: tx,
+                    },
+                ) {
+                    return Exit::Eof;
+                }
+                match rx.await {
+                    Ok((back, outcomes)) => {
+                        *client = back;
+                        for outcome in outcomes {
+                            match outcome {
+                                Outcome::Reply(r) | Outcome::Close(r) => r.encode(client.proto, &mut out),
+                                Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
+                            }
+                        }
+                    }
+                    Err(_) => {
+                        tracing::error!("the script thread dropped a job");
+                        return Exit::Eof;
+                    }
+                }
+                continue;
+            }
+            Batch::Contended => {
+                let threshold = shared.config.read().busy_reply_threshold_ms;
+                if shared.script_monitor.running_for_ms(shared.started) >= threshold {
+                    if !answer_busy(shared, client, &mut inbuf, &mut out) {
+                        let _ = stream.write_all(&out).await;
+                        return Exit::Eof;
+                    }
+                    if !out.is_empty() {
+                        if stream.write_all(&out).await.is_err() {
+                            return Exit::Eof;
+                        }
+                        out.clear();
+                    }
+                    // Keep reading (more commands get -BUSY) until the lock frees up.
+                    inbuf.reserve(READ_CHUNK);
+                    tokio::select! {
+                        n = stream.read_buf(&mut inbuf) => if matches!(n, Ok(0) | Err(_)) { return Exit::Eof },
+                        _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+                        _ = client.info.kill.notified() => return Exit::Killed,
+                        _ = shutdown.cancelled() => return Exit::Shutdown,
+                    }
+                } else {
+                    // Held by a short script most likely: wait for it to finish (or 1 ms).
+                    let done = shared.script_monitor.done.notified();
+                    tokio::select! {
+                        _ = done => {}
+                        _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+                    }
+                }
                 continue;
             }
             Batch::NeedInput => {}
@@ -253,19 +392,12 @@ async fn wait_blocked(
         }
     };
     tokio::pin!(sleep);
-    let cancel = |shared: &Shared| {
-        let mut store = shared.store.lock();
-        store.unblock(wid);
-    };
     loop {
         inbuf.reserve(READ_CHUNK);
         tokio::select! {
             r = &mut rx => return Ok(r.unwrap_or(Reply::NullArray)),
             _ = &mut sleep => {
-                let served_already = {
-                    let mut store = shared.store.lock();
-                    !store.unblock(wid)
-                };
+                let served_already = !with_store(shared, |store| store.unblock(wid)).await;
                 if served_already {
                     // Served between the timer firing and taking the lock: deliver it.
                     return Ok(rx.try_recv().unwrap_or(on_timeout));
@@ -274,22 +406,22 @@ async fn wait_blocked(
             }
             n = stream.read_buf(inbuf) => match n {
                 Ok(0) | Err(_) => {
-                    cancel(shared);
+                    with_store(shared, |store| store.unblock(wid)).await;
                     return Err(Exit::Eof);
                 }
                 Ok(_) => {
                     if inbuf.len() > shared.config.read().client_query_buffer_limit {
-                        cancel(shared);
+                        with_store(shared, |store| store.unblock(wid)).await;
                         return Err(Exit::Eof);
                     }
                 }
             },
             _ = client.info.kill.notified() => {
-                cancel(shared);
+                with_store(shared, |store| store.unblock(wid)).await;
                 return Err(Exit::Killed);
             }
             _ = shutdown.cancelled() => {
-                cancel(shared);
+                with_store(shared, |store| store.unblock(wid)).await;
                 return Err(Exit::Shutdown);
             }
         }

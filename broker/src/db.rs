@@ -234,6 +234,21 @@ impl Store {
         }
     }
 
+    /// An empty stand-in (no databases) for the moment a script owns the real keyspace.
+    pub fn placeholder(queues: Arc<QueueRegistry>) -> Store {
+        Store {
+            dbs: Vec::new(),
+            queues,
+            blocking: Blocking::default(),
+            watches: Map::default(),
+            expired_keys: 0,
+            now_us: 0,
+            scripting: None,
+            total_commands: 0,
+            command_stats: Vec::new(),
+        }
+    }
+
     /// Deletes `key` if its expiry has passed. Call before every read or write of a key.
     pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) {
         if self.dbs[db].is_expired(key, now_ms) {

@@ -47,6 +47,7 @@ pub mod db;
 pub mod metrics;
 pub mod reply;
 pub mod resp;
+mod script_thread;
 pub mod scripting;
 mod scripting_libs;
 pub mod state;
@@ -130,6 +131,11 @@ impl Broker {
             }
         }
         token.cancel();
+        // A script still running would hold the keyspace forever: stop it (SHUTDOWN NOSAVE).
+        self.shared
+            .script_monitor
+            .kill
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let drain = async { while tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             tracing::warn!("connections did not close within the grace period");
@@ -146,7 +152,9 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
             _ = tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))) => {}
             _ = token.cancelled() => return,
         }
-        let mut store = shared.store.lock();
-        store.active_expire(metrics::unix_ms(), 200);
+        // A long script holds the keyspace: skip this round rather than block the event loop.
+        if let Some(mut store) = shared.store.try_lock_for(Duration::from_micros(500)) {
+            store.active_expire(metrics::unix_ms(), 200);
+        }
     }
 }

@@ -216,6 +216,9 @@ pub mod msg {
     pub const NO_SUCH_CLIENT: &str = "ERR No such client";
     pub const CLIENT_NAME_SPACES: &str =
         "ERR Client names cannot contain spaces, newlines or special characters.";
+    pub const BUSY: &str =
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
     pub const HELLO_PROTO: &str = "NOPROTO unsupported protocol version";
 
     /// `ERR wrong number of arguments for 'cmd' command`

@@ -72,15 +72,33 @@ pub struct ScriptMonitor {
     pub kill: AtomicBool,
     /// The running script has written: it can no longer be killed safely.
     pub wrote: AtomicBool,
+    /// Signalled whenever the script thread releases the keyspace.
+    pub done: tokio::sync::Notify,
+}
+
+impl ScriptMonitor {
+    /// How long the current script has run, in ms (0 when none runs).
+    pub fn running_for_ms(&self, server_start: std::time::Instant) -> u64 {
+        match self.started_ms.load(Ordering::Relaxed) {
+            0 => 0,
+            t => (server_start.elapsed().as_millis() as u64).saturating_sub(t),
+        }
+    }
 }
 
 /// A failure running a script, already worded as the reply.
 pub type ScriptReply = Reply;
 
 /// Executes one `redis.call`/`redis.pcall` for a script; provided by the command layer.
-pub trait CommandRunner {
+///
+/// The runner owns what it needs for the duration of the script (the keyspace is moved into
+/// it and back), so the Lua callbacks can be created once and reach it through a thread-local
+/// slot instead of being rebuilt for every EVAL.
+pub trait CommandRunner: std::any::Any {
     /// Runs a command; `Reply::Error` for any failure (arity, unknown, not allowed...).
     fn run(&mut self, args: Vec<Bytes>) -> Reply;
+    /// For taking the runner (and what it owns) back after the script.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
 }
 
 /// The Lua interpreter, the script cache and the sandboxed globals.
@@ -109,6 +127,8 @@ pub fn sha1_hex(body: &[u8]) -> String {
 // The RESP version scripts see for replies (`redis.setresp`), per call.
 thread_local! {
     static SCRIPT_RESP: std::cell::Cell<u8> = const { std::cell::Cell::new(2) };
+    /// The runner of the script executing on this thread (scripts never nest).
+    static RUNNER: std::cell::RefCell<Option<Box<dyn CommandRunner>>> = const { std::cell::RefCell::new(None) };
 }
 
 impl Scripting {
@@ -188,9 +208,7 @@ impl Scripting {
         let hook_monitor = monitor.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if hook_monitor.kill.load(Ordering::Relaxed) {
-                return Err(mlua::Error::runtime(
-                    "ERR Script killed by user with SCRIPT KILL...",
-                ));
+                return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }
             Ok(VmState::Continue)
         })?;
@@ -249,46 +267,58 @@ impl Scripting {
         sha: &str,
         keys: &[Bytes],
         argv: &[Bytes],
-        runner: &mut dyn CommandRunner,
-    ) -> Reply {
+        runner: Box<dyn CommandRunner>,
+    ) -> (Reply, Box<dyn CommandRunner>) {
         let Some((_, f)) = self.scripts.get(sha) else {
-            return Reply::error("NOSCRIPT No matching script. Please use EVAL.");
+            return (
+                Reply::error("NOSCRIPT No matching script. Please use EVAL."),
+                runner,
+            );
         };
         let f = f.clone();
         SCRIPT_RESP.with(|r| r.set(2));
+        RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
         let result = (|| -> mlua::Result<Reply> {
             let lua = &self.lua;
             lua.unset_named_registry_value(PENDING_ERROR)?;
             self.backing.raw_set("KEYS", byte_table(lua, keys)?)?;
             self.backing.raw_set("ARGV", byte_table(lua, argv)?)?;
-            let runner_cell = std::cell::RefCell::new(runner);
-            lua.scope(|scope| {
-                let bridge = scope.create_function_mut(|lua, (raise, args): (bool, MultiValue)| {
-                    run_command(lua, args, raise, &mut **runner_cell.borrow_mut())
-                })?;
-                lua.set_named_registry_value(BRIDGE, bridge)?;
-                let out: MultiValue = self.run.call(f)?;
-                lua.unset_named_registry_value(BRIDGE)?;
-                let mut values = out.into_iter();
-                let ok = matches!(values.next(), Some(Value::Boolean(true)));
-                let value = values.next().unwrap_or(Value::Nil);
-                Ok(if ok {
-                    lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
-                } else {
-                    error_reply(&value, sha)
-                })
+            let out: MultiValue = self.run.call(f)?;
+            let mut values = out.into_iter();
+            let ok = matches!(values.next(), Some(Value::Boolean(true)));
+            let value = values.next().unwrap_or(Value::Nil);
+            Ok(if ok {
+                lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
+            } else {
+                error_reply(&value, sha)
             })
         })();
-        result.unwrap_or_else(|e| {
+        let reply = result.unwrap_or_else(|e| {
             Reply::error(format!(
                 "ERR {} script: {sha}, on @user_script:0.",
                 lua_message(&e)
             ))
-        })
+        });
+        let runner = RUNNER.with(|slot| slot.borrow_mut().take());
+        match runner {
+            Some(r) => (reply, r),
+            // Unreachable in practice: nothing else takes the slot during a script.
+            None => (Reply::error("ERR script runner lost"), Box::new(NoRunner)),
+        }
     }
 }
 
-const BRIDGE: &str = "autoscale_node_command_bridge";
+/// Stand-in runner used only if the real one could not be recovered.
+struct NoRunner;
+
+impl CommandRunner for NoRunner {
+    fn run(&mut self, _args: Vec<Bytes>) -> Reply {
+        Reply::error("ERR no script is running")
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+}
 
 /// The `xpcall` handler: turns any error into a table `{err, source, line}` naming the line
 /// of the user's script where it happened (frames of our own Lua wrappers are skipped).
@@ -333,12 +363,14 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
 /// a Rust error; the handler swaps the table back in).
 const PENDING_ERROR: &str = "autoscale_node_pending_script_error";
 
-/// `redis.call`/`redis.pcall` entry: forwards to the bridge the running EVAL installed.
+/// `redis.call`/`redis.pcall` entry: runs the command through this thread's runner.
 fn dispatch_from_lua(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let bridge: mlua::Function = lua
-        .named_registry_value(BRIDGE)
-        .map_err(|_| mlua::Error::runtime("redis.call used outside of a running script"))?;
-    let value: Value = bridge.call((raise, args))?;
+    let value = RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
+        Some(runner) => run_command(lua, args, raise, runner.as_mut()),
+        None => Err(mlua::Error::runtime(
+            "redis.call used outside of a running script",
+        )),
+    })?;
     if let Value::Table(t) = &value {
         if raise && t.raw_get::<bool>("__script_error").unwrap_or(false) {
             t.raw_set("__script_error", Value::Nil)?;

@@ -30,6 +30,9 @@ pub struct BrokerConfig {
     pub timeout_s: u64,
     /// Active expiry runs this many times per second (`hz`).
     pub hz: u32,
+    /// `busy-reply-threshold` (alias `lua-time-limit`): after a script has run this long,
+    /// other clients get -BUSY and SCRIPT KILL is accepted.
+    pub busy_reply_threshold_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -42,6 +45,7 @@ impl Default for BrokerConfig {
             maxclients: 10_000,
             timeout_s: 0,
             hz: 10,
+            busy_reply_threshold_ms: 5000,
         }
     }
 }
@@ -174,6 +178,10 @@ pub struct Shared {
     pub run_id: String,
     /// Which script is running since when, and SCRIPT KILL's request.
     pub script_monitor: Arc<crate::scripting::ScriptMonitor>,
+    /// The queue of the script thread, started on the first script.
+    pub script_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<crate::script_thread::ScriptJob>>,
+    /// This state's own handle, for work that must own a reference (scripts).
+    pub me: std::sync::Weak<Shared>,
 }
 
 impl Shared {
@@ -187,7 +195,7 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
-        Arc::new(Shared {
+        Arc::new_cyclic(|me| Shared {
             store: Mutex::new(Store::new(config.databases, queues.clone())),
             queues,
             config: RwLock::new(config),
@@ -200,6 +208,8 @@ impl Shared {
             port: AtomicUsize::new(0),
             run_id,
             script_monitor: Arc::default(),
+            script_jobs: std::sync::OnceLock::new(),
+            me: me.clone(),
         })
     }
 }

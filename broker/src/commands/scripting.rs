@@ -7,16 +7,22 @@ use crate::scripting::{CommandRunner, Scripting};
 use crate::state::{ClientState, Shared};
 use bytes::Bytes;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Runs a script's `redis.call`s through the normal command path, with scripts' restrictions.
-struct ScriptRunner<'a> {
-    shared: &'a Shared,
-    store: &'a mut Store,
-    client: &'a mut ClientState,
+/// It owns the keyspace and the client while the script runs (both are moved back after).
+struct ScriptRunner {
+    shared: Arc<Shared>,
+    store: Store,
+    client: ClientState,
     readonly: bool,
 }
 
-impl CommandRunner for ScriptRunner<'_> {
+impl CommandRunner for ScriptRunner {
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+
     fn run(&mut self, args: Vec<Bytes>) -> Reply {
         let Some(index) = lookup_index(&args[0]) else {
             return Reply::error("ERR Unknown Redis command called from script");
@@ -34,7 +40,14 @@ impl CommandRunner for ScriptRunner<'_> {
             }
             self.shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
-        match call(self.shared, self.store, self.client, index, &args, true) {
+        match call(
+            &self.shared,
+            &mut self.store,
+            &mut self.client,
+            index,
+            &args,
+            true,
+        ) {
             Outcome::Reply(r) | Outcome::Close(r) => r,
             Outcome::Block { .. } => Reply::NullArray,
         }
@@ -91,15 +104,26 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     );
     // Scripts need structured replies from the commands they call.
     let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
-    let reply = {
-        let mut runner = ScriptRunner {
-            shared: ctx.shared,
-            store: ctx.store,
-            client: ctx.client,
-            readonly,
-        };
-        scripting.run(&sha, &keys, &argv, &mut runner)
+    let Some(shared) = ctx.shared.me.upgrade() else {
+        ctx.store.scripting = Some(scripting);
+        return Reply::error("ERR server is shutting down").into();
     };
+    let placeholder_store = Store::placeholder(ctx.store.queues.clone());
+    let placeholder_client = ClientState::new(ctx.client.info.clone(), true);
+    let runner = Box::new(ScriptRunner {
+        shared,
+        store: std::mem::replace(ctx.store, placeholder_store),
+        client: std::mem::replace(ctx.client, placeholder_client),
+        readonly,
+    });
+    let (reply, runner) = scripting.run(&sha, &keys, &argv, runner);
+    match runner.into_any().downcast::<ScriptRunner>() {
+        Ok(r) => {
+            *ctx.store = r.store;
+            *ctx.client = r.client;
+        }
+        Err(_) => tracing::error!("script runner of an unexpected type came back"),
+    }
     ctx.client.raw_replies = raw;
     monitor.started_ms.store(0, Ordering::Relaxed);
     ctx.store.scripting = Some(scripting);

@@ -657,6 +657,12 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
         ("maxclients", c.maxclients.to_string(), true),
         ("timeout", c.timeout_s.to_string(), true),
         ("hz", c.hz.to_string(), true),
+        (
+            "busy-reply-threshold",
+            c.busy_reply_threshold_ms.to_string(),
+            true,
+        ),
+        ("lua-time-limit", c.busy_reply_threshold_ms.to_string(), true),
     ]
 }
 
@@ -728,6 +734,7 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
         "maxclients" => c.maxclients = num()? as usize,
         "timeout" => c.timeout_s = num()?,
         "hz" => c.hz = (num()? as u32).clamp(1, 500),
+        "busy-reply-threshold" | "lua-time-limit" => c.busy_reply_threshold_ms = num()?,
         "databases" | "port" | "bind" => return Err(bad("can't set immutable config")),
         _ => {
             return Err(Reply::error(format!(

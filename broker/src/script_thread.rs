@@ -1,0 +1,61 @@
+//! The thread that runs scripts, so a long script never stalls the event loop: while it runs,
+//! other connections still get served (-BUSY past the threshold, SCRIPT KILL).
+
+use crate::commands::{dispatch, Outcome};
+use crate::state::{ClientState, Shared};
+use bytes::Bytes;
+use parking_lot::MutexGuard;
+use std::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Scripts run back to back under one lock acquisition, at most this many.
+const JOBS_PER_LOCK: usize = 64;
+
+/// Consecutive EVAL-family commands of one client, with the client they run for (handed back
+/// with the outcomes, in order).
+pub struct ScriptJob {
+    pub commands: Vec<Vec<Bytes>>,
+    pub client: ClientState,
+    pub reply: oneshot::Sender<(ClientState, Vec<Outcome>)>,
+}
+
+/// Queues a script job, starting the script thread on first use. False if it is gone.
+pub fn submit(shared: &Arc<Shared>, job: ScriptJob) -> bool {
+    let sender = shared.script_jobs.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<ScriptJob>();
+        let shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("scripts".into())
+            .spawn(move || run(&shared, rx));
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start the script thread");
+        }
+        tx
+    });
+    sender.send(job).is_ok()
+}
+
+fn run(shared: &Shared, jobs: mpsc::Receiver<ScriptJob>) {
+    while let Ok(first) = jobs.recv() {
+        let mut store = shared.store.lock();
+        let mut next = Some(first);
+        let mut done = 0;
+        while let Some(mut job) = next.take() {
+            let outcomes = job
+                .commands
+                .iter()
+                .map(|args| dispatch(shared, &mut store, &mut job.client, args))
+                .collect();
+            // The connection may have gone; its client state goes with it.
+            let _ = job.reply.send((job.client, outcomes));
+            done += 1;
+            if done < JOBS_PER_LOCK {
+                next = jobs.try_recv().ok();
+            }
+        }
+        // Hand the lock straight to a waiting connection rather than re-taking it.
+        MutexGuard::unlock_fair(store);
+        shared.script_monitor.done.notify_waiters();
+    }
+}
