@@ -482,3 +482,39 @@ async fn openfaas_watchdog_endpoint() {
     );
     assert_eq!(status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn functions_reconnect_after_the_broker_restarts() {
+    let port = common::free_port();
+    let node = common::start_node_on(port, &[]);
+    let url = node.url();
+    let mut farm = Farm::new(&url);
+    farm.spawn("collector", "1", &[]);
+    farm.spawn("worker", "1", &[]);
+    let mut c = conn(&url).await;
+    for i in 0..3 {
+        let _: () = within(c.lpush("worker_queue", task_json(&format!("before-{i}"), 0.01)))
+            .await
+            .unwrap();
+    }
+    wait_for(&mut c, "collector:tasks_total", 3, T).await;
+    // The broker dies and comes back (empty: it keeps no data on disk) on the same port.
+    drop(c);
+    drop(node);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let node = common::start_node_on(port, &[]);
+    let mut c = conn(&node.url()).await;
+    for i in 0..3 {
+        let _: () = within(c.lpush("worker_queue", task_json(&format!("after-{i}"), 0.01)))
+            .await
+            .unwrap();
+    }
+    // Backoff is capped at 5 s, so both functions are back well within this bound.
+    wait_for(&mut c, "collector:tasks_total", 3, Duration::from_secs(20)).await;
+    let records = outputs(&mut c).await;
+    let mut ids: Vec<String> = records.into_iter().map(|r| r.task_id).collect();
+    ids.sort();
+    assert_eq!(ids, vec!["after-0", "after-1", "after-2"]);
+    terminate(&mut c, 1).await;
+    farm.wait_all_exit();
+}

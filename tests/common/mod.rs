@@ -43,8 +43,13 @@ impl Drop for ServerProcess {
 
 /// Starts `autoscale-node serve --port 0 <extra>` and waits for the port it prints.
 pub fn start_node(extra: &[&str]) -> ServerProcess {
+    start_node_on(0, extra)
+}
+
+/// Starts `autoscale-node serve` on `port` (0 = a free one) and waits for the port it prints.
+pub fn start_node_on(port: u16, extra: &[&str]) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", &port.to_string()])
         .args(extra)
         .env("AUTOSCALE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -87,7 +92,7 @@ pub fn have_redis_server() -> bool {
     ok
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
