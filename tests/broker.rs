@@ -3,22 +3,10 @@
 
 mod common;
 
-use common::{start_node, ReplyReader};
+use common::{conn, start_node, within, ReplyReader, T};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Value};
-use std::future::Future;
 use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(10);
-
-async fn within<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.expect("operation timed out")
-}
-
-async fn conn(url: &str) -> MultiplexedConnection {
-    let client = redis::Client::open(url).unwrap();
-    within(client.get_multiplexed_async_connection()).await.unwrap()
-}
 
 async fn cmd<T: redis::FromRedisValue>(
     c: &mut MultiplexedConnection,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{have_redis_server, start_node, start_redis_server, ServerProcess};
+use common::{conn, have_redis_server, start_node, start_redis_server, within, ServerProcess, T};
 use functions::messages::{OutputRecord, Task};
 use functions::workload::WorkloadConfig;
 use redis::aio::MultiplexedConnection;
@@ -11,22 +11,6 @@ use redis::AsyncCommands;
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(10);
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.expect("operation timed out")
-}
-
-async fn conn(url: &str) -> MultiplexedConnection {
-    within(
-        redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap()
-}
 
 /// Child processes killed when the test ends, however it ends.
 struct Farm {

@@ -4,26 +4,9 @@
 
 mod common;
 
-use common::{have_redis_server, start_node, start_redis_server};
-use redis::aio::MultiplexedConnection;
+use common::{conn, have_redis_server, start_node, start_redis_server, within, T};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-const T: Duration = Duration::from_secs(10);
-
-async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f).await.expect("operation timed out")
-}
-
-async fn conn(url: &str) -> MultiplexedConnection {
-    within(
-        redis::Client::open(url)
-            .unwrap()
-            .get_multiplexed_async_connection(),
-    )
-    .await
-    .unwrap()
-}
 
 fn python_with_redis() -> bool {
     let ok = Command::new("python3")

@@ -243,3 +243,22 @@ pub fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
 pub fn show(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).replace("\r\n", "⏎")
 }
+
+/// Bound for one awaited operation in an async test.
+pub const T: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test if it takes longer than [`T`].
+pub async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(T, f).await.expect("operation timed out")
+}
+
+/// A redis-rs connection to `url`.
+pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
+    within(
+        redis::Client::open(url)
+            .expect("valid URL")
+            .get_multiplexed_async_connection(),
+    )
+    .await
+    .expect("connect with redis-rs")
+}
