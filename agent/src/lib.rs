@@ -1,1 +1,25 @@
-//! The autoscaling brain: observation, policies, simulator and trainer (to come).
+//! The autoscaling brain: a fast simulator of the farm, the observation builder shared with
+//! the live node, baseline policies, and the evaluation that compares them.
+//!
+//! # Layout
+//! - [`observe`]: [`observe::FarmMetrics`] snapshots, the [`observe::Metrics`] source trait,
+//!   and the one function that builds an observation.
+//! - [`sim`]: the discrete-event farm simulator (virtual time, seeded, deterministic).
+//! - [`policy`]: the [`policy::Policy`] trait and the baselines (`static:N`, reactive-average,
+//!   reactive-maximum, queue-proportional, oracle).
+//! - [`eval`]: episodes, summaries, and the results table.
+//!
+//! The candle policy, the trainer and plots are not built yet (issue 4).
+//!
+//! # Example
+//! ```
+//! use agent::{eval, sim::SimConfig};
+//! use functions::workload::WorkloadConfig;
+//! let rows = eval::evaluate(&["static:12".into()], &WorkloadConfig::default(), &SimConfig::default(), 1, 7).unwrap();
+//! println!("{}", eval::table(&rows));
+//! ```
+
+pub mod eval;
+pub mod observe;
+pub mod policy;
+pub mod sim;

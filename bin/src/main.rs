@@ -1,5 +1,6 @@
 //! `autoscale-node`: the one binary. Parses arguments, builds library configs, runs.
 
+mod eval;
 mod farm;
 mod serve;
 
@@ -35,6 +36,8 @@ enum Command {
     Worker(farm::FunctionArgs),
     /// Run the collector: results become output records with their QoS.
     Collector(farm::FunctionArgs),
+    /// Compare scaling policies in the simulator on identical seeded workloads.
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Some(Command::Emitter(args)) => farm::run(farm::Role::Emitter(args)),
         Some(Command::Worker(args)) => farm::run(farm::Role::Worker(args)),
         Some(Command::Collector(args)) => farm::run(farm::Role::Collector(args)),
+        Some(Command::Eval(args)) => eval::run(args),
         None => serve::run(cli.serve),
     };
     match result {

@@ -1,0 +1,332 @@
+//! Scaling policies behind one trait, chosen by name: `static:N`, `reactive-average`,
+//! `reactive-maximum`, `queue-proportional[:TARGET]`, and the clairvoyant `oracle`.
+
+use crate::observe::Observation;
+use functions::workload::TaskSpec;
+
+/// Decides how many workers the farm should run, once per decision period.
+pub trait Policy {
+    fn name(&self) -> String;
+    /// The desired number of workers (the caller clamps it to its bounds).
+    fn decide(&mut self, obs: &Observation) -> u32;
+}
+
+/// Errors choosing a policy.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PolicyError {
+    #[error("unknown policy {0:?} (expected static:N, reactive-average, reactive-maximum, queue-proportional[:TARGET] or oracle)")]
+    Unknown(String),
+    #[error("bad parameter in {0:?}: {1}")]
+    BadParameter(String, String),
+}
+
+/// Workers the farm currently has or has asked for.
+fn current_workers(obs: &Observation) -> u32 {
+    obs.now.workers_live + obs.now.workers_starting
+}
+
+/// Always the same number of workers.
+pub struct Static(pub u32);
+
+impl Policy for Static {
+    fn name(&self) -> String {
+        format!("static:{}", self.0)
+    }
+    fn decide(&mut self, _obs: &Observation) -> u32 {
+        self.0
+    }
+}
+
+/// The original system's reactive baselines: ±1 worker per step from a queueing estimate.
+///
+/// Service time S is the average (or maximum) end-to-end latency in the window; horizon
+/// H = max(8, S, 1); optimal = max(1, queue/H·S + arrival·S); busy = in-flight·S/H·factor
+/// (factor 0.5 for average, 1.0 for maximum); +1 if optimal − (workers − busy) ≥ 0.5, −1 if it
+/// is ≤ −0.5.
+pub struct Reactive {
+    use_max: bool,
+    /// The last service time seen, used while no task completes.
+    last_service_s: f64,
+}
+
+impl Reactive {
+    pub fn average() -> Reactive {
+        Reactive {
+            use_max: false,
+            last_service_s: 1.5,
+        }
+    }
+    pub fn maximum() -> Reactive {
+        Reactive {
+            use_max: true,
+            last_service_s: 1.5,
+        }
+    }
+
+    /// The step (−1, 0, +1) for the given inputs; pure, for tests.
+    pub fn step(
+        service_s: f64,
+        queue: f64,
+        arrival_rate: f64,
+        workers: f64,
+        in_flight: f64,
+        factor: f64,
+    ) -> i32 {
+        let horizon = service_s.max(8.0).max(1.0);
+        let optimal = (queue / horizon * service_s + arrival_rate * service_s).max(1.0);
+        let busy = in_flight * service_s / horizon * factor;
+        let gap = optimal - (workers - busy);
+        if gap >= 0.5 {
+            1
+        } else if gap <= -0.5 {
+            -1
+        } else {
+            0
+        }
+    }
+}
+
+impl Policy for Reactive {
+    fn name(&self) -> String {
+        if self.use_max {
+            "reactive-maximum"
+        } else {
+            "reactive-average"
+        }
+        .into()
+    }
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        if obs.completed > 0 {
+            self.last_service_s = if self.use_max {
+                obs.completion_max_s
+            } else {
+                obs.completion_mean_s
+            };
+        }
+        let workers = current_workers(obs);
+        let factor = if self.use_max { 1.0 } else { 0.5 };
+        let step = Reactive::step(
+            self.last_service_s,
+            obs.now.queue_length as f64,
+            obs.arrival_rate,
+            f64::from(workers),
+            f64::from(obs.now.workers_busy),
+            factor,
+        );
+        (i64::from(workers) + i64::from(step)).max(0) as u32
+    }
+}
+
+/// KEDA's Redis-list scaler through the HPA: desired = ceil(queue / target), no change within
+/// 10 % of the current count, scale-down only to the highest recommendation of the
+/// stabilization window.
+pub struct QueueProportional {
+    pub target_per_worker: f64,
+    pub tolerance: f64,
+    pub stabilization_s: f64,
+    history: Vec<(f64, u32)>,
+}
+
+impl QueueProportional {
+    /// KEDA's default list-length target (5) and the HPA defaults (10 %, 300 s).
+    pub fn new(target_per_worker: f64) -> QueueProportional {
+        QueueProportional {
+            target_per_worker,
+            tolerance: 0.1,
+            stabilization_s: 300.0,
+            history: Vec::new(),
+        }
+    }
+
+    /// The HPA recommendation for a metric total and the current replica count; pure.
+    pub fn recommend(queue: f64, target: f64, current: u32, tolerance: f64) -> u32 {
+        let desired = (queue / target).ceil().max(1.0);
+        if current > 0 && (desired / f64::from(current) - 1.0).abs() <= tolerance {
+            return current;
+        }
+        desired as u32
+    }
+}
+
+impl Policy for QueueProportional {
+    fn name(&self) -> String {
+        format!("queue-proportional:{}", self.target_per_worker)
+    }
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        let current = current_workers(obs);
+        let rec = QueueProportional::recommend(
+            obs.now.queue_length as f64,
+            self.target_per_worker,
+            current,
+            self.tolerance,
+        );
+        let now = obs.now.time_s;
+        self.history.push((now, rec));
+        self.history.retain(|(t, _)| now - t <= self.stabilization_s);
+        if rec >= current {
+            rec
+        } else {
+            // Scale down no further than the highest recommendation in the window.
+            self.history
+                .iter()
+                .map(|(_, r)| *r)
+                .max()
+                .unwrap_or(rec)
+                .min(current)
+        }
+    }
+}
+
+/// A clairvoyant reference: it knows every future task and provisions, one start-up delay
+/// ahead, exactly the work that will arrive in the next period plus the queue, with 10 %
+/// headroom. Not deployable; it shows how far a policy is from what knowing the future buys.
+pub struct Oracle {
+    tasks: Vec<TaskSpec>,
+    period_s: f64,
+    lead_s: f64,
+}
+
+impl Oracle {
+    pub fn new(tasks: Vec<TaskSpec>, period_s: f64, startup_delay_s: f64) -> Oracle {
+        Oracle {
+            tasks,
+            period_s,
+            lead_s: startup_delay_s,
+        }
+    }
+}
+
+impl Policy for Oracle {
+    fn name(&self) -> String {
+        "oracle".into()
+    }
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        let now = obs.now.time_s;
+        let (from, to) = (now + self.lead_s, now + self.lead_s + self.period_s);
+        let future: f64 = self
+            .tasks
+            .iter()
+            .filter(|t| t.arrival_s >= from && t.arrival_s < to)
+            .map(|t| t.processing_s)
+            .sum();
+        let mean_task = if self.tasks.is_empty() {
+            1.5
+        } else {
+            self.tasks.iter().map(|t| t.processing_s).sum::<f64>() / self.tasks.len() as f64
+        };
+        let queued = obs.now.queue_length as f64 * mean_task;
+        ((future + queued) / self.period_s * 1.1).ceil().max(1.0) as u32
+    }
+}
+
+/// A policy by name. `tasks` and the timing are only used by the oracle.
+pub fn by_name(
+    name: &str,
+    tasks: &[TaskSpec],
+    period_s: f64,
+    startup_delay_s: f64,
+) -> Result<Box<dyn Policy>, PolicyError> {
+    let (kind, arg) = match name.split_once(':') {
+        Some((k, a)) => (k, Some(a)),
+        None => (name, None),
+    };
+    let number = |a: Option<&str>, default: f64| -> Result<f64, PolicyError> {
+        match a {
+            None => Ok(default),
+            Some(s) => match s.parse::<f64>() {
+                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+                _ => Err(PolicyError::BadParameter(
+                    name.into(),
+                    format!("{s:?} is not a positive number"),
+                )),
+            },
+        }
+    };
+    Ok(match kind {
+        "static" => {
+            let n = number(arg, 12.0)?;
+            Box::new(Static(n.round() as u32))
+        }
+        "reactive-average" => Box::new(Reactive::average()),
+        "reactive-maximum" => Box::new(Reactive::maximum()),
+        "queue-proportional" => Box::new(QueueProportional::new(number(arg, 5.0)?)),
+        "oracle" => Box::new(Oracle::new(tasks.to_vec(), period_s, startup_delay_s)),
+        _ => return Err(PolicyError::Unknown(name.into())),
+    })
+}
+
+/// The baselines `eval --baselines all` compares.
+pub const BASELINES: &[&str] = &[
+    "static:8",
+    "static:12",
+    "static:16",
+    "reactive-average",
+    "reactive-maximum",
+    "queue-proportional",
+    "oracle",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reactive_formula_by_hand() {
+        // S = 2, H = 8: optimal = 16/8·2 + 3·2 = 10; busy = 4·2/8·0.5 = 0.5; gap = 10 − (8 − 0.5).
+        assert_eq!(Reactive::step(2.0, 16.0, 3.0, 8.0, 4.0, 0.5), 1);
+        // optimal = max(1, 0 + 0.5·2) = 1; busy = 0; gap = 1 − 5 = −4.
+        assert_eq!(Reactive::step(2.0, 0.0, 0.5, 5.0, 0.0, 0.5), -1);
+        // gap = 1·... exactly balanced: optimal 4 (rate 2 × S 2), workers 4, busy 0.
+        assert_eq!(Reactive::step(2.0, 0.0, 2.0, 4.0, 0.0, 1.0), 0);
+        // S above the 8 s floor becomes the horizon: H = 10, optimal = 20/10·10 = 20, busy = 10,
+        // gap = 20 − (25 − 10) = 5.
+        assert_eq!(Reactive::step(10.0, 20.0, 0.0, 25.0, 10.0, 1.0), 1);
+    }
+
+    #[test]
+    fn hpa_tolerance_and_rounding() {
+        assert_eq!(QueueProportional::recommend(23.0, 5.0, 4, 0.1), 5);
+        // ceil(21/5) = 5 vs current 5: within tolerance.
+        assert_eq!(QueueProportional::recommend(21.0, 5.0, 5, 0.1), 5);
+        // 10/1 = 10 vs 11 current: |10/11 − 1| = 0.09 ≤ 0.1 → keep 11.
+        assert_eq!(QueueProportional::recommend(10.0, 1.0, 11, 0.1), 11);
+        assert_eq!(QueueProportional::recommend(0.0, 5.0, 3, 0.1), 1);
+    }
+
+    #[test]
+    fn hpa_stabilization_holds_scale_down() {
+        let mut p = QueueProportional::new(1.0);
+        let mut obs = Observation::default();
+        obs.now.workers_live = 2;
+        obs.now.queue_length = 10;
+        obs.now.time_s = 0.0;
+        assert_eq!(p.decide(&obs), 10);
+        obs.now.workers_live = 10;
+        obs.now.queue_length = 0;
+        obs.now.time_s = 8.0;
+        assert_eq!(
+            p.decide(&obs),
+            10,
+            "the earlier recommendation holds within the window"
+        );
+        obs.now.time_s = 400.0;
+        assert_eq!(p.decide(&obs), 1);
+    }
+
+    #[test]
+    fn names_parse_and_errors_are_clear() {
+        assert_eq!(by_name("static:7", &[], 8.0, 5.0).unwrap().name(), "static:7");
+        assert_eq!(
+            by_name("queue-proportional:2", &[], 8.0, 5.0).unwrap().name(),
+            "queue-proportional:2"
+        );
+        assert!(matches!(
+            by_name("magic", &[], 8.0, 5.0),
+            Err(PolicyError::Unknown(_))
+        ));
+        assert!(matches!(
+            by_name("static:-1", &[], 8.0, 5.0),
+            Err(PolicyError::BadParameter(..))
+        ));
+    }
+}
