@@ -20,6 +20,8 @@
 //! ```
 
 pub mod eval;
+pub mod neural;
 pub mod observe;
 pub mod policy;
 pub mod sim;
+pub mod train;

@@ -12,12 +12,14 @@ pub trait Policy {
 }
 
 /// Errors choosing a policy.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     #[error("unknown policy {0:?} (expected static:N, reactive-average, reactive-maximum, queue-proportional[:TARGET] or oracle)")]
     Unknown(String),
     #[error("bad parameter in {0:?}: {1}")]
     BadParameter(String, String),
+    #[error(transparent)]
+    Model(#[from] crate::neural::ModelError),
 }
 
 /// Workers the farm currently has or has asked for.
@@ -226,6 +228,11 @@ pub fn by_name(
     period_s: f64,
     startup_delay_s: f64,
 ) -> Result<Box<dyn Policy>, PolicyError> {
+    if name.ends_with(".safetensors") {
+        return Ok(Box::new(crate::neural::NeuralPolicy::load(
+            std::path::Path::new(name),
+        )?));
+    }
     let (kind, arg) = match name.split_once(':') {
         Some((k, a)) => (k, Some(a)),
         None => (name, None),

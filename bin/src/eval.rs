@@ -7,8 +7,11 @@ use std::time::Instant;
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// Policies to compare (comma-separated names, e.g. `static:12,reactive-average`), or
-    /// `all` for every baseline.
+    /// A trained policy file to evaluate beside the baselines.
+    #[arg(long, env = "AUTOSCALE_POLICY")]
+    pub policy: Option<String>,
+    /// Policies to compare (comma-separated names, e.g. `static:12,reactive-average`), `all`
+    /// for every baseline, or `none`.
     #[arg(long, env = "AUTOSCALE_BASELINES", default_value = "all")]
     pub baselines: String,
     /// Episodes per policy; episode i uses seed + i for every policy.
@@ -35,15 +38,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if !(args.startup_delay_s.is_finite() && args.startup_delay_s >= 0.0) {
         anyhow::bail!("--startup-delay-s must be a non-negative number");
     }
-    let policies: Vec<String> = if args.baselines == "all" {
-        agent::policy::BASELINES.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.baselines
+    let mut policies: Vec<String> = match args.baselines.as_str() {
+        "all" => agent::policy::BASELINES.iter().map(|s| s.to_string()).collect(),
+        "none" => Vec::new(),
+        list => list
             .split(',')
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
-            .collect()
+            .collect(),
     };
+    if let Some(p) = &args.policy {
+        policies.insert(0, p.clone());
+    }
+    if policies.is_empty() {
+        anyhow::bail!("nothing to evaluate: give --policy FILE and/or --baselines");
+    }
     let workload = WorkloadConfig {
         shuffle_phases: args.shuffle_phases,
         ..WorkloadConfig::default()

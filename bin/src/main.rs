@@ -3,6 +3,7 @@
 mod eval;
 mod farm;
 mod serve;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -38,6 +39,8 @@ enum Command {
     Collector(farm::FunctionArgs),
     /// Compare scaling policies in the simulator on identical seeded workloads.
     Eval(eval::EvalArgs),
+    /// Train the neural policy in the simulator and write it as safetensors.
+    Train(train::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Some(Command::Worker(args)) => farm::run(farm::Role::Worker(args)),
         Some(Command::Collector(args)) => farm::run(farm::Role::Collector(args)),
         Some(Command::Eval(args)) => eval::run(args),
+        Some(Command::Train(args)) => train::run(args),
         None => serve::run(cli.serve),
     };
     match result {

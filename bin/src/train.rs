@@ -1,0 +1,86 @@
+//! `autoscale-node train`: train the neural policy in the simulator and write it.
+
+use agent::train::{train, TrainConfig};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Where to write the model (safetensors, with metadata).
+    #[arg(long, env = "AUTOSCALE_MODEL_OUT", default_value = "model.safetensors")]
+    pub out: PathBuf,
+    /// Seed of every random choice; the same seed gives the same model.
+    #[arg(long, env = "AUTOSCALE_SEED", default_value_t = 1)]
+    pub seed: u64,
+    /// Evolution-strategies iterations.
+    #[arg(long, env = "AUTOSCALE_GENERATIONS", default_value_t = 300)]
+    pub generations: u32,
+    /// Antithetic perturbation pairs per iteration.
+    #[arg(long, env = "AUTOSCALE_PAIRS", default_value_t = 16)]
+    pub pairs: u32,
+    /// Randomised scenarios each candidate is scored on per iteration.
+    #[arg(long, env = "AUTOSCALE_SCENARIOS", default_value_t = 6)]
+    pub scenarios: u32,
+    /// Perturbation scale.
+    #[arg(long, default_value_t = 0.05)]
+    pub sigma: f32,
+    /// Step size.
+    #[arg(long, default_value_t = 0.03)]
+    pub learning_rate: f32,
+}
+
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    if args.generations == 0 || args.pairs == 0 || args.scenarios == 0 {
+        anyhow::bail!("--generations, --pairs and --scenarios must be at least 1");
+    }
+    let config = TrainConfig {
+        seed: args.seed,
+        generations: args.generations,
+        pairs: args.pairs,
+        scenarios: args.scenarios,
+        sigma: args.sigma,
+        learning_rate: args.learning_rate,
+        ..TrainConfig::default()
+    };
+    let bar = ProgressBar::new(u64::from(args.generations));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut policy, curve) = train(&config, |p| {
+        bar.set_message(format!(
+            "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
+            p.mean_return,
+            p.mean_qos * 100.0,
+            p.mean_workers,
+            p.original_qos * 100.0,
+            p.original_workers
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish();
+    policy.provenance.code_version = env!("CARGO_PKG_VERSION").into();
+    policy.provenance.command = std::env::args().collect::<Vec<_>>().join(" ");
+    policy.save(&args.out)?;
+    let stem = args.out.with_extension("");
+    let curve_csv = stem.with_extension("curve.csv");
+    let mut csv =
+        String::from("generation,mean_return,mean_qos,mean_workers,original_qos,original_workers\n");
+    for p in &curve {
+        csv.push_str(&format!(
+            "{},{:.4},{:.5},{:.3},{:.5},{:.3}\n",
+            p.generation, p.mean_return, p.mean_qos, p.mean_workers, p.original_qos, p.original_workers
+        ));
+    }
+    std::fs::write(&curve_csv, csv)?;
+    let curve_svg = stem.with_extension("curve.svg");
+    std::fs::write(&curve_svg, agent::train::curve_svg(&curve))?;
+    println!(
+        "wrote {}, {}, {}",
+        args.out.display(),
+        curve_csv.display(),
+        curve_svg.display()
+    );
+    Ok(())
+}
