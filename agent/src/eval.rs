@@ -70,14 +70,31 @@ pub fn evaluate(
     episodes: usize,
     seed: u64,
 ) -> Result<Vec<PolicySummary>, PolicyError> {
+    Ok(evaluate_with_series(policies, workload, sim, episodes, seed)?.0)
+}
+
+/// Like [`evaluate`], also returning each policy's decisions in the first episode.
+#[allow(clippy::type_complexity)]
+pub fn evaluate_with_series(
+    policies: &[String],
+    workload: &WorkloadConfig,
+    sim: &SimConfig,
+    episodes: usize,
+    seed: u64,
+) -> Result<(Vec<PolicySummary>, Vec<(String, Vec<StepRecord>)>), PolicyError> {
     let mut out = Vec::new();
+    let mut series = Vec::new();
     for name in policies {
         let mut results = Vec::new();
         for e in 0..episodes as u64 {
             let tasks: Vec<_> = Workload::new(workload, seed + e).collect();
             let mut policy = by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?;
             let mut simulator = Simulator::new(sim.clone(), tasks, seed + e);
-            results.push(run_episode(policy.as_mut(), &mut simulator).0);
+            let (result, steps) = run_episode(policy.as_mut(), &mut simulator);
+            if e == 0 {
+                series.push((name.clone(), steps));
+            }
+            results.push(result);
         }
         let n = results.len().max(1) as f64;
         let avg = |f: &dyn Fn(&EpisodeResult) -> f64| results.iter().map(f).sum::<f64>() / n;
@@ -94,7 +111,7 @@ pub fn evaluate(
             completion_p99_s: avg(&|r| r.completion_p99_s),
         });
     }
-    Ok(out)
+    Ok((out, series))
 }
 
 /// The summaries as a Markdown table.

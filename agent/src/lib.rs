@@ -8,8 +8,10 @@
 //! - [`policy`]: the [`policy::Policy`] trait and the baselines (`static:N`, reactive-average,
 //!   reactive-maximum, queue-proportional, oracle).
 //! - [`eval`]: episodes, summaries, and the results table.
+//! - [`plot`]: SVG time series and QoS-vs-cost scatter for reports.
+//! - [`neural`]: the candle MLP policy and its self-describing safetensors file.
+//! - [`train`]: the evolution-strategies trainer and its reward.
 //!
-//! The candle policy, the trainer and plots are not built yet (issue 4).
 //!
 //! # Example
 //! ```
@@ -22,6 +24,7 @@
 pub mod eval;
 pub mod neural;
 pub mod observe;
+pub mod plot;
 pub mod policy;
 pub mod sim;
 pub mod train;

@@ -179,6 +179,40 @@ impl Policy for QueueProportional {
     }
 }
 
+/// Provision the measured load plus headroom: target = ceil(λ·S·(1 + headroom) + queue·S/P),
+/// with λ the arrival rate of the last period, S the mean service time (Little's law:
+/// busy workers ÷ service rate, 1.5 s until measured) and P the decision period. The rule an
+/// engineer would write first; a strong, simple baseline.
+pub struct LoadProportional {
+    pub headroom: f64,
+    service_s: f64,
+}
+
+impl LoadProportional {
+    pub fn new(headroom: f64) -> LoadProportional {
+        LoadProportional {
+            headroom,
+            service_s: 1.5,
+        }
+    }
+}
+
+impl Policy for LoadProportional {
+    fn name(&self) -> String {
+        format!("load-proportional:{}", self.headroom)
+    }
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        if obs.service_rate > 0.5 && obs.now.workers_busy > 0 {
+            // Exponential smoothing keeps one noisy window from swinging the estimate.
+            let measured = f64::from(obs.now.workers_busy) / obs.service_rate;
+            self.service_s = 0.7 * self.service_s + 0.3 * measured.clamp(0.05, 30.0);
+        }
+        let load = obs.arrival_rate * self.service_s;
+        let backlog = obs.now.queue_length as f64 * self.service_s / obs.window_s.max(1.0);
+        (load * (1.0 + self.headroom) + backlog).ceil().max(1.0) as u32
+    }
+}
+
 /// A clairvoyant reference: it knows every future task and provisions, one start-up delay
 /// ahead, exactly the work that will arrive in the next period plus the queue, with 10 %
 /// headroom. Not deployable; it shows how far a policy is from what knowing the future buys.
@@ -257,6 +291,7 @@ pub fn by_name(
         "reactive-average" => Box::new(Reactive::average()),
         "reactive-maximum" => Box::new(Reactive::maximum()),
         "queue-proportional" => Box::new(QueueProportional::new(number(arg, 5.0)?)),
+        "load-proportional" => Box::new(LoadProportional::new(number(arg, 0.3)?)),
         "oracle" => Box::new(Oracle::new(tasks.to_vec(), period_s, startup_delay_s)),
         _ => return Err(PolicyError::Unknown(name.into())),
     })
@@ -270,6 +305,7 @@ pub const BASELINES: &[&str] = &[
     "reactive-average",
     "reactive-maximum",
     "queue-proportional",
+    "load-proportional",
     "oracle",
 ];
 

@@ -17,12 +17,17 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
-/// Weight of one percentage point of missed tasks against one mean worker.
+/// Default weight of one percentage point of missed tasks against one mean worker.
 pub const MISS_WEIGHT: f64 = 5.0;
 
-/// The return of one episode (see the module docs).
+/// The return of one episode (see the module docs) with the default weight.
 pub fn reward(result: &EpisodeResult) -> f64 {
-    -MISS_WEIGHT * (1.0 - result.qos) * 100.0 - result.mean_workers
+    reward_weighted(result, MISS_WEIGHT)
+}
+
+/// The return with an explicit weight of one percentage point of misses.
+pub fn reward_weighted(result: &EpisodeResult, miss_weight: f64) -> f64 {
+    -miss_weight * (1.0 - result.qos) * 100.0 - result.mean_workers
 }
 
 /// Settings of a training run.
@@ -39,6 +44,8 @@ pub struct TrainConfig {
     pub sigma: f32,
     pub learning_rate: f32,
     pub decision_period_s: f64,
+    /// Weight of one percentage point of missed tasks against one mean worker.
+    pub miss_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +58,7 @@ impl Default for TrainConfig {
             sigma: 0.05,
             learning_rate: 0.03,
             decision_period_s: 8.0,
+            miss_weight: MISS_WEIGHT,
         }
     }
 }
@@ -101,16 +109,57 @@ pub fn score(policy: &mut NeuralPolicy, scenario: &(WorkloadConfig, SimConfig, u
     run_episode(policy, &mut simulator).0
 }
 
-fn mean_result(policy: &mut NeuralPolicy, scenarios: &[(WorkloadConfig, SimConfig, u64)]) -> (f64, f64, f64) {
+fn mean_result(
+    policy: &mut NeuralPolicy,
+    scenarios: &[(WorkloadConfig, SimConfig, u64)],
+    miss_weight: f64,
+) -> (f64, f64, f64) {
     let mut r = (0.0, 0.0, 0.0);
     for s in scenarios {
         let res = score(policy, s);
-        r.0 += reward(&res);
+        r.0 += reward_weighted(&res, miss_weight);
         r.1 += res.qos;
         r.2 += res.mean_workers;
     }
     let n = scenarios.len().max(1) as f64;
     (r.0 / n, r.1 / n, r.2 / n)
+}
+
+/// Mean returns of each candidate weight vector, computed on all cores (each thread has its
+/// own network; the order of results is the order of candidates, so runs stay deterministic).
+fn score_candidates(
+    candidates: &[Vec<f32>],
+    scenarios: &[(WorkloadConfig, SimConfig, u64)],
+    config: &TrainConfig,
+) -> Result<Vec<f64>, crate::neural::ModelError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = candidates.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<Vec<f64>, crate::neural::ModelError> {
+                    let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
+                    let mut out = Vec::with_capacity(part.len());
+                    for c in part {
+                        policy.set_parameters(c)?;
+                        out.push(mean_result(&mut policy, scenarios, config.miss_weight).0);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(candidates.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => all.extend(part?),
+                Err(_) => return Err(candle_core::Error::Msg("a training thread panicked".into()).into()),
+            }
+        }
+        Ok(all)
+    })
 }
 
 /// Centered ranks in [−0.5, 0.5] (robust to the scale of returns).
@@ -147,21 +196,22 @@ pub fn train(
         let scenarios: Vec<_> = (0..config.scenarios)
             .map(|_| random_scenario(&mut rng, config.decision_period_s))
             .collect();
-        let mut noises = Vec::with_capacity(config.pairs as usize);
-        let mut returns = Vec::with_capacity(2 * config.pairs as usize);
-        for _ in 0..config.pairs {
-            let eps: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
-            for sign in [1.0f32, -1.0] {
-                let candidate: Vec<f32> = theta
-                    .iter()
-                    .zip(&eps)
-                    .map(|(t, e)| t + sign * config.sigma * e)
-                    .collect();
-                policy.set_parameters(&candidate)?;
-                returns.push(mean_result(&mut policy, &scenarios).0);
-            }
-            noises.push(eps);
-        }
+        let noises: Vec<Vec<f32>> = (0..config.pairs)
+            .map(|_| (0..n).map(|_| StandardNormal.sample(&mut rng)).collect())
+            .collect();
+        let candidates: Vec<Vec<f32>> = noises
+            .iter()
+            .flat_map(|eps| {
+                [1.0f32, -1.0].map(|sign| {
+                    theta
+                        .iter()
+                        .zip(eps)
+                        .map(|(t, e)| t + sign * config.sigma * e)
+                        .collect()
+                })
+            })
+            .collect();
+        let returns = score_candidates(&candidates, &scenarios, config)?;
         let ranks = centered_ranks(&returns);
         let scale = config.learning_rate / (2.0 * config.pairs as f32 * config.sigma);
         for (i, eps) in noises.iter().enumerate() {
@@ -171,7 +221,7 @@ pub fn train(
             }
         }
         policy.set_parameters(&theta)?;
-        let (mean_return, mean_qos, mean_workers) = mean_result(&mut policy, &scenarios);
+        let (mean_return, mean_qos, mean_workers) = mean_result(&mut policy, &scenarios, config.miss_weight);
         let orig = score(&mut policy, &original);
         let point = CurvePoint {
             generation,
@@ -185,8 +235,8 @@ pub fn train(
         curve.push(point);
     }
     policy.provenance.algorithm = format!(
-        "openai-es(pairs={}, scenarios={}, sigma={}, lr={})",
-        config.pairs, config.scenarios, config.sigma, config.learning_rate
+        "openai-es(pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
+        config.pairs, config.scenarios, config.sigma, config.learning_rate, config.miss_weight
     );
     policy.provenance.iterations = u64::from(config.generations);
     policy.provenance.episodes =

@@ -23,15 +23,27 @@ pub struct EvalArgs {
     /// Mean worker start-up delay in seconds (≈5 for OpenFaaS cold starts, ≈0.1 locally).
     #[arg(long, env = "AUTOSCALE_STARTUP_DELAY_S", default_value_t = 5.0)]
     pub startup_delay_s: f64,
+    /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...);
+    /// default: the original four-phase workload.
+    #[arg(long, env = "AUTOSCALE_WORKLOAD")]
+    pub workload: Option<std::path::PathBuf>,
+    /// Override the base rate (tasks per minute at multiplier 1).
+    #[arg(long, env = "AUTOSCALE_BASE_RATE")]
+    pub base_rate: Option<f64>,
     /// Shuffle the phase order per episode.
     #[arg(long, env = "AUTOSCALE_SHUFFLE_PHASES")]
     pub shuffle_phases: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, env = "AUTOSCALE_EVAL_JSON")]
     pub json: Option<std::path::PathBuf>,
+    /// Write a report here: eval.json, eval.md, timeseries.svg (first episode of every
+    /// policy) and scatter.svg (QoS against worker-seconds).
+    #[arg(long, env = "AUTOSCALE_REPORT")]
+    pub report: Option<std::path::PathBuf>,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+    crate::train::single_threaded_tensors();
     if args.episodes == 0 {
         anyhow::bail!("--episodes must be at least 1");
     }
@@ -53,16 +65,31 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if policies.is_empty() {
         anyhow::bail!("nothing to evaluate: give --policy FILE and/or --baselines");
     }
-    let workload = WorkloadConfig {
-        shuffle_phases: args.shuffle_phases,
-        ..WorkloadConfig::default()
+    let mut workload = match &args.workload {
+        None => WorkloadConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+            serde_json::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{} is not a workload configuration: {e}", path.display()))?
+        }
     };
+    if args.shuffle_phases {
+        workload.shuffle_phases = true;
+    }
+    if let Some(rate) = args.base_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            anyhow::bail!("--base-rate must be a positive number");
+        }
+        workload.base_rate_per_min = rate;
+    }
     let sim = SimConfig {
         startup_delay_s: args.startup_delay_s,
         ..SimConfig::default()
     };
     let start = Instant::now();
-    let rows = agent::eval::evaluate(&policies, &workload, &sim, args.episodes, args.seed)?;
+    let (rows, series) =
+        agent::eval::evaluate_with_series(&policies, &workload, &sim, args.episodes, args.seed)?;
     let elapsed = start.elapsed().as_secs_f64();
     println!("{}", agent::eval::table(&rows));
     let episodes = rows.len() * args.episodes;
@@ -71,6 +98,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         functions::workload::Workload::new(&workload, args.seed).count(),
         episodes as f64 / elapsed.max(1e-9)
     );
+    if let Some(dir) = &args.report {
+        std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+        let write = |name: &str, text: String| -> anyhow::Result<()> {
+            let path = dir.join(name);
+            std::fs::write(&path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+        };
+        write("eval.json", serde_json::to_string_pretty(&rows)?)?;
+        write(
+            "eval.md",
+            format!(
+                "# Evaluation\n\n{} episodes per policy, seed {}, start-up delay {} s, shuffled phases: {}.\n\n{}",
+                args.episodes,
+                args.seed,
+                args.startup_delay_s,
+                args.shuffle_phases,
+                agent::eval::table(&rows)
+            ),
+        )?;
+        write("timeseries.svg", agent::plot::timeseries_svg(&series))?;
+        write("scatter.svg", agent::plot::scatter_svg(&rows))?;
+        println!("report written to {}", dir.display());
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rows)?;
         std::fs::write(path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;

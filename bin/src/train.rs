@@ -28,9 +28,21 @@ pub struct TrainArgs {
     /// Step size.
     #[arg(long, default_value_t = 0.03)]
     pub learning_rate: f32,
+    /// Reward weight of one percentage point of missed deadlines against one mean worker.
+    #[arg(long, default_value_t = agent::train::MISS_WEIGHT)]
+    pub miss_weight: f64,
+}
+
+/// candle parallelises even tiny matrix products; for a 10×32 network that costs far more
+/// than it saves (measured: 5× slower). Training parallelises across candidates instead.
+pub fn single_threaded_tensors() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1");
+    }
 }
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    single_threaded_tensors();
     if args.generations == 0 || args.pairs == 0 || args.scenarios == 0 {
         anyhow::bail!("--generations, --pairs and --scenarios must be at least 1");
     }
@@ -41,6 +53,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         scenarios: args.scenarios,
         sigma: args.sigma,
         learning_rate: args.learning_rate,
+        miss_weight: args.miss_weight,
         ..TrainConfig::default()
     };
     let bar = ProgressBar::new(u64::from(args.generations));

@@ -1,0 +1,83 @@
+//! The agent commands end to end: a tiny `train` run writes a model that `eval` then loads and
+//! compares against the baselines; a file with the wrong schema is refused with a clear error.
+
+use std::process::Command;
+
+fn node(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(args)
+        .output()
+        .expect("run autoscale-node")
+}
+
+#[test]
+fn tiny_train_then_eval_with_the_model() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-agent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("tiny.safetensors");
+    let model_s = model.to_str().unwrap();
+    let out = node(&[
+        "train",
+        "--out",
+        model_s,
+        "--seed",
+        "3",
+        "--generations",
+        "2",
+        "--pairs",
+        "2",
+        "--scenarios",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "train failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(model.exists());
+    assert!(dir.join("tiny.curve.csv").exists() && dir.join("tiny.curve.svg").exists());
+    let json = dir.join("eval.json");
+    let out = node(&[
+        "eval",
+        "--policy",
+        model_s,
+        "--baselines",
+        "static:12",
+        "--episodes",
+        "2",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "eval failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("tiny.safetensors") && table.contains("static:12"),
+        "{table}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows.as_array().map(|a| a.len()), Some(2));
+
+    std::fs::write(
+        dir.join("bad.safetensors"),
+        b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",
+    )
+    .unwrap();
+    let out = node(&[
+        "eval",
+        "--policy",
+        dir.join("bad.safetensors").to_str().unwrap(),
+        "--baselines",
+        "none",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("does not match this build") || err.contains("not a valid safetensors"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
