@@ -247,11 +247,16 @@ impl NeuralPolicy {
             path: shown.clone(),
             source,
         })?;
-        let (_, header) =
-            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| ModelError::Format {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+        NeuralPolicy::from_bytes(&bytes, &shown)
+    }
+
+    /// Loads a policy from the bytes of a safetensors file; `label` names it in errors.
+    pub fn from_bytes(bytes: &[u8], label: &str) -> Result<NeuralPolicy, ModelError> {
+        let shown = label.to_string();
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| ModelError::Format {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         let mismatch = |reason: String| ModelError::Mismatch {
@@ -305,7 +310,7 @@ impl NeuralPolicy {
                 get("decision_period_s")
             ))
         })?;
-        let tensors = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu)?;
+        let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let mut policy = NeuralPolicy::new_random(0, period)?;
         for (name, v) in policy.sorted_vars() {
             let t = tensors

@@ -2,6 +2,7 @@
 
 mod eval;
 mod farm;
+mod run;
 mod serve;
 mod train;
 
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Run the broker (the default when no subcommand is given).
     Serve(serve::ServeArgs),
+    /// Run the whole farm on this machine with autoscaling, a live view and a report.
+    Run(run::RunArgs),
     /// Run the emitter: phase configs from input_queue become tasks in worker_queue.
     Emitter(farm::EmitterArgs),
     /// Run one worker: tasks from worker_queue become results in result_queue.
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Run(args)) => run::run(args),
         Some(Command::Emitter(args)) => farm::run(farm::Role::Emitter(args)),
         Some(Command::Worker(args)) => farm::run(farm::Role::Worker(args)),
         Some(Command::Collector(args)) => farm::run(farm::Role::Collector(args)),

@@ -1,0 +1,84 @@
+//! `autoscale-node run` end to end: the whole farm as real processes on a shrunken workload,
+//! with the embedded broker and with a real redis-server; nothing may be lost.
+
+mod common;
+
+use common::{have_redis_server, start_redis_server};
+use std::process::Command;
+
+fn run(extra: &[&str], dir: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args([
+            "run",
+            "--tasks",
+            "120",
+            "--time-scale",
+            "0.05",
+            "--report",
+            dir.to_str().unwrap(),
+        ])
+        .args(extra)
+        .env("AUTOSCALE_LOG", "warn")
+        .output()
+        .expect("run autoscale-node");
+    assert!(
+        out.status.success(),
+        "run failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("| lost | 0 |"), "{text}");
+    for f in ["report.json", "report.md", "timeseries.svg"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn check(report: &serde_json::Value) {
+    let tasks = report["tasks"].as_u64().unwrap();
+    assert!((100..=140).contains(&tasks), "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(
+        report["completed"].as_u64().unwrap() + report["dead_lettered"].as_u64().unwrap(),
+        tasks
+    );
+    assert!(report["mean_workers"].as_f64().unwrap() >= 0.9, "{report}");
+}
+
+#[test]
+fn run_with_the_embedded_broker_and_the_bundled_policy() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-{}", std::process::id()));
+    let report = run(&[], &dir);
+    check(&report);
+    assert_eq!(report["policy"], "neural");
+    // The bundled policy keeps a light farm well inside its deadlines.
+    assert!(report["qos_percent"].as_f64().unwrap() > 95.0, "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_against_a_real_redis_server_with_a_baseline() {
+    if !have_redis_server() {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    }
+    let redis = start_redis_server();
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-redis-{}", std::process::id()));
+    let report = run(
+        &[
+            "--redis",
+            &redis.url(),
+            "--policy",
+            "reactive-maximum",
+            "--workers",
+            "4",
+        ],
+        &dir,
+    );
+    check(&report);
+    assert_eq!(report["policy"], "reactive-maximum");
+    // The reactive rule moves workers every period; the scaler applied it.
+    assert!(report["scaling_actions"].as_u64().unwrap() > 0, "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
