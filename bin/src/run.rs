@@ -72,7 +72,6 @@ struct LocalScaler {
     url: String,
     program_start: f64,
     workers: Vec<LocalWorker>,
-    next_id: u32,
     pending_scale_down: u32,
     scaling_actions: u32,
     crashed: u32,
@@ -85,13 +84,13 @@ impl LocalScaler {
         while self.workers.iter().any(|w| w.id == id) {
             id += 1;
         }
-        self.next_id = self.next_id.max(id + 1);
         let child = function_process(
             &self.exe,
             "worker",
             &self.url,
             &id.to_string(),
             self.program_start,
+            &[],
         )?;
         self.workers.push(LocalWorker {
             id,
@@ -107,20 +106,13 @@ impl LocalScaler {
         live.saturating_sub(self.pending_scale_down)
     }
 
-    async fn scale_to(
-        &mut self,
-        target: u32,
-        conn: &mut MultiplexedConnection,
-        now: f64,
-    ) -> anyhow::Result<()> {
+    async fn scale_to(&mut self, target: u32, conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
         let current = self.effective();
         if target > current {
             let mut add = target - current;
             while add > 0 && self.pending_scale_down > 0 {
                 // A scale-down no worker has taken yet can simply be withdrawn.
-                let removed: i64 = conn
-                    .lrem("worker_control_syn_queue", 1, scale_down_syn(now))
-                    .await?;
+                let removed: i64 = conn.lrem("worker_control_syn_queue", 1, scale_down_syn()).await?;
                 if removed == 0 {
                     break;
                 }
@@ -133,9 +125,7 @@ impl LocalScaler {
             self.scaling_actions += 1;
         } else if target < current {
             for _ in 0..(current - target) {
-                let _: () = conn
-                    .lpush("worker_control_syn_queue", scale_down_syn(now))
-                    .await?;
+                let _: () = conn.lpush("worker_control_syn_queue", scale_down_syn()).await?;
                 self.pending_scale_down += 1;
             }
             self.scaling_actions += 1;
@@ -179,7 +169,7 @@ impl LocalScaler {
     }
 }
 
-fn scale_down_syn(_now: f64) -> String {
+fn scale_down_syn() -> String {
     // A fixed body, so a not-yet-taken request can be withdrawn with LREM.
     r#"{"type":"SCALE_DOWN","action":"SYN","message":"scale down by one worker","SYN_timestamp":null}"#
         .to_string()
@@ -195,10 +185,12 @@ fn function_process(
     url: &str,
     id: &str,
     program_start: f64,
+    extra: &[&str],
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(exe);
     cmd.args([role, "--redis", url, "--id", id, "--poll-interval-s", "0.2"])
         .args(["--program-start-time", &program_start.to_string()])
+        .args(extra)
         .env(
             "AUTOSCALE_LOG",
             std::env::var("AUTOSCALE_LOG").unwrap_or_else(|_| "warn".into()),
@@ -373,39 +365,23 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     }
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
 
-    let mut children: Vec<Child> = vec![function_process(&exe, "collector", &url, "1", program_start)?, {
-        let mut cmd = Command::new(&exe);
-        cmd.args([
+    let scale_arg = scale.to_string();
+    let mut children: Vec<Child> = vec![
+        function_process(&exe, "collector", &url, "1", program_start, &[])?,
+        function_process(
+            &exe,
             "emitter",
-            "--redis",
             &url,
-            "--id",
             "1",
-            "--poll-interval-s",
-            "0.2",
-        ])
-        .args([
-            "--time-scale",
-            &scale.to_string(),
-            "--program-start-time",
-            &program_start.to_string(),
-        ])
-        .env(
-            "AUTOSCALE_LOG",
-            std::env::var("AUTOSCALE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-        cmd.spawn().context("starting the emitter")?
-    }];
+            program_start,
+            &["--time-scale", &scale_arg],
+        )?,
+    ];
     let mut scaler = LocalScaler {
         exe: exe.clone(),
         url: url.clone(),
         program_start,
         workers: Vec::new(),
-        next_id: 1,
         pending_scale_down: 0,
         scaling_actions: 0,
         crashed: 0,
@@ -451,7 +427,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         let now = farm_metrics(&mut conn, &scaler, started, scale).await?;
         let obs = observe(&prev, &now);
         let target = policy.decide(&obs).clamp(args.min_workers, args.max_workers);
-        scaler.scale_to(target, &mut conn, now.time_s).await?;
+        scaler.scale_to(target, &mut conn).await?;
         max_workers = max_workers.max(scaler.workers.len() as u32);
         let dead: u64 = conn.llen("worker_queue:dead").await?;
         steps.push(StepRecord {
