@@ -82,3 +82,62 @@ fn run_against_a_real_redis_server_with_a_baseline() {
     assert!(report["scaling_actions"].as_u64().unwrap() > 0, "{report}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[cfg(unix)]
+#[test]
+fn a_worker_killed_during_a_run_loses_nothing() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-kill-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args([
+            "run",
+            "--tasks",
+            "200",
+            "--time-scale",
+            "0.05",
+            "--policy",
+            "static:6",
+            "--workers",
+            "6",
+        ])
+        .args(["--report", dir.to_str().unwrap()])
+        .env("AUTOSCALE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start run");
+    // Find one of its worker processes (children of the run process) and kill -9 it mid-run.
+    let parent = child.id().to_string();
+    let start = std::time::Instant::now();
+    let victim = loop {
+        let out = Command::new("pgrep")
+            .args(["-P", &parent, "-f", "autoscale-node worker"])
+            .output()
+            .unwrap();
+        let pids = String::from_utf8_lossy(&out.stdout).to_string();
+        if let Some(pid) = pids.split_whitespace().next() {
+            break pid.to_string();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no worker process appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(Command::new("kill")
+        .args(["-9", &victim])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "run exited with {status}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(report["crashed_workers"].as_u64().unwrap() >= 1, "{report}");
+    assert_eq!(
+        report["completed"].as_u64().unwrap() + report["dead_lettered"].as_u64().unwrap(),
+        report["tasks"].as_u64().unwrap(),
+        "{report}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
