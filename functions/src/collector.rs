@@ -2,6 +2,7 @@
 //! redeliveries by `task_id`, and keeps running totals in the broker (see `runtime::totals`).
 
 use crate::messages::{OutputRecord, TaskResult};
+use crate::runtime::supervise;
 use crate::runtime::{
     json, poll_control, requeue_processing, totals, Broker, Control, FunctionConfig, FunctionError,
 };
@@ -66,32 +67,19 @@ pub async fn run_collector(config: FunctionConfig, cancel: CancellationToken) ->
     let name = format!("collector:{}", config.instance_id);
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
     let mut latencies = Latencies::default();
-    let mut recovered = false;
-    loop {
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        let r = async {
-            if !recovered {
-                requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result).await?;
-                broker
-                    .announce(&config.queues.collector_start, &name.replace(':', "-"))
-                    .await?;
-                recovered = true;
-            }
-            step(&mut broker, &config, &mut latencies, &cancel).await
-        }
-        .await;
-        match r {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "broker error; reconnecting");
-                broker.reconnect(&cancel).await?;
-                recovered = false;
-            }
-        }
-    }
+    let pod = name.replace(':', "-");
+    let config = &config;
+    supervise(
+        &mut broker,
+        &cancel,
+        (),
+        async |broker: &mut Broker| {
+            requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result).await?;
+            broker.announce(&config.queues.collector_start, &pod).await
+        },
+        async |broker: &mut Broker| Ok(step(broker, config, &mut latencies, &cancel).await?.then_some(())),
+    )
+    .await
 }
 
 async fn step(

@@ -2,6 +2,7 @@
 //! time, scheduled against absolute instants (no drift), counting every push atomically.
 
 use crate::messages::{PhaseConfigMsg, Task};
+use crate::runtime::supervise;
 use crate::runtime::{json, poll_control, Broker, Control, FunctionConfig, FunctionError};
 use crate::workload::{phase_order, phase_seed, phase_tasks, WorkloadConfig};
 use rand::{Rng, SeedableRng};
@@ -47,30 +48,16 @@ pub async fn run_emitter(
 ) -> Result<(), FunctionError> {
     let name = format!("emitter:{}", config.instance_id);
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
-    let mut announced = false;
-    loop {
-        if cancel.is_cancelled() {
-            return Ok(());
-        }
-        let r = async {
-            if !announced {
-                broker
-                    .announce(&config.queues.emitter_start, &name.replace(':', "-"))
-                    .await?;
-                announced = true;
-            }
-            step(&mut broker, &config, &workload, &cancel).await
-        }
-        .await;
-        match r {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "broker error; reconnecting");
-                broker.reconnect(&cancel).await?;
-            }
-        }
-    }
+    let pod = name.replace(':', "-");
+    let (config, workload) = (&config, &workload);
+    supervise(
+        &mut broker,
+        &cancel,
+        (),
+        async |broker: &mut Broker| broker.announce(&config.queues.emitter_start, &pod).await,
+        async |broker: &mut Broker| Ok(step(broker, config, workload, &cancel).await?.then_some(())),
+    )
+    .await
 }
 
 /// Waits for one phase config and emits its phase. `true` means stop.

@@ -307,3 +307,38 @@ pub async fn poll_control(broker: &mut Broker, queue: &str) -> redis::RedisResul
         }
     }
 }
+
+/// The loop every function runs: `on_connect` (recovery, START) once connected and again after
+/// every reconnect, then `step` until it returns `Some(exit)`. A broker error in either
+/// reconnects with backoff and carries on; cancellation before a step returns `on_cancel`.
+pub async fn supervise<T>(
+    broker: &mut Broker,
+    cancel: &CancellationToken,
+    on_cancel: T,
+    mut on_connect: impl AsyncFnMut(&mut Broker) -> redis::RedisResult<()>,
+    mut step: impl AsyncFnMut(&mut Broker) -> redis::RedisResult<Option<T>>,
+) -> Result<T, FunctionError> {
+    let mut connected = false;
+    loop {
+        if cancel.is_cancelled() {
+            return Ok(on_cancel);
+        }
+        let outcome = if connected {
+            step(broker).await
+        } else {
+            on_connect(broker).await.map(|()| {
+                connected = true;
+                None
+            })
+        };
+        match outcome {
+            Ok(Some(exit)) => return Ok(exit),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "broker error; reconnecting");
+                broker.reconnect(cancel).await?;
+                connected = false;
+            }
+        }
+    }
+}

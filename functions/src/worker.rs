@@ -2,6 +2,7 @@
 //! pushes results, and leaves on SCALE_DOWN (with ACK), TERMINATE or SIGTERM.
 
 use crate::messages::{AckMsg, Task, TaskResult};
+use crate::runtime::supervise;
 use crate::runtime::{
     json, poll_control, requeue_processing, Broker, Control, FunctionConfig, FunctionError,
 };
@@ -37,40 +38,22 @@ pub async fn run_worker(
     let mut broker = Broker::connect(&config, &format!("worker:{id}"), &cancel).await?;
     let q = config.queues.clone();
     let processing = q.processing(&id);
-    let mut recovered = false;
-    loop {
-        if !recovered {
+    let config = &config;
+    supervise(
+        &mut broker,
+        &cancel,
+        WorkerExit::Cancelled,
+        async |broker: &mut Broker| {
             // Whatever this worker held when it last died goes back to the queue first.
-            match requeue_processing(&mut broker.conn, &processing, &q.worker).await {
-                Ok(n) => {
-                    if n > 0 {
-                        tracing::info!(worker = %id, tasks = n, "re-queued unfinished tasks");
-                    }
-                    if let Err(e) = broker.announce(&q.worker_start, &pod_name).await {
-                        tracing::warn!(error = %e, "could not send START");
-                    }
-                    recovered = true;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "broker error during recovery; reconnecting");
-                    broker.reconnect(&cancel).await?;
-                    continue;
-                }
+            let n = requeue_processing(&mut broker.conn, &processing, &q.worker).await?;
+            if n > 0 {
+                tracing::info!(worker = %id, tasks = n, "re-queued unfinished tasks");
             }
-        }
-        if cancel.is_cancelled() {
-            return Ok(WorkerExit::Cancelled);
-        }
-        match step(&mut broker, &config, &processing, &pod_name, &cancel).await {
-            Ok(Some(exit)) => return Ok(exit),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(worker = %id, error = %e, "broker error; reconnecting");
-                broker.reconnect(&cancel).await?;
-                recovered = false;
-            }
-        }
-    }
+            broker.announce(&q.worker_start, &pod_name).await
+        },
+        async |broker: &mut Broker| step(broker, config, &processing, &pod_name, &cancel).await,
+    )
+    .await
 }
 
 /// One iteration: control check, one blocking take, one task. `Some` means stop.
