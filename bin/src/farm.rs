@@ -12,7 +12,8 @@ pub struct FunctionArgs {
     /// and REDIS_PASSWORD are used as the original did, defaulting to 127.0.0.1:6379.
     #[arg(long = "redis", env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Instance id; the connection is named `<role>:<id>`.
+    /// Instance id; the connection is named `<role>:<id>`. `auto` takes the host name (the
+    /// pod's name in Kubernetes), for replicas that share one spec.
     #[arg(long, env = "AUTOSCALE_ID", default_value = "1")]
     pub id: String,
     /// Unix time (s) the run started. Default: the broker key `program_start_time`, set by
@@ -25,10 +26,32 @@ pub struct FunctionArgs {
     /// Seconds a blocking wait lasts before control queues are checked again.
     #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_S", default_value_t = 1.0)]
     pub poll_interval_s: f64,
+    /// Stop (as on SIGTERM) when the parent process goes away: set by a node for the functions
+    /// it starts, so none outlives a node that was killed.
+    #[arg(long, hide = true)]
+    pub exit_with_parent: bool,
     /// Also serve HTTP for the OpenFaaS of-watchdog (`mode: http`) on this address, e.g.
     /// `127.0.0.1:8082`: `GET /_/health` and `POST /` (the original's invocation).
     #[arg(long, env = "AUTOSCALE_HTTP")]
     pub http: Option<String>,
+}
+
+/// What a worker does after acknowledging a scale-down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnScaleDown {
+    /// Exit (a local process, an OpenFaaS instance about to be deleted).
+    Exit,
+    /// Stay idle until SIGTERM: a Kubernetes pod must not exit, or its container restarts;
+    /// the node deletes the pod instead.
+    Wait,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub common: FunctionArgs,
+    #[arg(long, env = "AUTOSCALE_ON_SCALE_DOWN", value_enum, default_value_t = OnScaleDown::Exit)]
+    pub on_scale_down: OnScaleDown,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -50,9 +73,17 @@ impl FunctionArgs {
                 _ => format!("redis://{host}:{port}/"),
             }
         });
+        let instance_id = if self.id == "auto" {
+            std::env::var("HOSTNAME")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| format!("{}", std::process::id()))
+        } else {
+            self.id.clone()
+        };
         FunctionConfig {
             redis_url: url,
-            instance_id: self.id.clone(),
+            instance_id,
             program_start_time: self.program_start_time,
             grace_period_s: self.grace_period_s.max(0.0),
             poll_interval_s: self.poll_interval_s.clamp(0.01, 60.0),
@@ -64,7 +95,7 @@ impl FunctionArgs {
 /// Which function to run.
 pub enum Role {
     Emitter(EmitterArgs),
-    Worker(FunctionArgs),
+    Worker(WorkerArgs),
     Collector(FunctionArgs),
 }
 
@@ -88,6 +119,33 @@ async fn start_http(
     Ok(())
 }
 
+/// A stop requested (SIGTERM, parent gone) before the broker was ever reached is a clean exit.
+fn stopped_ok<T>(r: Result<T, functions::FunctionError>) -> anyhow::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(functions::FunctionError::Cancelled) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Cancels when this process is re-parented (its parent exited, however it died).
+async fn watch_parent(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            if std::os::unix::process::parent_id() != parent {
+                tracing::warn!("the node that started this function is gone; stopping");
+                cancel.cancel();
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cancel;
+}
+
 pub fn run(role: Role) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,6 +157,14 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             crate::serve::shutdown_signal().await;
             signal.cancel();
         });
+        let common = match &role {
+            Role::Emitter(a) => &a.common,
+            Role::Worker(a) => &a.common,
+            Role::Collector(a) => a,
+        };
+        if common.exit_with_parent {
+            tokio::spawn(watch_parent(cancel.clone()));
+        }
         match role {
             Role::Emitter(args) => {
                 if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
@@ -110,18 +176,24 @@ pub fn run(role: Role) -> anyhow::Result<()> {
                     time_scale: args.time_scale,
                     ..WorkloadConfig::default()
                 };
-                functions::emitter::run_emitter(config, workload, cancel).await?;
+                stopped_ok(functions::emitter::run_emitter(config, workload, cancel).await)?;
             }
             Role::Worker(args) => {
-                let mut config = args.config();
-                start_http(&args, "worker", &mut config, &cancel).await?;
-                let exit = functions::worker::run_worker(config, cancel).await?;
+                let mut config = args.common.config();
+                start_http(&args.common, "worker", &mut config, &cancel).await?;
+                let exit = stopped_ok(functions::worker::run_worker(config, cancel.clone()).await)?;
                 tracing::info!(?exit, "worker stopped");
+                if exit == Some(functions::worker::WorkerExit::ScaledDown)
+                    && args.on_scale_down == OnScaleDown::Wait
+                {
+                    tracing::info!("scaled down; idle until the pod is deleted");
+                    cancel.cancelled().await;
+                }
             }
             Role::Collector(args) => {
                 let mut config = args.config();
                 start_http(&args, "collector", &mut config, &cancel).await?;
-                functions::collector::run_collector(config, cancel).await?;
+                stopped_ok(functions::collector::run_collector(config, cancel).await)?;
             }
         }
         Ok(())

@@ -1,8 +1,10 @@
 //! `autoscale-node`: the one binary. Parses arguments, builds library configs, runs.
 
+mod config;
 mod eval;
 mod farm;
 mod run;
+mod scale;
 mod serve;
 mod train;
 
@@ -23,6 +25,9 @@ struct Cli {
     /// `serve` options, accepted without the subcommand (`autoscale-node --port 7000`).
     #[command(flatten)]
     serve: serve::ServeArgs,
+    /// A TOML file of option values (flags and environment variables take precedence).
+    #[arg(long, global = true, env = "AUTOSCALE_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `broker=debug`.
     #[arg(long, global = true, env = "AUTOSCALE_LOG", default_value = "info")]
     log: String,
@@ -36,8 +41,10 @@ enum Command {
     Run(run::RunArgs),
     /// Run the emitter: phase configs from input_queue become tasks in worker_queue.
     Emitter(farm::EmitterArgs),
+    /// Ask a running node to add (+N), gracefully remove (-N) or set (N) workers.
+    Scale(scale::ScaleArgs),
     /// Run one worker: tasks from worker_queue become results in result_queue.
-    Worker(farm::FunctionArgs),
+    Worker(farm::WorkerArgs),
     /// Run the collector: results become output records with their QoS.
     Collector(farm::FunctionArgs),
     /// Compare scaling policies in the simulator on identical seeded workloads.
@@ -47,8 +54,29 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    let names: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if let (Some(path), sub) = config::find(&argv, &names) {
+        if let Err(e) = config::apply::<Cli>(std::path::Path::new(&path), sub.as_deref()) {
+            eprintln!("autoscale-node: error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    // `run` draws a live view; routine logs (every scaling step) would tear it.
+    let log = if matches!(cli.command, Some(Command::Run(_)))
+        && std::env::var_os("AUTOSCALE_LOG").is_none()
+        && cli.log == "info"
+    {
+        "warn"
+    } else {
+        cli.log.as_str()
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -57,6 +85,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Run(args)) => run::run(args),
+        Some(Command::Scale(args)) => scale::run(args),
         Some(Command::Emitter(args)) => farm::run(farm::Role::Emitter(args)),
         Some(Command::Worker(args)) => farm::run(farm::Role::Worker(args)),
         Some(Command::Collector(args)) => farm::run(farm::Role::Collector(args)),

@@ -1,11 +1,16 @@
 //! `autoscale-node run`: the whole farm on one machine — embedded broker (or `--redis`),
-//! emitter, collector and workers as child processes, the policy deciding every period, a live
-//! view, and a report at the end.
+//! emitter, collector and workers as child processes, the node's control loop deciding every
+//! period, a live view, and a report at the end. Against a broker where an autoscale-node is
+//! already serving with a scaler, `run` feeds the job and leaves the scaling to that node.
 
 use agent::eval::StepRecord;
-use agent::observe::{observe, FarmMetrics};
-use agent::policy::Policy;
 use anyhow::Context;
+use autoscale_node::control::{ControlConfig, Controller, Source};
+use autoscale_node::requests;
+use autoscale_node::scaler::local::{function_process, stop_children};
+use autoscale_node::scaler::remote::RemoteNode;
+use autoscale_node::scaler::{self, terminate_syn, ScalerArgs, ScalerKind};
+use autoscale_node::stats::NodeStats;
 use clap::Args;
 use functions::messages::OutputRecord;
 use functions::workload::WorkloadConfig;
@@ -15,12 +20,9 @@ use redis::AsyncCommands;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
-
-/// The policy trained by `train` and bundled in the binary (see models/README.md).
-const BUNDLED_MODEL: &[u8] = include_bytes!("../../models/model.safetensors");
+use tokio::process::Child;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -28,17 +30,19 @@ pub struct RunArgs {
     /// workload, 1140 tasks).
     #[arg(long, env = "AUTOSCALE_TASKS")]
     pub tasks: Option<usize>,
-    /// Workers at the start.
-    #[arg(long, env = "AUTOSCALE_WORKERS", default_value_t = 12)]
-    pub workers: u32,
-    /// Scaling policy: a `*.safetensors` file, a baseline name (static:N, reactive-average,
-    /// reactive-maximum, queue-proportional, load-proportional), or `bundled`.
+    /// Workers at the start (default 12; against a serving node, its current count is kept
+    /// unless this is given).
+    #[arg(long, env = "AUTOSCALE_WORKERS")]
+    pub workers: Option<u32>,
+    /// Scaling policy: `bundled`, a `*.safetensors` file, a baseline name (static:N,
+    /// reactive-average, reactive-maximum, queue-proportional, load-proportional) or `manual`.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
     pub policy: String,
     /// Multiply every duration by this (0.1 runs the 4-minute workload in 24 s).
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 0.1)]
     pub time_scale: f64,
-    /// Use this Redis instead of the embedded broker (its farm keys are cleared first).
+    /// Use this Redis instead of the embedded broker (its farm keys are cleared first). If an
+    /// autoscale-node serves there with a scaler, that node does the scaling.
     #[arg(long, env = "REDIS_URL")]
     pub redis: Option<String>,
     /// Where to write report.json, report.md and timeseries.svg.
@@ -48,258 +52,23 @@ pub struct RunArgs {
     #[arg(long, env = "AUTOSCALE_SEED", default_value_t = 1)]
     pub seed: u64,
     /// Bounds on the number of workers.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "AUTOSCALE_MIN_WORKERS", default_value_t = 1)]
     pub min_workers: u32,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
     pub max_workers: u32,
     /// Seconds between decisions, in workload time (scaled by --time-scale).
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
     pub decision_period_s: f64,
-}
-
-/// One local worker process.
-struct LocalWorker {
-    id: u32,
-    child: Child,
-    /// A SCALE_DOWN was acknowledged by this worker: it is leaving on its own.
-    leaving: bool,
-}
-
-/// The `local` scaler: spawns `autoscale-node worker` children, removes exactly the worker
-/// that acknowledged a scale-down, re-queues the tasks of a worker that died.
-struct LocalScaler {
-    exe: PathBuf,
-    url: String,
-    program_start: f64,
-    workers: Vec<LocalWorker>,
-    pending_scale_down: u32,
-    scaling_actions: u32,
-    crashed: u32,
-}
-
-impl LocalScaler {
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        // Lowest free id first, as the original reused worker names.
-        let mut id = 1;
-        while self.workers.iter().any(|w| w.id == id) {
-            id += 1;
-        }
-        let child = function_process(
-            &self.exe,
-            "worker",
-            &self.url,
-            &id.to_string(),
-            self.program_start,
-            &[],
-        )?;
-        self.workers.push(LocalWorker {
-            id,
-            child,
-            leaving: false,
-        });
-        Ok(())
-    }
-
-    /// Workers that count: running and not leaving, minus scale-downs not yet acknowledged.
-    fn effective(&self) -> u32 {
-        let live = self.workers.iter().filter(|w| !w.leaving).count() as u32;
-        live.saturating_sub(self.pending_scale_down)
-    }
-
-    async fn scale_to(&mut self, target: u32, conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
-        let current = self.effective();
-        if target > current {
-            let mut add = target - current;
-            while add > 0 && self.pending_scale_down > 0 {
-                // A scale-down no worker has taken yet can simply be withdrawn.
-                let removed: i64 = conn.lrem("worker_control_syn_queue", 1, scale_down_syn()).await?;
-                if removed == 0 {
-                    break;
-                }
-                self.pending_scale_down -= 1;
-                add -= 1;
-            }
-            for _ in 0..add {
-                self.spawn()?;
-            }
-            self.scaling_actions += 1;
-        } else if target < current {
-            for _ in 0..(current - target) {
-                let _: () = conn.lpush("worker_control_syn_queue", scale_down_syn()).await?;
-                self.pending_scale_down += 1;
-            }
-            self.scaling_actions += 1;
-        }
-        Ok(())
-    }
-
-    /// Reads ACKs and reaps exited children. Tasks of a worker that died are re-queued.
-    async fn housekeeping(&mut self, conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
-        loop {
-            let ack: Option<String> = conn.rpop("worker_control_ack_queue", None).await?;
-            let Some(ack) = ack else { break };
-            let pod = serde_json::from_str::<serde_json::Value>(&ack)
-                .ok()
-                .and_then(|v| v["pod_name"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            if let Some(w) = self
-                .workers
-                .iter_mut()
-                .find(|w| format!("worker-{}", w.id) == pod)
-            {
-                w.leaving = true;
-                self.pending_scale_down = self.pending_scale_down.saturating_sub(1);
-            }
-        }
-        let mut i = 0;
-        while i < self.workers.len() {
-            if let Ok(Some(status)) = self.workers[i].child.try_wait() {
-                let w = self.workers.remove(i);
-                if !w.leaving {
-                    self.crashed += 1;
-                    tracing::warn!(worker = w.id, %status, "worker exited without being asked; re-queueing its tasks");
-                }
-                let processing = format!("worker_queue:processing:{}", w.id);
-                functions::requeue_processing(conn, &processing, "worker_queue").await?;
-                continue;
-            }
-            i += 1;
-        }
-        Ok(())
-    }
-}
-
-fn scale_down_syn() -> String {
-    // A fixed body, so a not-yet-taken request can be withdrawn with LREM.
-    r#"{"type":"SCALE_DOWN","action":"SYN","message":"scale down by one worker","SYN_timestamp":null}"#
-        .to_string()
-}
-
-fn terminate_syn() -> String {
-    r#"{"type":"TERMINATE","action":"SYN","message":"run finished","SYN_timestamp":null}"#.to_string()
-}
-
-fn function_process(
-    exe: &PathBuf,
-    role: &str,
-    url: &str,
-    id: &str,
-    program_start: f64,
-    extra: &[&str],
-) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(exe);
-    cmd.args([role, "--redis", url, "--id", id, "--poll-interval-s", "0.2"])
-        .args(["--program-start-time", &program_start.to_string()])
-        .args(extra)
-        .env(
-            "AUTOSCALE_LOG",
-            std::env::var("AUTOSCALE_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true);
-    cmd.spawn().with_context(|| format!("starting {role} {id}"))
-}
-
-/// The numbers a run ends with.
-#[derive(Debug, Serialize)]
-pub struct RunReport {
-    pub policy: String,
-    pub time_scale: f64,
-    pub tasks: usize,
-    pub completed: u64,
-    pub qos_met: u64,
-    pub missed: u64,
-    pub dead_lettered: u64,
-    pub still_queued: u64,
-    /// Tasks accounted for nowhere. Must be 0.
-    pub lost: i64,
-    pub duplicates: u64,
-    pub qos_percent: f64,
-    pub mean_workers: f64,
-    pub max_workers: u32,
-    /// Worker-seconds in workload time (wall-clock worker-seconds ÷ time scale).
-    pub worker_seconds: f64,
-    pub scaling_actions: u32,
-    pub crashed_workers: u32,
-    pub completion_p50_s: f64,
-    pub completion_p95_s: f64,
-    pub completion_p99_s: f64,
-    pub wall_clock_s: f64,
-}
-
-async fn clear_farm_keys(conn: &mut MultiplexedConnection) -> anyhow::Result<()> {
-    let mut keys: Vec<String> = Vec::new();
-    for pattern in ["*_queue*", "collector:*", "program_start_time"] {
-        let found: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(conn).await?;
-        keys.extend(found);
-    }
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
-    }
-    Ok(())
-}
-
-async fn get_u64(conn: &mut MultiplexedConnection, key: &str) -> anyhow::Result<u64> {
-    let v: Option<String> = conn.get(key).await?;
-    Ok(v.and_then(|s| s.parse::<f64>().ok())
-        .map_or(0, |f| f.max(0.0) as u64))
-}
-
-async fn get_f64(conn: &mut MultiplexedConnection, key: &str) -> anyhow::Result<f64> {
-    let v: Option<String> = conn.get(key).await?;
-    Ok(v.and_then(|s| s.parse().ok()).unwrap_or(0.0))
-}
-
-/// A snapshot of the farm, converted to workload time (so the policy sees the units it was
-/// trained on, whatever the time scale).
-async fn farm_metrics(
-    conn: &mut MultiplexedConnection,
-    scaler: &LocalScaler,
-    started: Instant,
-    scale: f64,
-) -> anyhow::Result<FarmMetrics> {
-    let queue_length: u64 = conn.llen("worker_queue").await?;
-    let pushed = get_u64(conn, "worker_queue:enqueued_total").await?;
-    let completed = get_u64(conn, functions::runtime::totals::TASKS).await?;
-    let qos_met = get_u64(conn, functions::runtime::totals::QOS_MET).await?;
-    let mean = get_f64(conn, functions::runtime::totals::LATENCY_MEAN_S).await?;
-    let mut busy = 0u32;
-    for w in &scaler.workers {
-        let n: u64 = conn.llen(format!("worker_queue:processing:{}", w.id)).await?;
-        busy += n.min(1) as u32;
-    }
-    let oldest_age_s = match conn.lindex::<_, Option<String>>("worker_queue", -1).await? {
-        Some(raw) => serde_json::from_str::<functions::messages::Task>(&raw)
-            .map(|t| ((started.elapsed().as_secs_f64() - t.task_gen_timestamp) / scale).max(0.0))
-            .unwrap_or(0.0),
-        None => 0.0,
-    };
-    Ok(FarmMetrics {
-        time_s: started.elapsed().as_secs_f64() / scale,
-        queue_length,
-        pushed_total: pushed,
-        popped_total: pushed.saturating_sub(queue_length),
-        oldest_age_s,
-        completed_total: completed,
-        qos_met_total: qos_met,
-        completion_sum_s: mean * completed as f64 / scale,
-        completion_max_s: 0.0,
-        workers_live: scaler.workers.iter().filter(|w| !w.leaving).count() as u32,
-        workers_busy: busy,
-        workers_starting: 0,
-    })
-}
-
-fn policy_by_name(name: &str, period_s: f64) -> anyhow::Result<Box<dyn Policy>> {
-    if name == "bundled" {
-        return Ok(Box::new(agent::neural::NeuralPolicy::from_bytes(
-            BUNDLED_MODEL,
-            "the bundled model",
-        )?));
-    }
-    Ok(agent::policy::by_name(name, &[], period_s, 5.0)?)
+    /// Who runs the workers: `local` child processes (default), or `openfaas` / `kubernetes`
+    /// (then pass --worker-redis-url: the address of this machine's broker as the cluster
+    /// reaches it, and bind the embedded broker with --bind).
+    #[arg(long, env = "AUTOSCALE_SCALER", value_enum, default_value_t = ScalerKind::Local)]
+    pub scaler: ScalerKind,
+    /// Address the embedded broker listens on (port chosen freely).
+    #[arg(long, env = "AUTOSCALE_BIND", default_value = "127.0.0.1")]
+    pub bind: String,
+    #[command(flatten)]
+    pub scalers: ScalerArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -307,8 +76,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!("--time-scale must be a positive number");
     }
+    if !(args.decision_period_s.is_finite() && args.decision_period_s > 0.0) {
+        anyhow::bail!("--decision-period-s must be a positive number");
+    }
     if args.min_workers == 0 || args.min_workers > args.max_workers {
         anyhow::bail!("--min-workers must be at least 1 and at most --max-workers");
+    }
+    if args.scaler == ScalerKind::None {
+        anyhow::bail!("run needs workers: use --scaler local, openfaas or kubernetes");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -318,20 +93,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let scale = args.time_scale;
-    let mut policy = policy_by_name(&args.policy, args.decision_period_s)?;
+    let policy = autoscale_node::policy_by_name(&args.policy, args.decision_period_s)?;
     let exe = std::env::current_exe().context("locating the autoscale-node executable")?;
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let url = match &args.redis {
-        Some(u) => u.clone(),
+    let (url, source) = match &args.redis {
+        Some(u) => (u.clone(), None),
         None => {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            let listener = tokio::net::TcpListener::bind(format!("{}:0", args.bind))
                 .await
                 .context("binding the embedded broker")?;
-            let addr = listener.local_addr()?;
+            let mut addr = listener.local_addr()?;
             let broker = broker::Broker::new(broker::BrokerConfig::default());
             let stop = shutdown.clone();
-            tokio::spawn(async move { broker.serve(listener, stop.cancelled_owned()).await });
-            format!("redis://{addr}/")
+            tokio::spawn(broker.clone().serve(listener, stop.cancelled_owned()));
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            (format!("redis://{addr}/"), Some(broker))
         }
     };
     let client = redis::Client::open(url.as_str()).with_context(|| format!("bad redis URL {url}"))?;
@@ -339,8 +117,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         .get_multiplexed_async_connection()
         .await
         .with_context(|| format!("connecting to {url}"))?;
-    clear_farm_keys(&mut conn).await?;
-    let program_start = functions::runtime::unix_now();
+    // A node already serving this broker owns the workers: feed it, let it scale.
+    let delegate = source.is_none() && requests::controller_present(&mut conn).await?;
+    clear_farm_keys(&mut conn, !delegate).await?;
+    let program_start = if delegate {
+        match conn
+            .get::<_, Option<String>>(functions::runtime::totals::PROGRAM_START)
+            .await?
+        {
+            Some(s) => s.parse().context("reading the node's program_start_time")?,
+            None => functions::runtime::unix_now(),
+        }
+    } else {
+        functions::runtime::unix_now()
+    };
     let _: () = conn
         .set(
             functions::runtime::totals::PROGRAM_START,
@@ -377,23 +167,56 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             &["--time-scale", &scale_arg],
         )?,
     ];
-    let mut scaler = LocalScaler {
-        exe: exe.clone(),
-        url: url.clone(),
-        program_start,
-        workers: Vec::new(),
-        pending_scale_down: 0,
-        scaling_actions: 0,
-        crashed: 0,
+    let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
+        let status = requests::node_status(&mut conn).await?.unwrap_or_default();
+        println!(
+            "autoscale-node run: an autoscale-node serves {url} (scaler {}, policy {}); it does the scaling",
+            status.scaler, status.policy
+        );
+        (Box::new(RemoteNode { status }), None)
+    } else {
+        (
+            scaler::build(args.scaler, &args.scalers, &url, program_start).await?,
+            policy,
+        )
     };
-    for _ in 0..args.workers.clamp(args.min_workers, args.max_workers) {
-        scaler.spawn()?;
+    let stats = Arc::new(NodeStats::default());
+    let cfg = ControlConfig {
+        decision_period: Duration::from_secs_f64(args.decision_period_s * scale),
+        time_scale: scale,
+        min_workers: args.min_workers,
+        max_workers: args.max_workers,
+        // Local workers are reaped the moment they exit; this catches remote ones.
+        orphan_grace: Duration::from_secs_f64((30.0 * scale).max(2.0)),
+        program_start,
+        passive: delegate,
+    };
+    let source = match source {
+        Some(b) => Source::InProcess(b),
+        None => Source::Remote,
+    };
+    let initial = match (delegate, args.workers) {
+        (true, None) => None,
+        (_, w) => Some(w.unwrap_or(12)),
+    };
+    let mut controller = Controller::new(
+        policy,
+        scaler,
+        source,
+        conn.clone(),
+        cfg,
+        initial.unwrap_or(0),
+        stats,
+    )
+    .await?;
+    if initial.is_some() {
+        controller.start().await?;
     }
     let total = functions::emitter::feed_phases(&mut conn, "input_queue", &workload, args.seed).await?;
     println!(
         "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {url}",
         workload_duration * scale,
-        policy.name()
+        controller.policy_name()
     );
 
     let bar = ProgressBar::new(total as u64);
@@ -402,91 +225,63 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let started = Instant::now();
-    let period = Duration::from_secs_f64(args.decision_period_s * scale);
     // Workload time plus a drain allowance, then give up waiting.
     let limit = Duration::from_secs_f64((workload_duration + 120.0) * scale + 30.0);
-    let mut prev = farm_metrics(&mut conn, &scaler, started, scale).await?;
-    let mut steps: Vec<StepRecord> = Vec::new();
-    let mut worker_seconds_wall = 0.0;
-    let mut max_workers = scaler.workers.len() as u32;
-    let mut last_tick = Instant::now();
-    let mut ticker = tokio::time::interval(period);
-    ticker.tick().await;
+    let mut ticker = tokio::time::interval(controller.tick_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let interrupted = crate::serve::shutdown_signal();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = crate::serve::shutdown_signal() => {
+            _ = &mut interrupted => {
                 bar.abandon_with_message("interrupted");
                 break;
             }
         }
-        scaler.housekeeping(&mut conn).await?;
-        let elapsed = last_tick.elapsed().as_secs_f64();
-        last_tick = Instant::now();
-        worker_seconds_wall += elapsed * scaler.workers.len() as f64;
-        let now = farm_metrics(&mut conn, &scaler, started, scale).await?;
-        let obs = observe(&prev, &now);
-        let target = policy.decide(&obs).clamp(args.min_workers, args.max_workers);
-        scaler.scale_to(target, &mut conn).await?;
-        max_workers = max_workers.max(scaler.workers.len() as u32);
+        let Some(now) = controller.tick().await? else {
+            continue;
+        };
         let dead: u64 = conn.llen("worker_queue:dead").await?;
-        steps.push(StepRecord {
-            time_s: now.time_s,
-            workers: scaler.effective(),
-            target,
-            queue_length: now.queue_length,
-            arrival_rate: obs.arrival_rate,
-            window_qos: obs.window_qos,
-        });
+        let counts = controller.scaler.counts();
         bar.set_position(now.completed_total);
         bar.set_message(format!(
             "queue {}  workers {} (target {})  QoS so far {:.2}%",
             now.queue_length,
-            scaler.workers.len(),
-            target,
+            counts.live + counts.starting,
+            controller.target(),
             if now.completed_total == 0 {
                 100.0
             } else {
                 now.qos_met_total as f64 * 100.0 / now.completed_total as f64
             }
         ));
-        prev = now.clone();
         if now.completed_total + dead >= total as u64 || started.elapsed() > limit {
             break;
         }
     }
     bar.finish();
 
-    // Stop everything: TERMINATE to every function, then wait briefly for them to leave.
+    // Stop the job: TERMINATE to the emitter and the collector, the workers through the scaler.
     let _: () = conn.lpush("emitter_control_syn_queue", terminate_syn()).await?;
     let _: () = conn.lpush("collector_control_syn_queue", terminate_syn()).await?;
-    for _ in 0..scaler.workers.len() {
-        let _: () = conn.lpush("worker_control_syn_queue", terminate_syn()).await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    for child in children
-        .iter_mut()
-        .chain(scaler.workers.iter_mut().map(|w| &mut w.child))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, child.wait()).await.is_err() {
-            let _ = child.kill().await;
-        }
-    }
+    controller.shutdown().await?;
+    stop_children(children.iter_mut(), Duration::from_secs(5)).await;
 
     let report = build_report(
         &mut conn,
-        &args,
-        policy.name(),
+        scale,
+        controller.policy_name().to_string(),
         total,
-        scaler,
-        max_workers,
-        worker_seconds_wall,
+        controller.scaling_actions,
+        controller.vanished_workers,
+        controller.max_workers_seen,
+        controller.worker_seconds_wall,
         started,
     )
     .await?;
     shutdown.cancel();
-    write_report(&args.report, &report, &steps)?;
+    write_report(&args.report, &report, &controller.steps)?;
     println!("{}", report_markdown(&report));
     println!("report written to {}", args.report.display());
     if report.lost != 0 {
@@ -495,18 +290,70 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The numbers a run ends with.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub policy: String,
+    pub time_scale: f64,
+    pub tasks: usize,
+    pub completed: u64,
+    pub qos_met: u64,
+    pub missed: u64,
+    pub dead_lettered: u64,
+    pub still_queued: u64,
+    /// Tasks accounted for nowhere. Must be 0.
+    pub lost: i64,
+    pub duplicates: u64,
+    pub qos_percent: f64,
+    pub mean_workers: f64,
+    pub max_workers: u32,
+    /// Worker-seconds in workload time (wall-clock worker-seconds ÷ time scale).
+    pub worker_seconds: f64,
+    pub scaling_actions: u64,
+    pub crashed_workers: u64,
+    pub completion_p50_s: f64,
+    pub completion_p95_s: f64,
+    pub completion_p99_s: f64,
+    pub wall_clock_s: f64,
+}
+
+/// Deletes what an earlier run left (queues, collector totals; with `with_clock`, the farm's
+/// clock too — not when a node's workers already agreed on it).
+async fn clear_farm_keys(conn: &mut MultiplexedConnection, with_clock: bool) -> anyhow::Result<()> {
+    let mut keys: Vec<String> = Vec::new();
+    let patterns: &[&str] = if with_clock {
+        &["*_queue*", "collector:*", "program_start_time"]
+    } else {
+        &["*_queue*", "collector:*"]
+    };
+    for pattern in patterns {
+        let found: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(conn).await?;
+        keys.extend(found);
+    }
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(&keys).query_async(conn).await?;
+    }
+    Ok(())
+}
+
+async fn get_u64(conn: &mut MultiplexedConnection, key: &str) -> anyhow::Result<u64> {
+    let v: Option<String> = conn.get(key).await?;
+    Ok(v.and_then(|s| s.parse::<f64>().ok())
+        .map_or(0, |f| f.max(0.0) as u64))
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn build_report(
     conn: &mut MultiplexedConnection,
-    args: &RunArgs,
+    scale: f64,
     policy: String,
     total: usize,
-    scaler: LocalScaler,
+    scaling_actions: u64,
+    crashed: u64,
     max_workers: u32,
     worker_seconds_wall: f64,
     started: Instant,
 ) -> anyhow::Result<RunReport> {
-    let scale = args.time_scale;
     let raw: Vec<String> = conn.lrange("output_queue", 0, -1).await?;
     let records: Vec<OutputRecord> = raw.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
     let mut times: Vec<f64> = records.iter().map(|r| r.task_completion_time / scale).collect();
@@ -553,8 +400,8 @@ async fn build_report(
         mean_workers: worker_seconds_wall / wall.max(1e-9),
         max_workers,
         worker_seconds,
-        scaling_actions: scaler.scaling_actions,
-        crashed_workers: scaler.crashed,
+        scaling_actions,
+        crashed_workers: crashed,
         completion_p50_s: pct(0.50),
         completion_p95_s: pct(0.95),
         completion_p99_s: pct(0.99),

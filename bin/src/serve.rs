@@ -1,9 +1,17 @@
-//! `autoscale-node serve`: the broker as a service.
+//! `autoscale-node serve`: the broker as a service, plus — with `--scaler` — the node's control
+//! loop (policy + scaler) and the HTTP endpoint.
 
 use anyhow::Context;
+use autoscale_node::control::{ControlConfig, Controller, Source};
+use autoscale_node::http::Endpoint;
+use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
+use autoscale_node::stats::NodeStats;
 use broker::{Broker, BrokerConfig};
 use clap::Args;
 use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -27,6 +35,77 @@ pub struct ServeArgs {
     /// threads (the keyspace stays behind one lock); 0 = one per core.
     #[arg(long, env = "AUTOSCALE_THREADS", default_value_t = 1)]
     pub threads: usize,
+    /// Port of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); 0 picks a free port.
+    #[arg(long, env = "AUTOSCALE_HTTP_PORT", default_value_t = 9121)]
+    pub http_port: u16,
+    /// Address of the HTTP endpoint (default: `--bind`).
+    #[arg(long, env = "AUTOSCALE_HTTP_BIND")]
+    pub http_bind: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// The control loop's flags, shared by `serve` and `run`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Who starts and stops workers: `none` (broker and metrics only), `local` (child
+    /// processes), `openfaas` (gateway API) or `kubernetes` (a Deployment's scale).
+    #[arg(long, env = "AUTOSCALE_SCALER", value_enum, default_value_t = ScalerKind::None)]
+    pub scaler: ScalerKind,
+    /// Scaling policy: `bundled` (the trained model in this binary), a `*.safetensors` file,
+    /// a baseline (static:N, reactive-average, reactive-maximum, queue-proportional,
+    /// load-proportional) or `manual` (only `autoscale-node scale` changes the count).
+    #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
+    pub policy: String,
+    /// Workers to start with.
+    #[arg(long, env = "AUTOSCALE_WORKERS")]
+    pub workers: Option<u32>,
+    #[arg(long, env = "AUTOSCALE_MIN_WORKERS", default_value_t = 1)]
+    pub min_workers: u32,
+    #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
+    pub max_workers: u32,
+    /// Seconds between decisions, in workload time.
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
+    pub decision_period_s: f64,
+    /// Wall-clock seconds per workload second, as given to the emitter (the policy was trained
+    /// in workload time).
+    #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 1.0)]
+    pub time_scale: f64,
+    /// A worker disconnected this long (wall seconds) has its unfinished tasks re-queued.
+    #[arg(long, env = "AUTOSCALE_ORPHAN_GRACE_S", default_value_t = 30.0)]
+    pub orphan_grace_s: f64,
+    #[command(flatten)]
+    pub scalers: ScalerArgs,
+}
+
+impl NodeArgs {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            anyhow::bail!("--time-scale must be a positive number");
+        }
+        if !(self.decision_period_s.is_finite() && self.decision_period_s > 0.0) {
+            anyhow::bail!("--decision-period-s must be a positive number");
+        }
+        if self.min_workers > self.max_workers {
+            anyhow::bail!("--min-workers must be at most --max-workers");
+        }
+        if !(self.orphan_grace_s.is_finite() && self.orphan_grace_s >= 0.0) {
+            anyhow::bail!("--orphan-grace-s must be zero or more");
+        }
+        Ok(())
+    }
+
+    pub fn control_config(&self, program_start: f64) -> ControlConfig {
+        ControlConfig {
+            decision_period: Duration::from_secs_f64(self.decision_period_s * self.time_scale),
+            time_scale: self.time_scale,
+            min_workers: self.min_workers,
+            max_workers: self.max_workers,
+            orphan_grace: Duration::from_secs_f64(self.orphan_grace_s),
+            program_start,
+            passive: false,
+        }
+    }
 }
 
 impl ServeArgs {
@@ -41,6 +120,7 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    args.node.validate()?;
     // One thread means Redis's model exactly: a single event loop, no cross-thread wakeups.
     let mut builder = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -54,21 +134,138 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let addr = format!("{}:{}", args.bind, args.port);
-        let listener = tokio::net::TcpListener::bind(&addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        let local = listener.local_addr()?;
-        // The bound address on stdout, so scripts and tests that pass --port 0 can find it.
-        println!("autoscale-node listening on {local}");
-        std::io::stdout().flush().ok();
-        tracing::info!(%local, "broker ready to accept connections");
-        let broker = Broker::new(args.broker_config());
-        broker.serve(listener, shutdown_signal()).await?;
-        tracing::info!("broker stopped");
-        Ok(())
-    })
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.node.scaler != ScalerKind::None {
+        crate::train::single_threaded_tensors();
+    }
+    // Load the policy before binding anything, so a bad model file fails fast.
+    let policy = match args.node.scaler {
+        ScalerKind::None => None,
+        _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s)?,
+    };
+    let addr = format!("{}:{}", args.bind, args.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let http_addr = format!(
+        "{}:{}",
+        args.http_bind.as_deref().unwrap_or(&args.bind),
+        args.http_port
+    );
+    let http_listener = tokio::net::TcpListener::bind(&http_addr).await.with_context(|| {
+        format!("binding the HTTP endpoint {http_addr} (choose another with --http-port)")
+    })?;
+    let http_local = http_listener.local_addr()?;
+    // The bound addresses on stdout, so scripts and tests that pass port 0 can find them.
+    println!("autoscale-node listening on {local}");
+    println!("autoscale-node http on {http_local}");
+    std::io::stdout().flush().ok();
+    tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
+
+    let broker = Broker::new(args.broker_config());
+    let stats = Arc::new(NodeStats::default());
+    let stop = CancellationToken::new();
+    let endpoint = Endpoint {
+        stats: stats.clone(),
+        broker: Some(broker.clone()),
+    };
+    tokio::spawn(functions::http::serve(
+        http_listener,
+        endpoint.handler(),
+        stop.clone(),
+    ));
+    let broker_stop = stop.clone();
+    let broker_task = tokio::spawn(broker.clone().serve(listener, broker_stop.cancelled_owned()));
+
+    if args.node.scaler == ScalerKind::None {
+        stats.update(|s| {
+            s.ready = true;
+            s.scaler = "none".into();
+        });
+        shutdown_signal().await;
+    } else {
+        let result = control_loop(&args, &broker, local, policy, stats.clone()).await;
+        if let Err(e) = &result {
+            tracing::error!(error = %format!("{e:#}"), "control loop stopped");
+        }
+        result?;
+    }
+    stop.cancel();
+    broker_task.await.context("broker task")??;
+    tracing::info!("broker stopped");
+    Ok(())
+}
+
+/// Runs the node's control loop against its own broker until Ctrl-C or SIGTERM, then stops the
+/// workers it started.
+async fn control_loop(
+    args: &ServeArgs,
+    broker: &Broker,
+    local: std::net::SocketAddr,
+    policy: Option<Box<dyn agent::policy::Policy>>,
+    stats: Arc<NodeStats>,
+) -> anyhow::Result<()> {
+    let host = if local.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let pass = args
+        .requirepass
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(|p| format!(":{p}@"))
+        .unwrap_or_default();
+    let url = format!("redis://{pass}{host}:{}/", local.port());
+    let client = redis::Client::open(url.as_str())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    // One clock for the whole farm: task timestamps are relative to `program_start_time`, so
+    // the workers this node starts and a `run` that feeds it later must agree on it.
+    let _: bool = redis::AsyncCommands::set_nx(
+        &mut conn,
+        functions::runtime::totals::PROGRAM_START,
+        functions::runtime::unix_now().to_string(),
+    )
+    .await?;
+    let start: String =
+        redis::AsyncCommands::get(&mut conn, functions::runtime::totals::PROGRAM_START).await?;
+    let program_start: f64 = start.parse().context("reading program_start_time")?;
+    let scaler = scaler::build(args.node.scaler, &args.node.scalers, &url, program_start).await?;
+    let initial = args.node.workers.unwrap_or(args.node.min_workers);
+    let mut controller = Controller::new(
+        policy,
+        scaler,
+        Source::InProcess(broker.clone()),
+        conn,
+        args.node.control_config(program_start),
+        initial,
+        stats,
+    )
+    .await?;
+    controller.start().await?;
+    tracing::info!(
+        policy = controller.policy_name(),
+        workers = initial,
+        "control loop started"
+    );
+    let mut ticker = tokio::time::interval(controller.tick_interval());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = &mut shutdown => break,
+        }
+        if let Err(e) = controller.tick().await {
+            tracing::error!(error = %format!("{e:#}"), "control tick failed; retrying at the next tick");
+        }
+    }
+    controller.shutdown().await
 }
 
 /// Completes on Ctrl-C or SIGTERM.

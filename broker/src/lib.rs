@@ -83,6 +83,29 @@ impl Broker {
         self.shared.queues.clone()
     }
 
+    /// The value of string keys in database `db`, read in-process under one keyspace lock
+    /// (`None` for a missing, expired or non-string key). For the node's control loop, which
+    /// reads the collector's totals without a network hop. `None` when the keyspace stays
+    /// busy (a long script) for more than 100 ms: the caller skips this round.
+    pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
+        let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
+        let now = metrics::unix_ms();
+        let values = keys
+            .iter()
+            .map(|k| {
+                let d = store.dbs.get(db)?;
+                if d.is_expired(k.as_bytes(), now) {
+                    return None;
+                }
+                match d.map.get(k.as_bytes()) {
+                    Some(db::Value::Str(b)) => Some(b.clone()),
+                    _ => None,
+                }
+            })
+            .collect();
+        Some(values)
+    }
+
     /// Number of connected clients.
     pub fn connected_clients(&self) -> usize {
         self.shared.clients.lock().len()

@@ -34,15 +34,46 @@ impl HealthState {
     }
 }
 
-/// Serves the endpoint on `listener` until `cancel`.
+/// One HTTP response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(status: u16, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+        }
+    }
+}
+
+/// Maps `(method, path, body)` to a response; called for every request.
+pub type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Response + Send + Sync>;
+
+/// Serves the function endpoint on `listener` until `cancel`.
 pub async fn serve_http(listener: TcpListener, state: Arc<HealthState>, cancel: CancellationToken) {
+    let handler: Handler = Arc::new(move |method, path, body| {
+        let (status, text) = route(method, path, body, &state);
+        Response::json(status, text)
+    });
+    serve(listener, handler, cancel).await
+}
+
+/// A small HTTP/1.1 server (keep-alive, bodies up to 1 MiB) answering with `handler` until
+/// `cancel`. Enough for health probes, the watchdog's proxy and Prometheus scrapes.
+pub async fn serve(listener: TcpListener, handler: Handler, cancel: CancellationToken) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    let state = state.clone();
+                    let handler = handler.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, &state).await {
+                        if let Err(e) = handle(stream, &handler).await {
                             tracing::debug!(error = %e, "http connection ended");
                         }
                     });
@@ -53,7 +84,7 @@ pub async fn serve_http(listener: TcpListener, state: Arc<HealthState>, cancel: 
     }
 }
 
-async fn handle(stream: TcpStream, state: &HealthState) -> std::io::Result<()> {
+async fn handle(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
@@ -83,13 +114,19 @@ async fn handle(stream: TcpStream, state: &HealthState) -> std::io::Result<()> {
             }
         }
         if content_length > MAX_BODY {
-            respond(reader.get_mut(), 413, "{\"error\":\"payload too large\"}").await?;
+            respond(
+                reader.get_mut(),
+                &Response::json(413, "{\"error\":\"payload too large\"}"),
+            )
+            .await?;
             return Ok(());
         }
         let mut body = vec![0u8; content_length];
         reader.read_exact(&mut body).await?;
-        let (status, text) = route(method, path, &body, state);
-        respond(reader.get_mut(), status, &text).await?;
+        // The query string does not select a route.
+        let path = path.split('?').next().unwrap_or(path);
+        let response = handler(method, path, &body);
+        respond(reader.get_mut(), &response).await?;
         if close {
             return Ok(());
         }
@@ -124,7 +161,8 @@ fn route(method: &str, path: &str, body: &[u8], state: &HealthState) -> (u16, St
     }
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
+    let (status, body) = (response.status, &response.body);
     let reason = match status {
         200 => "OK",
         202 => "Accepted",
@@ -135,7 +173,8 @@ async fn respond(stream: &mut TcpStream, status: u16, body: &str) -> std::io::Re
         _ => "Service Unavailable",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        response.content_type,
         body.len()
     );
     stream.write_all(head.as_bytes()).await?;

@@ -2,6 +2,8 @@
 //! a free port, and read raw RESP replies.
 #![allow(dead_code)]
 
+pub mod fake_http;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +16,8 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ServerProcess {
     pub child: Child,
     pub port: u16,
+    /// The node's HTTP port (`/metrics`, `/healthz`, `/readyz`); 0 for redis-server.
+    pub http_port: u16,
 }
 
 impl ServerProcess {
@@ -49,7 +53,7 @@ pub fn start_node(extra: &[&str]) -> ServerProcess {
 /// Starts `autoscale-node serve` on `port` (0 = a free one) and waits for the port it prints.
 pub fn start_node_on(port: u16, extra: &[&str]) -> ServerProcess {
     let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
-        .args(["serve", "--port", &port.to_string()])
+        .args(["serve", "--port", &port.to_string(), "--http-port", "0"])
         .args(extra)
         .env("AUTOSCALE_LOG", "warn")
         .stdout(Stdio::piped())
@@ -59,10 +63,13 @@ pub fn start_node_on(port: u16, extra: &[&str]) -> ServerProcess {
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let mut line = String::new();
         let mut reader = BufReader::new(stdout);
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
+        // The broker's address, then the HTTP endpoint's.
+        for _ in 0..2 {
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+        }
         // Keep draining so the child never blocks on a full pipe.
         let mut sink = Vec::new();
         let _ = reader.read_to_end(&mut sink);
@@ -70,13 +77,26 @@ pub fn start_node_on(port: u16, extra: &[&str]) -> ServerProcess {
     let line = rx
         .recv_timeout(IO_TIMEOUT)
         .expect("autoscale-node printed its address");
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    ServerProcess { child, port }
+    let port_of = |line: &str| -> u16 {
+        line.trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line: {line:?}"))
+    };
+    let port = port_of(&line);
+    let http = rx
+        .recv_timeout(IO_TIMEOUT)
+        .expect("autoscale-node printed its HTTP address");
+    assert!(
+        http.contains("http"),
+        "second line should be the HTTP address: {http:?}"
+    );
+    ServerProcess {
+        child,
+        port,
+        http_port: port_of(&http),
+    }
 }
 
 /// Whether a `redis-server` binary is available. In CI it must be (CI installs it).
@@ -119,7 +139,11 @@ pub fn start_redis_server() -> ServerProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn redis-server");
-        let server = ServerProcess { child, port };
+        let server = ServerProcess {
+            child,
+            port,
+            http_port: 0,
+        };
         let start = Instant::now();
         while start.elapsed() < IO_TIMEOUT {
             if let Ok(mut s) = TcpStream::connect(server.addr()) {

@@ -1,0 +1,28 @@
+//! The node: the pieces of `autoscale-node serve` and `run` that tie the broker, the agent and
+//! the functions together — the control loop, the scalers, the HTTP endpoint and the `scale`
+//! request protocol. The CLI in `main.rs` only parses flags and calls into here.
+
+pub mod control;
+pub mod http;
+pub mod requests;
+pub mod scaler;
+pub mod stats;
+
+/// The policy trained by `train` and bundled in the binary (see models/README.md).
+pub const BUNDLED_MODEL: &[u8] = include_bytes!("../../models/model.safetensors");
+
+/// A policy by name: `bundled`, `manual` (`None`: only `scale` changes the target), a
+/// `*.safetensors` file, or a baseline (`static:N`, `reactive-average`, ...).
+pub fn policy_by_name(
+    name: &str,
+    decision_period_s: f64,
+) -> anyhow::Result<Option<Box<dyn agent::policy::Policy>>> {
+    match name {
+        "manual" => Ok(None),
+        "bundled" => Ok(Some(Box::new(agent::neural::NeuralPolicy::from_bytes(
+            BUNDLED_MODEL,
+            "the bundled model",
+        )?))),
+        _ => Ok(Some(agent::policy::by_name(name, &[], decision_period_s, 5.0)?)),
+    }
+}

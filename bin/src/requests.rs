@@ -1,0 +1,122 @@
+//! Talking to a running node over the Redis protocol: `scale` requests and the node's status.
+//!
+//! A client LPUSHes a [`ScaleRequest`] to [`REQUESTS`]; the node's control loop takes it at its
+//! next housekeeping tick, applies it and SETs a [`ScaleReply`] at `autoscale:scale_replies:<id>`
+//! (expiring after a minute), which the client polls. A string, not a list: every list key gets
+//! queue counters in the broker, and one-off reply keys must not add series to `/metrics`. The node also keeps its current
+//! [`NodeStatus`] in [`STATUS`] (refreshed every tick, expiring after a few seconds, so a stopped
+//! node disappears). The node's control connection is named [`CONTROLLER_NAME`], which is how a
+//! client tells that a node is listening.
+
+use crate::scaler::WorkerCounts;
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+pub const REQUESTS: &str = "autoscale:scale_requests";
+pub const STATUS: &str = "autoscale:node:status";
+pub const CONTROLLER_NAME: &str = "autoscale-node:controller";
+
+pub fn reply_key(id: &str) -> String {
+    format!("autoscale:scale_replies:{id}")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScaleOp {
+    Add,
+    Remove,
+    Set,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    pub id: String,
+    pub op: ScaleOp,
+    pub n: u32,
+    /// Seconds to wait for workers to acknowledge a scale-down before answering with an error.
+    pub timeout_s: f64,
+    /// Answer at all (`run` sends fire-and-forget `set`s).
+    #[serde(default = "yes")]
+    pub reply: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScaleReply {
+    pub ok: bool,
+    pub message: String,
+    pub target: u32,
+    pub workers: WorkerCounts,
+}
+
+/// What a node publishes about itself every tick.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub scaler: String,
+    pub policy: String,
+    pub target: u32,
+    pub workers: WorkerCounts,
+    pub decisions: u64,
+    pub scaling_actions: u64,
+    pub min_workers: u32,
+    pub max_workers: u32,
+}
+
+/// True when a node's controller is connected to this broker.
+pub async fn controller_present(conn: &mut MultiplexedConnection) -> anyhow::Result<bool> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await?;
+    Ok(list
+        .lines()
+        .any(|l| l.split(' ').any(|f| f == format!("name={CONTROLLER_NAME}"))))
+}
+
+/// The node's last published status, if a node is running.
+pub async fn node_status(conn: &mut MultiplexedConnection) -> anyhow::Result<Option<NodeStatus>> {
+    let raw: Option<String> = conn.get(STATUS).await?;
+    Ok(raw.and_then(|r| serde_json::from_str(&r).ok()))
+}
+
+/// Sends a request; with `wait`, blocks for the reply (up to the request's timeout + 10 s).
+pub async fn send(
+    conn: &mut MultiplexedConnection,
+    op: ScaleOp,
+    n: u32,
+    timeout_s: f64,
+    wait: bool,
+) -> anyhow::Result<Option<ScaleReply>> {
+    let req = ScaleRequest {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        op,
+        n,
+        timeout_s,
+        reply: wait,
+    };
+    let _: () = conn.lpush(REQUESTS, serde_json::to_string(&req)?).await?;
+    if !wait {
+        return Ok(None);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs_f64(timeout_s + 10.0);
+    let key = reply_key(&req.id);
+    let reply = loop {
+        let raw: Option<String> = redis::cmd("GETDEL").arg(&key).query_async(conn).await?;
+        if raw.is_some() || tokio::time::Instant::now() >= deadline {
+            break raw;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    match reply {
+        Some(raw) => Ok(Some(serde_json::from_str(&raw)?)),
+        None => {
+            // Nobody answered: take the request back if the node never saw it.
+            let _: i64 = conn.lrem(REQUESTS, 1, serde_json::to_string(&req)?).await?;
+            anyhow::bail!(
+                "the node did not answer within {:.0} s (is its control loop running?)",
+                timeout_s + 10.0
+            )
+        }
+    }
+}

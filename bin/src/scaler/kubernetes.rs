@@ -1,0 +1,199 @@
+//! The `kubernetes` scaler: workers are the pods of one Deployment, scaled through its `scale`
+//! subresource with the `kube` crate (`Config::infer()`: in-cluster service account, else
+//! `KUBECONFIG`/`~/.kube/config`).
+//!
+//! Scale-down keeps the farm's SYN/ACK protocol: the worker that acknowledges stops taking
+//! tasks and waits (`--on-scale-down wait`, so the container does not exit and restart); the
+//! node marks its pod with a low `controller.kubernetes.io/pod-deletion-cost` and lowers the
+//! replica count, so the ReplicaSet deletes exactly that idle pod. Pods are listed by label
+//! every tick to count ready workers; a pod that disappears without having acknowledged has
+//! its processing list re-queued.
+
+use super::{id_of, ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
+use anyhow::Context;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, Config};
+use redis::aio::MultiplexedConnection;
+use std::collections::BTreeSet;
+
+/// The annotation the ReplicaSet controller reads to choose which pod to delete first.
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+#[derive(Clone, Debug)]
+pub struct KubernetesConfig {
+    /// Namespace of the worker Deployment (default: the client's default namespace).
+    pub namespace: Option<String>,
+    pub deployment: String,
+    /// Label selector of the worker pods.
+    pub selector: String,
+}
+
+pub struct KubernetesScaler {
+    deployments: Api<Deployment>,
+    pods: Api<Pod>,
+    cfg: KubernetesConfig,
+    /// `spec.replicas` of the Deployment as last read or written.
+    replicas: u32,
+    ready: u32,
+    terminating: u32,
+    /// Pods seen last tick, to notice ones that vanish.
+    known: BTreeSet<String>,
+    /// Pods that acknowledged a scale-down (their removal is expected).
+    acked: BTreeSet<String>,
+    scale_down: ScaleDown,
+}
+
+impl KubernetesScaler {
+    /// Connects with `Config::infer()` and reads the Deployment's current scale.
+    pub async fn new(cfg: KubernetesConfig) -> anyhow::Result<KubernetesScaler> {
+        let config = Config::infer()
+            .await
+            .context("finding Kubernetes credentials (in-cluster service account or KUBECONFIG)")?;
+        let ns = cfg
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).context("building the Kubernetes client")?;
+        KubernetesScaler::with_client(client, &ns, cfg).await
+    }
+
+    pub async fn with_client(
+        client: Client,
+        ns: &str,
+        cfg: KubernetesConfig,
+    ) -> anyhow::Result<KubernetesScaler> {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let pods: Api<Pod> = Api::namespaced(client, ns);
+        let scale = deployments.get_scale(&cfg.deployment).await.with_context(|| {
+            format!(
+                "reading the scale of Deployment {ns}/{} (does it exist, and may this service account get deployments/scale?)",
+                cfg.deployment
+            )
+        })?;
+        let replicas = scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+        Ok(KubernetesScaler {
+            deployments,
+            pods,
+            cfg,
+            replicas,
+            ready: 0,
+            terminating: 0,
+            known: BTreeSet::new(),
+            acked: BTreeSet::new(),
+            scale_down: ScaleDown::default(),
+        })
+    }
+
+    async fn set_replicas(&mut self, n: u32) -> anyhow::Result<()> {
+        let patch = serde_json::json!({ "spec": { "replicas": n } });
+        self.deployments
+            .patch_scale(
+                &self.cfg.deployment,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+            .with_context(|| format!("scaling Deployment {} to {n}", self.cfg.deployment))?;
+        self.replicas = n;
+        Ok(())
+    }
+
+    /// Marks `pod` as the cheapest to delete, then removes one replica.
+    async fn remove_pod(&mut self, pod: &str) -> anyhow::Result<()> {
+        let patch = serde_json::json!({ "metadata": { "annotations": { DELETION_COST: "-1000" } } });
+        self.pods
+            .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .with_context(|| format!("annotating pod {pod} for deletion"))?;
+        self.set_replicas(self.replicas.saturating_sub(1)).await
+    }
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+impl Scaler for KubernetesScaler {
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    fn counts(&self) -> WorkerCounts {
+        let live = self.ready.min(self.replicas);
+        WorkerCounts {
+            live,
+            starting: self.replicas - live,
+            leaving: self.terminating,
+            pending_scale_down: self.scale_down.pending,
+        }
+    }
+
+    fn reconcile<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, Vec<Vanished>> {
+        Box::pin(async move {
+            for name in self.scale_down.acknowledged(conn).await? {
+                let pod = id_of(&name).to_string();
+                self.acked.insert(pod.clone());
+                if let Err(e) = self.remove_pod(&pod).await {
+                    tracing::error!(error = %format!("{e:#}"), %pod, "removing an acknowledged pod failed");
+                }
+            }
+            let list = self
+                .pods
+                .list(&ListParams::default().labels(&self.cfg.selector))
+                .await
+                .with_context(|| format!("listing pods with {}", self.cfg.selector))?;
+            let mut seen = BTreeSet::new();
+            let (mut ready, mut terminating) = (0, 0);
+            for p in &list.items {
+                let Some(name) = p.metadata.name.clone() else {
+                    continue;
+                };
+                if p.metadata.deletion_timestamp.is_some() {
+                    terminating += 1;
+                } else if is_ready(p) {
+                    ready += 1;
+                }
+                seen.insert(name);
+            }
+            self.ready = ready;
+            self.terminating = terminating;
+            let mut vanished = Vec::new();
+            for gone in self.known.difference(&seen) {
+                if !self.acked.remove(gone) {
+                    vanished.push(Vanished {
+                        id: gone.clone(),
+                        reason: "pod deleted".into(),
+                    });
+                }
+            }
+            self.known = seen;
+            Ok(vanished)
+        })
+    }
+
+    fn scale_to<'a>(&'a mut self, target: u32, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
+        Box::pin(async move {
+            let current = self.counts().effective();
+            if target > current {
+                let add = target - current;
+                let withdrawn = self.scale_down.withdraw(conn, add).await?;
+                if add > withdrawn {
+                    self.set_replicas(self.replicas + (add - withdrawn)).await?;
+                }
+            } else if target < current {
+                self.scale_down.request(conn, current - target).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn shutdown<'a>(&'a mut self, _conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
+        // The workers' broker is this node: without it they cannot work.
+        Box::pin(async move { self.set_replicas(0).await })
+    }
+}

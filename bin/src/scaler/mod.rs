@@ -1,0 +1,286 @@
+//! Scalers: what turns "run N workers" into workers.
+//!
+//! Every scaler speaks the farm's scale-down protocol (DESIGN.md §3.7): a `SCALE_DOWN` SYN is
+//! pushed to `worker_control_syn_queue`, the first idle worker takes it and answers with an ACK
+//! naming itself, and the scaler removes exactly that worker. A SYN nobody has taken yet is
+//! withdrawn (LREM) when the target goes up again, so no worker is started only to replace
+//! one that is about to leave.
+
+pub mod kubernetes;
+pub mod local;
+pub mod openfaas;
+pub mod remote;
+
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future borrowed from the scaler (object-safe async methods).
+pub type ScalerFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + 'a>>;
+
+/// Broker keys of the control protocol.
+pub const WORKER_SYN: &str = "worker_control_syn_queue";
+pub const WORKER_ACK: &str = "worker_control_ack_queue";
+pub const WORKER_QUEUE: &str = "worker_queue";
+
+/// How many workers a scaler has, by state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Workers ready to take tasks (running process, available replica, ready pod).
+    pub live: u32,
+    /// Requested but not ready yet.
+    pub starting: u32,
+    /// Acknowledged a scale-down and on their way out.
+    pub leaving: u32,
+    /// Scale-down requests no worker has taken yet.
+    pub pending_scale_down: u32,
+}
+
+impl WorkerCounts {
+    /// The workers that will exist once pending changes settle: what a target is compared to.
+    pub fn effective(&self) -> u32 {
+        (self.live + self.starting).saturating_sub(self.pending_scale_down)
+    }
+}
+
+/// A worker the scaler saw leave without being asked: its tasks must go back to the queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vanished {
+    /// The worker's id, as in its processing list `worker_queue:processing:<id>`.
+    pub id: String,
+    pub reason: String,
+}
+
+/// Turns a target into workers. Methods are called from one control loop, never concurrently.
+pub trait Scaler {
+    /// `none`, `local`, `openfaas`, `kubernetes` or `node` (a remote node's scaler).
+    fn kind(&self) -> &'static str;
+    fn counts(&self) -> WorkerCounts;
+    /// Brings the scaler's view up to date: reads scale-down ACKs, reaps or lists workers.
+    /// Returns workers that disappeared without being asked to.
+    fn reconcile<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, Vec<Vanished>>;
+    /// Starts or gracefully stops workers so that `counts().effective()` becomes `target`.
+    fn scale_to<'a>(&'a mut self, target: u32, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()>;
+    /// Stops every worker the scaler started (the node is stopping).
+    fn shutdown<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()>;
+    /// How many `worker:*` clients are connected to the broker right now (scalers that cannot
+    /// see their workers otherwise use it).
+    fn observe_connected(&mut self, _workers: u32) {}
+}
+
+/// The scale-down half of the control protocol, shared by every scaler.
+#[derive(Debug, Default)]
+pub struct ScaleDown {
+    /// SYNs pushed and neither taken nor withdrawn.
+    pub pending: u32,
+}
+
+/// The SYN body. It is fixed, so a SYN not yet taken can be withdrawn with LREM.
+pub fn scale_down_syn() -> &'static str {
+    r#"{"type":"SCALE_DOWN","action":"SYN","message":"scale down by one worker","SYN_timestamp":null}"#
+}
+
+/// The message that stops every function at the end of a run.
+pub fn terminate_syn() -> &'static str {
+    r#"{"type":"TERMINATE","action":"SYN","message":"run finished","SYN_timestamp":null}"#
+}
+
+impl ScaleDown {
+    /// Asks `n` workers to leave.
+    pub async fn request(&mut self, conn: &mut MultiplexedConnection, n: u32) -> anyhow::Result<()> {
+        for _ in 0..n {
+            let _: () = conn.lpush(WORKER_SYN, scale_down_syn()).await?;
+            self.pending += 1;
+        }
+        Ok(())
+    }
+
+    /// Withdraws up to `n` requests no worker has taken yet; returns how many were withdrawn.
+    pub async fn withdraw(&mut self, conn: &mut MultiplexedConnection, n: u32) -> anyhow::Result<u32> {
+        let mut withdrawn = 0;
+        while withdrawn < n && self.pending > 0 {
+            let removed: i64 = conn.lrem(WORKER_SYN, 1, scale_down_syn()).await?;
+            if removed == 0 {
+                break;
+            }
+            self.pending -= 1;
+            withdrawn += 1;
+        }
+        Ok(withdrawn)
+    }
+
+    /// The workers (their announced names, `worker-<id>`) that acknowledged since last time.
+    pub async fn acknowledged(&mut self, conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        loop {
+            let ack: Option<String> = conn.rpop(WORKER_ACK, None).await?;
+            let Some(ack) = ack else { break };
+            let name = serde_json::from_str::<serde_json::Value>(&ack)
+                .ok()
+                .and_then(|v| v["pod_name"].as_str().map(str::to_string));
+            match name {
+                Some(n) => {
+                    self.pending = self.pending.saturating_sub(1);
+                    names.push(n);
+                }
+                None => tracing::warn!(%ack, "ignoring a malformed scale-down ACK"),
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// The worker id inside an announced name (`worker-7` → `7`).
+pub fn id_of(pod_name: &str) -> &str {
+    pod_name.strip_prefix("worker-").unwrap_or(pod_name)
+}
+
+/// The `none` scaler: records the target and starts nothing (advisory mode, or workers managed
+/// elsewhere, e.g. by KEDA). Live workers are the connected `worker:*` clients the node sees.
+#[derive(Debug, Default)]
+pub struct NoScaler {
+    pub observed_live: u32,
+}
+
+impl Scaler for NoScaler {
+    fn kind(&self) -> &'static str {
+        "none"
+    }
+
+    fn counts(&self) -> WorkerCounts {
+        WorkerCounts {
+            live: self.observed_live,
+            ..WorkerCounts::default()
+        }
+    }
+
+    fn reconcile<'a>(&'a mut self, _conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, Vec<Vanished>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn scale_to<'a>(
+        &'a mut self,
+        _target: u32,
+        _conn: &'a mut MultiplexedConnection,
+    ) -> ScalerFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn shutdown<'a>(&'a mut self, _conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn observe_connected(&mut self, workers: u32) {
+        self.observed_live = workers;
+    }
+}
+
+/// Which scaler a node uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScalerKind {
+    None,
+    Local,
+    Openfaas,
+    Kubernetes,
+}
+
+/// Flags of the remote scalers (shared by `serve` and `run`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ScalerArgs {
+    /// OpenFaaS gateway URL.
+    #[arg(long, env = "OPENFAAS_URL", default_value = "http://127.0.0.1:8080")]
+    pub openfaas_url: String,
+    /// Gateway basic-auth user.
+    #[arg(long, env = "OPENFAAS_USER", default_value = "admin")]
+    pub openfaas_user: String,
+    /// Gateway basic-auth password (the `basic-auth` secret's value).
+    #[arg(long, env = "OPENFAAS_PASSWORD", hide_env_values = true)]
+    pub openfaas_password: Option<String>,
+    /// File holding the password, e.g. the mounted secret `/var/secrets/basic-auth-password`.
+    #[arg(long, env = "OPENFAAS_PASSWORD_FILE")]
+    pub openfaas_password_file: Option<std::path::PathBuf>,
+    /// `instances`: one function per worker (worker-1..N); `replicas`: one function scaled.
+    #[arg(long, env = "OPENFAAS_MODE", value_enum, default_value_t = openfaas::Mode::Instances)]
+    pub openfaas_mode: openfaas::Mode,
+    /// Worker function name (prefix in `instances` mode).
+    #[arg(long, env = "OPENFAAS_FUNCTION", default_value = "worker")]
+    pub openfaas_function: String,
+    /// Image of the worker functions (this binary's image).
+    #[arg(long, env = "OPENFAAS_IMAGE", default_value = "autoscale-node:latest")]
+    pub openfaas_image: String,
+    /// Namespace for functions (default: the gateway's, usually openfaas-fn).
+    #[arg(long, env = "OPENFAAS_NAMESPACE")]
+    pub openfaas_namespace: Option<String>,
+    /// Namespace of the worker Deployment (default: in-cluster namespace or kubeconfig's).
+    #[arg(long, env = "AUTOSCALE_K8S_NAMESPACE")]
+    pub k8s_namespace: Option<String>,
+    /// Name of the worker Deployment.
+    #[arg(long, env = "AUTOSCALE_K8S_DEPLOYMENT", default_value = "autoscale-worker")]
+    pub k8s_deployment: String,
+    /// Label selector of the worker pods.
+    #[arg(long, env = "AUTOSCALE_K8S_SELECTOR", default_value = "app=autoscale-worker")]
+    pub k8s_selector: String,
+    /// The broker URL as remote workers reach it (default: the node's own address), e.g.
+    /// `redis://autoscale-node.farm.svc:6379/`.
+    #[arg(long, env = "AUTOSCALE_WORKER_REDIS_URL")]
+    pub worker_redis_url: Option<String>,
+}
+
+/// Builds the scaler for `kind`. `redis_url` is the broker the node itself uses.
+pub async fn build(
+    kind: ScalerKind,
+    args: &ScalerArgs,
+    redis_url: &str,
+    program_start: f64,
+) -> anyhow::Result<Box<dyn Scaler>> {
+    let worker_url = args
+        .worker_redis_url
+        .clone()
+        .unwrap_or_else(|| redis_url.to_string());
+    Ok(match kind {
+        ScalerKind::None => Box::new(NoScaler::default()),
+        ScalerKind::Local => {
+            let exe = std::env::current_exe()
+                .map_err(|e| anyhow::anyhow!("locating the autoscale-node executable: {e}"))?;
+            Box::new(local::LocalScaler::new(exe, worker_url, program_start))
+        }
+        ScalerKind::Openfaas => {
+            let password = match (&args.openfaas_password, &args.openfaas_password_file) {
+                (Some(p), _) => Some(p.clone()),
+                (None, Some(f)) => Some(
+                    std::fs::read_to_string(f)
+                        .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                (None, None) => None,
+            };
+            Box::new(
+                openfaas::OpenFaasScaler::new(openfaas::OpenFaasConfig {
+                    url: args.openfaas_url.clone(),
+                    user: args.openfaas_user.clone(),
+                    password,
+                    mode: args.openfaas_mode,
+                    function: args.openfaas_function.clone(),
+                    image: args.openfaas_image.clone(),
+                    namespace: args.openfaas_namespace.clone(),
+                    worker_redis_url: worker_url,
+                    program_start,
+                    attempts: 4,
+                    backoff: std::time::Duration::from_millis(200),
+                })
+                .await?,
+            )
+        }
+        ScalerKind::Kubernetes => Box::new(
+            kubernetes::KubernetesScaler::new(kubernetes::KubernetesConfig {
+                namespace: args.k8s_namespace.clone(),
+                deployment: args.k8s_deployment.clone(),
+                selector: args.k8s_selector.clone(),
+            })
+            .await?,
+        ),
+    })
+}
