@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Address of the HTTP endpoint (default: `--bind`).
     #[arg(long, env = "AUTOSCALE_HTTP_BIND")]
     pub http_bind: Option<String>,
+    /// Check the options (flags, environment, --config file) and the policy, print the
+    /// effective settings, and exit without serving.
+    #[arg(long)]
+    pub check: bool,
     #[command(flatten)]
     pub node: NodeArgs,
 }
@@ -121,6 +125,32 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.node.validate()?;
+    if args.check {
+        let policy = autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s)?;
+        let n = &args.node;
+        println!(
+            "broker      {}:{} (http {}:{})",
+            args.bind,
+            args.port,
+            args.http_bind.as_deref().unwrap_or(&args.bind),
+            args.http_port
+        );
+        println!("scaler      {:?}", n.scaler);
+        println!(
+            "policy      {}",
+            policy.map_or("manual".to_string(), |p| p.name())
+        );
+        println!(
+            "workers     start {:?}, bounds {}..={}",
+            n.workers, n.min_workers, n.max_workers
+        );
+        println!(
+            "decisions   every {} s of workload time, time scale {}",
+            n.decision_period_s, n.time_scale
+        );
+        println!("configuration ok");
+        return Ok(());
+    }
     // One thread means Redis's model exactly: a single event loop, no cross-thread wakeups.
     let mut builder = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -1,0 +1,103 @@
+//! The deployment files are checked, so a typo fails the build: the Kubernetes manifests
+//! against the Kubernetes schemas (`kubernetes-validate --strict`, from PyPI), the OpenFaaS
+//! stack against the stack format's keys, and the node's ConfigMap against our own options.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// A tool CI installs; locally a missing one skips the check with a note.
+fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{tool} is required in CI (.ci/run installs it)"
+        );
+        eprintln!("skipping: {tool} not installed");
+    }
+    ok
+}
+
+#[test]
+fn kubernetes_manifests_match_the_schemas() {
+    if !have("kubernetes-validate", &["--version"]) {
+        return;
+    }
+    let dir = repo().join("deploy/kubernetes");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    assert!(files.len() >= 2, "{files:?}");
+    let out = Command::new("kubernetes-validate")
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !text.contains("ERROR"), "{text}");
+    // Every resource was checked, not skipped.
+    assert!(text.matches("passed for resource").count() >= 8, "{text}");
+}
+
+#[test]
+fn openfaas_stack_uses_known_keys() {
+    if !have("python3", &["-c", "import yaml"]) {
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(repo().join("deploy/check_stack.py"))
+        .arg(repo().join("deploy/openfaas/stack.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn node_configmap_is_a_valid_config() {
+    let manifest = std::fs::read_to_string(repo().join("deploy/kubernetes/node.yaml")).unwrap();
+    // The block under `node.toml: |`, de-indented.
+    let mut lines = manifest
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("node.toml: |"))
+        .skip(1);
+    let mut toml = String::new();
+    for l in lines.by_ref() {
+        if !l.starts_with("    ") {
+            break;
+        }
+        toml.push_str(l.trim_start());
+        toml.push('\n');
+    }
+    assert!(toml.contains("scaler = \"kubernetes\""), "{toml}");
+    let path = std::env::temp_dir().join(format!("autoscale-node-configmap-{}.toml", std::process::id()));
+    std::fs::write(&path, &toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["serve", "--config", path.to_str().unwrap(), "--check"])
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).ok();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("configuration ok"),
+        "{text}"
+    );
+    assert!(text.contains("Kubernetes"), "{text}");
+}
