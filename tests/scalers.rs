@@ -21,8 +21,14 @@ const EXE: &str = env!("CARGO_BIN_EXE_autoscale-node");
 
 /// Starts a worker the way the platform would: the deployment's environment, our binary.
 fn spawn_worker(env: &BTreeMap<String, String>, hostname: &str) -> Child {
+    spawn_function("worker", env, hostname)
+}
+
+/// Starts `autoscale-node ROLE` as the platform would (the watchdog's HTTP port is left out:
+/// many instances share this machine).
+fn spawn_function(role: &str, env: &BTreeMap<String, String>, hostname: &str) -> Child {
     Command::new(EXE)
-        .args(["worker", "--poll-interval-s", "0.2", "--exit-with-parent"])
+        .args([role, "--poll-interval-s", "0.2", "--exit-with-parent"])
         .envs(env)
         .env("HOSTNAME", hostname)
         .env("AUTOSCALE_LOG", "warn")
@@ -103,6 +109,8 @@ const AUTH: &str = "Basic YWRtaW46c2VjcmV0"; // admin:secret
 
 #[derive(Default)]
 struct FakeFunction {
+    /// The role in `envProcess` (`autoscale-node ROLE --http ...`).
+    role: String,
     env: BTreeMap<String, String>,
     replicas: u32,
     procs: Vec<Child>,
@@ -124,7 +132,7 @@ impl FakeGateway {
         let f = self.functions.get_mut(name).unwrap();
         while (f.procs.len() as u32) < f.replicas {
             let host = format!("{name}-{}", f.procs.len() + 1 + f.invocations as usize * 100);
-            f.procs.push(spawn_worker(&f.env, &host));
+            f.procs.push(spawn_function(&f.role, &f.env, &host));
         }
         while (f.procs.len() as u32) > f.replicas {
             let mut p = f.procs.pop().unwrap();
@@ -168,13 +176,12 @@ impl FakeGateway {
                 };
                 let env: BTreeMap<String, String> =
                     serde_json::from_value(body["envVars"].clone()).unwrap_or_default();
-                assert!(body["envProcess"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("autoscale-node worker"));
+                let process: Vec<&str> = body["envProcess"].as_str().unwrap_or("").split(' ').collect();
+                assert_eq!(process[0], "autoscale-node", "{body}");
                 self.functions.insert(
                     name.to_string(),
                     FakeFunction {
+                        role: process[1].to_string(),
                         env,
                         replicas: 1,
                         ..Default::default()
@@ -373,6 +380,67 @@ async fn openfaas_replicas_mode_deploys_one_function_and_scales_it() {
         .unwrap();
     within(wait_workers(&mut c, 2)).await;
     assert_eq!(gw.lock().unwrap().functions["worker"].replicas, 2);
+}
+
+/// `run --scaler openfaas`: the emitter, the collector and the workers are deployed through the
+/// gateway (as the original's workflow controller did), nothing is lost, and the run removes
+/// its functions at the end.
+#[tokio::test]
+async fn run_on_openfaas_deploys_every_function_through_the_gateway() {
+    let (gw, gw_port) = fake_gateway();
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-faas-{}", std::process::id()));
+    let gateway = format!("http://127.0.0.1:{gw_port}");
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.clone();
+        move || {
+            Command::new(EXE)
+                .args(["run", "--scaler", "openfaas", "--openfaas-url", &gateway])
+                .args([
+                    "--openfaas-password",
+                    "secret",
+                    "--tasks",
+                    "60",
+                    "--time-scale",
+                    "0.05",
+                ])
+                .args(["--workers", "3", "--policy", "reactive-maximum"])
+                .args(["--report", dir.to_str().unwrap()])
+                .env("AUTOSCALE_LOG", "warn")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(
+        report["completed"].as_u64().unwrap() + report["dead_lettered"].as_u64().unwrap(),
+        report["tasks"].as_u64().unwrap()
+    );
+    let g = gw.lock().unwrap();
+    for f in ["emitter", "collector", "worker-1", "worker-2", "worker-3"] {
+        assert!(
+            g.calls.iter().any(|c| c == "POST /system/functions")
+                && g.calls.contains(&format!("POST /async-function/{f}")),
+            "{f} was not deployed and invoked: {:?}",
+            g.calls
+        );
+    }
+    assert!(
+        g.functions.is_empty(),
+        "functions left: {:?}",
+        g.functions.keys().collect::<Vec<_>>()
+    );
+    drop(g);
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]

@@ -64,9 +64,12 @@ pub struct RunArgs {
     /// reaches it, and bind the embedded broker with --bind).
     #[arg(long, env = "AUTOSCALE_SCALER", value_enum, default_value_t = ScalerKind::Local)]
     pub scaler: ScalerKind,
-    /// Address the embedded broker listens on (port chosen freely).
+    /// Address the embedded broker listens on.
     #[arg(long, env = "AUTOSCALE_BIND", default_value = "127.0.0.1")]
     pub bind: String,
+    /// Port of the embedded broker (0 picks a free one).
+    #[arg(long, env = "AUTOSCALE_RUN_PORT", default_value_t = 0)]
+    pub port: u16,
     #[command(flatten)]
     pub scalers: ScalerArgs,
 }
@@ -99,7 +102,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let (url, source) = match &args.redis {
         Some(u) => (u.clone(), None),
         None => {
-            let listener = tokio::net::TcpListener::bind(format!("{}:0", args.bind))
+            let listener = tokio::net::TcpListener::bind(format!("{}:{}", args.bind, args.port))
                 .await
                 .context("binding the embedded broker")?;
             let mut addr = listener.local_addr()?;
@@ -155,18 +158,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     }
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
 
-    let scale_arg = scale.to_string();
-    let mut children: Vec<Child> = vec![
-        function_process(&exe, "collector", &url, "1", program_start, &[])?,
-        function_process(
-            &exe,
-            "emitter",
-            &url,
-            "1",
-            program_start,
-            &["--time-scale", &scale_arg],
-        )?,
-    ];
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
         println!(
@@ -209,6 +200,31 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         stats,
     )
     .await?;
+
+    // The emitter and the collector: on the platform when the scaler has one (OpenFaaS
+    // functions, Kubernetes Deployments), else as local processes.
+    let scale_arg = scale.to_string();
+    let mut children: Vec<Child> = Vec::new();
+    let mut on_platform: Vec<&str> = Vec::new();
+    for role in ["collector", "emitter"] {
+        let env = [
+            (
+                "AUTOSCALE_PROGRAM_START_TIME".to_string(),
+                program_start.to_string(),
+            ),
+            ("AUTOSCALE_TIME_SCALE".to_string(), scale_arg.clone()),
+        ];
+        if controller.scaler.start_role(role, &env).await? {
+            on_platform.push(role);
+        } else {
+            let extra: &[&str] = if role == "emitter" {
+                &["--time-scale", &scale_arg]
+            } else {
+                &[]
+            };
+            children.push(function_process(&exe, role, &url, "1", program_start, extra)?);
+        }
+    }
     if initial.is_some() {
         controller.start().await?;
     }
@@ -267,6 +283,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let _: () = conn.lpush("collector_control_syn_queue", terminate_syn()).await?;
     controller.shutdown().await?;
     stop_children(children.iter_mut(), Duration::from_secs(5)).await;
+    for role in on_platform {
+        if let Err(e) = controller.scaler.stop_role(role).await {
+            tracing::error!(error = %format!("{e:#}"), role, "stopping a function failed");
+        }
+    }
 
     let report = build_report(
         &mut conn,

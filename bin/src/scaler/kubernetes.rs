@@ -192,6 +192,35 @@ impl Scaler for KubernetesScaler {
         })
     }
 
+    /// The emitter and the collector are Deployments `autoscale-<role>` kept at 0 replicas
+    /// (deploy/kubernetes/functions.yaml); a run scales them to 1 and back to 0. Their
+    /// environment (broker URL, time scale) is in that manifest.
+    fn start_role<'a>(&'a mut self, role: &'a str, _env: &'a [(String, String)]) -> ScalerFuture<'a, bool> {
+        Box::pin(async move {
+            let name = format!("autoscale-{role}");
+            let patch = serde_json::json!({ "spec": { "replicas": 1 } });
+            self.deployments
+                .patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| {
+                    format!("starting Deployment {name} (apply deploy/kubernetes/functions.yaml)")
+                })?;
+            Ok(true)
+        })
+    }
+
+    fn stop_role<'a>(&'a mut self, role: &'a str) -> ScalerFuture<'a, ()> {
+        Box::pin(async move {
+            let name = format!("autoscale-{role}");
+            let patch = serde_json::json!({ "spec": { "replicas": 0 } });
+            self.deployments
+                .patch_scale(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .with_context(|| format!("stopping Deployment {name}"))?;
+            Ok(())
+        })
+    }
+
     fn shutdown<'a>(&'a mut self, _conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
         // The workers' broker is this node: without it they cannot work.
         Box::pin(async move { self.set_replicas(0).await })

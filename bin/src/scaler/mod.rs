@@ -68,6 +68,15 @@ pub trait Scaler {
     /// How many `worker:*` clients are connected to the broker right now (scalers that cannot
     /// see their workers otherwise use it).
     fn observe_connected(&mut self, _workers: u32) {}
+    /// Starts the emitter or the collector (`role`) on the platform, for `run`. `Ok(false)`:
+    /// this scaler has no such notion, and `run` starts a local process instead.
+    fn start_role<'a>(&'a mut self, _role: &'a str, _env: &'a [(String, String)]) -> ScalerFuture<'a, bool> {
+        Box::pin(async { Ok(false) })
+    }
+    /// Stops what `start_role` started.
+    fn stop_role<'a>(&'a mut self, _role: &'a str) -> ScalerFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// The scale-down half of the control protocol, shared by every scaler.

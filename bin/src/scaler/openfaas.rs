@@ -260,7 +260,16 @@ impl Gateway {
 
     /// The deployment of one worker function (`id` is its worker id in `instances` mode).
     pub fn worker_deployment(&self, service: &str, id: Option<&str>) -> FunctionDeployment {
-        let mut env = BTreeMap::from([
+        let mut d = self.function_deployment(service, "worker");
+        // Replicas share one spec, so each names itself after its pod.
+        d.env_vars
+            .insert("AUTOSCALE_ID".to_string(), id.unwrap_or("auto").to_string());
+        d
+    }
+
+    /// The deployment of a function running `autoscale-node ROLE`.
+    pub fn function_deployment(&self, service: &str, role: &str) -> FunctionDeployment {
+        let env = BTreeMap::from([
             ("REDIS_URL".to_string(), self.cfg.worker_redis_url.clone()),
             (
                 "AUTOSCALE_PROGRAM_START_TIME".to_string(),
@@ -273,20 +282,18 @@ impl Gateway {
             ("mode".to_string(), "http".to_string()),
             ("upstream_url".to_string(), "http://127.0.0.1:8082".to_string()),
         ]);
-        // Replicas share one spec, so each names itself after its pod.
-        env.insert("AUTOSCALE_ID".to_string(), id.unwrap_or("auto").to_string());
         FunctionDeployment {
             service: service.to_string(),
             image: self.cfg.image.clone(),
             namespace: self.cfg.namespace.clone(),
-            env_process: "autoscale-node worker --http 127.0.0.1:8082".to_string(),
+            env_process: format!("autoscale-node {role} --http 127.0.0.1:8082"),
             env_vars: env,
             labels: BTreeMap::from([
                 (
                     "app.kubernetes.io/part-of".to_string(),
                     "autoscale-node".to_string(),
                 ),
-                ("autoscale-node/role".to_string(), "worker".to_string()),
+                ("autoscale-node/role".to_string(), role.to_string()),
                 // The gateway's own autoscaler must not fight ours.
                 ("com.openfaas.scale.min".to_string(), "1".to_string()),
                 ("com.openfaas.scale.zero".to_string(), "false".to_string()),
@@ -527,6 +534,51 @@ impl Scaler for OpenFaasScaler {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn start_role<'a>(&'a mut self, role: &'a str, env: &'a [(String, String)]) -> ScalerFuture<'a, bool> {
+        Box::pin(async move {
+            let mut dep = self.gateway.function_deployment(role, role);
+            dep.env_vars.extend(env.iter().cloned());
+            if self.gateway.status(role).await?.is_some() {
+                self.gateway
+                    .update(&dep)
+                    .await
+                    .with_context(|| format!("updating {role}"))?;
+            } else {
+                self.gateway
+                    .deploy(&dep)
+                    .await
+                    .with_context(|| format!("deploying {role}"))?;
+            }
+            // Wait for a replica, then invoke it once, as the original's controller did.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            loop {
+                let st = self.gateway.status(role).await?;
+                if st.is_some_and(|s| s.available_replicas > 0) {
+                    break;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    anyhow::bail!("the {role} function has no available replica after 120 s");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            let payload = serde_json::json!({ "program_start_time": self.gateway.cfg.program_start });
+            self.gateway
+                .invoke_async(role, &payload)
+                .await
+                .with_context(|| format!("invoking {role}"))?;
+            Ok(true)
+        })
+    }
+
+    fn stop_role<'a>(&'a mut self, role: &'a str) -> ScalerFuture<'a, ()> {
+        Box::pin(async move {
+            match self.gateway.delete(role).await {
+                Ok(()) | Err(GatewayError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
         })
     }
 
