@@ -313,3 +313,119 @@ async fn config_file_sets_options_and_rejects_unknown_keys() {
     assert!(err.contains("unknown option \"max_wrokers\""), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn long_task(id: &str, seconds: f64) -> String {
+    serde_json::to_string(&functions::messages::Task {
+        task_id: id.into(),
+        task_gen_timestamp: 0.0,
+        task_application: "image".into(),
+        task_priority: "normal".into(),
+        task_data_size: 10,
+        task_processing_time_simulated: seconds,
+        task_expected_duration: seconds,
+        task_deadline: seconds * 2.0,
+        task_emit_timestamp: 0.0,
+        task_emit_time: 0.0,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn scale_down_that_nobody_acknowledges_times_out_with_a_clear_message() {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--policy",
+        "manual",
+        "--workers",
+        "1",
+        "--min-workers",
+        "0",
+    ]);
+    let url = node.url();
+    let mut c = within(conn(&url)).await;
+    within(wait_for_workers(&mut c, 1)).await;
+    // The only worker is busy for 30 s.
+    let _: () = c.lpush("worker_queue", long_task("busy", 30.0)).await.unwrap();
+    let start = Instant::now();
+    while c.llen::<_, u64>("worker_queue").await.unwrap() > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the worker never took the task"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(EXE)
+            .args(["scale", "-1", "--redis", &url, "--timeout-s", "1"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("did not acknowledge the scale-down in time"),
+        "{text}"
+    );
+    assert!(text.contains("1 scale-downs pending"), "{text}");
+    // Nothing was killed: the busy worker is still there, working.
+    assert_eq!(worker_clients(&mut c).await, ["1"]);
+}
+
+#[tokio::test]
+async fn tasks_of_a_worker_that_disconnected_are_requeued_after_the_grace_period() {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--policy",
+        "manual",
+        "--workers",
+        "1",
+        "--orphan-grace-s",
+        "1",
+        "--decision-period-s",
+        "0.25",
+    ]);
+    let url = node.url();
+    let mut c = within(conn(&url)).await;
+    within(wait_for_workers(&mut c, 1)).await;
+    // A worker on another machine takes a task into its processing list, then its connection
+    // dies (no process of the node's to reap).
+    {
+        let mut ghost = within(conn(&url)).await;
+        let _: () = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg("worker:ghost")
+            .query_async(&mut ghost)
+            .await
+            .unwrap();
+        let _: () = ghost.lpush("staging", long_task("orphan", 0.01)).await.unwrap();
+        let _: Option<String> = redis::cmd("LMOVE")
+            .arg("staging")
+            .arg("worker_queue:processing:ghost")
+            .arg("RIGHT")
+            .arg("LEFT")
+            .query_async(&mut ghost)
+            .await
+            .unwrap();
+    }
+    // The node's own worker finishes it once it is back on worker_queue.
+    let start = Instant::now();
+    loop {
+        let results: Vec<String> = c.lrange("result_queue", 0, -1).await.unwrap();
+        if results.iter().any(|r| r.contains("\"orphan\"")) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the orphaned task was never re-queued"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let left: u64 = c.llen("worker_queue:processing:ghost").await.unwrap();
+    assert_eq!(left, 0);
+    let (_, m) = http_get(node.http_port, "/metrics");
+    assert_eq!(sample(&m, "autoscale_requeued_tasks_total"), Some(1.0), "{m}");
+}
