@@ -77,7 +77,14 @@ pub struct Controller {
     pub scaling_actions: u64,
     pub requeued_tasks: u64,
     pub vanished_workers: u64,
+    /// Length of `output_queue` at the last snapshot: records past it are new.
+    output_seen: usize,
 }
+
+/// Where the collector writes one record per task (newest first).
+const OUTPUT_QUEUE: &str = "output_queue";
+/// At most this many new records are read per decision for the window's completion maximum.
+const MAX_NEW_RECORDS: usize = 10_000;
 
 impl Controller {
     #[allow(clippy::too_many_arguments)]
@@ -123,6 +130,7 @@ impl Controller {
             scaling_actions: 0,
             requeued_tasks: 0,
             vanished_workers: 0,
+            output_seen: 0,
         })
     }
 
@@ -414,11 +422,58 @@ impl Controller {
             completed_total: completed,
             qos_met_total: met,
             completion_sum_s,
-            completion_max_s: 0.0,
+            completion_max_s: self.window_completion_max().await? / scale,
             workers_live: counts.live,
             workers_busy: busy,
             workers_starting: counts.starting,
         })
+    }
+
+    /// The largest completion time (wall seconds) among the output records written since the
+    /// last snapshot — what `reactive-maximum` scales on. 0 when none.
+    async fn window_completion_max(&mut self) -> anyhow::Result<f64> {
+        let (len, records) = match &self.source {
+            Source::InProcess(b) => match b.list_head(0, OUTPUT_QUEUE, MAX_NEW_RECORDS) {
+                Some((len, all)) => {
+                    // A shorter list was cleared and refilled: all of it is new.
+                    let new = if len < self.output_seen {
+                        len
+                    } else {
+                        len - self.output_seen
+                    };
+                    (
+                        len,
+                        all.into_iter()
+                            .take(new)
+                            .map(|b| String::from_utf8_lossy(&b).into_owned())
+                            .collect(),
+                    )
+                }
+                None => return Ok(0.0),
+            },
+            Source::Remote => {
+                let len: usize = self.conn.llen(OUTPUT_QUEUE).await?;
+                let new = if len < self.output_seen {
+                    len
+                } else {
+                    len - self.output_seen
+                };
+                let records: Vec<String> = if new == 0 {
+                    Vec::new()
+                } else {
+                    self.conn
+                        .lrange(OUTPUT_QUEUE, 0, new.min(MAX_NEW_RECORDS) as isize - 1)
+                        .await?
+                };
+                (len, records)
+            }
+        };
+        self.output_seen = len;
+        Ok(records
+            .iter()
+            .filter_map(|r| serde_json::from_str::<functions::messages::OutputRecord>(r).ok())
+            .map(|r| r.task_completion_time)
+            .fold(0.0, f64::max))
     }
 
     async fn handle_requests(&mut self) -> anyhow::Result<()> {

@@ -106,6 +106,27 @@ impl Broker {
         Some(values)
     }
 
+    /// The length of list `key` and up to `n` of its elements from the head (the newest, for a
+    /// queue producers LPUSH to), read in-process; `None` when the keyspace stays busy for
+    /// 100 ms. A missing key is an empty list.
+    pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
+        let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
+        let now = metrics::unix_ms();
+        let Some(d) = store.dbs.get(db) else {
+            return Some((0, Vec::new()));
+        };
+        if d.is_expired(key.as_bytes(), now) {
+            return Some((0, Vec::new()));
+        }
+        match d.map.get(key.as_bytes()) {
+            Some(db::Value::List(l)) => Some((
+                l.items.len(),
+                l.items.iter().take(n).map(|i| i.data.clone()).collect(),
+            )),
+            _ => Some((0, Vec::new())),
+        }
+    }
+
     /// Number of connected clients.
     pub fn connected_clients(&self) -> usize {
         self.shared.clients.lock().len()
