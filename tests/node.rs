@@ -429,3 +429,65 @@ async fn tasks_of_a_worker_that_disconnected_are_requeued_after_the_grace_period
     let (_, m) = http_get(node.http_port, "/metrics");
     assert_eq!(sample(&m, "autoscale_requeued_tasks_total"), Some(1.0), "{m}");
 }
+
+/// The window's largest completion time comes from the output records written since the last
+/// snapshot, in workload time, read in-process from the embedded broker — and the same over
+/// the network (`--redis`). `reactive-maximum` scales on it.
+#[tokio::test]
+async fn snapshots_report_the_largest_completion_time_of_the_window() {
+    use autoscale_node::control::{ControlConfig, Controller, Source};
+    use autoscale_node::scaler::NoScaler;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let broker = broker::Broker::new(broker::BrokerConfig::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let mut c = within(conn(&url)).await;
+    let record = |t: f64| {
+        serde_json::json!({"task_id": format!("t{t}"), "task_application": "image",
+            "task_gen_timestamp": 0.0, "task_emit_timestamp": 0.0, "task_emit_time": 0.0,
+            "task_work_timestamp": 0.0, "task_work_time": 0.1, "task_deadline": 10.0,
+            "task_collect_timestamp": t, "task_collect_time": 0.0,
+            "task_completion_time": t, "task_QoS": true, "task_result_data": "processed",
+            "task_output_size": 1024})
+        .to_string()
+    };
+    for source in [Source::InProcess(broker.clone()), Source::Remote] {
+        let _: () = c.del("output_queue").await.unwrap();
+        let cfg = ControlConfig {
+            decision_period: Duration::from_millis(100),
+            time_scale: 0.5,
+            min_workers: 0,
+            max_workers: 4,
+            orphan_grace: Duration::from_secs(30),
+            program_start: 0.0,
+            passive: true,
+        };
+        let stats = std::sync::Arc::new(autoscale_node::stats::NodeStats::default());
+        let mut ctl = Controller::new(
+            None,
+            Box::new(NoScaler::default()),
+            source,
+            c.clone(),
+            cfg,
+            0,
+            stats,
+        )
+        .await
+        .unwrap();
+        for t in [1.0, 3.0, 2.0] {
+            let _: () = c.lpush("output_queue", record(t)).await.unwrap();
+        }
+        // 3 s of wall time at time scale 0.5 is 6 s of workload time.
+        assert_eq!(ctl.snapshot().await.unwrap().completion_max_s, 6.0);
+        assert_eq!(ctl.snapshot().await.unwrap().completion_max_s, 0.0, "nothing new");
+        let _: () = c.lpush("output_queue", record(0.5)).await.unwrap();
+        assert_eq!(
+            ctl.snapshot().await.unwrap().completion_max_s,
+            1.0,
+            "only the new record"
+        );
+    }
+    stop.cancel();
+}
