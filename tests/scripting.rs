@@ -228,3 +228,166 @@ async fn a_script_that_wrote_cannot_be_killed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A script with a record of finishing fast runs inline on the connection's event loop. If one
+/// call of it turns out long before it has written anything, it is stopped and re-run from the
+/// start on the script thread: it runs once (no double effects), other clients get -BUSY and
+/// SCRIPT KILL works, exactly as for a script that never ran inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_script_that_turns_long_moves_to_the_script_thread() {
+    let node = start_node(&[]);
+    let mut admin = conn(&node.url()).await;
+    let _: () = within(
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("busy-reply-threshold")
+            .arg("100")
+            .query_async(&mut admin),
+    )
+    .await
+    .unwrap();
+    let body = "if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
+                return redis.call('INCR', KEYS[1])";
+    let sha: String = within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(&mut admin))
+        .await
+        .unwrap();
+    // Enough fast runs to run inline from now on.
+    for i in 1..=5 {
+        let n: i64 = within(
+            redis::cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg("n")
+                .arg("go")
+                .query_async(&mut admin),
+        )
+        .await
+        .unwrap();
+        assert_eq!(n, i);
+    }
+    let inline = |info: &str, field: &str| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} missing"))
+    };
+    let info: String = within(redis::cmd("INFO").arg("memory").query_async(&mut admin))
+        .await
+        .unwrap();
+    assert_eq!(
+        inline(&info, "scripts_run_inline"),
+        2,
+        "runs 4 and 5 were inline:\n{info}"
+    );
+    let url = node.url();
+    let spinner = tokio::spawn({
+        let sha = sha.clone();
+        async move {
+            let mut c = conn(&url).await;
+            let r: redis::RedisResult<i64> = within(
+                redis::cmd("EVALSHA")
+                    .arg(&sha)
+                    .arg(1)
+                    .arg("n")
+                    .arg("spin")
+                    .query_async(&mut c),
+            )
+            .await;
+            r
+        }
+    });
+    // Had it stayed on the (single) event loop, nothing below would be answered at all.
+    let start = Instant::now();
+    loop {
+        let r: redis::RedisResult<String> = within(redis::cmd("PING").query_async(&mut admin)).await;
+        if matches!(&r, Err(e) if e.to_string().contains("BUSY")) {
+            break;
+        }
+        assert!(start.elapsed() < T, "never saw -BUSY");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _: () = within(redis::cmd("SCRIPT").arg("KILL").query_async(&mut admin))
+        .await
+        .unwrap();
+    let killed = within(spinner).await.unwrap().unwrap_err();
+    assert!(killed.to_string().contains("Script killed"), "{killed}");
+    // The spinning call never reached its INCR; nothing ran twice.
+    let n: i64 = within(redis::cmd("GET").arg("n").query_async(&mut admin))
+        .await
+        .unwrap();
+    assert_eq!(n, 5);
+    let n: i64 = within(
+        redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg("n")
+            .arg("go")
+            .query_async(&mut admin),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 6);
+    // The migration is not a call: it does not show in the command statistics.
+    let info: String = within(redis::cmd("INFO").arg("commandstats").query_async(&mut admin))
+        .await
+        .unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .expect("evalsha stats");
+    assert!(line.contains("calls=7,"), "{line}");
+    let info: String = within(redis::cmd("INFO").arg("memory").query_async(&mut admin))
+        .await
+        .unwrap();
+    assert_eq!(inline(&info, "scripts_moved_to_script_thread"), 1, "{info}");
+}
+
+/// A script that has written cannot be stopped and re-run: one that writes and then runs long
+/// finishes where it started, and its write happens exactly once.
+#[tokio::test]
+async fn a_fast_script_that_wrote_finishes_inline_exactly_once() {
+    let node = start_node(&[]);
+    let mut c = conn(&node.url()).await;
+    // Busy-waits `ARGV[1]` ms after its write (TIME is read from the server clock).
+    let body = "local n = redis.call('INCR', KEYS[1]) \
+                local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] \
+                while true do local u = redis.call('TIME') \
+                if u[1] * 1000000 + u[2] - start >= tonumber(ARGV[1]) * 1000 then break end end \
+                return n";
+    let sha: String = within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(&mut c))
+        .await
+        .unwrap();
+    for i in 1..=4 {
+        let n: i64 = within(
+            redis::cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg("w")
+                .arg(0)
+                .query_async(&mut c),
+        )
+        .await
+        .unwrap();
+        assert_eq!(n, i);
+    }
+    // Now inline, and 30 ms long: well past the 2 ms budget, but after its write.
+    let n: i64 = within(
+        redis::cmd("EVALSHA")
+            .arg(&sha)
+            .arg(1)
+            .arg("w")
+            .arg(30)
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 5);
+    let n: i64 = within(redis::cmd("GET").arg("w").query_async(&mut c))
+        .await
+        .unwrap();
+    assert_eq!(n, 5, "the write happened once");
+    let info: String = within(redis::cmd("INFO").arg("memory").query_async(&mut c))
+        .await
+        .unwrap();
+    assert!(info.contains("scripts_run_inline:2\r\n"), "{info}");
+    assert!(info.contains("scripts_moved_to_script_thread:0\r\n"), "{info}");
+}

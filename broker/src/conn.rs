@@ -32,6 +32,25 @@ pub(crate) async fn with_store<R>(shared: &Shared, f: impl FnOnce(&mut Store) ->
     }
 }
 
+/// Whether a script command may run inline on this event loop: its script has a record of
+/// finishing fast (see `Scripting::inline_eligible`). Saves the two thread hand-offs of the
+/// script thread, which dominate a short script like an enqueue.
+fn runs_inline(store: &Store, args: &[Bytes]) -> bool {
+    let (Some(scripting), Some(body_or_sha)) = (store.scripting.as_ref(), args.get(1)) else {
+        return false;
+    };
+    let sha = if args[0].eq_ignore_ascii_case(b"evalsha") || args[0].eq_ignore_ascii_case(b"evalsha_ro") {
+        String::from_utf8_lossy(body_or_sha).to_ascii_lowercase()
+    } else {
+        crate::scripting::sha1_hex(body_or_sha)
+    };
+    scripting.inline_eligible(&sha)
+}
+
+fn is_migrate(outcome: &Outcome) -> bool {
+    matches!(outcome, Outcome::Reply(Reply::Error(e)) if e == crate::scripting::MIGRATE_MARKER)
+}
+
 fn is_script_command(name: &[u8]) -> bool {
     ["eval", "evalsha", "eval_ro", "evalsha_ro"]
         .iter()
@@ -277,7 +296,32 @@ async fn run(
                 reply.encode(client.proto, &mut out);
                 continue;
             }
-            Batch::Script(commands) => {
+            Batch::Script(mut commands) => {
+                // Scripts known to be short run right here, under the lock, like any command;
+                // the first that is not (or that overruns its budget before writing) goes to
+                // the script thread with everything after it.
+                if let Some(mut store) = shared.store.try_lock() {
+                    let monitor = &shared.script_monitor;
+                    let mut done = 0;
+                    while done < commands.len() && runs_inline(&store, &commands[done]) {
+                        monitor.inline.store(true, Relaxed);
+                        let outcome = dispatch(shared, &mut store, client, &commands[done]);
+                        monitor.inline.store(false, Relaxed);
+                        if is_migrate(&outcome) {
+                            break;
+                        }
+                        match outcome {
+                            Outcome::Reply(r) | Outcome::Close(r) => r.encode(client.proto, &mut out),
+                            Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
+                        }
+                        done += 1;
+                    }
+                    drop(store);
+                    commands.drain(..done);
+                    if commands.is_empty() {
+                        continue;
+                    }
+                }
                 let placeholder = ClientState::new(client.info.clone(), client.authenticated);
                 let owned = std::mem::replace(client, placeholder);
                 let (tx, rx) = oneshot::channel();

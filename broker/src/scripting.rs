@@ -74,6 +74,38 @@ pub struct ScriptMonitor {
     pub wrote: AtomicBool,
     /// Signalled whenever the script thread releases the keyspace.
     pub done: tokio::sync::Notify,
+    /// The running script was started inline, on a connection's event loop (see
+    /// [`INLINE_BUDGET_MS`]).
+    pub inline: AtomicBool,
+    /// Set by the hook: an inline script ran past its budget before writing anything, and was
+    /// stopped so that it can be run again from the start on the script thread.
+    pub migrate: AtomicBool,
+    /// The interpreter's clock origin, and the script's start on it (ms), for the hook.
+    pub epoch: std::sync::OnceLock<std::time::Instant>,
+    pub script_started_ms: AtomicU64,
+    /// Scripts run inline, and inline runs stopped and moved to the script thread (INFO).
+    pub inline_runs: AtomicU64,
+    pub migrations: AtomicU64,
+}
+
+/// An inline script that has not written yet is stopped after this long and re-run on the
+/// script thread, where it cannot hold up the event loop. Once it has written it cannot be
+/// undone, so it finishes inline — which is why only scripts with a record of finishing fast
+/// run inline at all (see [`Scripting::inline_eligible`]).
+pub const INLINE_BUDGET_MS: u64 = 2;
+/// A script runs inline once it has finished this many times, each within [`INLINE_FAST_US`].
+pub const INLINE_AFTER_RUNS: u32 = 3;
+pub const INLINE_FAST_US: u64 = 1000;
+
+/// The reply that tells the connection to hand an inline script to the script thread.
+pub const MIGRATE_MARKER: &str = "\u{0}migrate to the script thread";
+
+/// How a script has behaved, to decide whether it may run inline.
+#[derive(Debug, Default, Clone, Copy)]
+struct ScriptRecord {
+    fast_runs: u32,
+    /// Ran long (or had to migrate) once: never inline again until SCRIPT FLUSH.
+    slow: bool,
 }
 
 impl ScriptMonitor {
@@ -107,6 +139,7 @@ pub struct Scripting {
     backing: Table,
     run: mlua::Function,
     scripts: HashMap<String, (Bytes, mlua::Function)>,
+    records: HashMap<String, ScriptRecord>,
     /// Bytes of script bodies cached, for INFO.
     pub body_bytes: usize,
 }
@@ -206,19 +239,50 @@ impl Scripting {
                 .set_name("=prelude")
                 .call((raw_call, raw_pcall, handler, take_pending))?;
         let hook_monitor = monitor.clone();
+        let started = std::time::Instant::now();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             if hook_monitor.kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }
+            if hook_monitor.inline.load(Ordering::Relaxed) && !hook_monitor.wrote.load(Ordering::Relaxed) {
+                let now_ms = started.elapsed().as_millis() as u64;
+                let began = hook_monitor.script_started_ms.load(Ordering::Relaxed);
+                if hook_monitor.migrate.load(Ordering::Relaxed)
+                    || now_ms.saturating_sub(began) >= INLINE_BUDGET_MS
+                {
+                    // Raised again at every check, so a pcall in the script cannot keep it.
+                    hook_monitor.migrate.store(true, Ordering::Relaxed);
+                    return Err(mlua::Error::runtime("script moved to the script thread"));
+                }
+            }
             Ok(VmState::Continue)
         })?;
+        monitor.epoch.set(started).ok();
         Ok(Scripting {
             lua,
             backing,
             run,
             scripts: HashMap::new(),
+            records: HashMap::new(),
             body_bytes: 0,
         })
+    }
+
+    /// Whether `sha` may run inline: it finished fast every time so far, enough times.
+    pub fn inline_eligible(&self, sha: &str) -> bool {
+        self.records
+            .get(sha)
+            .is_some_and(|r| !r.slow && r.fast_runs >= INLINE_AFTER_RUNS)
+    }
+
+    /// Records one run of `sha` (wall time in µs; `migrated`: stopped inline to re-run).
+    pub fn record_run(&mut self, sha: &str, elapsed_us: u64, migrated: bool) {
+        let r = self.records.entry(sha.to_string()).or_default();
+        if migrated || elapsed_us > INLINE_FAST_US {
+            r.slow = true;
+        } else {
+            r.fast_runs = r.fast_runs.saturating_add(1);
+        }
     }
 
     pub fn cached_scripts(&self) -> usize {
@@ -235,6 +299,7 @@ impl Scripting {
 
     pub fn flush(&mut self) {
         self.scripts.clear();
+        self.records.clear();
         self.body_bytes = 0;
         self.lua.gc_collect().ok();
     }

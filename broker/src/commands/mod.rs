@@ -295,6 +295,12 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
+    if let Outcome::Reply(Reply::Error(e)) = &out {
+        if e == crate::scripting::MIGRATE_MARKER {
+            // Not a call: the script runs again on the script thread and is counted there.
+            return out;
+        }
+    }
     let usec = start.elapsed().as_micros() as u64;
     store.total_commands += 1;
     client

@@ -34,6 +34,10 @@ impl CommandRunner for ScriptRunner {
         if spec.flags.contains(&"noscript") {
             return Reply::error("ERR This Redis command is not allowed from script");
         }
+        if self.shared.script_monitor.migrate.load(Ordering::Relaxed) {
+            // Stopped to be re-run from the start: it must not change anything any more.
+            return Reply::error("ERR script moved to the script thread");
+        }
         if spec.is_write() {
             if self.readonly {
                 return Reply::error("ERR Write commands are not allowed from read-only scripts.");
@@ -96,8 +100,21 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         }
     };
     let monitor = ctx.shared.script_monitor.clone();
+    let inline = monitor.inline.load(Ordering::Relaxed);
+    if inline && !scripting.inline_eligible(&sha) {
+        // Not known to be fast: the connection hands it to the script thread.
+        ctx.store.scripting = Some(scripting);
+        return Reply::error(crate::scripting::MIGRATE_MARKER).into();
+    }
     monitor.kill.store(false, Ordering::Relaxed);
     monitor.wrote.store(false, Ordering::Relaxed);
+    monitor.migrate.store(false, Ordering::Relaxed);
+    if let Some(epoch) = monitor.epoch.get() {
+        monitor
+            .script_started_ms
+            .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    let clock = std::time::Instant::now();
     monitor.started_ms.store(
         ctx.shared.started.elapsed().as_millis().max(1) as u64,
         Ordering::Relaxed,
@@ -116,7 +133,21 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         client: std::mem::replace(ctx.client, placeholder_client),
         readonly,
     });
-    let (reply, runner) = scripting.run(&sha, &keys, &argv, runner);
+    let (mut reply, runner) = scripting.run(&sha, &keys, &argv, runner);
+    let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
+    scripting.record_run(&sha, clock.elapsed().as_micros() as u64, migrated);
+    if inline {
+        let counter = if migrated {
+            &monitor.migrations
+        } else {
+            &monitor.inline_runs
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    if migrated {
+        // It wrote nothing (the hook only stops scripts that have not): run it again.
+        reply = Reply::error(crate::scripting::MIGRATE_MARKER);
+    }
     match runner.into_any().downcast::<ScriptRunner>() {
         Ok(r) => {
             *ctx.store = r.store;
