@@ -19,7 +19,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 wait_up() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; exit 1; }
 
 RP=$(free_port); redis-server --port "$RP" --save "" --appendonly no --bind 127.0.0.1 >/dev/null & RPID=$!
-OP=$(free_port); "$BIN" serve --port "$OP" >/dev/null 2>&1 & OPID=$!
+OP=$(free_port); "$BIN" serve --port "$OP" --http-port 0 >/dev/null 2>&1 & OPID=$!
 trap 'kill $RPID $OPID 2>/dev/null || true' EXIT
 wait_up "$RP"; wait_up "$OP"
 

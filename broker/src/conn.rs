@@ -39,12 +39,11 @@ fn runs_inline(store: &Store, args: &[Bytes]) -> bool {
     let (Some(scripting), Some(body_or_sha)) = (store.scripting.as_ref(), args.get(1)) else {
         return false;
     };
-    let sha = if args[0].eq_ignore_ascii_case(b"evalsha") || args[0].eq_ignore_ascii_case(b"evalsha_ro") {
-        String::from_utf8_lossy(body_or_sha).to_ascii_lowercase()
+    if args[0].eq_ignore_ascii_case(b"evalsha") || args[0].eq_ignore_ascii_case(b"evalsha_ro") {
+        scripting.inline_eligible(&crate::scripting::normalized_sha(body_or_sha))
     } else {
-        crate::scripting::sha1_hex(body_or_sha)
-    };
-    scripting.inline_eligible(&sha)
+        scripting.inline_eligible(&crate::scripting::sha1_hex(body_or_sha))
+    }
 }
 
 fn is_migrate(outcome: &Outcome) -> bool {

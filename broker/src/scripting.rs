@@ -8,7 +8,7 @@
 use crate::reply::Reply;
 use bytes::Bytes;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
-use std::collections::HashMap;
+use ahash::AHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -86,6 +86,8 @@ pub struct ScriptMonitor {
     /// Scripts run inline, and inline runs stopped and moved to the script thread (INFO).
     pub inline_runs: AtomicU64,
     pub migrations: AtomicU64,
+    /// Instruction-hook calls during the current script (each = 10,000 Lua instructions).
+    pub hook_ticks: AtomicU64,
 }
 
 /// An inline script that has not written yet is stopped after this long and re-run on the
@@ -93,12 +95,21 @@ pub struct ScriptMonitor {
 /// undone, so it finishes inline — which is why only scripts with a record of finishing fast
 /// run inline at all (see [`Scripting::inline_eligible`]).
 pub const INLINE_BUDGET_MS: u64 = 2;
-/// A script runs inline once it has finished this many times, each within [`INLINE_FAST_US`].
+/// A script runs inline once it has finished this many times, each within about 10,000 Lua
+/// instructions (fewer than two instruction-hook calls) — a count, so scheduling noise cannot
+/// make a short script look long.
 pub const INLINE_AFTER_RUNS: u32 = 3;
-pub const INLINE_FAST_US: u64 = 1000;
 
 /// The reply that tells the connection to hand an inline script to the script thread.
 pub const MIGRATE_MARKER: &str = "\u{0}migrate to the script thread";
+
+/// A SHA1 as given to EVALSHA, lower-cased (without an allocation when it already is).
+pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) if !s.bytes().any(|b| b.is_ascii_uppercase()) => std::borrow::Cow::Borrowed(s),
+        _ => std::borrow::Cow::Owned(String::from_utf8_lossy(raw).to_ascii_lowercase()),
+    }
+}
 
 /// How a script has behaved, to decide whether it may run inline.
 #[derive(Debug, Default, Clone, Copy)]
@@ -241,6 +252,7 @@ impl Scripting {
         let hook_monitor = monitor.clone();
         let started = std::time::Instant::now();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
+            hook_monitor.hook_ticks.fetch_add(1, Ordering::Relaxed);
             if hook_monitor.kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }
@@ -275,10 +287,11 @@ impl Scripting {
             .is_some_and(|r| !r.slow && r.fast_runs >= INLINE_AFTER_RUNS)
     }
 
-    /// Records one run of `sha` (wall time in µs; `migrated`: stopped inline to re-run).
-    pub fn record_run(&mut self, sha: &str, elapsed_us: u64, migrated: bool) {
+    /// Records one run of `sha`: `long` if it reached the instruction hook or was stopped
+    /// inline to be re-run.
+    pub fn record_run(&mut self, sha: &str, long: bool) {
         let r = self.records.entry(sha.to_string()).or_default();
-        if migrated || elapsed_us > INLINE_FAST_US {
+        if long {
             r.slow = true;
         } else {
             r.fast_runs = r.fast_runs.saturating_add(1);

@@ -77,22 +77,22 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         }
         Some(n) => n as usize,
     };
-    let keys = ctx.args[3..3 + numkeys].to_vec();
-    let argv = ctx.args[3 + numkeys..].to_vec();
+    let args = ctx.args;
+    let (keys, argv) = (&args[3..3 + numkeys], &args[3 + numkeys..]);
     let mut scripting = match engine(ctx) {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
-    let sha = if by_sha {
-        let sha = String::from_utf8_lossy(&ctx.args[1]).to_ascii_lowercase();
+    let sha: std::borrow::Cow<'_, str> = if by_sha {
+        let sha = crate::scripting::normalized_sha(&args[1]);
         if !scripting.exists(&sha) {
             ctx.store.scripting = Some(scripting);
             return Reply::error("NOSCRIPT No matching script. Please use EVAL.").into();
         }
         sha
     } else {
-        match scripting.load(&ctx.args[1]) {
-            Ok(sha) => sha,
+        match scripting.load(&args[1]) {
+            Ok(sha) => sha.into(),
             Err(e) => {
                 ctx.store.scripting = Some(scripting);
                 return e.into();
@@ -109,12 +109,12 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     monitor.kill.store(false, Ordering::Relaxed);
     monitor.wrote.store(false, Ordering::Relaxed);
     monitor.migrate.store(false, Ordering::Relaxed);
+    monitor.hook_ticks.store(0, Ordering::Relaxed);
     if let Some(epoch) = monitor.epoch.get() {
         monitor
             .script_started_ms
             .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
-    let clock = std::time::Instant::now();
     monitor.started_ms.store(
         ctx.shared.started.elapsed().as_millis().max(1) as u64,
         Ordering::Relaxed,
@@ -133,9 +133,12 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         client: std::mem::replace(ctx.client, placeholder_client),
         readonly,
     });
-    let (mut reply, runner) = scripting.run(&sha, &keys, &argv, runner);
+    let (mut reply, runner) = scripting.run(&sha, keys, argv, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
-    scripting.record_run(&sha, clock.elapsed().as_micros() as u64, migrated);
+    // Lua's instruction count runs on across scripts, so one tick may be a previous script's
+    // remainder; two mean this one executed more than 10,000 instructions.
+    let long = migrated || monitor.hook_ticks.load(Ordering::Relaxed) >= 2;
+    scripting.record_run(&sha, long);
     if inline {
         let counter = if migrated {
             &monitor.migrations
