@@ -6,9 +6,9 @@
 //! clients, which are served once the script has finished).
 
 use crate::reply::Reply;
+use ahash::AHashMap as HashMap;
 use bytes::Bytes;
 use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
-use ahash::AHashMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -236,6 +236,8 @@ impl Scripting {
         globals.set("redis", redis)?;
         globals.set("cjson", crate::scripting_libs::cjson(&lua)?)?;
         globals.set("bit", crate::scripting_libs::bit(&lua)?)?;
+        globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
+        globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
         let raw_call = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, true))?;
         let raw_pcall = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, false))?;

@@ -1,4 +1,5 @@
-//! The Lua libraries Redis scripts commonly use: `cjson` and `bit` (32-bit operations).
+//! The Lua libraries Redis scripts commonly use: `cjson`, `bit` (32-bit operations), `struct`
+//! and `cmsgpack`.
 
 use mlua::{Lua, Table, Value};
 
@@ -16,7 +17,7 @@ pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
         "decode",
         lua.create_function(|lua, s: mlua::LuaString| {
             let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
-                .map_err(|e| mlua::Error::runtime(format!("Expected value but found invalid token: {e}")))?;
+                .map_err(|e| lib_error(lua, format!("Expected value but found invalid token: {e}")))?;
             from_json(lua, &json)
         })?,
     )?;
@@ -151,4 +152,678 @@ pub fn bit(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     Ok(t)
+}
+
+/// Where a library function was called from, as `luaL_where` gives it (`user_script:3: `).
+fn caller_location(lua: &Lua) -> String {
+    lua.inspect_stack(1, |d| {
+        let line = d.current_line()?;
+        let src = d.source().short_src?.into_owned();
+        Some(format!("{src}:{line}: "))
+    })
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// An error raised by a library function, located like `luaL_error` does.
+fn lib_error(lua: &Lua, msg: impl std::fmt::Display) -> mlua::Error {
+    mlua::Error::runtime(format!("{}{msg}", caller_location(lua)))
+}
+
+/// `luaL_argerror`: `bad argument #N to 'FUNC' (MSG)`, located.
+fn arg_error(lua: &Lua, n: usize, func: &str, msg: impl std::fmt::Display) -> mlua::Error {
+    lib_error(lua, format!("bad argument #{n} to '{func}' ({msg})"))
+}
+
+fn lua_type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(Value::Nil) => "nil",
+        Some(Value::Boolean(_)) => "boolean",
+        Some(Value::Integer(_) | Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Table(_)) => "table",
+        Some(Value::Function(_)) => "function",
+        Some(Value::Thread(_)) => "thread",
+        Some(_) => "userdata",
+    }
+}
+
+/// `luaL_checklstring` on argument `n` (1-based) of `args`: strings, and numbers as Lua
+/// prints them.
+fn check_bytes(lua: &Lua, args: &[Value], n: usize, func: &str) -> mlua::Result<Vec<u8>> {
+    match args.get(n - 1) {
+        Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+        Some(v @ (Value::Integer(_) | Value::Number(_))) => match lua.coerce_string(v.clone())? {
+            Some(s) => Ok(s.as_bytes().to_vec()),
+            None => Err(arg_error(lua, n, func, "string expected, got number")),
+        },
+        other => Err(arg_error(
+            lua,
+            n,
+            func,
+            format!("string expected, got {}", lua_type_name(other)),
+        )),
+    }
+}
+
+/// `luaL_checknumber` on argument `n` (1-based): numbers, and strings that convert.
+fn check_number(lua: &Lua, args: &[Value], n: usize, func: &str) -> mlua::Result<f64> {
+    match args.get(n - 1) {
+        Some(Value::Integer(i)) => Ok(*i as f64),
+        Some(Value::Number(x)) => Ok(*x),
+        Some(v @ Value::String(_)) => lua
+            .coerce_number(v.clone())?
+            .ok_or_else(|| arg_error(lua, n, func, "number expected, got string")),
+        other => Err(arg_error(
+            lua,
+            n,
+            func,
+            format!("number expected, got {}", lua_type_name(other)),
+        )),
+    }
+}
+
+/// `struct.pack` / `struct.unpack` / `struct.size`: binary packing with Lua 5.1's `struct`
+/// library format (as bundled with Redis): `<` `>` `=` set the byte order, `!n` the maximum
+/// alignment; `b B h H l L T i[n] I[n]` integers (1, 2, 8, 8, n bytes; i/I default 4),
+/// `f d` floats, `x` a zero byte, `c[n]` a fixed-size string (`c0`: the length is the
+/// previous value when unpacking), `s` a zero-terminated string.
+pub fn structlib(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set(
+        "pack",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let fmt = check_bytes(lua, &args, 1, "pack")?;
+            let out = struct_pack(lua, &fmt, &args)?;
+            lua.create_string(&out)
+        })?,
+    )?;
+    t.set(
+        "unpack",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let fmt = check_bytes(lua, &args, 1, "unpack")?;
+            let data = check_bytes(lua, &args, 2, "unpack")?;
+            let init = match args.get(2) {
+                None | Some(Value::Nil) => 1.0,
+                Some(_) => check_number(lua, &args, 3, "unpack")?,
+            };
+            struct_unpack(lua, &fmt, &data, init as i64)
+        })?,
+    )?;
+    t.set(
+        "size",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let fmt = check_bytes(lua, &args, 1, "size")?;
+            let mut f = StructFormat::new(&fmt);
+            let mut total = 0usize;
+            while let Some(item) = f.next_item().map_err(|e| e.raise(lua, "size"))? {
+                let (opt, size) = item;
+                if opt == b's' || (opt == b'c' && size == 0) {
+                    let name = if opt == b's' { "s" } else { "c0" };
+                    return Err(arg_error(
+                        lua,
+                        1,
+                        "size",
+                        format!("option '{name}' has no fixed size"),
+                    ));
+                }
+                total += f.padding(total, opt, size) + size;
+            }
+            Ok(total as f64)
+        })?,
+    )?;
+    Ok(t)
+}
+
+/// A bad format string: `luaL_argerror` on the format, or a plain `luaL_error`.
+enum FormatError {
+    BadFormat(String),
+    Plain(String),
+}
+
+impl FormatError {
+    fn raise(self, lua: &Lua, func: &str) -> mlua::Error {
+        match self {
+            FormatError::BadFormat(m) => arg_error(lua, 1, func, m),
+            FormatError::Plain(m) => lib_error(lua, m),
+        }
+    }
+}
+
+/// Walks a `struct` format string: byte order, alignment and the sized options.
+struct StructFormat<'a> {
+    fmt: &'a [u8],
+    pos: usize,
+    little: bool,
+    align: usize,
+}
+
+impl<'a> StructFormat<'a> {
+    fn new(fmt: &'a [u8]) -> Self {
+        StructFormat {
+            fmt,
+            pos: 0,
+            little: cfg!(target_endian = "little"),
+            align: 1,
+        }
+    }
+
+    fn number(&mut self, default: usize) -> usize {
+        let start = self.pos;
+        let mut n = 0usize;
+        while self.pos < self.fmt.len() && self.fmt[self.pos].is_ascii_digit() {
+            n = n
+                .saturating_mul(10)
+                .saturating_add((self.fmt[self.pos] - b'0') as usize);
+            self.pos += 1;
+        }
+        if self.pos == start {
+            default
+        } else {
+            n
+        }
+    }
+
+    /// The next data option and its size; control options are applied on the way.
+    fn next_item(&mut self) -> Result<Option<(u8, usize)>, FormatError> {
+        while self.pos < self.fmt.len() {
+            let opt = self.fmt[self.pos];
+            self.pos += 1;
+            let size = match opt {
+                b' ' => continue,
+                b'<' => {
+                    self.little = true;
+                    continue;
+                }
+                b'>' => {
+                    self.little = false;
+                    continue;
+                }
+                b'=' => {
+                    self.little = cfg!(target_endian = "little");
+                    continue;
+                }
+                b'!' => {
+                    let a = self.number(8);
+                    if !a.is_power_of_two() {
+                        return Err(FormatError::Plain(format!("alignment {a} is not a power of 2")));
+                    }
+                    self.align = a;
+                    continue;
+                }
+                b'x' | b'b' | b'B' => 1,
+                b'h' | b'H' => 2,
+                b'l' | b'L' | b'T' | b'd' => 8,
+                b'f' => 4,
+                b'c' => self.number(1),
+                b'i' | b'I' => {
+                    let n = self.number(4);
+                    if n > 32 {
+                        return Err(FormatError::Plain(format!(
+                            "integral size {n} is larger than limit of 32"
+                        )));
+                    }
+                    n
+                }
+                b's' => 0,
+                other => {
+                    return Err(FormatError::BadFormat(format!(
+                        "invalid format option '{}'",
+                        other as char
+                    )))
+                }
+            };
+            return Ok(Some((opt, size)));
+        }
+        Ok(None)
+    }
+
+    /// Zero bytes to insert before an option of `size` at offset `len`.
+    fn padding(&self, len: usize, opt: u8, size: usize) -> usize {
+        if size == 0 || opt == b'c' {
+            return 0;
+        }
+        let size = size.min(self.align);
+        (size - (len & (size - 1))) & (size - 1)
+    }
+}
+
+fn struct_pack(lua: &Lua, fmt: &[u8], args: &[Value]) -> mlua::Result<Vec<u8>> {
+    let mut f = StructFormat::new(fmt);
+    let mut out = Vec::new();
+    // The C library's buffer occupies the stack past the last argument, so a missing argument
+    // reads as nil there, not as "no value".
+    let mut padded = args.to_vec();
+    padded.resize(args.len().max(fmt.len() + 1), Value::Nil);
+    let args = &padded[..];
+    // Data arguments follow the format (argument 1).
+    let mut arg = 2;
+    while let Some((opt, size)) = f.next_item().map_err(|e| e.raise(lua, "pack"))? {
+        let pad = f.padding(out.len(), opt, size);
+        out.resize(out.len() + pad, 0);
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let n = check_number(lua, args, arg, "pack")?;
+                arg += 1;
+                let value: u64 = if n < 0.0 { (n as i64) as u64 } else { n as u64 };
+                let fill = if n < 0.0 { 0xff } else { 0 };
+                let mut bytes: Vec<u8> = (0..size)
+                    .map(|k| if k < 8 { (value >> (8 * k)) as u8 } else { fill })
+                    .collect();
+                if !f.little {
+                    bytes.reverse();
+                }
+                out.extend_from_slice(&bytes);
+            }
+            b'x' => out.push(0),
+            b'f' | b'd' => {
+                let n = check_number(lua, args, arg, "pack")?;
+                arg += 1;
+                let mut bytes = if opt == b'f' {
+                    (n as f32).to_le_bytes().to_vec()
+                } else {
+                    n.to_le_bytes().to_vec()
+                };
+                if !f.little {
+                    bytes.reverse();
+                }
+                out.extend_from_slice(&bytes);
+            }
+            b'c' | b's' => {
+                let s = check_bytes(lua, args, arg, "pack")?;
+                if opt == b'c' {
+                    let size = if size == 0 { s.len() } else { size };
+                    if s.len() < size {
+                        // Reported one past the argument, as the C library does.
+                        return Err(arg_error(lua, arg + 1, "pack", "string too short"));
+                    }
+                    out.extend_from_slice(&s[..size]);
+                } else {
+                    out.extend_from_slice(&s);
+                    out.push(0);
+                }
+                arg += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn struct_unpack(lua: &Lua, fmt: &[u8], data: &[u8], init: i64) -> mlua::Result<mlua::MultiValue> {
+    let too_short = || arg_error(lua, 2, "unpack", "data string too short");
+    let Ok(mut pos) = usize::try_from(init - 1) else {
+        return Err(arg_error(lua, 3, "unpack", "offset must be 1 or greater"));
+    };
+    if pos > data.len() {
+        return Err(too_short());
+    }
+    let mut f = StructFormat::new(fmt);
+    let mut values: Vec<Value> = Vec::new();
+    while let Some((opt, mut size)) = f.next_item().map_err(|e| e.raise(lua, "unpack"))? {
+        pos += f.padding(pos, opt, size);
+        if pos + size > data.len() {
+            return Err(too_short());
+        }
+        match opt {
+            b'b' | b'B' | b'h' | b'H' | b'l' | b'L' | b'T' | b'i' | b'I' => {
+                let mut bytes = data[pos..pos + size].to_vec();
+                if !f.little {
+                    bytes.reverse();
+                }
+                let mut v: u64 = 0;
+                for (k, b) in bytes.iter().enumerate().take(8) {
+                    v |= u64::from(*b) << (8 * k);
+                }
+                let signed = opt.is_ascii_lowercase();
+                let n = if signed && size < 8 && size > 0 && (v >> (8 * size - 1)) & 1 == 1 {
+                    (v | (u64::MAX << (8 * size))) as i64 as f64
+                } else if signed {
+                    v as i64 as f64
+                } else {
+                    v as f64
+                };
+                values.push(Value::Number(n));
+            }
+            b'x' => {}
+            b'f' | b'd' => {
+                let mut bytes = data[pos..pos + size].to_vec();
+                if !f.little {
+                    bytes.reverse();
+                }
+                let n = if opt == b'f' {
+                    f64::from(f32::from_le_bytes(bytes[..4].try_into().unwrap_or([0; 4])))
+                } else {
+                    f64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]))
+                };
+                values.push(Value::Number(n));
+            }
+            b'c' => {
+                if size == 0 {
+                    let n = match values.pop() {
+                        Some(Value::Number(n)) => n,
+                        Some(Value::Integer(n)) => n as f64,
+                        _ => return Err(lib_error(lua, "format 'c0' needs a previous size")),
+                    };
+                    size = n.max(0.0) as usize;
+                    if size > data.len() - pos {
+                        return Err(too_short());
+                    }
+                }
+                values.push(Value::String(lua.create_string(&data[pos..pos + size])?));
+            }
+            b's' => {
+                let Some(end) = data[pos..].iter().position(|&b| b == 0) else {
+                    return Err(lib_error(lua, "unfinished string in data"));
+                };
+                values.push(Value::String(lua.create_string(&data[pos..pos + end])?));
+                size = end + 1;
+            }
+            _ => {}
+        }
+        pos += size;
+    }
+    values.push(Value::Number((pos + 1) as f64));
+    Ok(values.into_iter().collect())
+}
+
+/// Nesting beyond this is encoded as nil, as Redis's cmsgpack does.
+const MSGPACK_MAX_NESTING: usize = 16;
+
+/// `cmsgpack.pack` / `unpack` / `unpack_one` / `unpack_limit` (MessagePack).
+pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set(
+        "pack",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            if args.is_empty() {
+                return Err(arg_error(lua, 0, "pack", "MessagePack pack needs input."));
+            }
+            let mut out = Vec::new();
+            for v in args.iter() {
+                msgpack_encode(v, 0, &mut out)?;
+            }
+            lua.create_string(&out)
+        })?,
+    )?;
+    t.set(
+        "unpack",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let s = check_bytes(lua, &args, 1, "unpack")?;
+            let (_, values) = msgpack_unpack(lua, &s, 0, 0)?;
+            Ok(values.into_iter().collect::<mlua::MultiValue>())
+        })?,
+    )?;
+    t.set(
+        "unpack_one",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let s = check_bytes(lua, &args, 1, "unpack_one")?;
+            let offset = match args.get(1) {
+                None | Some(Value::Nil) => 0.0,
+                Some(_) => check_number(lua, &args, 2, "unpack_one")?,
+            };
+            msgpack_unpack_with_offset(lua, &s, 1, offset as i64)
+        })?,
+    )?;
+    t.set(
+        "unpack_limit",
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            let s = check_bytes(lua, &args, 1, "unpack_limit")?;
+            let limit = check_number(lua, &args, 2, "unpack_limit")?;
+            let offset = match args.get(2) {
+                None | Some(Value::Nil) => 0.0,
+                Some(_) => check_number(lua, &args, 3, "unpack_limit")?,
+            };
+            msgpack_unpack_with_offset(lua, &s, limit as i64, offset as i64)
+        })?,
+    )?;
+    Ok(t)
+}
+
+fn msgpack_unpack_with_offset(
+    lua: &Lua,
+    s: &[u8],
+    limit: i64,
+    offset: i64,
+) -> mlua::Result<mlua::MultiValue> {
+    if offset < 0 || limit < 0 {
+        // The C library prints the input length where it says "limit"; so do we.
+        return Err(lib_error(
+            lua,
+            format!(
+                "Invalid request to unpack with offset of {offset} and limit of {}.",
+                s.len()
+            ),
+        ));
+    }
+    if offset as usize > s.len() {
+        return Err(lib_error(
+            lua,
+            format!("Start offset {offset} greater than input length {}.", s.len()),
+        ));
+    }
+    let (next, values) = msgpack_unpack(lua, s, limit as usize, offset as usize)?;
+    let next = if next >= s.len() { -1 } else { next as i64 };
+    Ok(std::iter::once(Value::Integer(next)).chain(values).collect())
+}
+
+fn msgpack_encode(v: &Value, depth: usize, out: &mut Vec<u8>) -> mlua::Result<()> {
+    match v {
+        Value::Nil => out.push(0xc0),
+        Value::Boolean(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
+        Value::Integer(n) => msgpack_int(*n, out),
+        Value::Number(n) => {
+            if n.fract() == 0.0 && *n >= -9.2e18 && *n <= 9.2e18 {
+                msgpack_int(*n as i64, out);
+            } else if f64::from(*n as f32) == *n {
+                out.push(0xca);
+                out.extend_from_slice(&(*n as f32).to_be_bytes());
+            } else {
+                out.push(0xcb);
+                out.extend_from_slice(&n.to_be_bytes());
+            }
+        }
+        Value::String(s) => {
+            let b = s.as_bytes();
+            let len = b.len();
+            if len < 32 {
+                out.push(0xa0 | len as u8);
+            } else if len <= 0xff {
+                out.extend_from_slice(&[0xd9, len as u8]);
+            } else if len <= 0xffff {
+                out.push(0xda);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                out.push(0xdb);
+                out.extend_from_slice(&(len as u32).to_be_bytes());
+            }
+            out.extend_from_slice(&b);
+        }
+        Value::Table(t) if depth < MSGPACK_MAX_NESTING => {
+            // An array when the keys are exactly 1..n.
+            let mut count = 0usize;
+            let mut max = 0usize;
+            let mut is_array = true;
+            for pair in t.clone().pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                count += 1;
+                match k {
+                    Value::Integer(i) if i > 0 => max = max.max(i as usize),
+                    Value::Number(n) if n > 0.0 && n.fract() == 0.0 => max = max.max(n as usize),
+                    _ => is_array = false,
+                }
+            }
+            if is_array && max == count {
+                msgpack_len(count, 0x90, 0xdc, 0xdd, out);
+                for i in 1..=count {
+                    let v: Value = t.raw_get(i)?;
+                    msgpack_encode(&v, depth + 1, out)?;
+                }
+            } else {
+                msgpack_len(count, 0x80, 0xde, 0xdf, out);
+                for pair in t.clone().pairs::<Value, Value>() {
+                    let (k, v) = pair?;
+                    msgpack_encode(&k, depth + 1, out)?;
+                    msgpack_encode(&v, depth + 1, out)?;
+                }
+            }
+        }
+        // Too deep, functions, userdata, threads: nil.
+        _ => out.push(0xc0),
+    }
+    Ok(())
+}
+
+fn msgpack_len(n: usize, fix: u8, b16: u8, b32: u8, out: &mut Vec<u8>) {
+    if n <= 15 {
+        out.push(fix | n as u8);
+    } else if n <= 0xffff {
+        out.push(b16);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        out.push(b32);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    }
+}
+
+fn msgpack_int(n: i64, out: &mut Vec<u8>) {
+    if n >= 0 {
+        if n <= 127 {
+            out.push(n as u8);
+        } else if n <= 0xff {
+            out.extend_from_slice(&[0xcc, n as u8]);
+        } else if n <= 0xffff {
+            out.push(0xcd);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else if n <= 0xffff_ffff {
+            out.push(0xce);
+            out.extend_from_slice(&(n as u32).to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    } else if n >= -32 {
+        out.push(n as i8 as u8);
+    } else if n >= -128 {
+        out.extend_from_slice(&[0xd0, n as i8 as u8]);
+    } else if n >= -32768 {
+        out.push(0xd1);
+        out.extend_from_slice(&(n as i16).to_be_bytes());
+    } else if n >= -2_147_483_648 {
+        out.push(0xd2);
+        out.extend_from_slice(&(n as i32).to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Decodes up to `limit` objects (0 = all) from `offset`; returns the offset after them.
+fn msgpack_unpack(lua: &Lua, s: &[u8], limit: usize, offset: usize) -> mlua::Result<(usize, Vec<Value>)> {
+    let mut pos = offset;
+    let mut values = Vec::new();
+    while pos < s.len() && (limit == 0 || values.len() < limit) {
+        values.push(msgpack_decode(lua, s, &mut pos, 0)?);
+    }
+    Ok((pos, values))
+}
+
+fn take<'s>(lua: &Lua, s: &'s [u8], pos: &mut usize, n: usize) -> mlua::Result<&'s [u8]> {
+    if s.len() - *pos < n {
+        return Err(lib_error(lua, "Missing bytes in input."));
+    }
+    let out = &s[*pos..*pos + n];
+    *pos += n;
+    Ok(out)
+}
+
+fn be_uint(b: &[u8]) -> u64 {
+    b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x))
+}
+
+fn msgpack_decode(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> mlua::Result<Value> {
+    if depth > 1000 {
+        return Err(lib_error(lua, "Bad data format in input."));
+    }
+    let tag = take(lua, s, pos, 1)?[0];
+    let num = |n: f64| Value::Number(n);
+    Ok(match tag {
+        0x00..=0x7f => num(f64::from(tag)),
+        0x80..=0x8f => msgpack_map(lua, s, pos, (tag & 0x0f) as usize, depth)?,
+        0x90..=0x9f => msgpack_array(lua, s, pos, (tag & 0x0f) as usize, depth)?,
+        0xa0..=0xbf => Value::String(lua.create_string(take(lua, s, pos, (tag & 0x1f) as usize)?)?),
+        0xc0 => Value::Nil,
+        0xc2 => Value::Boolean(false),
+        0xc3 => Value::Boolean(true),
+        0xc4 | 0xd9 => {
+            let n = take(lua, s, pos, 1)?[0] as usize;
+            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+        }
+        0xc5 | 0xda => {
+            let n = be_uint(take(lua, s, pos, 2)?) as usize;
+            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+        }
+        0xc6 | 0xdb => {
+            let n = be_uint(take(lua, s, pos, 4)?) as usize;
+            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+        }
+        0xca => num(f64::from(f32::from_bits(be_uint(take(lua, s, pos, 4)?) as u32))),
+        0xcb => num(f64::from_bits(be_uint(take(lua, s, pos, 8)?))),
+        0xcc => num(be_uint(take(lua, s, pos, 1)?) as f64),
+        0xcd => num(be_uint(take(lua, s, pos, 2)?) as f64),
+        0xce => num(be_uint(take(lua, s, pos, 4)?) as f64),
+        0xcf => num(be_uint(take(lua, s, pos, 8)?) as f64),
+        0xd0 => num(f64::from(take(lua, s, pos, 1)?[0] as i8)),
+        0xd1 => num(f64::from(be_uint(take(lua, s, pos, 2)?) as u16 as i16)),
+        0xd2 => num(f64::from(be_uint(take(lua, s, pos, 4)?) as u32 as i32)),
+        0xd3 => num(be_uint(take(lua, s, pos, 8)?) as i64 as f64),
+        0xdc => {
+            let n = be_uint(take(lua, s, pos, 2)?) as usize;
+            msgpack_array(lua, s, pos, n, depth)?
+        }
+        0xdd => {
+            let n = be_uint(take(lua, s, pos, 4)?) as usize;
+            msgpack_array(lua, s, pos, n, depth)?
+        }
+        0xde => {
+            let n = be_uint(take(lua, s, pos, 2)?) as usize;
+            msgpack_map(lua, s, pos, n, depth)?
+        }
+        0xdf => {
+            let n = be_uint(take(lua, s, pos, 4)?) as usize;
+            msgpack_map(lua, s, pos, n, depth)?
+        }
+        0xe0..=0xff => num(f64::from(tag as i8)),
+        _ => return Err(lib_error(lua, "Bad data format in input.")),
+    })
+}
+
+fn msgpack_array(lua: &Lua, s: &[u8], pos: &mut usize, n: usize, depth: usize) -> mlua::Result<Value> {
+    // Each element takes at least a byte: a claimed length beyond the input is an error, not
+    // a huge allocation.
+    if n > s.len() - *pos {
+        return Err(lib_error(lua, "Missing bytes in input."));
+    }
+    let t = lua.create_table_with_capacity(n, 0)?;
+    for i in 1..=n {
+        let v = msgpack_decode(lua, s, pos, depth + 1)?;
+        t.raw_set(i, v)?;
+    }
+    Ok(Value::Table(t))
+}
+
+fn msgpack_map(lua: &Lua, s: &[u8], pos: &mut usize, n: usize, depth: usize) -> mlua::Result<Value> {
+    if n > (s.len() - *pos) / 2 {
+        return Err(lib_error(lua, "Missing bytes in input."));
+    }
+    let t = lua.create_table_with_capacity(0, n)?;
+    for _ in 0..n {
+        let k = msgpack_decode(lua, s, pos, depth + 1)?;
+        let v = msgpack_decode(lua, s, pos, depth + 1)?;
+        if !k.is_nil() {
+            t.raw_set(k, v)?;
+        }
+    }
+    Ok(Value::Table(t))
 }
