@@ -391,3 +391,77 @@ async fn a_fast_script_that_wrote_finishes_inline_exactly_once() {
     assert!(info.contains("scripts_run_inline:2\r\n"), "{info}");
     assert!(info.contains("scripts_moved_to_script_thread:0\r\n"), "{info}");
 }
+
+/// Hostile input to the binary libraries is an error reply, never a crash or a huge
+/// allocation: random bytes through cmsgpack.unpack and random formats through struct.
+#[tokio::test]
+async fn binary_libraries_survive_random_input() {
+    let node = start_node(&[]);
+    let mut c = conn(&node.url()).await;
+    // A small deterministic generator: no extra dependency, same cases every run.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let formats = b"<>=!bBhHlLTiIfdxcs0123456789 q";
+    for _ in 0..300 {
+        let len = (next() % 24) as usize;
+        let bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        // A claimed length far beyond the input must not allocate it.
+        let mut huge = vec![0xdd];
+        huge.extend_from_slice(&(next() as u32).to_be_bytes());
+        for input in [bytes.clone(), huge] {
+            let _: redis::RedisResult<redis::Value> = within(
+                redis::cmd("EVAL")
+                    .arg("return {cmsgpack.unpack(ARGV[1])}")
+                    .arg(0)
+                    .arg(&input)
+                    .query_async(&mut c),
+            )
+            .await;
+        }
+        let fmt: Vec<u8> = (0..(next() % 8))
+            .map(|_| formats[(next() % formats.len() as u64) as usize])
+            .collect();
+        let _: redis::RedisResult<redis::Value> = within(
+            redis::cmd("EVAL")
+                .arg("return {struct.unpack(ARGV[1], ARGV[2])}")
+                .arg(0)
+                .arg(&fmt)
+                .arg(&bytes)
+                .query_async(&mut c),
+        )
+        .await;
+    }
+    // Sizes that overflow any arithmetic on them.
+    for fmt in [
+        "c99999999999999999999999",
+        "i99999999999999999999",
+        "!99999999999999999999 h",
+    ] {
+        let r: redis::RedisResult<redis::Value> = within(
+            redis::cmd("EVAL")
+                .arg("return {struct.unpack(ARGV[1], 'abc'), struct.size(ARGV[1])}")
+                .arg(0)
+                .arg(fmt)
+                .query_async(&mut c),
+        )
+        .await;
+        assert!(r.is_err(), "{fmt}: {r:?}");
+    }
+    let pong: String = within(redis::cmd("PING").query_async(&mut c)).await.unwrap();
+    assert_eq!(pong, "PONG");
+    // Round trip of what was packed stays exact.
+    let v: Vec<i64> = within(
+        redis::cmd("EVAL")
+            .arg("return {cmsgpack.unpack(cmsgpack.pack(-70000, 70000, 3))}")
+            .arg(0)
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(v, [-70000, 70000, 3]);
+}

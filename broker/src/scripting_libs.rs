@@ -268,7 +268,9 @@ pub fn structlib(lua: &Lua) -> mlua::Result<Table> {
                         format!("option '{name}' has no fixed size"),
                     ));
                 }
-                total += f.padding(total, opt, size) + size;
+                total = total
+                    .saturating_add(f.padding(total, opt, size))
+                    .saturating_add(size);
             }
             Ok(total as f64)
         })?,
@@ -463,7 +465,7 @@ fn struct_unpack(lua: &Lua, fmt: &[u8], data: &[u8], init: i64) -> mlua::Result<
     let mut values: Vec<Value> = Vec::new();
     while let Some((opt, mut size)) = f.next_item().map_err(|e| e.raise(lua, "unpack"))? {
         pos += f.padding(pos, opt, size);
-        if pos + size > data.len() {
+        if pos.checked_add(size).is_none_or(|end| end > data.len()) {
             return Err(too_short());
         }
         match opt {
