@@ -88,8 +88,19 @@ pub fn evaluate_with_series(
         let mut results = Vec::new();
         for e in 0..episodes as u64 {
             let tasks: Vec<_> = Workload::new(workload, seed + e).collect();
-            let mut policy = by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?;
-            let mut simulator = Simulator::new(sim.clone(), tasks, seed + e);
+            let mut simulator = Simulator::new(sim.clone(), tasks.clone(), seed + e);
+            let mut policy = match name.strip_prefix("mpc-oracle") {
+                // `mpc-oracle[:HORIZON_S]`: a lockstep copy of this very simulator.
+                Some(rest) => {
+                    let horizon = match rest.strip_prefix(':') {
+                        Some(h) => h.parse::<f64>().map_err(|e| PolicyError::BadParameter(name.clone(), e.to_string()))?,
+                        None if rest.is_empty() => 2.0 * sim.decision_period_s,
+                        None => return Err(PolicyError::Unknown(name.clone())),
+                    };
+                    Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon)) as Box<dyn crate::policy::Policy>
+                }
+                None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,
+            };
             let (result, steps) = run_episode(policy.as_mut(), &mut simulator);
             if e == 0 {
                 series.push((name.clone(), steps));

@@ -255,6 +255,52 @@ impl Policy for Oracle {
     }
 }
 
+/// A clairvoyant model-predictive reference: it keeps a copy of the simulator in lockstep with
+/// the real one (same tasks, same seed, same decisions) and, at every decision, tries each
+/// worker count on a fork of it for `horizon_s` of the known future, choosing the smallest
+/// count with no certain deadline miss in that window (or, if none, the fewest misses). It
+/// sees the future tasks *and* the start-up jitter, so it is an optimistic reference for what
+/// any causal policy could reach, not a policy to deploy.
+pub struct MpcOracle {
+    shadow: crate::sim::Simulator,
+    horizon_s: f64,
+}
+
+impl MpcOracle {
+    pub fn new(shadow: crate::sim::Simulator, horizon_s: f64) -> MpcOracle {
+        MpcOracle { shadow, horizon_s }
+    }
+}
+
+impl Policy for MpcOracle {
+    fn name(&self) -> String {
+        "mpc-oracle".into()
+    }
+
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        self.shadow.advance_to(obs.now.time_s);
+        let (lo, hi) = (self.shadow.config().min_workers, self.shadow.config().max_workers);
+        let base = self.shadow.certain_misses();
+        let end = obs.now.time_s + self.horizon_s;
+        let mut best = (u64::MAX, hi);
+        for w in lo..=hi {
+            let mut fork = self.shadow.clone();
+            fork.scale_to(w);
+            fork.advance_to(end);
+            let misses = fork.certain_misses() - base.min(fork.certain_misses());
+            if misses < best.0 {
+                best = (misses, w);
+            }
+            if misses == 0 {
+                break;
+            }
+        }
+        let chosen = best.1;
+        self.shadow.scale_to(chosen);
+        chosen
+    }
+}
+
 /// A policy by name. `tasks` and the timing are only used by the oracle.
 pub fn by_name(
     name: &str,

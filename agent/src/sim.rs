@@ -55,7 +55,7 @@ enum Event {
     Done { worker: usize, task: usize },
 }
 
-#[derive(PartialEq)]
+#[derive(Clone, PartialEq)]
 struct Scheduled {
     at: f64,
     seq: u64,
@@ -80,7 +80,9 @@ impl PartialOrd for Scheduled {
     }
 }
 
-/// The farm in virtual time.
+/// The farm in virtual time. Cloning it forks the future: the clone replays the same random
+/// draws, which is what the clairvoyant `mpc-oracle` uses to try decisions.
+#[derive(Clone)]
 pub struct Simulator {
     config: SimConfig,
     tasks: Vec<TaskSpec>,
@@ -273,6 +275,20 @@ impl Simulator {
         }
         self.max_workers_seen = self.max_workers_seen.max(self.provisioned());
         target
+    }
+
+    /// Tasks known to miss their deadline by now: completed late, or still queued past the
+    /// latest start that could meet the deadline.
+    pub fn certain_misses(&self) -> u64 {
+        let overdue = self
+            .queue
+            .iter()
+            .filter(|&&i| {
+                let t = &self.tasks[i];
+                t.arrival_s + t.deadline_s - t.processing_s < self.now
+            })
+            .count() as u64;
+        (self.completed - self.qos_met) + overdue
     }
 
     /// All tasks arrived and either all completed or the drain time ran out.
