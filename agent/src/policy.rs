@@ -339,6 +339,12 @@ pub fn by_name(
         "queue-proportional" => Box::new(QueueProportional::new(number(arg, 5.0)?)),
         "load-proportional" => Box::new(LoadProportional::new(number(arg, 0.3)?)),
         "oracle" => Box::new(Oracle::new(tasks.to_vec(), period_s, startup_delay_s)),
+        n if n.starts_with("mpc-oracle") => {
+            return Err(PolicyError::BadParameter(
+                n.into(),
+                "mpc-oracle needs the simulator's future; it exists only in `eval`".into(),
+            ))
+        }
         _ => return Err(PolicyError::Unknown(name.into())),
     })
 }
@@ -353,6 +359,7 @@ pub const BASELINES: &[&str] = &[
     "queue-proportional",
     "load-proportional",
     "oracle",
+    "mpc-oracle",
 ];
 
 #[cfg(test)]
