@@ -190,6 +190,7 @@ impl Broker {
 
 /// Deletes expired keys in the background, `hz` times per second, a bounded batch at a time.
 async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
+    let mut last_forget = metrics::unix_ms();
     loop {
         let hz = shared.config.read().hz.max(1);
         tokio::select! {
@@ -198,7 +199,12 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
         }
         // A long script holds the keyspace: skip this round rather than block the event loop.
         if let Some(mut store) = shared.store.try_lock_for(Duration::from_micros(500)) {
-            store.active_expire(metrics::unix_ms(), 200);
+            let now = metrics::unix_ms();
+            store.active_expire(now, 200);
+            if now.saturating_sub(last_forget) >= 10_000 {
+                last_forget = now;
+                store.queues.forget_idle(now, metrics::IDLE_QUEUE_FORGET_MS);
+            }
         }
     }
 }

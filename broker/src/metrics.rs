@@ -50,6 +50,8 @@ pub struct QueueCounters {
     wait_buckets: [AtomicU64; BUCKETS],
     /// Names of connections that popped from this queue, with their last pop (ms since epoch).
     consumers: Mutex<HashMap<String, u64>>,
+    /// When these counters were created (ms since epoch).
+    created_ms: AtomicU64,
 }
 
 impl Default for QueueCounters {
@@ -67,9 +69,16 @@ impl Default for QueueCounters {
             wait_max_us: AtomicU64::new(0),
             wait_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             consumers: Mutex::new(HashMap::new()),
+            created_ms: AtomicU64::new(unix_ms()),
         }
     }
 }
+
+/// Counters of a key that no longer exists and has seen no push, pop or blocked client for this
+/// long are dropped, so that one-off keys (a pod's processing list, named after a pod that is
+/// gone) do not accumulate in INFO, QSTATS and `/metrics` forever. A key used again later starts
+/// from zero, which Prometheus reads as a counter reset.
+pub const IDLE_QUEUE_FORGET_MS: u64 = 10 * 60 * 1000;
 
 impl QueueCounters {
     pub(crate) fn record_push(&self, n: usize, len: usize, oldest_us: u64, now_ms: u64) {
@@ -361,6 +370,25 @@ impl QueueRegistry {
         }
     }
 
+    /// Drops the counters of queues whose key is gone (no list holds them), with nothing
+    /// blocked on them, idle for `idle_ms`. Returns how many were dropped. Called with the
+    /// keyspace lock held, so no command is attaching counters meanwhile.
+    pub(crate) fn forget_idle(&self, now_ms: u64, idle_ms: u64) -> usize {
+        let before = self.queues.len();
+        self.queues.retain(|_, c| {
+            let last = c
+                .last_push_ms
+                .load(Relaxed)
+                .max(c.last_pop_ms.load(Relaxed))
+                .max(c.created_ms.load(Relaxed));
+            let idle = c.blocked_clients.load(Relaxed) <= 0
+                && c.length.load(Relaxed) <= 0
+                && now_ms.saturating_sub(last) >= idle_ms;
+            Arc::strong_count(c) > 1 || !idle
+        });
+        before - self.queues.len()
+    }
+
     /// Registers a hook that receives every subsequent event.
     pub fn add_hook(&self, hook: Arc<dyn QueueHook>) {
         self.hooks.write().push(hook);
@@ -391,6 +419,37 @@ mod tests {
         assert_eq!(s.popped_total, 100);
         assert!((s.wait_mean_ms - 1.0).abs() < 1e-9);
         assert!(s.wait_p50_ms > 0.5 && s.wait_p50_ms <= 1.1, "{}", s.wait_p50_ms);
+    }
+
+    #[test]
+    fn counters_of_gone_idle_keys_are_forgotten_and_no_others() {
+        let reg = QueueRegistry::default();
+        let now = unix_ms();
+        let key = |k: &'static str| Bytes::from_static(k.as_bytes());
+        // A drained key (no list holds its counters), last used long ago.
+        let gone = reg.counters(0, &key("worker_queue:processing:old-pod"));
+        gone.record_push(1, 1, 1, now - IDLE_QUEUE_FORGET_MS - 1);
+        gone.record_pop(std::iter::once(10), 0, 0, now - IDLE_QUEUE_FORGET_MS - 1, None);
+        gone.created_ms.store(0, Relaxed);
+        drop(gone);
+        // Drained but recent: survives draining, as QSTATS promises.
+        let recent = reg.counters(0, &key("worker_queue"));
+        recent.record_push(1, 1, 1, now);
+        recent.record_pop(std::iter::once(10), 0, 0, now, None);
+        drop(recent);
+        // Old but still a live list (someone holds the counters).
+        let live = reg.counters(0, &key("result_queue"));
+        live.created_ms.store(0, Relaxed);
+        // Old, no list, but a client is blocked on it.
+        let waited = reg.counters(0, &key("control"));
+        waited.created_ms.store(0, Relaxed);
+        waited.blocked_clients.store(1, Relaxed);
+        drop(waited);
+
+        assert_eq!(reg.forget_idle(now, IDLE_QUEUE_FORGET_MS), 1);
+        let names: Vec<Bytes> = reg.snapshot().into_iter().map(|q| q.name).collect();
+        assert_eq!(names, [key("control"), key("result_queue"), key("worker_queue")]);
+        drop(live);
     }
 
     #[test]
