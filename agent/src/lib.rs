@@ -22,6 +22,7 @@
 //! ```
 
 pub mod eval;
+pub mod imitate;
 pub mod neural;
 pub mod observe;
 pub mod plot;

@@ -95,6 +95,13 @@ impl Mlp {
         })
     }
 
+    /// Scores for a batch of feature rows (`[n, FEATURES]` → `[n, ACTIONS]`).
+    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let h = self.l1.forward(x)?.tanh()?;
+        let h = self.l2.forward(&h)?.tanh()?;
+        self.out.forward(&h)
+    }
+
     /// Scores for one feature vector.
     pub fn scores(&self, x: &[f32]) -> candle_core::Result<Vec<f32>> {
         let input = Tensor::from_slice(x, (1, x.len()), &Device::Cpu)?;
@@ -182,6 +189,11 @@ impl NeuralPolicy {
             at += n;
         }
         Ok(())
+    }
+
+    /// The network, for training.
+    pub fn mlp(&self) -> &Mlp {
+        &self.mlp
     }
 
     /// The chosen worker delta for an observation.

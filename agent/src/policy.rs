@@ -279,26 +279,32 @@ impl Policy for MpcOracle {
 
     fn decide(&mut self, obs: &Observation) -> u32 {
         self.shadow.advance_to(obs.now.time_s);
-        let (lo, hi) = (self.shadow.config().min_workers, self.shadow.config().max_workers);
-        let base = self.shadow.certain_misses();
-        let end = obs.now.time_s + self.horizon_s;
-        let mut best = (u64::MAX, hi);
-        for w in lo..=hi {
-            let mut fork = self.shadow.clone();
-            fork.scale_to(w);
-            fork.advance_to(end);
-            let misses = fork.certain_misses() - base.min(fork.certain_misses());
-            if misses < best.0 {
-                best = (misses, w);
-            }
-            if misses == 0 {
-                break;
-            }
-        }
-        let chosen = best.1;
+        let chosen = mpc_choice(&self.shadow, self.horizon_s);
         self.shadow.scale_to(chosen);
         chosen
     }
+}
+
+/// The clairvoyant choice at the simulator's present: the smallest worker count with no certain
+/// deadline miss over the next `horizon_s` of the known future (or the fewest misses).
+pub fn mpc_choice(sim: &crate::sim::Simulator, horizon_s: f64) -> u32 {
+    let (lo, hi) = (sim.config().min_workers, sim.config().max_workers);
+    let base = sim.certain_misses();
+    let end = sim.now() + horizon_s;
+    let mut best = (u64::MAX, hi);
+    for w in lo..=hi {
+        let mut fork = sim.clone();
+        fork.scale_to(w);
+        fork.advance_to(end);
+        let misses = fork.certain_misses().saturating_sub(base);
+        if misses < best.0 {
+            best = (misses, w);
+        }
+        if misses == 0 {
+            break;
+        }
+    }
+    best.1
 }
 
 /// A policy by name. `tasks` and the timing are only used by the oracle.

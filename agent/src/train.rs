@@ -177,10 +177,19 @@ fn centered_ranks(values: &[f64]) -> Vec<f32> {
 /// Trains a policy; `progress` is called after every iteration. Deterministic given the seed.
 pub fn train(
     config: &TrainConfig,
+    progress: impl FnMut(&CurvePoint),
+) -> Result<(NeuralPolicy, Vec<CurvePoint>), crate::neural::ModelError> {
+    let policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
+    train_from(policy, config, progress)
+}
+
+/// ES starting from `policy`'s weights (e.g. an imitation-trained network).
+pub fn train_from(
+    mut policy: NeuralPolicy,
+    config: &TrainConfig,
     mut progress: impl FnMut(&CurvePoint),
 ) -> Result<(NeuralPolicy, Vec<CurvePoint>), crate::neural::ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
     let mut theta = policy.parameters()?;
     let n = theta.len();
     let original = (

@@ -31,6 +31,22 @@ pub struct TrainArgs {
     /// Reward weight of one percentage point of missed deadlines against one mean worker.
     #[arg(long, default_value_t = agent::train::MISS_WEIGHT)]
     pub miss_weight: f64,
+    /// `es`: evolution strategies on the reward; `imitation`: DAgger from the clairvoyant
+    /// `mpc-oracle` (uses --generations as rounds, --scenarios per round, --epochs).
+    #[arg(long, value_enum, default_value_t = Method::Es)]
+    pub method: Method,
+    /// Imitation: optimiser steps over the dataset after each round.
+    #[arg(long, default_value_t = 300)]
+    pub epochs: u32,
+    /// Start ES from this model's weights instead of random ones.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Method {
+    Es,
+    Imitation,
 }
 
 /// candle parallelises even tiny matrix products; for a 10×32 network that costs far more
@@ -61,7 +77,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (mut policy, curve) = train(&config, |p| {
+    let show = |p: &agent::train::CurvePoint| {
         bar.set_message(format!(
             "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
             p.mean_return,
@@ -71,7 +87,26 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             p.original_workers
         ));
         bar.inc(1);
-    })?;
+    };
+    let (mut policy, curve) = match args.method {
+        Method::Es => match &args.init {
+            Some(path) => agent::train::train_from(agent::neural::NeuralPolicy::load(path)?, &config, show)?,
+            None => train(&config, show)?,
+        },
+        Method::Imitation => {
+            if args.epochs == 0 {
+                anyhow::bail!("--epochs must be at least 1");
+            }
+            let imitation = agent::imitate::ImitateConfig {
+                seed: args.seed,
+                rounds: args.generations,
+                scenarios: args.scenarios,
+                epochs: args.epochs,
+                ..agent::imitate::ImitateConfig::default()
+            };
+            agent::imitate::imitate(&imitation, show)?
+        }
+    };
     bar.finish();
     policy.provenance.code_version = env!("CARGO_PKG_VERSION").into();
     policy.provenance.command = std::env::args().collect::<Vec<_>>().join(" ");
