@@ -5,9 +5,9 @@
 //! Scale-down keeps the farm's SYN/ACK protocol: the worker that acknowledges stops taking
 //! tasks and waits (`--on-scale-down wait`, so the container does not exit and restart); the
 //! node marks its pod with a low `controller.kubernetes.io/pod-deletion-cost` and lowers the
-//! replica count, so the ReplicaSet deletes exactly that idle pod. Pods are listed by label
-//! every tick to count ready workers; a pod that disappears without having acknowledged has
-//! its processing list re-queued.
+//! replica count, so the ReplicaSet deletes exactly that idle pod. Pods are listed by label to
+//! count ready workers (every 2 s, and right after the node changes the scale); a pod that
+//! disappears without having acknowledged has its processing list re-queued.
 
 use super::{id_of, ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
 use anyhow::Context;
@@ -43,7 +43,13 @@ pub struct KubernetesScaler {
     /// Pods that acknowledged a scale-down (their removal is expected).
     acked: BTreeSet<String>,
     scale_down: ScaleDown,
+    /// When pods were last listed; `None` forces a list at the next reconcile (after a change).
+    last_list: Option<std::time::Instant>,
 }
+
+/// Pods are listed at most this often unless the node just changed something: the control loop
+/// ticks 4–20 times a second and the API server should not see that.
+const LIST_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl KubernetesScaler {
     /// Connects with `Config::infer()` and reads the Deployment's current scale.
@@ -83,6 +89,7 @@ impl KubernetesScaler {
             known: BTreeSet::new(),
             acked: BTreeSet::new(),
             scale_down: ScaleDown::default(),
+            last_list: None,
         })
     }
 
@@ -97,6 +104,7 @@ impl KubernetesScaler {
             .await
             .with_context(|| format!("scaling Deployment {} to {n}", self.cfg.deployment))?;
         self.replicas = n;
+        self.last_list = None;
         Ok(())
     }
 
@@ -142,6 +150,10 @@ impl Scaler for KubernetesScaler {
                     tracing::error!(error = %format!("{e:#}"), %pod, "removing an acknowledged pod failed");
                 }
             }
+            if self.last_list.is_some_and(|t| t.elapsed() < LIST_INTERVAL) {
+                return Ok(Vec::new());
+            }
+            self.last_list = Some(std::time::Instant::now());
             let list = self
                 .pods
                 .list(&ListParams::default().labels(&self.cfg.selector))

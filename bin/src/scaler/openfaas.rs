@@ -331,7 +331,13 @@ pub struct OpenFaasScaler {
     replicas: Option<FunctionStatus>,
     requested: u32,
     scale_down: ScaleDown,
+    /// When every function's status was last read; `None` forces a read at the next reconcile.
+    last_poll: Option<std::time::Instant>,
 }
+
+/// Running functions are re-read at most this often (functions still starting, every tick):
+/// the control loop ticks 4–20 times a second and the gateway should not see that.
+const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
 impl OpenFaasScaler {
     pub async fn new(cfg: OpenFaasConfig) -> anyhow::Result<OpenFaasScaler> {
@@ -344,6 +350,7 @@ impl OpenFaasScaler {
             replicas: None,
             requested: 0,
             scale_down: ScaleDown::default(),
+            last_poll: None,
         };
         match mode {
             Mode::Instances => {
@@ -469,8 +476,16 @@ impl Scaler for OpenFaasScaler {
                             self.instances.retain(|i| i.index != index);
                         }
                     }
+                    let poll_all = self.last_poll.is_none_or(|t| t.elapsed() >= POLL_INTERVAL);
+                    if poll_all {
+                        self.last_poll = Some(std::time::Instant::now());
+                    }
                     let mut i = 0;
                     while i < self.instances.len() {
+                        if self.instances[i].live && !poll_all {
+                            i += 1;
+                            continue;
+                        }
                         let name = self.name_of(self.instances[i].index);
                         match self.gateway.status(&name).await? {
                             None => {
@@ -498,6 +513,14 @@ impl Scaler for OpenFaasScaler {
                     }
                 }
                 Mode::Replicas => {
+                    let settled = self
+                        .replicas
+                        .as_ref()
+                        .is_some_and(|r| r.available_replicas == u64::from(self.requested));
+                    if settled && self.last_poll.is_some_and(|t| t.elapsed() < POLL_INTERVAL) {
+                        return Ok(vanished);
+                    }
+                    self.last_poll = Some(std::time::Instant::now());
                     let name = self.gateway.cfg.function.clone();
                     self.replicas = self.gateway.status(&name).await?;
                     if self.replicas.is_none() {
