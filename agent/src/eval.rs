@@ -22,6 +22,15 @@ pub fn run_episode(
     policy: &mut dyn crate::policy::Policy,
     sim: &mut Simulator,
 ) -> (EpisodeResult, Vec<StepRecord>) {
+    run_episode_with(sim, |_, obs| policy.decide(obs))
+}
+
+/// Runs `sim` to the end, asking `decide` (which may also look at the simulator, as the
+/// imitation trainer's expert does) for the target at every decision period.
+pub fn run_episode_with(
+    sim: &mut Simulator,
+    mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
+) -> (EpisodeResult, Vec<StepRecord>) {
     let period = sim.config().decision_period_s;
     let mut prev = sim.snapshot();
     let mut steps = Vec::new();
@@ -31,7 +40,8 @@ pub fn run_episode(
         sim.advance_to(t);
         let now = sim.snapshot();
         let obs = observe(&prev, &now);
-        let target = sim.scale_to(policy.decide(&obs));
+        let wanted = decide(sim, &obs);
+        let target = sim.scale_to(wanted);
         steps.push(StepRecord {
             time_s: now.time_s,
             workers: now.workers_live + now.workers_starting,

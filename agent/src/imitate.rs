@@ -8,11 +8,11 @@
 //! whole dataset with cross-entropy over the action set. Labelling the learner's own states is
 //! what lets it learn to recover from its mistakes, which plain behaviour cloning cannot.
 
+use crate::eval::run_episode_with;
 use crate::neural::{features, NeuralPolicy, ACTIONS, FEATURES};
-use crate::observe::{observe, Metrics};
 use crate::policy::{mpc_choice, Policy};
 use crate::sim::{SimConfig, Simulator};
-use crate::train::{random_scenario, score, CurvePoint};
+use crate::train::{curve_point, original_scenario, random_scenario, stamp, CurvePoint};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use functions::workload::{Workload, WorkloadConfig};
@@ -71,22 +71,17 @@ fn collect(
     let (workload, sim, seed) = scenario;
     let tasks: Vec<_> = Workload::new(workload, *seed).collect();
     let mut sim = Simulator::new(sim.clone(), tasks, *seed);
-    let period = sim.config().decision_period_s;
-    let mut prev = sim.snapshot();
-    let mut t = 0.0;
-    while !sim.finished() {
-        t += period;
-        sim.advance_to(t);
-        let now = sim.snapshot();
-        let obs = observe(&prev, &now);
-        let current = i64::from(now.workers_live + now.workers_starting);
-        let expert = mpc_choice(&sim, horizon_s);
-        xs.extend(features(&obs));
+    run_episode_with(&mut sim, |sim, obs| {
+        let current = i64::from(obs.now.workers_live + obs.now.workers_starting);
+        let expert = mpc_choice(sim, horizon_s);
+        xs.extend(features(obs));
         ys.push(nearest_action(i64::from(expert) - current));
-        let target = if use_expert { expert } else { learner.decide(&obs) };
-        sim.scale_to(target);
-        prev = now;
-    }
+        if use_expert {
+            expert
+        } else {
+            learner.decide(obs)
+        }
+    });
 }
 
 /// Full-batch cross-entropy steps on the dataset; returns the loss before and after.
@@ -123,14 +118,7 @@ pub fn imitate(
             ..ParamsAdamW::default()
         },
     )?;
-    let original = (
-        WorkloadConfig::default(),
-        SimConfig {
-            decision_period_s: config.decision_period_s,
-            ..SimConfig::default()
-        },
-        config.seed,
-    );
+    let original = original_scenario(config.decision_period_s, config.seed);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     let mut curve = Vec::new();
     for round in 0..config.rounds {
@@ -141,34 +129,26 @@ pub fn imitate(
             collect(&mut policy, round == 0, s, config.horizon_s, &mut xs, &mut ys);
         }
         fit(&policy, &mut opt, &xs, &ys, config.epochs)?;
-        let (mut qos, mut workers) = (0.0, 0.0);
-        for s in &scenarios {
-            let r = score(&mut policy, s);
-            qos += r.qos;
-            workers += r.mean_workers;
-        }
-        let k = scenarios.len().max(1) as f64;
-        let orig = score(&mut policy, &original);
-        let point = CurvePoint {
-            generation: round,
-            mean_return: crate::train::reward(&orig),
-            mean_qos: qos / k,
-            mean_workers: workers / k,
-            original_qos: orig.qos,
-            original_workers: orig.mean_workers,
-        };
+        let point = curve_point(
+            &mut policy,
+            round,
+            &scenarios,
+            &original,
+            crate::train::MISS_WEIGHT,
+        );
         progress(&point);
         curve.push(point);
     }
-    policy.provenance.algorithm = format!(
-        "dagger(expert=mpc-oracle horizon {} s, rounds={}, scenarios={}, epochs={}, lr={})",
-        config.horizon_s, config.rounds, config.scenarios, config.epochs, config.learning_rate
+    stamp(
+        &mut policy,
+        format!(
+            "dagger(expert=mpc-oracle horizon {} s, rounds={}, scenarios={}, epochs={}, lr={})",
+            config.horizon_s, config.rounds, config.scenarios, config.epochs, config.learning_rate
+        ),
+        u64::from(config.rounds),
+        u64::from(config.rounds) * u64::from(config.scenarios),
+        config.seed,
     );
-    policy.provenance.iterations = u64::from(config.rounds);
-    policy.provenance.episodes = u64::from(config.rounds) * u64::from(config.scenarios);
-    policy.provenance.seed = config.seed;
-    policy.provenance.workload =
-        "randomised: phase order, base rate 200-400/min, bursts, start-up 0.1-8 s".into();
     Ok((policy, curve))
 }
 

@@ -76,6 +76,15 @@ pub struct CurvePoint {
     pub original_workers: f64,
 }
 
+/// The deployment target every trainer reports on: the original workload, 5 s start-up.
+pub fn original_scenario(period_s: f64, seed: u64) -> (WorkloadConfig, SimConfig, u64) {
+    let sim = SimConfig {
+        decision_period_s: period_s,
+        ..SimConfig::default()
+    };
+    (WorkloadConfig::default(), sim, seed)
+}
+
 /// A randomised training scenario: workload shape, base rate, start-up delay, initial farm.
 pub fn random_scenario(rng: &mut ChaCha8Rng, period_s: f64) -> (WorkloadConfig, SimConfig, u64) {
     let mut workload = WorkloadConfig {
@@ -192,14 +201,7 @@ pub fn train_from(
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut theta = policy.parameters()?;
     let n = theta.len();
-    let original = (
-        WorkloadConfig::default(),
-        SimConfig {
-            decision_period_s: config.decision_period_s,
-            ..SimConfig::default()
-        },
-        config.seed,
-    );
+    let original = original_scenario(config.decision_period_s, config.seed);
     let mut curve = Vec::new();
     for generation in 0..config.generations {
         let scenarios: Vec<_> = (0..config.scenarios)
@@ -230,30 +232,51 @@ pub fn train_from(
             }
         }
         policy.set_parameters(&theta)?;
-        let (mean_return, mean_qos, mean_workers) = mean_result(&mut policy, &scenarios, config.miss_weight);
-        let orig = score(&mut policy, &original);
-        let point = CurvePoint {
-            generation,
-            mean_return,
-            mean_qos,
-            mean_workers,
-            original_qos: orig.qos,
-            original_workers: orig.mean_workers,
-        };
+        let point = curve_point(&mut policy, generation, &scenarios, &original, config.miss_weight);
         progress(&point);
         curve.push(point);
     }
-    policy.provenance.algorithm = format!(
-        "openai-es(pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
-        config.pairs, config.scenarios, config.sigma, config.learning_rate, config.miss_weight
+    stamp(
+        &mut policy,
+        format!(
+            "openai-es(pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
+            config.pairs, config.scenarios, config.sigma, config.learning_rate, config.miss_weight
+        ),
+        u64::from(config.generations),
+        u64::from(config.generations) * u64::from(2 * config.pairs + 1) * u64::from(config.scenarios),
+        config.seed,
     );
-    policy.provenance.iterations = u64::from(config.generations);
-    policy.provenance.episodes =
-        u64::from(config.generations) * u64::from(2 * config.pairs + 1) * u64::from(config.scenarios);
-    policy.provenance.seed = config.seed;
-    policy.provenance.workload =
-        "randomised: phase order, base rate 200-400/min, bursts, start-up 0.1-8 s".into();
     Ok((policy, curve))
+}
+
+/// One training-curve point: means over this iteration's scenarios, and the original workload.
+pub(crate) fn curve_point(
+    policy: &mut NeuralPolicy,
+    generation: u32,
+    scenarios: &[(WorkloadConfig, SimConfig, u64)],
+    original: &(WorkloadConfig, SimConfig, u64),
+    miss_weight: f64,
+) -> CurvePoint {
+    let (mean_return, mean_qos, mean_workers) = mean_result(policy, scenarios, miss_weight);
+    let orig = score(policy, original);
+    CurvePoint {
+        generation,
+        mean_return,
+        mean_qos,
+        mean_workers,
+        original_qos: orig.qos,
+        original_workers: orig.mean_workers,
+    }
+}
+
+/// Records how a trained model was made, in its metadata.
+pub(crate) fn stamp(policy: &mut NeuralPolicy, algorithm: String, iterations: u64, episodes: u64, seed: u64) {
+    let p = &mut policy.provenance;
+    p.algorithm = algorithm;
+    p.iterations = iterations;
+    p.episodes = episodes;
+    p.seed = seed;
+    p.workload = "randomised: phase order, base rate 200-400/min, bursts, start-up 0.1-8 s".into();
 }
 
 /// The training curve as a small standalone SVG (return and original-workload QoS per iteration).

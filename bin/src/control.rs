@@ -185,10 +185,11 @@ impl Controller {
         let mut decided = None;
         if due {
             self.last_decision = Some(Instant::now());
+            let lists = self.processing_lists().await?;
             if !self.cfg.passive {
-                self.requeue_orphans(&connected).await?;
+                self.requeue_orphans(&connected, &lists).await?;
             }
-            let now = self.snapshot().await?;
+            let now = self.snapshot_with(busy_workers(&lists, &connected)).await?;
             if let Some(prev) = self.prev.replace(now.clone()) {
                 self.decide(&prev, &now).await?;
             }
@@ -331,13 +332,12 @@ impl Controller {
 
     /// A processing list whose worker has been gone for the grace period goes back to the
     /// queue: the worker died without its process being ours to reap (a pod, a remote host).
-    async fn requeue_orphans(&mut self, connected: &[String]) -> anyhow::Result<()> {
-        let lists = self.processing_lists().await?;
+    async fn requeue_orphans(&mut self, connected: &[String], lists: &[(String, u64)]) -> anyhow::Result<()> {
         let now = Instant::now();
         self.orphans
             .retain(|id, _| lists.iter().any(|(l, _)| l == id) && !connected.contains(id));
         let mut due = Vec::new();
-        for (id, _) in &lists {
+        for (id, _) in lists {
             if connected.contains(id) {
                 continue;
             }
@@ -356,9 +356,15 @@ impl Controller {
 
     /// The farm as the policy sees it, in workload time.
     pub async fn snapshot(&mut self) -> anyhow::Result<FarmMetrics> {
+        let connected = self.connected_workers().await?;
+        let lists = self.processing_lists().await?;
+        self.snapshot_with(busy_workers(&lists, &connected)).await
+    }
+
+    /// [`Self::snapshot`] with the busy-worker count already known.
+    async fn snapshot_with(&mut self, busy: u32) -> anyhow::Result<FarmMetrics> {
         let scale = self.cfg.time_scale;
         let counts = self.scaler.counts();
-        let busy = self.processing_lists().await?.len() as u32;
         let time_s = self.started.elapsed().as_secs_f64() / scale;
         let prev = self.prev.clone().unwrap_or_default();
         let (queue_length, pushed, popped, oldest_age_s, totals) = match &self.source {
@@ -617,6 +623,11 @@ impl Controller {
         }
         Ok(())
     }
+}
+
+/// Connected workers holding a task (a non-empty processing list).
+fn busy_workers(lists: &[(String, u64)], connected: &[String]) -> u32 {
+    lists.iter().filter(|(id, _)| connected.contains(id)).count() as u32
 }
 
 async fn get_f64(conn: &mut MultiplexedConnection, key: &str) -> anyhow::Result<f64> {

@@ -54,41 +54,45 @@ impl Endpoint {
                     escape(&String::from_utf8_lossy(&q.name))
                 )
             };
-            m.family(
-                "autoscale_queue_length",
-                "gauge",
-                "Current length of a broker list.",
-            );
-            for q in &queues {
-                m.sample("autoscale_queue_length", &lbl(q), q.length as f64);
-            }
-            m.family(
-                "autoscale_queue_pushed_total",
-                "counter",
-                "Elements pushed to a list.",
-            );
-            for q in &queues {
-                m.sample("autoscale_queue_pushed_total", &lbl(q), q.pushed_total as f64);
-            }
-            m.family(
-                "autoscale_queue_popped_total",
-                "counter",
-                "Elements popped or moved out of a list.",
-            );
-            for q in &queues {
-                m.sample("autoscale_queue_popped_total", &lbl(q), q.popped_total as f64);
-            }
-            m.family(
-                "autoscale_queue_oldest_age_seconds",
-                "gauge",
-                "Age of the oldest element of a list (0 when empty).",
-            );
-            for q in &queues {
-                m.sample(
+            // One gauge or counter family per queue field, one sample per queue.
+            type Field = fn(&broker::QueueStats) -> f64;
+            let simple: [(&str, &str, &str, Field); 5] = [
+                (
+                    "autoscale_queue_length",
+                    "gauge",
+                    "Current length of a broker list.",
+                    |q| q.length as f64,
+                ),
+                (
+                    "autoscale_queue_pushed_total",
+                    "counter",
+                    "Elements pushed to a list.",
+                    |q| q.pushed_total as f64,
+                ),
+                (
+                    "autoscale_queue_popped_total",
+                    "counter",
+                    "Elements popped or moved out of a list.",
+                    |q| q.popped_total as f64,
+                ),
+                (
                     "autoscale_queue_oldest_age_seconds",
-                    &lbl(q),
-                    q.oldest_age_ms / 1000.0,
-                );
+                    "gauge",
+                    "Age of the oldest element of a list (0 when empty).",
+                    |q| q.oldest_age_ms / 1000.0,
+                ),
+                (
+                    "autoscale_queue_blocked_clients",
+                    "gauge",
+                    "Clients blocked waiting on a list.",
+                    |q| q.blocked_clients as f64,
+                ),
+            ];
+            for (name, kind, help, field) in simple {
+                m.family(name, kind, help);
+                for q in &queues {
+                    m.sample(name, &lbl(q), field(q));
+                }
             }
             m.family(
                 "autoscale_queue_wait_seconds",
@@ -113,18 +117,6 @@ impl Endpoint {
                     q.wait_mean_ms * q.wait_count as f64 / 1000.0,
                 );
                 m.sample("autoscale_queue_wait_seconds_count", &l, q.wait_count as f64);
-            }
-            m.family(
-                "autoscale_queue_blocked_clients",
-                "gauge",
-                "Clients blocked waiting on a list.",
-            );
-            for q in &queues {
-                m.sample(
-                    "autoscale_queue_blocked_clients",
-                    &lbl(q),
-                    q.blocked_clients as f64,
-                );
             }
             m.family(
                 "autoscale_connected_clients",

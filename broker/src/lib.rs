@@ -83,48 +83,46 @@ impl Broker {
         self.shared.queues.clone()
     }
 
-    /// The value of string keys in database `db`, read in-process under one keyspace lock
-    /// (`None` for a missing, expired or non-string key). For the node's control loop, which
-    /// reads the collector's totals without a network hop. `None` when the keyspace stays
-    /// busy (a long script) for more than 100 ms: the caller skips this round.
-    pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
+    /// Reads the keyspace in-process, for the node's control loop (no network hop). `None`
+    /// when the keyspace stays busy (a long script) for more than 100 ms: the caller skips
+    /// this round rather than stall.
+    fn read<R>(&self, f: impl FnOnce(&db::Store, u64) -> R) -> Option<R> {
         let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
-        let now = metrics::unix_ms();
-        let values = keys
-            .iter()
-            .map(|k| {
-                let d = store.dbs.get(db)?;
-                if d.is_expired(k.as_bytes(), now) {
-                    return None;
-                }
-                match d.map.get(k.as_bytes()) {
+        Some(f(&store, metrics::unix_ms()))
+    }
+
+    /// The value of `key` in `db` if it exists and has not expired (nothing is deleted).
+    fn live<'s>(store: &'s db::Store, db: usize, key: &str, now_ms: u64) -> Option<&'s db::Value> {
+        let d = store.dbs.get(db)?;
+        if d.is_expired(key.as_bytes(), now_ms) {
+            return None;
+        }
+        d.map.get(key.as_bytes())
+    }
+
+    /// The values of string keys in database `db` (`None` for a missing, expired or
+    /// non-string key), e.g. the collector's totals.
+    pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
+        self.read(|store, now| {
+            keys.iter()
+                .map(|k| match Broker::live(store, db, k, now) {
                     Some(db::Value::Str(b)) => Some(b.clone()),
                     _ => None,
-                }
-            })
-            .collect();
-        Some(values)
+                })
+                .collect()
+        })
     }
 
     /// The length of list `key` and up to `n` of its elements from the head (the newest, for a
-    /// queue producers LPUSH to), read in-process; `None` when the keyspace stays busy for
-    /// 100 ms. A missing key is an empty list.
+    /// queue producers LPUSH to). A missing key is an empty list.
     pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
-        let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
-        let now = metrics::unix_ms();
-        let Some(d) = store.dbs.get(db) else {
-            return Some((0, Vec::new()));
-        };
-        if d.is_expired(key.as_bytes(), now) {
-            return Some((0, Vec::new()));
-        }
-        match d.map.get(key.as_bytes()) {
-            Some(db::Value::List(l)) => Some((
+        self.read(|store, now| match Broker::live(store, db, key, now) {
+            Some(db::Value::List(l)) => (
                 l.items.len(),
                 l.items.iter().take(n).map(|i| i.data.clone()).collect(),
-            )),
-            _ => Some((0, Vec::new())),
-        }
+            ),
+            _ => (0, Vec::new()),
+        })
     }
 
     /// Number of connected clients.

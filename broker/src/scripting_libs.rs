@@ -207,6 +207,14 @@ fn check_bytes(lua: &Lua, args: &[Value], n: usize, func: &str) -> mlua::Result<
     }
 }
 
+/// `luaL_optnumber`: `default` when argument `n` is absent or nil, else as `check_number`.
+fn opt_number(lua: &Lua, args: &[Value], n: usize, func: &str, default: f64) -> mlua::Result<f64> {
+    match args.get(n - 1) {
+        None | Some(Value::Nil) => Ok(default),
+        Some(_) => check_number(lua, args, n, func),
+    }
+}
+
 /// `luaL_checknumber` on argument `n` (1-based): numbers, and strings that convert.
 fn check_number(lua: &Lua, args: &[Value], n: usize, func: &str) -> mlua::Result<f64> {
     match args.get(n - 1) {
@@ -244,10 +252,7 @@ pub fn structlib(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, args: mlua::Variadic<Value>| {
             let fmt = check_bytes(lua, &args, 1, "unpack")?;
             let data = check_bytes(lua, &args, 2, "unpack")?;
-            let init = match args.get(2) {
-                None | Some(Value::Nil) => 1.0,
-                Some(_) => check_number(lua, &args, 3, "unpack")?,
-            };
+            let init = opt_number(lua, &args, 3, "unpack", 1.0)?;
             struct_unpack(lua, &fmt, &data, init as i64)
         })?,
     )?;
@@ -561,10 +566,7 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         "unpack_one",
         lua.create_function(|lua, args: mlua::Variadic<Value>| {
             let s = check_bytes(lua, &args, 1, "unpack_one")?;
-            let offset = match args.get(1) {
-                None | Some(Value::Nil) => 0.0,
-                Some(_) => check_number(lua, &args, 2, "unpack_one")?,
-            };
+            let offset = opt_number(lua, &args, 2, "unpack_one", 0.0)?;
             msgpack_unpack_with_offset(lua, &s, 1, offset as i64)
         })?,
     )?;
@@ -573,10 +575,7 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, args: mlua::Variadic<Value>| {
             let s = check_bytes(lua, &args, 1, "unpack_limit")?;
             let limit = check_number(lua, &args, 2, "unpack_limit")?;
-            let offset = match args.get(2) {
-                None | Some(Value::Nil) => 0.0,
-                Some(_) => check_number(lua, &args, 3, "unpack_limit")?,
-            };
+            let offset = opt_number(lua, &args, 3, "unpack_limit", 0.0)?;
             msgpack_unpack_with_offset(lua, &s, limit as i64, offset as i64)
         })?,
     )?;

@@ -190,15 +190,12 @@ impl Scaler for KubernetesScaler {
 
     fn scale_to<'a>(&'a mut self, target: u32, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
         Box::pin(async move {
-            let current = self.counts().effective();
-            if target > current {
-                let add = target - current;
-                let withdrawn = self.scale_down.withdraw(conn, add).await?;
-                if add > withdrawn {
-                    self.set_replicas(self.replicas + (add - withdrawn)).await?;
-                }
-            } else if target < current {
-                self.scale_down.request(conn, current - target).await?;
+            let start = self
+                .scale_down
+                .toward(conn, self.counts().effective(), target)
+                .await?;
+            if start > 0 {
+                self.set_replicas(self.replicas + start).await?;
             }
             Ok(())
         })

@@ -113,15 +113,12 @@ impl Scaler for LocalScaler {
 
     fn scale_to<'a>(&'a mut self, target: u32, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
         Box::pin(async move {
-            let current = self.counts().effective();
-            if target > current {
-                let add = target - current;
-                let withdrawn = self.scale_down.withdraw(conn, add).await?;
-                for _ in withdrawn..add {
-                    self.spawn()?;
-                }
-            } else if target < current {
-                self.scale_down.request(conn, current - target).await?;
+            for _ in 0..self
+                .scale_down
+                .toward(conn, self.counts().effective(), target)
+                .await?
+            {
+                self.spawn()?;
             }
             Ok(())
         })

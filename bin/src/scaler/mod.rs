@@ -106,6 +106,23 @@ impl ScaleDown {
         Ok(())
     }
 
+    /// Moves from `current` effective workers toward `target`: going down asks workers to
+    /// leave; going up first withdraws scale-downs not taken yet. Returns how many workers the
+    /// caller must start.
+    pub async fn toward(
+        &mut self,
+        conn: &mut MultiplexedConnection,
+        current: u32,
+        target: u32,
+    ) -> anyhow::Result<u32> {
+        if target < current {
+            self.request(conn, current - target).await?;
+            return Ok(0);
+        }
+        let add = target - current;
+        Ok(add - self.withdraw(conn, add).await?)
+    }
+
     /// Withdraws up to `n` requests no worker has taken yet; returns how many were withdrawn.
     pub async fn withdraw(&mut self, conn: &mut MultiplexedConnection, n: u32) -> anyhow::Result<u32> {
         let mut withdrawn = 0;

@@ -536,15 +536,12 @@ impl Scaler for OpenFaasScaler {
         Box::pin(async move {
             match self.mode {
                 Mode::Instances => {
-                    let current = self.counts().effective();
-                    if target > current {
-                        let add = target - current;
-                        let withdrawn = self.scale_down.withdraw(conn, add).await?;
-                        for _ in withdrawn..add {
-                            self.add_instance().await?;
-                        }
-                    } else if target < current {
-                        self.scale_down.request(conn, current - target).await?;
+                    let start = self
+                        .scale_down
+                        .toward(conn, self.counts().effective(), target)
+                        .await?;
+                    for _ in 0..start {
+                        self.add_instance().await?;
                     }
                 }
                 Mode::Replicas => {
