@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::node::{scale, task_json, wait_for_workers, worker_clients};
 use common::{conn, start_node, within};
 use redis::AsyncCommands;
 use std::io::{Read, Write};
@@ -10,49 +11,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_autoscale-node");
-
-/// `autoscale-node scale CHANGE --redis URL`: (success, stdout + stderr).
-fn scale(url: &str, change: &str) -> (bool, String) {
-    let out = Command::new(EXE)
-        .args(["scale", change, "--redis", url, "--timeout-s", "20"])
-        .env("AUTOSCALE_LOG", "warn")
-        .output()
-        .expect("run scale");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// Names of the connected `worker:*` clients, sorted.
-async fn worker_clients(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(c).await.unwrap();
-    let mut names: Vec<String> = list
-        .lines()
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=worker:")))
-        .map(str::to_string)
-        .collect();
-    names.sort();
-    names
-}
-
-/// Polls until `n` workers are connected (or panics after 20 s).
-async fn wait_for_workers(c: &mut redis::aio::MultiplexedConnection, n: usize) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let w = worker_clients(c).await;
-        if w.len() == n {
-            return w;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "expected {n} workers, have {w:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// GET `path` on the node's HTTP port: (status, body).
 fn http_get(port: u16, path: &str) -> (u16, String) {
@@ -314,22 +272,6 @@ async fn config_file_sets_options_and_rejects_unknown_keys() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn long_task(id: &str, seconds: f64) -> String {
-    serde_json::to_string(&functions::messages::Task {
-        task_id: id.into(),
-        task_gen_timestamp: 0.0,
-        task_application: "image".into(),
-        task_priority: "normal".into(),
-        task_data_size: 10,
-        task_processing_time_simulated: seconds,
-        task_expected_duration: seconds,
-        task_deadline: seconds * 2.0,
-        task_emit_timestamp: 0.0,
-        task_emit_time: 0.0,
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn scale_down_that_nobody_acknowledges_times_out_with_a_clear_message() {
     let node = start_node(&[
@@ -346,7 +288,7 @@ async fn scale_down_that_nobody_acknowledges_times_out_with_a_clear_message() {
     let mut c = within(conn(&url)).await;
     within(wait_for_workers(&mut c, 1)).await;
     // The only worker is busy for 30 s.
-    let _: () = c.lpush("worker_queue", long_task("busy", 30.0)).await.unwrap();
+    let _: () = c.lpush("worker_queue", task_json("busy", 30.0)).await.unwrap();
     let start = Instant::now();
     while c.llen::<_, u64>("worker_queue").await.unwrap() > 0 {
         assert!(
@@ -401,7 +343,7 @@ async fn tasks_of_a_worker_that_disconnected_are_requeued_after_the_grace_period
             .query_async(&mut ghost)
             .await
             .unwrap();
-        let _: () = ghost.lpush("staging", long_task("orphan", 0.01)).await.unwrap();
+        let _: () = ghost.lpush("staging", task_json("orphan", 0.01)).await.unwrap();
         let _: Option<String> = redis::cmd("LMOVE")
             .arg("staging")
             .arg("worker_queue:processing:ghost")

@@ -9,6 +9,7 @@ mod common;
 
 use autoscale_node::scaler::openfaas::{Gateway, GatewayError, Mode, OpenFaasConfig};
 use common::fake_http::{self, Request, Response};
+use common::node::{scale_ok, task_json, wait_for_workers};
 use common::{conn, free_port, start_node_on, within};
 use redis::AsyncCommands;
 use serde_json::json;
@@ -49,31 +50,6 @@ fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn scale(url: &str, change: &str) -> String {
-    let out = Command::new(EXE)
-        .args(["scale", change, "--redis", url, "--timeout-s", "20"])
-        .output()
-        .expect("run scale");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "scale {change} failed: {text}");
-    text
-}
-
-async fn worker_ids(c: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT").arg("LIST").query_async(c).await.unwrap();
-    let mut ids: Vec<String> = list
-        .lines()
-        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=worker:")))
-        .map(str::to_string)
-        .collect();
-    ids.sort();
-    ids
-}
-
 /// Polls `cond` every 100 ms for up to 20 s.
 async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
     let start = Instant::now();
@@ -81,21 +57,6 @@ async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_workers(c: &mut redis::aio::MultiplexedConnection, n: usize) -> Vec<String> {
-    let start = Instant::now();
-    loop {
-        let ids = worker_ids(c).await;
-        if ids.len() == n {
-            return ids;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "expected {n} workers, have {ids:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -278,7 +239,7 @@ async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledgin
     );
     let url = node.url();
     let mut c = within(conn(&url)).await;
-    assert_eq!(within(wait_workers(&mut c, 2)).await, ["1", "2"]);
+    assert_eq!(within(wait_for_workers(&mut c, 2)).await, ["1", "2"]);
     eventually("both functions invoked once", || {
         let g = gw.lock().unwrap();
         g.functions.len() == 2 && g.functions.values().all(|f| f.invocations == 1)
@@ -293,13 +254,13 @@ async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledgin
     }
 
     let u = url.clone();
-    tokio::task::spawn_blocking(move || scale(&u, "+1"))
+    tokio::task::spawn_blocking(move || scale_ok(&u, "+1"))
         .await
         .unwrap();
-    assert_eq!(within(wait_workers(&mut c, 3)).await, ["1", "2", "3"]);
+    assert_eq!(within(wait_for_workers(&mut c, 3)).await, ["1", "2", "3"]);
 
     let u = url.clone();
-    let text = tokio::task::spawn_blocking(move || scale(&u, "-2"))
+    let text = tokio::task::spawn_blocking(move || scale_ok(&u, "-2"))
         .await
         .unwrap();
     assert!(text.contains("every removed worker acknowledged"), "{text}");
@@ -315,16 +276,16 @@ async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledgin
             == 2
     })
     .await;
-    let left = within(wait_workers(&mut c, 1)).await;
+    let left = within(wait_for_workers(&mut c, 1)).await;
     let deployed: Vec<String> = gw.lock().unwrap().functions.keys().cloned().collect();
     assert_eq!(deployed, [format!("worker-{}", left[0])]);
 
     // The lowest free index is reused.
     let u = url.clone();
-    tokio::task::spawn_blocking(move || scale(&u, "+1"))
+    tokio::task::spawn_blocking(move || scale_ok(&u, "+1"))
         .await
         .unwrap();
-    let ids = within(wait_workers(&mut c, 2)).await;
+    let ids = within(wait_for_workers(&mut c, 2)).await;
     let expected_new = if left[0] == "1" { "2" } else { "1" };
     assert!(ids.contains(&expected_new.to_string()), "{ids:?}");
 
@@ -362,7 +323,7 @@ async fn openfaas_replicas_mode_deploys_one_function_and_scales_it() {
         ],
     );
     let mut c = within(conn(&node.url())).await;
-    within(wait_workers(&mut c, 3)).await;
+    within(wait_for_workers(&mut c, 3)).await;
     {
         let g = gw.lock().unwrap();
         assert_eq!(g.functions.keys().collect::<Vec<_>>(), ["worker"]);
@@ -375,10 +336,10 @@ async fn openfaas_replicas_mode_deploys_one_function_and_scales_it() {
         );
     }
     let u = node.url();
-    tokio::task::spawn_blocking(move || scale(&u, "-1"))
+    tokio::task::spawn_blocking(move || scale_ok(&u, "-1"))
         .await
         .unwrap();
-    within(wait_workers(&mut c, 2)).await;
+    within(wait_for_workers(&mut c, 2)).await;
     assert_eq!(gw.lock().unwrap().functions["worker"].replicas, 2);
 }
 
@@ -478,6 +439,10 @@ async fn gateway_errors_are_clear_and_transient_ones_are_retried() {
 // Fake Kubernetes API server
 // ---------------------------------------------------------------------------------------
 
+/// Where the fake cluster keeps the worker Deployment (the kubeconfig's namespace is this too).
+const NAMESPACE: &str = "farm";
+const DEPLOYMENT: &str = "autoscale-worker";
+
 struct FakePod {
     annotations: BTreeMap<String, String>,
     created: u32,
@@ -536,31 +501,33 @@ impl FakeCluster {
 
     fn scale_json(&self) -> serde_json::Value {
         json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
-               "metadata": {"name": "autoscale-worker", "namespace": "farm"},
+               "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
                "spec": {"replicas": self.replicas},
                "status": {"replicas": self.pods.len(), "selector": "app=autoscale-worker"}})
     }
 
     fn pod_json(name: &str, p: &FakePod) -> serde_json::Value {
         json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": "farm", "labels": {"app": "autoscale-worker"},
+               "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "autoscale-worker"},
                             "annotations": p.annotations},
                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
     }
 
     fn handle(&mut self, r: &Request) -> Response {
-        const SCALE: &str = "/apis/apps/v1/namespaces/farm/deployments/autoscale-worker/scale";
-        const PODS: &str = "/api/v1/namespaces/farm/pods";
+        // The apps/v1 scale subresource and the core/v1 pod collection of the fake's namespace.
+        let scale_path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}/scale");
+        let pods_path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
+        let (scale, pods) = (scale_path.as_str(), pods_path.as_str());
         match (r.method.as_str(), r.path.as_str()) {
-            ("GET", SCALE) => Response::json(200, self.scale_json()),
-            ("PATCH", SCALE) => {
+            ("GET", p) if p == scale => Response::json(200, self.scale_json()),
+            ("PATCH", p) if p == scale => {
                 let ct = r.headers.get("content-type").cloned().unwrap_or_default();
                 assert_eq!(ct, "application/merge-patch+json");
                 self.replicas = r.json()["spec"]["replicas"].as_u64().expect("replicas") as u32;
                 self.converge();
                 Response::json(200, self.scale_json())
             }
-            ("GET", PODS) => {
+            ("GET", p) if p == pods => {
                 assert!(
                     r.query.contains("labelSelector=app%3Dautoscale-worker"),
                     "{}",
@@ -577,8 +544,8 @@ impl FakeCluster {
                                            "metadata": {"resourceVersion": "1"}, "items": items}),
                 )
             }
-            ("PATCH", p) if p.starts_with(PODS) => {
-                let name = &p[PODS.len() + 1..];
+            ("PATCH", p) if p.starts_with(pods) => {
+                let name = &p[pods.len() + 1..];
                 let Some(pod) = self.pods.get_mut(name) else {
                     return Response::json(
                         404,
@@ -630,7 +597,7 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
         &kubeconfig,
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{api_port}\n\
-             users:\n- name: fake\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: farm\n\
+             users:\n- name: fake\n  user:\n    token: fake-token\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n    namespace: {NAMESPACE}\n\
              current-context: fake\n"
         ),
     )
@@ -641,15 +608,15 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
         &["--scaler", "kubernetes", "--policy", "manual", "--workers", "3"],
     );
     let mut c = within(conn(&broker_url)).await;
-    let ids = within(wait_workers(&mut c, 3)).await;
+    let ids = within(wait_for_workers(&mut c, 3)).await;
     assert!(ids.iter().all(|i| i.starts_with("autoscale-worker-")), "{ids:?}");
 
     let u = broker_url.clone();
-    let text = tokio::task::spawn_blocking(move || scale(&u, "-1"))
+    let text = tokio::task::spawn_blocking(move || scale_ok(&u, "-1"))
         .await
         .unwrap();
     assert!(text.contains("every removed worker acknowledged"), "{text}");
-    let survivors = within(wait_workers(&mut c, 2)).await;
+    let survivors = within(wait_for_workers(&mut c, 2)).await;
     // Who took the SYN (and so acknowledged): the broker records the consumers of a queue.
     let stats: Vec<redis::Value> = redis::cmd("QSTATS")
         .arg("worker_control_syn_queue")
@@ -686,23 +653,9 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
     assert!(!survivors.contains(&acked), "{survivors:?}");
 
     // The survivors did not acknowledge anything: they still take work.
-    let task = functions::messages::Task {
-        task_id: "t-1".into(),
-        task_gen_timestamp: 0.0,
-        task_application: "image".into(),
-        task_priority: "normal".into(),
-        task_data_size: 10,
-        task_processing_time_simulated: 0.01,
-        task_expected_duration: 0.01,
-        task_deadline: 5.0,
-        task_emit_timestamp: 0.0,
-        task_emit_time: 0.0,
-    };
     for i in 0..4 {
-        let mut t = task.clone();
-        t.task_id = format!("t-{i}");
         let _: () = c
-            .lpush("worker_queue", serde_json::to_string(&t).unwrap())
+            .lpush("worker_queue", task_json(&format!("t-{i}"), 0.01))
             .await
             .unwrap();
     }

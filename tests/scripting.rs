@@ -138,19 +138,18 @@ async fn a_push_inside_a_script_wakes_a_waiter_and_counts_in_metrics() {
     assert!(info.contains("number_of_cached_scripts:1"), "{info}");
 }
 
+/// CONFIG SET on `c`, which must succeed.
+async fn config_set(c: &mut redis::aio::MultiplexedConnection, key: &str, value: &str) {
+    let _: () = within(redis::cmd("CONFIG").arg("SET").arg(key).arg(value).query_async(c))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_runaway_script_gets_busy_replies_and_script_kill() {
     let node = start_node(&[]);
     let mut admin = conn(&node.url()).await;
-    let _: () = within(
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("busy-reply-threshold")
-            .arg("100")
-            .query_async(&mut admin),
-    )
-    .await
-    .unwrap();
+    config_set(&mut admin, "busy-reply-threshold", "100").await;
     let url = node.url();
     let runaway = tokio::spawn(async move {
         let mut c = conn(&url).await;
@@ -197,15 +196,7 @@ async fn a_runaway_script_gets_busy_replies_and_script_kill() {
 async fn a_script_that_wrote_cannot_be_killed() {
     let node = start_node(&[]);
     let mut admin = conn(&node.url()).await;
-    let _: () = within(
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("lua-time-limit")
-            .arg("50")
-            .query_async(&mut admin),
-    )
-    .await
-    .unwrap();
+    config_set(&mut admin, "lua-time-limit", "50").await;
     let url = node.url();
     // Runs until the server process is killed at the end of the test.
     let _writer = tokio::spawn(async move {
@@ -237,15 +228,7 @@ async fn a_script_that_wrote_cannot_be_killed() {
 async fn a_fast_script_that_turns_long_moves_to_the_script_thread() {
     let node = start_node(&[]);
     let mut admin = conn(&node.url()).await;
-    let _: () = within(
-        redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("busy-reply-threshold")
-            .arg("100")
-            .query_async(&mut admin),
-    )
-    .await
-    .unwrap();
+    config_set(&mut admin, "busy-reply-threshold", "100").await;
     let body = "if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
                 return redis.call('INCR', KEYS[1])";
     let sha: String = within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(&mut admin))

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod node;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
