@@ -195,17 +195,39 @@ fn execute_batch(
         match parse_request(inbuf, &limits, client.authenticated) {
             Ok(Parsed::Command(args)) if args.is_empty() => continue,
             Ok(Parsed::Command(args)) if client.multi.is_none() && is_script_command(&args[0]) => {
+                // A script with a record of finishing fast runs right here, under the lock,
+                // like any command (saving two thread hand-offs, which dominate a short script
+                // like an enqueue); if it overruns its budget before writing, it is stopped
+                // and goes to the script thread below.
+                if runs_inline(store, &args) {
+                    let monitor = &shared.script_monitor;
+                    monitor.inline.store(true, Relaxed);
+                    let outcome = dispatch(shared, store, client, &args);
+                    monitor.inline.store(false, Relaxed);
+                    if !is_migrate(&outcome) {
+                        match outcome {
+                            Outcome::Reply(r) => r.encode(client.proto, out),
+                            Outcome::Close(r) => {
+                                r.encode(client.proto, out);
+                                return Batch::Close;
+                            }
+                            Outcome::Block { .. } => Reply::NullArray.encode(client.proto, out),
+                        }
+                        if out.len() >= FLUSH_AT {
+                            return Batch::Flush;
+                        }
+                        continue;
+                    }
+                }
                 // Consecutive pipelined script commands travel to the script thread together.
                 let mut scripts = vec![args];
-                // (Probing copies the buffer, so only for modest pipelines.)
-                while scripts.len() < 64 && inbuf.len() <= 64 * 1024 {
-                    let mut probe = inbuf.clone();
-                    match parse_request(&mut probe, &limits, client.authenticated) {
-                        Ok(Parsed::Command(next)) if !next.is_empty() && is_script_command(&next[0]) => {
-                            *inbuf = probe;
-                            scripts.push(next);
-                        }
-                        _ => break,
+                while scripts.len() < 64 && crate::resp::peek_command_name(inbuf).is_some_and(is_script_command) {
+                    match parse_request(inbuf, &limits, client.authenticated) {
+                        Ok(Parsed::Command(next)) if !next.is_empty() => scripts.push(next),
+                        // Incomplete: it stays in the buffer for the next batch.
+                        Ok(_) => break,
+                        // A malformed request is answered by the next batch, after these.
+                        Err(_) => break,
                     }
                 }
                 return Batch::Script(scripts);
@@ -295,32 +317,9 @@ async fn run(
                 reply.encode(client.proto, &mut out);
                 continue;
             }
-            Batch::Script(mut commands) => {
-                // Scripts known to be short run right here, under the lock, like any command;
-                // the first that is not (or that overruns its budget before writing) goes to
-                // the script thread with everything after it.
-                if let Some(mut store) = shared.store.try_lock() {
-                    let monitor = &shared.script_monitor;
-                    let mut done = 0;
-                    while done < commands.len() && runs_inline(&store, &commands[done]) {
-                        monitor.inline.store(true, Relaxed);
-                        let outcome = dispatch(shared, &mut store, client, &commands[done]);
-                        monitor.inline.store(false, Relaxed);
-                        if is_migrate(&outcome) {
-                            break;
-                        }
-                        match outcome {
-                            Outcome::Reply(r) | Outcome::Close(r) => r.encode(client.proto, &mut out),
-                            Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
-                        }
-                        done += 1;
-                    }
-                    drop(store);
-                    commands.drain(..done);
-                    if commands.is_empty() {
-                        continue;
-                    }
-                }
+            Batch::Script(commands) => {
+                // Scripts not known to be short (or stopped inline for overrunning their budget
+                // before writing) run on the script thread, with the script commands after them.
                 let placeholder = ClientState::new(client.info.clone(), client.authenticated);
                 let owned = std::mem::replace(client, placeholder);
                 let (tx, rx) = oneshot::channel();

@@ -65,6 +65,22 @@ pub fn parse_request(
     }
 }
 
+/// The name of the multibulk command at the front of `buf`, if that much has arrived —
+/// without consuming or copying anything.
+pub fn peek_command_name(buf: &[u8]) -> Option<&[u8]> {
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let cr = find_crlf(buf, 1)?;
+    let at = cr + 2;
+    if buf.get(at) != Some(&b'$') {
+        return None;
+    }
+    let cr = find_crlf(buf, at + 1)?;
+    let len = usize::try_from(parse_len(buf, at + 1, cr)?).ok()?;
+    buf.get(cr + 2..cr + 2 + len)
+}
+
 fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
     memchr::memchr(b'\r', &buf[from..]).map(|i| i + from)
 }

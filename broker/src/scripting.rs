@@ -111,9 +111,10 @@ pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// How a script has behaved, to decide whether it may run inline.
-#[derive(Debug, Default, Clone, Copy)]
-struct ScriptRecord {
+/// A cached script: its compiled function, and how it has behaved (to decide whether it may
+/// run inline).
+struct CachedScript {
+    function: mlua::Function,
     fast_runs: u32,
     /// Ran long (or had to migrate) once: never inline again until SCRIPT FLUSH.
     slow: bool,
@@ -149,10 +150,16 @@ pub struct Scripting {
     lua: Lua,
     backing: Table,
     run: mlua::Function,
-    scripts: HashMap<String, (Bytes, mlua::Function)>,
-    records: HashMap<String, ScriptRecord>,
+    /// By lowercase SHA1.
+    scripts: HashMap<String, CachedScript>,
     /// Bytes of script bodies cached, for INFO.
     pub body_bytes: usize,
+    /// The command layer's runner between scripts (it holds stand-ins for the keyspace and
+    /// client, so a script does not build new ones).
+    pub spare_runner: Option<Box<dyn std::any::Any + Send>>,
+    /// Whether a `redis.call` error may still sit in the registry: it is cleared before the
+    /// next script only then, sparing every script a registry write.
+    pending_set: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -239,8 +246,13 @@ impl Scripting {
         globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
         globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
-        let raw_call = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, true))?;
-        let raw_pcall = lua.create_function(|lua, args: MultiValue| dispatch_from_lua(lua, args, false))?;
+        let pending_set = Arc::new(AtomicBool::new(false));
+        let flag = pending_set.clone();
+        let raw_call =
+            lua.create_function(move |lua, args: MultiValue| dispatch_from_lua(lua, args, true, &flag))?;
+        let flag = pending_set.clone();
+        let raw_pcall =
+            lua.create_function(move |lua, args: MultiValue| dispatch_from_lua(lua, args, false, &flag))?;
         let handler = lua.create_function(error_handler)?;
         let take_pending = lua.create_function(|lua, ()| {
             let pending: Option<Table> = lua.named_registry_value(PENDING_ERROR).ok();
@@ -277,14 +289,15 @@ impl Scripting {
             backing,
             run,
             scripts: HashMap::new(),
-            records: HashMap::new(),
             body_bytes: 0,
+            spare_runner: None,
+            pending_set,
         })
     }
 
     /// Whether `sha` may run inline: it finished fast every time so far, enough times.
     pub fn inline_eligible(&self, sha: &str) -> bool {
-        self.records
+        self.scripts
             .get(sha)
             .is_some_and(|r| !r.slow && r.fast_runs >= INLINE_AFTER_RUNS)
     }
@@ -292,7 +305,9 @@ impl Scripting {
     /// Records one run of `sha`: `long` if it reached the instruction hook or was stopped
     /// inline to be re-run.
     pub fn record_run(&mut self, sha: &str, long: bool) {
-        let r = self.records.entry(sha.to_string()).or_default();
+        let Some(r) = self.scripts.get_mut(sha) else {
+            return;
+        };
         if long {
             r.slow = true;
         } else {
@@ -308,13 +323,18 @@ impl Scripting {
         self.lua.used_memory()
     }
 
-    pub fn exists(&self, sha: &str) -> bool {
-        self.scripts.contains_key(&sha.to_ascii_lowercase())
+    /// Whether a script is cached; `sha` as given (any case).
+    pub fn exists(&self, sha: &[u8]) -> bool {
+        self.is_cached(&normalized_sha(sha))
+    }
+
+    /// Whether a script is cached, by lowercase SHA1.
+    pub fn is_cached(&self, sha: &str) -> bool {
+        self.scripts.contains_key(sha)
     }
 
     pub fn flush(&mut self) {
         self.scripts.clear();
-        self.records.clear();
         self.body_bytes = 0;
         self.lua.gc_collect().ok();
     }
@@ -337,7 +357,14 @@ impl Scripting {
                 ))
             })?;
         self.body_bytes += body.len();
-        self.scripts.insert(sha.clone(), (body.clone(), f));
+        self.scripts.insert(
+            sha.clone(),
+            CachedScript {
+                function: f,
+                fast_runs: 0,
+                slow: false,
+            },
+        );
         Ok(sha)
     }
 
@@ -349,24 +376,23 @@ impl Scripting {
         argv: &[Bytes],
         runner: Box<dyn CommandRunner>,
     ) -> (Reply, Box<dyn CommandRunner>) {
-        let Some((_, f)) = self.scripts.get(sha) else {
+        let Some(script) = self.scripts.get(sha) else {
             return (
                 Reply::error("NOSCRIPT No matching script. Please use EVAL."),
                 runner,
             );
         };
-        let f = f.clone();
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
         let result = (|| -> mlua::Result<Reply> {
             let lua = &self.lua;
-            lua.unset_named_registry_value(PENDING_ERROR)?;
+            if self.pending_set.swap(false, Ordering::Relaxed) {
+                lua.unset_named_registry_value(PENDING_ERROR)?;
+            }
             self.backing.raw_set("KEYS", byte_table(lua, keys)?)?;
             self.backing.raw_set("ARGV", byte_table(lua, argv)?)?;
-            let out: MultiValue = self.run.call(f)?;
-            let mut values = out.into_iter();
-            let ok = matches!(values.next(), Some(Value::Boolean(true)));
-            let value = values.next().unwrap_or(Value::Nil);
+            // xpcall's status and the script's first result (Redis ignores the others).
+            let (ok, value): (bool, Value) = self.run.call(&script.function)?;
             Ok(if ok {
                 lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
             } else {
@@ -444,7 +470,12 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
 const PENDING_ERROR: &str = "autoscale_node_pending_script_error";
 
 /// `redis.call`/`redis.pcall` entry: runs the command through this thread's runner.
-fn dispatch_from_lua(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+fn dispatch_from_lua(
+    lua: &Lua,
+    args: MultiValue,
+    raise: bool,
+    pending_set: &AtomicBool,
+) -> mlua::Result<Value> {
     let value = RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
         Some(runner) => run_command(lua, args, raise, runner.as_mut()),
         None => Err(mlua::Error::runtime(
@@ -455,6 +486,7 @@ fn dispatch_from_lua(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<V
         if raise && t.raw_get::<bool>("__script_error").unwrap_or(false) {
             t.raw_set("__script_error", Value::Nil)?;
             lua.set_named_registry_value(PENDING_ERROR, t.clone())?;
+            pending_set.store(true, Ordering::Relaxed);
             return Err(mlua::Error::runtime("redis.call failed"));
         }
     }
@@ -518,7 +550,11 @@ fn script_error(lua: &Lua, text: &str, raise: bool) -> mlua::Result<Value> {
 fn byte_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item.as_ref())?)?;
+        // mlua pushes a `&str` straight onto the Lua stack; other bytes need a string handle.
+        match std::str::from_utf8(item) {
+            Ok(text) => t.raw_set(i + 1, text)?,
+            Err(_) => t.raw_set(i + 1, lua.create_string(item.as_ref())?)?,
+        }
     }
     Ok(t)
 }

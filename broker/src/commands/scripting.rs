@@ -10,9 +10,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Runs a script's `redis.call`s through the normal command path, with scripts' restrictions.
-/// It owns the keyspace and the client while the script runs (both are moved back after).
+/// It owns the keyspace and the client while the script runs (both are swapped back after,
+/// and the runner, holding stand-ins, is kept in `Scripting::spare_runner` for the next one).
 struct ScriptRunner {
-    shared: Arc<Shared>,
+    /// Set only while a script runs (a kept runner must not keep the server alive).
+    shared: Option<Arc<Shared>>,
     store: Store,
     client: ClientState,
     readonly: bool,
@@ -34,7 +36,10 @@ impl CommandRunner for ScriptRunner {
         if spec.flags.contains(&"noscript") {
             return Reply::error("ERR This Redis command is not allowed from script");
         }
-        if self.shared.script_monitor.migrate.load(Ordering::Relaxed) {
+        let Some(shared) = self.shared.as_ref() else {
+            return Reply::error("ERR no script is running");
+        };
+        if shared.script_monitor.migrate.load(Ordering::Relaxed) {
             // Stopped to be re-run from the start: it must not change anything any more.
             return Reply::error("ERR script moved to the script thread");
         }
@@ -42,10 +47,10 @@ impl CommandRunner for ScriptRunner {
             if self.readonly {
                 return Reply::error("ERR Write commands are not allowed from read-only scripts.");
             }
-            self.shared.script_monitor.wrote.store(true, Ordering::Relaxed);
+            shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
         match call(
-            &self.shared,
+            shared,
             &mut self.store,
             &mut self.client,
             index,
@@ -85,7 +90,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     };
     let sha: std::borrow::Cow<'_, str> = if by_sha {
         let sha = crate::scripting::normalized_sha(&args[1]);
-        if !scripting.exists(&sha) {
+        if !scripting.is_cached(&sha) {
             ctx.store.scripting = Some(scripting);
             return Reply::error("NOSCRIPT No matching script. Please use EVAL.").into();
         }
@@ -125,14 +130,19 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         ctx.store.scripting = Some(scripting);
         return Reply::error("ERR server is shutting down").into();
     };
-    let placeholder_store = Store::placeholder(ctx.store.queues.clone());
-    let placeholder_client = ClientState::new(ctx.client.info.clone(), true);
-    let runner = Box::new(ScriptRunner {
-        shared,
-        store: std::mem::replace(ctx.store, placeholder_store),
-        client: std::mem::replace(ctx.client, placeholder_client),
-        readonly,
-    });
+    let mut runner = match scripting.spare_runner.take().map(|r| r.downcast::<ScriptRunner>()) {
+        Some(Ok(r)) => r,
+        _ => Box::new(ScriptRunner {
+            shared: None,
+            store: Store::placeholder(ctx.store.queues.clone()),
+            client: ClientState::new(ctx.client.info.clone(), true),
+            readonly,
+        }),
+    };
+    runner.shared = Some(shared);
+    runner.readonly = readonly;
+    std::mem::swap(&mut runner.store, ctx.store);
+    std::mem::swap(&mut runner.client, ctx.client);
     let (mut reply, runner) = scripting.run(&sha, keys, argv, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
     // Lua's instruction count runs on across scripts, so one tick may be a previous script's
@@ -152,9 +162,11 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         reply = Reply::error(crate::scripting::MIGRATE_MARKER);
     }
     match runner.into_any().downcast::<ScriptRunner>() {
-        Ok(r) => {
-            *ctx.store = r.store;
-            *ctx.client = r.client;
+        Ok(mut r) => {
+            std::mem::swap(&mut r.store, ctx.store);
+            std::mem::swap(&mut r.client, ctx.client);
+            r.shared = None;
+            scripting.spare_runner = Some(r);
         }
         Err(_) => tracing::error!("script runner of an unexpected type came back"),
     }
@@ -208,7 +220,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
                 ctx.store
                     .scripting
                     .as_ref()
-                    .is_some_and(|s| s.exists(&String::from_utf8_lossy(sha)))
+                    .is_some_and(|s| s.exists(sha))
             };
             Reply::Array(
                 ctx.args[2..]
