@@ -42,7 +42,7 @@ fn tiny_train_then_eval_with_the_model() {
         "--policy",
         model_s,
         "--baselines",
-        "static:12",
+        "static:12,rate-oracle",
         "--episodes",
         "2",
         "--json",
@@ -55,11 +55,28 @@ fn tiny_train_then_eval_with_the_model() {
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
-        table.contains("tiny.safetensors") && table.contains("static:12"),
+        table.contains("tiny.safetensors") && table.contains("static:12") && table.contains("rate-oracle"),
         "{table}"
     );
     let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    assert_eq!(rows.as_array().map(|a| a.len()), Some(2));
+    assert_eq!(rows.as_array().map(|a| a.len()), Some(3));
+
+    // The model was trained with 8 s decisions: evaluating it at another period is refused.
+    let out = node(&[
+        "eval",
+        "--policy",
+        model_s,
+        "--baselines",
+        "none",
+        "--decision-period-s",
+        "4",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--decision-period-s 4 differs from the 8 s"),
+        "{err}"
+    );
 
     std::fs::write(
         dir.join("bad.safetensors"),

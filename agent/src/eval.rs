@@ -3,7 +3,7 @@
 use crate::observe::{observe, Metrics};
 use crate::policy::{by_name, PolicyError};
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
-use functions::workload::{Workload, WorkloadConfig};
+use functions::workload::{RatePlan, Workload, WorkloadConfig};
 use serde::Serialize;
 
 /// One decision of an episode, for time-series plots.
@@ -106,12 +106,21 @@ pub fn evaluate_with_series(
                         Some(h) => h
                             .parse::<f64>()
                             .map_err(|e| PolicyError::BadParameter(name.clone(), e.to_string()))?,
-                        None if rest.is_empty() => 2.0 * sim.decision_period_s,
+                        // Far enough to see a worker asked for now start and serve a
+                        // period (shorter, it would never see the point of scaling up).
+                        None if rest.is_empty() => (2.0 * sim.decision_period_s)
+                            .max(sim.startup_delay_s * (1.0 + sim.startup_jitter) + sim.decision_period_s),
                         None => return Err(PolicyError::Unknown(name.clone())),
                     };
                     Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon))
                         as Box<dyn crate::policy::Policy>
                 }
+                None if name == "rate-oracle" => Box::new(crate::policy::RateOracle::new(
+                    RatePlan::new(workload, seed + e),
+                    workload.mean_processing_s * workload.time_scale,
+                    sim.decision_period_s,
+                    sim.startup_delay_s,
+                )),
                 None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,
             };
             let (result, steps) = run_episode(policy.as_mut(), &mut simulator);

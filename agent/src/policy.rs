@@ -2,7 +2,7 @@
 //! `reactive-maximum`, `queue-proportional[:TARGET]`, and the clairvoyant `oracle`.
 
 use crate::observe::Observation;
-use functions::workload::TaskSpec;
+use functions::workload::{RatePlan, TaskSpec};
 
 /// Decides how many workers the farm should run, once per decision period.
 pub trait Policy {
@@ -255,6 +255,76 @@ impl Policy for Oracle {
     }
 }
 
+/// A reference that knows the *planned* arrival rate (the load calendar: phase order, phase
+/// totals and shapes — [`RatePlan`]) but not the tasks: at each decision it sizes the farm by
+/// Erlang C so that, at the highest planned rate until its next decision takes effect, a task
+/// waits longer than [`RateOracle::WAIT_S`] with probability at most [`RateOracle::WAIT_RISK`],
+/// and adds what drains the current queue within one period. It shows what knowing the
+/// schedule (not the future tasks) is worth; a causal policy knows less.
+pub struct RateOracle {
+    plan: RatePlan,
+    service_s: f64,
+    period_s: f64,
+    lead_s: f64,
+}
+
+impl RateOracle {
+    /// The waiting time a task may exceed only rarely (deadlines are 2× the processing time,
+    /// so a task of mean size has 1.5 s of slack).
+    pub const WAIT_S: f64 = 0.8;
+    /// How rarely.
+    pub const WAIT_RISK: f64 = 0.05;
+
+    pub fn new(plan: RatePlan, service_s: f64, period_s: f64, startup_delay_s: f64) -> RateOracle {
+        RateOracle {
+            plan,
+            service_s: service_s.max(1e-3),
+            period_s,
+            // The slowest start-up the simulator's ±20 % jitter allows.
+            lead_s: startup_delay_s * 1.2,
+        }
+    }
+}
+
+/// P(wait > `t`) in an M/M/c queue with `c` servers, offered load `a` erlangs and service
+/// rate `mu` per server (1 when `c` ≤ `a`: the queue grows without bound).
+pub fn erlang_c_wait_exceeds(c: u32, a: f64, mu: f64, t: f64) -> f64 {
+    let cf = f64::from(c);
+    if cf <= a {
+        return 1.0;
+    }
+    // Erlang B by its stable recursion, then Erlang C from it.
+    let mut b = 1.0;
+    for k in 1..=c {
+        b = a * b / (f64::from(k) + a * b);
+    }
+    let wait_prob = cf * b / (cf - a * (1.0 - b));
+    wait_prob * (-(cf - a) * mu * t).exp()
+}
+
+impl Policy for RateOracle {
+    fn name(&self) -> String {
+        "rate-oracle".into()
+    }
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        let now = obs.now.time_s;
+        let mu = 1.0 / self.service_s;
+        let mut peak = 0.0f64;
+        let mut t = now;
+        while t <= now + self.period_s + self.lead_s {
+            peak = peak.max(self.plan.rate_at(t));
+            t += 0.25;
+        }
+        let a = peak * self.service_s;
+        let mut c = 1u32;
+        while c < 1024 && erlang_c_wait_exceeds(c, a, mu, Self::WAIT_S) > Self::WAIT_RISK {
+            c += 1;
+        }
+        let backlog = (obs.now.queue_length as f64 * self.service_s / self.period_s).ceil() as u32;
+        c + backlog
+    }
+}
+
 /// A clairvoyant model-predictive reference: it keeps a copy of the simulator in lockstep with
 /// the real one (same tasks, same seed, same decisions) and, at every decision, tries each
 /// worker count on a fork of it for `horizon_s` of the known future, choosing the smallest
@@ -345,10 +415,10 @@ pub fn by_name(
         "queue-proportional" => Box::new(QueueProportional::new(number(arg, 5.0)?)),
         "load-proportional" => Box::new(LoadProportional::new(number(arg, 0.3)?)),
         "oracle" => Box::new(Oracle::new(tasks.to_vec(), period_s, startup_delay_s)),
-        n if n.starts_with("mpc-oracle") => {
+        n if n.starts_with("mpc-oracle") || n == "rate-oracle" => {
             return Err(PolicyError::BadParameter(
                 n.into(),
-                "mpc-oracle needs the simulator's future; it exists only in `eval`".into(),
+                "this reference needs the workload's future; it exists only in `eval`".into(),
             ))
         }
         _ => return Err(PolicyError::Unknown(name.into())),
@@ -365,6 +435,7 @@ pub const BASELINES: &[&str] = &[
     "queue-proportional",
     "load-proportional",
     "oracle",
+    "rate-oracle",
     "mpc-oracle",
 ];
 
@@ -383,6 +454,43 @@ mod tests {
         // S above the 8 s floor becomes the horizon: H = 10, optimal = 20/10·10 = 20, busy = 10,
         // gap = 20 − (25 − 10) = 5.
         assert_eq!(Reactive::step(10.0, 20.0, 0.0, 25.0, 10.0, 1.0), 1);
+    }
+
+    #[test]
+    fn erlang_c_by_hand() {
+        // M/M/1 at ρ = 0.5: P(wait > 0) = ρ, P(wait > 1) = ρ·e^{−(μ−λ)} = 0.5·e^{−0.5}.
+        assert!((erlang_c_wait_exceeds(1, 0.5, 1.0, 0.0) - 0.5).abs() < 1e-12);
+        assert!((erlang_c_wait_exceeds(1, 0.5, 1.0, 1.0) - 0.5 * (-0.5f64).exp()).abs() < 1e-12);
+        // Two servers, one erlang: C = (a²/2·2/(2−a)) / (1 + a + a²/2·2/(2−a)) = 1/3.
+        assert!((erlang_c_wait_exceeds(2, 1.0, 1.0, 0.0) - 1.0 / 3.0).abs() < 1e-12);
+        // Not enough servers: every task waits, forever in the limit.
+        assert_eq!(erlang_c_wait_exceeds(3, 3.0, 1.0, 10.0), 1.0);
+    }
+
+    #[test]
+    fn rate_oracle_provisions_ahead_of_the_planned_jump() {
+        let config = functions::workload::WorkloadConfig::default();
+        let mut p = RateOracle::new(RatePlan::new(&config, 1), 1.5, 8.0, 5.0);
+        let at = |t: f64| Observation {
+            now: crate::observe::FarmMetrics {
+                time_s: t,
+                ..Default::default()
+            },
+            window_s: 8.0,
+            ..Default::default()
+        };
+        // Steady Low (1.5 tasks/s × 1.5 s = 2.25 erlangs) far from the jump.
+        let low = p.decide(&at(16.0));
+        // 56 s: the next decision takes effect after 64 s, in Steady High (11.25 erlangs).
+        let before_jump = p.decide(&at(56.0));
+        let high = p.decide(&at(90.0));
+        assert!((4..=8).contains(&low), "{low}");
+        assert_eq!(before_jump, high);
+        assert!(high >= 12, "{high}");
+        // A queue adds what drains it within one period: 16 tasks × 1.5 s / 8 s = 3.
+        let mut queued = at(16.0);
+        queued.now.queue_length = 16;
+        assert_eq!(p.decide(&queued), low + 3);
     }
 
     #[test]

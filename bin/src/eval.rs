@@ -23,6 +23,10 @@ pub struct EvalArgs {
     /// Mean worker start-up delay in seconds (≈5 for OpenFaaS cold starts, ≈0.1 locally).
     #[arg(long, env = "AUTOSCALE_STARTUP_DELAY_S", default_value_t = 5.0)]
     pub startup_delay_s: f64,
+    /// Seconds between decisions [default: the policy file's own period, else 8 s — the
+    /// original controller's step].
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
+    pub decision_period_s: Option<f64>,
     /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...);
     /// default: the original four-phase workload.
     #[arg(long, env = "AUTOSCALE_WORKLOAD")]
@@ -83,8 +87,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         workload.base_rate_per_min = rate;
     }
+    // A trained policy was trained at one decision period; evaluating it at another would
+    // misread its rate features.
+    let model_period = match &args.policy {
+        Some(p) if p.ends_with(".safetensors") => {
+            Some(agent::neural::NeuralPolicy::load(std::path::Path::new(p))?.decision_period_s)
+        }
+        _ => None,
+    };
+    let decision_period_s = match (args.decision_period_s, model_period) {
+        (Some(asked), Some(model)) if (asked - model).abs() > 1e-9 => anyhow::bail!(
+            "--decision-period-s {asked} differs from the {model} s the policy file was trained with"
+        ),
+        (Some(asked), _) if !(asked.is_finite() && asked > 0.0) => {
+            anyhow::bail!("--decision-period-s must be a positive number")
+        }
+        (Some(asked), _) => asked,
+        (None, Some(model)) => model,
+        (None, None) => SimConfig::default().decision_period_s,
+    };
     let sim = SimConfig {
         startup_delay_s: args.startup_delay_s,
+        decision_period_s,
         ..SimConfig::default()
     };
     let start = Instant::now();
@@ -108,10 +132,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         write(
             "eval.md",
             format!(
-                "# Evaluation\n\n{} episodes per policy, seed {}, start-up delay {} s, shuffled phases: {}.\n\n{}",
+                "# Evaluation\n\n{} episodes per policy, seed {}, start-up delay {} s, decisions every {} s, shuffled phases: {}.\n\n{}",
                 args.episodes,
                 args.seed,
                 args.startup_delay_s,
+                decision_period_s,
                 args.shuffle_phases,
                 agent::eval::table(&rows)
             ),

@@ -221,7 +221,9 @@ fn execute_batch(
                 }
                 // Consecutive pipelined script commands travel to the script thread together.
                 let mut scripts = vec![args];
-                while scripts.len() < 64 && crate::resp::peek_command_name(inbuf).is_some_and(is_script_command) {
+                while scripts.len() < 64
+                    && crate::resp::peek_command_name(inbuf).is_some_and(is_script_command)
+                {
                     match parse_request(inbuf, &limits, client.authenticated) {
                         Ok(Parsed::Command(next)) if !next.is_empty() => scripts.push(next),
                         // Incomplete: it stays in the buffer for the next batch.

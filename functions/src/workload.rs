@@ -287,6 +287,51 @@ pub fn phase_seed(seed: u64, position: usize) -> u64 {
         .rotate_left(17)
 }
 
+/// The planned arrival rate of a run: what a load calendar knows in advance (the phase order,
+/// each phase's task total and rate shape), without the randomness of the actual arrivals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RatePlan {
+    /// Tasks per second in consecutive windows of `window_s` (time-scaled).
+    rates: Vec<f64>,
+    window_s: f64,
+}
+
+impl RatePlan {
+    /// The plan of the run seeded with `seed` (the seed only matters for shuffled phases).
+    pub fn new(config: &WorkloadConfig, seed: u64) -> RatePlan {
+        let scale = config.time_scale.max(1e-9);
+        let mut rates = Vec::new();
+        for p in phase_order(config, seed) {
+            let phase = &config.phases[p];
+            let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
+            let weights: Vec<f64> = (0..windows)
+                .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
+                .collect();
+            let sum: f64 = weights.iter().sum();
+            let total = phase.target_tasks(config.base_rate_per_min) as f64;
+            for w in weights {
+                let share = if sum > 0.0 { total * w / sum } else { 0.0 };
+                rates.push(share / (config.window_s * scale));
+            }
+        }
+        RatePlan {
+            rates,
+            window_s: config.window_s * scale,
+        }
+    }
+
+    /// Planned tasks per second at `t` seconds into the run (0 outside it).
+    pub fn rate_at(&self, t: f64) -> f64 {
+        if t < 0.0 {
+            return 0.0;
+        }
+        self.rates
+            .get((t / self.window_s) as usize)
+            .copied()
+            .unwrap_or(0.0)
+    }
+}
+
 /// The tasks of one phase, arrival times relative to the phase start, all durations scaled by
 /// `config.time_scale`. `phase` of every spec is 0; callers set it.
 pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
@@ -394,6 +439,30 @@ mod tests {
         let c: Vec<TaskSpec> = Workload::new(&cfg, 2).collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn rate_plan_matches_the_generated_arrivals() {
+        let config = WorkloadConfig::default();
+        let plan = RatePlan::new(&config, 3);
+        let tasks: Vec<_> = Workload::new(&config, 3).collect();
+        // Over each 60 s phase, the plan integrates to the phase's exact task count.
+        for (phase, start) in [(0usize, 0.0), (1, 60.0), (2, 120.0), (3, 180.0)] {
+            let planned: f64 = (0..60).map(|s| plan.rate_at(start + s as f64 + 0.5)).sum();
+            let actual = tasks.iter().filter(|t| t.phase == phase).count() as f64;
+            assert!(
+                (planned - actual).abs() < 1e-6,
+                "phase {phase}: {planned} vs {actual}"
+            );
+        }
+        // Steady Low is 0.3 × 300/min = 1.5 tasks/s; Steady High 7.5; nothing after the run.
+        assert!((plan.rate_at(30.0) - 1.5).abs() < 1e-9);
+        assert!((plan.rate_at(90.0) - 7.5).abs() < 1e-9);
+        assert_eq!(plan.rate_at(241.0), 0.0);
+        assert_eq!(plan.rate_at(-1.0), 0.0);
+        // The fast oscillation peaks above its mean.
+        let fast: Vec<f64> = (0..60).map(|s| plan.rate_at(180.5 + s as f64)).collect();
+        assert!(fast.iter().cloned().fold(0.0, f64::max) > 8.0);
     }
 
     #[test]

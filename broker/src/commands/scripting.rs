@@ -49,14 +49,7 @@ impl CommandRunner for ScriptRunner {
             }
             shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
-        match call(
-            shared,
-            &mut self.store,
-            &mut self.client,
-            index,
-            &args,
-            true,
-        ) {
+        match call(shared, &mut self.store, &mut self.client, index, &args, true) {
             Outcome::Reply(r) | Outcome::Close(r) => r,
             Outcome::Block { .. } => Reply::NullArray,
         }
@@ -130,7 +123,11 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         ctx.store.scripting = Some(scripting);
         return Reply::error("ERR server is shutting down").into();
     };
-    let mut runner = match scripting.spare_runner.take().map(|r| r.downcast::<ScriptRunner>()) {
+    let mut runner = match scripting
+        .spare_runner
+        .take()
+        .map(|r| r.downcast::<ScriptRunner>())
+    {
         Some(Ok(r)) => r,
         _ => Box::new(ScriptRunner {
             shared: None,
@@ -216,12 +213,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
         }
         b"load" => arity("load").into(),
         b"exists" if n >= 3 => {
-            let known = |sha: &Bytes| {
-                ctx.store
-                    .scripting
-                    .as_ref()
-                    .is_some_and(|s| s.exists(sha))
-            };
+            let known = |sha: &Bytes| ctx.store.scripting.as_ref().is_some_and(|s| s.exists(sha));
             Reply::Array(
                 ctx.args[2..]
                     .iter()
