@@ -49,14 +49,16 @@ backing.require = nil
 backing.package = nil
 backing.newproxy = nil
 for k in pairs(backing) do rawset(G, k, nil) end
-setmetatable(G, {
+-- A global is looked up in `backing` without a function call (the common case); only a
+-- missing one reaches the function that raises.
+setmetatable(backing, {
   __index = function(_, k)
-    local v = backing[k]
-    if v == nil then
-      error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-    end
-    return v
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
   end,
+  __metatable = false,
+})
+setmetatable(G, {
+  __index = backing,
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 })
@@ -548,13 +550,18 @@ fn script_error(lua: &Lua, text: &str, raise: bool) -> mlua::Result<Value> {
 }
 
 fn byte_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    // In one call into mlua when every item is text (mlua pushes a `&str` straight onto the
+    // Lua stack); other bytes need a string handle each.
+    if let Some(texts) = items
+        .iter()
+        .map(|item| std::str::from_utf8(item).ok())
+        .collect::<Option<Vec<&str>>>()
+    {
+        return lua.create_sequence_from(texts);
+    }
     let t = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, item) in items.iter().enumerate() {
-        // mlua pushes a `&str` straight onto the Lua stack; other bytes need a string handle.
-        match std::str::from_utf8(item) {
-            Ok(text) => t.raw_set(i + 1, text)?,
-            Err(_) => t.raw_set(i + 1, lua.create_string(item.as_ref())?)?,
-        }
+        t.raw_set(i + 1, lua.create_string(item.as_ref())?)?;
     }
     Ok(t)
 }
