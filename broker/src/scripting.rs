@@ -33,10 +33,13 @@ pcall = function(f, ...)
   end
   return unpack(r, 1, r.n)
 end
-local run = function(f)
+local backing = {}
+-- KEYS and ARGV are set here rather than from Rust: one call into Lua per script.
+local run = function(f, keys, argv)
+  backing.KEYS = keys
+  backing.ARGV = argv
   return xpcall(f, handler)
 end
-local backing = {}
 for k, v in pairs(_G) do backing[k] = v end
 backing.loadfile = nil
 backing.dofile = nil
@@ -62,7 +65,7 @@ setmetatable(G, {
   __newindex = function() error('Attempt to modify a readonly table', 2) end,
   __metatable = false,
 })
-return backing, run
+return run
 "#;
 
 /// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
@@ -150,7 +153,6 @@ pub trait CommandRunner: std::any::Any {
 /// The Lua interpreter, the script cache and the sandboxed globals.
 pub struct Scripting {
     lua: Lua,
-    backing: Table,
     run: mlua::Function,
     /// By lowercase SHA1.
     scripts: HashMap<String, CachedScript>,
@@ -261,7 +263,7 @@ impl Scripting {
             lua.unset_named_registry_value(PENDING_ERROR)?;
             Ok(pending)
         })?;
-        let (backing, run): (Table, mlua::Function) =
+        let run: mlua::Function =
             lua.load(PRELUDE)
                 .set_name("=prelude")
                 .call((raw_call, raw_pcall, handler, take_pending))?;
@@ -288,7 +290,6 @@ impl Scripting {
         monitor.epoch.set(started).ok();
         Ok(Scripting {
             lua,
-            backing,
             run,
             scripts: HashMap::new(),
             body_bytes: 0,
@@ -299,9 +300,14 @@ impl Scripting {
 
     /// Whether `sha` may run inline: it finished fast every time so far, enough times.
     pub fn inline_eligible(&self, sha: &str) -> bool {
+        self.status(sha) == Some(true)
+    }
+
+    /// `None` if `sha` (lowercase) is not cached, else whether it may run inline.
+    pub fn status(&self, sha: &str) -> Option<bool> {
         self.scripts
             .get(sha)
-            .is_some_and(|r| !r.slow && r.fast_runs >= INLINE_AFTER_RUNS)
+            .map(|r| !r.slow && r.fast_runs >= INLINE_AFTER_RUNS)
     }
 
     /// Records one run of `sha`: `long` if it reached the instruction hook or was stopped
@@ -391,10 +397,10 @@ impl Scripting {
             if self.pending_set.swap(false, Ordering::Relaxed) {
                 lua.unset_named_registry_value(PENDING_ERROR)?;
             }
-            self.backing.raw_set("KEYS", byte_table(lua, keys)?)?;
-            self.backing.raw_set("ARGV", byte_table(lua, argv)?)?;
             // xpcall's status and the script's first result (Redis ignores the others).
-            let (ok, value): (bool, Value) = self.run.call(&script.function)?;
+            let (ok, value): (bool, Value) =
+                self.run
+                    .call((&script.function, byte_table(lua, keys)?, byte_table(lua, argv)?))?;
             Ok(if ok {
                 lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
             } else {

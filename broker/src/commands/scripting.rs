@@ -81,40 +81,46 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
-    let sha: std::borrow::Cow<'_, str> = if by_sha {
-        let sha = crate::scripting::normalized_sha(&args[1]);
-        if !scripting.is_cached(&sha) {
-            ctx.store.scripting = Some(scripting);
-            return Reply::error("NOSCRIPT No matching script. Please use EVAL.").into();
-        }
-        sha
-    } else {
-        match scripting.load(&args[1]) {
+    let monitor = ctx.shared.script_monitor.clone();
+    // Tried on a connection's event loop first: only a script with a record of finishing fast
+    // runs there; anything else (compiling a new body included) goes to the script thread.
+    let inline = monitor.inline.load(Ordering::Relaxed);
+    let sha: std::borrow::Cow<'_, str> = match (by_sha, inline) {
+        (true, _) => crate::scripting::normalized_sha(&args[1]),
+        (false, true) => crate::scripting::sha1_hex(&args[1]).into(),
+        (false, false) => match scripting.load(&args[1]) {
             Ok(sha) => sha.into(),
             Err(e) => {
                 ctx.store.scripting = Some(scripting);
                 return e.into();
             }
-        }
+        },
     };
-    let monitor = ctx.shared.script_monitor.clone();
-    let inline = monitor.inline.load(Ordering::Relaxed);
-    if inline && !scripting.inline_eligible(&sha) {
-        // Not known to be fast: the connection hands it to the script thread.
+    let refusal = match scripting.status(&sha) {
+        None if by_sha => Some("NOSCRIPT No matching script. Please use EVAL."),
+        Some(eligible) if inline && !eligible => Some(crate::scripting::MIGRATE_MARKER),
+        None if inline => Some(crate::scripting::MIGRATE_MARKER),
+        _ => None,
+    };
+    if let Some(refusal) = refusal {
         ctx.store.scripting = Some(scripting);
-        return Reply::error(crate::scripting::MIGRATE_MARKER).into();
+        return Reply::error(refusal).into();
     }
     monitor.kill.store(false, Ordering::Relaxed);
     monitor.wrote.store(false, Ordering::Relaxed);
     monitor.migrate.store(false, Ordering::Relaxed);
     monitor.hook_ticks.store(0, Ordering::Relaxed);
+    let now = std::time::Instant::now();
     if let Some(epoch) = monitor.epoch.get() {
-        monitor
-            .script_started_ms
-            .store(epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        monitor.script_started_ms.store(
+            now.saturating_duration_since(*epoch).as_millis() as u64,
+            Ordering::Relaxed,
+        );
     }
     monitor.started_ms.store(
-        ctx.shared.started.elapsed().as_millis().max(1) as u64,
+        now.saturating_duration_since(ctx.shared.started)
+            .as_millis()
+            .max(1) as u64,
         Ordering::Relaxed,
     );
     // Scripts need structured replies from the commands they call.
