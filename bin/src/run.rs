@@ -106,7 +106,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
                 .await
                 .context("binding the embedded broker")?;
             let mut addr = listener.local_addr()?;
-            let broker = broker::Broker::new(broker::BrokerConfig::default());
+            let broker = broker::Broker::new(broker::BrokerConfig {
+                mem_allocator: autoscale_node::MEM_ALLOCATOR,
+                ..broker::BrokerConfig::default()
+            });
             let stop = shutdown.clone();
             tokio::spawn(broker.clone().serve(listener, stop.cancelled_owned()));
             if addr.ip().is_unspecified() {

@@ -118,6 +118,7 @@ impl ServeArgs {
             requirepass: self.requirepass.clone().filter(|p| !p.is_empty()),
             databases: self.databases.max(1),
             proto_max_bulk_len: self.proto_max_bulk_len,
+            mem_allocator: autoscale_node::MEM_ALLOCATOR,
             ..BrokerConfig::default()
         }
     }

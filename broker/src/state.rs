@@ -33,6 +33,8 @@ pub struct BrokerConfig {
     /// `busy-reply-threshold` (alias `lua-time-limit`): after a script has run this long,
     /// other clients get -BUSY and SCRIPT KILL is accepted.
     pub busy_reply_threshold_ms: u64,
+    /// The allocator the process runs with, for INFO `mem_allocator` ("libc" is the system's).
+    pub mem_allocator: &'static str,
 }
 
 impl Default for BrokerConfig {
@@ -46,6 +48,7 @@ impl Default for BrokerConfig {
             timeout_s: 0,
             hz: 10,
             busy_reply_threshold_ms: 5000,
+            mem_allocator: "libc",
         }
     }
 }

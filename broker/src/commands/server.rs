@@ -530,12 +530,13 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let rss = resident_bytes();
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:system\r\nnote:used_memory is the process resident set size\r\n\r\n",
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size\r\n\r\n",
             rss as f64 / 1048576.0,
             ctx.store.scripting.as_ref().map_or(0, |s| s.used_memory()),
             ctx.store.scripting.as_ref().map_or(0, |s| s.cached_scripts()),
             shared.script_monitor.inline_runs.load(std::sync::atomic::Ordering::Relaxed),
             shared.script_monitor.migrations.load(std::sync::atomic::Ordering::Relaxed),
+            shared.config.read().mem_allocator,
         );
     }
     if want("persistence", true) {
