@@ -61,6 +61,15 @@ fn tiny_train_then_eval_with_the_model() {
     let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(rows.as_array().map(|a| a.len()), Some(3));
 
+    // The load-calendar reference takes its risk and waiting time; nonsense is refused.
+    let out = node(&["eval", "--baselines", "rate-oracle:0.03:1.5", "--episodes", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rate-oracle:0.03:1.5"));
+    let out = node(&["eval", "--baselines", "rate-oracle:-1", "--episodes", "1"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("\"-1\" is not a positive number"), "{err}");
+
     // The model was trained with 8 s decisions: evaluating it at another period is refused.
     let out = node(&[
         "eval",

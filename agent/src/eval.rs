@@ -115,12 +115,40 @@ pub fn evaluate_with_series(
                     Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon))
                         as Box<dyn crate::policy::Policy>
                 }
-                None if name == "rate-oracle" => Box::new(crate::policy::RateOracle::new(
-                    RatePlan::new(workload, seed + e),
-                    workload.mean_processing_s * workload.time_scale,
-                    sim.decision_period_s,
-                    sim.startup_delay_s,
-                )),
+                // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
+                None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {
+                    let mut params = name.split(':').skip(1).map(|p| {
+                        p.parse::<f64>()
+                            .ok()
+                            .filter(|v| v.is_finite() && *v > 0.0)
+                            .ok_or_else(|| {
+                                PolicyError::BadParameter(
+                                    name.clone(),
+                                    format!("{p:?} is not a positive number"),
+                                )
+                            })
+                    });
+                    let risk = params
+                        .next()
+                        .transpose()?
+                        .unwrap_or(crate::policy::RateOracle::WAIT_RISK);
+                    let wait_s = params
+                        .next()
+                        .transpose()?
+                        .unwrap_or(crate::policy::RateOracle::WAIT_S);
+                    if params.next().is_some() {
+                        return Err(PolicyError::Unknown(name.clone()));
+                    }
+                    Box::new(
+                        crate::policy::RateOracle::new(
+                            RatePlan::new(workload, seed + e),
+                            workload.mean_processing_s * workload.time_scale,
+                            sim.decision_period_s,
+                            sim.startup_delay_s,
+                        )
+                        .with_target(risk, wait_s),
+                    )
+                }
                 None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,
             };
             let (result, steps) = run_episode(policy.as_mut(), &mut simulator);

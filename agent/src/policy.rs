@@ -258,14 +258,17 @@ impl Policy for Oracle {
 /// A reference that knows the *planned* arrival rate (the load calendar: phase order, phase
 /// totals and shapes — [`RatePlan`]) but not the tasks: at each decision it sizes the farm by
 /// Erlang C so that, at the highest planned rate until its next decision takes effect, a task
-/// waits longer than [`RateOracle::WAIT_S`] with probability at most [`RateOracle::WAIT_RISK`],
-/// and adds what drains the current queue within one period. It shows what knowing the
+/// waits longer than `wait_s` (default [`RateOracle::WAIT_S`]) with probability at most `risk`
+/// (default [`RateOracle::WAIT_RISK`]), and adds what drains the current queue within one
+/// period. `eval` names it `rate-oracle[:RISK[:WAIT_S]]`. It shows what knowing the
 /// schedule (not the future tasks) is worth; a causal policy knows less.
 pub struct RateOracle {
     plan: RatePlan,
     service_s: f64,
     period_s: f64,
     lead_s: f64,
+    risk: f64,
+    wait_s: f64,
 }
 
 impl RateOracle {
@@ -282,7 +285,16 @@ impl RateOracle {
             period_s,
             // The slowest start-up the simulator's ±20 % jitter allows.
             lead_s: startup_delay_s * 1.2,
+            risk: Self::WAIT_RISK,
+            wait_s: Self::WAIT_S,
         }
+    }
+
+    /// The same with another risk of waiting longer than `wait_s`.
+    pub fn with_target(mut self, risk: f64, wait_s: f64) -> RateOracle {
+        self.risk = risk;
+        self.wait_s = wait_s;
+        self
     }
 }
 
@@ -304,7 +316,7 @@ pub fn erlang_c_wait_exceeds(c: u32, a: f64, mu: f64, t: f64) -> f64 {
 
 impl Policy for RateOracle {
     fn name(&self) -> String {
-        "rate-oracle".into()
+        format!("rate-oracle:{}:{}", self.risk, self.wait_s)
     }
     fn decide(&mut self, obs: &Observation) -> u32 {
         let now = obs.now.time_s;
@@ -317,7 +329,7 @@ impl Policy for RateOracle {
         }
         let a = peak * self.service_s;
         let mut c = 1u32;
-        while c < 1024 && erlang_c_wait_exceeds(c, a, mu, Self::WAIT_S) > Self::WAIT_RISK {
+        while c < 1024 && erlang_c_wait_exceeds(c, a, mu, self.wait_s) > self.risk {
             c += 1;
         }
         let backlog = (obs.now.queue_length as f64 * self.service_s / self.period_s).ceil() as u32;
@@ -415,7 +427,7 @@ pub fn by_name(
         "queue-proportional" => Box::new(QueueProportional::new(number(arg, 5.0)?)),
         "load-proportional" => Box::new(LoadProportional::new(number(arg, 0.3)?)),
         "oracle" => Box::new(Oracle::new(tasks.to_vec(), period_s, startup_delay_s)),
-        n if n.starts_with("mpc-oracle") || n == "rate-oracle" => {
+        n if n.starts_with("mpc-oracle") || n.starts_with("rate-oracle") => {
             return Err(PolicyError::BadParameter(
                 n.into(),
                 "this reference needs the workload's future; it exists only in `eval`".into(),
