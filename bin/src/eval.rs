@@ -132,12 +132,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         write(
             "eval.md",
             format!(
-                "# Evaluation\n\n{} episodes per policy, seed {}, start-up delay {} s, decisions every {} s, shuffled phases: {}.\n\n{}",
+                "# Evaluation\n\n{} episodes per policy, seed {}, workload {}, base rate {}/min, start-up delay {} s, decisions every {} s, shuffled phases: {}.\n\n{}",
                 args.episodes,
                 args.seed,
+                args.workload
+                    .as_ref()
+                    .map_or("the original four phases".to_string(), |p| p.display().to_string()),
+                workload.base_rate_per_min,
                 args.startup_delay_s,
                 decision_period_s,
-                args.shuffle_phases,
+                workload.shuffle_phases,
                 agent::eval::table(&rows)
             ),
         )?;
