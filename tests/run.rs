@@ -58,6 +58,27 @@ fn run_with_the_embedded_broker_and_the_bundled_policy() {
 }
 
 #[test]
+fn run_with_the_load_calendar_policy() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-cal-{}", std::process::id()));
+    let report = run(&["--policy", "calendar", "--workers", "2"], &dir);
+    check(&report);
+    assert_eq!(report["policy"], "calendar:0.05:0.8", "{report}");
+    // It sizes the farm from the planned rates, starting from 2 workers.
+    assert!(report["scaling_actions"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["qos_percent"].as_f64().unwrap() > 95.0, "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+
+    // `serve` has no schedule to read it from: refused, saying why.
+    let out = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["serve", "--check", "--policy", "calendar"])
+        .output()
+        .expect("run autoscale-node");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only `run` knows"), "{err}");
+}
+
+#[test]
 fn run_against_a_real_redis_server_with_a_baseline() {
     if !have_redis_server() {
         eprintln!("skipped: redis-server is not installed");

@@ -269,6 +269,8 @@ pub struct RateOracle {
     lead_s: f64,
     risk: f64,
     wait_s: f64,
+    /// What it calls itself (`rate-oracle` in `eval`, `calendar` in the node).
+    label: &'static str,
 }
 
 impl RateOracle {
@@ -287,7 +289,14 @@ impl RateOracle {
             lead_s: startup_delay_s * 1.2,
             risk: Self::WAIT_RISK,
             wait_s: Self::WAIT_S,
+            label: "rate-oracle",
         }
+    }
+
+    /// The same under another name.
+    pub fn named(mut self, label: &'static str) -> RateOracle {
+        self.label = label;
+        self
     }
 
     /// The same with another risk of waiting longer than `wait_s`.
@@ -316,7 +325,7 @@ pub fn erlang_c_wait_exceeds(c: u32, a: f64, mu: f64, t: f64) -> f64 {
 
 impl Policy for RateOracle {
     fn name(&self) -> String {
-        format!("rate-oracle:{}:{}", self.risk, self.wait_s)
+        format!("{}:{}:{}", self.label, self.risk, self.wait_s)
     }
     fn decide(&mut self, obs: &Observation) -> u32 {
         let now = obs.now.time_s;

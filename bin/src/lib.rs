@@ -28,6 +28,11 @@ pub fn policy_by_name(
     name: &str,
     decision_period_s: f64,
 ) -> anyhow::Result<Option<Box<dyn agent::policy::Policy>>> {
+    if is_calendar(name) {
+        anyhow::bail!(
+            "the calendar policy needs the workload's schedule, which only `run` knows (it drives the emitter)"
+        );
+    }
     match name {
         "manual" => Ok(None),
         "bundled" => Ok(Some(Box::new(agent::neural::NeuralPolicy::from_bytes(
@@ -36,4 +41,55 @@ pub fn policy_by_name(
         )?))),
         _ => Ok(Some(agent::policy::by_name(name, &[], decision_period_s, 5.0)?)),
     }
+}
+
+/// Whether `name` asks for the load-calendar policy (`calendar[:RISK[:WAIT_S]]`).
+pub fn is_calendar(name: &str) -> bool {
+    name == "calendar" || name.starts_with("calendar:")
+}
+
+/// Predictive scaling from a known schedule: `calendar[:RISK[:WAIT_S]]` is
+/// [`agent::policy::RateOracle`] given the planned rates of `workload` (seeded with `seed`), in
+/// workload time. It provisions for the highest planned rate until its next decision takes
+/// effect — one period plus `startup_s` (workload seconds, +20 %) — so it scales up before a
+/// planned rise.
+pub fn calendar_policy(
+    name: &str,
+    workload: &functions::workload::WorkloadConfig,
+    seed: u64,
+    decision_period_s: f64,
+    startup_s: f64,
+) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
+    let mut params = name.split(':').skip(1).map(|p| {
+        p.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .ok_or_else(|| anyhow::anyhow!("policy {name:?}: {p:?} is not a positive number"))
+    });
+    let risk = params
+        .next()
+        .transpose()?
+        .unwrap_or(agent::policy::RateOracle::WAIT_RISK);
+    let wait_s = params
+        .next()
+        .transpose()?
+        .unwrap_or(agent::policy::RateOracle::WAIT_S);
+    if params.next().is_some() {
+        anyhow::bail!("policy {name:?}: expected calendar[:RISK[:WAIT_S]]");
+    }
+    // The node's clock is workload time, so the plan is too.
+    let unscaled = functions::workload::WorkloadConfig {
+        time_scale: 1.0,
+        ..workload.clone()
+    };
+    Ok(Box::new(
+        agent::policy::RateOracle::new(
+            functions::workload::RatePlan::new(&unscaled, seed),
+            unscaled.mean_processing_s,
+            decision_period_s,
+            startup_s,
+        )
+        .with_target(risk, wait_s)
+        .named("calendar"),
+    ))
 }

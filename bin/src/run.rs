@@ -35,7 +35,9 @@ pub struct RunArgs {
     #[arg(long, env = "AUTOSCALE_WORKERS")]
     pub workers: Option<u32>,
     /// Scaling policy: `bundled`, a `*.safetensors` file, a baseline name (static:N,
-    /// reactive-average, reactive-maximum, queue-proportional, load-proportional) or `manual`.
+    /// reactive-average, reactive-maximum, queue-proportional, load-proportional), `manual`, or
+    /// `calendar[:RISK[:WAIT_S]]` — predictive scaling from the workload's planned rates, which
+    /// `run` knows because it drives the emitter.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
     pub policy: String,
     /// Multiply every duration by this (0.1 runs the 4-minute workload in 24 s).
@@ -96,7 +98,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let scale = args.time_scale;
-    let policy = autoscale_node::policy_by_name(&args.policy, args.decision_period_s)?;
+    let policy = if autoscale_node::is_calendar(&args.policy) {
+        None // built below, from the workload
+    } else {
+        autoscale_node::policy_by_name(&args.policy, args.decision_period_s)?
+    };
     let exe = std::env::current_exe().context("locating the autoscale-node executable")?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (url, source) = match &args.redis {
@@ -160,6 +166,21 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         workload.base_rate_per_min *= n as f64 / default_total as f64;
     }
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
+    let policy = match autoscale_node::is_calendar(&args.policy) {
+        true => Some(autoscale_node::calendar_policy(
+            &args.policy,
+            &workload,
+            args.seed,
+            args.decision_period_s,
+            // How long a new worker takes to serve, in workload time: a local process ~0.3 s
+            // of wall clock; a cold-started function or pod ~5 s.
+            match args.scaler {
+                ScalerKind::Local | ScalerKind::None => (0.3 / scale).min(5.0),
+                ScalerKind::Openfaas | ScalerKind::Kubernetes => 5.0,
+            },
+        )?),
+        false => policy,
+    };
 
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
