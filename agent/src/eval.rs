@@ -117,28 +117,7 @@ pub fn evaluate_with_series(
                 }
                 // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
                 None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {
-                    let mut params = name.split(':').skip(1).map(|p| {
-                        p.parse::<f64>()
-                            .ok()
-                            .filter(|v| v.is_finite() && *v > 0.0)
-                            .ok_or_else(|| {
-                                PolicyError::BadParameter(
-                                    name.clone(),
-                                    format!("{p:?} is not a positive number"),
-                                )
-                            })
-                    });
-                    let risk = params
-                        .next()
-                        .transpose()?
-                        .unwrap_or(crate::policy::RateOracle::WAIT_RISK);
-                    let wait_s = params
-                        .next()
-                        .transpose()?
-                        .unwrap_or(crate::policy::RateOracle::WAIT_S);
-                    if params.next().is_some() {
-                        return Err(PolicyError::Unknown(name.clone()));
-                    }
+                    let (risk, wait_s) = crate::policy::RateOracle::target_from_name(name)?;
                     Box::new(
                         crate::policy::RateOracle::new(
                             RatePlan::new(workload, seed + e),

@@ -14,7 +14,7 @@ pub trait Policy {
 /// Errors choosing a policy.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("unknown policy {0:?} (expected static:N, reactive-average, reactive-maximum, queue-proportional[:TARGET] or oracle)")]
+    #[error("unknown policy {0:?} (expected a *.safetensors file, static:N, reactive-average, reactive-maximum, queue-proportional[:TARGET], load-proportional[:HEADROOM], or in `eval` the references oracle, rate-oracle[:RISK[:WAIT_S]] and mpc-oracle[:HORIZON_S])")]
     Unknown(String),
     #[error("bad parameter in {0:?}: {1}")]
     BadParameter(String, String),
@@ -297,6 +297,27 @@ impl RateOracle {
     pub fn named(mut self, label: &'static str) -> RateOracle {
         self.label = label;
         self
+    }
+
+    /// The `RISK` and `WAIT_S` of a name like `rate-oracle:0.03:1.5` (defaults where left out).
+    pub fn target_from_name(name: &str) -> Result<(f64, f64), PolicyError> {
+        let mut params = name.split(':').skip(1).map(|p| {
+            p.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| {
+                    PolicyError::BadParameter(name.into(), format!("{p:?} is not a positive number"))
+                })
+        });
+        let risk = params.next().transpose()?.unwrap_or(Self::WAIT_RISK);
+        let wait_s = params.next().transpose()?.unwrap_or(Self::WAIT_S);
+        if params.next().is_some() {
+            return Err(PolicyError::BadParameter(
+                name.into(),
+                "expected NAME[:RISK[:WAIT_S]]".into(),
+            ));
+        }
+        Ok((risk, wait_s))
     }
 
     /// The same with another risk of waiting longer than `wait_s`.

@@ -60,23 +60,7 @@ pub fn calendar_policy(
     decision_period_s: f64,
     startup_s: f64,
 ) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
-    let mut params = name.split(':').skip(1).map(|p| {
-        p.parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .ok_or_else(|| anyhow::anyhow!("policy {name:?}: {p:?} is not a positive number"))
-    });
-    let risk = params
-        .next()
-        .transpose()?
-        .unwrap_or(agent::policy::RateOracle::WAIT_RISK);
-    let wait_s = params
-        .next()
-        .transpose()?
-        .unwrap_or(agent::policy::RateOracle::WAIT_S);
-    if params.next().is_some() {
-        anyhow::bail!("policy {name:?}: expected calendar[:RISK[:WAIT_S]]");
-    }
+    let (risk, wait_s) = agent::policy::RateOracle::target_from_name(name)?;
     // The node's clock is workload time, so the plan is too.
     let unscaled = functions::workload::WorkloadConfig {
         time_scale: 1.0,
