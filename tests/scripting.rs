@@ -8,6 +8,31 @@ use common::{conn, have_redis_server, start_node, start_redis_server, within, T}
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// SCRIPT LOAD, returning the SHA.
+async fn load(c: &mut redis::aio::MultiplexedConnection, body: &str) -> String {
+    within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(c))
+        .await
+        .unwrap()
+}
+
+/// EVALSHA of a script with one key and one argument.
+async fn evalsha<T: redis::FromRedisValue>(
+    c: &mut redis::aio::MultiplexedConnection,
+    sha: &str,
+    key: &str,
+    arg: impl redis::ToRedisArgs,
+) -> redis::RedisResult<T> {
+    within(
+        redis::cmd("EVALSHA")
+            .arg(sha)
+            .arg(1)
+            .arg(key)
+            .arg(arg)
+            .query_async(c),
+    )
+    .await
+}
+
 fn python_with_redis() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import redis"])
@@ -231,21 +256,10 @@ async fn a_fast_script_that_turns_long_moves_to_the_script_thread() {
     config_set(&mut admin, "busy-reply-threshold", "100").await;
     let body = "if ARGV[1] == 'spin' then local i = 0 while true do i = i + 1 end end \
                 return redis.call('INCR', KEYS[1])";
-    let sha: String = within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(&mut admin))
-        .await
-        .unwrap();
+    let sha = load(&mut admin, body).await;
     // Enough fast runs to run inline from now on.
     for i in 1..=5 {
-        let n: i64 = within(
-            redis::cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg("n")
-                .arg("go")
-                .query_async(&mut admin),
-        )
-        .await
-        .unwrap();
+        let n: i64 = evalsha(&mut admin, &sha, "n", "go").await.unwrap();
         assert_eq!(n, i);
     }
     let inline = |info: &str, field: &str| -> u64 {
@@ -266,15 +280,7 @@ async fn a_fast_script_that_turns_long_moves_to_the_script_thread() {
         let sha = sha.clone();
         async move {
             let mut c = conn(&url).await;
-            let r: redis::RedisResult<i64> = within(
-                redis::cmd("EVALSHA")
-                    .arg(&sha)
-                    .arg(1)
-                    .arg("n")
-                    .arg("spin")
-                    .query_async(&mut c),
-            )
-            .await;
+            let r: redis::RedisResult<i64> = evalsha(&mut c, &sha, "n", "spin").await;
             r
         }
     });
@@ -298,16 +304,7 @@ async fn a_fast_script_that_turns_long_moves_to_the_script_thread() {
         .await
         .unwrap();
     assert_eq!(n, 5);
-    let n: i64 = within(
-        redis::cmd("EVALSHA")
-            .arg(&sha)
-            .arg(1)
-            .arg("n")
-            .arg("go")
-            .query_async(&mut admin),
-    )
-    .await
-    .unwrap();
+    let n: i64 = evalsha(&mut admin, &sha, "n", "go").await.unwrap();
     assert_eq!(n, 6);
     // The migration is not a call: it does not show in the command statistics.
     let info: String = within(redis::cmd("INFO").arg("commandstats").query_async(&mut admin))
@@ -336,33 +333,13 @@ async fn a_fast_script_that_wrote_finishes_inline_exactly_once() {
                 while true do local u = redis.call('TIME') \
                 if u[1] * 1000000 + u[2] - start >= tonumber(ARGV[1]) * 1000 then break end end \
                 return n";
-    let sha: String = within(redis::cmd("SCRIPT").arg("LOAD").arg(body).query_async(&mut c))
-        .await
-        .unwrap();
+    let sha = load(&mut c, body).await;
     for i in 1..=4 {
-        let n: i64 = within(
-            redis::cmd("EVALSHA")
-                .arg(&sha)
-                .arg(1)
-                .arg("w")
-                .arg(0)
-                .query_async(&mut c),
-        )
-        .await
-        .unwrap();
+        let n: i64 = evalsha(&mut c, &sha, "w", 0).await.unwrap();
         assert_eq!(n, i);
     }
     // Now inline, and 30 ms long: well past the 2 ms budget, but after its write.
-    let n: i64 = within(
-        redis::cmd("EVALSHA")
-            .arg(&sha)
-            .arg(1)
-            .arg("w")
-            .arg(30)
-            .query_async(&mut c),
-    )
-    .await
-    .unwrap();
+    let n: i64 = evalsha(&mut c, &sha, "w", 30).await.unwrap();
     assert_eq!(n, 5);
     let n: i64 = within(redis::cmd("GET").arg("w").query_async(&mut c))
         .await

@@ -345,7 +345,7 @@ async fn run(
             }
             Batch::Contended => {
                 let threshold = shared.config.read().busy_reply_threshold_ms;
-                if shared.script_monitor.running_for_ms(shared.started) >= threshold {
+                if shared.script_monitor.running_for_ms() >= threshold {
                     if !answer_busy(shared, client, &mut inbuf, &mut out) {
                         let _ = stream.write_all(&out).await;
                         return Exit::Eof;

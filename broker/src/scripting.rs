@@ -69,9 +69,11 @@ return run
 "#;
 
 /// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ScriptMonitor {
-    /// Monotonic ms (since server start) at which the running script began; 0 when none runs.
+    /// The clock origin of `started_ms`.
+    origin: std::time::Instant,
+    /// Monotonic ms (since `origin`) at which the running script began; 0 when none runs.
     pub started_ms: AtomicU64,
     /// Set by SCRIPT KILL; the instruction hook stops the script at its next check.
     pub kill: AtomicBool,
@@ -85,9 +87,6 @@ pub struct ScriptMonitor {
     /// Set by the hook: an inline script ran past its budget before writing anything, and was
     /// stopped so that it can be run again from the start on the script thread.
     pub migrate: AtomicBool,
-    /// The interpreter's clock origin, and the script's start on it (ms), for the hook.
-    pub epoch: std::sync::OnceLock<std::time::Instant>,
-    pub script_started_ms: AtomicU64,
     /// Scripts run inline, and inline runs stopped and moved to the script thread (INFO).
     pub inline_runs: AtomicU64,
     pub migrations: AtomicU64,
@@ -98,7 +97,7 @@ pub struct ScriptMonitor {
 /// An inline script that has not written yet is stopped after this long and re-run on the
 /// script thread, where it cannot hold up the event loop. Once it has written it cannot be
 /// undone, so it finishes inline — which is why only scripts with a record of finishing fast
-/// run inline at all (see [`Scripting::inline_eligible`]).
+/// run inline at all (see [`Scripting::status`]).
 pub const INLINE_BUDGET_MS: u64 = 2;
 /// A script runs inline once it has finished this many times, each within about 10,000 Lua
 /// instructions (fewer than two instruction-hook calls) — a count, so scheduling noise cannot
@@ -125,12 +124,39 @@ struct CachedScript {
     slow: bool,
 }
 
+impl Default for ScriptMonitor {
+    fn default() -> Self {
+        ScriptMonitor {
+            origin: std::time::Instant::now(),
+            started_ms: AtomicU64::new(0),
+            kill: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            done: tokio::sync::Notify::new(),
+            inline: AtomicBool::new(false),
+            migrate: AtomicBool::new(false),
+            inline_runs: AtomicU64::new(0),
+            migrations: AtomicU64::new(0),
+            hook_ticks: AtomicU64::new(0),
+        }
+    }
+}
+
 impl ScriptMonitor {
+    /// A script starts: its clock starts and the per-script flags are cleared.
+    pub fn begin(&self) {
+        self.kill.store(false, Ordering::Relaxed);
+        self.wrote.store(false, Ordering::Relaxed);
+        self.migrate.store(false, Ordering::Relaxed);
+        self.hook_ticks.store(0, Ordering::Relaxed);
+        let now = self.origin.elapsed().as_millis().max(1) as u64;
+        self.started_ms.store(now, Ordering::Relaxed);
+    }
+
     /// How long the current script has run, in ms (0 when none runs).
-    pub fn running_for_ms(&self, server_start: std::time::Instant) -> u64 {
+    pub fn running_for_ms(&self) -> u64 {
         match self.started_ms.load(Ordering::Relaxed) {
             0 => 0,
-            t => (server_start.elapsed().as_millis() as u64).saturating_sub(t),
+            t => (self.origin.elapsed().as_millis() as u64).saturating_sub(t),
         }
     }
 }
@@ -268,26 +294,23 @@ impl Scripting {
                 .set_name("=prelude")
                 .call((raw_call, raw_pcall, handler, take_pending))?;
         let hook_monitor = monitor.clone();
-        let started = std::time::Instant::now();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             hook_monitor.hook_ticks.fetch_add(1, Ordering::Relaxed);
             if hook_monitor.kill.load(Ordering::Relaxed) {
                 return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
             }
-            if hook_monitor.inline.load(Ordering::Relaxed) && !hook_monitor.wrote.load(Ordering::Relaxed) {
-                let now_ms = started.elapsed().as_millis() as u64;
-                let began = hook_monitor.script_started_ms.load(Ordering::Relaxed);
-                if hook_monitor.migrate.load(Ordering::Relaxed)
-                    || now_ms.saturating_sub(began) >= INLINE_BUDGET_MS
-                {
-                    // Raised again at every check, so a pcall in the script cannot keep it.
-                    hook_monitor.migrate.store(true, Ordering::Relaxed);
-                    return Err(mlua::Error::runtime("script moved to the script thread"));
-                }
+            // An inline script that has not written and overran its budget is stopped (raised
+            // again at every check, so a pcall in the script cannot keep it).
+            let m = &hook_monitor;
+            if m.inline.load(Ordering::Relaxed)
+                && !m.wrote.load(Ordering::Relaxed)
+                && (m.migrate.load(Ordering::Relaxed) || m.running_for_ms() >= INLINE_BUDGET_MS)
+            {
+                m.migrate.store(true, Ordering::Relaxed);
+                return Err(mlua::Error::runtime("script moved to the script thread"));
             }
             Ok(VmState::Continue)
         })?;
-        monitor.epoch.set(started).ok();
         Ok(Scripting {
             lua,
             run,
@@ -298,12 +321,8 @@ impl Scripting {
         })
     }
 
-    /// Whether `sha` may run inline: it finished fast every time so far, enough times.
-    pub fn inline_eligible(&self, sha: &str) -> bool {
-        self.status(sha) == Some(true)
-    }
-
-    /// `None` if `sha` (lowercase) is not cached, else whether it may run inline.
+    /// `None` if `sha` (lowercase) is not cached, else whether it may run inline: it finished
+    /// fast every time so far, enough times.
     pub fn status(&self, sha: &str) -> Option<bool> {
         self.scripts
             .get(sha)
@@ -333,12 +352,7 @@ impl Scripting {
 
     /// Whether a script is cached; `sha` as given (any case).
     pub fn exists(&self, sha: &[u8]) -> bool {
-        self.is_cached(&normalized_sha(sha))
-    }
-
-    /// Whether a script is cached, by lowercase SHA1.
-    pub fn is_cached(&self, sha: &str) -> bool {
-        self.scripts.contains_key(sha)
+        self.scripts.contains_key(normalized_sha(sha).as_ref())
     }
 
     pub fn flush(&mut self) {

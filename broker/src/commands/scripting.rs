@@ -106,23 +106,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         ctx.store.scripting = Some(scripting);
         return Reply::error(refusal).into();
     }
-    monitor.kill.store(false, Ordering::Relaxed);
-    monitor.wrote.store(false, Ordering::Relaxed);
-    monitor.migrate.store(false, Ordering::Relaxed);
-    monitor.hook_ticks.store(0, Ordering::Relaxed);
-    let now = std::time::Instant::now();
-    if let Some(epoch) = monitor.epoch.get() {
-        monitor.script_started_ms.store(
-            now.saturating_duration_since(*epoch).as_millis() as u64,
-            Ordering::Relaxed,
-        );
-    }
-    monitor.started_ms.store(
-        now.saturating_duration_since(ctx.shared.started)
-            .as_millis()
-            .max(1) as u64,
-        Ordering::Relaxed,
-    );
+    monitor.begin();
     // Scripts need structured replies from the commands they call.
     let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
     let Some(shared) = ctx.shared.me.upgrade() else {
