@@ -87,6 +87,105 @@ fn tiny_train_then_eval_with_the_model() {
         "{err}"
     );
 
+    // Imitation of the load-calendar expert at 4 s decisions; the model carries its period,
+    // which `eval` and the node then use, and asking for another is refused.
+    let cal = dir.join("cal.safetensors");
+    let cal_s = cal.to_str().unwrap();
+    let out = node(&[
+        "train",
+        "--method",
+        "imitation",
+        "--expert",
+        "rate-oracle:0.03:1.5",
+        "--decision-period-s",
+        "4",
+        "--generations",
+        "1",
+        "--scenarios",
+        "1",
+        "--epochs",
+        "20",
+        "--out",
+        cal_s,
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = dir.join("report");
+    let out = node(&[
+        "eval",
+        "--policy",
+        cal_s,
+        "--baselines",
+        "rate-oracle",
+        "--episodes",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = std::fs::read_to_string(report.join("eval.md")).unwrap();
+    assert!(
+        md.contains("decisions every 4 s") && md.contains("load calendar told to the policies: yes"),
+        "{md}"
+    );
+    // Without the calendar the network falls back on observed rates; the reference that
+    // needs the calendar cannot run.
+    let out = node(&[
+        "eval",
+        "--policy",
+        cal_s,
+        "--baselines",
+        "none",
+        "--no-calendar",
+        "--episodes",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = node(&[
+        "eval",
+        "--baselines",
+        "rate-oracle",
+        "--no-calendar",
+        "--episodes",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("reads the load calendar"), "{err}");
+    let out = node(&["serve", "--check", "--scaler", "local", "--policy", cal_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("every 4 s"), "{text}");
+    let out = node(&["serve", "--check", "--policy", cal_s, "--decision-period-s", "8"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("differs from the 4 s"), "{err}");
+    // Continuing it with ES at another period is refused too.
+    let out = node(&[
+        "train",
+        "--init",
+        cal_s,
+        "--generations",
+        "1",
+        "--pairs",
+        "1",
+        "--scenarios",
+        "1",
+        "--out",
+        dir.join("x.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pass --decision-period-s 4"), "{err}");
+    for (flag, value, says) in [
+        ("--expert", "static:3", "the expert is"),
+        ("--calendar-share", "1.5", "between 0 and 1"),
+    ] {
+        let out = node(&["train", flag, value, "--method", "imitation", "--out", cal_s]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+
     std::fs::write(
         dir.join("bad.safetensors"),
         b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ",

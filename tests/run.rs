@@ -51,10 +51,29 @@ fn run_with_the_embedded_broker_and_the_bundled_policy() {
     let dir = std::env::temp_dir().join(format!("autoscale-node-run-{}", std::process::id()));
     let report = run(&[], &dir);
     check(&report);
-    assert_eq!(report["policy"], "neural");
+    // `run` knows the load calendar, so the bundled policy is the calendar-trained model.
+    assert_eq!(report["policy"], "neural+calendar");
     // The bundled policy keeps a light farm well inside its deadlines.
     assert!(report["qos_percent"].as_f64().unwrap() > 95.0, "{report}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_without_the_calendar_uses_the_metrics_only_model() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-run-nocal-{}", std::process::id()));
+    let report = run(&["--no-calendar"], &dir);
+    check(&report);
+    assert_eq!(report["policy"], "neural");
+    assert!(report["qos_percent"].as_f64().unwrap() > 95.0, "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+    // The calendar rule cannot run without its calendar.
+    let out = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["run", "--policy", "calendar", "--no-calendar"])
+        .output()
+        .expect("run autoscale-node");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--no-calendar withholds"), "{err}");
 }
 
 #[test]

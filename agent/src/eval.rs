@@ -1,6 +1,6 @@
 //! Runs policies on identical seeded workloads in the simulator and summarises the results.
 
-use crate::observe::{observe, Metrics};
+use crate::observe::{observe, Calendar, Metrics};
 use crate::policy::{by_name, PolicyError};
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
 use functions::workload::{RatePlan, Workload, WorkloadConfig};
@@ -17,18 +17,21 @@ pub struct StepRecord {
     pub window_qos: f64,
 }
 
-/// Runs one episode of `policy` on `tasks`.
+/// Runs one episode of `policy` on `sim`; with a `calendar`, every observation carries its
+/// outlook.
 pub fn run_episode(
     policy: &mut dyn crate::policy::Policy,
     sim: &mut Simulator,
+    calendar: Option<&Calendar>,
 ) -> (EpisodeResult, Vec<StepRecord>) {
-    run_episode_with(sim, |_, obs| policy.decide(obs))
+    run_episode_with(sim, calendar, |_, obs| policy.decide(obs))
 }
 
 /// Runs `sim` to the end, asking `decide` (which may also look at the simulator, as the
 /// imitation trainer's expert does) for the target at every decision period.
 pub fn run_episode_with(
     sim: &mut Simulator,
+    calendar: Option<&Calendar>,
     mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
 ) -> (EpisodeResult, Vec<StepRecord>) {
     let period = sim.config().decision_period_s;
@@ -39,7 +42,7 @@ pub fn run_episode_with(
         t += period;
         sim.advance_to(t);
         let now = sim.snapshot();
-        let obs = observe(&prev, &now);
+        let obs = observe(&prev, &now).with_calendar(calendar);
         let wanted = decide(sim, &obs);
         let target = sim.scale_to(wanted);
         steps.push(StepRecord {
@@ -72,15 +75,18 @@ pub struct PolicySummary {
 }
 
 /// Evaluates `policies` over `episodes` seeded workloads (episode i uses seed + i for every
-/// policy, so all see the same tasks).
+/// policy, so all see the same tasks). With `calendar`, every observation carries the load
+/// calendar's outlook (the workload's planned rates); policies that do not read it are
+/// unaffected.
 pub fn evaluate(
     policies: &[String],
     workload: &WorkloadConfig,
     sim: &SimConfig,
     episodes: usize,
     seed: u64,
+    calendar: bool,
 ) -> Result<Vec<PolicySummary>, PolicyError> {
-    Ok(evaluate_with_series(policies, workload, sim, episodes, seed)?.0)
+    Ok(evaluate_with_series(policies, workload, sim, episodes, seed, calendar)?.0)
 }
 
 /// Like [`evaluate`], also returning each policy's decisions in the first episode.
@@ -91,6 +97,7 @@ pub fn evaluate_with_series(
     sim: &SimConfig,
     episodes: usize,
     seed: u64,
+    calendar: bool,
 ) -> Result<(Vec<PolicySummary>, Vec<(String, Vec<StepRecord>)>), PolicyError> {
     let mut out = Vec::new();
     let mut series = Vec::new();
@@ -99,6 +106,13 @@ pub fn evaluate_with_series(
         for e in 0..episodes as u64 {
             let tasks: Vec<_> = Workload::new(workload, seed + e).collect();
             let mut simulator = Simulator::new(sim.clone(), tasks.clone(), seed + e);
+            let schedule = calendar.then(|| {
+                Calendar::new(
+                    RatePlan::new(workload, seed + e),
+                    sim.decision_period_s,
+                    sim.startup_delay_s,
+                )
+            });
             let mut policy = match name.strip_prefix("mpc-oracle") {
                 // `mpc-oracle[:HORIZON_S]`: a lockstep copy of this very simulator.
                 Some(rest) => {
@@ -118,19 +132,23 @@ pub fn evaluate_with_series(
                 // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
                 None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {
                     let (risk, wait_s) = crate::policy::RateOracle::target_from_name(name)?;
+                    if !calendar {
+                        return Err(PolicyError::BadParameter(
+                            name.clone(),
+                            "this reference reads the load calendar, which this evaluation withholds".into(),
+                        ));
+                    }
                     Box::new(
                         crate::policy::RateOracle::new(
-                            RatePlan::new(workload, seed + e),
                             workload.mean_processing_s * workload.time_scale,
                             sim.decision_period_s,
-                            sim.startup_delay_s,
                         )
                         .with_target(risk, wait_s),
                     )
                 }
                 None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,
             };
-            let (result, steps) = run_episode(policy.as_mut(), &mut simulator);
+            let (result, steps) = run_episode(policy.as_mut(), &mut simulator, schedule.as_ref());
             if e == 0 {
                 series.push((name.clone(), steps));
             }
@@ -183,8 +201,24 @@ mod tests {
     #[test]
     fn every_policy_sees_the_same_tasks_and_runs_are_reproducible() {
         let names: Vec<String> = crate::policy::BASELINES.iter().map(|s| s.to_string()).collect();
-        let a = evaluate(&names, &WorkloadConfig::default(), &SimConfig::default(), 2, 11).unwrap();
-        let b = evaluate(&names, &WorkloadConfig::default(), &SimConfig::default(), 2, 11).unwrap();
+        let a = evaluate(
+            &names,
+            &WorkloadConfig::default(),
+            &SimConfig::default(),
+            2,
+            11,
+            true,
+        )
+        .unwrap();
+        let b = evaluate(
+            &names,
+            &WorkloadConfig::default(),
+            &SimConfig::default(),
+            2,
+            11,
+            true,
+        )
+        .unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), names.len());
         for r in &a {
@@ -198,6 +232,7 @@ mod tests {
             &SimConfig::default(),
             1,
             11,
+            true,
         )
         .unwrap();
         assert!(big[0].qos > 0.95, "{:?}", big[0]);
@@ -206,7 +241,15 @@ mod tests {
     #[test]
     fn the_clairvoyant_reference_stays_in_lockstep_and_beats_the_static_line() {
         let names = vec!["mpc-oracle".to_string(), "static:14".to_string()];
-        let r = evaluate(&names, &WorkloadConfig::default(), &SimConfig::default(), 2, 5).unwrap();
+        let r = evaluate(
+            &names,
+            &WorkloadConfig::default(),
+            &SimConfig::default(),
+            2,
+            5,
+            true,
+        )
+        .unwrap();
         let (mpc, fixed) = (&r[0], &r[1]);
         // Its forks replay the real simulator exactly: if the shadow drifted, the chosen counts
         // would stop preventing misses and QoS would fall well below this.
@@ -221,6 +264,7 @@ mod tests {
             &SimConfig::default(),
             2,
             5,
+            true,
         )
         .unwrap();
         assert_eq!(again[0], *mpc, "deterministic");
@@ -229,7 +273,8 @@ mod tests {
             &WorkloadConfig::default(),
             &SimConfig::default(),
             1,
-            5
+            5,
+            true
         )
         .is_err());
     }

@@ -1,23 +1,67 @@
-//! Imitation of the clairvoyant expert (DAgger): the network learns, from observations alone,
-//! the worker counts that `mpc-oracle` would choose.
+//! Imitation of an expert (DAgger): the network learns, from its own observations, the worker
+//! counts that a reference with privileged knowledge would choose — `mpc-oracle` (knows the
+//! tasks) or `rate-oracle` (knows the load calendar, even in scenarios where the learner is not
+//! told it).
 //!
 //! Each round runs randomised scenarios (the same distribution as ES training) in which the
 //! acting policy is the expert in round 0 and the current network afterwards; every decision
-//! state visited is labelled with the expert's choice, computed on a fork of that very state
-//! (`policy::mpc_choice`), and added to one growing dataset. The network is then fitted to the
-//! whole dataset with cross-entropy over the action set. Labelling the learner's own states is
-//! what lets it learn to recover from its mistakes, which plain behaviour cloning cannot.
+//! state visited is labelled with the expert's choice in that very state (for `mpc-oracle`,
+//! computed on a fork of the simulator: `policy::mpc_choice`), and added to one growing
+//! dataset. The network is then fitted to the whole dataset with cross-entropy over the action
+//! set. Labelling the learner's own states is what lets it learn to recover from its mistakes,
+//! which plain behaviour cloning cannot.
 
 use crate::eval::run_episode_with;
 use crate::neural::{features, NeuralPolicy, ACTIONS, FEATURES};
-use crate::policy::{mpc_choice, Policy};
-use crate::sim::{SimConfig, Simulator};
-use crate::train::{curve_point, original_scenario, random_scenario, stamp, CurvePoint};
+use crate::observe::Calendar;
+use crate::policy::{mpc_choice, Policy, PolicyError, RateOracle};
+use crate::train::{curve_point, original_scenario, random_scenario, stamp, CurvePoint, Scenario};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use functions::workload::{Workload, WorkloadConfig};
+use functions::workload::RatePlan;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+
+/// The reference the network imitates.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expert {
+    /// `mpc-oracle[:HORIZON_S]`: tries every worker count on a fork of the known future.
+    Mpc { horizon_s: f64 },
+    /// `rate-oracle[:RISK[:WAIT_S]]`: Erlang-C sizing from the load calendar.
+    Rate { risk: f64, wait_s: f64 },
+}
+
+impl Expert {
+    /// Parses `mpc-oracle[:HORIZON_S]` or `rate-oracle[:RISK[:WAIT_S]]`.
+    pub fn from_name(name: &str) -> Result<Expert, PolicyError> {
+        if name == "rate-oracle" || name.starts_with("rate-oracle:") {
+            let (risk, wait_s) = RateOracle::target_from_name(name)?;
+            return Ok(Expert::Rate { risk, wait_s });
+        }
+        match name.strip_prefix("mpc-oracle") {
+            Some("") => Ok(Expert::Mpc { horizon_s: 16.0 }),
+            Some(rest) => rest
+                .strip_prefix(':')
+                .and_then(|h| h.parse::<f64>().ok())
+                .filter(|h| h.is_finite() && *h > 0.0)
+                .map(|horizon_s| Expert::Mpc { horizon_s })
+                .ok_or_else(|| {
+                    PolicyError::BadParameter(name.into(), "expected mpc-oracle[:HORIZON_S]".into())
+                }),
+            None => Err(PolicyError::BadParameter(
+                name.into(),
+                "the expert is mpc-oracle[:HORIZON_S] or rate-oracle[:RISK[:WAIT_S]]".into(),
+            )),
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Expert::Mpc { horizon_s } => format!("mpc-oracle:{horizon_s}"),
+            Expert::Rate { risk, wait_s } => format!("rate-oracle:{risk}:{wait_s}"),
+        }
+    }
+}
 
 /// Settings of an imitation run.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,9 +74,10 @@ pub struct ImitateConfig {
     /// Optimiser steps (full batch) after each round.
     pub epochs: u32,
     pub learning_rate: f64,
-    /// The expert's lookahead, seconds.
-    pub horizon_s: f64,
+    pub expert: Expert,
     pub decision_period_s: f64,
+    /// Share of scenarios in which the learner is told the load calendar.
+    pub calendar_share: f64,
 }
 
 impl Default for ImitateConfig {
@@ -43,8 +88,9 @@ impl Default for ImitateConfig {
             scenarios: 24,
             epochs: 300,
             learning_rate: 3e-3,
-            horizon_s: 16.0,
+            expert: Expert::Mpc { horizon_s: 16.0 },
             decision_period_s: 8.0,
+            calendar_share: crate::train::CALENDAR_SHARE,
         }
     }
 }
@@ -59,29 +105,47 @@ pub fn nearest_action(delta: i64) -> u32 {
 }
 
 /// Runs one scenario, acting with the expert or the learner, and appends every visited state
-/// with the expert's label to `xs`/`ys`.
+/// (as the learner observes it) with the expert's label to `xs`/`ys`.
 fn collect(
     learner: &mut NeuralPolicy,
     use_expert: bool,
-    scenario: &(WorkloadConfig, SimConfig, u64),
-    horizon_s: f64,
+    scenario: &Scenario,
+    expert: &Expert,
     xs: &mut Vec<f32>,
     ys: &mut Vec<u32>,
 ) {
-    let (workload, sim, seed) = scenario;
-    let tasks: Vec<_> = Workload::new(workload, *seed).collect();
-    let mut sim = Simulator::new(sim.clone(), tasks, *seed);
-    run_episode_with(&mut sim, |sim, obs| {
-        let current = i64::from(obs.now.workers_live + obs.now.workers_starting);
-        let expert = mpc_choice(sim, horizon_s);
-        xs.extend(features(obs));
-        ys.push(nearest_action(i64::from(expert) - current));
-        if use_expert {
-            expert
-        } else {
-            learner.decide(obs)
-        }
-    });
+    let sim = &scenario.sim;
+    // The calendar expert always knows the calendar, whether or not the learner is told it.
+    let full = Calendar::new(
+        RatePlan::new(&scenario.workload, scenario.seed),
+        sim.decision_period_s,
+        sim.startup_delay_s,
+    );
+    let mut rate = RateOracle::new(
+        scenario.workload.mean_processing_s * scenario.workload.time_scale,
+        sim.decision_period_s,
+    );
+    if let Expert::Rate { risk, wait_s } = expert {
+        rate = rate.with_target(*risk, *wait_s);
+    }
+    run_episode_with(
+        &mut scenario.simulator(),
+        scenario.calendar().as_ref(),
+        |sim, obs| {
+            let current = i64::from(obs.now.workers_live + obs.now.workers_starting);
+            let choice = match expert {
+                Expert::Mpc { horizon_s } => mpc_choice(sim, *horizon_s),
+                Expert::Rate { .. } => rate.decide(&obs.clone().with_calendar(Some(&full))),
+            };
+            xs.extend(features(obs));
+            ys.push(nearest_action(i64::from(choice) - current));
+            if use_expert {
+                choice
+            } else {
+                learner.decide(obs)
+            }
+        },
+    );
 }
 
 /// Full-batch cross-entropy steps on the dataset; returns the loss before and after.
@@ -111,6 +175,7 @@ pub fn imitate(
 ) -> Result<(NeuralPolicy, Vec<CurvePoint>), crate::neural::ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
+    policy.reads_calendar = config.calendar_share > 0.0;
     let mut opt = AdamW::new(
         policy.varmap.all_vars(),
         ParamsAdamW {
@@ -118,15 +183,15 @@ pub fn imitate(
             ..ParamsAdamW::default()
         },
     )?;
-    let original = original_scenario(config.decision_period_s, config.seed);
+    let original = original_scenario(config.decision_period_s, config.seed, config.calendar_share > 0.0);
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
     let mut curve = Vec::new();
     for round in 0..config.rounds {
         let scenarios: Vec<_> = (0..config.scenarios)
-            .map(|_| random_scenario(&mut rng, config.decision_period_s))
+            .map(|_| random_scenario(&mut rng, config.decision_period_s, config.calendar_share))
             .collect();
         for s in &scenarios {
-            collect(&mut policy, round == 0, s, config.horizon_s, &mut xs, &mut ys);
+            collect(&mut policy, round == 0, s, &config.expert, &mut xs, &mut ys);
         }
         fit(&policy, &mut opt, &xs, &ys, config.epochs)?;
         let point = curve_point(
@@ -142,8 +207,13 @@ pub fn imitate(
     stamp(
         &mut policy,
         format!(
-            "dagger(expert=mpc-oracle horizon {} s, rounds={}, scenarios={}, epochs={}, lr={})",
-            config.horizon_s, config.rounds, config.scenarios, config.epochs, config.learning_rate
+            "dagger(expert={}, rounds={}, scenarios={}, epochs={}, lr={}, calendar_share={})",
+            config.expert.label(),
+            config.rounds,
+            config.scenarios,
+            config.epochs,
+            config.learning_rate,
+            config.calendar_share
         ),
         u64::from(config.rounds),
         u64::from(config.rounds) * u64::from(config.scenarios),
@@ -176,8 +246,15 @@ mod tests {
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         let mut learner = NeuralPolicy::new_random(3, 8.0).unwrap();
         for _ in 0..2 {
-            let s = random_scenario(&mut rng, 8.0);
-            collect(&mut learner, true, &s, 16.0, &mut xs, &mut ys);
+            let s = random_scenario(&mut rng, 8.0, 0.5);
+            collect(
+                &mut learner,
+                true,
+                &s,
+                &Expert::Mpc { horizon_s: 16.0 },
+                &mut xs,
+                &mut ys,
+            );
         }
         let mut opt = AdamW::new(
             learner.varmap.all_vars(),
@@ -192,6 +269,60 @@ mod tests {
             after < 0.7 * before,
             "loss {before} -> {after} on {} labels",
             ys.len()
+        );
+    }
+
+    #[test]
+    fn experts_by_name() {
+        assert_eq!(
+            Expert::from_name("mpc-oracle").unwrap(),
+            Expert::Mpc { horizon_s: 16.0 }
+        );
+        assert_eq!(
+            Expert::from_name("mpc-oracle:24").unwrap(),
+            Expert::Mpc { horizon_s: 24.0 }
+        );
+        assert_eq!(
+            Expert::from_name("rate-oracle:0.03:1.5").unwrap(),
+            Expert::Rate {
+                risk: 0.03,
+                wait_s: 1.5
+            }
+        );
+        for bad in ["mpc-oracle:-3", "mpc-oraclex", "static:12", "rate-oracle:x"] {
+            assert!(Expert::from_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_calendar_expert_labels_states_the_learner_sees_without_a_calendar() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut s = random_scenario(&mut rng, 4.0, 1.0);
+        s.workload = functions::workload::WorkloadConfig::default();
+        s.sim.startup_delay_s = 5.0;
+        let expert = Expert::Rate {
+            risk: 0.03,
+            wait_s: 1.5,
+        };
+        let mut learner = NeuralPolicy::new_random(3, 4.0).unwrap();
+        let known = FEATURES.iter().position(|(n, _)| *n == "calendar_known").unwrap();
+        let mut labels = Vec::new();
+        for told in [true, false] {
+            s.calendar = told;
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            collect(&mut learner, true, &s, &expert, &mut xs, &mut ys);
+            let flag = if told { 1.0 } else { 0.0 };
+            assert!(xs.chunks(FEATURES.len()).all(|row| row[known] == flag));
+            labels.push(ys);
+        }
+        // Acting as the expert, the run is the same either way, and so are its labels.
+        assert_eq!(labels[0], labels[1]);
+        // Before the Steady High jump (60 s) the expert grows the farm.
+        let up = ACTIONS.iter().position(|a| *a > 0).unwrap() as u32;
+        assert!(
+            labels[0][12..15].iter().any(|l| *l >= up),
+            "{:?}",
+            &labels[0][..20]
         );
     }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 /// Version of the file layout and metadata keys.
-pub const FORMAT_VERSION: &str = "autoscale-node/policy/1";
+pub const FORMAT_VERSION: &str = "autoscale-node/policy/2";
 
 /// The observation features, in input order, with the constant each is divided by.
 ///
@@ -25,6 +25,13 @@ pub const FORMAT_VERSION: &str = "autoscale-node/policy/1";
 /// | `window_qos` | deadline compliance of tasks completed | fraction, last period (1 if none) |
 /// | `completion_mean_s` | mean completion time of tasks completed | s, last period |
 /// | `load_gap` | arrival rate × 1.5 s − provisioned workers | workers, last period |
+/// | `planned_rate` | the load calendar's planned arrival rate (observed rate without one) | tasks/s, now |
+/// | `planned_peak_rate` | its highest planned rate until a decision now has taken effect (one period + start-up; observed rate without one) | tasks/s, ahead |
+/// | `planned_gap` | planned peak rate × 1.5 s − provisioned workers | workers, ahead |
+/// | `calendar_known` | 1 when the run has a load calendar, else 0 | flag |
+///
+/// Provisioned workers are live + starting; 1.5 s is the mean processing time of the original
+/// workload, so the gaps are in workers of offered load.
 pub const FEATURES: &[(&str, f32)] = &[
     ("queue_length", 50.0),
     ("arrival_rate", 10.0),
@@ -36,6 +43,10 @@ pub const FEATURES: &[(&str, f32)] = &[
     ("window_qos", 1.0),
     ("completion_mean_s", 5.0),
     ("load_gap", 16.0),
+    ("planned_rate", 10.0),
+    ("planned_peak_rate", 10.0),
+    ("planned_gap", 16.0),
+    ("calendar_known", 1.0),
 ];
 
 /// Worker deltas the network chooses between.
@@ -61,6 +72,10 @@ pub enum ModelError {
 pub fn features(obs: &Observation) -> Vec<f32> {
     let n = &obs.now;
     let provisioned = f64::from(n.workers_live + n.workers_starting);
+    let (planned, peak, known) = match obs.outlook {
+        Some(o) => (o.rate_now, o.rate_peak, 1.0),
+        None => (obs.arrival_rate, obs.arrival_rate, 0.0),
+    };
     let raw = [
         n.queue_length as f64,
         obs.arrival_rate,
@@ -72,6 +87,10 @@ pub fn features(obs: &Observation) -> Vec<f32> {
         obs.window_qos,
         obs.completion_mean_s,
         obs.arrival_rate * 1.5 - provisioned,
+        planned,
+        peak,
+        peak * 1.5 - provisioned,
+        known,
     ];
     raw.iter()
         .zip(FEATURES)
@@ -129,6 +148,12 @@ pub struct NeuralPolicy {
     mlp: Mlp,
     pub decision_period_s: f64,
     pub provenance: Provenance,
+    /// What it calls itself in reports (`neural` unless relabelled).
+    label: String,
+    /// Whether it was trained with the load calendar among its inputs; a network trained
+    /// without one is never shown one (its calendar inputs then carry the observed rate, as in
+    /// training).
+    pub reads_calendar: bool,
 }
 
 impl NeuralPolicy {
@@ -145,6 +170,8 @@ impl NeuralPolicy {
                 seed,
                 ..Provenance::default()
             },
+            label: "neural".into(),
+            reads_calendar: true,
         };
         // candle's initialisers use their own RNG; overwrite with seeded values for determinism.
         let n = policy.parameter_count();
@@ -191,6 +218,12 @@ impl NeuralPolicy {
         Ok(())
     }
 
+    /// The same network under another name in reports.
+    pub fn labelled(mut self, label: &str) -> NeuralPolicy {
+        self.label = label.into();
+        self
+    }
+
     /// The network, for training.
     pub fn mlp(&self) -> &Mlp {
         &self.mlp
@@ -198,7 +231,14 @@ impl NeuralPolicy {
 
     /// The chosen worker delta for an observation.
     pub fn action(&self, obs: &Observation) -> i32 {
-        match self.mlp.scores(&features(obs)) {
+        let x = match obs.outlook {
+            Some(_) if !self.reads_calendar => features(&Observation {
+                outlook: None,
+                ..obs.clone()
+            }),
+            _ => features(obs),
+        };
+        match self.mlp.scores(&x) {
             Ok(scores) => {
                 let best = scores
                     .iter()
@@ -233,6 +273,7 @@ impl NeuralPolicy {
             ("actions", join(ACTIONS.iter().map(|a| a.to_string()).collect())),
             ("hidden", HIDDEN.to_string()),
             ("decision_period_s", self.decision_period_s.to_string()),
+            ("reads_calendar", self.reads_calendar.to_string()),
             ("seed", p.seed.to_string()),
             ("algorithm", p.algorithm.clone()),
             ("iterations", p.iterations.to_string()),
@@ -322,8 +363,14 @@ impl NeuralPolicy {
                 get("decision_period_s")
             ))
         })?;
+        let reads_calendar = match get("reads_calendar").as_str() {
+            "true" => true,
+            "false" => false,
+            other => return Err(mismatch(format!("reads_calendar {other:?} is not true or false"))),
+        };
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let mut policy = NeuralPolicy::new_random(0, period)?;
+        policy.reads_calendar = reads_calendar;
         for (name, v) in policy.sorted_vars() {
             let t = tensors
                 .get(&name)
@@ -352,11 +399,14 @@ impl NeuralPolicy {
 
 impl Policy for NeuralPolicy {
     fn name(&self) -> String {
-        "neural".into()
+        self.label.clone()
     }
     fn decide(&mut self, obs: &Observation) -> u32 {
         let current = i64::from(obs.now.workers_live + obs.now.workers_starting);
         (current + i64::from(self.action(obs))).max(0) as u32
+    }
+    fn decision_period_s(&self) -> Option<f64> {
+        Some(self.decision_period_s)
     }
 }
 
@@ -390,6 +440,10 @@ mod tests {
         let b = NeuralPolicy::load(&path).unwrap();
         assert_eq!(a.parameters().unwrap(), b.parameters().unwrap());
         assert_eq!(b.provenance.algorithm, "test");
+        assert!(b.reads_calendar);
+        a.reads_calendar = false;
+        a.save(&path).unwrap();
+        assert!(!NeuralPolicy::load(&path).unwrap().reads_calendar);
         for (q, r) in [(0, 0.0), (5, 2.0), (40, 9.0), (120, 12.0)] {
             let o = sample_obs(q, r);
             assert_eq!(
@@ -432,6 +486,31 @@ mod tests {
             "{junk}"
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn calendar_features_fall_back_on_the_observed_rate() {
+        let col = |name: &str| FEATURES.iter().position(|(n, _)| *n == name).unwrap();
+        let mut o = sample_obs(5, 2.0);
+        o.now.workers_starting = 2;
+        let blind = features(&o);
+        // No calendar: the planned rates are the observed one, the flag is off.
+        assert_eq!(blind[col("planned_rate")], blind[col("arrival_rate")]);
+        assert_eq!(blind[col("planned_peak_rate")], blind[col("arrival_rate")]);
+        assert_eq!(blind[col("planned_gap")], blind[col("load_gap")]);
+        assert_eq!(blind[col("calendar_known")], 0.0);
+        o.outlook = Some(crate::observe::Outlook {
+            rate_now: 1.5,
+            rate_peak: 7.5,
+        });
+        let told = features(&o);
+        assert_eq!(told[col("planned_rate")], 0.15);
+        assert_eq!(told[col("planned_peak_rate")], 0.75);
+        // 7.5 tasks/s × 1.5 s − (8 live + 2 starting) = 1.25 workers short, over 16.
+        assert!((told[col("planned_gap")] - 1.25 / 16.0).abs() < 1e-6);
+        assert_eq!(told[col("calendar_known")], 1.0);
+        // The farm's own metrics do not depend on the calendar.
+        assert_eq!(told[..col("planned_rate")], blind[..col("planned_rate")]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! The live node (broker queue counters + collector totals) and the simulator both produce
 //! [`FarmMetrics`] snapshots, so a policy sees identical features in training and production.
 
+use functions::workload::RatePlan;
 use serde::Serialize;
 
 /// A point-in-time snapshot of the farm, cumulative counters included.
@@ -58,6 +59,54 @@ pub struct Observation {
     pub window_qos: f64,
     /// Tasks completed during the window.
     pub completed: u64,
+    /// What the load calendar plans, when the run has one (see [`Calendar`]).
+    pub outlook: Option<Outlook>,
+}
+
+impl Observation {
+    /// The same observation with the calendar's outlook at its time (none without a calendar).
+    pub fn with_calendar(mut self, calendar: Option<&Calendar>) -> Observation {
+        self.outlook = calendar.map(|c| c.outlook(self.now.time_s));
+        self
+    }
+}
+
+/// The planned arrival rates around a decision, read from a [`Calendar`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Outlook {
+    /// Planned tasks per second now.
+    pub rate_now: f64,
+    /// Highest planned tasks per second from now until a decision taken now has taken effect
+    /// and served one period.
+    pub rate_peak: f64,
+}
+
+/// A load calendar: the planned arrival rate of the run ([`RatePlan`] — phase order, totals and
+/// shapes, not the tasks), known in advance to whoever drives the emitter, and how far ahead a
+/// decision has to look: one decision period plus the slowest worker start-up (the mean delay
+/// + 20 % jitter), the time until the workers asked for at the next decision are serving.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Calendar {
+    plan: RatePlan,
+    horizon_s: f64,
+}
+
+impl Calendar {
+    /// `plan` must be in the same clock as the observations' `time_s`.
+    pub fn new(plan: RatePlan, decision_period_s: f64, startup_delay_s: f64) -> Calendar {
+        Calendar {
+            plan,
+            horizon_s: decision_period_s + startup_delay_s * 1.2,
+        }
+    }
+
+    /// The planned rates at `now_s`.
+    pub fn outlook(&self, now_s: f64) -> Outlook {
+        Outlook {
+            rate_now: self.plan.rate_at(now_s),
+            rate_peak: self.plan.peak_between(now_s, now_s + self.horizon_s),
+        }
+    }
 }
 
 /// Builds the observation from the previous and current snapshots.
@@ -83,6 +132,7 @@ pub fn observe(prev: &FarmMetrics, now: &FarmMetrics) -> Observation {
             met as f64 / completed as f64
         },
         completed,
+        outlook: None,
     }
 }
 
@@ -121,5 +171,35 @@ mod tests {
             },
         );
         assert_eq!((idle.window_qos, idle.completion_mean_s), (1.0, 0.0));
+        assert_eq!(idle.outlook, None);
+    }
+
+    #[test]
+    fn the_calendar_looks_one_period_and_a_start_up_ahead() {
+        let plan = RatePlan::new(&functions::workload::WorkloadConfig::default(), 1);
+        // Steady Low (1.5 tasks/s) until 60 s, then Steady High (7.5 tasks/s).
+        let calendar = Calendar::new(plan, 8.0, 5.0);
+        let at = |t: f64| {
+            let now = FarmMetrics {
+                time_s: t,
+                ..FarmMetrics::default()
+            };
+            observe(&FarmMetrics::default(), &now)
+                .with_calendar(Some(&calendar))
+                .outlook
+                .unwrap()
+        };
+        // 40 s + 8 s + 6 s = 54 s: the jump is not yet in sight.
+        assert_eq!(
+            at(40.0),
+            Outlook {
+                rate_now: 1.5,
+                rate_peak: 1.5
+            }
+        );
+        // 48 s + 14 s = 62 s: it is.
+        let seen = at(48.0);
+        assert!((seen.rate_now - 1.5).abs() < 1e-9 && (seen.rate_peak - 7.5).abs() < 1e-9);
+        assert_eq!(at(300.0), Outlook::default(), "nothing planned after the run");
     }
 }

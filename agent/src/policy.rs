@@ -2,13 +2,17 @@
 //! `reactive-maximum`, `queue-proportional[:TARGET]`, and the clairvoyant `oracle`.
 
 use crate::observe::Observation;
-use functions::workload::{RatePlan, TaskSpec};
+use functions::workload::TaskSpec;
 
 /// Decides how many workers the farm should run, once per decision period.
 pub trait Policy {
     fn name(&self) -> String;
     /// The desired number of workers (the caller clamps it to its bounds).
     fn decide(&mut self, obs: &Observation) -> u32;
+    /// The decision period this policy must run at, if it has one (a trained model does).
+    fn decision_period_s(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Errors choosing a policy.
@@ -255,18 +259,19 @@ impl Policy for Oracle {
     }
 }
 
-/// A reference that knows the *planned* arrival rate (the load calendar: phase order, phase
-/// totals and shapes — [`RatePlan`]) but not the tasks: at each decision it sizes the farm by
-/// Erlang C so that, at the highest planned rate until its next decision takes effect, a task
-/// waits longer than `wait_s` (default [`RateOracle::WAIT_S`]) with probability at most `risk`
-/// (default [`RateOracle::WAIT_RISK`]), and adds what drains the current queue within one
-/// period. `eval` names it `rate-oracle[:RISK[:WAIT_S]]`. It shows what knowing the
-/// schedule (not the future tasks) is worth; a causal policy knows less.
+/// Erlang-C sizing from the load calendar: a reference that knows the *planned* arrival rate
+/// (the observation's [`Outlook`](crate::observe::Outlook), from a
+/// [`Calendar`](crate::observe::Calendar) — phase order, phase totals and shapes) but not the
+/// tasks. At each decision it sizes the farm so that, at the highest planned rate until its next
+/// decision takes effect, a task waits longer than `wait_s` (default [`RateOracle::WAIT_S`])
+/// with probability at most `risk` (default [`RateOracle::WAIT_RISK`]), and adds what drains the
+/// current queue within one period. `eval` names it `rate-oracle[:RISK[:WAIT_S]]`, the node
+/// `calendar`. It shows what knowing the schedule (not the future tasks) is worth. Without a
+/// calendar it sizes on the last period's observed rate — a causal rule, and a poor one
+/// (one period's rate is too noisy to size on).
 pub struct RateOracle {
-    plan: RatePlan,
     service_s: f64,
     period_s: f64,
-    lead_s: f64,
     risk: f64,
     wait_s: f64,
     /// What it calls itself (`rate-oracle` in `eval`, `calendar` in the node).
@@ -280,13 +285,11 @@ impl RateOracle {
     /// How rarely.
     pub const WAIT_RISK: f64 = 0.05;
 
-    pub fn new(plan: RatePlan, service_s: f64, period_s: f64, startup_delay_s: f64) -> RateOracle {
+    /// `service_s` is the mean processing time of a task.
+    pub fn new(service_s: f64, period_s: f64) -> RateOracle {
         RateOracle {
-            plan,
             service_s: service_s.max(1e-3),
             period_s,
-            // The slowest start-up the simulator's ±20 % jitter allows.
-            lead_s: startup_delay_s * 1.2,
             risk: Self::WAIT_RISK,
             wait_s: Self::WAIT_S,
             label: "rate-oracle",
@@ -349,14 +352,8 @@ impl Policy for RateOracle {
         format!("{}:{}:{}", self.label, self.risk, self.wait_s)
     }
     fn decide(&mut self, obs: &Observation) -> u32 {
-        let now = obs.now.time_s;
         let mu = 1.0 / self.service_s;
-        let mut peak = 0.0f64;
-        let mut t = now;
-        while t <= now + self.period_s + self.lead_s {
-            peak = peak.max(self.plan.rate_at(t));
-            t += 0.25;
-        }
+        let peak = obs.outlook.map_or(obs.arrival_rate, |o| o.rate_peak);
         let a = peak * self.service_s;
         let mut c = 1u32;
         while c < 1024 && erlang_c_wait_exceeds(c, a, mu, self.wait_s) > self.risk {
@@ -512,14 +509,19 @@ mod tests {
     #[test]
     fn rate_oracle_provisions_ahead_of_the_planned_jump() {
         let config = functions::workload::WorkloadConfig::default();
-        let mut p = RateOracle::new(RatePlan::new(&config, 1), 1.5, 8.0, 5.0);
-        let at = |t: f64| Observation {
-            now: crate::observe::FarmMetrics {
-                time_s: t,
+        let calendar =
+            crate::observe::Calendar::new(functions::workload::RatePlan::new(&config, 1), 8.0, 5.0);
+        let mut p = RateOracle::new(1.5, 8.0);
+        let at = |t: f64| {
+            Observation {
+                now: crate::observe::FarmMetrics {
+                    time_s: t,
+                    ..Default::default()
+                },
+                window_s: 8.0,
                 ..Default::default()
-            },
-            window_s: 8.0,
-            ..Default::default()
+            }
+            .with_calendar(Some(&calendar))
         };
         // Steady Low (1.5 tasks/s × 1.5 s = 2.25 erlangs) far from the jump.
         let low = p.decide(&at(16.0));
@@ -533,6 +535,12 @@ mod tests {
         let mut queued = at(16.0);
         queued.now.queue_length = 16;
         assert_eq!(p.decide(&queued), low + 3);
+        // Without a calendar it sizes on the observed rate: Steady High's rate seen at 16 s
+        // asks for what the calendar asked for in Steady High.
+        let mut observed = at(16.0);
+        observed.outlook = None;
+        observed.arrival_rate = 7.5;
+        assert_eq!(p.decide(&observed), high);
     }
 
     #[test]

@@ -10,8 +10,9 @@
 
 use crate::eval::run_episode;
 use crate::neural::NeuralPolicy;
+use crate::observe::Calendar;
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
-use functions::workload::{Pattern, Workload, WorkloadConfig};
+use functions::workload::{Pattern, RatePlan, Workload, WorkloadConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -46,6 +47,8 @@ pub struct TrainConfig {
     pub decision_period_s: f64,
     /// Weight of one percentage point of missed tasks against one mean worker.
     pub miss_weight: f64,
+    /// Share of scenarios in which the policy is told the load calendar.
+    pub calendar_share: f64,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             learning_rate: 0.03,
             decision_period_s: 8.0,
             miss_weight: MISS_WEIGHT,
+            calendar_share: CALENDAR_SHARE,
         }
     }
 }
@@ -76,17 +80,56 @@ pub struct CurvePoint {
     pub original_workers: f64,
 }
 
-/// The deployment target every trainer reports on: the original workload, 5 s start-up.
-pub fn original_scenario(period_s: f64, seed: u64) -> (WorkloadConfig, SimConfig, u64) {
-    let sim = SimConfig {
-        decision_period_s: period_s,
-        ..SimConfig::default()
-    };
-    (WorkloadConfig::default(), sim, seed)
+/// One simulated run: the workload, the farm's settings, the seed of its tasks and start-ups,
+/// and whether the policy is told the load calendar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub workload: WorkloadConfig,
+    pub sim: SimConfig,
+    pub seed: u64,
+    pub calendar: bool,
 }
 
-/// A randomised training scenario: workload shape, base rate, start-up delay, initial farm.
-pub fn random_scenario(rng: &mut ChaCha8Rng, period_s: f64) -> (WorkloadConfig, SimConfig, u64) {
+impl Scenario {
+    /// A fresh simulator of this run.
+    pub fn simulator(&self) -> Simulator {
+        let tasks: Vec<_> = Workload::new(&self.workload, self.seed).collect();
+        Simulator::new(self.sim.clone(), tasks, self.seed)
+    }
+
+    /// The load calendar the policy is given, if any.
+    pub fn calendar(&self) -> Option<Calendar> {
+        self.calendar.then(|| {
+            Calendar::new(
+                RatePlan::new(&self.workload, self.seed),
+                self.sim.decision_period_s,
+                self.sim.startup_delay_s,
+            )
+        })
+    }
+}
+
+/// Default share of training scenarios whose policy is told the load calendar; the rest teach
+/// the network to fall back on the observed rate (as under `serve`, which has no calendar).
+pub const CALENDAR_SHARE: f64 = 0.75;
+
+/// The deployment target every trainer reports on: the original workload, 5 s start-up, told
+/// its calendar (as `run` does) if `calendar`.
+pub fn original_scenario(period_s: f64, seed: u64, calendar: bool) -> Scenario {
+    Scenario {
+        workload: WorkloadConfig::default(),
+        sim: SimConfig {
+            decision_period_s: period_s,
+            ..SimConfig::default()
+        },
+        seed,
+        calendar,
+    }
+}
+
+/// A randomised training scenario: workload shape, base rate, start-up delay, initial farm,
+/// and the calendar told to the policy with probability `calendar_share`.
+pub fn random_scenario(rng: &mut ChaCha8Rng, period_s: f64, calendar_share: f64) -> Scenario {
     let mut workload = WorkloadConfig {
         shuffle_phases: rng.gen_bool(0.5),
         base_rate_per_min: rng.gen_range(200.0..400.0),
@@ -107,22 +150,20 @@ pub fn random_scenario(rng: &mut ChaCha8Rng, period_s: f64) -> (WorkloadConfig, 
         initial_workers: rng.gen_range(4..=16),
         ..SimConfig::default()
     };
-    (workload, sim, rng.gen())
+    Scenario {
+        workload,
+        sim,
+        seed: rng.gen(),
+        calendar: rng.gen_bool(calendar_share.clamp(0.0, 1.0)),
+    }
 }
 
 /// Runs `policy` on one scenario.
-pub fn score(policy: &mut NeuralPolicy, scenario: &(WorkloadConfig, SimConfig, u64)) -> EpisodeResult {
-    let (workload, sim, seed) = scenario;
-    let tasks: Vec<_> = Workload::new(workload, *seed).collect();
-    let mut simulator = Simulator::new(sim.clone(), tasks, *seed);
-    run_episode(policy, &mut simulator).0
+pub fn score(policy: &mut NeuralPolicy, scenario: &Scenario) -> EpisodeResult {
+    run_episode(policy, &mut scenario.simulator(), scenario.calendar().as_ref()).0
 }
 
-fn mean_result(
-    policy: &mut NeuralPolicy,
-    scenarios: &[(WorkloadConfig, SimConfig, u64)],
-    miss_weight: f64,
-) -> (f64, f64, f64) {
+fn mean_result(policy: &mut NeuralPolicy, scenarios: &[Scenario], miss_weight: f64) -> (f64, f64, f64) {
     let mut r = (0.0, 0.0, 0.0);
     for s in scenarios {
         let res = score(policy, s);
@@ -138,7 +179,7 @@ fn mean_result(
 /// own network; the order of results is the order of candidates, so runs stay deterministic).
 fn score_candidates(
     candidates: &[Vec<f32>],
-    scenarios: &[(WorkloadConfig, SimConfig, u64)],
+    scenarios: &[Scenario],
     config: &TrainConfig,
 ) -> Result<Vec<f64>, crate::neural::ModelError> {
     let threads = std::thread::available_parallelism()
@@ -151,6 +192,7 @@ fn score_candidates(
             .map(|part| {
                 scope.spawn(move || -> Result<Vec<f64>, crate::neural::ModelError> {
                     let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
+                    policy.reads_calendar = config.calendar_share > 0.0;
                     let mut out = Vec::with_capacity(part.len());
                     for c in part {
                         policy.set_parameters(c)?;
@@ -199,13 +241,14 @@ pub fn train_from(
     mut progress: impl FnMut(&CurvePoint),
 ) -> Result<(NeuralPolicy, Vec<CurvePoint>), crate::neural::ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    policy.reads_calendar = config.calendar_share > 0.0;
     let mut theta = policy.parameters()?;
     let n = theta.len();
-    let original = original_scenario(config.decision_period_s, config.seed);
+    let original = original_scenario(config.decision_period_s, config.seed, config.calendar_share > 0.0);
     let mut curve = Vec::new();
     for generation in 0..config.generations {
         let scenarios: Vec<_> = (0..config.scenarios)
-            .map(|_| random_scenario(&mut rng, config.decision_period_s))
+            .map(|_| random_scenario(&mut rng, config.decision_period_s, config.calendar_share))
             .collect();
         let noises: Vec<Vec<f32>> = (0..config.pairs)
             .map(|_| (0..n).map(|_| StandardNormal.sample(&mut rng)).collect())
@@ -239,8 +282,13 @@ pub fn train_from(
     stamp(
         &mut policy,
         format!(
-            "openai-es(pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
-            config.pairs, config.scenarios, config.sigma, config.learning_rate, config.miss_weight
+            "openai-es(pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={}, calendar_share={})",
+            config.pairs,
+            config.scenarios,
+            config.sigma,
+            config.learning_rate,
+            config.miss_weight,
+            config.calendar_share
         ),
         u64::from(config.generations),
         u64::from(config.generations) * u64::from(2 * config.pairs + 1) * u64::from(config.scenarios),
@@ -253,8 +301,8 @@ pub fn train_from(
 pub(crate) fn curve_point(
     policy: &mut NeuralPolicy,
     generation: u32,
-    scenarios: &[(WorkloadConfig, SimConfig, u64)],
-    original: &(WorkloadConfig, SimConfig, u64),
+    scenarios: &[Scenario],
+    original: &Scenario,
     miss_weight: f64,
 ) -> CurvePoint {
     let (mean_return, mean_qos, mean_workers) = mean_result(policy, scenarios, miss_weight);

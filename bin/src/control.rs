@@ -7,7 +7,7 @@ use crate::requests::{self, NodeStatus, ScaleOp, ScaleReply, ScaleRequest};
 use crate::scaler::{Scaler, WorkerCounts, WORKER_QUEUE};
 use crate::stats::NodeStats;
 use agent::eval::StepRecord;
-use agent::observe::{observe, FarmMetrics};
+use agent::observe::{observe, Calendar, FarmMetrics};
 use agent::policy::Policy;
 use functions::runtime::totals;
 use redis::aio::MultiplexedConnection;
@@ -79,6 +79,8 @@ pub struct Controller {
     pub vanished_workers: u64,
     /// Length of `output_queue` at the last snapshot: records past it are new.
     output_seen: usize,
+    /// The load calendar, when the node knows the workload's schedule (`run` does).
+    calendar: Option<Calendar>,
 }
 
 /// Where the collector writes one record per task (newest first).
@@ -131,7 +133,13 @@ impl Controller {
             requeued_tasks: 0,
             vanished_workers: 0,
             output_seen: 0,
+            calendar: None,
         })
+    }
+
+    /// Gives every observation the calendar's outlook (in workload time, as the snapshots).
+    pub fn set_calendar(&mut self, calendar: Option<Calendar>) {
+        self.calendar = calendar;
     }
 
     pub fn policy_name(&self) -> &str {
@@ -203,7 +211,7 @@ impl Controller {
     }
 
     async fn decide(&mut self, prev: &FarmMetrics, now: &FarmMetrics) -> anyhow::Result<()> {
-        let obs = observe(prev, now);
+        let obs = observe(prev, now).with_calendar(self.calendar.as_ref());
         if let Some(policy) = self.policy.as_mut() {
             let t0 = Instant::now();
             let wanted = policy.decide(&obs);

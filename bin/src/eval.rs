@@ -37,6 +37,10 @@ pub struct EvalArgs {
     /// Shuffle the phase order per episode.
     #[arg(long, env = "AUTOSCALE_SHUFFLE_PHASES")]
     pub shuffle_phases: bool,
+    /// Withhold the load calendar (the workload's planned rates) from the policies, as under
+    /// `serve`; `rate-oracle` then cannot run.
+    #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
+    pub no_calendar: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, env = "AUTOSCALE_EVAL_JSON")]
     pub json: Option<std::path::PathBuf>,
@@ -95,25 +99,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let decision_period_s = match (args.decision_period_s, model_period) {
-        (Some(asked), Some(model)) if (asked - model).abs() > 1e-9 => anyhow::bail!(
-            "--decision-period-s {asked} differs from the {model} s the policy file was trained with"
-        ),
-        (Some(asked), _) if !(asked.is_finite() && asked > 0.0) => {
-            anyhow::bail!("--decision-period-s must be a positive number")
-        }
-        (Some(asked), _) => asked,
-        (None, Some(model)) => model,
-        (None, None) => SimConfig::default().decision_period_s,
-    };
+    let decision_period_s = autoscale_node::decision_period(args.decision_period_s, model_period)?;
     let sim = SimConfig {
         startup_delay_s: args.startup_delay_s,
         decision_period_s,
         ..SimConfig::default()
     };
     let start = Instant::now();
-    let (rows, series) =
-        agent::eval::evaluate_with_series(&policies, &workload, &sim, args.episodes, args.seed)?;
+    let (rows, series) = agent::eval::evaluate_with_series(
+        &policies,
+        &workload,
+        &sim,
+        args.episodes,
+        args.seed,
+        !args.no_calendar,
+    )?;
     let elapsed = start.elapsed().as_secs_f64();
     println!("{}", agent::eval::table(&rows));
     let episodes = rows.len() * args.episodes;
@@ -132,7 +132,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         write(
             "eval.md",
             format!(
-                "# Evaluation\n\n{} episodes per policy, seed {}, workload {}, base rate {}/min, start-up delay {} s, decisions every {} s, shuffled phases: {}.\n\n{}",
+                "# Evaluation\n\n{} episodes per policy, seed {}, workload {}, base rate {}/min, start-up delay {} s, decisions every {} s, shuffled phases: {}, load calendar told to the policies: {}.\n\n{}",
                 args.episodes,
                 args.seed,
                 args.workload
@@ -142,6 +142,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                 args.startup_delay_s,
                 decision_period_s,
                 workload.shuffle_phases,
+                if args.no_calendar { "no" } else { "yes" },
                 agent::eval::table(&rows)
             ),
         )?;

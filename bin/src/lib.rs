@@ -19,27 +19,63 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The allocator's name, for INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "mimalloc";
 
-/// The policy trained by `train` and bundled in the binary (see models/README.md).
+/// The policy trained by `train` and bundled in the binary for a node that sees only the
+/// farm's metrics — `serve`, or `run --no-calendar` (see models/README.md).
 pub const BUNDLED_MODEL: &[u8] = include_bytes!("../../models/model.safetensors");
 
-/// A policy by name: `bundled`, `manual` (`None`: only `scale` changes the target), a
-/// `*.safetensors` file, or a baseline (`static:N`, `reactive-average`, ...).
+/// The bundled policy for a node that also knows the load calendar (`run`, which drives the
+/// emitter): trained with the calendar's outlook among its inputs.
+pub const BUNDLED_CALENDAR_MODEL: &[u8] = include_bytes!("../../models/calendar.safetensors");
+
+/// The decision period when none is asked for and the policy has none of its own: the
+/// original controller's step.
+pub const DEFAULT_DECISION_PERIOD_S: f64 = 8.0;
+
+/// A policy by name — `bundled` (the calendar model if the node knows the load `calendar`,
+/// else the metrics-only one), `manual` (`None`: only `scale` changes the target), a
+/// `*.safetensors` file, or a baseline (`static:N`, `reactive-average`, ...) — and the decision
+/// period it runs at: a trained model's own (asking for another is refused: its rate features
+/// and what it learned about start-up delays assume its period), else `asked`, else 8 s.
 pub fn policy_by_name(
     name: &str,
-    decision_period_s: f64,
-) -> anyhow::Result<Option<Box<dyn agent::policy::Policy>>> {
+    asked: Option<f64>,
+    calendar: bool,
+) -> anyhow::Result<(Option<Box<dyn agent::policy::Policy>>, f64)> {
     if is_calendar(name) {
         anyhow::bail!(
             "the calendar policy needs the workload's schedule, which only `run` knows (it drives the emitter)"
         );
     }
-    match name {
-        "manual" => Ok(None),
-        "bundled" => Ok(Some(Box::new(agent::neural::NeuralPolicy::from_bytes(
+    let period = decision_period(asked, None)?;
+    let policy: Option<Box<dyn agent::policy::Policy>> = match name {
+        "manual" => None,
+        "bundled" if calendar => Some(Box::new(
+            agent::neural::NeuralPolicy::from_bytes(BUNDLED_CALENDAR_MODEL, "the bundled calendar model")?
+                .labelled("neural+calendar"),
+        )),
+        "bundled" => Some(Box::new(agent::neural::NeuralPolicy::from_bytes(
             BUNDLED_MODEL,
             "the bundled model",
-        )?))),
-        _ => Ok(Some(agent::policy::by_name(name, &[], decision_period_s, 5.0)?)),
+        )?)),
+        _ => Some(agent::policy::by_name(name, &[], period, 5.0)?),
+    };
+    let period = decision_period(asked, policy.as_ref().and_then(|p| p.decision_period_s()))?;
+    Ok((policy, period))
+}
+
+/// The decision period: `asked` if given (a positive number, equal to the policy's own if it
+/// has one), else the policy's own, else [`DEFAULT_DECISION_PERIOD_S`].
+pub fn decision_period(asked: Option<f64>, own: Option<f64>) -> anyhow::Result<f64> {
+    match (asked, own) {
+        (Some(a), _) if !(a.is_finite() && a > 0.0) => {
+            anyhow::bail!("--decision-period-s must be a positive number")
+        }
+        (Some(a), Some(o)) if (a - o).abs() > 1e-9 => {
+            anyhow::bail!("--decision-period-s {a} differs from the {o} s the policy was trained with")
+        }
+        (Some(a), _) => Ok(a),
+        (None, Some(o)) => Ok(o),
+        (None, None) => Ok(DEFAULT_DECISION_PERIOD_S),
     }
 }
 
@@ -49,31 +85,37 @@ pub fn is_calendar(name: &str) -> bool {
 }
 
 /// Predictive scaling from a known schedule: `calendar[:RISK[:WAIT_S]]` is
-/// [`agent::policy::RateOracle`] given the planned rates of `workload` (seeded with `seed`), in
-/// workload time. It provisions for the highest planned rate until its next decision takes
-/// effect — one period plus `startup_s` (workload seconds, +20 %) — so it scales up before a
-/// planned rise.
+/// [`agent::policy::RateOracle`] reading the outlook of the run's load calendar
+/// ([`run_calendar`]): it provisions for the highest planned rate until its next decision takes
+/// effect, so it scales up before a planned rise.
 pub fn calendar_policy(
     name: &str,
+    workload: &functions::workload::WorkloadConfig,
+    decision_period_s: f64,
+) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
+    let (risk, wait_s) = agent::policy::RateOracle::target_from_name(name)?;
+    Ok(Box::new(
+        agent::policy::RateOracle::new(workload.mean_processing_s, decision_period_s)
+            .with_target(risk, wait_s)
+            .named("calendar"),
+    ))
+}
+
+/// The load calendar of a run of `workload` seeded with `seed`, in workload time (the node's
+/// clock): the planned rates, looking one period plus `startup_s` (workload seconds) ahead.
+pub fn run_calendar(
     workload: &functions::workload::WorkloadConfig,
     seed: u64,
     decision_period_s: f64,
     startup_s: f64,
-) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
-    let (risk, wait_s) = agent::policy::RateOracle::target_from_name(name)?;
-    // The node's clock is workload time, so the plan is too.
+) -> agent::observe::Calendar {
     let unscaled = functions::workload::WorkloadConfig {
         time_scale: 1.0,
         ..workload.clone()
     };
-    Ok(Box::new(
-        agent::policy::RateOracle::new(
-            functions::workload::RatePlan::new(&unscaled, seed),
-            unscaled.mean_processing_s,
-            decision_period_s,
-            startup_s,
-        )
-        .with_target(risk, wait_s)
-        .named("calendar"),
-    ))
+    agent::observe::Calendar::new(
+        functions::workload::RatePlan::new(&unscaled, seed),
+        decision_period_s,
+        startup_s,
+    )
 }

@@ -58,9 +58,10 @@ pub struct RunArgs {
     pub min_workers: u32,
     #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
     pub max_workers: u32,
-    /// Seconds between decisions, in workload time (scaled by --time-scale).
-    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
-    pub decision_period_s: f64,
+    /// Seconds between decisions, in workload time (scaled by --time-scale) [default: a
+    /// trained policy's own period, else 8 s].
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
+    pub decision_period_s: Option<f64>,
     /// Who runs the workers: `local` child processes (default), or `openfaas` / `kubernetes`
     /// (then pass --worker-redis-url: the address of this machine's broker as the cluster
     /// reaches it, and bind the embedded broker with --bind).
@@ -72,6 +73,10 @@ pub struct RunArgs {
     /// Port of the embedded broker (0 picks a free one).
     #[arg(long, env = "AUTOSCALE_RUN_PORT", default_value_t = 0)]
     pub port: u16,
+    /// Do not tell the policy the workload's planned rates (the load calendar): it then sees
+    /// only what `serve` sees, the farm's metrics.
+    #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
+    pub no_calendar: bool,
     #[command(flatten)]
     pub scalers: ScalerArgs,
 }
@@ -81,14 +86,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
         anyhow::bail!("--time-scale must be a positive number");
     }
-    if !(args.decision_period_s.is_finite() && args.decision_period_s > 0.0) {
-        anyhow::bail!("--decision-period-s must be a positive number");
-    }
     if args.min_workers == 0 || args.min_workers > args.max_workers {
         anyhow::bail!("--min-workers must be at least 1 and at most --max-workers");
     }
     if args.scaler == ScalerKind::None {
         anyhow::bail!("run needs workers: use --scaler local, openfaas or kubernetes");
+    }
+    if args.no_calendar && autoscale_node::is_calendar(&args.policy) {
+        anyhow::bail!("--policy calendar reads the load calendar that --no-calendar withholds");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -98,10 +103,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let scale = args.time_scale;
-    let policy = if autoscale_node::is_calendar(&args.policy) {
-        None // built below, from the workload
+    let (policy, period) = if autoscale_node::is_calendar(&args.policy) {
+        // Built below, from the workload.
+        (
+            None,
+            autoscale_node::decision_period(args.decision_period_s, None)?,
+        )
     } else {
-        autoscale_node::policy_by_name(&args.policy, args.decision_period_s)?
+        autoscale_node::policy_by_name(&args.policy, args.decision_period_s, !args.no_calendar)?
     };
     let exe = std::env::current_exe().context("locating the autoscale-node executable")?;
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -167,20 +176,24 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     }
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
     let policy = match autoscale_node::is_calendar(&args.policy) {
-        true => Some(autoscale_node::calendar_policy(
-            &args.policy,
+        true => Some(autoscale_node::calendar_policy(&args.policy, &workload, period)?),
+        false => policy,
+    };
+    // `run` drives the emitter, so it knows the schedule: every observation carries the
+    // calendar's outlook (policies that do not read it are unaffected).
+    let calendar = (!args.no_calendar).then(|| {
+        autoscale_node::run_calendar(
             &workload,
             args.seed,
-            args.decision_period_s,
+            period,
             // How long a new worker takes to serve, in workload time: a local process ~0.3 s
             // of wall clock; a cold-started function or pod ~5 s.
             match args.scaler {
                 ScalerKind::Local | ScalerKind::None => (0.3 / scale).min(5.0),
                 ScalerKind::Openfaas | ScalerKind::Kubernetes => 5.0,
             },
-        )?),
-        false => policy,
-    };
+        )
+    });
 
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
@@ -197,7 +210,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     };
     let stats = Arc::new(NodeStats::default());
     let cfg = ControlConfig {
-        decision_period: Duration::from_secs_f64(args.decision_period_s * scale),
+        decision_period: Duration::from_secs_f64(period * scale),
         time_scale: scale,
         min_workers: args.min_workers,
         max_workers: args.max_workers,
@@ -224,6 +237,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         stats,
     )
     .await?;
+    controller.set_calendar(calendar);
 
     // The emitter and the collector: on the platform when the scaler has one (OpenFaaS
     // functions, Kubernetes Deployments), else as local processes.

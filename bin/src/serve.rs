@@ -68,9 +68,10 @@ pub struct NodeArgs {
     pub min_workers: u32,
     #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
     pub max_workers: u32,
-    /// Seconds between decisions, in workload time.
-    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
-    pub decision_period_s: f64,
+    /// Seconds between decisions, in workload time [default: a trained policy's own period,
+    /// else 8 s].
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
+    pub decision_period_s: Option<f64>,
     /// Wall-clock seconds per workload second, as given to the emitter (the policy was trained
     /// in workload time).
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 1.0)]
@@ -87,9 +88,7 @@ impl NodeArgs {
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             anyhow::bail!("--time-scale must be a positive number");
         }
-        if !(self.decision_period_s.is_finite() && self.decision_period_s > 0.0) {
-            anyhow::bail!("--decision-period-s must be a positive number");
-        }
+        autoscale_node::decision_period(self.decision_period_s, None)?;
         if self.min_workers > self.max_workers {
             anyhow::bail!("--min-workers must be at most --max-workers");
         }
@@ -99,9 +98,10 @@ impl NodeArgs {
         Ok(())
     }
 
-    pub fn control_config(&self, program_start: f64) -> ControlConfig {
+    /// The control loop's settings, deciding every `decision_period_s` of workload time.
+    pub fn control_config(&self, program_start: f64, decision_period_s: f64) -> ControlConfig {
         ControlConfig {
-            decision_period: Duration::from_secs_f64(self.decision_period_s * self.time_scale),
+            decision_period: Duration::from_secs_f64(decision_period_s * self.time_scale),
             time_scale: self.time_scale,
             min_workers: self.min_workers,
             max_workers: self.max_workers,
@@ -127,7 +127,8 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.node.validate()?;
     if args.check {
-        let policy = autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s)?;
+        let (policy, period) =
+            autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?;
         let n = &args.node;
         println!(
             "broker      {}:{} (http {}:{})",
@@ -146,8 +147,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             n.workers, n.min_workers, n.max_workers
         );
         println!(
-            "decisions   every {} s of workload time, time scale {}",
-            n.decision_period_s, n.time_scale
+            "decisions   every {period} s of workload time, time scale {}",
+            n.time_scale
         );
         println!("configuration ok");
         return Ok(());
@@ -173,9 +174,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crate::train::single_threaded_tensors();
     }
     // Load the policy before binding anything, so a bad model file fails fast.
-    let policy = match args.node.scaler {
-        ScalerKind::None => None,
-        _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s)?,
+    let (policy, period) = match args.node.scaler {
+        ScalerKind::None => (
+            None,
+            autoscale_node::decision_period(args.node.decision_period_s, None)?,
+        ),
+        _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?,
     };
     let addr = format!("{}:{}", args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -219,7 +223,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         shutdown_signal().await;
     } else {
-        let result = control_loop(&args, &broker, local, policy, stats.clone()).await;
+        let result = control_loop(&args, &broker, local, (policy, period), stats.clone()).await;
         if let Err(e) = &result {
             tracing::error!(error = %format!("{e:#}"), "control loop stopped");
         }
@@ -237,7 +241,7 @@ async fn control_loop(
     args: &ServeArgs,
     broker: &Broker,
     local: std::net::SocketAddr,
-    policy: Option<Box<dyn agent::policy::Policy>>,
+    (policy, period): (Option<Box<dyn agent::policy::Policy>>, f64),
     stats: Arc<NodeStats>,
 ) -> anyhow::Result<()> {
     let host = if local.ip().is_unspecified() {
@@ -272,7 +276,7 @@ async fn control_loop(
         scaler,
         Source::InProcess(broker.clone()),
         conn,
-        args.node.control_config(program_start),
+        args.node.control_config(program_start, period),
         initial,
         stats,
     )

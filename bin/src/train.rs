@@ -31,8 +31,8 @@ pub struct TrainArgs {
     /// Reward weight of one percentage point of missed deadlines against one mean worker.
     #[arg(long, default_value_t = agent::train::MISS_WEIGHT)]
     pub miss_weight: f64,
-    /// `es`: evolution strategies on the reward; `imitation`: DAgger from the clairvoyant
-    /// `mpc-oracle` (uses --generations as rounds, --scenarios per round, --epochs).
+    /// `es`: evolution strategies on the reward; `imitation`: DAgger from --expert (uses
+    /// --generations as rounds, --scenarios per round, --epochs).
     #[arg(long, value_enum, default_value_t = Method::Es)]
     pub method: Method,
     /// Imitation: optimiser steps over the dataset after each round.
@@ -41,6 +41,17 @@ pub struct TrainArgs {
     /// Start ES from this model's weights instead of random ones.
     #[arg(long)]
     pub init: Option<PathBuf>,
+    /// Imitation: the reference imitated — `mpc-oracle[:HORIZON_S]` (knows the tasks) or
+    /// `rate-oracle[:RISK[:WAIT_S]]` (knows the load calendar).
+    #[arg(long, default_value = "mpc-oracle")]
+    pub expert: String,
+    /// Share of training scenarios in which the policy is told the load calendar (the
+    /// workload's planned rates, as `run` knows them); 0 trains a policy for `serve`.
+    #[arg(long, default_value_t = agent::train::CALENDAR_SHARE)]
+    pub calendar_share: f64,
+    /// Seconds between the policy's decisions (stored in the model; the node and `eval` use it).
+    #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
+    pub decision_period_s: f64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,7 +73,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if args.generations == 0 || args.pairs == 0 || args.scenarios == 0 {
         anyhow::bail!("--generations, --pairs and --scenarios must be at least 1");
     }
+    if !(args.decision_period_s.is_finite() && args.decision_period_s > 0.0) {
+        anyhow::bail!("--decision-period-s must be a positive number");
+    }
+    if !(0.0..=1.0).contains(&args.calendar_share) {
+        anyhow::bail!("--calendar-share must be between 0 and 1");
+    }
     let config = TrainConfig {
+        decision_period_s: args.decision_period_s,
+        calendar_share: args.calendar_share,
         seed: args.seed,
         generations: args.generations,
         pairs: args.pairs,
@@ -70,7 +89,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         sigma: args.sigma,
         learning_rate: args.learning_rate,
         miss_weight: args.miss_weight,
-        ..TrainConfig::default()
     };
     let bar = ProgressBar::new(u64::from(args.generations));
     bar.set_style(
@@ -90,7 +108,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let (mut policy, curve) = match args.method {
         Method::Es => match &args.init {
-            Some(path) => agent::train::train_from(agent::neural::NeuralPolicy::load(path)?, &config, show)?,
+            Some(path) => {
+                let init = agent::neural::NeuralPolicy::load(path)?;
+                if (init.decision_period_s - args.decision_period_s).abs() > 1e-9 {
+                    anyhow::bail!(
+                        "{} decides every {} s; pass --decision-period-s {} to continue it",
+                        path.display(),
+                        init.decision_period_s,
+                        init.decision_period_s
+                    );
+                }
+                agent::train::train_from(init, &config, show)?
+            }
             None => train(&config, show)?,
         },
         Method::Imitation => {
@@ -102,6 +131,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 rounds: args.generations,
                 scenarios: args.scenarios,
                 epochs: args.epochs,
+                expert: agent::imitate::Expert::from_name(&args.expert)?,
+                decision_period_s: args.decision_period_s,
+                calendar_share: args.calendar_share,
                 ..agent::imitate::ImitateConfig::default()
             };
             agent::imitate::imitate(&imitation, show)?

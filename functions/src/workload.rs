@@ -330,6 +330,21 @@ impl RatePlan {
             .copied()
             .unwrap_or(0.0)
     }
+
+    /// The highest planned rate at any instant of `[from, to]` (0 outside the run).
+    pub fn peak_between(&self, from: f64, to: f64) -> f64 {
+        if to < from.max(0.0) {
+            return 0.0;
+        }
+        let first = (from.max(0.0) / self.window_s) as usize;
+        let last = (to / self.window_s) as usize;
+        self.rates
+            .iter()
+            .take(last.saturating_add(1))
+            .skip(first)
+            .copied()
+            .fold(0.0, f64::max)
+    }
 }
 
 /// The tasks of one phase, arrival times relative to the phase start, all durations scaled by
@@ -460,6 +475,12 @@ mod tests {
         assert!((plan.rate_at(90.0) - 7.5).abs() < 1e-9);
         assert_eq!(plan.rate_at(241.0), 0.0);
         assert_eq!(plan.rate_at(-1.0), 0.0);
+        // The peak over an interval spans every window it touches, the last one included.
+        assert!((plan.peak_between(50.0, 60.0) - 7.5).abs() < 1e-9);
+        assert!((plan.peak_between(50.0, 59.9) - 1.5).abs() < 1e-9);
+        assert!((plan.peak_between(-5.0, 0.5) - 1.5).abs() < 1e-9);
+        assert_eq!(plan.peak_between(300.0, 400.0), 0.0);
+        assert_eq!(plan.peak_between(-9.0, -1.0), 0.0);
         // The fast oscillation peaks above its mean.
         let fast: Vec<f64> = (0..60).map(|s| plan.rate_at(180.5 + s as f64)).collect();
         assert!(fast.iter().cloned().fold(0.0, f64::max) > 8.0);
