@@ -1,7 +1,9 @@
-//! Decision latency: observation building plus the MLP forward pass, per decision.
+//! Decision latency: observation building plus the MLP forward pass, per decision — without a
+//! load calendar (what `serve` does) and with one (what `run` does: the outlook is read from
+//! the workload's rate plan at every decision).
 
 use agent::neural::NeuralPolicy;
-use agent::observe::{observe, FarmMetrics};
+use agent::observe::{observe, Calendar, FarmMetrics};
 use agent::policy::Policy;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
@@ -30,6 +32,17 @@ fn decision(c: &mut Criterion) {
     c.bench_function("observe + forward pass (neural decide)", |b| {
         b.iter(|| {
             let obs = observe(black_box(&prev), black_box(&now));
+            black_box(policy.decide(&obs))
+        })
+    });
+    let calendar = Calendar::new(
+        functions::workload::RatePlan::new(&functions::workload::WorkloadConfig::default(), 1),
+        4.0,
+        5.0,
+    );
+    c.bench_function("observe + calendar outlook + forward pass (neural decide)", |b| {
+        b.iter(|| {
+            let obs = observe(black_box(&prev), black_box(&now)).with_calendar(Some(black_box(&calendar)));
             black_box(policy.decide(&obs))
         })
     });
