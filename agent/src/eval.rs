@@ -58,6 +58,14 @@ pub fn run_episode_with(
     (sim.result(), steps)
 }
 
+/// How far the model-predictive references look ahead by default: far enough to see a worker
+/// asked for now start and serve a period (shorter, they would never see the point of scaling
+/// up), and at least two periods.
+pub fn mpc_horizon(sim: &SimConfig) -> f64 {
+    (2.0 * sim.decision_period_s)
+        .max(sim.startup_delay_s * (1.0 + sim.startup_jitter) + sim.decision_period_s)
+}
+
 /// A policy's results averaged over the episodes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PolicySummary {
@@ -120,14 +128,33 @@ pub fn evaluate_with_series(
                         Some(h) => h
                             .parse::<f64>()
                             .map_err(|e| PolicyError::BadParameter(name.clone(), e.to_string()))?,
-                        // Far enough to see a worker asked for now start and serve a
-                        // period (shorter, it would never see the point of scaling up).
-                        None if rest.is_empty() => (2.0 * sim.decision_period_s)
-                            .max(sim.startup_delay_s * (1.0 + sim.startup_jitter) + sim.decision_period_s),
+                        None if rest.is_empty() => mpc_horizon(sim),
                         None => return Err(PolicyError::Unknown(name.clone())),
                     };
                     Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon))
                         as Box<dyn crate::policy::Policy>
+                }
+                // `plan-mpc[:MISS[:SAMPLES]]`: the present from a lockstep copy, the future
+                // imagined from the planned rates.
+                None if name == "plan-mpc" || name.starts_with("plan-mpc:") => {
+                    if !calendar {
+                        return Err(PolicyError::BadParameter(
+                            name.clone(),
+                            "this reference reads the load calendar, which this evaluation withholds".into(),
+                        ));
+                    }
+                    let (miss, samples) = crate::policy::PlanMpc::params_from_name(name)?;
+                    Box::new(crate::policy::PlanMpc::new(
+                        simulator.clone(),
+                        crate::policy::FutureSampler::new(
+                            RatePlan::new(workload, seed + e),
+                            functions::workload::TaskSizer::new(workload),
+                            samples,
+                            (seed + e) ^ 0x5eed_f00d,
+                        ),
+                        mpc_horizon(sim),
+                        miss,
+                    ))
                 }
                 // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
                 None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {

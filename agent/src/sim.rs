@@ -277,6 +277,33 @@ impl Simulator {
         target
     }
 
+    /// A fork of this farm whose future arrivals are `future` (arrival times after now, in
+    /// order) instead of the real ones, with its own start-up jitter from `seed`: the present
+    /// (queue, tasks in service, workers starting) is kept, the future is imagined.
+    pub fn fork_with_future(&self, future: impl IntoIterator<Item = TaskSpec>, seed: u64) -> Simulator {
+        let mut fork = self.clone();
+        let arrived = self.pushed as usize;
+        fork.tasks.truncate(arrived);
+        fork.tasks.extend(future);
+        fork.events.retain(|e| !matches!(e.event, Event::Arrival(_)));
+        if let Some(next) = fork.tasks.get(arrived) {
+            let at = next.arrival_s.max(self.now);
+            fork.schedule(at, Event::Arrival(arrived));
+        }
+        fork.rng = ChaCha8Rng::seed_from_u64(seed);
+        fork
+    }
+
+    /// Tasks waiting in the queue.
+    pub fn queue_length(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Tasks that have arrived so far.
+    pub fn arrived(&self) -> u64 {
+        self.pushed
+    }
+
     /// Tasks known to miss their deadline by now: completed late, or still queued past the
     /// latest start that could meet the deadline.
     pub fn certain_misses(&self) -> u64 {
@@ -443,6 +470,38 @@ mod tests {
         assert!((many.mean_workers - 20.0).abs() < 0.01, "{}", many.mean_workers);
         // Offered load ≈ 1140 tasks × 1.47 s / 240 s ≈ 7.
         assert!((few.offered_load - 7.0).abs() < 0.6, "{}", few.offered_load);
+    }
+
+    #[test]
+    fn a_fork_with_an_imagined_future_keeps_the_present() {
+        let mut sim = Simulator::new(
+            SimConfig {
+                initial_workers: 3,
+                ..SimConfig::default()
+            },
+            tasks(2),
+            2,
+        );
+        sim.advance_to(70.0);
+        let imagined: Vec<TaskSpec> = (0..5)
+            .map(|i| TaskSpec {
+                phase: 0,
+                arrival_s: 71.0 + f64::from(i),
+                processing_s: 1.0,
+                size_px: 2000,
+                deadline_s: 2.0,
+            })
+            .collect();
+        let mut fork = sim.fork_with_future(imagined, 9);
+        assert_eq!(fork.snapshot(), sim.snapshot(), "same present");
+        fork.advance_to(300.0);
+        // Only the five imagined tasks arrive after 70 s, not the real ones.
+        assert_eq!(fork.arrived(), sim.arrived() + 5);
+        let finished = fork.snapshot();
+        assert_eq!(finished.completed_total, finished.pushed_total);
+        // The real farm goes on with its own future.
+        sim.advance_to(300.0);
+        assert_eq!(sim.arrived(), 1140);
     }
 
     #[test]

@@ -347,15 +347,95 @@ impl RatePlan {
     }
 }
 
+impl RatePlan {
+    /// Arrival times in `[from, to)` drawn from the plan: a Poisson count per window at the
+    /// planned rate, spread uniformly over the part of the window inside the interval; sorted.
+    /// What a load calendar lets one imagine about the next seconds, not the actual arrivals.
+    pub fn sample_arrivals(&self, from: f64, to: f64, rng: &mut impl rand::Rng) -> Vec<f64> {
+        let mut out = Vec::new();
+        let from = from.max(0.0);
+        if to <= from {
+            return out;
+        }
+        let first = (from / self.window_s) as usize;
+        for (w, rate) in self.rates.iter().enumerate().skip(first) {
+            let start = (w as f64 * self.window_s).max(from);
+            let end = ((w + 1) as f64 * self.window_s).min(to);
+            if start >= to {
+                break;
+            }
+            let lambda = rate * (end - start);
+            let n = match Poisson::new(lambda) {
+                Ok(p) if lambda > 0.0 => p.sample(rng) as usize,
+                _ => 0,
+            };
+            let mut times: Vec<f64> = (0..n).map(|_| start + rng.gen::<f64>() * (end - start)).collect();
+            times.sort_by(f64::total_cmp);
+            out.extend(times);
+        }
+        out
+    }
+}
+
+/// Draws task sizes as the generator does: a processing time from the Gamma model, clamped to
+/// the calibrated range and rounded down to a whole image size, and the deadline that follows.
+#[derive(Clone, Debug)]
+pub struct TaskSizer {
+    gamma: Option<Gamma<f64>>,
+    mean_s: f64,
+    t_min: f64,
+    t_max: f64,
+    model: CalibratedModel,
+    min_px: u32,
+    max_px: u32,
+    deadline_factor: f64,
+    min_deadline_s: f64,
+    max_deadline_s: f64,
+    scale: f64,
+}
+
+impl TaskSizer {
+    pub fn new(config: &WorkloadConfig) -> TaskSizer {
+        let m = config.model;
+        TaskSizer {
+            gamma: Gamma::new(config.gamma_shape, config.mean_processing_s / config.gamma_shape).ok(),
+            mean_s: config.mean_processing_s,
+            t_min: m.a * f64::from(config.min_size_px).powi(2) + m.b,
+            t_max: m.a * f64::from(config.max_size_px).powi(2) + m.b,
+            model: m,
+            min_px: config.min_size_px,
+            max_px: config.max_size_px,
+            deadline_factor: config.deadline_factor,
+            min_deadline_s: config.min_deadline_s,
+            max_deadline_s: config.max_deadline_s,
+            scale: config.time_scale.max(1e-9),
+        }
+    }
+
+    /// One task arriving at `arrival_s` (already time-scaled); durations time-scaled.
+    pub fn draw(&self, rng: &mut impl rand::Rng, arrival_s: f64) -> TaskSpec {
+        let m = self.model;
+        let raw = self.gamma.map_or(self.mean_s, |g| g.sample(rng));
+        let t = raw.clamp(self.t_min, self.t_max);
+        let size = (((t - m.b) / m.a).max(0.0).sqrt().floor() as u32).clamp(self.min_px, self.max_px);
+        let processing = m.a * f64::from(size).powi(2) + m.b;
+        let deadline = (self.deadline_factor * processing).clamp(self.min_deadline_s, self.max_deadline_s);
+        TaskSpec {
+            phase: 0,
+            arrival_s,
+            processing_s: processing * self.scale,
+            size_px: size,
+            deadline_s: deadline * self.scale,
+        }
+    }
+}
+
 /// The tasks of one phase, arrival times relative to the phase start, all durations scaled by
 /// `config.time_scale`. `phase` of every spec is 0; callers set it.
 pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let scale = config.time_scale.max(1e-9);
-    let gamma = Gamma::new(config.gamma_shape, config.mean_processing_s / config.gamma_shape).ok();
-    let m = config.model;
-    let t_min = m.a * f64::from(config.min_size_px).powi(2) + m.b;
-    let t_max = m.a * f64::from(config.max_size_px).powi(2) + m.b;
+    let sizer = TaskSizer::new(config);
     let total = phase.target_tasks(config.base_rate_per_min);
     let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
     let weights: Vec<f64> = (0..windows)
@@ -379,20 +459,7 @@ pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<Tas
         remaining -= count;
         let window_start = w as f64 * config.window_s;
         for offset in window_offsets(&mut rng, count, config.window_s) {
-            let raw = gamma.map_or(config.mean_processing_s, |g| g.sample(&mut rng));
-            let t = raw.clamp(t_min, t_max);
-            let size = (((t - m.b) / m.a).max(0.0).sqrt().floor() as u32)
-                .clamp(config.min_size_px, config.max_size_px);
-            let processing = m.a * f64::from(size).powi(2) + m.b;
-            let deadline =
-                (config.deadline_factor * processing).clamp(config.min_deadline_s, config.max_deadline_s);
-            tasks.push(TaskSpec {
-                phase: 0,
-                arrival_s: (window_start + offset) * scale,
-                processing_s: processing * scale,
-                size_px: size,
-                deadline_s: deadline * scale,
-            });
+            tasks.push(sizer.draw(&mut rng, (window_start + offset) * scale));
         }
     }
     tasks
@@ -484,6 +551,24 @@ mod tests {
         // The fast oscillation peaks above its mean.
         let fast: Vec<f64> = (0..60).map(|s| plan.rate_at(180.5 + s as f64)).collect();
         assert!(fast.iter().cloned().fold(0.0, f64::max) > 8.0);
+    }
+
+    #[test]
+    fn sampled_arrivals_follow_the_plan() {
+        let plan = RatePlan::new(&WorkloadConfig::default(), 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Steady High plans 7.5 tasks/s: 400 draws of a 10 s interval average ~75 arrivals.
+        let mut total = 0usize;
+        for _ in 0..400 {
+            let times = plan.sample_arrivals(70.5, 80.5, &mut rng);
+            assert!(times.windows(2).all(|w| w[0] <= w[1]));
+            assert!(times.iter().all(|t| (70.5..80.5).contains(t)));
+            total += times.len();
+        }
+        let mean = total as f64 / 400.0;
+        assert!((mean - 75.0).abs() < 2.0, "{mean}");
+        assert!(plan.sample_arrivals(300.0, 310.0, &mut rng).is_empty());
+        assert!(plan.sample_arrivals(10.0, 10.0, &mut rng).is_empty());
     }
 
     #[test]
