@@ -206,3 +206,24 @@ fn tiny_train_then_eval_with_the_model() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_eval_quietly() {
+    // `autoscale-node eval | head -3`: the pipe closes before the table is written.
+    let dir = std::env::temp_dir().join(format!("autoscale-node-pipe-{}", std::process::id()));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["eval", "--baselines", "static:12", "--episodes", "1", "--report"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run autoscale-node");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The report is written before the terminal output.
+    assert!(dir.join("eval.md").exists());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -3,6 +3,7 @@
 use agent::sim::SimConfig;
 use clap::Args;
 use functions::workload::WorkloadConfig;
+use std::io::Write;
 use std::time::Instant;
 
 #[derive(Args, Debug, Clone)]
@@ -115,13 +116,6 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         !args.no_calendar,
     )?;
     let elapsed = start.elapsed().as_secs_f64();
-    println!("{}", agent::eval::table(&rows));
-    let episodes = rows.len() * args.episodes;
-    println!(
-        "{episodes} episodes of {} tasks in {elapsed:.2} s ({:.0} episodes/s, one core)",
-        functions::workload::Workload::new(&workload, args.seed).count(),
-        episodes as f64 / elapsed.max(1e-9)
-    );
     if let Some(dir) = &args.report {
         std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
         let write = |name: &str, text: String| -> anyhow::Result<()> {
@@ -148,11 +142,24 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         )?;
         write("timeseries.svg", agent::plot::timeseries_svg(&series))?;
         write("scatter.svg", agent::plot::scatter_svg(&rows))?;
-        println!("report written to {}", dir.display());
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rows)?;
         std::fs::write(path, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    // Files first, then the terminal: `eval | head` closes the pipe early, which must end the
+    // command quietly (main treats a broken pipe as a normal end) with the report written.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", agent::eval::table(&rows))?;
+    let episodes = rows.len() * args.episodes;
+    writeln!(
+        out,
+        "{episodes} episodes of {} tasks in {elapsed:.2} s ({:.0} episodes/s, one core)",
+        functions::workload::Workload::new(&workload, args.seed).count(),
+        episodes as f64 / elapsed.max(1e-9)
+    )?;
+    if let Some(dir) = &args.report {
+        writeln!(out, "report written to {}", dir.display())?;
     }
     Ok(())
 }
