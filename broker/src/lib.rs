@@ -49,6 +49,7 @@ pub mod reply;
 pub mod resp;
 mod script_thread;
 pub mod scripting;
+mod scripting_call;
 mod scripting_libs;
 pub mod state;
 

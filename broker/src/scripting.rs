@@ -8,14 +8,14 @@
 use crate::reply::Reply;
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
-use mlua::{HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Sandbox and error handler, in Lua. Everything a script may see lives in `backing`; `_G`
 /// becomes an empty proxy that refuses new globals and names missing ones.
 const PRELUDE: &str = r#"
-local raw_call, raw_pcall, handler, take_pending = ...
+local raw_call, raw_pcall, handler = ...
 local G, rawset, pairs, setmetatable, error, tostring, type, xpcall = _G, rawset, pairs, setmetatable, error, tostring, type, xpcall
 -- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
 -- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
@@ -28,7 +28,7 @@ local function pack(...) return { n = select('#', ...), ... } end
 pcall = function(f, ...)
   local r = pack(real_pcall(f, ...))
   if not r[1] then
-    local e = take_pending() or r[2]
+    local e = r[2]
     if type(e) == 'table' and e.err ~= nil then r[2] = e.err end
   end
   return unpack(r, 1, r.n)
@@ -187,9 +187,6 @@ pub struct Scripting {
     /// The command layer's runner between scripts (it holds stand-ins for the keyspace and
     /// client, so a script does not build new ones).
     pub spare_runner: Option<Box<dyn std::any::Any + Send>>,
-    /// Whether a `redis.call` error may still sit in the registry: it is cleared before the
-    /// next script only then, sparing every script a registry write.
-    pending_set: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Scripting {
@@ -276,23 +273,12 @@ impl Scripting {
         globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
         globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
-        let pending_set = Arc::new(AtomicBool::new(false));
-        let flag = pending_set.clone();
-        let raw_call =
-            lua.create_function(move |lua, args: MultiValue| dispatch_from_lua(lua, args, true, &flag))?;
-        let flag = pending_set.clone();
-        let raw_pcall =
-            lua.create_function(move |lua, args: MultiValue| dispatch_from_lua(lua, args, false, &flag))?;
+        let (raw_call, raw_pcall) = crate::scripting_call::functions(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let take_pending = lua.create_function(|lua, ()| {
-            let pending: Option<Table> = lua.named_registry_value(PENDING_ERROR).ok();
-            lua.unset_named_registry_value(PENDING_ERROR)?;
-            Ok(pending)
-        })?;
-        let run: mlua::Function =
-            lua.load(PRELUDE)
-                .set_name("=prelude")
-                .call((raw_call, raw_pcall, handler, take_pending))?;
+        let run: mlua::Function = lua
+            .load(PRELUDE)
+            .set_name("=prelude")
+            .call((raw_call, raw_pcall, handler))?;
         let hook_monitor = monitor.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             hook_monitor.hook_ticks.fetch_add(1, Ordering::Relaxed);
@@ -317,7 +303,6 @@ impl Scripting {
             scripts: HashMap::new(),
             body_bytes: 0,
             spare_runner: None,
-            pending_set,
         })
     }
 
@@ -408,9 +393,6 @@ impl Scripting {
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
         let result = (|| -> mlua::Result<Reply> {
             let lua = &self.lua;
-            if self.pending_set.swap(false, Ordering::Relaxed) {
-                lua.unset_named_registry_value(PENDING_ERROR)?;
-            }
             // xpcall's status and the script's first result (Redis ignores the others).
             let (ok, value): (bool, Value) =
                 self.run
@@ -451,14 +433,9 @@ impl CommandRunner for NoRunner {
 /// The `xpcall` handler: turns any error into a table `{err, source, line}` naming the line
 /// of the user's script where it happened (frames of our own Lua wrappers are skipped).
 fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
-    let pending: Option<Table> = lua.named_registry_value(PENDING_ERROR).ok();
     let table = match err {
+        // redis.call raised its error reply, or the script raised error{err=...}.
         Value::Table(t) => t,
-        // redis.call raised: the error table it left behind is the real error.
-        Value::Error(_) if pending.is_some() => {
-            lua.unset_named_registry_value(PENDING_ERROR)?;
-            pending.unwrap_or(lua.create_table()?)
-        }
         other => {
             let text = match &other {
                 Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
@@ -487,86 +464,17 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
     Ok(table)
 }
 
-/// Where `redis.call` leaves its error table before raising (a Rust callback can only raise
-/// a Rust error; the handler swaps the table back in).
-const PENDING_ERROR: &str = "autoscale_node_pending_script_error";
-
-/// `redis.call`/`redis.pcall` entry: runs the command through this thread's runner.
-fn dispatch_from_lua(
-    lua: &Lua,
-    args: MultiValue,
-    raise: bool,
-    pending_set: &AtomicBool,
-) -> mlua::Result<Value> {
-    let value = RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
-        Some(runner) => run_command(lua, args, raise, runner.as_mut()),
-        None => Err(mlua::Error::runtime(
-            "redis.call used outside of a running script",
-        )),
-    })?;
-    if let Value::Table(t) = &value {
-        if raise && t.raw_get::<bool>("__script_error").unwrap_or(false) {
-            t.raw_set("__script_error", Value::Nil)?;
-            lua.set_named_registry_value(PENDING_ERROR, t.clone())?;
-            pending_set.store(true, Ordering::Relaxed);
-            return Err(mlua::Error::runtime("redis.call failed"));
-        }
-    }
-    Ok(value)
+/// The RESP version a running script asked for (`redis.setresp`).
+pub(crate) fn script_resp() -> u8 {
+    SCRIPT_RESP.with(|r| r.get())
 }
 
-/// Converts a script's arguments, runs the command, and converts the reply back.
-fn run_command(
-    lua: &Lua,
-    args: MultiValue,
-    raise: bool,
-    runner: &mut dyn CommandRunner,
-) -> mlua::Result<Value> {
-    let mut cmd = Vec::with_capacity(args.len());
-    for a in args.iter() {
-        match a {
-            Value::String(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
-            Value::Integer(_) | Value::Number(_) => match lua.coerce_string(a.clone())? {
-                Some(s) => cmd.push(Bytes::copy_from_slice(&s.as_bytes())),
-                None => {
-                    return script_error(
-                        lua,
-                        "ERR Lua redis lib command arguments must be strings or integers",
-                        raise,
-                    )
-                }
-            },
-            _ => {
-                return script_error(
-                    lua,
-                    "ERR Lua redis lib command arguments must be strings or integers",
-                    raise,
-                )
-            }
-        }
-    }
-    if cmd.is_empty() {
-        return script_error(
-            lua,
-            "ERR Please specify at least one argument for this redis lib call",
-            raise,
-        );
-    }
-    let reply = runner.run(cmd);
-    if let Reply::Error(e) = &reply {
-        return script_error(lua, e, raise);
-    }
-    reply_to_lua(lua, &reply, SCRIPT_RESP.with(|r| r.get()))
-}
-
-/// An error table; for `redis.call` it is flagged so the Lua wrapper raises it.
-fn script_error(lua: &Lua, text: &str, raise: bool) -> mlua::Result<Value> {
-    let t = lua.create_table()?;
-    t.set("err", text)?;
-    if raise {
-        t.set("__script_error", true)?;
-    }
-    Ok(Value::Table(t))
+/// Runs a command for the script executing on this thread (`redis.call`).
+pub(crate) fn run_in_script(cmd: Vec<Bytes>) -> Reply {
+    RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
+        Some(runner) => runner.run(cmd),
+        None => Reply::error("ERR redis.call used outside of a running script"),
+    })
 }
 
 fn byte_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
@@ -618,65 +526,6 @@ fn error_reply(value: &Value, sha: &str) -> Reply {
         Some(l) => Reply::error(format!("{msg} script: {sha}, on @user_script:{l}.")),
         None => Reply::error(format!("{msg} script: {sha}")),
     }
-}
-
-/// Redis reply → Lua value, as Redis documents the conversion for RESP2 (and RESP3 after
-/// `redis.setresp(3)`).
-pub fn reply_to_lua(lua: &Lua, reply: &Reply, resp: u8) -> mlua::Result<Value> {
-    let table_with = |key: &str, v: Value| -> mlua::Result<Value> {
-        let t = lua.create_table()?;
-        t.set(key, v)?;
-        Ok(Value::Table(t))
-    };
-    Ok(match reply {
-        Reply::Int(n) => Value::Integer(*n as _),
-        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b.as_ref())?),
-        Reply::Ok => table_with("ok", Value::String(lua.create_string("OK")?))?,
-        Reply::Status(s) => table_with("ok", Value::String(lua.create_string(s.as_bytes())?))?,
-        Reply::Error(e) => table_with("err", Value::String(lua.create_string(e.as_bytes())?))?,
-        Reply::Null | Reply::NullArray => {
-            if resp == 3 {
-                Value::Nil
-            } else {
-                Value::Boolean(false)
-            }
-        }
-        Reply::Array(items) => {
-            let t = lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, item, resp)?)?;
-            }
-            Value::Table(t)
-        }
-        Reply::Set(items) if resp == 3 => {
-            let inner = lua.create_table()?;
-            for item in items {
-                inner.raw_set(reply_to_lua(lua, item, resp)?, true)?;
-            }
-            table_with("set", Value::Table(inner))?
-        }
-        Reply::Set(items) => reply_to_lua(lua, &Reply::Array(items.clone()), resp)?,
-        Reply::Map(pairs) if resp == 3 => {
-            let inner = lua.create_table()?;
-            for (k, v) in pairs {
-                inner.raw_set(reply_to_lua(lua, k, resp)?, reply_to_lua(lua, v, resp)?)?;
-            }
-            table_with("map", Value::Table(inner))?
-        }
-        Reply::Map(pairs) => {
-            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
-            for (i, (k, v)) in pairs.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp)?)?;
-            }
-            Value::Table(t)
-        }
-        Reply::Double(d) if resp == 3 => table_with("double", Value::Number(*d))?,
-        Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
-        Reply::Bool(b) if resp == 3 => Value::Boolean(*b),
-        Reply::Bool(b) => Value::Integer(i64::from(*b) as _),
-        Reply::Raw(_) => Value::Boolean(false),
-    })
 }
 
 /// Lua value → Redis reply, as Redis converts a script's return value.
