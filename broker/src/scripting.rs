@@ -15,7 +15,7 @@ use std::sync::Arc;
 /// Sandbox and error handler, in Lua. Everything a script may see lives in `backing`; `_G`
 /// becomes an empty proxy that refuses new globals and names missing ones.
 const PRELUDE: &str = r#"
-local raw_call, raw_pcall, handler = ...
+local raw_call, raw_pcall, handler, script_args = ...
 local G, rawset, pairs, setmetatable, error, tostring, type, xpcall = _G, rawset, pairs, setmetatable, error, tostring, type, xpcall
 -- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
 -- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
@@ -34,10 +34,10 @@ pcall = function(f, ...)
   return unpack(r, 1, r.n)
 end
 local backing = {}
--- KEYS and ARGV are set here rather than from Rust: one call into Lua per script.
-local run = function(f, keys, argv)
-  backing.KEYS = keys
-  backing.ARGV = argv
+-- KEYS and ARGV come from a C function that builds them straight from the command's
+-- arguments: one call into Lua per script, with the script as its only argument.
+local run = function(f)
+  backing.KEYS, backing.ARGV = script_args()
   return xpcall(f, handler)
 end
 for k, v in pairs(_G) do backing[k] = v end
@@ -273,12 +273,12 @@ impl Scripting {
         globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
         globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
-        let (raw_call, raw_pcall) = crate::scripting_call::functions(&lua)?;
+        let (raw_call, raw_pcall, script_args) = crate::scripting_call::functions(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let run: mlua::Function = lua
-            .load(PRELUDE)
-            .set_name("=prelude")
-            .call((raw_call, raw_pcall, handler))?;
+        let run: mlua::Function =
+            lua.load(PRELUDE)
+                .set_name("=prelude")
+                .call((raw_call, raw_pcall, handler, script_args))?;
         let hook_monitor = monitor.clone();
         lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
             hook_monitor.hook_ticks.fetch_add(1, Ordering::Relaxed);
@@ -392,11 +392,9 @@ impl Scripting {
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
         let result = (|| -> mlua::Result<Reply> {
-            let lua = &self.lua;
             // xpcall's status and the script's first result (Redis ignores the others).
             let (ok, value): (bool, Value) =
-                self.run
-                    .call((&script.function, byte_table(lua, keys)?, byte_table(lua, argv)?))?;
+                crate::scripting_call::with_script_args(keys, argv, || self.run.call(&script.function))?;
             Ok(if ok {
                 lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
             } else {
@@ -475,23 +473,6 @@ pub(crate) fn run_in_script(cmd: Vec<Bytes>) -> Reply {
         Some(runner) => runner.run(cmd),
         None => Reply::error("ERR redis.call used outside of a running script"),
     })
-}
-
-fn byte_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    // In one call into mlua when every item is text (mlua pushes a `&str` straight onto the
-    // Lua stack); other bytes need a string handle each.
-    if let Some(texts) = items
-        .iter()
-        .map(|item| std::str::from_utf8(item).ok())
-        .collect::<Option<Vec<&str>>>()
-    {
-        return lua.create_sequence_from(texts);
-    }
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item.as_ref())?)?;
-    }
-    Ok(t)
 }
 
 /// The message of a Lua error without mlua's traceback decoration.

@@ -1,4 +1,5 @@
-//! `redis.call` and `redis.pcall` as raw Lua C functions.
+//! `redis.call` and `redis.pcall` as raw Lua C functions, and the one that hands a starting
+//! script its `KEYS` and `ARGV`.
 //!
 //! # Why not an mlua callback
 //! Through mlua's safe callback API every `redis.call` paid mlua's bookkeeping: the state's
@@ -6,7 +7,8 @@
 //! the `MultiValue` holding them, and a reference for the converted reply. `perf` put that at
 //! about a sixth of the CPU of an EVALSHA of the emitter's enqueue script (two calls per
 //! script); reading the arguments off the Lua stack and pushing the reply straight onto it
-//! removes it (numbers in docs/benchmarks.md).
+//! removes it (numbers in docs/benchmarks.md). Likewise `KEYS` and `ARGV` are built on the Lua
+//! stack from the command's arguments rather than as mlua tables passed into the call.
 //!
 //! # Soundness
 //! 1. Lua reports errors — `lua_error`, and memory errors inside any API call that allocates —
@@ -31,6 +33,10 @@
 //!    are copied before anything is pushed or popped.
 //! 6. These functions are only reachable from scripts, which run on the thread that owns the
 //!    interpreter, inside a call started through mlua (which holds the state's lock).
+//! 7. [`script_args`] reads `KEYS`/`ARGV` through the pointers [`with_script_args`] parks in
+//!    [`ARGS`]: they point into slices borrowed for the whole of that call, and are put back
+//!    (also on a panic) before it returns. It is not reachable from scripts: the prelude keeps
+//!    it in a local and calls it only when a script starts.
 
 #![allow(unsafe_code)]
 
@@ -43,16 +49,56 @@ use std::ffi::{c_char, c_int};
 thread_local! {
     /// The reply of the last `redis.call` on this thread, between running and pushing it.
     static REPLY: Cell<*mut Reply> = const { Cell::new(std::ptr::null_mut()) };
+    /// `KEYS` and `ARGV` of the script starting on this thread (see [`with_script_args`]).
+    static ARGS: Cell<[(*const Bytes, usize); 2]> =
+        const { Cell::new([(std::ptr::null(), 0), (std::ptr::null(), 0)]) };
 }
 
-/// `(redis.call, redis.pcall)` for `lua`.
-pub fn functions(lua: &mlua::Lua) -> mlua::Result<(mlua::Function, mlua::Function)> {
-    // SAFETY: both are Lua C functions written for this interpreter (module notes).
+/// Runs `start` (which starts a script) with `keys` and `argv` readable by [`script_args`].
+pub fn with_script_args<R>(keys: &[Bytes], argv: &[Bytes], start: impl FnOnce() -> R) -> R {
+    /// Puts the previous arguments back however `start` ends.
+    struct Restore([(*const Bytes, usize); 2]);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ARGS.with(|a| a.set(self.0));
+        }
+    }
+    let _restore =
+        Restore(ARGS.with(|a| a.replace([(keys.as_ptr(), keys.len()), (argv.as_ptr(), argv.len())])));
+    start()
+}
+
+/// `(redis.call, redis.pcall, script_args)` for `lua`.
+pub fn functions(lua: &mlua::Lua) -> mlua::Result<(mlua::Function, mlua::Function, mlua::Function)> {
+    // SAFETY: all three are Lua C functions written for this interpreter (module notes).
     unsafe {
         Ok((
             lua.create_c_function(redis_call)?,
             lua.create_c_function(redis_pcall)?,
+            lua.create_c_function(script_args)?,
         ))
+    }
+}
+
+/// Returns `KEYS` and `ARGV` (two sequences of strings) of the script being started.
+///
+/// # Safety
+/// Only for the prelude to call, inside [`with_script_args`] (module notes, point 7).
+unsafe extern "C-unwind" fn script_args(state: *mut ffi::lua_State) -> c_int {
+    let [(keys, nkeys), (argv, nargv)] = ARGS.with(|a| a.get());
+    push_byte_sequence(state, keys, nkeys);
+    push_byte_sequence(state, argv, nargv);
+    2
+}
+
+/// A sequence of the `n` byte strings at `items`.
+unsafe fn push_byte_sequence(state: *mut ffi::lua_State, items: *const Bytes, n: usize) {
+    ffi::luaL_checkstack(state, 2, c"script arguments".as_ptr());
+    ffi::lua_createtable(state, c_len(n), 0);
+    for i in 0..n {
+        // SAFETY: `items[..n]` is a live slice for the duration of `with_script_args`.
+        push_bytes(state, &*items.add(i));
+        ffi::lua_rawseti_(state, -2, c_len(i + 1));
     }
 }
 
