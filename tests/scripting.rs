@@ -425,3 +425,62 @@ async fn binary_libraries_survive_random_input() {
     .unwrap();
     assert_eq!(v, [-70000, 70000, 3]);
 }
+
+#[tokio::test]
+async fn binary_and_large_values_cross_redis_call_intact() {
+    // redis.call reads its arguments off the Lua stack and pushes replies onto it: every byte
+    // value, thousands of arguments and a long reply must come through unchanged.
+    let node = start_node(&[]);
+    let mut c = conn(&node.url()).await;
+    let every_byte: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    let echo = "redis.call('SET', KEYS[1], ARGV[1]); return redis.call('GET', KEYS[1])";
+    let back: Vec<u8> = within(
+        redis::cmd("EVAL")
+            .arg(echo)
+            .arg(1)
+            .arg("bin")
+            .arg(&every_byte)
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(back, every_byte);
+
+    let items: Vec<String> = (0..5000).map(|i| format!("item-{i}")).collect();
+    let pushed: i64 = within(
+        redis::cmd("EVAL")
+            .arg("return redis.call('RPUSH', KEYS[1], unpack(ARGV))")
+            .arg(1)
+            .arg("long")
+            .arg(&items)
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(pushed, 5000);
+    let listed: Vec<String> = within(
+        redis::cmd("EVAL")
+            .arg("return redis.call('LRANGE', KEYS[1], 0, -1)")
+            .arg(1)
+            .arg("long")
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(listed, items);
+
+    // Many error replies in one script: each comes back as a table, nothing accumulates.
+    let errors: i64 = within(
+        redis::cmd("EVAL")
+            .arg(
+                "local n = 0 for i = 1, 20000 do local r = redis.pcall('INCR', KEYS[1]) \
+                 if type(r) == 'table' and r.err then n = n + 1 end end return n",
+            )
+            .arg(1)
+            .arg("bin")
+            .query_async(&mut c),
+    )
+    .await
+    .unwrap();
+    assert_eq!(errors, 20000);
+}
