@@ -228,24 +228,17 @@ mod tests {
     #[test]
     fn every_policy_sees_the_same_tasks_and_runs_are_reproducible() {
         let names: Vec<String> = crate::policy::BASELINES.iter().map(|s| s.to_string()).collect();
-        let a = evaluate(
-            &names,
-            &WorkloadConfig::default(),
-            &SimConfig::default(),
-            2,
-            11,
-            true,
-        )
-        .unwrap();
-        let b = evaluate(
-            &names,
-            &WorkloadConfig::default(),
-            &SimConfig::default(),
-            2,
-            11,
-            true,
-        )
-        .unwrap();
+        let run = || {
+            evaluate(
+                &names,
+                &WorkloadConfig::default(),
+                &SimConfig::default(),
+                2,
+                11,
+                true,
+            )
+        };
+        let (a, b) = (run().unwrap(), run().unwrap());
         assert_eq!(a, b);
         assert_eq!(a.len(), names.len());
         for r in &a {
