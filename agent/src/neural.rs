@@ -366,6 +366,7 @@ impl NeuralPolicy {
         let reads_calendar = match get("reads_calendar").as_str() {
             "true" => true,
             "false" => false,
+            "" => return Err(mismatch("reads_calendar is missing".into())),
             other => return Err(mismatch(format!("reads_calendar {other:?} is not true or false"))),
         };
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
