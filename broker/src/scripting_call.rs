@@ -20,9 +20,9 @@
 //!    call that can raise (it only reads strings already on the stack) and has returned before
 //!    anything can jump.
 //! 2. The reply is handed from [`run_call`] to the pushing code through the thread-local
-//!    [`REPLY`], as a pointer from `Box::into_raw`. It is freed by the next `run_call` on this
-//!    thread or right after pushing; a jump while pushing (out of memory) therefore leaks
-//!    nothing for longer than one call, and no frame owns it.
+//!    [`REPLY`], as a pointer from `Box::into_raw`, and stays there while it is pushed. It is
+//!    freed right after pushing, or — if a jump (out of memory) cut the push short — by the next
+//!    `run_call` on this thread; no frame owns it.
 //! 3. While a reply is pushed nothing else reads or frees it: pushing creates strings and fresh
 //!    tables with raw sets (no metamethods run). A garbage-collection step may run `__gc`
 //!    finalisers, but scripts cannot install any (Lua 5.1 tables have no `__gc`, `newproxy` is
@@ -131,14 +131,17 @@ unsafe fn call(state: *mut ffi::lua_State, raise: bool) -> c_int {
     }
     let resp = crate::scripting::script_resp();
     let failed = run_call(state, n, resp);
-    let reply = REPLY.with(|slot| slot.replace(std::ptr::null_mut()));
+    // Left in the slot while it is pushed, so that a memory error cutting the push short
+    // leaves it for the next call to free.
+    let reply = REPLY.with(|slot| slot.get());
     if reply.is_null() {
         ffi::lua_pushnil(state);
         return 1;
     }
-    // SAFETY: `reply` came from `Box::into_raw` in `run_call` and nothing else holds it now
-    // (taken out of the slot above); see the module notes for why it stays valid while pushed.
+    // SAFETY: `reply` came from `Box::into_raw` in `run_call`; nothing frees or changes it
+    // until it is taken out below (module notes, points 2 and 3).
     push_reply(state, &*reply, resp);
+    let reply = REPLY.with(|slot| slot.replace(std::ptr::null_mut()));
     drop(Box::from_raw(reply));
     if failed && raise {
         ffi::lua_error(state);
