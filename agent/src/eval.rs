@@ -121,28 +121,23 @@ pub fn evaluate_with_series(
                     sim.startup_delay_s,
                 )
             });
+            let reads_calendar = name.starts_with("rate-oracle") || name.starts_with("plan-mpc");
+            if reads_calendar && !calendar {
+                return Err(PolicyError::BadParameter(
+                    name.clone(),
+                    "this reference reads the load calendar, which this evaluation withholds".into(),
+                ));
+            }
             let mut policy = match name.strip_prefix("mpc-oracle") {
                 // `mpc-oracle[:HORIZON_S]`: a lockstep copy of this very simulator.
-                Some(rest) => {
-                    let horizon = match rest.strip_prefix(':') {
-                        Some(h) => h
-                            .parse::<f64>()
-                            .map_err(|e| PolicyError::BadParameter(name.clone(), e.to_string()))?,
-                        None if rest.is_empty() => mpc_horizon(sim),
-                        None => return Err(PolicyError::Unknown(name.clone())),
-                    };
+                Some(_) => {
+                    let horizon = crate::policy::mpc_horizon_from_name(name)?.unwrap_or(mpc_horizon(sim));
                     Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon))
                         as Box<dyn crate::policy::Policy>
                 }
                 // `plan-mpc[:MISS[:SAMPLES]]`: the present from a lockstep copy, the future
                 // imagined from the planned rates.
                 None if name == "plan-mpc" || name.starts_with("plan-mpc:") => {
-                    if !calendar {
-                        return Err(PolicyError::BadParameter(
-                            name.clone(),
-                            "this reference reads the load calendar, which this evaluation withholds".into(),
-                        ));
-                    }
                     let (miss, samples) = crate::policy::PlanMpc::params_from_name(name)?;
                     Box::new(crate::policy::PlanMpc::new(
                         simulator.clone(),
@@ -159,18 +154,9 @@ pub fn evaluate_with_series(
                 // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
                 None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {
                     let (risk, wait_s) = crate::policy::RateOracle::target_from_name(name)?;
-                    if !calendar {
-                        return Err(PolicyError::BadParameter(
-                            name.clone(),
-                            "this reference reads the load calendar, which this evaluation withholds".into(),
-                        ));
-                    }
                     Box::new(
-                        crate::policy::RateOracle::new(
-                            workload.mean_processing_s * workload.time_scale,
-                            sim.decision_period_s,
-                        )
-                        .with_target(risk, wait_s),
+                        crate::policy::RateOracle::for_workload(workload, sim.decision_period_s)
+                            .with_target(risk, wait_s),
                     )
                 }
                 None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,

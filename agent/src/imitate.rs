@@ -13,12 +13,10 @@
 
 use crate::eval::run_episode_with;
 use crate::neural::{features, NeuralPolicy, ACTIONS, FEATURES};
-use crate::observe::Calendar;
 use crate::policy::{mpc_choice, Policy, PolicyError, RateOracle};
 use crate::train::{curve_point, original_scenario, random_scenario, stamp, CurvePoint, Scenario};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use functions::workload::RatePlan;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -32,26 +30,21 @@ pub enum Expert {
 }
 
 impl Expert {
-    /// Parses `mpc-oracle[:HORIZON_S]` or `rate-oracle[:RISK[:WAIT_S]]`.
+    /// Parses `mpc-oracle[:HORIZON_S]` (16 s by default) or `rate-oracle[:RISK[:WAIT_S]]`.
     pub fn from_name(name: &str) -> Result<Expert, PolicyError> {
         if name == "rate-oracle" || name.starts_with("rate-oracle:") {
             let (risk, wait_s) = RateOracle::target_from_name(name)?;
             return Ok(Expert::Rate { risk, wait_s });
         }
-        match name.strip_prefix("mpc-oracle") {
-            Some("") => Ok(Expert::Mpc { horizon_s: 16.0 }),
-            Some(rest) => rest
-                .strip_prefix(':')
-                .and_then(|h| h.parse::<f64>().ok())
-                .filter(|h| h.is_finite() && *h > 0.0)
-                .map(|horizon_s| Expert::Mpc { horizon_s })
-                .ok_or_else(|| {
-                    PolicyError::BadParameter(name.into(), "expected mpc-oracle[:HORIZON_S]".into())
-                }),
-            None => Err(PolicyError::BadParameter(
+        match crate::policy::mpc_horizon_from_name(name) {
+            Ok(horizon) => Ok(Expert::Mpc {
+                horizon_s: horizon.unwrap_or(16.0),
+            }),
+            Err(PolicyError::Unknown(_)) => Err(PolicyError::BadParameter(
                 name.into(),
                 "the expert is mpc-oracle[:HORIZON_S] or rate-oracle[:RISK[:WAIT_S]]".into(),
             )),
+            Err(e) => Err(e),
         }
     }
 
@@ -104,6 +97,9 @@ pub fn nearest_action(delta: i64) -> u32 {
         .map_or(0, |(i, _)| i as u32)
 }
 
+/// The expert's choice in a state (the simulator for forks, the observation for the rest).
+type Labeller<'a> = dyn FnMut(&crate::sim::Simulator, &crate::observe::Observation) -> u32 + 'a;
+
 /// Runs one scenario, acting with the expert or the learner, and appends every visited state
 /// (as the learner observes it) with the expert's label to `xs`/`ys`.
 fn collect(
@@ -114,29 +110,26 @@ fn collect(
     xs: &mut Vec<f32>,
     ys: &mut Vec<u32>,
 ) {
-    let sim = &scenario.sim;
     // The calendar expert always knows the calendar, whether or not the learner is told it.
-    let full = Calendar::new(
-        RatePlan::new(&scenario.workload, scenario.seed),
-        sim.decision_period_s,
-        sim.startup_delay_s,
-    );
-    let mut rate = RateOracle::new(
-        scenario.workload.mean_processing_s * scenario.workload.time_scale,
-        sim.decision_period_s,
-    );
-    if let Expert::Rate { risk, wait_s } = expert {
-        rate = rate.with_target(*risk, *wait_s);
-    }
+    let full = scenario.full_calendar();
+    let mut label: Box<Labeller> = match expert {
+        Expert::Mpc { horizon_s } => {
+            let horizon_s = *horizon_s;
+            Box::new(move |sim, _| mpc_choice(sim, horizon_s))
+        }
+        Expert::Rate { risk, wait_s } => {
+            let mut rate = RateOracle::for_workload(&scenario.workload, scenario.sim.decision_period_s)
+                .with_target(*risk, *wait_s);
+            let full = &full;
+            Box::new(move |_, obs| rate.decide(&obs.clone().with_calendar(Some(full))))
+        }
+    };
     run_episode_with(
         &mut scenario.simulator(),
-        scenario.calendar().as_ref(),
+        scenario.calendar.then_some(&full),
         |sim, obs| {
             let current = i64::from(obs.now.workers_live + obs.now.workers_starting);
-            let choice = match expert {
-                Expert::Mpc { horizon_s } => mpc_choice(sim, *horizon_s),
-                Expert::Rate { .. } => rate.decide(&obs.clone().with_calendar(Some(&full))),
-            };
+            let choice = label(sim, obs);
             xs.extend(features(obs));
             ys.push(nearest_action(i64::from(choice) - current));
             if use_expert {

@@ -70,9 +70,15 @@ pub enum ModelError {
 
 /// The feature vector (already normalised) of an observation.
 pub fn features(obs: &Observation) -> Vec<f32> {
+    features_with(obs, obs.outlook)
+}
+
+/// The features with `outlook` in place of the observation's own (`None`: as without a
+/// calendar).
+fn features_with(obs: &Observation, outlook: Option<crate::observe::Outlook>) -> Vec<f32> {
     let n = &obs.now;
     let provisioned = f64::from(n.workers_live + n.workers_starting);
-    let (planned, peak, known) = match obs.outlook {
+    let (planned, peak, known) = match outlook {
         Some(o) => (o.rate_now, o.rate_peak, 1.0),
         None => (obs.arrival_rate, obs.arrival_rate, 0.0),
     };
@@ -231,13 +237,7 @@ impl NeuralPolicy {
 
     /// The chosen worker delta for an observation.
     pub fn action(&self, obs: &Observation) -> i32 {
-        let x = match obs.outlook {
-            Some(_) if !self.reads_calendar => features(&Observation {
-                outlook: None,
-                ..obs.clone()
-            }),
-            _ => features(obs),
-        };
+        let x = features_with(obs, obs.outlook.filter(|_| self.reads_calendar));
         match self.mlp.scores(&x) {
             Ok(scores) => {
                 let best = scores

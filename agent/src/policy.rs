@@ -285,6 +285,11 @@ impl RateOracle {
     /// How rarely.
     pub const WAIT_RISK: f64 = 0.05;
 
+    /// For the tasks of `workload` (its mean processing time, in its own time scale).
+    pub fn for_workload(workload: &functions::workload::WorkloadConfig, period_s: f64) -> RateOracle {
+        RateOracle::new(workload.mean_processing_s * workload.time_scale, period_s)
+    }
+
     /// `service_s` is the mean processing time of a task.
     pub fn new(service_s: f64, period_s: f64) -> RateOracle {
         RateOracle {
@@ -394,6 +399,20 @@ impl Policy for MpcOracle {
     }
 }
 
+/// The `HORIZON_S` of `mpc-oracle[:HORIZON_S]` (`None`: not given, use a default).
+pub fn mpc_horizon_from_name(name: &str) -> Result<Option<f64>, PolicyError> {
+    match name.strip_prefix("mpc-oracle") {
+        Some("") => Ok(None),
+        Some(rest) => rest
+            .strip_prefix(':')
+            .and_then(|h| h.parse::<f64>().ok())
+            .filter(|h| h.is_finite() && *h > 0.0)
+            .map(Some)
+            .ok_or_else(|| PolicyError::BadParameter(name.into(), "expected mpc-oracle[:HORIZON_S]".into())),
+        None => Err(PolicyError::Unknown(name.into())),
+    }
+}
+
 /// The clairvoyant choice at the simulator's present: the smallest worker count with no certain
 /// deadline miss over the next `horizon_s` of the known future (or the fewest misses).
 pub fn mpc_choice(sim: &crate::sim::Simulator, horizon_s: f64) -> u32 {
@@ -424,7 +443,7 @@ pub fn mpc_choice(sim: &crate::sim::Simulator, horizon_s: f64) -> u32 {
 /// `miss_target` of the tasks in play (same futures for every count). Unlike `mpc-oracle` it cannot know the Poisson bursts
 /// inside a phase; unlike `rate-oracle` it sees the transient — the queue, the workers still
 /// starting, the slow scale-down — exactly. It keeps a lockstep copy of the simulator for the
-/// present, so it exists only in the simulator (`eval`, and as an expert in `train`).
+/// present, so it exists only in the simulator (`eval`).
 pub struct PlanMpc {
     shadow: crate::sim::Simulator,
     futures: FutureSampler,

@@ -99,13 +99,16 @@ impl Scenario {
 
     /// The load calendar the policy is given, if any.
     pub fn calendar(&self) -> Option<Calendar> {
-        self.calendar.then(|| {
-            Calendar::new(
-                RatePlan::new(&self.workload, self.seed),
-                self.sim.decision_period_s,
-                self.sim.startup_delay_s,
-            )
-        })
+        self.calendar.then(|| self.full_calendar())
+    }
+
+    /// The run's load calendar, whether or not the policy is told it.
+    pub fn full_calendar(&self) -> Calendar {
+        Calendar::new(
+            RatePlan::new(&self.workload, self.seed),
+            self.sim.decision_period_s,
+            self.sim.startup_delay_s,
+        )
     }
 }
 

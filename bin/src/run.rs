@@ -103,11 +103,26 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 
 async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let scale = args.time_scale;
+    let mut workload = WorkloadConfig {
+        time_scale: scale,
+        ..WorkloadConfig::default()
+    };
+    if let Some(n) = args.tasks {
+        if n == 0 {
+            anyhow::bail!("--tasks must be at least 1");
+        }
+        let default_total: usize = workload
+            .phases
+            .iter()
+            .map(|p| p.target_tasks(workload.base_rate_per_min))
+            .sum();
+        workload.base_rate_per_min *= n as f64 / default_total as f64;
+    }
     let (policy, period) = if autoscale_node::is_calendar(&args.policy) {
-        // Built below, from the workload.
+        let period = autoscale_node::decision_period(args.decision_period_s, None)?;
         (
-            None,
-            autoscale_node::decision_period(args.decision_period_s, None)?,
+            Some(autoscale_node::calendar_policy(&args.policy, &workload, period)?),
+            period,
         )
     } else {
         autoscale_node::policy_by_name(&args.policy, args.decision_period_s, !args.no_calendar)?
@@ -159,26 +174,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         )
         .await?;
 
-    let mut workload = WorkloadConfig {
-        time_scale: scale,
-        ..WorkloadConfig::default()
-    };
-    if let Some(n) = args.tasks {
-        if n == 0 {
-            anyhow::bail!("--tasks must be at least 1");
-        }
-        let default_total: usize = workload
-            .phases
-            .iter()
-            .map(|p| p.target_tasks(workload.base_rate_per_min))
-            .sum();
-        workload.base_rate_per_min *= n as f64 / default_total as f64;
-    }
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
-    let policy = match autoscale_node::is_calendar(&args.policy) {
-        true => Some(autoscale_node::calendar_policy(&args.policy, &workload, period)?),
-        false => policy,
-    };
     // `run` drives the emitter, so it knows the schedule: every observation carries the
     // calendar's outlook (policies that do not read it are unaffected).
     let calendar = (!args.no_calendar).then(|| {

@@ -303,10 +303,7 @@ impl RatePlan {
         let mut rates = Vec::new();
         for p in phase_order(config, seed) {
             let phase = &config.phases[p];
-            let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
-            let weights: Vec<f64> = (0..windows)
-                .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
-                .collect();
+            let weights = window_weights(config, phase);
             let sum: f64 = weights.iter().sum();
             let total = phase.target_tasks(config.base_rate_per_min) as f64;
             for w in weights {
@@ -430,6 +427,14 @@ impl TaskSizer {
     }
 }
 
+/// The relative arrival rate of each of a phase's windows (its shape sampled mid-window).
+fn window_weights(config: &WorkloadConfig, phase: &Phase) -> Vec<f64> {
+    let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
+    (0..windows)
+        .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
+        .collect()
+}
+
 /// The tasks of one phase, arrival times relative to the phase start, all durations scaled by
 /// `config.time_scale`. `phase` of every spec is 0; callers set it.
 pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
@@ -437,10 +442,8 @@ pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<Tas
     let scale = config.time_scale.max(1e-9);
     let sizer = TaskSizer::new(config);
     let total = phase.target_tasks(config.base_rate_per_min);
-    let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
-    let weights: Vec<f64> = (0..windows)
-        .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
-        .collect();
+    let weights = window_weights(config, phase);
+    let windows = weights.len();
     let mut tasks = Vec::with_capacity(total);
     let mut remaining = total;
     for w in 0..windows {
