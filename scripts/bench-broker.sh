@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side throughput of redis-server and autoscale-node under redis-benchmark, plus
-# resident memory with 1,000,000 queued 100-byte elements. Prints a Markdown table.
+# resident memory with 1,000,000 queued 100-byte elements and with 5,000 idle connections.
+# Prints Markdown tables.
 #
 # usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)] [rounds (default 3)]
 # Each round runs redis-server then autoscale-node; the table shows the median of the rounds, so
@@ -92,3 +93,32 @@ echo "|---|---|---|---|"
 printf '| resident memory (MiB) | %.1f | %.1f | %.2f |\n' "$(echo "$r1/1024" | bc -l)" "$(echo "$o1/1024" | bc -l)" "$(echo "$o1/$r1" | bc -l)"
 printf '| growth over empty (MiB) | %.1f | %.1f | %.2f |\n' "$(echo "($r1-$r0)/1024" | bc -l)" "$(echo "($o1-$o0)/1024" | bc -l)" "$(echo "($o1-$o0)/($r1-$r0)" | bc -l)"
 echo "llen: redis-server $(redis-cli -p "$RP" LLEN mem), autoscale-node $(redis-cli -p "$OP" LLEN mem)"
+
+# Idle connections: 5,000 clients that connect and stay silent, then the same after one PING
+# each (a read buffer was needed once), on fresh servers. Bar (issue 12): ≤ 4 KB each.
+kill $RPID $OPID 2>/dev/null; wait $RPID $OPID 2>/dev/null || true
+RP=$(free_port); redis-server --port "$RP" --save "" --appendonly no --bind 127.0.0.1 --maxclients 6000 >/dev/null & RPID=$!
+OP=$(free_port); "$BIN" serve --port "$OP" --http-port 0 >/dev/null 2>&1 & OPID=$!
+wait_up "$RP"; wait_up "$OP"
+idle() {
+  python3 - "$1" "$2" <<'PY'
+import resource, socket, sys, time
+resource.setrlimit(resource.RLIMIT_NOFILE, (12000, max(12000, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
+port, pid, n = int(sys.argv[1]), int(sys.argv[2]), 5000
+def rss():
+    return int(next(l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")).split()[1])
+time.sleep(0.5); r0 = rss()
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+time.sleep(1); silent = rss()
+for s in socks: s.sendall(b"PING\r\n")
+for s in socks: s.recv(16)
+time.sleep(3); spoke = rss()
+print(f"{(silent - r0) / n:.2f} {(spoke - r0) / n:.2f}")
+PY
+}
+read -r rs rp < <(idle "$RP" "$RPID"); read -r os op < <(idle "$OP" "$OPID")
+echo
+echo "| 5,000 idle connections, KB each | redis-server | autoscale-node |"
+echo "|---|---|---|"
+printf '| connected, silent | %.2f | %.2f |\n' "$rs" "$os"
+printf '| after one PING each (3 s later) | %.2f | %.2f |\n' "$rp" "$op"

@@ -492,9 +492,29 @@ async fn queue_metrics_in_info_qstats_and_client_list() {
         cmd(&mut c, &["QSTATS", "wq"]).await.unwrap();
     assert_eq!(stats["wq"]["pushed_total"], "0");
     assert_eq!(stats["wq"]["length"], "1");
+    // FLUSHALL forgets the queue with its list (nothing is blocked on it, nothing pinned it).
     let _: () = cmd(&mut c, &["FLUSHALL"]).await.unwrap();
     let info: String = cmd(&mut c, &["INFO", "queues"]).await.unwrap();
-    assert!(info.contains("queue_wq:length=0,pushed_total=0"), "{info}");
+    assert!(!info.contains("queue_wq:"), "{info}");
+    // A client blocked on a key keeps it listed through FLUSHALL, from zero.
+    let mut blocked = conn(&node.url()).await;
+    let waiter = tokio::spawn(async move {
+        let _: Option<(String, String)> = cmd(&mut blocked, &["BLPOP", "bq", "5"]).await.unwrap();
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let info: String = cmd(&mut c, &["INFO", "queues"]).await.unwrap();
+        if info.contains("queue_bq:") && info.contains("blocked_clients=1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{info}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _: () = cmd(&mut c, &["FLUSHALL"]).await.unwrap();
+    let info: String = cmd(&mut c, &["INFO", "queues"]).await.unwrap();
+    assert!(info.contains("queue_bq:length=0,pushed_total=0"), "{info}");
+    let _: () = cmd(&mut c, &["RPUSH", "bq", "x"]).await.unwrap();
+    within(waiter).await.unwrap();
 }
 
 #[tokio::test]

@@ -89,15 +89,23 @@ fn node_configmap_is_a_valid_config() {
     assert!(toml.contains("scaler = \"kubernetes\""), "{toml}");
     let path = std::env::temp_dir().join(format!("autoscale-node-configmap-{}.toml", std::process::id()));
     std::fs::write(&path, &toml).unwrap();
+    // The manifest mounts the password from a Secret; here a stand-in file takes its place
+    // (the environment overrides the config file's path).
+    assert!(toml.contains("requirepass-file = "), "{toml}");
+    let secret = std::env::temp_dir().join(format!("autoscale-node-secret-{}", std::process::id()));
+    std::fs::write(&secret, "0123abcd\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
         .args(["serve", "--config", path.to_str().unwrap(), "--check"])
+        .env("AUTOSCALE_REQUIREPASS_FILE", &secret)
         .output()
         .unwrap();
     std::fs::remove_file(&path).ok();
+    std::fs::remove_file(&secret).ok();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && text.contains("configuration ok"),
         "{text}"
     );
     assert!(text.contains("Kubernetes"), "{text}");
+    assert!(text.contains("password set, protected mode yes"), "{text}");
 }

@@ -106,6 +106,13 @@ impl Controller {
                 .query_async(&mut conn)
                 .await?;
         }
+        if let Source::InProcess(b) = &source {
+            // The farm's queues keep their counters (and their `/metrics` series) while empty.
+            let q = functions::Queues::default();
+            for name in [&q.input, &q.worker, &q.result, &q.output] {
+                b.queues().pin(0, name.as_bytes());
+            }
+        }
         let policy_name = policy.as_ref().map_or("manual".to_string(), |p| p.name());
         stats.update(|s| {
             s.scaler = scaler.kind().to_string();

@@ -1,31 +1,98 @@
 //! The node's HTTP endpoint: `/metrics` (Prometheus text format 0.0.4), `/healthz`, `/readyz`.
+//!
+//! Access (see docs/security.md): with a password set, `/metrics` needs it, as a bearer token
+//! or as the password of HTTP basic auth (any user name); without one, protected mode limits
+//! `/metrics` to loopback clients, as the broker does. The probes stay open: they disclose
+//! nothing but "up" and "ready", and a kubelet probe cannot carry a Secret.
 
 use crate::stats::{NodeStats, LATENCY_BUCKETS};
-use functions::http::{Handler, Response};
+use base64::Engine;
+use functions::http::{Handler, Request, Response};
 use std::fmt::Write;
 use std::sync::Arc;
+
+/// Who may read the protected endpoints.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// The broker's password (`requirepass`); when set, it is required.
+    pub password: Option<String>,
+    /// Without a password: refuse non-loopback clients (the broker's `protected-mode`).
+    pub protected_mode: bool,
+}
+
+impl Access {
+    /// `None` if the request may proceed, else the refusal.
+    fn check(&self, req: &Request<'_>) -> Option<Response> {
+        match &self.password {
+            Some(password) => {
+                let presented = req.authorization.and_then(credential);
+                if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes())) {
+                    None
+                } else {
+                    Some(Response::json(
+                        401,
+                        r#"{"error":"authentication required: send the node's password as a bearer token or with basic auth"}"#,
+                    ))
+                }
+            }
+            None if self.protected_mode && !broker::state::is_local_peer(&req.peer) => Some(Response::json(
+                403,
+                r#"{"error":"protected mode: without a password only loopback clients may read this; set --requirepass or --protected-mode no"}"#,
+            )),
+            None => None,
+        }
+    }
+}
+
+/// The password in an `Authorization` header: `Bearer TOKEN`, or `Basic base64(user:password)`.
+fn credential(header: &str) -> Option<String> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some(value.to_string());
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        return text.split_once(':').map(|(_, password)| password.to_string());
+    }
+    None
+}
+
+/// Compares without stopping at the first difference, so response time does not reveal how
+/// much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
 
 /// What the endpoint reads: the node's counters and, when embedded, the broker.
 #[derive(Clone)]
 pub struct Endpoint {
     pub stats: Arc<NodeStats>,
     pub broker: Option<broker::Broker>,
+    pub access: Access,
 }
 
 impl Endpoint {
     pub fn handler(self) -> Handler {
-        Arc::new(move |method, path, _body| self.route(method, path))
+        Arc::new(move |req: &Request<'_>| self.route(req))
     }
 
-    fn route(&self, method: &str, path: &str) -> Response {
-        if method != "GET" && method != "HEAD" {
+    fn route(&self, req: &Request<'_>) -> Response {
+        if req.method != "GET" && req.method != "HEAD" {
             return Response::json(405, r#"{"error":"method not allowed"}"#);
         }
-        match path {
-            "/metrics" => Response {
-                status: 200,
-                content_type: "text/plain; version=0.0.4; charset=utf-8",
-                body: self.render(),
+        match req.path {
+            "/metrics" => match self.access.check(req) {
+                Some(refusal) => refusal,
+                None => Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    body: self.render(),
+                },
             },
             // Alive: the process answers.
             "/healthz" => Response::json(200, r#"{"status":"ok"}"#),
@@ -46,7 +113,13 @@ impl Endpoint {
         let s = self.stats.snapshot();
         let mut m = Metrics::default();
         if let Some(b) = &self.broker {
-            let queues = b.queues().snapshot();
+            let (queues, omitted) = b.queues().listed(broker::metrics::MAX_LISTED_QUEUES);
+            m.family(
+                "autoscale_queues_omitted",
+                "gauge",
+                "Queues left out of the per-queue series (at most 1000 are exported: the farm's queues first, then the most recently active).",
+            );
+            m.sample("autoscale_queues_omitted", "", omitted as f64);
             let lbl = |q: &broker::QueueStats| {
                 format!(
                     "db=\"{}\",queue=\"{}\"",
@@ -300,7 +373,12 @@ mod tests {
         stats.record_decision(std::time::Duration::from_micros(3));
         stats.record_decision(std::time::Duration::from_micros(30));
         stats.record_decision(std::time::Duration::from_secs(1));
-        let text = Endpoint { stats, broker: None }.render();
+        let text = Endpoint {
+            stats,
+            broker: None,
+            access: Access::default(),
+        }
+        .render();
         assert!(
             text.contains("autoscale_decision_latency_seconds_bucket{le=\"0.000005\"} 1\n"),
             "{text}"
@@ -320,18 +398,88 @@ mod tests {
         assert!(text.contains("autoscale_decisions_total 3\n"));
     }
 
+    fn request<'a>(
+        method: &'a str,
+        path: &'a str,
+        peer: &str,
+        authorization: Option<&'a str>,
+    ) -> Request<'a> {
+        Request {
+            method,
+            path,
+            body: b"",
+            authorization,
+            peer: peer.parse().unwrap(),
+        }
+    }
+
+    fn endpoint(access: Access) -> Endpoint {
+        Endpoint {
+            stats: Arc::new(NodeStats::default()),
+            broker: None,
+            access,
+        }
+    }
+
     #[test]
     fn readiness_follows_the_control_loop() {
-        let stats = Arc::new(NodeStats::default());
-        let e = Endpoint {
-            stats: stats.clone(),
-            broker: None,
-        };
-        assert_eq!(e.route("GET", "/readyz").status, 503);
-        stats.update(|s| s.ready = true);
-        assert_eq!(e.route("GET", "/readyz").status, 200);
-        assert_eq!(e.route("GET", "/healthz").status, 200);
-        assert_eq!(e.route("POST", "/metrics").status, 405);
-        assert_eq!(e.route("GET", "/nope").status, 404);
+        let e = endpoint(Access::default());
+        let get = |path| e.route(&request("GET", path, "127.0.0.1:1", None)).status;
+        assert_eq!(get("/readyz"), 503);
+        e.stats.update(|s| s.ready = true);
+        assert_eq!(get("/readyz"), 200);
+        assert_eq!(get("/healthz"), 200);
+        assert_eq!(
+            e.route(&request("POST", "/metrics", "127.0.0.1:1", None)).status,
+            405
+        );
+        assert_eq!(get("/nope"), 404);
+    }
+
+    #[test]
+    fn metrics_need_the_password_when_one_is_set() {
+        let e = endpoint(Access {
+            password: Some("s3cret".into()),
+            protected_mode: true,
+        });
+        let status = |auth| e.route(&request("GET", "/metrics", "10.0.0.7:5000", auth)).status;
+        assert_eq!(status(None), 401);
+        assert_eq!(status(Some("Bearer wrong")), 401);
+        assert_eq!(status(Some("Bearer s3cret")), 200);
+        // "prometheus:s3cret" and "default:wrong" in base64.
+        assert_eq!(status(Some("Basic cHJvbWV0aGV1czpzM2NyZXQ=")), 200);
+        assert_eq!(status(Some("Basic ZGVmYXVsdDp3cm9uZw==")), 401);
+        assert_eq!(status(Some("Basic !!!")), 401);
+        assert_eq!(status(Some("Digest s3cret")), 401);
+        // Probes stay open.
+        assert_eq!(
+            e.route(&request("GET", "/healthz", "10.0.0.7:5000", None)).status,
+            200
+        );
+    }
+
+    #[test]
+    fn protected_mode_keeps_metrics_on_loopback_without_a_password() {
+        let protected = endpoint(Access {
+            password: None,
+            protected_mode: true,
+        });
+        let status = |e: &Endpoint, peer| e.route(&request("GET", "/metrics", peer, None)).status;
+        assert_eq!(status(&protected, "127.0.0.1:4000"), 200);
+        assert_eq!(status(&protected, "[::1]:4000"), 200);
+        assert_eq!(status(&protected, "127.0.0.2:4000"), 403);
+        assert_eq!(status(&protected, "10.1.2.3:4000"), 403);
+        let open = endpoint(Access {
+            password: None,
+            protected_mode: false,
+        });
+        assert_eq!(status(&open, "10.1.2.3:4000"), 200);
+    }
+
+    #[test]
+    fn password_comparison_needs_every_byte() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

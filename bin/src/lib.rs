@@ -2,6 +2,7 @@
 //! the functions together — the control loop, the scalers, the HTTP endpoint and the `scale`
 //! request protocol. The CLI in `main.rs` only parses flags and calls into here.
 
+pub mod allocator;
 pub mod control;
 pub mod http;
 pub mod requests;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use autoscale_node::control::{ControlConfig, Controller, Source};
-use autoscale_node::http::Endpoint;
+use autoscale_node::http::{Access, Endpoint};
 use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use broker::{Broker, BrokerConfig};
@@ -21,9 +21,23 @@ pub struct ServeArgs {
     /// TCP port for the Redis protocol (0 picks a free port and prints it).
     #[arg(long, short = 'p', env = "AUTOSCALE_PORT", default_value_t = 6379)]
     pub port: u16,
-    /// Require clients to AUTH with this password.
+    /// Require clients to AUTH with this password (prefer the environment variable or
+    /// `--requirepass-file`: a command line is visible to every user through `ps`).
     #[arg(long, env = "AUTOSCALE_REQUIREPASS", hide_env_values = true)]
     pub requirepass: Option<String>,
+    /// Read the password from this file (a mounted Kubernetes Secret); trailing newlines are
+    /// ignored.
+    #[arg(long, env = "AUTOSCALE_REQUIREPASS_FILE", conflicts_with = "requirepass")]
+    pub requirepass_file: Option<std::path::PathBuf>,
+    /// Protected mode: without a password, accept only loopback clients (127.0.0.1, ::1) on
+    /// the broker and on `/metrics`; others get Redis's `-DENIED` answer. `no` opens both to
+    /// whoever can reach them.
+    #[arg(long, env = "AUTOSCALE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+    /// Most clients connected at once (`maxclients`); lowered to what the open-file limit
+    /// allows, as Redis does.
+    #[arg(long, env = "AUTOSCALE_MAXCLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub maxclients: u32,
     /// Number of databases (SELECT 0..N-1).
     #[arg(long, env = "AUTOSCALE_DATABASES", default_value_t = 16)]
     pub databases: usize,
@@ -38,9 +52,10 @@ pub struct ServeArgs {
     /// Port of the HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); 0 picks a free port.
     #[arg(long, env = "AUTOSCALE_HTTP_PORT", default_value_t = 9121)]
     pub http_port: u16,
-    /// Address of the HTTP endpoint (default: `--bind`).
-    #[arg(long, env = "AUTOSCALE_HTTP_BIND")]
-    pub http_bind: Option<String>,
+    /// Address of the HTTP endpoint: loopback whatever `--bind` says; in a cluster use
+    /// 0.0.0.0 so that Prometheus and the kubelet's probes reach it.
+    #[arg(long, env = "AUTOSCALE_HTTP_BIND", default_value = "127.0.0.1")]
+    pub http_bind: String,
     /// Check the options (flags, environment, --config file) and the policy, print the
     /// effective settings, and exit without serving.
     #[arg(long)]
@@ -112,10 +127,64 @@ impl NodeArgs {
     }
 }
 
+/// `yes`/`no` (also `true`/`false`), as Redis spells its boolean options.
+pub fn parse_yes_no(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err("must be yes or no".into()),
+    }
+}
+
+/// Whether every address `host` can mean is a loopback one.
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 impl ServeArgs {
-    fn broker_config(&self) -> BrokerConfig {
+    /// The password from `--requirepass` or `--requirepass-file` (empty means none).
+    fn password(&self) -> anyhow::Result<Option<String>> {
+        let raw = match &self.requirepass_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            None => self.requirepass.clone().unwrap_or_default(),
+        };
+        Ok((!raw.is_empty()).then_some(raw))
+    }
+
+    /// Warns about settings that expose the node, once, at start.
+    fn warn_about_exposure(&self, password: Option<&str>) {
+        let argv: Vec<String> = std::env::args().collect();
+        if argv
+            .iter()
+            .any(|a| a == "--requirepass" || a.starts_with("--requirepass="))
+        {
+            tracing::warn!(
+                "--requirepass on the command line is visible to every user of this machine (ps); use AUTOSCALE_REQUIREPASS or --requirepass-file"
+            );
+        }
+        let exposed = |host: &str| !is_loopback_host(host);
+        if password.is_none() && !self.protected_mode && (exposed(&self.bind) || exposed(&self.http_bind)) {
+            tracing::warn!(
+                bind = %self.bind,
+                http_bind = %self.http_bind,
+                "protected mode is off and no password is set: anyone who can reach these addresses can read, change and delete every queue"
+            );
+        } else if password.is_none() && exposed(&self.bind) {
+            tracing::info!(
+                "protected mode: with no password only loopback clients are accepted; set AUTOSCALE_REQUIREPASS (or --requirepass-file) for remote workers"
+            );
+        }
+    }
+
+    fn broker_config(&self, password: Option<String>, maxclients: usize) -> BrokerConfig {
         BrokerConfig {
-            requirepass: self.requirepass.clone().filter(|p| !p.is_empty()),
+            requirepass: password,
+            protected_mode: self.protected_mode,
+            maxclients,
             databases: self.databases.max(1),
             proto_max_bulk_len: self.proto_max_bulk_len,
             mem_allocator: autoscale_node::MEM_ALLOCATOR,
@@ -130,12 +199,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (policy, period) =
             autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?;
         let n = &args.node;
+        let password = args.password()?;
         println!(
-            "broker      {}:{} (http {}:{})",
+            "broker      {}:{} (http {}:{}), password {}, protected mode {}",
             args.bind,
             args.port,
-            args.http_bind.as_deref().unwrap_or(&args.bind),
-            args.http_port
+            args.http_bind,
+            args.http_port,
+            if password.is_some() { "set" } else { "none" },
+            if args.protected_mode { "yes" } else { "no" }
         );
         println!("scaler      {:?}", n.scaler);
         println!(
@@ -181,16 +253,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?,
     };
+    let password = args.password()?;
+    args.warn_about_exposure(password.as_deref());
+    let maxclients = client_limit(args.maxclients as usize);
     let addr = format!("{}:{}", args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let http_addr = format!(
-        "{}:{}",
-        args.http_bind.as_deref().unwrap_or(&args.bind),
-        args.http_port
-    );
+    let http_addr = format!("{}:{}", args.http_bind, args.http_port);
     let http_listener = tokio::net::TcpListener::bind(&http_addr).await.with_context(|| {
         format!("binding the HTTP endpoint {http_addr} (choose another with --http-port)")
     })?;
@@ -201,18 +272,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
 
-    let broker = Broker::new(args.broker_config());
+    let broker = Broker::new(args.broker_config(password.clone(), maxclients));
     let stats = Arc::new(NodeStats::default());
     let stop = CancellationToken::new();
     let endpoint = Endpoint {
         stats: stats.clone(),
         broker: Some(broker.clone()),
+        access: Access {
+            password: password.clone(),
+            protected_mode: args.protected_mode,
+        },
     };
     tokio::spawn(functions::http::serve(
         http_listener,
         endpoint.handler(),
         stop.clone(),
     ));
+    tokio::spawn(release_memory_periodically(stop.clone()));
     let broker_stop = stop.clone();
     let broker_task = tokio::spawn(broker.clone().serve(listener, broker_stop.cancelled_owned()));
 
@@ -223,7 +299,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         });
         shutdown_signal().await;
     } else {
-        let result = control_loop(&args, &broker, local, (policy, period), stats.clone()).await;
+        let result = control_loop(
+            &args,
+            password.as_deref(),
+            &broker,
+            local,
+            (policy, period),
+            stats.clone(),
+        )
+        .await;
         if let Err(e) = &result {
             tracing::error!(error = %format!("{e:#}"), "control loop stopped");
         }
@@ -239,6 +323,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// workers it started.
 async fn control_loop(
     args: &ServeArgs,
+    password: Option<&str>,
     broker: &Broker,
     local: std::net::SocketAddr,
     (policy, period): (Option<Box<dyn agent::policy::Policy>>, f64),
@@ -249,12 +334,7 @@ async fn control_loop(
     } else {
         local.ip().to_string()
     };
-    let pass = args
-        .requirepass
-        .as_deref()
-        .filter(|p| !p.is_empty())
-        .map(|p| format!(":{p}@"))
-        .unwrap_or_default();
+    let pass = password.map(|p| format!(":{p}@")).unwrap_or_default();
     let url = format!("redis://{pass}{host}:{}/", local.port());
     let client = redis::Client::open(url.as_str())?;
     let mut conn = client.get_multiplexed_async_connection().await?;
@@ -301,6 +381,44 @@ async fn control_loop(
         }
     }
     controller.shutdown().await
+}
+
+/// Gives freed memory back to the system once a second (see `autoscale_node::allocator`).
+/// With the default single-threaded runtime this runs on the broker's own thread, where the
+/// keyspace's memory is freed.
+pub async fn release_memory_periodically(stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => autoscale_node::allocator::release_free_memory(),
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Raises the open-file limit to fit `requested` clients (as Redis does at start) and returns
+/// the `maxclients` the limit allows, warning when it had to be lowered.
+pub fn client_limit(requested: usize) -> usize {
+    let wanted = requested as u64 + broker::state::RESERVED_FDS;
+    let limit = rlimit::increase_nofile_limit(wanted)
+        .ok()
+        .or_else(broker::state::open_file_limit);
+    match limit {
+        Some(limit) => {
+            let allowed = broker::state::fd_limited_maxclients(requested, limit);
+            if allowed < requested {
+                tracing::warn!(
+                    requested,
+                    allowed,
+                    open_file_limit = limit,
+                    "maxclients lowered to fit the open-file limit; raise `ulimit -n` for more clients"
+                );
+            }
+            allowed
+        }
+        None => requested,
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

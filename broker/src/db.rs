@@ -27,7 +27,20 @@ pub struct List {
     pub stats: Arc<QueueCounters>,
 }
 
+impl Drop for List {
+    fn drop(&mut self) {
+        // The key no longer holds this list: the registry decides whether to remember it.
+        self.stats.detach();
+    }
+}
+
 impl List {
+    /// Moves the list to another key's counters (RENAME): the old key is released.
+    pub fn retarget(&mut self, stats: Arc<QueueCounters>) {
+        let old = std::mem::replace(&mut self.stats, stats);
+        old.detach();
+    }
+
     pub fn oldest_us(&self) -> u64 {
         self.items
             .back()
@@ -144,9 +157,21 @@ impl Db {
                 l.stats.record_length(0, 0);
             }
         }
-        self.map.clear();
-        self.expires.clear();
+        self.map = Map::default();
+        self.expires = Map::default();
         self.expiry_index.clear();
+    }
+
+    /// Gives memory back once most keys are gone, as Redis resizes a sparse dict: the tables
+    /// never shrink by themselves. Cheap to call often (it only compares sizes).
+    pub fn shrink(&mut self) {
+        fn shrink_map<V>(m: &mut Map<Bytes, V>) {
+            if m.capacity() > 64 && m.len() < m.capacity() / 8 {
+                m.shrink_to(m.len() * 2);
+            }
+        }
+        shrink_map(&mut self.map);
+        shrink_map(&mut self.expires);
     }
 }
 
@@ -268,7 +293,9 @@ impl Store {
                 self.touch(db, &key);
                 removed += 1;
             }
+            self.dbs[db].shrink();
         }
+        self.queues.sweep();
         removed
     }
 
@@ -435,7 +462,10 @@ impl Store {
                     b.by_key.remove(&slot);
                 }
             }
-            self.queues.counters(w.db, k).blocked_delta(-1);
+            let counters = self.queues.counters(w.db, k);
+            counters.blocked_delta(-1);
+            // Nothing may hold the key any more (a pop that timed out on a missing key).
+            counters.detach();
         }
         Some(w)
     }
@@ -468,6 +498,7 @@ impl Store {
                 let _ = w.tx.send(reply);
             }
         }
+        self.queues.sweep();
     }
 
     fn serve_one(&mut self, db: usize, key: &Bytes, w: &Waiter) -> Reply {

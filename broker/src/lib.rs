@@ -154,6 +154,7 @@ impl Broker {
                 .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);
         }
         let token = CancellationToken::new();
+        let mut accept_failures = AcceptFailures::new();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(active_expiry(self.shared.clone(), token.clone()));
         tokio::pin!(shutdown);
@@ -161,13 +162,10 @@ impl Broker {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        accept_failures.succeeded();
                         tasks.spawn(conn::serve_connection(self.shared.clone(), stream, token.clone()));
                     }
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
+                    Err(e) => accept_failures.failed(&listener, &e).await,
                 },
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = &mut shutdown => break,
@@ -184,6 +182,65 @@ impl Broker {
             tracing::warn!("connections did not close within the grace period");
         }
         Ok(())
+    }
+}
+
+/// What the accept loop does when `accept` fails — almost always because the process ran out
+/// of file descriptors (EMFILE/ENFILE). Spinning on the error would burn a core and flood the
+/// log while the clients in the backlog hang with no answer. Instead: one descriptor is held in
+/// reserve; on EMFILE it is freed for a moment to accept the next client, tell it
+/// `-ERR max number of clients reached` and close it, so clients get an answer; the loop backs
+/// off (doubling, up to a second) and logs once per burst of failures.
+struct AcceptFailures {
+    reserve: Option<std::fs::File>,
+    backoff: Duration,
+    failures: u64,
+    last_log: Option<std::time::Instant>,
+}
+
+impl AcceptFailures {
+    fn new() -> AcceptFailures {
+        AcceptFailures {
+            reserve: std::fs::File::open("/dev/null").ok(),
+            backoff: Duration::from_millis(1),
+            failures: 0,
+            last_log: None,
+        }
+    }
+
+    async fn failed(&mut self, listener: &TcpListener, error: &std::io::Error) {
+        self.failures += 1;
+        let now = std::time::Instant::now();
+        if self
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(10))
+        {
+            tracing::warn!(
+                error = %error,
+                failures = self.failures,
+                "accepting clients fails (out of file descriptors? raise `ulimit -n` or lower maxclients)"
+            );
+            self.last_log = Some(now);
+        }
+        if self.reserve.take().is_some() {
+            // The reserve is closed now: answer one waiting client instead of leaving it hanging.
+            if let Ok(Ok((mut stream, _))) =
+                tokio::time::timeout(Duration::from_millis(1), listener.accept()).await
+            {
+                use tokio::io::AsyncWriteExt;
+                let line = format!("-{}\r\n", reply::msg::MAX_CLIENTS);
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), stream.write_all(line.as_bytes())).await;
+            }
+            self.reserve = std::fs::File::open("/dev/null").ok();
+        }
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
+    }
+
+    /// A connection was accepted: failures are over.
+    fn succeeded(&mut self) {
+        self.backoff = Duration::from_millis(1);
     }
 }
 

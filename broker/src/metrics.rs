@@ -2,14 +2,22 @@
 //!
 //! Every list key is a queue. Its counters live in a [`QueueCounters`] shared by the list value
 //! (so the hot path touches no map) and by the [`QueueRegistry`] (so readers never take the
-//! keyspace lock). Counters survive the list emptying and being recreated; only FLUSHDB,
-//! FLUSHALL or `QSTATS RESET` clear them.
+//! keyspace lock).
+//!
+//! Which keys keep counters: every list while it exists; once it is gone (deleted, expired,
+//! emptied, flushed), only a *queue* keeps them — a key a client blocked on, a named client
+//! (`CLIENT SETNAME`, as every farm function is) popped from, or the embedding application
+//! pinned ([`QueueRegistry::pin`]) — so a queue that drains and refills keeps counting. Counters
+//! of other lists go at once; those of gone queues are bounded ([`MAX_ABSENT_QUEUES`]) and
+//! forgotten after [`IDLE_QUEUE_FORGET_MS`] unused (pinned ones never). INFO, QSTATS and
+//! `/metrics` list the queues, at most [`MAX_LISTED_QUEUES`] of them.
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -52,6 +60,38 @@ pub struct QueueCounters {
     consumers: Mutex<HashMap<String, u64>>,
     /// When these counters were created (ms since epoch).
     created_ms: AtomicU64,
+    /// [`CONSUMED`] and [`PINNED`]: what makes the key a queue.
+    flags: AtomicU8,
+    /// The key these counters belong to, and where its list reports that it is gone (`None`
+    /// for counters made outside a registry).
+    owner: Option<(usize, Bytes, Arc<Released>)>,
+}
+
+/// A client blocked on the key, or a named client popped from it.
+const CONSUMED: u8 = 1;
+/// Declared a queue by the embedding application ([`QueueRegistry::pin`]).
+const PINNED: u8 = 2;
+
+/// Gone queues (no list, nothing blocked) whose counters are kept at most: beyond this the
+/// longest-gone are dropped, so a client blocking on or popping from endless one-off keys
+/// cannot grow the registry without bound. Pinned queues do not count.
+pub const MAX_ABSENT_QUEUES: usize = 1024;
+/// INFO, QSTATS (without keys) and `/metrics` list at most this many queues — pinned ones
+/// first, then by most recent activity — and say how many they left out.
+pub const MAX_LISTED_QUEUES: usize = 1000;
+
+/// Keys whose list went away since the registry last looked.
+#[derive(Debug, Default)]
+struct Released {
+    keys: Mutex<Vec<(usize, Bytes)>>,
+    pending: AtomicBool,
+}
+
+impl Released {
+    fn push(&self, db: usize, key: Bytes) {
+        self.keys.lock().push((db, key));
+        self.pending.store(true, Relaxed);
+    }
 }
 
 impl Default for QueueCounters {
@@ -70,14 +110,16 @@ impl Default for QueueCounters {
             wait_buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             consumers: Mutex::new(HashMap::new()),
             created_ms: AtomicU64::new(unix_ms()),
+            flags: AtomicU8::new(0),
+            owner: None,
         }
     }
 }
 
-/// Counters of a key that no longer exists and has seen no push, pop or blocked client for this
-/// long are dropped, so that one-off keys (a pod's processing list, named after a pod that is
-/// gone) do not accumulate in INFO, QSTATS and `/metrics` forever. A key used again later starts
-/// from zero, which Prometheus reads as a counter reset.
+/// Counters of a gone queue (not pinned) that has seen no push, pop or blocked client for this
+/// long are dropped, so that one-off queues (a pod's processing list, named after a pod that is
+/// gone) do not accumulate in INFO, QSTATS and `/metrics`. A key used again later starts from
+/// zero, which Prometheus reads as a counter reset.
 pub const IDLE_QUEUE_FORGET_MS: u64 = 10 * 60 * 1000;
 
 impl QueueCounters {
@@ -116,6 +158,7 @@ impl QueueCounters {
         let now_ms = now_us / 1000;
         self.last_pop_ms.store(now_ms, Relaxed);
         if let Some(name) = consumer {
+            self.flags.fetch_or(CONSUMED, Relaxed);
             let mut consumers = self.consumers.lock();
             match consumers.get_mut(name) {
                 Some(t) => *t = now_ms,
@@ -133,7 +176,34 @@ impl QueueCounters {
     }
 
     pub(crate) fn blocked_delta(&self, delta: i64) {
+        if delta > 0 {
+            self.flags.fetch_or(CONSUMED, Relaxed);
+        }
         self.blocked_clients.fetch_add(delta, Relaxed);
+    }
+
+    /// The list holding these counters is gone (or moved to another key): the registry
+    /// decides at its next sweep whether the key is worth remembering.
+    pub(crate) fn detach(&self) {
+        if let Some((db, key, released)) = &self.owner {
+            released.push(*db, key.clone());
+        }
+    }
+
+    fn is_queue(&self) -> bool {
+        self.flags.load(Relaxed) & (CONSUMED | PINNED) != 0
+    }
+
+    fn is_pinned(&self) -> bool {
+        self.flags.load(Relaxed) & PINNED != 0
+    }
+
+    /// Unix ms of the last push, pop or creation.
+    fn last_active_ms(&self) -> u64 {
+        self.last_push_ms
+            .load(Relaxed)
+            .max(self.last_pop_ms.load(Relaxed))
+            .max(self.created_ms.load(Relaxed))
     }
 
     fn reset(&self) {
@@ -313,11 +383,31 @@ pub trait QueueHook: Send + Sync {
 }
 
 /// All queues' counters, by database and key, plus the registered hooks.
-#[derive(Default)]
 pub struct QueueRegistry {
     queues: DashMap<(usize, Bytes), Arc<QueueCounters>, ahash::RandomState>,
     hooks: RwLock<Vec<Arc<dyn QueueHook>>>,
     has_hooks: AtomicBool,
+    released: Arc<Released>,
+    /// Gone queues kept, oldest first (a key may appear twice; entries of keys that came back
+    /// or were dropped are skipped when they reach the front).
+    absent: Mutex<VecDeque<(usize, Bytes)>>,
+}
+
+impl Default for QueueRegistry {
+    fn default() -> Self {
+        QueueRegistry {
+            queues: DashMap::default(),
+            hooks: RwLock::new(Vec::new()),
+            has_hooks: AtomicBool::new(false),
+            released: Arc::new(Released::default()),
+            absent: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+/// Whether counters held by the registry alone, for a key with nothing blocked on it, can go.
+fn unused(c: &Arc<QueueCounters>) -> bool {
+    Arc::strong_count(c) == 1 && c.blocked_clients.load(Relaxed) <= 0
 }
 
 impl QueueRegistry {
@@ -326,13 +416,71 @@ impl QueueRegistry {
         if let Some(c) = self.queues.get(&(db, key.clone())) {
             return c.clone();
         }
+        let owned = Bytes::copy_from_slice(key);
         self.queues
-            .entry((db, Bytes::copy_from_slice(key)))
-            .or_default()
+            .entry((db, owned.clone()))
+            .or_insert_with(|| {
+                Arc::new(QueueCounters {
+                    owner: Some((db, owned, self.released.clone())),
+                    ..QueueCounters::default()
+                })
+            })
             .clone()
     }
 
-    /// A snapshot of every queue, sorted by database then name.
+    /// Declares `key` a queue whose counters are kept while it is empty or absent and that
+    /// is always listed (the farm's queues, declared by the node).
+    pub fn pin(&self, db: usize, key: &[u8]) {
+        self.counters(db, &Bytes::copy_from_slice(key))
+            .flags
+            .fetch_or(PINNED, Relaxed);
+    }
+
+    /// Called after every command (cheap when nothing was released): drops the counters of
+    /// keys that are gone and were no queue, and keeps at most [`MAX_ABSENT_QUEUES`] gone
+    /// queues. Runs under the keyspace lock, so no command attaches counters meanwhile.
+    pub(crate) fn sweep(&self) {
+        if !self.released.pending.swap(false, Relaxed) {
+            return;
+        }
+        let keys = std::mem::take(&mut *self.released.keys.lock());
+        let mut absent = self.absent.lock();
+        for slot in keys {
+            let mut kept_as_queue = false;
+            self.queues.remove_if(&slot, |_, c| {
+                if !unused(c) {
+                    return false;
+                }
+                kept_as_queue = c.is_queue();
+                !kept_as_queue
+            });
+            if kept_as_queue {
+                absent.push_back(slot);
+            }
+        }
+        while absent.len() > MAX_ABSENT_QUEUES {
+            if let Some(slot) = absent.pop_front() {
+                self.queues.remove_if(&slot, |_, c| unused(c) && !c.is_pinned());
+            }
+        }
+        if absent.capacity() > 4 * MAX_ABSENT_QUEUES {
+            absent.shrink_to(2 * MAX_ABSENT_QUEUES);
+        }
+        drop(absent);
+        self.shrink();
+    }
+
+    /// Number of keys with counters (live lists, gone queues, keys blocked on).
+    pub fn len(&self) -> usize {
+        self.queues.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.is_empty()
+    }
+
+    /// A snapshot of every key with counters (live lists included), sorted by database then
+    /// name: the in-process view.
     pub fn snapshot(&self) -> Vec<QueueStats> {
         let mut all: Vec<QueueStats> = self
             .queues
@@ -343,22 +491,61 @@ impl QueueRegistry {
         all
     }
 
-    /// A snapshot of one queue, if it has ever been used.
+    /// The queues to list in INFO, QSTATS and `/metrics`: pinned ones, then the most recently
+    /// active of the others, at most `limit`, sorted by database then name; and how many
+    /// queues were left out.
+    pub fn listed(&self, limit: usize) -> (Vec<QueueStats>, usize) {
+        let mut candidates: Vec<(bool, u64, usize, Bytes, Arc<QueueCounters>)> = self
+            .queues
+            .iter()
+            .filter(|e| e.value().is_queue())
+            .map(|e| {
+                let c = e.value();
+                (
+                    c.is_pinned(),
+                    c.last_active_ms(),
+                    e.key().0,
+                    e.key().1.clone(),
+                    c.clone(),
+                )
+            })
+            .collect();
+        let total = candidates.len();
+        if total > limit {
+            // Pinned first, then the most recent.
+            candidates.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
+            candidates.truncate(limit);
+        }
+        let mut out: Vec<QueueStats> = candidates
+            .into_iter()
+            .map(|(_, _, db, name, c)| c.snapshot(&name, db))
+            .collect();
+        out.sort_by(|a, b| (a.db, &a.name).cmp(&(b.db, &b.name)));
+        (out, total.saturating_sub(limit))
+    }
+
+    /// A snapshot of one key's counters, if it has any.
     pub fn queue(&self, db: usize, key: &[u8]) -> Option<QueueStats> {
         let key = Bytes::copy_from_slice(key);
         self.queues.get(&(db, key.clone())).map(|c| c.snapshot(&key, db))
     }
 
-    /// Clears the counters of one database's queues (FLUSHDB), or all (FLUSHALL).
+    /// FLUSHDB (one database) or FLUSHALL (`None`): the lists are gone, so their counters go
+    /// too, except pinned queues and keys clients are blocked on, which start again from zero.
     pub(crate) fn clear(&self, db: Option<usize>) {
-        match db {
-            None => self.queues.iter().for_each(|e| e.value().reset()),
-            Some(d) => self
-                .queues
-                .iter()
-                .filter(|e| e.key().0 == d)
-                .for_each(|e| e.value().reset()),
-        }
+        let in_scope = |d: usize| db.is_none_or(|x| x == d);
+        self.queues.retain(|k, c| {
+            if !in_scope(k.0) {
+                return true;
+            }
+            if unused(c) && !c.is_pinned() {
+                return false;
+            }
+            c.reset();
+            true
+        });
+        self.absent.lock().retain(|(d, _)| !in_scope(*d));
+        self.shrink();
     }
 
     /// Resets the cumulative counters of the given queues (`QSTATS RESET`).
@@ -370,23 +557,27 @@ impl QueueRegistry {
         }
     }
 
-    /// Drops the counters of queues whose key is gone (no list holds them), with nothing
-    /// blocked on them, idle for `idle_ms`. Returns how many were dropped. Called with the
-    /// keyspace lock held, so no command is attaching counters meanwhile.
+    /// Drops the counters of gone queues (not pinned) with nothing blocked on them, idle for
+    /// `idle_ms`. Returns how many were dropped. Called with the keyspace lock held.
     pub(crate) fn forget_idle(&self, now_ms: u64, idle_ms: u64) -> usize {
         let before = self.queues.len();
         self.queues.retain(|_, c| {
-            let last = c
-                .last_push_ms
-                .load(Relaxed)
-                .max(c.last_pop_ms.load(Relaxed))
-                .max(c.created_ms.load(Relaxed));
-            let idle = c.blocked_clients.load(Relaxed) <= 0
-                && c.length.load(Relaxed) <= 0
-                && now_ms.saturating_sub(last) >= idle_ms;
-            Arc::strong_count(c) > 1 || !idle
+            let idle = now_ms.saturating_sub(c.last_active_ms()) >= idle_ms;
+            !(unused(c) && !c.is_pinned() && idle)
         });
-        before - self.queues.len()
+        let dropped = before - self.queues.len();
+        if dropped > 0 {
+            self.absent.lock().retain(|slot| self.queues.contains_key(slot));
+        }
+        self.shrink();
+        dropped
+    }
+
+    /// Gives back the table's memory after many keys went away.
+    fn shrink(&self) {
+        if self.queues.capacity() > 1024 && self.queues.len() < self.queues.capacity() / 8 {
+            self.queues.shrink_to_fit();
+        }
     }
 
     /// Registers a hook that receives every subsequent event.
@@ -421,35 +612,109 @@ mod tests {
         assert!(s.wait_p50_ms > 0.5 && s.wait_p50_ms <= 1.1, "{}", s.wait_p50_ms);
     }
 
+    fn key(k: &str) -> Bytes {
+        Bytes::copy_from_slice(k.as_bytes())
+    }
+
+    /// A list that existed and went away: its counters are detached and dropped by the list.
+    fn list_gone(reg: &QueueRegistry, name: &str, consumer: Option<&str>) {
+        let c = reg.counters(0, &key(name));
+        c.record_push(1, 1, 1, unix_ms());
+        c.record_pop(std::iter::once(1), 0, 0, unix_us(), consumer);
+        c.detach();
+    }
+
+    fn names(reg: &QueueRegistry) -> Vec<Bytes> {
+        reg.snapshot().into_iter().map(|q| q.name).collect()
+    }
+
     #[test]
-    fn counters_of_gone_idle_keys_are_forgotten_and_no_others() {
+    fn a_gone_list_loses_its_counters_a_gone_queue_keeps_them() {
+        let reg = QueueRegistry::default();
+        list_gone(&reg, "scratch", None);
+        list_gone(&reg, "worker_queue", Some("worker:1"));
+        // Blocked on, never existed, then the client left.
+        let waited = reg.counters(0, &key("control"));
+        waited.blocked_delta(1);
+        waited.blocked_delta(-1);
+        waited.detach();
+        drop(waited);
+        // Still a live list (someone holds the counters): untouched.
+        let live = reg.counters(0, &key("result_queue"));
+        live.detach();
+        reg.sweep();
+        assert_eq!(
+            names(&reg),
+            [key("control"), key("result_queue"), key("worker_queue")]
+        );
+        // Only queues are listed, and the live plain list is not one.
+        let (listed, omitted) = reg.listed(10);
+        let listed: Vec<Bytes> = listed.into_iter().map(|q| q.name).collect();
+        assert_eq!((listed, omitted), (vec![key("control"), key("worker_queue")], 0));
+        drop(live);
+    }
+
+    #[test]
+    fn gone_queues_are_forgotten_when_idle_unless_pinned_or_blocked_on() {
         let reg = QueueRegistry::default();
         let now = unix_ms();
-        let key = |k: &'static str| Bytes::from_static(k.as_bytes());
-        // A drained key (no list holds its counters), last used long ago.
-        let gone = reg.counters(0, &key("worker_queue:processing:old-pod"));
-        gone.record_push(1, 1, 1, now - IDLE_QUEUE_FORGET_MS - 1);
-        gone.record_pop(std::iter::once(10), 0, 0, now - IDLE_QUEUE_FORGET_MS - 1, None);
-        gone.created_ms.store(0, Relaxed);
-        drop(gone);
-        // Drained but recent: survives draining, as QSTATS promises.
-        let recent = reg.counters(0, &key("worker_queue"));
-        recent.record_push(1, 1, 1, now);
-        recent.record_pop(std::iter::once(10), 0, 0, now, None);
-        drop(recent);
-        // Old but still a live list (someone holds the counters).
-        let live = reg.counters(0, &key("result_queue"));
-        live.created_ms.store(0, Relaxed);
-        // Old, no list, but a client is blocked on it.
-        let waited = reg.counters(0, &key("control"));
-        waited.created_ms.store(0, Relaxed);
-        waited.blocked_clients.store(1, Relaxed);
-        drop(waited);
-
+        for name in ["old", "pinned", "waited"] {
+            list_gone(&reg, name, Some("worker:1"));
+        }
+        reg.pin(0, b"pinned");
+        reg.counters(0, &key("waited")).blocked_delta(1);
+        list_gone(&reg, "recent", Some("worker:1"));
+        reg.sweep();
+        for name in ["old", "pinned", "waited"] {
+            let c = reg.counters(0, &key(name));
+            c.created_ms.store(0, Relaxed);
+            c.last_push_ms.store(0, Relaxed);
+            c.last_pop_ms.store(0, Relaxed);
+        }
         assert_eq!(reg.forget_idle(now, IDLE_QUEUE_FORGET_MS), 1);
-        let names: Vec<Bytes> = reg.snapshot().into_iter().map(|q| q.name).collect();
-        assert_eq!(names, [key("control"), key("result_queue"), key("worker_queue")]);
-        drop(live);
+        assert_eq!(names(&reg), [key("pinned"), key("recent"), key("waited")]);
+    }
+
+    #[test]
+    fn gone_queues_are_bounded_and_listing_is_capped() {
+        let reg = QueueRegistry::default();
+        reg.pin(0, b"worker_queue");
+        for i in 0..MAX_ABSENT_QUEUES + 500 {
+            list_gone(&reg, &format!("one-off:{i}"), Some("worker:1"));
+            if i % 100 == 0 {
+                reg.sweep();
+            }
+        }
+        reg.sweep();
+        // The pinned queue plus the most recently gone ones.
+        assert_eq!(reg.len(), MAX_ABSENT_QUEUES + 1);
+        assert!(reg.queue(0, b"worker_queue").is_some());
+        assert!(reg.queue(0, b"one-off:0").is_none());
+        assert!(reg
+            .queue(0, format!("one-off:{}", MAX_ABSENT_QUEUES + 499).as_bytes())
+            .is_some());
+        let (listed, omitted) = reg.listed(10);
+        assert_eq!((listed.len(), omitted), (10, MAX_ABSENT_QUEUES + 1 - 10));
+        assert!(
+            listed.iter().any(|q| q.name == key("worker_queue")),
+            "pinned queues come first"
+        );
+    }
+
+    #[test]
+    fn flush_drops_everything_but_pinned_and_blocked_on() {
+        let reg = QueueRegistry::default();
+        list_gone(&reg, "gone", Some("worker:1"));
+        reg.pin(0, b"pinned");
+        reg.counters(0, &key("pinned")).record_push(5, 5, 1, 1);
+        reg.counters(0, &key("waited")).blocked_delta(1);
+        reg.counters(1, &key("other-db")).blocked_delta(0);
+        reg.sweep();
+        reg.clear(Some(0));
+        assert_eq!(names(&reg), [key("pinned"), key("waited"), key("other-db")]);
+        assert_eq!(reg.queue(0, b"pinned").map(|q| q.pushed_total), Some(0));
+        reg.clear(None);
+        assert_eq!(names(&reg), [key("pinned"), key("waited")]);
     }
 
     #[test]

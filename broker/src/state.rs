@@ -24,8 +24,12 @@ pub struct BrokerConfig {
     pub proto_max_bulk_len: usize,
     /// `client-query-buffer-limit`: the most unparsed input one client may accumulate.
     pub client_query_buffer_limit: usize,
-    /// `maxclients`.
+    /// `maxclients`: connections beyond it are refused with Redis's error. The binary lowers it
+    /// to what the process's descriptor limit allows (see [`fd_limited_maxclients`]).
     pub maxclients: usize,
+    /// `protected-mode`: without a password, only loopback clients (127.0.0.1, ::1) may
+    /// connect; others get Redis's `-DENIED` text and are disconnected.
+    pub protected_mode: bool,
     /// `timeout`: close idle clients after this many seconds (0 = never).
     pub timeout_s: u64,
     /// Active expiry runs this many times per second (`hz`).
@@ -45,6 +49,7 @@ impl Default for BrokerConfig {
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
             maxclients: 10_000,
+            protected_mode: true,
             timeout_s: 0,
             hz: 10,
             busy_reply_threshold_ms: 5000,
@@ -53,7 +58,40 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Descriptors kept for everything that is not a client (listeners, files, the runtime), as
+/// Redis keeps 32.
+pub const RESERVED_FDS: u64 = 32;
+
+/// The largest `maxclients` the process's open-file limit allows, given `soft_limit`.
+pub fn fd_limited_maxclients(requested: usize, soft_limit: u64) -> usize {
+    requested.min(soft_limit.saturating_sub(RESERVED_FDS).max(1) as usize)
+}
+
+/// The process's soft open-file limit, if the platform tells.
+pub fn open_file_limit() -> Option<u64> {
+    rlimit::getrlimit(rlimit::Resource::NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
+}
+
+/// Whether a peer counts as local for protected mode: Redis accepts exactly 127.0.0.1 and ::1
+/// (other 127/8 addresses are refused), and we also accept 127.0.0.1 arriving IPv4-mapped on
+/// a dual-stack socket.
+pub fn is_local_peer(addr: &SocketAddr) -> bool {
+    match addr.ip() {
+        std::net::IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(v6) => {
+            v6 == std::net::Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(std::net::Ipv4Addr::LOCALHOST)
+        }
+    }
+}
+
 impl BrokerConfig {
+    /// Whether a client at `peer` must be turned away by protected mode.
+    pub fn denies(&self, peer: &SocketAddr) -> bool {
+        self.protected_mode && self.requirepass.is_none() && !is_local_peer(peer)
+    }
+
     pub fn limits(&self) -> Limits {
         Limits {
             max_bulk_len: self.proto_max_bulk_len,

@@ -4,7 +4,8 @@
 //! `POST /` accepts the original's invocation payload. A function always starts its loop from
 //! its flags at process start, so the invocation is optional: it is acknowledged with the
 //! running state (202 the first time, 200 after) and its JSON must parse (else 400). The
-//! watchdog proxies one request per connection; we still honour keep-alive.
+//! watchdog proxies one request per connection; we still honour keep-alive. The node's own
+//! endpoint (`/metrics`, `/healthz`, `/readyz`) runs on the same small server.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,85 +53,203 @@ impl Response {
     }
 }
 
-/// Maps `(method, path, body)` to a response; called for every request.
-pub type Handler = Arc<dyn Fn(&str, &str, &[u8]) -> Response + Send + Sync>;
+/// One parsed request, as a handler sees it.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path without its query string.
+    pub path: &'a str,
+    pub body: &'a [u8],
+    /// The `Authorization` header, if sent.
+    pub authorization: Option<&'a str>,
+    /// Who connected.
+    pub peer: std::net::SocketAddr,
+}
+
+/// Maps a request to a response; called for every request.
+pub type Handler = Arc<dyn Fn(&Request<'_>) -> Response + Send + Sync>;
+
+/// Limits that keep a careless or hostile client from holding memory or connections.
+const MAX_LINE: usize = 8 * 1024;
+const MAX_HEADERS: usize = 100;
+/// Time allowed to send a request's head and body once its first byte arrived.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// An idle keep-alive connection is closed after this long.
+const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 /// Serves the function endpoint on `listener` until `cancel`.
 pub async fn serve_http(listener: TcpListener, state: Arc<HealthState>, cancel: CancellationToken) {
-    let handler: Handler = Arc::new(move |method, path, body| {
-        let (status, text) = route(method, path, body, &state);
+    let handler: Handler = Arc::new(move |req: &Request<'_>| {
+        let (status, text) = route(req.method, req.path, req.body, &state);
         Response::json(status, text)
     });
     serve(listener, handler, cancel).await
 }
 
-/// A small HTTP/1.1 server (keep-alive, bodies up to 1 MiB) answering with `handler` until
+/// A small HTTP/1.1 server (keep-alive, bodies up to 1 MiB, bounded header lines and counts,
+/// request and idle timeouts, at most 256 connections) answering with `handler` until
 /// `cancel`. Enough for health probes, the watchdog's proxy and Prometheus scrapes.
 pub async fn serve(listener: TcpListener, handler: Handler, cancel: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = cancel.cancelled() => return,
+        };
         tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
                     let handler = handler.clone();
+                    let cancel = cancel.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = handle(stream, &handler).await {
-                            tracing::debug!(error = %e, "http connection ended");
+                        tokio::select! {
+                            r = handle(stream, peer, &handler) => {
+                                if let Err(e) = r {
+                                    tracing::debug!(error = %e, "http connection ended");
+                                }
+                            }
+                            _ = cancel.cancelled() => {}
                         }
+                        drop(permit);
                     });
                 }
-            }
+                Err(e) => {
+                    // Out of descriptors most likely: wait instead of spinning.
+                    tracing::debug!(error = %e, "http accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
             _ = cancel.cancelled() => return,
         }
     }
 }
 
-async fn handle(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
+/// Why a request could not be read.
+enum ReadError {
+    /// The client went away or the socket failed.
+    Io(std::io::Error),
+    /// Answer with this status, then close.
+    Reject(u16, &'static str),
+}
+
+impl From<std::io::Error> for ReadError {
+    fn from(e: std::io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+/// Reads one line of at most [`MAX_LINE`] bytes (`None` at end of stream).
+async fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, ReadError> {
+    let mut line = Vec::new();
+    let n = (&mut *reader)
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)
+        .await?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE || !line.ends_with(b"\n") {
+        return Err(ReadError::Reject(431, "request line or header too long"));
+    }
+    Ok(Some(String::from_utf8_lossy(&line).trim_end().to_string()))
+}
+
+/// A request's head and body, owned.
+struct RawRequest {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+    close: bool,
+}
+
+/// Reads the rest of a request whose first line is `request_line`.
+async fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    request_line: String,
+) -> Result<Option<RawRequest>, ReadError> {
+    let mut parts = request_line.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut request = RawRequest {
+        method: method.to_string(),
+        path: target.split('?').next().unwrap_or(target).to_string(),
+        authorization: None,
+        body: Vec::new(),
+        close: false,
+    };
+    let mut content_length = 0usize;
+    for count in 0.. {
+        let Some(header) = read_line(reader).await? else {
+            return Ok(None);
+        };
+        if header.is_empty() {
+            break;
+        }
+        if count == MAX_HEADERS {
+            return Err(ReadError::Reject(431, "too many headers"));
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                content_length = value.parse().unwrap_or(usize::MAX);
+            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
+                request.close = true;
+            } else if name.eq_ignore_ascii_case("authorization") {
+                request.authorization = Some(value.to_string());
+            }
+        }
+    }
+    if content_length > MAX_BODY {
+        return Err(ReadError::Reject(413, "payload too large"));
+    }
+    request.body = vec![0u8; content_length];
+    reader.read_exact(&mut request.body).await?;
+    Ok(Some(request))
+}
+
+async fn handle(stream: TcpStream, peer: std::net::SocketAddr, handler: &Handler) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await? == 0 {
-            return Ok(());
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-        let mut content_length = 0usize;
-        let mut close = false;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).await? == 0 {
-                return Ok(());
+        let first = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)).await {
+            Err(_) | Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(line))) => line,
+            Ok(Err(ReadError::Io(e))) => return Err(e),
+            Ok(Err(ReadError::Reject(status, why))) => {
+                return reject(reader.get_mut(), status, why).await;
             }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
+        };
+        let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut reader, first)).await {
+            Err(_) => return reject(reader.get_mut(), 408, "request timeout").await,
+            Ok(Ok(None)) => return Ok(()),
+            Ok(Ok(Some(r))) => r,
+            Ok(Err(ReadError::Io(e))) => return Err(e),
+            Ok(Err(ReadError::Reject(status, why))) => {
+                return reject(reader.get_mut(), status, why).await;
             }
-            if let Some((name, value)) = header.split_once(':') {
-                let value = value.trim();
-                if name.eq_ignore_ascii_case("content-length") {
-                    content_length = value.parse().unwrap_or(usize::MAX);
-                } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
-                    close = true;
-                }
-            }
-        }
-        if content_length > MAX_BODY {
-            respond(
-                reader.get_mut(),
-                &Response::json(413, "{\"error\":\"payload too large\"}"),
-            )
-            .await?;
-            return Ok(());
-        }
-        let mut body = vec![0u8; content_length];
-        reader.read_exact(&mut body).await?;
-        // The query string does not select a route.
-        let path = path.split('?').next().unwrap_or(path);
-        let response = handler(method, path, &body);
+        };
+        let response = handler(&Request {
+            method: &request.method,
+            path: &request.path,
+            body: &request.body,
+            authorization: request.authorization.as_deref(),
+            peer,
+        });
         respond(reader.get_mut(), &response).await?;
-        if close {
+        if request.close {
             return Ok(());
         }
     }
+}
+
+/// Answers with an error and ends the connection (its input can no longer be trusted).
+async fn reject(stream: &mut TcpStream, status: u16, why: &str) -> std::io::Result<()> {
+    let body = serde_json::json!({ "error": why }).to_string();
+    respond(stream, &Response::json(status, body)).await
 }
 
 /// The endpoint's behaviour, free of I/O.
@@ -167,15 +286,24 @@ async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result
         200 => "OK",
         202 => "Accepted",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         413 => "Payload Too Large",
+        431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     };
     let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}\r\n",
         response.content_type,
-        body.len()
+        body.len(),
+        if status == 401 {
+            "WWW-Authenticate: Basic realm=\"autoscale-node\", charset=\"UTF-8\"\r\n"
+        } else {
+            ""
+        }
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(body.as_bytes()).await?;

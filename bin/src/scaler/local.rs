@@ -160,25 +160,19 @@ pub fn function_process(
     extra: &[&str],
 ) -> anyhow::Result<Child> {
     let mut cmd = Command::new(exe);
-    cmd.args([
-        role,
-        "--redis",
-        url,
-        "--id",
-        id,
-        "--poll-interval-s",
-        "0.2",
-        "--exit-with-parent",
-    ])
-    .args(["--program-start-time", &program_start.to_string()])
-    .args(extra)
-    .env(
-        "AUTOSCALE_LOG",
-        std::env::var("AUTOSCALE_LOG").unwrap_or_else(|_| "warn".into()),
-    )
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit())
-    .kill_on_drop(true);
+    // The broker URL (it may hold the password) travels in the environment, which only this
+    // user can read, never on the command line, which `ps` shows to everyone.
+    cmd.env("REDIS_URL", url);
+    cmd.args([role, "--id", id, "--poll-interval-s", "0.2", "--exit-with-parent"])
+        .args(["--program-start-time", &program_start.to_string()])
+        .args(extra)
+        .env(
+            "AUTOSCALE_LOG",
+            std::env::var("AUTOSCALE_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
     cmd.spawn().with_context(|| format!("starting {role} {id}"))
 }

@@ -254,6 +254,24 @@ pub struct ScalerArgs {
     pub worker_redis_url: Option<String>,
 }
 
+/// `worker_url` with the password of `node_url` when it names none itself: the workers a node
+/// starts authenticate as the node does unless told otherwise.
+fn with_password_of(worker_url: &str, node_url: &str) -> anyhow::Result<String> {
+    let mut worker = reqwest::Url::parse(worker_url)
+        .map_err(|e| anyhow::anyhow!("--worker-redis-url {worker_url:?} is not a URL: {e}"))?;
+    let node_password = reqwest::Url::parse(node_url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_string));
+    if worker.password().is_none() {
+        if let Some(p) = node_password {
+            worker
+                .set_password(Some(&p))
+                .map_err(|()| anyhow::anyhow!("--worker-redis-url {worker_url:?} cannot carry a password"))?;
+        }
+    }
+    Ok(worker.to_string())
+}
+
 /// Builds the scaler for `kind`. `redis_url` is the broker the node itself uses.
 pub async fn build(
     kind: ScalerKind,
@@ -261,10 +279,10 @@ pub async fn build(
     redis_url: &str,
     program_start: f64,
 ) -> anyhow::Result<Box<dyn Scaler>> {
-    let worker_url = args
-        .worker_redis_url
-        .clone()
-        .unwrap_or_else(|| redis_url.to_string());
+    let worker_url = match &args.worker_redis_url {
+        Some(url) => with_password_of(url, redis_url)?,
+        None => redis_url.to_string(),
+    };
     Ok(match kind {
         ScalerKind::None => Box::new(NoScaler::default()),
         ScalerKind::Local => {
@@ -309,4 +327,27 @@ pub async fn build(
             .await?,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_urls_inherit_the_node_password_unless_they_have_one() {
+        let node = "redis://:s3cret@127.0.0.1:6379/";
+        assert_eq!(
+            with_password_of("redis://farm.svc:6379/", node).unwrap(),
+            "redis://:s3cret@farm.svc:6379/"
+        );
+        assert_eq!(
+            with_password_of("redis://:own@farm.svc:6379/", node).unwrap(),
+            "redis://:own@farm.svc:6379/"
+        );
+        assert_eq!(
+            with_password_of("redis://farm.svc:6379/", "redis://127.0.0.1:6379/").unwrap(),
+            "redis://farm.svc:6379/"
+        );
+        assert!(with_password_of("not a url", node).is_err());
+    }
 }

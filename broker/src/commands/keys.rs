@@ -152,7 +152,7 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
     let value = match value {
         // A renamed list becomes a different queue: it takes the destination's counters.
         Value::List(mut l) => {
-            l.stats = ctx.store.queues.counters(db, &dst);
+            l.retarget(ctx.store.queues.counters(db, &dst));
             let len = l.items.len();
             l.stats
                 .record_push(0, len, l.oldest_us(), crate::metrics::unix_ms());

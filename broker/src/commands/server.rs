@@ -611,7 +611,11 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("queues", true) {
         out.push_str("# Queues\r\n");
-        for q in shared.queues.snapshot() {
+        let (queues, omitted) = shared.queues.listed(crate::metrics::MAX_LISTED_QUEUES);
+        if omitted > 0 {
+            let _ = write!(out, "queues_omitted:{omitted}\r\n");
+        }
+        for q in queues {
             let name = String::from_utf8_lossy(&q.name);
             let prefix = if q.db == 0 {
                 String::new()
@@ -658,6 +662,11 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
             true,
         ),
         ("maxclients", c.maxclients.to_string(), true),
+        (
+            "protected-mode",
+            if c.protected_mode { "yes" } else { "no" }.into(),
+            true,
+        ),
         ("timeout", c.timeout_s.to_string(), true),
         ("hz", c.hz.to_string(), true),
         (
@@ -734,7 +743,28 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
         "requirepass" => c.requirepass = (!value.is_empty()).then(|| value.to_string()),
         "proto-max-bulk-len" => c.proto_max_bulk_len = num()? as usize,
         "client-query-buffer-limit" => c.client_query_buffer_limit = num()? as usize,
-        "maxclients" => c.maxclients = num()? as usize,
+        "maxclients" => {
+            let n = num()?;
+            if n == 0 || n > u64::from(u32::MAX) {
+                return Err(bad("argument must be between 1 and 4294967295 inclusive"));
+            }
+            if let Some(limit) = crate::state::open_file_limit() {
+                let most = crate::state::fd_limited_maxclients(usize::MAX, limit);
+                if n as usize > most {
+                    return Err(bad(&format!(
+                        "The operating system is not able to handle the specified number of clients, try with {most}"
+                    )));
+                }
+            }
+            c.maxclients = n as usize;
+        }
+        "protected-mode" => {
+            c.protected_mode = match value.to_ascii_lowercase().as_str() {
+                "yes" => true,
+                "no" => false,
+                _ => return Err(bad("argument must be 'yes' or 'no'")),
+            }
+        }
         "timeout" => c.timeout_s = num()?,
         "hz" => c.hz = (num()? as u32).clamp(1, 500),
         "busy-reply-threshold" | "lua-time-limit" => c.busy_reply_threshold_ms = num()?,
@@ -809,7 +839,8 @@ pub fn qstats(ctx: &mut Ctx) -> Outcome {
     let stats: Vec<crate::metrics::QueueStats> = if keys.is_empty() {
         ctx.shared
             .queues
-            .snapshot()
+            .listed(crate::metrics::MAX_LISTED_QUEUES)
+            .0
             .into_iter()
             .filter(|q| q.db == db)
             .collect()
