@@ -280,11 +280,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     if initial.is_some() {
         controller.start().await?;
     }
+    let queues = functions::Queues::default();
     let phases = functions::emitter::phase_messages(&workload, args.seed);
     let mut ledger = JobLedger::new(&phases);
     let total = ledger.total();
     for msg in &phases {
-        let _: () = conn.lpush("input_queue", json(msg)).await?;
+        let _: () = conn.lpush(&queues.input, json(msg)).await?;
     }
     println!(
         "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {url}",
@@ -372,8 +373,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     };
 
     // Stop the job: TERMINATE to the emitter and the collector, the workers through the scaler.
-    let _: () = conn.lpush("emitter_control_syn_queue", terminate_syn()).await?;
-    let _: () = conn.lpush("collector_control_syn_queue", terminate_syn()).await?;
+    let _: () = conn.lpush(&queues.emitter_control_syn, terminate_syn()).await?;
+    let _: () = conn.lpush(&queues.collector_control_syn, terminate_syn()).await?;
     controller.shutdown().await?;
     stop_children(roles.children_mut(), Duration::from_secs(5)).await;
     for role in on_platform {
@@ -385,7 +386,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     // Everything has stopped: what the lists hold now is final.
     ledger.poll(&mut conn).await?;
     let in_flight = ledger.in_flight(&mut conn).await?;
-    let emitted = get_u64(&mut conn, "worker_queue:enqueued_total").await?;
+    let emitted = get_u64(&mut conn, &queues.enqueued_total()).await?;
     let duplicates = get_u64(&mut conn, totals::DUPLICATES).await?;
     let mut times: Vec<f64> = ledger.completion_times.iter().map(|t| t / scale).collect();
     times.sort_by(f64::total_cmp);

@@ -16,23 +16,20 @@ enum Fate {
     DeadLettered,
 }
 
-/// Lists the ledger reads as they grow. All are written with LPUSH and never popped during a
-/// run, so the oldest element is the last and what was read stays at the tail.
-const OUTPUT: &str = "output_queue";
-const WORKER_DEAD: &str = "worker_queue:dead";
-const RESULT_DEAD: &str = "result_queue:dead";
-const INPUT_DEAD: &str = "input_queue:dead";
-
 /// Elements fetched per LRANGE while catching up with a list.
 const PAGE: usize = 1000;
 
 /// The accounting of one job, kept up to date by [`JobLedger::poll`].
 #[derive(Debug)]
 pub struct JobLedger {
+    queues: Queues,
     tasks: HashMap<String, Fate>,
     /// The phase configs as pushed, to recognise one of ours among the emitter's refusals.
     phases: HashMap<String, u32>,
-    read: HashMap<&'static str, usize>,
+    /// Elements read so far of each list the ledger follows: the output list and the dead
+    /// letters. All are written with LPUSH and never popped during a run, so the oldest
+    /// element is the last and what was read stays at the tail.
+    read: HashMap<String, usize>,
     pub completed: u64,
     pub qos_met: u64,
     pub dead_lettered: u64,
@@ -57,6 +54,7 @@ impl JobLedger {
             }
         }
         JobLedger {
+            queues: Queues::default(),
             tasks,
             phases: phases.iter().map(|p| (json(p), p.phase_number)).collect(),
             read: HashMap::new(),
@@ -87,19 +85,23 @@ impl JobLedger {
 
     /// Reads what was appended to the output and dead-letter lists since the last call.
     pub async fn poll(&mut self, conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
-        for raw in self.read_new(conn, OUTPUT).await? {
+        let output = self.queues.output.clone();
+        for raw in self.read_new(conn, &output).await? {
             match serde_json::from_str::<OutputRecord>(&raw) {
                 Ok(r) => self.completed(&r),
                 Err(_) => self.foreign_completed += 1,
             }
         }
-        for queue in [WORKER_DEAD, RESULT_DEAD] {
-            for raw in self.read_new(conn, queue).await? {
+        for queue in [
+            Queues::dead(&self.queues.worker),
+            Queues::dead(&self.queues.result),
+        ] {
+            for raw in self.read_new(conn, &queue).await? {
                 let id = dead_letter_message(&raw).and_then(|m| task_id(&m));
                 self.dead_lettered(id.as_deref());
             }
         }
-        for raw in self.read_new(conn, INPUT_DEAD).await? {
+        for raw in self.read_new(conn, &Queues::dead(&self.queues.input)).await? {
             let Some(message) = dead_letter_message(&raw) else {
                 continue;
             };
@@ -117,10 +119,11 @@ impl JobLedger {
     fn completed(&mut self, r: &OutputRecord) {
         match self.tasks.get_mut(&r.task_id) {
             Some(fate @ (Fate::Unseen | Fate::DeadLettered)) => {
-                // A copy of a task dead-lettered earlier may have failed to parse, while the
-                // task itself went through: the completion is what happened to it.
+                // What was dead-lettered under this id was a broken copy (the task itself
+                // went through): the completion is what happened to the task.
                 if *fate == Fate::DeadLettered {
                     self.dead_lettered -= 1;
+                    self.foreign_dead_lettered += 1;
                 }
                 *fate = Fate::Completed;
                 self.completed += 1;
@@ -145,14 +148,13 @@ impl JobLedger {
     /// The job's tasks that are neither completed nor dead-lettered but sit in a queue or a
     /// processing list (emitted and not finished). Read once, when the run ends.
     pub async fn in_flight(&self, conn: &mut MultiplexedConnection) -> redis::RedisResult<u64> {
-        let queues = Queues::default();
         let mut lists = vec![
-            queues.worker.clone(),
-            queues.result.clone(),
+            self.queues.worker.clone(),
+            self.queues.result.clone(),
             totals::PROCESSING.to_string(),
         ];
         let processing: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", queues.processing("")))
+            .arg(format!("{}*", self.queues.processing("")))
             .query_async(conn)
             .await?;
         lists.extend(processing);
@@ -174,9 +176,9 @@ impl JobLedger {
     async fn read_new(
         &mut self,
         conn: &mut MultiplexedConnection,
-        list: &'static str,
+        list: &str,
     ) -> redis::RedisResult<Vec<String>> {
-        let read = self.read.entry(list).or_insert(0);
+        let read = self.read.entry(list.to_string()).or_insert(0);
         let mut out = Vec::new();
         loop {
             // Counted from the tail, which does not move while others push at the head; a
@@ -258,7 +260,7 @@ mod tests {
                 ledger.foreign_completed,
                 ledger.foreign_dead_lettered
             ),
-            (3, 2, 0, 2, 2)
+            (3, 2, 0, 2, 3)
         );
         assert!(!ledger.done());
         assert_eq!(ledger.completion_times.len(), 3);
