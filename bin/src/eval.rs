@@ -29,8 +29,9 @@ pub struct EvalArgs {
     /// original controller's step].
     #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
     pub decision_period_s: Option<f64>,
-    /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...);
-    /// default: the original four-phase workload.
+    /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...),
+    /// checked against the generator's limits (at most 1,000,000 tasks and 1,000,000 rate
+    /// windows; see docs/node.md); default: the original four-phase workload.
     #[arg(long, env = "AUTOSCALE_WORKLOAD")]
     pub workload: Option<std::path::PathBuf>,
     /// Override the base rate (tasks per minute at multiplier 1).

@@ -59,7 +59,8 @@ pub struct WorkerArgs {
 pub struct EmitterArgs {
     #[command(flatten)]
     pub common: FunctionArgs,
-    /// Multiply every duration (gaps, processing times, deadlines, phase lengths) by this.
+    /// Multiply every duration (gaps, processing times, deadlines, phase lengths) by this,
+    /// 0.01 to 100.
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 1.0)]
     pub time_scale: f64,
 }

@@ -35,8 +35,8 @@ use supervise::Supervisor;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Scale the configured phases to about this many tasks in total (default: the original
-    /// workload, 1140 tasks).
+    /// Scale the configured phases to about this many tasks in total, 1 to 1,000,000
+    /// (default: the original workload, 1140 tasks).
     #[arg(long, env = "AUTOSCALE_TASKS")]
     pub tasks: Option<usize>,
     /// Workers at the start (default 12; against a serving node, its current count is kept
@@ -49,7 +49,7 @@ pub struct RunArgs {
     /// `run` knows because it drives the emitter.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
     pub policy: String,
-    /// Multiply every duration by this (0.1 runs the 4-minute workload in 24 s).
+    /// Multiply every duration by this, 0.01 to 100 (0.1 runs the 4-minute workload in 24 s).
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 0.1)]
     pub time_scale: f64,
     /// Use this Redis instead of the embedded broker (its farm keys are cleared first). If an
