@@ -23,7 +23,8 @@ const PAGE: usize = 1000;
 #[derive(Debug)]
 pub struct JobLedger {
     queues: Queues,
-    tasks: HashMap<String, Fate>,
+    /// Keyed by the id's 128 bits: a million tasks cost ~32 MB, not the ~100 MB of strings.
+    tasks: HashMap<u128, Fate>,
     /// The phase configs as pushed, to recognise one of ours among the emitter's refusals.
     phases: HashMap<String, u32>,
     /// Elements read so far of each list the ledger follows: the output list and the dead
@@ -49,7 +50,9 @@ impl JobLedger {
         for p in phases {
             if let Some(seed) = p.task_seed {
                 for id in functions::emitter::task_ids(seed).take(p.target_tasks) {
-                    tasks.insert(id, Fate::Unseen);
+                    if let Some(key) = id_key(&id) {
+                        tasks.insert(key, Fate::Unseen);
+                    }
                 }
             }
         }
@@ -117,7 +120,7 @@ impl JobLedger {
     }
 
     fn completed(&mut self, r: &OutputRecord) {
-        match self.tasks.get_mut(&r.task_id) {
+        match id_key(&r.task_id).and_then(|k| self.tasks.get_mut(&k)) {
             Some(fate @ (Fate::Unseen | Fate::DeadLettered)) => {
                 // What was dead-lettered under this id was a broken copy (the task itself
                 // went through): the completion is what happened to the task.
@@ -136,7 +139,7 @@ impl JobLedger {
     }
 
     fn dead_lettered(&mut self, id: Option<&str>) {
-        match id.and_then(|id| self.tasks.get_mut(id)) {
+        match id.and_then(id_key).and_then(|k| self.tasks.get_mut(&k)) {
             Some(fate @ Fate::Unseen) => {
                 *fate = Fate::DeadLettered;
                 self.dead_lettered += 1;
@@ -162,9 +165,9 @@ impl JobLedger {
         for list in lists {
             let items: Vec<String> = conn.lrange(&list, 0, -1).await?;
             for raw in items {
-                if let Some(id) = task_id(&raw) {
-                    if self.tasks.get(&id) == Some(&Fate::Unseen) {
-                        seen.insert(id);
+                if let Some(key) = task_id(&raw).as_deref().and_then(id_key) {
+                    if self.tasks.get(&key) == Some(&Fate::Unseen) {
+                        seen.insert(key);
                     }
                 }
             }
@@ -195,6 +198,11 @@ impl JobLedger {
             }
         }
     }
+}
+
+/// The job's ids are UUIDs; anything else is not one of its tasks.
+fn id_key(id: &str) -> Option<u128> {
+    uuid::Uuid::parse_str(id).ok().map(|u| u.as_u128())
 }
 
 /// The message a dead-letter record carries.
