@@ -21,6 +21,18 @@ pub enum Outcome {
     TimedOut,
 }
 
+impl Outcome {
+    /// The name in report.json.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed_out",
+        }
+    }
+}
+
 /// The numbers a run ends with. Fields are only ever added, so older readers keep working.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
@@ -94,7 +106,7 @@ impl RunReport {
             .map(|(role, n)| format!("{role} {n}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut outcome = format!("{:?}", self.outcome).to_lowercase();
+        let mut outcome = self.outcome.as_str().to_string();
         if let Some(why) = &self.failure {
             outcome.push_str(&format!(": {why}"));
         }
@@ -161,4 +173,77 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(outcome: Outcome, lost: i64) -> RunReport {
+        RunReport {
+            policy: "static:4".into(),
+            time_scale: 0.05,
+            tasks: 10,
+            completed: 6,
+            qos_met: 6,
+            missed: 4,
+            dead_lettered: 1,
+            still_queued: 2,
+            lost,
+            duplicates: 0,
+            qos_percent: 60.0,
+            mean_workers: 4.0,
+            max_workers: 4,
+            worker_seconds: 100.0,
+            scaling_actions: 0,
+            crashed_workers: 0,
+            completion_p50_s: 1.0,
+            completion_p95_s: 2.0,
+            completion_p99_s: 3.0,
+            wall_clock_s: 5.0,
+            interrupted: outcome == Outcome::Interrupted,
+            failure: (outcome == Outcome::Failed).then(|| "the emitter refused phase 2: x".to_string()),
+            outcome,
+            emitted: 9,
+            not_emitted: 1,
+            in_flight: 2,
+            foreign_completed: 0,
+            foreign_dead_lettered: 0,
+            restarts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn only_a_completed_job_with_nothing_lost_exits_cleanly() {
+        assert_eq!(report(Outcome::Completed, 0).incomplete(), None);
+        let counts = "6 of 10 tasks completed, 1 dead-lettered, 2 in flight, 1 not yet emitted";
+        for (outcome, lost, says) in [
+            (
+                Outcome::Completed,
+                3,
+                format!("3 tasks are unaccounted for ({counts})"),
+            ),
+            (Outcome::Interrupted, 0, format!("interrupted: {counts}")),
+            (
+                Outcome::TimedOut,
+                0,
+                format!("gave up waiting for the job: {counts}"),
+            ),
+            (
+                Outcome::Failed,
+                0,
+                format!("the emitter refused phase 2: x ({counts})"),
+            ),
+        ] {
+            assert_eq!(report(outcome, lost).incomplete(), Some(says));
+        }
+        let json = serde_json::to_value(report(Outcome::TimedOut, 0)).unwrap();
+        assert_eq!(json["outcome"], "timed_out");
+        assert!(report(Outcome::TimedOut, 0)
+            .markdown()
+            .contains("| outcome | timed_out |"));
+        assert!(report(Outcome::Failed, 0)
+            .markdown()
+            .contains("| outcome | failed: the emitter refused phase 2: x |"));
+    }
 }
