@@ -196,23 +196,15 @@ async fn step(
     let start = now.checked_sub(behind).unwrap_or(now);
     let tasks = PhaseTasks::new(&phase_workload, &phase, progress.seed).zip(task_ids(progress.seed));
     for (emitted, (spec, task_id)) in (progress.emitted + 1..).zip(tasks.skip(progress.emitted)) {
-        let due = start + Duration::from_secs_f64(spec.arrival_s);
-        // Sleep to the absolute instant, looking at the control queue meanwhile.
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            let nap = (due - now).min(CONTROL_CHECK);
-            tokio::select! {
-                _ = tokio::time::sleep(nap) => {}
-                _ = cancel.cancelled() => return Ok(true),
-            }
-            if Instant::now() < due {
-                if let Some(Control::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
-                    return Ok(true);
-                }
-            }
+        if wait_until(
+            broker,
+            config,
+            start + Duration::from_secs_f64(spec.arrival_s),
+            cancel,
+        )
+        .await?
+        {
+            return Ok(true);
         }
         let gen_ts = progress.started_at + spec.arrival_s;
         let emit_ts = broker.now();
@@ -245,9 +237,8 @@ async fn step(
     }
     // The phase lasts its full duration even if its last arrival came early.
     let end = start + Duration::from_secs_f64(phase.duration_s * phase_workload.time_scale);
-    tokio::select! {
-        _ = tokio::time::sleep_until(end) => {}
-        _ = cancel.cancelled() => return Ok(true),
+    if wait_until(broker, config, end, cancel).await? {
+        return Ok(true);
     }
     redis::pipe()
         .atomic()
@@ -258,6 +249,33 @@ async fn step(
         .query_async::<()>(&mut broker.conn)
         .await?;
     Ok(false)
+}
+
+/// Sleeps to the absolute instant `due`, looking at the control queue meanwhile. `true`
+/// means stop (TERMINATE or cancellation).
+async fn wait_until(
+    broker: &mut Broker,
+    config: &FunctionConfig,
+    due: Instant,
+    cancel: &CancellationToken,
+) -> redis::RedisResult<bool> {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return Ok(false);
+        }
+        let nap = (due - now).min(CONTROL_CHECK);
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = cancel.cancelled() => return Ok(true),
+        }
+        if Instant::now() < due {
+            if let Some(Control::Terminate) = poll_control(broker, &config.queues.emitter_control_syn).await?
+            {
+                return Ok(true);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
