@@ -227,3 +227,85 @@ fn a_reader_that_goes_away_ends_eval_quietly() {
     assert!(dir.join("eval.md").exists());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Runs `autoscale-node args`, killing it if it has not finished within 60 s (a workload
+/// that slipped through validation would allocate until the machine gives out).
+fn node_within(args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run autoscale-node");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("autoscale-node {args:?} ran for over 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn workload_files_beyond_the_limits_are_refused_before_anything_is_generated() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-workload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let default = serde_json::to_value(functions::workload::WorkloadConfig::default()).unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 4] = [
+        (
+            "rate.json",
+            |w| w["base_rate_per_min"] = 1e9.into(),
+            "rate.json: the workload would generate 3800000000 tasks; at most 1000000 are allowed",
+        ),
+        (
+            "duration.json",
+            |w| w["phases"][0]["duration_s"] = 1e12.into(),
+            "duration.json: phases[0].duration_s must be a number of seconds above 0 and at most 1000000, got 1000000000000",
+        ),
+        (
+            "windows.json",
+            |w| w["window_s"] = 1e-5.into(),
+            "windows.json: the workload has 24000000 rate windows; at most 1000000 are allowed",
+        ),
+        (
+            "oscillation.json",
+            |w| w["phases"][2]["pattern"]["min"] = (-1.0).into(),
+            "oscillation.json: phases[2].pattern.min must be a non-negative number, got -1",
+        ),
+    ];
+    for (name, edit, says) in cases {
+        let mut w = default.clone();
+        edit(&mut w);
+        let path = dir.join(name);
+        std::fs::write(&path, w.to_string()).unwrap();
+        let out = node_within(&[
+            "eval",
+            "--baselines",
+            "static:4",
+            "--episodes",
+            "1",
+            "--workload",
+            path.to_str().unwrap(),
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(err.contains(says), "{name}: {err}");
+    }
+    // The file as it was is accepted.
+    let path = dir.join("default.json");
+    std::fs::write(&path, default.to_string()).unwrap();
+    let out = node_within(&[
+        "eval",
+        "--baselines",
+        "static:14",
+        "--episodes",
+        "1",
+        "--workload",
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_dir_all(&dir).ok();
+}

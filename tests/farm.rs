@@ -502,3 +502,128 @@ async fn functions_reconnect_after_the_broker_restarts() {
     terminate(&mut c, 1).await;
     farm.wait_all_exit();
 }
+
+/// A one-phase workload of `tasks` tasks over 60 s of workload time (3 s at time scale 0.05).
+fn one_phase(tasks: f64) -> WorkloadConfig {
+    WorkloadConfig {
+        time_scale: 0.05,
+        base_rate_per_min: tasks,
+        phases: vec![functions::workload::Phase {
+            name: "steady".into(),
+            multiplier: 1.0,
+            duration_s: 60.0,
+            pattern: functions::workload::Pattern::Steady,
+        }],
+        ..WorkloadConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phase_configs_the_emitter_cannot_honour_are_dead_lettered_and_it_carries_on() {
+    let node = start_node(&[]);
+    let url = node.url();
+    let mut c = conn(&url).await;
+    let mut farm = Farm::new(&url);
+    farm.spawn("emitter", "1", &["--time-scale", "0.05"]);
+    let good = functions::emitter::phase_messages(&one_phase(40.0), 9).remove(0);
+    let bad = [
+        functions::messages::PhaseConfigMsg {
+            phase_duration: 1e12,
+            ..good.clone()
+        },
+        functions::messages::PhaseConfigMsg {
+            base_rate: 1e9,
+            ..good.clone()
+        },
+        functions::messages::PhaseConfigMsg {
+            target_tasks: 1_000_000_000_000,
+            ..good.clone()
+        },
+    ];
+    for msg in bad.iter().chain([&good]) {
+        let _: () = within(c.lpush("input_queue", serde_json::to_string(msg).unwrap()))
+            .await
+            .unwrap();
+    }
+    wait_len(&mut c, "input_queue:dead", 3).await;
+    let dead: Vec<String> = within(c.lrange("input_queue:dead", 0, -1)).await.unwrap();
+    let reasons: Vec<String> = dead
+        .iter()
+        .rev()
+        .map(|d| {
+            serde_json::from_str::<serde_json::Value>(d).unwrap()["error"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(reasons[0].starts_with("phase_duration must be"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("would generate 1000000000 tasks; at most 1000000"),
+        "{reasons:?}"
+    );
+    assert!(reasons[2].starts_with("target_tasks of phase 1"), "{reasons:?}");
+    // Still running: the valid phase after them is emitted in full.
+    wait_for(&mut c, "worker_queue:enqueued_total", 40, Duration::from_secs(20)).await;
+    assert!(
+        farm.children[0].1.try_wait().unwrap().is_none(),
+        "the emitter exited"
+    );
+    terminate(&mut c, 0).await;
+    farm.wait_all_exit();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emitter_killed_mid_phase_resumes_with_the_same_task_ids() {
+    let node = start_node(&[]);
+    let url = node.url();
+    let mut c = conn(&url).await;
+    let mut farm = Farm::new(&url);
+    farm.spawn("emitter", "1", &["--time-scale", "0.05"]);
+    let phase = functions::emitter::phase_messages(&one_phase(150.0), 5).remove(0);
+    assert_eq!(phase.target_tasks, 150);
+    let _: () = within(c.lpush("input_queue", serde_json::to_string(&phase).unwrap()))
+        .await
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let n: Option<i64> = within(c.get("worker_queue:enqueued_total")).await.unwrap();
+        if n.unwrap_or(0) >= 20 {
+            break;
+        }
+        assert!(start.elapsed() < T, "the emitter did not start emitting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    farm.kill9("emitter:1");
+    let pushed: i64 = within(c.get("worker_queue:enqueued_total")).await.unwrap();
+    assert!(pushed < 150, "killed too late to test anything: {pushed}");
+    farm.spawn("emitter", "1", &["--time-scale", "0.05"]);
+    wait_for(
+        &mut c,
+        "worker_queue:enqueued_total",
+        150,
+        Duration::from_secs(20),
+    )
+    .await;
+    let queued: Vec<String> = within(c.lrange("worker_queue", 0, -1)).await.unwrap();
+    let ids: Vec<String> = queued
+        .iter()
+        .map(|t| serde_json::from_str::<Task>(t).unwrap().task_id)
+        .collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        (ids.len(), unique.len()),
+        (150, 150),
+        "each task pushed exactly once"
+    );
+    let expected: HashSet<String> = functions::emitter::task_ids(phase.task_seed.unwrap())
+        .take(150)
+        .collect();
+    assert_eq!(
+        unique,
+        expected.iter().collect(),
+        "the resumed phase keeps its task ids"
+    );
+    terminate(&mut c, 0).await;
+    farm.wait_all_exit();
+}

@@ -107,6 +107,11 @@ pub fn evaluate_with_series(
     seed: u64,
     calendar: bool,
 ) -> Result<(Vec<PolicySummary>, Vec<(String, Vec<StepRecord>)>), PolicyError> {
+    // Every episode generates the whole workload: a configuration beyond the generator's
+    // limits would exhaust memory long before it finished.
+    workload
+        .validate()
+        .map_err(|e| PolicyError::BadParameter("workload".into(), e.to_string()))?;
     let mut out = Vec::new();
     let mut series = Vec::new();
     for name in policies {
@@ -274,6 +279,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(again[0], *mpc, "deterministic");
+        let huge = WorkloadConfig {
+            base_rate_per_min: 1e9,
+            ..WorkloadConfig::default()
+        };
+        let e = evaluate(&names[..1], &huge, &SimConfig::default(), 1, 5, true).unwrap_err();
+        assert!(e.to_string().contains("would generate 3800000000 tasks"), "{e}");
         assert!(evaluate(
             &["mpc-oracle:x".to_string()],
             &WorkloadConfig::default(),

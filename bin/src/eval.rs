@@ -1,8 +1,9 @@
 //! `autoscale-node eval`: compare policies in the simulator on identical seeded workloads.
 
+use crate::limits;
 use agent::sim::SimConfig;
 use clap::Args;
-use functions::workload::WorkloadConfig;
+use functions::workload::{WorkloadConfig, WorkloadError};
 use std::io::Write;
 use std::time::Instant;
 
@@ -28,8 +29,9 @@ pub struct EvalArgs {
     /// original controller's step].
     #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
     pub decision_period_s: Option<f64>,
-    /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...);
-    /// default: the original four-phase workload.
+    /// Workload file (JSON of the workload configuration: base_rate_per_min, phases, ...),
+    /// checked against the generator's limits (at most 1,000,000 tasks and 1,000,000 rate
+    /// windows; see docs/node.md); default: the original four-phase workload.
     #[arg(long, env = "AUTOSCALE_WORKLOAD")]
     pub workload: Option<std::path::PathBuf>,
     /// Override the base rate (tasks per minute at multiplier 1).
@@ -53,11 +55,14 @@ pub struct EvalArgs {
 
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     crate::train::single_threaded_tensors();
-    if args.episodes == 0 {
-        anyhow::bail!("--episodes must be at least 1");
-    }
-    if !(args.startup_delay_s.is_finite() && args.startup_delay_s >= 0.0) {
-        anyhow::bail!("--startup-delay-s must be a non-negative number");
+    limits::check("--episodes", args.episodes, &limits::EPISODES)?;
+    limits::check(
+        "--startup-delay-s",
+        args.startup_delay_s,
+        &limits::STARTUP_DELAY_S,
+    )?;
+    if let Some(p) = args.decision_period_s {
+        limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
     }
     let mut policies: Vec<String> = match args.baselines.as_str() {
         "all" => agent::policy::BASELINES.iter().map(|s| s.to_string()).collect(),
@@ -88,10 +93,20 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     }
     if let Some(rate) = args.base_rate {
         if !(rate.is_finite() && rate > 0.0) {
-            anyhow::bail!("--base-rate must be a positive number");
+            anyhow::bail!("--base-rate must be a positive number, got {rate}");
         }
         workload.base_rate_per_min = rate;
     }
+    // Checked before anything is generated: every episode holds the whole workload.
+    workload
+        .validate()
+        .map_err(|e| match (&args.workload, args.base_rate) {
+            (_, Some(rate)) if matches!(e, WorkloadError::TooManyTasks { .. }) => {
+                anyhow::anyhow!("--base-rate {rate}: {e}")
+            }
+            (Some(path), _) => anyhow::anyhow!("{}: {e}", path.display()),
+            (None, _) => anyhow::anyhow!("{e}"),
+        })?;
     // A trained policy was trained at one decision period; evaluating it at another would
     // misread its rate features.
     let model_period = match &args.policy {

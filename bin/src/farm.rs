@@ -1,5 +1,6 @@
 //! `autoscale-node emitter|worker|collector`: one farm function as a process.
 
+use crate::limits;
 use clap::Args;
 use functions::workload::WorkloadConfig;
 use functions::FunctionConfig;
@@ -58,12 +59,30 @@ pub struct WorkerArgs {
 pub struct EmitterArgs {
     #[command(flatten)]
     pub common: FunctionArgs,
-    /// Multiply every duration (gaps, processing times, deadlines, phase lengths) by this.
+    /// Multiply every duration (gaps, processing times, deadlines, phase lengths) by this,
+    /// 0.01 to 100.
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 1.0)]
     pub time_scale: f64,
 }
 
 impl FunctionArgs {
+    /// Refuses values the functions cannot honour: a NaN poll interval, say, would turn every
+    /// blocking wait into a broker error, retried for ever.
+    pub fn check(&self) -> anyhow::Result<()> {
+        limits::check(
+            "--poll-interval-s",
+            self.poll_interval_s,
+            &limits::POLL_INTERVAL_S,
+        )?;
+        limits::check("--grace-period-s", self.grace_period_s, &limits::GRACE_PERIOD_S)?;
+        if let Some(t) = self.program_start_time {
+            if !(t.is_finite() && t >= 0.0) {
+                anyhow::bail!("--program-start-time must be a Unix time in seconds, got {t}");
+            }
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> FunctionConfig {
         let url = self.redis_url.clone().unwrap_or_else(|| {
             let host = std::env::var("REDIS_HOSTNAME").unwrap_or_else(|_| "127.0.0.1".into());
@@ -162,14 +181,13 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             Role::Worker(a) => &a.common,
             Role::Collector(a) => a,
         };
+        common.check()?;
         if common.exit_with_parent {
             tokio::spawn(watch_parent(cancel.clone()));
         }
         match role {
             Role::Emitter(args) => {
-                if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-                    anyhow::bail!("--time-scale must be a positive number, got {}", args.time_scale);
-                }
+                limits::check("--time-scale", args.time_scale, &limits::TIME_SCALE)?;
                 let mut config = args.common.config();
                 start_http(&args.common, "emitter", &mut config, &cancel).await?;
                 let workload = WorkloadConfig {

@@ -3,6 +3,7 @@
 mod config;
 mod eval;
 mod farm;
+mod limits;
 mod run;
 mod scale;
 mod serve;

@@ -2,32 +2,41 @@
 //! emitter, collector and workers as child processes, the node's control loop deciding every
 //! period, a live view, and a report at the end. Against a broker where an autoscale-node is
 //! already serving with a scaler, `run` feeds the job and leaves the scaling to that node.
+//!
+//! The run tells the truth about how it ended: it supervises the emitter and the collector
+//! (`supervise`), counts the job's own tasks apart from anything else in the queues
+//! (`ledger`), and reports interrupted, failed or incomplete jobs as such, with a non-zero
+//! exit code (`report`).
 
-use agent::eval::StepRecord;
+mod ledger;
+mod report;
+mod supervise;
+
+use crate::limits;
 use anyhow::Context;
 use autoscale_node::control::{ControlConfig, Controller, Source};
 use autoscale_node::requests;
-use autoscale_node::scaler::local::{function_process, stop_children};
+use autoscale_node::scaler::local::stop_children;
 use autoscale_node::scaler::remote::RemoteNode;
 use autoscale_node::scaler::{self, terminate_syn, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use clap::Args;
-use functions::messages::OutputRecord;
+use functions::runtime::{json, totals};
 use functions::workload::WorkloadConfig;
 use indicatif::{ProgressBar, ProgressStyle};
+use ledger::JobLedger;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
-use serde::Serialize;
-use std::collections::BTreeMap;
+use report::{Outcome, RunReport};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::process::Child;
+use supervise::Supervisor;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Scale the configured phases to about this many tasks in total (default: the original
-    /// workload, 1140 tasks).
+    /// Scale the configured phases to about this many tasks in total, 1 to 1,000,000
+    /// (default: the original workload, 1140 tasks).
     #[arg(long, env = "AUTOSCALE_TASKS")]
     pub tasks: Option<usize>,
     /// Workers at the start (default 12; against a serving node, its current count is kept
@@ -40,7 +49,7 @@ pub struct RunArgs {
     /// `run` knows because it drives the emitter.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
     pub policy: String,
-    /// Multiply every duration by this (0.1 runs the 4-minute workload in 24 s).
+    /// Multiply every duration by this, 0.01 to 100 (0.1 runs the 4-minute workload in 24 s).
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 0.1)]
     pub time_scale: f64,
     /// Use this Redis instead of the embedded broker (its farm keys are cleared first). If an
@@ -83,11 +92,17 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::train::single_threaded_tensors();
-    if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-        anyhow::bail!("--time-scale must be a positive number");
+    limits::check("--time-scale", args.time_scale, &limits::TIME_SCALE)?;
+    limits::check("--max-workers", args.max_workers, &(1..=limits::MAX_WORKERS))?;
+    limits::check("--min-workers", args.min_workers, &(1..=args.max_workers))?;
+    if let Some(w) = args.workers {
+        limits::check("--workers", w, &(args.min_workers..=args.max_workers))?;
     }
-    if args.min_workers == 0 || args.min_workers > args.max_workers {
-        anyhow::bail!("--min-workers must be at least 1 and at most --max-workers");
+    if let Some(n) = args.tasks {
+        limits::check("--tasks", n, &limits::TASKS)?;
+    }
+    if let Some(p) = args.decision_period_s {
+        limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
     }
     if args.scaler == ScalerKind::None {
         anyhow::bail!("run needs workers: use --scaler local, openfaas or kubernetes");
@@ -98,19 +113,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(args))
+    let report = runtime.block_on(run_async(args))?;
+    match report.incomplete() {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
+    }
 }
 
-async fn run_async(args: RunArgs) -> anyhow::Result<()> {
+/// Why the watch loop stopped.
+enum Stop {
+    Done,
+    Interrupted,
+    Failed(String),
+    TimedOut,
+}
+
+async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let scale = args.time_scale;
     let mut workload = WorkloadConfig {
         time_scale: scale,
         ..WorkloadConfig::default()
     };
     if let Some(n) = args.tasks {
-        if n == 0 {
-            anyhow::bail!("--tasks must be at least 1");
-        }
         let default_total: usize = workload
             .phases
             .iter()
@@ -118,6 +142,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
             .sum();
         workload.base_rate_per_min *= n as f64 / default_total as f64;
     }
+    workload.validate().context("the run's workload")?;
     let (policy, period) = if autoscale_node::is_calendar(&args.policy) {
         let period = autoscale_node::decision_period(args.decision_period_s, None)?;
         (
@@ -157,22 +182,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     let delegate = source.is_none() && requests::controller_present(&mut conn).await?;
     clear_farm_keys(&mut conn, !delegate).await?;
     let program_start = if delegate {
-        match conn
-            .get::<_, Option<String>>(functions::runtime::totals::PROGRAM_START)
-            .await?
-        {
+        match conn.get::<_, Option<String>>(totals::PROGRAM_START).await? {
             Some(s) => s.parse().context("reading the node's program_start_time")?,
             None => functions::runtime::unix_now(),
         }
     } else {
         functions::runtime::unix_now()
     };
-    let _: () = conn
-        .set(
-            functions::runtime::totals::PROGRAM_START,
-            program_start.to_string(),
-        )
-        .await?;
+    let _: () = conn.set(totals::PROGRAM_START, program_start.to_string()).await?;
 
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
     // `run` drives the emitter, so it knows the schedule: every observation carries the
@@ -236,9 +253,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     controller.set_calendar(calendar);
 
     // The emitter and the collector: on the platform when the scaler has one (OpenFaaS
-    // functions, Kubernetes Deployments), else as local processes.
+    // functions, Kubernetes Deployments, which restart them themselves), else as local
+    // processes supervised here.
     let scale_arg = scale.to_string();
-    let mut children: Vec<Child> = Vec::new();
+    let mut roles = Supervisor::new(exe, url.clone(), program_start);
     let mut on_platform: Vec<&str> = Vec::new();
     for role in ["collector", "emitter"] {
         let env = [
@@ -251,18 +269,24 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
         if controller.scaler.start_role(role, &env).await? {
             on_platform.push(role);
         } else {
-            let extra: &[&str] = if role == "emitter" {
-                &["--time-scale", &scale_arg]
+            let extra = if role == "emitter" {
+                vec!["--time-scale".to_string(), scale_arg.clone()]
             } else {
-                &[]
+                Vec::new()
             };
-            children.push(function_process(&exe, role, &url, "1", program_start, extra)?);
+            roles.start(role, extra)?;
         }
     }
     if initial.is_some() {
         controller.start().await?;
     }
-    let total = functions::emitter::feed_phases(&mut conn, "input_queue", &workload, args.seed).await?;
+    let queues = functions::Queues::default();
+    let phases = functions::emitter::phase_messages(&workload, args.seed);
+    let mut ledger = JobLedger::new(&phases);
+    let total = ledger.total();
+    for msg in &phases {
+        let _: () = conn.lpush(&queues.input, json(msg)).await?;
+    }
     println!(
         "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {url}",
         workload_duration * scale,
@@ -281,95 +305,133 @@ async fn run_async(args: RunArgs) -> anyhow::Result<()> {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interrupted = crate::serve::shutdown_signal();
     tokio::pin!(interrupted);
-    loop {
+    let stop = loop {
         tokio::select! {
+            biased;
+            _ = &mut interrupted => break Stop::Interrupted,
             _ = ticker.tick() => {}
-            _ = &mut interrupted => {
-                bar.abandon_with_message("interrupted");
-                break;
+        }
+        if let Some(exit) = roles.exited() {
+            // A Ctrl-C in a terminal reaches the whole process group: the functions stop
+            // as asked, and the run's own signal may land a moment after they are gone.
+            if tokio::time::timeout(Duration::from_millis(300), &mut interrupted)
+                .await
+                .is_ok()
+            {
+                break Stop::Interrupted;
+            }
+            match roles.restart(&exit) {
+                Ok(line) => bar.suspend(|| eprintln!("autoscale-node run: {line}")),
+                Err(e) => break Stop::Failed(format!("{e:#}")),
             }
         }
-        let Some(now) = controller.tick().await? else {
-            continue;
-        };
-        let dead: u64 = conn.llen("worker_queue:dead").await?;
-        let counts = controller.scaler.counts();
-        bar.set_position(now.completed_total);
-        bar.set_message(format!(
-            "queue {}  workers {} (target {})  QoS so far {:.2}%",
-            now.queue_length,
-            counts.live + counts.starting,
-            controller.target(),
-            if now.completed_total == 0 {
-                100.0
-            } else {
-                now.qos_met_total as f64 * 100.0 / now.completed_total as f64
-            }
-        ));
-        if now.completed_total + dead >= total as u64 || started.elapsed() > limit {
-            break;
+        let decided = controller.tick().await?;
+        ledger.poll(&mut conn).await?;
+        if let Some(why) = &ledger.refused_phase {
+            break Stop::Failed(why.clone());
         }
-    }
-    bar.finish();
+        bar.set_position(ledger.accounted());
+        if let Some(now) = decided {
+            let counts = controller.scaler.counts();
+            bar.set_message(format!(
+                "queue {}  workers {} (target {})  QoS so far {:.2}%",
+                now.queue_length,
+                counts.live + counts.starting,
+                controller.target(),
+                if ledger.completed == 0 {
+                    100.0
+                } else {
+                    ledger.qos_met as f64 * 100.0 / ledger.completed as f64
+                }
+            ));
+        }
+        if ledger.done() {
+            break Stop::Done;
+        }
+        if started.elapsed() > limit {
+            break Stop::TimedOut;
+        }
+    };
+    let (outcome, failure) = match stop {
+        Stop::Done => {
+            bar.finish();
+            (Outcome::Completed, None)
+        }
+        Stop::Interrupted => {
+            bar.abandon_with_message("interrupted");
+            (Outcome::Interrupted, None)
+        }
+        Stop::Failed(why) => {
+            bar.abandon_with_message("failed");
+            eprintln!("autoscale-node run: {why}; stopping the job");
+            (Outcome::Failed, Some(why))
+        }
+        Stop::TimedOut => {
+            bar.abandon_with_message("timed out");
+            (Outcome::TimedOut, None)
+        }
+    };
 
     // Stop the job: TERMINATE to the emitter and the collector, the workers through the scaler.
-    let _: () = conn.lpush("emitter_control_syn_queue", terminate_syn()).await?;
-    let _: () = conn.lpush("collector_control_syn_queue", terminate_syn()).await?;
+    let _: () = conn.lpush(&queues.emitter_control_syn, terminate_syn()).await?;
+    let _: () = conn.lpush(&queues.collector_control_syn, terminate_syn()).await?;
     controller.shutdown().await?;
-    stop_children(children.iter_mut(), Duration::from_secs(5)).await;
+    stop_children(roles.children_mut(), Duration::from_secs(5)).await;
     for role in on_platform {
         if let Err(e) = controller.scaler.stop_role(role).await {
             tracing::error!(error = %format!("{e:#}"), role, "stopping a function failed");
         }
     }
 
-    let report = build_report(
-        &mut conn,
-        scale,
-        controller.policy_name().to_string(),
-        total,
-        controller.scaling_actions,
-        controller.vanished_workers,
-        controller.max_workers_seen,
-        controller.worker_seconds_wall,
-        started,
-    )
-    .await?;
+    // Everything has stopped: what the lists hold now is final.
+    ledger.poll(&mut conn).await?;
+    let in_flight = ledger.in_flight(&mut conn).await?;
+    let emitted = get_u64(&mut conn, &queues.enqueued_total()).await?;
+    let duplicates = get_u64(&mut conn, totals::DUPLICATES).await?;
+    let mut times: Vec<f64> = ledger.completion_times.iter().map(|t| t / scale).collect();
+    times.sort_by(f64::total_cmp);
+    let wall = started.elapsed().as_secs_f64();
+    let not_emitted = (total as u64).saturating_sub(emitted);
+    let report = RunReport {
+        policy: controller.policy_name().to_string(),
+        time_scale: scale,
+        tasks: total,
+        completed: ledger.completed,
+        qos_met: ledger.qos_met,
+        missed: total as u64 - ledger.qos_met.min(total as u64),
+        dead_lettered: ledger.dead_lettered,
+        still_queued: in_flight,
+        lost: total as i64
+            - ledger.completed as i64
+            - ledger.dead_lettered as i64
+            - in_flight as i64
+            - not_emitted as i64,
+        duplicates,
+        qos_percent: ledger.qos_met as f64 * 100.0 / total.max(1) as f64,
+        mean_workers: controller.worker_seconds_wall / wall.max(1e-9),
+        max_workers: controller.max_workers_seen,
+        worker_seconds: controller.worker_seconds_wall / scale,
+        scaling_actions: controller.scaling_actions,
+        crashed_workers: controller.vanished_workers,
+        completion_p50_s: report::quantile(&times, 0.50),
+        completion_p95_s: report::quantile(&times, 0.95),
+        completion_p99_s: report::quantile(&times, 0.99),
+        wall_clock_s: wall,
+        interrupted: outcome == Outcome::Interrupted,
+        outcome,
+        failure,
+        emitted,
+        not_emitted,
+        in_flight,
+        foreign_completed: ledger.foreign_completed,
+        foreign_dead_lettered: ledger.foreign_dead_lettered,
+        restarts: roles.restarts(),
+    };
     shutdown.cancel();
-    write_report(&args.report, &report, &controller.steps)?;
-    println!("{}", report_markdown(&report));
+    report.write(&args.report, &controller.steps)?;
+    println!("{}", report.markdown());
     println!("report written to {}", args.report.display());
-    if report.lost != 0 {
-        anyhow::bail!("{} tasks are unaccounted for", report.lost);
-    }
-    Ok(())
-}
-
-/// The numbers a run ends with.
-#[derive(Debug, Serialize)]
-pub struct RunReport {
-    pub policy: String,
-    pub time_scale: f64,
-    pub tasks: usize,
-    pub completed: u64,
-    pub qos_met: u64,
-    pub missed: u64,
-    pub dead_lettered: u64,
-    pub still_queued: u64,
-    /// Tasks accounted for nowhere. Must be 0.
-    pub lost: i64,
-    pub duplicates: u64,
-    pub qos_percent: f64,
-    pub mean_workers: f64,
-    pub max_workers: u32,
-    /// Worker-seconds in workload time (wall-clock worker-seconds ÷ time scale).
-    pub worker_seconds: f64,
-    pub scaling_actions: u64,
-    pub crashed_workers: u64,
-    pub completion_p50_s: f64,
-    pub completion_p95_s: f64,
-    pub completion_p99_s: f64,
-    pub wall_clock_s: f64,
+    Ok(report)
 }
 
 /// Deletes what an earlier run left (queues, collector totals; with `with_clock`, the farm's
@@ -395,122 +457,4 @@ async fn get_u64(conn: &mut MultiplexedConnection, key: &str) -> anyhow::Result<
     let v: Option<String> = conn.get(key).await?;
     Ok(v.and_then(|s| s.parse::<f64>().ok())
         .map_or(0, |f| f.max(0.0) as u64))
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn build_report(
-    conn: &mut MultiplexedConnection,
-    scale: f64,
-    policy: String,
-    total: usize,
-    scaling_actions: u64,
-    crashed: u64,
-    max_workers: u32,
-    worker_seconds_wall: f64,
-    started: Instant,
-) -> anyhow::Result<RunReport> {
-    let raw: Vec<String> = conn.lrange("output_queue", 0, -1).await?;
-    let records: Vec<OutputRecord> = raw.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
-    let mut times: Vec<f64> = records.iter().map(|r| r.task_completion_time / scale).collect();
-    times.sort_by(f64::total_cmp);
-    let pct = |q: f64| -> f64 {
-        if times.is_empty() {
-            return 0.0;
-        }
-        times[((q * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1]
-    };
-    let completed = get_u64(conn, functions::runtime::totals::TASKS).await?;
-    let qos_met = get_u64(conn, functions::runtime::totals::QOS_MET).await?;
-    let duplicates = get_u64(conn, functions::runtime::totals::DUPLICATES).await?;
-    let mut dead = 0u64;
-    for q in ["worker_queue:dead", "result_queue:dead"] {
-        dead += conn.llen::<_, u64>(q).await?;
-    }
-    let mut queued: u64 = conn.llen("worker_queue").await?;
-    queued += conn.llen::<_, u64>("result_queue").await?;
-    queued += conn
-        .llen::<_, u64>(functions::runtime::totals::PROCESSING)
-        .await?;
-    let processing: Vec<String> = redis::cmd("KEYS")
-        .arg("worker_queue:processing:*")
-        .query_async(conn)
-        .await?;
-    for key in processing {
-        queued += conn.llen::<_, u64>(key).await?;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let worker_seconds = worker_seconds_wall / scale;
-    Ok(RunReport {
-        policy,
-        time_scale: scale,
-        tasks: total,
-        completed,
-        qos_met,
-        missed: total as u64 - qos_met.min(total as u64),
-        dead_lettered: dead,
-        still_queued: queued,
-        lost: total as i64 - completed as i64 - dead as i64 - queued as i64,
-        duplicates,
-        qos_percent: qos_met as f64 * 100.0 / total.max(1) as f64,
-        mean_workers: worker_seconds_wall / wall.max(1e-9),
-        max_workers,
-        worker_seconds,
-        scaling_actions,
-        crashed_workers: crashed,
-        completion_p50_s: pct(0.50),
-        completion_p95_s: pct(0.95),
-        completion_p99_s: pct(0.99),
-        wall_clock_s: wall,
-    })
-}
-
-fn report_markdown(r: &RunReport) -> String {
-    let rows: BTreeMap<&str, String> = [
-        ("01 policy", r.policy.clone()),
-        ("02 tasks", r.tasks.to_string()),
-        ("03 QoS %", format!("{:.2}", r.qos_percent)),
-        ("04 completed", r.completed.to_string()),
-        ("05 missed deadline or unfinished", r.missed.to_string()),
-        ("06 dead-lettered", r.dead_lettered.to_string()),
-        ("07 still queued", r.still_queued.to_string()),
-        ("08 lost", r.lost.to_string()),
-        ("09 duplicates dropped", r.duplicates.to_string()),
-        ("10 mean workers", format!("{:.2}", r.mean_workers)),
-        ("11 max workers", r.max_workers.to_string()),
-        (
-            "12 worker-seconds (workload time)",
-            format!("{:.0}", r.worker_seconds),
-        ),
-        ("13 scaling actions", r.scaling_actions.to_string()),
-        ("14 crashed workers", r.crashed_workers.to_string()),
-        (
-            "15 completion p50 / p95 / p99 s (workload time)",
-            format!(
-                "{:.2} / {:.2} / {:.2}",
-                r.completion_p50_s, r.completion_p95_s, r.completion_p99_s
-            ),
-        ),
-        ("16 wall clock s", format!("{:.1}", r.wall_clock_s)),
-    ]
-    .into_iter()
-    .collect();
-    let mut s = String::from("| | |\n|---|---|\n");
-    for (k, v) in rows {
-        s.push_str(&format!("| {} | {v} |\n", &k[3..]));
-    }
-    s
-}
-
-fn write_report(dir: &PathBuf, report: &RunReport, steps: &[StepRecord]) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(report)?)?;
-    std::fs::write(
-        dir.join("report.md"),
-        format!("# Run report\n\n{}", report_markdown(report)),
-    )?;
-    std::fs::write(
-        dir.join("timeseries.svg"),
-        agent::plot::timeseries_svg(&[(report.policy.clone(), steps.to_vec())]),
-    )?;
-    Ok(())
 }

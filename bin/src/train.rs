@@ -1,5 +1,6 @@
 //! `autoscale-node train`: train the neural policy in the simulator and write it.
 
+use crate::limits;
 use agent::train::{train, TrainConfig};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -70,15 +71,19 @@ pub fn single_threaded_tensors() {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     single_threaded_tensors();
-    if args.generations == 0 || args.pairs == 0 || args.scenarios == 0 {
-        anyhow::bail!("--generations, --pairs and --scenarios must be at least 1");
-    }
-    if !(args.decision_period_s.is_finite() && args.decision_period_s > 0.0) {
-        anyhow::bail!("--decision-period-s must be a positive number");
-    }
-    if !(0.0..=1.0).contains(&args.calendar_share) {
-        anyhow::bail!("--calendar-share must be between 0 and 1");
-    }
+    limits::check("--generations", args.generations, &limits::ITERATIONS)?;
+    limits::check("--pairs", args.pairs, &limits::PER_ITERATION)?;
+    limits::check("--scenarios", args.scenarios, &limits::PER_ITERATION)?;
+    limits::check("--epochs", args.epochs, &limits::ITERATIONS)?;
+    limits::check("--sigma", f64::from(args.sigma), &limits::STEP)?;
+    limits::check("--learning-rate", f64::from(args.learning_rate), &limits::STEP)?;
+    limits::check("--miss-weight", args.miss_weight, &limits::MISS_WEIGHT)?;
+    limits::check(
+        "--decision-period-s",
+        args.decision_period_s,
+        &limits::DECISION_PERIOD_S,
+    )?;
+    limits::check("--calendar-share", args.calendar_share, &limits::SHARE)?;
     let config = TrainConfig {
         decision_period_s: args.decision_period_s,
         calendar_share: args.calendar_share,
@@ -123,9 +128,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             None => train(&config, show)?,
         },
         Method::Imitation => {
-            if args.epochs == 0 {
-                anyhow::bail!("--epochs must be at least 1");
-            }
             let imitation = agent::imitate::ImitateConfig {
                 seed: args.seed,
                 rounds: args.generations,

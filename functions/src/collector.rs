@@ -23,6 +23,36 @@ impl Latencies {
         self.values.insert(at, v);
     }
 
+    /// The completion times of the records already written: a collector restarted mid-run
+    /// (after a crash) carries on with the run's percentiles, not only its own. Read once, at
+    /// start-up, a page at a time.
+    async fn recover(conn: &mut redis::aio::MultiplexedConnection, output: &str) -> redis::RedisResult<Self> {
+        const PAGE: isize = 1000;
+        let mut latencies = Latencies::default();
+        let mut from = 0;
+        loop {
+            let page: Vec<String> = conn.lrange(output, from, from + PAGE - 1).await?;
+            for raw in &page {
+                if let Ok(r) = serde_json::from_str::<OutputRecord>(raw) {
+                    latencies.sum += r.task_completion_time;
+                    latencies.values.push(r.task_completion_time);
+                }
+            }
+            if (page.len() as isize) < PAGE {
+                break;
+            }
+            from += PAGE;
+        }
+        latencies.values.sort_by(f64::total_cmp);
+        if !latencies.values.is_empty() {
+            tracing::warn!(
+                records = latencies.values.len(),
+                "collector resumed over earlier output"
+            );
+        }
+        Ok(latencies)
+    }
+
     fn quantile(&self, q: f64) -> f64 {
         if self.values.is_empty() {
             return 0.0;
@@ -67,6 +97,7 @@ pub async fn run_collector(config: FunctionConfig, cancel: CancellationToken) ->
     let name = format!("collector:{}", config.instance_id);
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
     let mut latencies = Latencies::default();
+    let mut recovered = false;
     let pod = name.replace(':', "-");
     let config = &config;
     supervise(
@@ -77,7 +108,13 @@ pub async fn run_collector(config: FunctionConfig, cancel: CancellationToken) ->
             requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result).await?;
             broker.announce(&config.queues.collector_start, &pod).await
         },
-        async |broker: &mut Broker| Ok(step(broker, config, &mut latencies, &cancel).await?.then_some(())),
+        async |broker: &mut Broker| {
+            if !recovered {
+                latencies = Latencies::recover(&mut broker.conn, &config.queues.output).await?;
+                recovered = true;
+            }
+            Ok(step(broker, config, &mut latencies, &cancel).await?.then_some(()))
+        },
     )
     .await
 }
@@ -107,8 +144,9 @@ async fn step(
     let result: TaskResult = match serde_json::from_str(&raw) {
         Ok(r) => r,
         Err(e) => {
-            broker.dead_letter(&q.result, &raw, &e.to_string()).await?;
-            broker.conn.lrem::<_, _, ()>(totals::PROCESSING, 1, &raw).await?;
+            broker
+                .dead_letter_from(&q.result, totals::PROCESSING, &raw, &e.to_string())
+                .await?;
             return Ok(false);
         }
     };

@@ -1,19 +1,44 @@
 //! The emitter: takes phase configs from `input_queue` and emits each phase's tasks in real
 //! time, scheduled against absolute instants (no drift), counting every push atomically.
+//!
+//! A phase survives the emitter: the config is moved (not popped) into the emitter's own
+//! processing list, and every push records how far the phase got in the same transaction.
+//! An emitter restarted under the same id — after a crash, or a broker error mid-phase —
+//! regenerates the phase from its seed, skips the tasks already pushed and carries on at the
+//! phase's original schedule, so no task is lost and none is pushed twice.
 
 use crate::messages::{PhaseConfigMsg, Task};
 use crate::runtime::supervise;
 use crate::runtime::{json, poll_control, Broker, Control, FunctionConfig, FunctionError};
-use crate::workload::{phase_order, phase_seed, phase_tasks, WorkloadConfig};
+use crate::workload::{phase_order, phase_seed, PhaseTasks, WorkloadConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often the emitter looks at its control queue while waiting for the next arrival.
 const CONTROL_CHECK: Duration = Duration::from_millis(250);
+
+/// The phase configs of `workload` run with `seed`, in their seeded order: what
+/// [`feed_phases`] pushes, and (with [`task_ids`]) which tasks a job consists of.
+pub fn phase_messages(workload: &WorkloadConfig, seed: u64) -> Vec<PhaseConfigMsg> {
+    phase_order(workload, seed)
+        .into_iter()
+        .enumerate()
+        .map(|(position, p)| {
+            PhaseConfigMsg::from_phase(
+                &workload.phases[p],
+                position as u32 + 1,
+                workload.base_rate_per_min,
+                workload.window_s,
+                phase_seed(seed, position),
+            )
+        })
+        .collect()
+}
 
 /// Pushes the phase configs of `workload` (in its seeded order) to the input queue; returns
 /// how many tasks they will produce.
@@ -24,19 +49,35 @@ pub async fn feed_phases(
     seed: u64,
 ) -> redis::RedisResult<usize> {
     let mut total = 0;
-    for (position, p) in phase_order(workload, seed).into_iter().enumerate() {
-        let phase = &workload.phases[p];
-        let msg = PhaseConfigMsg::from_phase(
-            phase,
-            position as u32 + 1,
-            workload.base_rate_per_min,
-            workload.window_s,
-            phase_seed(seed, position),
-        );
+    for msg in phase_messages(workload, seed) {
         total += msg.target_tasks;
         conn.lpush::<_, _, ()>(input_queue, json(&msg)).await?;
     }
     Ok(total)
+}
+
+/// The `task_id`s of a phase emitted with the task seed `seed`, in emission order. They are a
+/// function of the seed alone, so a resumed phase gives its tasks the ids they would have had,
+/// and whoever fed the phases knows which tasks are its own.
+pub fn task_ids(seed: u64) -> impl Iterator<Item = String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D1D5);
+    std::iter::repeat_with(move || {
+        uuid::Builder::from_random_bytes(rng.gen())
+            .into_uuid()
+            .to_string()
+    })
+}
+
+/// How far the emitter got through its current phase (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    /// The task seed in use (the message's, or one drawn for a message without one).
+    seed: u64,
+    /// When the phase started, in seconds of the run's clock: a resumed phase keeps its
+    /// schedule and its tasks' generation timestamps.
+    started_at: f64,
+    /// Tasks pushed so far.
+    emitted: usize,
 }
 
 /// Runs the emitter until TERMINATE or cancellation. `workload` supplies the task model and
@@ -60,7 +101,8 @@ pub async fn run_emitter(
     .await
 }
 
-/// Waits for one phase config and emits its phase. `true` means stop.
+/// Takes one phase config — the one left from before a restart, else a new one — and emits
+/// its phase. `true` means stop.
 async fn step(
     broker: &mut Broker,
     config: &FunctionConfig,
@@ -71,24 +113,40 @@ async fn step(
     if let Some(Control::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
         return Ok(true);
     }
-    let popped: Option<(String, String)> = tokio::select! {
-        r = broker.conn.brpop(&q.input, config.poll_interval_s) => r?,
-        _ = cancel.cancelled() => return Ok(true),
-    };
-    let Some((_, raw)) = popped else {
-        return Ok(false);
-    };
-    let msg: PhaseConfigMsg = match serde_json::from_str(&raw) {
-        Ok(m) => m,
-        Err(e) => {
-            broker.dead_letter(&q.input, &raw, &e.to_string()).await?;
-            return Ok(false);
+    let processing = q.emitter_processing(&config.instance_id);
+    let progress_key = q.emitter_progress(&config.instance_id);
+    let left_over: Option<String> = broker.conn.lindex(&processing, -1).await?;
+    let resumed = left_over.is_some();
+    let raw = match left_over {
+        Some(raw) => raw,
+        None => {
+            let mut take = redis::cmd("BLMOVE");
+            take.arg(&q.input)
+                .arg(&processing)
+                .arg("RIGHT")
+                .arg("LEFT")
+                .arg(config.poll_interval_s);
+            let taken: Option<String> = tokio::select! {
+                r = take.query_async(&mut broker.conn) => r?,
+                _ = cancel.cancelled() => return Ok(true),
+            };
+            let Some(raw) = taken else { return Ok(false) };
+            raw
         }
     };
-    let phase = match msg.to_phase() {
-        Ok(p) => p,
-        Err(e) => {
-            broker.dead_letter(&q.input, &raw, &e).await?;
+    let parsed = serde_json::from_str::<PhaseConfigMsg>(&raw)
+        .map_err(|e| e.to_string())
+        .and_then(|msg| {
+            msg.to_phase()
+                .map(|phase| (msg, phase))
+                .map_err(|e| e.to_string())
+        });
+    let (msg, phase) = match parsed {
+        Ok(ok) => ok,
+        Err(reason) => {
+            broker
+                .dead_letter_from(&q.input, &processing, &raw, &reason)
+                .await?;
             return Ok(false);
         }
     };
@@ -97,37 +155,61 @@ async fn step(
         window_s: msg.window_duration,
         ..workload.clone()
     };
-    let seed = msg.task_seed.unwrap_or_else(rand::random);
-    let tasks = phase_tasks(&phase_workload, &phase, seed);
-    let mut ids = ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D1D5);
-    tracing::info!(phase = %phase.name, tasks = tasks.len(), "emitting phase");
-    let start = Instant::now();
-    let start_prog = broker.now();
-    for spec in &tasks {
-        let due = start + Duration::from_secs_f64(spec.arrival_s);
-        // Sleep to the absolute instant, looking at the control queue meanwhile.
-        loop {
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            let nap = (due - now).min(CONTROL_CHECK);
-            tokio::select! {
-                _ = tokio::time::sleep(nap) => {}
-                _ = cancel.cancelled() => return Ok(true),
-            }
-            if Instant::now() < due {
-                if let Some(Control::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
-                    return Ok(true);
-                }
-            }
+    let total = phase.target_tasks(msg.base_rate);
+    if total != msg.target_tasks {
+        tracing::warn!(
+            phase = %phase.name,
+            declared = msg.target_tasks,
+            generated = total,
+            "target_tasks differs from base_rate × phase_multiplier × phase_duration / 60; emitting the latter"
+        );
+    }
+    let saved: Option<String> = if resumed {
+        broker.conn.get(&progress_key).await?
+    } else {
+        None
+    };
+    let progress = match saved.map(|s| serde_json::from_str::<Progress>(&s)) {
+        Some(Ok(p)) => {
+            tracing::warn!(phase = %phase.name, emitted = p.emitted, total, "resuming a phase");
+            p
         }
-        let gen_ts = start_prog + spec.arrival_s;
+        other => {
+            if let Some(Err(e)) = other {
+                tracing::warn!(error = %e, "unreadable progress record; starting the phase afresh");
+            }
+            let fresh = Progress {
+                seed: msg.task_seed.unwrap_or_else(rand::random),
+                started_at: broker.now(),
+                emitted: 0,
+            };
+            broker.conn.set::<_, _, ()>(&progress_key, json(&fresh)).await?;
+            fresh
+        }
+    };
+    tracing::info!(phase = %phase.name, tasks = total, "emitting phase");
+
+    // The phase's schedule is anchored at its recorded start, which may lie before this
+    // process existed: tasks that fell due meanwhile go out at once.
+    let behind = Duration::from_secs_f64((broker.now() - progress.started_at).clamp(0.0, 1e9));
+    let now = Instant::now();
+    let start = now.checked_sub(behind).unwrap_or(now);
+    let tasks = PhaseTasks::new(&phase_workload, &phase, progress.seed).zip(task_ids(progress.seed));
+    for (emitted, (spec, task_id)) in (progress.emitted + 1..).zip(tasks.skip(progress.emitted)) {
+        if wait_until(
+            broker,
+            config,
+            start + Duration::from_secs_f64(spec.arrival_s),
+            cancel,
+        )
+        .await?
+        {
+            return Ok(true);
+        }
+        let gen_ts = progress.started_at + spec.arrival_s;
         let emit_ts = broker.now();
         let task = Task {
-            task_id: uuid::Builder::from_random_bytes(ids.gen())
-                .into_uuid()
-                .to_string(),
+            task_id,
             task_gen_timestamp: gen_ts,
             task_application: "image_processing".into(),
             task_priority: "normal".into(),
@@ -138,20 +220,89 @@ async fn step(
             task_emit_timestamp: emit_ts,
             task_emit_time: emit_ts - gen_ts,
         };
+        let record = Progress {
+            emitted,
+            ..progress.clone()
+        };
         redis::pipe()
             .atomic()
             .lpush(&q.worker, json(&task))
             .ignore()
             .incr(q.enqueued_total(), 1)
             .ignore()
+            .set(&progress_key, json(&record))
+            .ignore()
             .query_async::<()>(&mut broker.conn)
             .await?;
     }
     // The phase lasts its full duration even if its last arrival came early.
     let end = start + Duration::from_secs_f64(phase.duration_s * phase_workload.time_scale);
-    tokio::select! {
-        _ = tokio::time::sleep_until(end) => {}
-        _ = cancel.cancelled() => return Ok(true),
+    if wait_until(broker, config, end, cancel).await? {
+        return Ok(true);
     }
+    redis::pipe()
+        .atomic()
+        .lrem(&processing, 1, &raw)
+        .ignore()
+        .del(&progress_key)
+        .ignore()
+        .query_async::<()>(&mut broker.conn)
+        .await?;
     Ok(false)
+}
+
+/// Sleeps to the absolute instant `due`, looking at the control queue meanwhile. `true`
+/// means stop (TERMINATE or cancellation).
+async fn wait_until(
+    broker: &mut Broker,
+    config: &FunctionConfig,
+    due: Instant,
+    cancel: &CancellationToken,
+) -> redis::RedisResult<bool> {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return Ok(false);
+        }
+        let nap = (due - now).min(CONTROL_CHECK);
+        tokio::select! {
+            _ = tokio::time::sleep(nap) => {}
+            _ = cancel.cancelled() => return Ok(true),
+        }
+        if Instant::now() < due {
+            if let Some(Control::Terminate) = poll_control(broker, &config.queues.emitter_control_syn).await?
+            {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_depend_on_the_seed_alone() {
+        let a: Vec<String> = task_ids(7).take(5).collect();
+        assert_eq!(a, task_ids(7).take(5).collect::<Vec<_>>());
+        assert_ne!(a, task_ids(8).take(5).collect::<Vec<_>>());
+        assert!(a.iter().all(|id| uuid::Uuid::parse_str(id).is_ok()));
+        let mut unique = a.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 5);
+    }
+
+    #[test]
+    fn phase_messages_carry_each_phase_and_its_seed() {
+        let workload = WorkloadConfig::default();
+        let msgs = phase_messages(&workload, 3);
+        assert_eq!(msgs.iter().map(|m| m.target_tasks).sum::<usize>(), 1140);
+        for (i, m) in msgs.iter().enumerate() {
+            assert_eq!(m.phase_number as usize, i + 1);
+            assert_eq!(m.task_seed, Some(phase_seed(3, i)));
+            assert!(m.to_phase().is_ok());
+        }
+    }
 }

@@ -1,10 +1,10 @@
-//! The JSON messages of the farm, with the original system's field names (DESIGN.md §6).
+//! The JSON messages of the farm, with the original system's field names.
 //!
 //! Timestamps are seconds since the run's `program_start_time`. New fields may be added over
 //! the original's; none is renamed or removed, so original Python functions and ours can share
 //! a broker.
 
-use crate::workload::{Pattern, Phase};
+use crate::workload::{check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
 use serde::{Deserialize, Serialize};
 
 /// A phase configuration, pushed to `input_queue` for the emitter.
@@ -101,23 +101,26 @@ impl PhaseConfigMsg {
         msg
     }
 
-    /// The phase this message describes; an error names what is wrong.
-    pub fn to_phase(&self) -> Result<Phase, String> {
+    /// The phase this message describes, if the emitter can honour it: every number finite
+    /// and in range, and the phase within the generator's limits (tasks, windows); the error
+    /// names the message's field.
+    pub fn to_phase(&self) -> Result<Phase, PhaseConfigError> {
         if self.kind != "phase_config" {
-            return Err(format!("type is {:?}, expected \"phase_config\"", self.kind));
+            return Err(PhaseConfigError::WrongType(self.kind.clone()));
         }
-        if !(self.phase_duration.is_finite() && self.phase_duration > 0.0) {
-            return Err(format!(
-                "phase_duration must be positive, got {}",
-                self.phase_duration
-            ));
-        }
-        if !(self.window_duration.is_finite() && self.window_duration > 0.0) {
-            return Err(format!(
-                "window_duration must be positive, got {}",
-                self.window_duration
-            ));
-        }
+        let positive = |field: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(WorkloadError::OutOfRange {
+                    field: field.into(),
+                    allowed: "a positive number".into(),
+                    value: v.to_string(),
+                })
+            }
+        };
+        positive("base_rate", self.base_rate)?;
+        positive("window_duration", self.window_duration)?;
         let pattern = match self.phase_pattern.as_str() {
             "steady" => Pattern::Steady,
             p if p.starts_with("oscillation") => Pattern::Oscillation {
@@ -133,22 +136,58 @@ impl PhaseConfigMsg {
                 count: self.burst_count.unwrap_or(3),
             },
             "trace" => Pattern::Trace {
-                weights: self
-                    .trace_weights
-                    .clone()
-                    .filter(|w| !w.is_empty() && w.iter().all(|x| x.is_finite() && *x >= 0.0))
-                    .ok_or("a trace phase needs non-empty, non-negative trace_weights")?,
+                weights: self.trace_weights.clone().ok_or(PhaseConfigError::MissingTrace)?,
                 total: self.trace_total,
             },
-            other => return Err(format!("unknown phase_pattern {other:?}")),
+            other => return Err(PhaseConfigError::UnknownPattern(other.into())),
         };
-        Ok(Phase {
+        let phase = Phase {
             name: self.phase_name.clone(),
             multiplier: self.phase_multiplier,
             duration_s: self.phase_duration,
             pattern,
-        })
+        };
+        check_phase(&phase, &message_field)?;
+        let (tasks, windows) = phase_load(&phase, self.base_rate, self.window_duration);
+        let what = format!("phase {} ({:?})", self.phase_number, self.phase_name);
+        check_load(&what, tasks, windows)?;
+        // The count the sender expects must be one the emitter could produce.
+        check_load(&format!("target_tasks of {what}"), self.target_tasks as f64, 1.0)?;
+        Ok(phase)
     }
+}
+
+/// A phase parameter's field name in a phase-config message.
+fn message_field(param: &str) -> String {
+    let (base, index) = match param.find('[') {
+        Some(i) => param.split_at(i),
+        None => (param, ""),
+    };
+    let field = match base {
+        "duration_s" => "phase_duration",
+        "multiplier" => "phase_multiplier",
+        "min" => "oscillation_min",
+        "max" => "oscillation_max",
+        "cycles" => "oscillation_cycles",
+        "height" => "burst_height",
+        "width_s" => "burst_width",
+        "weights" => "trace_weights",
+        other => other,
+    };
+    format!("{field}{index}")
+}
+
+/// Why the emitter refuses a phase-config message (it is dead-lettered with this text).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PhaseConfigError {
+    #[error("type is {0:?}, expected \"phase_config\"")]
+    WrongType(String),
+    #[error("unknown phase_pattern {0:?}")]
+    UnknownPattern(String),
+    #[error("a trace phase needs trace_weights")]
+    MissingTrace,
+    #[error(transparent)]
+    Invalid(#[from] WorkloadError),
 }
 
 /// A task in `worker_queue`.
@@ -326,6 +365,75 @@ mod tests {
             phase_duration: -1.0,
             ..msg
         };
-        assert!(bad.to_phase().unwrap_err().contains("phase_duration"));
+        assert!(bad.to_phase().unwrap_err().to_string().contains("phase_duration"));
+    }
+
+    #[test]
+    fn phase_configs_the_emitter_cannot_honour_are_refused_with_the_field() {
+        let msg = |extra: &str| -> PhaseConfigMsg {
+            let text = format!(
+                r#"{{"type":"phase_config","phase_number":2,"phase_name":"P","base_rate":300,
+                "phase_multiplier":1.0,"phase_duration":60,"window_duration":1,"target_tasks":300{extra}}}"#
+            );
+            serde_json::from_str(&text).unwrap()
+        };
+        let steady = || msg(r#","phase_pattern":"steady""#);
+        assert!(steady().to_phase().is_ok());
+        let refused = |m: PhaseConfigMsg| m.to_phase().unwrap_err().to_string();
+        // A billion tasks a minute; 10^12 tasks declared; a phase of 10^12 seconds.
+        let e = refused(PhaseConfigMsg {
+            base_rate: 1e9,
+            ..steady()
+        });
+        assert_eq!(
+            e,
+            "phase 2 (\"P\") would generate 1000000000 tasks; at most 1000000 are allowed (lower the \
+             base rate, the multipliers or the durations)"
+        );
+        let e = refused(PhaseConfigMsg {
+            target_tasks: 1_000_000_000_000,
+            ..steady()
+        });
+        assert!(
+            e.starts_with("target_tasks of phase 2 (\"P\") would generate 1000000000000 tasks"),
+            "{e}"
+        );
+        let e = refused(PhaseConfigMsg {
+            phase_duration: 1e12,
+            ..steady()
+        });
+        assert!(e.starts_with("phase_duration must be"), "{e}");
+        let e = refused(PhaseConfigMsg {
+            window_duration: 1e-6,
+            ..steady()
+        });
+        assert!(e.contains("60000000 rate windows; at most 1000000"), "{e}");
+        let e = refused(PhaseConfigMsg {
+            base_rate: -3.0,
+            ..steady()
+        });
+        assert_eq!(e, "base_rate must be a positive number, got -3");
+        let e = refused(msg(
+            r#","phase_pattern":"oscillation_slow","oscillation_min":2,"oscillation_max":1"#,
+        ));
+        assert!(
+            e.starts_with("oscillation_max must be at least the minimum (2)"),
+            "{e}"
+        );
+        let e = refused(msg(r#","phase_pattern":"trace","trace_weights":[1,2,-4]"#));
+        assert!(
+            e.starts_with("trace_weights[2] must be a non-negative number"),
+            "{e}"
+        );
+        let e = refused(msg(
+            r#","phase_pattern":"trace","trace_weights":[1],"trace_total":2000000"#,
+        ));
+        assert!(e.contains("would generate 2000000 tasks"), "{e}");
+        let e = refused(msg(r#","phase_pattern":"burst","burst_width":-1"#));
+        assert!(e.starts_with("burst_width must be"), "{e}");
+        assert_eq!(
+            refused(msg(r#","phase_pattern":"zigzag""#)),
+            "unknown phase_pattern \"zigzag\""
+        );
     }
 }

@@ -55,6 +55,18 @@ impl Queues {
     pub fn enqueued_total(&self) -> String {
         format!("{}:enqueued_total", self.worker)
     }
+
+    /// The phase config an emitter is working through, moved here from the input queue so that
+    /// an emitter that dies mid-phase finds it again when restarted under the same id.
+    pub fn emitter_processing(&self, emitter_id: &str) -> String {
+        format!("{}:processing:{emitter_id}", self.input)
+    }
+
+    /// How far that emitter got through the phase (seed, start, tasks pushed), written with
+    /// every push, so a restart resumes after the last task pushed and duplicates none.
+    pub fn emitter_progress(&self, emitter_id: &str) -> String {
+        format!("{}:progress:{emitter_id}", self.input)
+    }
 }
 
 /// Keys where the collector keeps running totals, so nobody reads the whole output list.
@@ -206,6 +218,27 @@ impl Broker {
         let record = serde_json::json!({ "error": error, "message": raw, "dead_lettered_at": self.now() });
         self.conn
             .lpush::<_, _, ()>(Queues::dead(queue), record.to_string())
+            .await
+    }
+
+    /// Dead-letters a message taken into a `processing` list, removing it from there in the
+    /// same transaction, so that a crash can neither lose it nor dead-letter it twice.
+    pub async fn dead_letter_from(
+        &mut self,
+        queue: &str,
+        processing: &str,
+        raw: &str,
+        error: &str,
+    ) -> redis::RedisResult<()> {
+        tracing::warn!(queue, error, "dead-lettering a message");
+        let record = serde_json::json!({ "error": error, "message": raw, "dead_lettered_at": self.now() });
+        redis::pipe()
+            .atomic()
+            .lpush(Queues::dead(queue), record.to_string())
+            .ignore()
+            .lrem(processing, 1, raw)
+            .ignore()
+            .query_async(&mut self.conn)
             .await
     }
 

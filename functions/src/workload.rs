@@ -1,10 +1,15 @@
 //! The workload: phases of arrivals and the tasks they carry, generated purely from a seed.
 //!
-//! Defaults reproduce the original system (DESIGN.md §6): base rate 300 tasks/min, four 60 s
+//! Defaults reproduce the original system: base rate 300 tasks/min, four 60 s
 //! phases (Steady Low ×0.3, Steady High ×1.5, Slow Oscillation 0.5–1.5 ×1 cycle, Fast
 //! Oscillation 0.3–1.7 ×4 cycles) = 1140 tasks; per 1 s window a controlled Poisson count with
 //! exact phase totals and exponential gaps; processing time Gamma(shape 4, mean 1.5 s) mapped
 //! through the calibrated quadratic image-size model; deadline clamp(2·t, 0.1, 30) s.
+//!
+//! Workload files and phase configurations come from users and other programs, so
+//! [`WorkloadConfig::validate`] and [`check_phase`] refuse what the generator cannot honour
+//! within [`limits`] before anything is generated, and a phase's tasks are produced lazily
+//! ([`PhaseTasks`]), one window at a time.
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -67,7 +72,19 @@ pub fn trace_from_csv(text: &str) -> Result<(Pattern, f64), TraceError> {
             return Err(TraceError::Empty);
         }
         let t0 = times.iter().cloned().fold(f64::INFINITY, f64::min);
-        let span = times.iter().map(|t| t - t0).fold(0.0, f64::max).floor() as usize + 1;
+        let span_s = times.iter().map(|t| t - t0).fold(0.0, f64::max).floor() + 1.0;
+        // One weight per second: a trace spanning more than the generator's window limit would
+        // cost memory in proportion to its length, not its rows.
+        if span_s > limits::MAX_WINDOWS as f64 {
+            return Err(TraceError::Bad {
+                line: 1,
+                reason: format!(
+                    "the trace spans {span_s:.0} s; at most {} s are allowed",
+                    limits::MAX_WINDOWS
+                ),
+            });
+        }
+        let span = span_s as usize;
         let mut weights = vec![0.0; span];
         for t in &times {
             weights[((t - t0).floor() as usize).min(span - 1)] += 1.0;
@@ -81,6 +98,16 @@ pub fn trace_from_csv(text: &str) -> Result<(Pattern, f64), TraceError> {
         }
         if weights.is_empty() {
             return Err(TraceError::Empty);
+        }
+        if weights.len() > limits::MAX_WINDOWS {
+            return Err(TraceError::Bad {
+                line: 1,
+                reason: format!(
+                    "{} rows; at most {} are allowed",
+                    weights.len(),
+                    limits::MAX_WINDOWS
+                ),
+            });
         }
         let len = weights.len() as f64;
         Ok((Pattern::Trace { weights, total: None }, len))
@@ -188,6 +215,275 @@ impl Default for WorkloadConfig {
     }
 }
 
+/// What a workload may ask for. The generator keeps one number per rate window and draws each
+/// task, so these bound the memory and time one workload file or phase configuration can cost.
+pub mod limits {
+    /// Tasks of one workload (all phases together), and of one phase configuration.
+    pub const MAX_TASKS: usize = 1_000_000;
+    /// Rate windows of one workload (all phases together), and of one phase configuration.
+    pub const MAX_WINDOWS: usize = 1_000_000;
+    /// The longest phase, in seconds of workload time (about 11.6 days).
+    pub const MAX_PHASE_DURATION_S: f64 = 1_000_000.0;
+    /// The longest processing time the calibrated model may give, in seconds.
+    pub const MAX_PROCESSING_S: f64 = 3600.0;
+    /// Time scales accepted: below 0.01 the broker's and processes' own latency (milliseconds)
+    /// outweighs the tasks; above 100 the original 4-minute workload lasts over 6 hours.
+    pub const TIME_SCALE: std::ops::RangeInclusive<f64> = 0.01..=100.0;
+}
+
+/// Why a workload or phase cannot be generated. Field names are as the user wrote them.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum WorkloadError {
+    #[error("{field} must be {allowed}, got {value}")]
+    OutOfRange {
+        field: String,
+        allowed: String,
+        value: String,
+    },
+    #[error(
+        "{what} would generate {tasks:.0} tasks; at most {max} are allowed (lower the base rate, \
+         the multipliers or the durations)"
+    )]
+    TooManyTasks { what: String, tasks: f64, max: usize },
+    #[error(
+        "{what} has {windows:.0} rate windows; at most {max} are allowed (lengthen the window or \
+         shorten the phases)"
+    )]
+    TooManyWindows { what: String, windows: f64, max: usize },
+    #[error("the workload has no phases")]
+    NoPhases,
+}
+
+fn require(
+    ok: bool,
+    field: impl Into<String>,
+    allowed: &str,
+    value: impl std::fmt::Display,
+) -> Result<(), WorkloadError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(WorkloadError::OutOfRange {
+            field: field.into(),
+            allowed: allowed.into(),
+            value: value.to_string(),
+        })
+    }
+}
+
+fn non_negative(v: f64) -> bool {
+    v.is_finite() && v >= 0.0
+}
+
+fn positive(v: f64) -> bool {
+    v.is_finite() && v > 0.0
+}
+
+/// Checks a phase's own parameters (not its task and window counts: see [`phase_load`]).
+/// `name` turns a parameter — `duration_s`, `multiplier`, or a pattern's `min`, `max`,
+/// `cycles`, `height`, `width_s`, `weights[i]` — into the field name the user wrote, which
+/// differs between a workload file and a phase-config message.
+pub fn check_phase(phase: &Phase, name: &dyn Fn(&str) -> String) -> Result<(), WorkloadError> {
+    let d = phase.duration_s;
+    require(
+        positive(d) && d <= limits::MAX_PHASE_DURATION_S,
+        name("duration_s"),
+        "a number of seconds above 0 and at most 1000000",
+        d,
+    )?;
+    require(
+        non_negative(phase.multiplier),
+        name("multiplier"),
+        "a non-negative number",
+        phase.multiplier,
+    )?;
+    match &phase.pattern {
+        Pattern::Steady => {}
+        Pattern::Oscillation { min, max, cycles } => {
+            require(non_negative(*min), name("min"), "a non-negative number", min)?;
+            require(non_negative(*max), name("max"), "a non-negative number", max)?;
+            require(
+                max >= min,
+                name("max"),
+                &format!("at least the minimum ({min})"),
+                max,
+            )?;
+            require(
+                non_negative(*cycles),
+                name("cycles"),
+                "a non-negative number",
+                cycles,
+            )?;
+        }
+        Pattern::Burst { height, width_s, .. } => {
+            require(
+                non_negative(*height),
+                name("height"),
+                "a non-negative number",
+                height,
+            )?;
+            require(
+                non_negative(*width_s),
+                name("width_s"),
+                "a non-negative number",
+                width_s,
+            )?;
+        }
+        Pattern::Trace { weights, .. } => {
+            require(
+                !weights.is_empty() && weights.len() <= limits::MAX_WINDOWS,
+                name("weights"),
+                "a list of 1 to 1000000 rates",
+                format!("{} values", weights.len()),
+            )?;
+            if let Some((i, w)) = weights.iter().enumerate().find(|(_, w)| !non_negative(**w)) {
+                require(false, name(&format!("weights[{i}]")), "a non-negative number", w)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tasks a phase generates and its number of rate windows, as unbounded numbers (so that a
+/// nonsensical configuration is reported as it is, not as a saturated integer).
+pub fn phase_load(phase: &Phase, base_rate_per_min: f64, window_s: f64) -> (f64, f64) {
+    let tasks = match &phase.pattern {
+        Pattern::Trace { total: Some(n), .. } => *n as f64,
+        _ => (base_rate_per_min * phase.multiplier * phase.duration_s / 60.0)
+            .floor()
+            .max(0.0),
+    };
+    let windows = (phase.duration_s / window_s).round().max(1.0);
+    (tasks, windows)
+}
+
+/// Refuses a task or window count above the limits; `what` names the phase or workload.
+pub fn check_load(what: &str, tasks: f64, windows: f64) -> Result<(), WorkloadError> {
+    if tasks.is_nan() || tasks > limits::MAX_TASKS as f64 {
+        return Err(WorkloadError::TooManyTasks {
+            what: what.into(),
+            tasks,
+            max: limits::MAX_TASKS,
+        });
+    }
+    if windows.is_nan() || windows > limits::MAX_WINDOWS as f64 {
+        return Err(WorkloadError::TooManyWindows {
+            what: what.into(),
+            windows,
+            max: limits::MAX_WINDOWS,
+        });
+    }
+    Ok(())
+}
+
+/// The time scale, if it lies in [`limits::TIME_SCALE`]; `field` names it for the error.
+pub fn check_time_scale(field: &str, scale: f64) -> Result<(), WorkloadError> {
+    require(
+        limits::TIME_SCALE.contains(&scale),
+        field,
+        "between 0.01 and 100",
+        scale,
+    )
+}
+
+impl WorkloadConfig {
+    /// Everything the generator, the simulator and the emitter need to hold: finite, in
+    /// range, and within [`limits`]. A workload file goes through this before anything runs.
+    pub fn validate(&self) -> Result<(), WorkloadError> {
+        if self.phases.is_empty() {
+            return Err(WorkloadError::NoPhases);
+        }
+        require(
+            positive(self.base_rate_per_min),
+            "base_rate_per_min",
+            "a positive number",
+            self.base_rate_per_min,
+        )?;
+        require(
+            positive(self.window_s),
+            "window_s",
+            "a positive number of seconds",
+            self.window_s,
+        )?;
+        check_time_scale("time_scale", self.time_scale)?;
+        require(
+            positive(self.gamma_shape),
+            "gamma_shape",
+            "a positive number",
+            self.gamma_shape,
+        )?;
+        require(
+            positive(self.mean_processing_s),
+            "mean_processing_s",
+            "a positive number of seconds",
+            self.mean_processing_s,
+        )?;
+        require(
+            positive(self.model.a),
+            "model.a",
+            "a positive number",
+            self.model.a,
+        )?;
+        require(
+            self.model.b.is_finite(),
+            "model.b",
+            "a finite number",
+            self.model.b,
+        )?;
+        require(
+            self.min_size_px >= 1,
+            "min_size_px",
+            "at least 1",
+            self.min_size_px,
+        )?;
+        require(
+            self.max_size_px >= self.min_size_px,
+            "max_size_px",
+            &format!("at least min_size_px ({})", self.min_size_px),
+            self.max_size_px,
+        )?;
+        let t_max = self.model.a * f64::from(self.max_size_px).powi(2) + self.model.b;
+        require(
+            t_max.is_finite() && t_max <= limits::MAX_PROCESSING_S,
+            "model",
+            "a model whose processing time at max_size_px is at most 3600 s",
+            format!("{t_max} s"),
+        )?;
+        require(
+            positive(self.deadline_factor),
+            "deadline_factor",
+            "a positive number",
+            self.deadline_factor,
+        )?;
+        require(
+            non_negative(self.min_deadline_s),
+            "min_deadline_s",
+            "a non-negative number of seconds",
+            self.min_deadline_s,
+        )?;
+        require(
+            self.max_deadline_s.is_finite() && self.max_deadline_s >= self.min_deadline_s,
+            "max_deadline_s",
+            &format!(
+                "a number of seconds at least min_deadline_s ({})",
+                self.min_deadline_s
+            ),
+            self.max_deadline_s,
+        )?;
+        let (mut tasks, mut windows) = (0.0, 0.0);
+        for (i, phase) in self.phases.iter().enumerate() {
+            check_phase(phase, &|p| match p {
+                "duration_s" | "multiplier" => format!("phases[{i}].{p}"),
+                _ => format!("phases[{i}].pattern.{p}"),
+            })?;
+            let (t, w) = phase_load(phase, self.base_rate_per_min, self.window_s);
+            tasks += t;
+            windows += w;
+        }
+        check_load("the workload", tasks, windows)
+    }
+}
+
 impl Phase {
     /// The phase's exact task total, as the original computed it.
     pub fn target_tasks(&self, base_rate_per_min: f64) -> usize {
@@ -258,7 +554,7 @@ impl Workload {
         let mut phase_start = 0.0;
         for (position, p) in phase_order(config, seed).into_iter().enumerate() {
             let phase = &config.phases[p];
-            for mut t in phase_tasks(config, phase, phase_seed(seed, position)) {
+            for mut t in PhaseTasks::new(config, phase, phase_seed(seed, position)) {
                 t.phase = p;
                 t.arrival_s += phase_start * config.time_scale;
                 tasks.push(t);
@@ -435,37 +731,92 @@ fn window_weights(config: &WorkloadConfig, phase: &Phase) -> Vec<f64> {
         .collect()
 }
 
-/// The tasks of one phase, arrival times relative to the phase start, all durations scaled by
-/// `config.time_scale`. `phase` of every spec is 0; callers set it.
+/// The tasks of one phase with the seed `seed`: arrival times relative to the phase start, all
+/// durations scaled by `config.time_scale`; `phase` of every spec is 0 (callers set it).
 pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let scale = config.time_scale.max(1e-9);
-    let sizer = TaskSizer::new(config);
-    let total = phase.target_tasks(config.base_rate_per_min);
-    let weights = window_weights(config, phase);
-    let windows = weights.len();
-    let mut tasks = Vec::with_capacity(total);
-    let mut remaining = total;
-    for w in 0..windows {
-        let count = if w + 1 == windows {
-            remaining
-        } else {
-            let rest: f64 = weights[w..].iter().sum();
-            let lambda = if rest > 0.0 {
-                remaining as f64 * weights[w] / rest
-            } else {
-                0.0
-            };
-            let draw = Poisson::new(lambda).map_or(0.0, |d| d.sample(&mut rng));
-            (draw as usize).min(remaining)
-        };
-        remaining -= count;
-        let window_start = w as f64 * config.window_s;
-        for offset in window_offsets(&mut rng, count, config.window_s) {
-            tasks.push(sizer.draw(&mut rng, (window_start + offset) * scale));
+    PhaseTasks::new(config, phase, seed).collect()
+}
+
+/// One phase's tasks, generated lazily in arrival order — the same tasks as [`phase_tasks`].
+/// It holds one number per window and the current window's arrival offsets, never a number
+/// per task, so the emitter's memory does not grow with the count a phase configuration asks
+/// for.
+///
+/// Each window's count is a Poisson draw with mean `remaining · weight / remaining weight`
+/// (the last window takes what is left), so the phase total is exact.
+pub struct PhaseTasks {
+    rng: ChaCha8Rng,
+    sizer: TaskSizer,
+    weights: Vec<f64>,
+    /// `rest[w]`: the weight of windows `w..`, so each window's mean costs O(1).
+    rest: Vec<f64>,
+    next_window: usize,
+    remaining: usize,
+    window_s: f64,
+    scale: f64,
+    window_start: f64,
+    offsets: std::vec::IntoIter<f64>,
+}
+
+impl PhaseTasks {
+    pub fn new(config: &WorkloadConfig, phase: &Phase, seed: u64) -> PhaseTasks {
+        let weights = window_weights(config, phase);
+        let mut rest = vec![0.0; weights.len()];
+        let mut acc = 0.0;
+        for (r, w) in rest.iter_mut().zip(&weights).rev() {
+            acc += w;
+            *r = acc;
+        }
+        PhaseTasks {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            sizer: TaskSizer::new(config),
+            weights,
+            rest,
+            next_window: 0,
+            remaining: phase.target_tasks(config.base_rate_per_min),
+            window_s: config.window_s,
+            scale: config.time_scale.max(1e-9),
+            window_start: 0.0,
+            offsets: Vec::new().into_iter(),
         }
     }
-    tasks
+}
+
+impl Iterator for PhaseTasks {
+    type Item = TaskSpec;
+
+    fn next(&mut self) -> Option<TaskSpec> {
+        loop {
+            if let Some(offset) = self.offsets.next() {
+                let arrival = (self.window_start + offset) * self.scale;
+                return Some(self.sizer.draw(&mut self.rng, arrival));
+            }
+            let w = self.next_window;
+            if w >= self.weights.len() {
+                return None;
+            }
+            let count = if w + 1 == self.weights.len() {
+                self.remaining
+            } else {
+                let lambda = if self.rest[w] > 0.0 {
+                    self.remaining as f64 * self.weights[w] / self.rest[w]
+                } else {
+                    0.0
+                };
+                let draw = Poisson::new(lambda).map_or(0.0, |d| d.sample(&mut self.rng));
+                (draw as usize).min(self.remaining)
+            };
+            self.remaining -= count;
+            self.next_window += 1;
+            self.window_start = w as f64 * self.window_s;
+            self.offsets = window_offsets(&mut self.rng, count, self.window_s).into_iter();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.remaining + self.offsets.len();
+        (left, Some(left))
+    }
 }
 
 /// `count` arrival offsets inside a window of `window_s`, spaced by exponential gaps and
@@ -500,6 +851,227 @@ impl Iterator for Workload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The generator as it was before it became lazy (a quadratic sum per window): the lazy one
+    /// must give the same tasks, so seeds, reports and trained models stay comparable.
+    fn reference_phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<TaskSpec> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let scale = config.time_scale.max(1e-9);
+        let sizer = TaskSizer::new(config);
+        let weights = window_weights(config, phase);
+        let windows = weights.len();
+        let mut tasks = Vec::new();
+        let mut remaining = phase.target_tasks(config.base_rate_per_min);
+        for w in 0..windows {
+            let count = if w + 1 == windows {
+                remaining
+            } else {
+                let rest: f64 = weights[w..].iter().sum();
+                let lambda = if rest > 0.0 {
+                    remaining as f64 * weights[w] / rest
+                } else {
+                    0.0
+                };
+                let draw = Poisson::new(lambda).map_or(0.0, |d| d.sample(&mut rng));
+                (draw as usize).min(remaining)
+            };
+            remaining -= count;
+            let window_start = w as f64 * config.window_s;
+            for offset in window_offsets(&mut rng, count, config.window_s) {
+                tasks.push(sizer.draw(&mut rng, (window_start + offset) * scale));
+            }
+        }
+        tasks
+    }
+
+    #[test]
+    fn lazy_generation_gives_the_reference_tasks() {
+        let default = WorkloadConfig::default();
+        let fine = WorkloadConfig {
+            window_s: 0.25,
+            base_rate_per_min: 900.0,
+            ..WorkloadConfig::default()
+        };
+        let mut extra = vec![
+            Phase {
+                name: "burst".into(),
+                multiplier: 1.3,
+                duration_s: 90.0,
+                pattern: Pattern::Burst {
+                    height: 4.0,
+                    width_s: 3.0,
+                    count: 4,
+                },
+            },
+            Phase {
+                name: "trace".into(),
+                multiplier: 1.0,
+                duration_s: 50.0,
+                pattern: Pattern::Trace {
+                    // Whole-number weights: their sums are exact in any order. (With fractional
+                    // ones the suffix sums can differ from the old forward sums in the last
+                    // bit, which changes a draw only when a window's mean lands exactly on
+                    // the Poisson sampler's switch at 12; no reported workload has such a
+                    // trace.)
+                    weights: (0..50).map(|i| ((i * 37) % 11) as f64).collect(),
+                    total: Some(333),
+                },
+            },
+        ];
+        extra.extend(default.phases.iter().cloned());
+        let mixed = WorkloadConfig {
+            phases: extra,
+            ..WorkloadConfig::default()
+        };
+        let mut checked = 0;
+        for config in [&default, &fine, &mixed] {
+            for phase in &config.phases {
+                for seed in 0..300u64 {
+                    let lazy: Vec<TaskSpec> = PhaseTasks::new(config, phase, seed).collect();
+                    let reference = reference_phase_tasks(config, phase, seed);
+                    assert_eq!(lazy.len(), reference.len());
+                    if let Some(i) = (0..lazy.len()).find(|&i| lazy[i] != reference[i]) {
+                        panic!(
+                            "{} seed {seed}: task {i}: {:?} vs {:?}",
+                            phase.name, lazy[i], reference[i]
+                        );
+                    }
+                    checked += lazy.len();
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
+        let mut it = PhaseTasks::new(&default, &default.phases[1], 3);
+        assert_eq!(it.size_hint(), (450, Some(450)));
+        it.next();
+        assert_eq!(it.size_hint(), (449, Some(449)));
+    }
+
+    #[test]
+    fn a_phase_at_the_task_limit_is_generated_one_window_at_a_time() {
+        // A phase at the task limit is generated one window at a time: taking its first tasks
+        // costs one window's arrivals, whatever the total.
+        let config = WorkloadConfig {
+            base_rate_per_min: 60_000.0,
+            ..WorkloadConfig::default()
+        };
+        let phase = Phase {
+            name: "big".into(),
+            multiplier: 1.0,
+            duration_s: 1000.0,
+            pattern: Pattern::Steady,
+        };
+        assert_eq!(phase.target_tasks(config.base_rate_per_min), limits::MAX_TASKS);
+        let mut it = PhaseTasks::new(&config, &phase, 1);
+        let first: Vec<TaskSpec> = it.by_ref().take(10).collect();
+        assert_eq!(first.len(), 10);
+        assert!(
+            it.offsets.len() <= 2_000,
+            "one window's arrivals at most: {}",
+            it.offsets.len()
+        );
+        assert_eq!(it.size_hint().0, limits::MAX_TASKS - 10);
+    }
+
+    fn refused(config: &WorkloadConfig) -> String {
+        config.validate().expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn validation_names_the_field_and_the_limit() {
+        assert_eq!(WorkloadConfig::default().validate(), Ok(()));
+        let with = |f: &dyn Fn(&mut WorkloadConfig)| {
+            let mut c = WorkloadConfig::default();
+            f(&mut c);
+            c
+        };
+        // The reported reproductions: a billion tasks a minute, a phase of 10^12 seconds.
+        let e = refused(&with(&|c| c.base_rate_per_min = 1e9));
+        assert!(
+            e.contains("would generate 3800000000 tasks; at most 1000000"),
+            "{e}"
+        );
+        let e = refused(&with(&|c| c.phases[0].duration_s = 1e12));
+        assert!(e.starts_with("phases[0].duration_s must be"), "{e}");
+        assert!(e.contains("got 1000000000000"), "{e}");
+        // Many short windows: the window count, not the duration, is the limit.
+        let e = refused(&with(&|c| {
+            c.window_s = 1e-4;
+        }));
+        assert!(e.contains("2400000 rate windows; at most 1000000"), "{e}");
+        for (f, field) in [
+            (
+                &(|c: &mut WorkloadConfig| c.base_rate_per_min = f64::NAN) as &dyn Fn(&mut WorkloadConfig),
+                "base_rate_per_min",
+            ),
+            (&|c| c.base_rate_per_min = -1.0, "base_rate_per_min"),
+            (&|c| c.window_s = 0.0, "window_s"),
+            (&|c| c.time_scale = 1e-9, "time_scale"),
+            (&|c| c.time_scale = f64::INFINITY, "time_scale"),
+            (&|c| c.gamma_shape = 0.0, "gamma_shape"),
+            (&|c| c.mean_processing_s = -2.0, "mean_processing_s"),
+            (&|c| c.model.a = 0.0, "model.a"),
+            (&|c| c.model.a = 1.0, "model"),
+            (&|c| c.min_size_px = 0, "min_size_px"),
+            (&|c| c.max_size_px = 10, "max_size_px"),
+            (&|c| c.deadline_factor = f64::NAN, "deadline_factor"),
+            (&|c| c.max_deadline_s = 0.01, "max_deadline_s"),
+            (&|c| c.phases[1].multiplier = -0.5, "phases[1].multiplier"),
+            (
+                &|c| {
+                    c.phases[2].pattern = Pattern::Oscillation {
+                        min: 2.0,
+                        max: 1.0,
+                        cycles: 1.0,
+                    }
+                },
+                "phases[2].pattern.max",
+            ),
+            (
+                &|c| {
+                    c.phases[3].pattern = Pattern::Burst {
+                        height: f64::INFINITY,
+                        width_s: 1.0,
+                        count: 2,
+                    }
+                },
+                "phases[3].pattern.height",
+            ),
+            (
+                &|c| {
+                    c.phases[0].pattern = Pattern::Trace {
+                        weights: vec![1.0, -1.0],
+                        total: None,
+                    }
+                },
+                "phases[0].pattern.weights[1]",
+            ),
+            (
+                &|c| {
+                    c.phases[0].pattern = Pattern::Trace {
+                        weights: vec![1.0],
+                        total: Some(usize::MAX),
+                    }
+                },
+                "would generate",
+            ),
+        ] {
+            let e = refused(&with(f));
+            assert!(e.starts_with(field) || e.contains(field), "{field}: {e}");
+        }
+        assert_eq!(
+            refused(&with(&|c| c.phases.clear())),
+            "the workload has no phases"
+        );
+        let e = check_time_scale("--time-scale", 1e-9).unwrap_err().to_string();
+        assert_eq!(e, "--time-scale must be between 0.01 and 100, got 0.000000001");
+    }
+
+    #[test]
+    fn a_trace_spanning_too_long_is_refused_before_allocating() {
+        let e = trace_from_csv("timestamp\n0\n1000000000000\n").unwrap_err();
+        assert!(e.to_string().contains("spans 1000000000001 s"), "{e}");
+    }
 
     #[test]
     fn exact_phase_totals() {
