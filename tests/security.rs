@@ -380,3 +380,34 @@ async fn the_password_never_reaches_a_command_line() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_run_with_a_password_gives_it_to_its_functions_and_never_prints_it() {
+    let dir = std::env::temp_dir().join(format!("autoscale-run-secret-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args([
+            "run",
+            "--tasks",
+            "40",
+            "--time-scale",
+            "0.05",
+            "--policy",
+            "static:3",
+        ])
+        .args(["--workers", "3", "--report", dir.to_str().unwrap()])
+        .env("AUTOSCALE_REQUIREPASS", "pw-run-51a7")
+        .env("AUTOSCALE_LOG", "warn")
+        .output()
+        .expect("run autoscale-node");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("| lost | 0 |"), "{text}");
+    assert!(!text.contains("pw-run-51a7"), "the password was printed: {text}");
+    let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(!report.contains("pw-run-51a7"), "the password is in the report");
+    let _ = std::fs::remove_dir_all(&dir);
+}

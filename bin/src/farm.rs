@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 pub struct FunctionArgs {
     /// Broker URL, `redis://[:password@]host:port/db`. Without it, REDIS_HOSTNAME, REDIS_PORT
     /// and REDIS_PASSWORD are used as the original did, defaulting to 127.0.0.1:6379.
-    #[arg(long = "redis", env = "REDIS_URL")]
+    #[arg(long = "redis", env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Instance id; the connection is named `<role>:<id>`. `auto` takes the host name (the
     /// pod's name in Kubernetes), for replicas that share one spec.

@@ -54,7 +54,7 @@ pub struct RunArgs {
     pub time_scale: f64,
     /// Use this Redis instead of the embedded broker (its farm keys are cleared first). If an
     /// autoscale-node serves there with a scaler, that node does the scaling.
-    #[arg(long, env = "REDIS_URL")]
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
     /// Where to write report.json, report.md and timeseries.svg.
     #[arg(long, env = "AUTOSCALE_REPORT", default_value = "report")]
@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// only what `serve` sees, the farm's metrics.
     #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
     pub no_calendar: bool,
+    /// The embedded broker's password and protected mode (as `serve`'s): binding it beyond
+    /// loopback for a cluster's workers needs a password, which they then use too.
+    #[command(flatten)]
+    pub access: crate::serve::AccessArgs,
     #[command(flatten)]
     pub scalers: ScalerArgs,
 }
@@ -157,12 +161,17 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let (url, source) = match &args.redis {
         Some(u) => (u.clone(), None),
         None => {
+            let password = args.access.password()?;
+            args.access
+                .warn_about_exposure(password.as_deref(), &[&args.bind]);
             let listener = tokio::net::TcpListener::bind(format!("{}:{}", args.bind, args.port))
                 .await
                 .context("binding the embedded broker")?;
             let mut addr = listener.local_addr()?;
             let broker = broker::Broker::new(broker::BrokerConfig {
                 mem_allocator: autoscale_node::MEM_ALLOCATOR,
+                requirepass: password.clone(),
+                protected_mode: args.access.protected_mode,
                 ..broker::BrokerConfig::default()
             });
             let stop = shutdown.clone();
@@ -170,7 +179,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            (format!("redis://{addr}/"), Some(broker))
+            let auth = password.map(|p| format!(":{p}@")).unwrap_or_default();
+            (format!("redis://{auth}{addr}/"), Some(broker))
         }
     };
     let client = redis::Client::open(url.as_str()).with_context(|| format!("bad redis URL {url}"))?;
@@ -211,8 +221,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
         println!(
-            "autoscale-node run: an autoscale-node serves {url} (scaler {}, policy {}); it does the scaling",
-            status.scaler, status.policy
+            "autoscale-node run: an autoscale-node serves {} (scaler {}, policy {}); it does the scaling",
+            crate::serve::redacted(&url),
+            status.scaler,
+            status.policy
         );
         (Box::new(RemoteNode { status }), None)
     } else {
@@ -288,9 +300,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         let _: () = conn.lpush(&queues.input, json(msg)).await?;
     }
     println!(
-        "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {url}",
+        "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {}",
         workload_duration * scale,
-        controller.policy_name()
+        controller.policy_name(),
+        crate::serve::redacted(&url)
     );
 
     let bar = ProgressBar::new(total as u64);

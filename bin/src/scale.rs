@@ -11,7 +11,12 @@ pub struct ScaleArgs {
     #[arg(allow_hyphen_values = true, value_name = "+N|-N|N")]
     pub change: String,
     /// The node's broker.
-    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379/")]
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        hide_env_values = true,
+        default_value = "redis://127.0.0.1:6379/"
+    )]
     pub redis: String,
     /// Seconds to wait for removed workers to acknowledge.
     #[arg(long, default_value_t = 60.0)]

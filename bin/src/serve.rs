@@ -21,19 +21,8 @@ pub struct ServeArgs {
     /// TCP port for the Redis protocol (0 picks a free port and prints it).
     #[arg(long, short = 'p', env = "AUTOSCALE_PORT", default_value_t = 6379)]
     pub port: u16,
-    /// Require clients to AUTH with this password (prefer the environment variable or
-    /// `--requirepass-file`: a command line is visible to every user through `ps`).
-    #[arg(long, env = "AUTOSCALE_REQUIREPASS", hide_env_values = true)]
-    pub requirepass: Option<String>,
-    /// Read the password from this file (a mounted Kubernetes Secret); trailing newlines are
-    /// ignored.
-    #[arg(long, env = "AUTOSCALE_REQUIREPASS_FILE", conflicts_with = "requirepass")]
-    pub requirepass_file: Option<std::path::PathBuf>,
-    /// Protected mode: without a password, accept only loopback clients (127.0.0.1, ::1) on
-    /// the broker and on `/metrics`; others get Redis's `-DENIED` answer. `no` opens both to
-    /// whoever can reach them.
-    #[arg(long, env = "AUTOSCALE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
-    pub protected_mode: bool,
+    #[command(flatten)]
+    pub access: AccessArgs,
     /// Most clients connected at once (`maxclients`); lowered to what the open-file limit
     /// allows, as Redis does.
     #[arg(long, env = "AUTOSCALE_MAXCLIENTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
@@ -100,16 +89,17 @@ pub struct NodeArgs {
 
 impl NodeArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
-            anyhow::bail!("--time-scale must be a positive number");
+        use crate::limits;
+        limits::check("--time-scale", self.time_scale, &limits::TIME_SCALE)?;
+        if let Some(p) = self.decision_period_s {
+            limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
         }
-        autoscale_node::decision_period(self.decision_period_s, None)?;
-        if self.min_workers > self.max_workers {
-            anyhow::bail!("--min-workers must be at most --max-workers");
+        limits::check("--max-workers", self.max_workers, &(1..=limits::MAX_WORKERS))?;
+        limits::check("--min-workers", self.min_workers, &(0..=self.max_workers))?;
+        if let Some(w) = self.workers {
+            limits::check("--workers", w, &(self.min_workers..=self.max_workers))?;
         }
-        if !(self.orphan_grace_s.is_finite() && self.orphan_grace_s >= 0.0) {
-            anyhow::bail!("--orphan-grace-s must be zero or more");
-        }
+        limits::check("--orphan-grace-s", self.orphan_grace_s, &limits::GRACE_PERIOD_S)?;
         Ok(())
     }
 
@@ -124,6 +114,73 @@ impl NodeArgs {
             program_start,
             passive: false,
         }
+    }
+}
+
+/// Who may use the embedded broker: its password and protected mode (`serve` and `run`).
+#[derive(Args, Debug, Clone)]
+pub struct AccessArgs {
+    /// Require clients to AUTH with this password (prefer the environment variable or
+    /// `--requirepass-file`: a command line is visible to every user through `ps`).
+    #[arg(long, env = "AUTOSCALE_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// Read the password from this file (a mounted Kubernetes Secret); trailing newlines are
+    /// ignored.
+    #[arg(long, env = "AUTOSCALE_REQUIREPASS_FILE", conflicts_with = "requirepass")]
+    pub requirepass_file: Option<std::path::PathBuf>,
+    /// Protected mode: without a password, accept only loopback clients (127.0.0.1, ::1) on
+    /// the broker and on `/metrics`; others get Redis's `-DENIED` answer. `no` opens both to
+    /// whoever can reach them.
+    #[arg(long, env = "AUTOSCALE_PROTECTED_MODE", default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
+}
+
+impl AccessArgs {
+    /// The password from `--requirepass` or `--requirepass-file` (empty means none).
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
+        let raw = match &self.requirepass_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading the password file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+            None => self.requirepass.clone().unwrap_or_default(),
+        };
+        Ok((!raw.is_empty()).then_some(raw))
+    }
+
+    /// Warns about settings that expose the node on `binds`, once, at start.
+    pub fn warn_about_exposure(&self, password: Option<&str>, binds: &[&str]) {
+        let argv: Vec<String> = std::env::args().collect();
+        if argv
+            .iter()
+            .any(|a| a == "--requirepass" || a.starts_with("--requirepass="))
+        {
+            tracing::warn!(
+                "--requirepass on the command line is visible to every user of this machine (ps); use AUTOSCALE_REQUIREPASS or --requirepass-file"
+            );
+        }
+        let exposed = binds.iter().any(|host| !is_loopback_host(host));
+        if password.is_none() && !self.protected_mode && exposed {
+            tracing::warn!(
+                binds = ?binds,
+                "protected mode is off and no password is set: anyone who can reach these addresses can read, change and delete every queue"
+            );
+        } else if password.is_none() && exposed {
+            tracing::info!(
+                "protected mode: with no password only loopback clients are accepted; set AUTOSCALE_REQUIREPASS (or --requirepass-file) for remote workers"
+            );
+        }
+    }
+}
+
+/// `url` with its password replaced by `***`, for printing.
+pub fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -143,47 +200,10 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 impl ServeArgs {
-    /// The password from `--requirepass` or `--requirepass-file` (empty means none).
-    fn password(&self) -> anyhow::Result<Option<String>> {
-        let raw = match &self.requirepass_file {
-            Some(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading the password file {}", path.display()))?
-                .trim_end_matches(['\r', '\n'])
-                .to_string(),
-            None => self.requirepass.clone().unwrap_or_default(),
-        };
-        Ok((!raw.is_empty()).then_some(raw))
-    }
-
-    /// Warns about settings that expose the node, once, at start.
-    fn warn_about_exposure(&self, password: Option<&str>) {
-        let argv: Vec<String> = std::env::args().collect();
-        if argv
-            .iter()
-            .any(|a| a == "--requirepass" || a.starts_with("--requirepass="))
-        {
-            tracing::warn!(
-                "--requirepass on the command line is visible to every user of this machine (ps); use AUTOSCALE_REQUIREPASS or --requirepass-file"
-            );
-        }
-        let exposed = |host: &str| !is_loopback_host(host);
-        if password.is_none() && !self.protected_mode && (exposed(&self.bind) || exposed(&self.http_bind)) {
-            tracing::warn!(
-                bind = %self.bind,
-                http_bind = %self.http_bind,
-                "protected mode is off and no password is set: anyone who can reach these addresses can read, change and delete every queue"
-            );
-        } else if password.is_none() && exposed(&self.bind) {
-            tracing::info!(
-                "protected mode: with no password only loopback clients are accepted; set AUTOSCALE_REQUIREPASS (or --requirepass-file) for remote workers"
-            );
-        }
-    }
-
     fn broker_config(&self, password: Option<String>, maxclients: usize) -> BrokerConfig {
         BrokerConfig {
             requirepass: password,
-            protected_mode: self.protected_mode,
+            protected_mode: self.access.protected_mode,
             maxclients,
             databases: self.databases.max(1),
             proto_max_bulk_len: self.proto_max_bulk_len,
@@ -199,7 +219,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         let (policy, period) =
             autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?;
         let n = &args.node;
-        let password = args.password()?;
+        let password = args.access.password()?;
         println!(
             "broker      {}:{} (http {}:{}), password {}, protected mode {}",
             args.bind,
@@ -207,7 +227,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.http_bind,
             args.http_port,
             if password.is_some() { "set" } else { "none" },
-            if args.protected_mode { "yes" } else { "no" }
+            if args.access.protected_mode { "yes" } else { "no" }
         );
         println!("scaler      {:?}", n.scaler);
         println!(
@@ -253,8 +273,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?,
     };
-    let password = args.password()?;
-    args.warn_about_exposure(password.as_deref());
+    let password = args.access.password()?;
+    args.access
+        .warn_about_exposure(password.as_deref(), &[&args.bind, &args.http_bind]);
     let maxclients = client_limit(args.maxclients as usize);
     let addr = format!("{}:{}", args.bind, args.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -280,7 +301,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         broker: Some(broker.clone()),
         access: Access {
             password: password.clone(),
-            protected_mode: args.protected_mode,
+            protected_mode: args.access.protected_mode,
         },
     };
     tokio::spawn(functions::http::serve(
