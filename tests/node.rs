@@ -372,13 +372,14 @@ async fn tasks_of_a_worker_that_disconnected_are_requeued_after_the_grace_period
     assert_eq!(sample(&m, "autoscale_requeued_tasks_total"), Some(1.0), "{m}");
 }
 
-/// The window's largest completion time comes from the output records written since the last
-/// snapshot, in workload time, read in-process from the embedded broker — and the same over
-/// the network (`--redis`). `reactive-maximum` scales on it.
+/// The collector publishes its running totals and, per 100 ms, the largest completion time; the
+/// node reads them — in-process from the embedded broker and over the network alike — with one
+/// meaning: the largest completion time of the tasks collected since the previous reading.
+/// `reactive-maximum` scales on it.
 #[tokio::test]
-async fn snapshots_report_the_largest_completion_time_of_the_window() {
-    use autoscale_node::control::{ControlConfig, Controller, Source};
-    use autoscale_node::scaler::NoScaler;
+async fn both_readers_see_what_the_collector_published() {
+    use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
+    use functions::protocol::keys;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("redis://{}/", listener.local_addr().unwrap());
@@ -386,50 +387,79 @@ async fn snapshots_report_the_largest_completion_time_of_the_window() {
     let stop = tokio_util::sync::CancellationToken::new();
     tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
     let mut c = within(conn(&url)).await;
-    let record = |t: f64| {
-        serde_json::json!({"task_id": format!("t{t}"), "task_application": "image",
-            "task_gen_timestamp": 0.0, "task_emit_timestamp": 0.0, "task_emit_time": 0.0,
-            "task_work_timestamp": 0.0, "task_work_time": 0.1, "task_deadline": 10.0,
-            "task_collect_timestamp": t, "task_collect_time": 0.0,
-            "task_completion_time": t, "task_QoS": true, "task_result_data": "processed",
-            "task_output_size": 1024})
+    // The farm started 100 s ago; a result generated at 100 − t s completes in about t s.
+    let program_start = functions::runtime::unix_now() - 100.0;
+    let _: () = c.set(keys::PROGRAM_START, program_start).await.unwrap();
+    // The real collector, on a thread of its own (its future is not Send).
+    let collector = {
+        let (url, stop) = (url.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(functions::collector::run_collector(
+                functions::FunctionConfig {
+                    redis_url: url,
+                    poll_interval_s: 0.1,
+                    ..functions::FunctionConfig::default()
+                },
+                stop,
+            ))
+        })
+    };
+    let result = |id: &str, t: f64| {
+        serde_json::json!({"task_id": id, "task_application": "image", "task_priority": "normal",
+            "task_gen_timestamp": 100.0 - t, "task_deadline": 2.0 * t, "task_emit_timestamp": 100.0 - t,
+            "task_emit_time": 0.0, "task_work_timestamp": 100.0, "task_work_time": 0.0,
+            "processing_time": 0.1, "image_size": 1024, "status": "completed"})
         .to_string()
     };
-    for source in [Source::InProcess(broker.clone()), Source::Remote] {
-        let _: () = c.del("output_queue").await.unwrap();
-        let cfg = ControlConfig {
-            decision_period: Duration::from_millis(100),
-            time_scale: 0.5,
-            min_workers: 0,
-            max_workers: 4,
-            orphan_grace: Duration::from_secs(30),
-            program_start: 0.0,
-            passive: true,
-        };
-        let stats = std::sync::Arc::new(autoscale_node::stats::NodeStats::default());
-        let mut ctl = Controller::new(
-            None,
-            Box::new(NoScaler::default()),
-            source,
-            c.clone(),
-            cfg,
-            0,
-            stats,
-        )
-        .await
-        .unwrap();
-        for t in [1.0, 3.0, 2.0] {
-            let _: () = c.lpush("output_queue", record(t)).await.unwrap();
-        }
-        // 3 s of wall time at time scale 0.5 is 6 s of workload time.
-        assert_eq!(ctl.snapshot().await.unwrap().completion_max_s, 6.0);
-        assert_eq!(ctl.snapshot().await.unwrap().completion_max_s, 0.0, "nothing new");
-        let _: () = c.lpush("output_queue", record(0.5)).await.unwrap();
-        assert_eq!(
-            ctl.snapshot().await.unwrap().completion_max_s,
-            1.0,
-            "only the new record"
+    let mut readers: Vec<(&str, Box<dyn FarmReader>)> = vec![
+        ("embedded", Box::new(EmbeddedReader::new(broker.clone()))),
+        ("redis", Box::new(RedisReader::new(c.clone(), program_start))),
+    ];
+    for (_, r) in readers.iter_mut() {
+        within(r.read()).await.unwrap();
+    }
+    for (i, t) in [1.0, 3.0, 2.0].into_iter().enumerate() {
+        let _: () = c
+            .lpush("result_queue", result(&format!("t{i}"), t))
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while c.get::<_, Option<u64>>(keys::TASKS_TOTAL).await.unwrap() != Some(3) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the collector did not collect"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the last 100 ms bucket close.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for (name, r) in readers.iter_mut() {
+        let reading = within(r.read()).await.unwrap();
+        let collected = reading.collected.expect("totals");
+        assert_eq!((collected.tasks_total, collected.qos_met_total), (3, 3), "{name}");
+        assert!(
+            (collected.latency_sum_s - 6.0).abs() < 0.5,
+            "{name}: {collected:?}"
+        );
+        assert!(
+            (collected.window_max_s - 3.0).abs() < 0.3,
+            "{name}: {collected:?}"
         );
     }
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for (name, r) in readers.iter_mut() {
+        let again = within(r.read()).await.unwrap().collected.expect("totals");
+        assert_eq!(
+            again.window_max_s, 0.0,
+            "{name}: nothing collected since the last reading"
+        );
+        assert_eq!(again.tasks_total, 3, "{name}");
+    }
     stop.cancel();
+    let _ = collector.join();
 }

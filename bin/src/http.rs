@@ -283,6 +283,19 @@ impl Endpoint {
         );
         m.sample("autoscale_scaler_errors_total", "", s.scaler_errors as f64);
         m.family(
+            "autoscale_reconcile_errors_total",
+            "counter",
+            "Failed steps of the control loop, by kind (read: the farm could not be read; scale: the scaler failed; broker: a request, reply, status or re-queue failed).",
+        );
+        for kind in ["read", "scale", "broker"] {
+            let n = s.errors.get(kind).copied().unwrap_or(0);
+            m.sample(
+                "autoscale_reconcile_errors_total",
+                &format!("kind=\"{kind}\""),
+                n as f64,
+            );
+        }
+        m.family(
             "autoscale_requeued_tasks_total",
             "counter",
             "Tasks of vanished workers put back on the queue.",

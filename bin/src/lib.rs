@@ -3,8 +3,8 @@
 //! request protocol. The CLI in `main.rs` only parses flags and calls into here.
 
 pub mod allocator;
-pub mod control;
 pub mod http;
+pub mod node;
 pub mod requests;
 pub mod scaler;
 pub mod stats;

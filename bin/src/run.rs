@@ -14,14 +14,17 @@ mod supervise;
 
 use crate::limits;
 use anyhow::Context;
-use autoscale_node::control::{ControlConfig, Controller, Source};
+use autoscale_node::node::decide::Limits;
+use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
+use autoscale_node::node::{Node, NodeConfig};
 use autoscale_node::requests;
 use autoscale_node::scaler::local::stop_children;
 use autoscale_node::scaler::remote::RemoteNode;
-use autoscale_node::scaler::{self, terminate_syn, ScalerArgs, ScalerKind};
+use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use clap::Args;
-use functions::runtime::{json, totals};
+use functions::protocol::{agree_program_start, keys, ControlMsg};
+use functions::runtime::json;
 use functions::workload::WorkloadConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::JobLedger;
@@ -191,15 +194,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     // A node already serving this broker owns the workers: feed it, let it scale.
     let delegate = source.is_none() && requests::controller_present(&mut conn).await?;
     clear_farm_keys(&mut conn, !delegate).await?;
-    let program_start = if delegate {
-        match conn.get::<_, Option<String>>(totals::PROGRAM_START).await? {
-            Some(s) => s.parse().context("reading the node's program_start_time")?,
-            None => functions::runtime::unix_now(),
-        }
-    } else {
-        functions::runtime::unix_now()
-    };
-    let _: () = conn.set(totals::PROGRAM_START, program_start.to_string()).await?;
+    // A fresh clock, or the serving node's (its workers already agreed on it).
+    let program_start = agree_program_start(&mut conn, functions::runtime::unix_now())
+        .await
+        .context("agreeing on program_start_time")?;
 
     let workload_duration: f64 = workload.phases.iter().map(|p| p.duration_s).sum();
     // `run` drives the emitter, so it knows the schedule: every observation carries the
@@ -234,28 +232,26 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         )
     };
     let stats = Arc::new(NodeStats::default());
-    let cfg = ControlConfig {
+    let cfg = NodeConfig {
         decision_period: Duration::from_secs_f64(period * scale),
         time_scale: scale,
-        min_workers: args.min_workers,
-        max_workers: args.max_workers,
+        limits: Limits::bounds(args.min_workers, args.max_workers),
         // Local workers are reaped the moment they exit; this catches remote ones.
         orphan_grace: Duration::from_secs_f64((30.0 * scale).max(2.0)),
-        program_start,
         passive: delegate,
     };
-    let source = match source {
-        Some(b) => Source::InProcess(b),
-        None => Source::Remote,
+    let reader: Box<dyn FarmReader> = match source {
+        Some(b) => Box::new(EmbeddedReader::new(b)),
+        None => Box::new(RedisReader::new(conn.clone(), program_start)),
     };
     let initial = match (delegate, args.workers) {
         (true, None) => None,
         (_, w) => Some(w.unwrap_or(12)),
     };
-    let mut controller = Controller::new(
+    let mut controller = Node::new(
         policy,
         scaler,
-        source,
+        reader,
         conn.clone(),
         cfg,
         initial.unwrap_or(0),
@@ -278,7 +274,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             ),
             ("AUTOSCALE_TIME_SCALE".to_string(), scale_arg.clone()),
         ];
-        if controller.scaler.start_role(role, &env).await? {
+        if controller.scaler().start_role(role, &env).await? {
             on_platform.push(role);
         } else {
             let extra = if role == "emitter" {
@@ -338,14 +334,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
                 Err(e) => break Stop::Failed(format!("{e:#}")),
             }
         }
-        let decided = controller.tick().await?;
+        let decided = controller.tick_or_log().await;
         ledger.poll(&mut conn).await?;
         if let Some(why) = &ledger.refused_phase {
             break Stop::Failed(why.clone());
         }
         bar.set_position(ledger.accounted());
         if let Some(now) = decided {
-            let counts = controller.scaler.counts();
+            let counts = controller.counts();
             bar.set_message(format!(
                 "queue {}  workers {} (target {})  QoS so far {:.2}%",
                 now.queue_length,
@@ -386,12 +382,13 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     };
 
     // Stop the job: TERMINATE to the emitter and the collector, the workers through the scaler.
-    let _: () = conn.lpush(&queues.emitter_control_syn, terminate_syn()).await?;
-    let _: () = conn.lpush(&queues.collector_control_syn, terminate_syn()).await?;
+    let end = ControlMsg::terminate().to_json();
+    let _: () = conn.lpush(&queues.emitter_control_syn, &end).await?;
+    let _: () = conn.lpush(&queues.collector_control_syn, &end).await?;
     controller.shutdown().await?;
     stop_children(roles.children_mut(), Duration::from_secs(5)).await;
     for role in on_platform {
-        if let Err(e) = controller.scaler.stop_role(role).await {
+        if let Err(e) = controller.scaler().stop_role(role).await {
             tracing::error!(error = %format!("{e:#}"), role, "stopping a function failed");
         }
     }
@@ -400,11 +397,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     ledger.poll(&mut conn).await?;
     let in_flight = ledger.in_flight(&mut conn).await?;
     let emitted = get_u64(&mut conn, &queues.enqueued_total()).await?;
-    let duplicates = get_u64(&mut conn, totals::DUPLICATES).await?;
+    let duplicates = get_u64(&mut conn, keys::DUPLICATES_TOTAL).await?;
     let mut times: Vec<f64> = ledger.completion_times.iter().map(|t| t / scale).collect();
     times.sort_by(f64::total_cmp);
     let wall = started.elapsed().as_secs_f64();
     let not_emitted = (total as u64).saturating_sub(emitted);
+    let summary = controller.summary();
     let report = RunReport {
         policy: controller.policy_name().to_string(),
         time_scale: scale,
@@ -421,11 +419,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             - not_emitted as i64,
         duplicates,
         qos_percent: ledger.qos_met as f64 * 100.0 / total.max(1) as f64,
-        mean_workers: controller.worker_seconds_wall / wall.max(1e-9),
-        max_workers: controller.max_workers_seen,
-        worker_seconds: controller.worker_seconds_wall / scale,
-        scaling_actions: controller.scaling_actions,
-        crashed_workers: controller.vanished_workers,
+        mean_workers: summary.worker_seconds_wall / wall.max(1e-9),
+        max_workers: summary.max_workers_seen,
+        worker_seconds: summary.worker_seconds_wall / scale,
+        scaling_actions: summary.scaling_actions,
+        crashed_workers: summary.vanished_workers,
         completion_p50_s: report::quantile(&times, 0.50),
         completion_p95_s: report::quantile(&times, 0.95),
         completion_p99_s: report::quantile(&times, 0.99),
@@ -441,7 +439,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         restarts: roles.restarts(),
     };
     shutdown.cancel();
-    report.write(&args.report, &controller.steps)?;
+    report.write(&args.report, &summary.steps)?;
     println!("{}", report.markdown());
     println!("report written to {}", args.report.display());
     Ok(report)
@@ -451,13 +449,8 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
 /// clock too — not when a node's workers already agreed on it).
 async fn clear_farm_keys(conn: &mut MultiplexedConnection, with_clock: bool) -> anyhow::Result<()> {
     let mut keys: Vec<String> = Vec::new();
-    let patterns: &[&str] = if with_clock {
-        &["*_queue*", "collector:*", "program_start_time"]
-    } else {
-        &["*_queue*", "collector:*"]
-    };
-    for pattern in patterns {
-        let found: Vec<String> = redis::cmd("KEYS").arg(pattern).query_async(conn).await?;
+    for pattern in functions::protocol::farm_key_patterns(with_clock) {
+        let found: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(conn).await?;
         keys.extend(found);
     }
     if !keys.is_empty() {

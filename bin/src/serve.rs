@@ -2,8 +2,10 @@
 //! loop (policy + scaler) and the HTTP endpoint.
 
 use anyhow::Context;
-use autoscale_node::control::{ControlConfig, Controller, Source};
 use autoscale_node::http::{Access, Endpoint};
+use autoscale_node::node::decide::Limits;
+use autoscale_node::node::reader::EmbeddedReader;
+use autoscale_node::node::{Node, NodeConfig};
 use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use broker::{Broker, BrokerConfig};
@@ -104,14 +106,12 @@ impl NodeArgs {
     }
 
     /// The control loop's settings, deciding every `decision_period_s` of workload time.
-    pub fn control_config(&self, program_start: f64, decision_period_s: f64) -> ControlConfig {
-        ControlConfig {
+    pub fn node_config(&self, decision_period_s: f64) -> NodeConfig {
+        NodeConfig {
             decision_period: Duration::from_secs_f64(decision_period_s * self.time_scale),
             time_scale: self.time_scale,
-            min_workers: self.min_workers,
-            max_workers: self.max_workers,
+            limits: Limits::bounds(self.min_workers, self.max_workers),
             orphan_grace: Duration::from_secs_f64(self.orphan_grace_s),
-            program_start,
             passive: false,
         }
     }
@@ -361,34 +361,27 @@ async fn control_loop(
     let mut conn = client.get_multiplexed_async_connection().await?;
     // One clock for the whole farm: task timestamps are relative to `program_start_time`, so
     // the workers this node starts and a `run` that feeds it later must agree on it.
-    let _: bool = redis::AsyncCommands::set_nx(
-        &mut conn,
-        functions::runtime::totals::PROGRAM_START,
-        functions::runtime::unix_now().to_string(),
-    )
-    .await?;
-    let start: String =
-        redis::AsyncCommands::get(&mut conn, functions::runtime::totals::PROGRAM_START).await?;
-    let program_start: f64 = start.parse().context("reading program_start_time")?;
+    let program_start =
+        functions::protocol::agree_program_start(&mut conn, functions::runtime::unix_now()).await?;
     let scaler = scaler::build(args.node.scaler, &args.node.scalers, &url, program_start).await?;
     let initial = args.node.workers.unwrap_or(args.node.min_workers);
-    let mut controller = Controller::new(
+    let mut node = Node::new(
         policy,
         scaler,
-        Source::InProcess(broker.clone()),
+        Box::new(EmbeddedReader::new(broker.clone())),
         conn,
-        args.node.control_config(program_start, period),
+        args.node.node_config(period),
         initial,
         stats,
     )
     .await?;
-    controller.start().await?;
+    node.start().await?;
     tracing::info!(
-        policy = controller.policy_name(),
+        policy = node.policy_name(),
         workers = initial,
         "control loop started"
     );
-    let mut ticker = tokio::time::interval(controller.tick_interval());
+    let mut ticker = tokio::time::interval(node.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -397,11 +390,9 @@ async fn control_loop(
             _ = ticker.tick() => {}
             _ = &mut shutdown => break,
         }
-        if let Err(e) = controller.tick().await {
-            tracing::error!(error = %format!("{e:#}"), "control tick failed; retrying at the next tick");
-        }
+        node.tick_or_log().await;
     }
-    controller.shutdown().await
+    Ok(node.shutdown().await?)
 }
 
 /// Gives freed memory back to the system once a second (see `autoscale_node::allocator`).

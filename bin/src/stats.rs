@@ -33,6 +33,8 @@ pub struct NodeSnapshot {
     pub scaler_errors: u64,
     pub requeued_tasks: u64,
     pub scale_requests: u64,
+    /// Failed reconcile steps by kind (`read`, `scale`, `broker`).
+    pub errors: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl NodeStats {
@@ -46,6 +48,11 @@ impl NodeStats {
 
     pub fn decisions(&self) -> u64 {
         self.inner.lock().decisions
+    }
+
+    /// Counts a failed reconcile step of `kind`.
+    pub fn record_error(&self, kind: &'static str) {
+        *self.inner.lock().errors.entry(kind).or_default() += 1;
     }
 
     pub fn record_decision(&self, latency: Duration) {

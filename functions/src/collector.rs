@@ -1,26 +1,40 @@
 //! The collector: turns results into output records with the task's QoS, de-duplicates
-//! redeliveries by `task_id`, and keeps running totals in the broker (see `runtime::totals`).
+//! redeliveries by `task_id`, and keeps running totals in the broker (see
+//! [`crate::protocol::keys`]): counts, the running sum of completion times and, per 100 ms, the
+//! largest — what the node reads, so nobody re-derives them from the output records.
 
 use crate::messages::{OutputRecord, TaskResult};
+use crate::protocol::{keys, ControlKind};
 use crate::runtime::supervise;
 use crate::runtime::{
-    json, poll_control, requeue_processing, totals, Broker, Control, FunctionConfig, FunctionError,
+    json, poll_control, requeue_processing, unix_now, Broker, FunctionConfig, FunctionError,
 };
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-/// Completion times seen so far, for the running percentiles.
+/// Completion times seen so far, for the running percentiles, and the largest of the current
+/// 100 ms bucket.
 #[derive(Default)]
 struct Latencies {
     values: Vec<f64>,
     sum: f64,
+    /// (bucket, largest completion time in it) of the last task collected.
+    window_max: (u64, f64),
 }
 
 impl Latencies {
-    fn add(&mut self, v: f64) {
+    /// Records a completion time; returns the bucket it fell in and the bucket's maximum so far
+    /// (the collector is the only writer of the buckets: one collector per run).
+    fn add(&mut self, v: f64, bucket: u64) -> (u64, f64) {
+        self.window_max = if self.window_max.0 == bucket {
+            (bucket, self.window_max.1.max(v))
+        } else {
+            (bucket, v)
+        };
         self.sum += v;
         let at = self.values.partition_point(|x| *x < v);
         self.values.insert(at, v);
+        self.window_max
     }
 
     /// The completion times of the records already written: a collector restarted mid-run
@@ -94,18 +108,24 @@ pub fn output_record(result: &TaskResult, collect_ts: f64) -> OutputRecord {
 /// Runs the collector until TERMINATE or cancellation. One collector per run: the
 /// de-duplication check and the output write are not atomic across several collectors.
 pub async fn run_collector(config: FunctionConfig, cancel: CancellationToken) -> Result<(), FunctionError> {
-    let name = format!("collector:{}", config.instance_id);
+    let function = crate::protocol::FunctionName::collector(&config.instance_id);
+    let name = function.client_name();
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
     let mut latencies = Latencies::default();
     let mut recovered = false;
-    let pod = name.replace(':', "-");
+    let pod = function.pod_name();
     let config = &config;
     supervise(
         &mut broker,
         &cancel,
         (),
         async |broker: &mut Broker| {
-            requeue_processing(&mut broker.conn, totals::PROCESSING, &config.queues.result).await?;
+            requeue_processing(
+                &mut broker.conn,
+                keys::COLLECTOR_PROCESSING,
+                &config.queues.result,
+            )
+            .await?;
             broker.announce(&config.queues.collector_start, &pod).await
         },
         async |broker: &mut Broker| {
@@ -126,12 +146,12 @@ async fn step(
     cancel: &CancellationToken,
 ) -> redis::RedisResult<bool> {
     let q = &config.queues;
-    if let Some(Control::Terminate) = poll_control(broker, &q.collector_control_syn).await? {
+    if let Some(ControlKind::Terminate) = poll_control(broker, &q.collector_control_syn).await? {
         return Ok(true);
     }
     let mut take = redis::cmd("BLMOVE");
     take.arg(&q.result)
-        .arg(totals::PROCESSING)
+        .arg(keys::COLLECTOR_PROCESSING)
         .arg("RIGHT")
         .arg("LEFT")
         .arg(config.poll_interval_s);
@@ -145,43 +165,49 @@ async fn step(
         Ok(r) => r,
         Err(e) => {
             broker
-                .dead_letter_from(&q.result, totals::PROCESSING, &raw, &e.to_string())
+                .dead_letter_from(&q.result, keys::COLLECTOR_PROCESSING, &raw, &e.to_string())
                 .await?;
             return Ok(false);
         }
     };
-    let seen_key = format!("{}{}", totals::SEEN_PREFIX, result.task_id);
+    let seen_key = format!("{}{}", keys::SEEN_PREFIX, result.task_id);
     if broker.conn.exists::<_, bool>(&seen_key).await? {
         tracing::info!(task = %result.task_id, "duplicate result dropped");
         redis::pipe()
             .atomic()
-            .incr(totals::DUPLICATES, 1)
+            .incr(keys::DUPLICATES_TOTAL, 1)
             .ignore()
-            .lrem(totals::PROCESSING, 1, &raw)
+            .lrem(keys::COLLECTOR_PROCESSING, 1, &raw)
             .ignore()
             .query_async::<()>(&mut broker.conn)
             .await?;
         return Ok(false);
     }
     let record = output_record(&result, broker.now());
-    latencies.add(record.task_completion_time);
+    let (bucket, bucket_max) = latencies.add(record.task_completion_time, keys::latency_bucket(unix_now()));
     redis::pipe()
         .atomic()
         .lpush(&q.output, json(&record))
         .ignore()
         .set(&seen_key, 1)
         .ignore()
-        .incr(totals::TASKS, 1)
+        .incr(keys::TASKS_TOTAL, 1)
         .ignore()
-        .incr(totals::QOS_MET, i64::from(record.task_qos))
+        .incr(keys::QOS_MET_TOTAL, i64::from(record.task_qos))
         .ignore()
-        .set(totals::LATENCY_MEAN_S, latencies.mean())
+        .cmd("INCRBYFLOAT")
+        .arg(keys::LATENCY_SUM_S)
+        .arg(record.task_completion_time)
         .ignore()
-        .set(totals::LATENCY_P50_S, latencies.quantile(0.50))
+        .set_ex(keys::latency_max_s(bucket), bucket_max, keys::LATENCY_MAX_TTL_S)
         .ignore()
-        .set(totals::LATENCY_P99_S, latencies.quantile(0.99))
+        .set(keys::LATENCY_MEAN_S, latencies.mean())
         .ignore()
-        .lrem(totals::PROCESSING, 1, &raw)
+        .set(keys::LATENCY_P50_S, latencies.quantile(0.50))
+        .ignore()
+        .set(keys::LATENCY_P99_S, latencies.quantile(0.99))
+        .ignore()
+        .lrem(keys::COLLECTOR_PROCESSING, 1, &raw)
         .ignore()
         .query_async::<()>(&mut broker.conn)
         .await?;
@@ -220,10 +246,12 @@ mod tests {
     fn running_percentiles() {
         let mut l = Latencies::default();
         for v in [5.0, 1.0, 3.0, 2.0, 4.0] {
-            l.add(v);
+            l.add(v, 1);
         }
+        assert_eq!(l.window_max, (1, 5.0));
         assert_eq!(l.quantile(0.5), 3.0);
         assert_eq!(l.quantile(0.99), 5.0);
         assert!((l.mean() - 3.0).abs() < 1e-12);
+        assert_eq!(l.add(0.5, 2), (2, 0.5), "a new bucket starts from its first task");
     }
 }

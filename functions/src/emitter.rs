@@ -8,8 +8,9 @@
 //! phase's original schedule, so no task is lost and none is pushed twice.
 
 use crate::messages::{PhaseConfigMsg, Task};
+use crate::protocol::ControlKind;
 use crate::runtime::supervise;
-use crate::runtime::{json, poll_control, Broker, Control, FunctionConfig, FunctionError};
+use crate::runtime::{json, poll_control, Broker, FunctionConfig, FunctionError};
 use crate::workload::{phase_order, phase_seed, PhaseTasks, WorkloadConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,9 +88,10 @@ pub async fn run_emitter(
     workload: WorkloadConfig,
     cancel: CancellationToken,
 ) -> Result<(), FunctionError> {
-    let name = format!("emitter:{}", config.instance_id);
+    let function = crate::protocol::FunctionName::emitter(&config.instance_id);
+    let name = function.client_name();
     let mut broker = Broker::connect(&config, &name, &cancel).await?;
-    let pod = name.replace(':', "-");
+    let pod = function.pod_name();
     let (config, workload) = (&config, &workload);
     supervise(
         &mut broker,
@@ -110,7 +112,7 @@ async fn step(
     cancel: &CancellationToken,
 ) -> redis::RedisResult<bool> {
     let q = &config.queues;
-    if let Some(Control::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
+    if let Some(ControlKind::Terminate) = poll_control(broker, &q.emitter_control_syn).await? {
         return Ok(true);
     }
     let processing = q.emitter_processing(&config.instance_id);
@@ -270,7 +272,8 @@ async fn wait_until(
             _ = cancel.cancelled() => return Ok(true),
         }
         if Instant::now() < due {
-            if let Some(Control::Terminate) = poll_control(broker, &config.queues.emitter_control_syn).await?
+            if let Some(ControlKind::Terminate) =
+                poll_control(broker, &config.queues.emitter_control_syn).await?
             {
                 return Ok(true);
             }

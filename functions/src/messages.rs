@@ -252,52 +252,6 @@ pub struct OutputRecord {
     pub task_output_size: u32,
 }
 
-/// A control request (SYN) on a control queue.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ControlMsg {
-    /// `SCALE_DOWN` or `TERMINATE`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub action: String,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(rename = "SYN_timestamp", default)]
-    pub syn_timestamp: Option<f64>,
-}
-
-impl ControlMsg {
-    pub fn syn(kind: &str, message: &str, at: f64) -> Self {
-        ControlMsg {
-            kind: kind.into(),
-            action: "SYN".into(),
-            message: Some(message.into()),
-            syn_timestamp: Some(at),
-        }
-    }
-}
-
-/// A worker's acknowledgement of SCALE_DOWN on `worker_control_ack_queue`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AckMsg {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub action: String,
-    pub ack_timestamp: f64,
-    pub task_id: Option<String>,
-    pub pod_name: String,
-    pub message: String,
-}
-
-/// Sent by every function when it starts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StartMsg {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub action: String,
-    pub start_timestamp: String,
-    pub pod_name: String,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,31 +279,6 @@ mod tests {
         assert!(rec.task_qos);
         let v = serde_json::to_value(&rec).unwrap();
         assert_eq!(v, serde_json::from_str::<serde_json::Value>(sample).unwrap());
-    }
-
-    #[test]
-    fn control_ack_and_start_shapes() {
-        let syn: ControlMsg = serde_json::from_str(
-            r#"{"type":"SCALE_DOWN","action":"SYN","message":"remove one worker","SYN_timestamp":33.2}"#,
-        )
-        .unwrap();
-        assert_eq!((syn.kind.as_str(), syn.syn_timestamp), ("SCALE_DOWN", Some(33.2)));
-        let ack = AckMsg {
-            kind: "SCALE_DOWN".into(),
-            action: "ACK".into(),
-            ack_timestamp: 34.0,
-            task_id: None,
-            pod_name: "worker-3".into(),
-            message: "bye".into(),
-        };
-        let v = serde_json::to_value(&ack).unwrap();
-        assert_eq!(v["type"], "SCALE_DOWN");
-        assert!(v["task_id"].is_null());
-        let start: StartMsg = serde_json::from_str(
-            r#"{"type":"START","action":"SYNC","start_timestamp":"1.25","pod_name":"emitter"}"#,
-        )
-        .unwrap();
-        assert_eq!(start.pod_name, "emitter");
     }
 
     #[test]

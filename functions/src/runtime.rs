@@ -1,89 +1,11 @@
 //! What the three functions share: configuration, the broker connection with reconnect and
-//! backoff, the run clock, dead-lettering, and processing-list recovery.
+//! backoff, the run clock, dead-lettering, control polling and processing-list recovery.
 
+use crate::protocol::{agree_program_start, ControlKind, ControlMsg, Queues, StartMsg};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
-
-/// Queue names; defaults are the original system's.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Queues {
-    pub input: String,
-    pub worker: String,
-    pub result: String,
-    pub output: String,
-    pub worker_control_syn: String,
-    pub worker_control_ack: String,
-    pub emitter_control_syn: String,
-    pub collector_control_syn: String,
-    pub worker_start: String,
-    pub emitter_start: String,
-    pub collector_start: String,
-}
-
-impl Default for Queues {
-    fn default() -> Self {
-        Queues {
-            input: "input_queue".into(),
-            worker: "worker_queue".into(),
-            result: "result_queue".into(),
-            output: "output_queue".into(),
-            worker_control_syn: "worker_control_syn_queue".into(),
-            worker_control_ack: "worker_control_ack_queue".into(),
-            emitter_control_syn: "emitter_control_syn_queue".into(),
-            collector_control_syn: "collector_control_syn_queue".into(),
-            worker_start: "worker_start_queue".into(),
-            emitter_start: "emitter_start_queue".into(),
-            collector_start: "collector_start_queue".into(),
-        }
-    }
-}
-
-impl Queues {
-    /// The processing list of one worker: tasks it has taken and not yet finished.
-    pub fn processing(&self, worker_id: &str) -> String {
-        format!("{}:processing:{worker_id}", self.worker)
-    }
-
-    /// Where unparsable or invalid messages of `queue` go, with the error.
-    pub fn dead(queue: &str) -> String {
-        format!("{queue}:dead")
-    }
-
-    /// Counter of tasks the emitter enqueued, incremented atomically with each push.
-    pub fn enqueued_total(&self) -> String {
-        format!("{}:enqueued_total", self.worker)
-    }
-
-    /// The phase config an emitter is working through, moved here from the input queue so that
-    /// an emitter that dies mid-phase finds it again when restarted under the same id.
-    pub fn emitter_processing(&self, emitter_id: &str) -> String {
-        format!("{}:processing:{emitter_id}", self.input)
-    }
-
-    /// How far that emitter got through the phase (seed, start, tasks pushed), written with
-    /// every push, so a restart resumes after the last task pushed and duplicates none.
-    pub fn emitter_progress(&self, emitter_id: &str) -> String {
-        format!("{}:progress:{emitter_id}", self.input)
-    }
-}
-
-/// Keys where the collector keeps running totals, so nobody reads the whole output list.
-pub mod totals {
-    pub const TASKS: &str = "collector:tasks_total";
-    pub const QOS_MET: &str = "collector:qos_met_total";
-    pub const DUPLICATES: &str = "collector:duplicates_total";
-    pub const LATENCY_MEAN_S: &str = "collector:latency_mean_s";
-    pub const LATENCY_P50_S: &str = "collector:latency_p50_s";
-    pub const LATENCY_P99_S: &str = "collector:latency_p99_s";
-    /// Prefix of the per-task de-duplication markers.
-    pub const SEEN_PREFIX: &str = "collector:seen:";
-    /// The collector's own processing list (results taken, output not yet written).
-    pub const PROCESSING: &str = "collector:processing";
-    /// Unix time (s) the run started; set once by the first function that starts.
-    pub const PROGRAM_START: &str = "program_start_time";
-}
 
 /// Settings common to every function.
 #[derive(Clone, Debug)]
@@ -172,21 +94,13 @@ impl Broker {
         Ok(broker)
     }
 
+    /// The farm's clock through [`agree_program_start`], reconnecting until the broker answers.
     async fn agree_program_start(&mut self, cancel: &CancellationToken) -> Result<f64, FunctionError> {
         loop {
-            let now = unix_now();
-            let set: redis::RedisResult<Option<String>> = redis::cmd("SET")
-                .arg(totals::PROGRAM_START)
-                .arg(now.to_string())
-                .arg("NX")
-                .arg("GET")
-                .query_async(&mut self.conn)
-                .await;
-            match set {
-                Ok(None) => return Ok(now),
-                Ok(Some(existing)) => return Ok(existing.parse().unwrap_or(now)),
+            match agree_program_start(&mut self.conn, unix_now()).await {
+                Ok(t) => return Ok(t),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not read program_start_time; reconnecting");
+                    tracing::warn!(error = %e, "could not agree on program_start_time; reconnecting");
                     self.reconnect(cancel).await?;
                 }
             }
@@ -244,12 +158,7 @@ impl Broker {
 
     /// Announces the function on its start queue (the original's START/SYNC message).
     pub async fn announce(&mut self, start_queue: &str, pod_name: &str) -> redis::RedisResult<()> {
-        let msg = crate::messages::StartMsg {
-            kind: "START".into(),
-            action: "SYNC".into(),
-            start_timestamp: format!("{:.6}", self.now()),
-            pod_name: pod_name.into(),
-        };
+        let msg = StartMsg::new(pod_name, self.now());
         self.conn.lpush::<_, _, ()>(start_queue, json(&msg)).await
     }
 }
@@ -314,26 +223,13 @@ pub fn json<T: serde::Serialize>(msg: &T) -> String {
     serde_json::to_string(msg).unwrap_or_else(|e| format!("{{\"error\":\"serialise: {e}\"}}"))
 }
 
-/// What a control queue asked for.
-#[derive(Debug, PartialEq)]
-pub enum Control {
-    ScaleDown(crate::messages::ControlMsg),
-    Terminate,
-}
-
-/// Pops one message from a control queue (non-blocking); malformed ones are dead-lettered.
-pub async fn poll_control(broker: &mut Broker, queue: &str) -> redis::RedisResult<Option<Control>> {
+/// Pops one message from a control queue (non-blocking); malformed ones (an unknown `type`
+/// included) are dead-lettered.
+pub async fn poll_control(broker: &mut Broker, queue: &str) -> redis::RedisResult<Option<ControlKind>> {
     let raw: Option<String> = broker.conn.rpop(queue, None).await?;
     let Some(raw) = raw else { return Ok(None) };
-    match serde_json::from_str::<crate::messages::ControlMsg>(&raw) {
-        Ok(m) if m.kind == "TERMINATE" => Ok(Some(Control::Terminate)),
-        Ok(m) if m.kind == "SCALE_DOWN" => Ok(Some(Control::ScaleDown(m))),
-        Ok(m) => {
-            broker
-                .dead_letter(queue, &raw, &format!("unknown control type {:?}", m.kind))
-                .await?;
-            Ok(None)
-        }
+    match serde_json::from_str::<ControlMsg>(&raw) {
+        Ok(m) => Ok(Some(m.kind)),
         Err(e) => {
             broker.dead_letter(queue, &raw, &e.to_string()).await?;
             Ok(None)

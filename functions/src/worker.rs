@@ -1,11 +1,10 @@
 //! The worker: takes tasks reliably (BLMOVE into its own processing list), processes them,
 //! pushes results, and leaves on SCALE_DOWN (with ACK), TERMINATE or SIGTERM.
 
-use crate::messages::{AckMsg, Task, TaskResult};
+use crate::messages::{Task, TaskResult};
+use crate::protocol::{AckMsg, ControlKind, WorkerId};
 use crate::runtime::supervise;
-use crate::runtime::{
-    json, poll_control, requeue_processing, Broker, Control, FunctionConfig, FunctionError,
-};
+use crate::runtime::{json, poll_control, requeue_processing, Broker, FunctionConfig, FunctionError};
 use redis::AsyncCommands;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -33,9 +32,8 @@ pub async fn run_worker(
     config: FunctionConfig,
     cancel: CancellationToken,
 ) -> Result<WorkerExit, FunctionError> {
-    let id = config.instance_id.clone();
-    let pod_name = format!("worker-{id}");
-    let mut broker = Broker::connect(&config, &format!("worker:{id}"), &cancel).await?;
+    let id = WorkerId::new(config.instance_id.clone());
+    let mut broker = Broker::connect(&config, &id.client_name(), &cancel).await?;
     let q = config.queues.clone();
     let processing = q.processing(&id);
     let config = &config;
@@ -49,9 +47,9 @@ pub async fn run_worker(
             if n > 0 {
                 tracing::info!(worker = %id, tasks = n, "re-queued unfinished tasks");
             }
-            broker.announce(&q.worker_start, &pod_name).await
+            broker.announce(&q.worker_start, &id.pod_name()).await
         },
-        async |broker: &mut Broker| step(broker, config, &processing, &pod_name, &cancel).await,
+        async |broker: &mut Broker| step(broker, config, &processing, &id, &cancel).await,
     )
     .await
 }
@@ -61,21 +59,14 @@ async fn step(
     broker: &mut Broker,
     config: &FunctionConfig,
     processing: &str,
-    pod_name: &str,
+    id: &WorkerId,
     cancel: &CancellationToken,
 ) -> redis::RedisResult<Option<WorkerExit>> {
     let q = &config.queues;
     match poll_control(broker, &q.worker_control_syn).await? {
-        Some(Control::Terminate) => return Ok(Some(WorkerExit::Terminated)),
-        Some(Control::ScaleDown(_)) => {
-            let ack = AckMsg {
-                kind: "SCALE_DOWN".into(),
-                action: "ACK".into(),
-                ack_timestamp: broker.now(),
-                task_id: None,
-                pod_name: pod_name.into(),
-                message: format!("{pod_name} finished its work and is leaving"),
-            };
+        Some(ControlKind::Terminate) => return Ok(Some(WorkerExit::Terminated)),
+        Some(ControlKind::ScaleDown) => {
+            let ack = AckMsg::scale_down(id, broker.now());
             broker
                 .conn
                 .lpush::<_, _, ()>(&q.worker_control_ack, json(&ack))

@@ -3,7 +3,8 @@
 //! else pushed into the farm's queues are counted apart and never mistaken for the job's.
 
 use functions::messages::{OutputRecord, PhaseConfigMsg};
-use functions::runtime::{json, totals, Queues};
+use functions::protocol::{keys, Queues};
+use functions::runtime::json;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use std::collections::{HashMap, HashSet};
@@ -154,10 +155,10 @@ impl JobLedger {
         let mut lists = vec![
             self.queues.worker.clone(),
             self.queues.result.clone(),
-            totals::PROCESSING.to_string(),
+            keys::COLLECTOR_PROCESSING.to_string(),
         ];
         let processing: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", self.queues.processing("")))
+            .arg(format!("{}*", self.queues.processing_prefix()))
             .query_async(conn)
             .await?;
         lists.extend(processing);

@@ -9,8 +9,9 @@
 //! count ready workers (every 2 s, and right after the node changes the scale); a pod that
 //! disappears without having acknowledged has its processing list re-queued.
 
-use super::{id_of, ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
+use super::{ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
 use anyhow::Context;
+use functions::protocol::WorkerId;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ListParams, Patch, PatchParams};
@@ -143,8 +144,9 @@ impl Scaler for KubernetesScaler {
 
     fn reconcile<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, Vec<Vanished>> {
         Box::pin(async move {
-            for name in self.scale_down.acknowledged(conn).await? {
-                let pod = id_of(&name).to_string();
+            for worker in self.scale_down.acknowledged(conn).await? {
+                // Kubernetes workers are named after their pod.
+                let pod = worker.as_str().to_string();
                 self.acked.insert(pod.clone());
                 if let Err(e) = self.remove_pod(&pod).await {
                     tracing::error!(error = %format!("{e:#}"), %pod, "removing an acknowledged pod failed");
@@ -178,7 +180,7 @@ impl Scaler for KubernetesScaler {
             for gone in self.known.difference(&seen) {
                 if !self.acked.remove(gone) {
                     vanished.push(Vanished {
-                        id: gone.clone(),
+                        id: WorkerId::new(gone.clone()),
                         reason: "pod deleted".into(),
                     });
                 }

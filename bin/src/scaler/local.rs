@@ -1,7 +1,8 @@
 //! The `local` scaler: workers are `autoscale-node worker` child processes of this node.
 
-use super::{id_of, ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
+use super::{ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
 use anyhow::Context;
+use functions::protocol::{ControlMsg, Queues, WorkerId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use std::path::PathBuf;
@@ -11,7 +12,7 @@ use tokio::process::{Child, Command};
 
 /// One worker process.
 struct LocalWorker {
-    id: u32,
+    id: WorkerId,
     child: Child,
     /// Acknowledged a scale-down: it leaves on its own.
     leaving: bool,
@@ -40,16 +41,17 @@ impl LocalScaler {
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
-        // Lowest free id first, as the original reused worker names.
-        let mut id = 1;
-        while self.workers.iter().any(|w| w.id == id) {
-            id += 1;
+        // Lowest free number first, as the original reused worker names.
+        let mut n = 1;
+        while self.workers.iter().any(|w| w.id.index() == Some(n)) {
+            n += 1;
         }
+        let id = WorkerId::from_index(n);
         let child = function_process(
             &self.exe,
             "worker",
             &self.redis_url,
-            &id.to_string(),
+            id.as_str(),
             self.program_start,
             &[],
         )?;
@@ -84,11 +86,12 @@ impl Scaler for LocalScaler {
 
     fn reconcile<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, Vec<Vanished>> {
         Box::pin(async move {
-            for name in self.scale_down.acknowledged(conn).await? {
-                let id = id_of(&name);
-                match self.workers.iter_mut().find(|w| w.id.to_string() == id) {
+            for id in self.scale_down.acknowledged(conn).await? {
+                match self.workers.iter_mut().find(|w| w.id == id) {
                     Some(w) => w.leaving = true,
-                    None => tracing::warn!(%name, "scale-down ACK from a worker this node did not start"),
+                    None => {
+                        tracing::warn!(worker = %id, "scale-down ACK from a worker this node did not start")
+                    }
                 }
             }
             let mut vanished = Vec::new();
@@ -97,9 +100,9 @@ impl Scaler for LocalScaler {
                 if let Ok(Some(status)) = self.workers[i].child.try_wait() {
                     let w = self.workers.remove(i);
                     if !w.leaving {
-                        tracing::warn!(worker = w.id, %status, "worker exited without being asked");
+                        tracing::warn!(worker = %w.id, %status, "worker exited without being asked");
                         vanished.push(Vanished {
-                            id: w.id.to_string(),
+                            id: w.id.clone(),
                             reason: format!("process exited ({status})"),
                         });
                     }
@@ -126,8 +129,12 @@ impl Scaler for LocalScaler {
 
     fn shutdown<'a>(&'a mut self, conn: &'a mut MultiplexedConnection) -> ScalerFuture<'a, ()> {
         Box::pin(async move {
+            let (queue, end) = (
+                Queues::default().worker_control_syn,
+                ControlMsg::terminate().to_json(),
+            );
             for _ in 0..self.workers.len() {
-                let _: () = conn.lpush(super::WORKER_SYN, super::terminate_syn()).await?;
+                let _: () = conn.lpush(&queue, &end).await?;
             }
             stop_children(
                 self.workers.iter_mut().map(|w| &mut w.child),

@@ -1,6 +1,6 @@
 //! Scalers: what turns "run N workers" into workers.
 //!
-//! Every scaler speaks the farm's scale-down protocol (DESIGN.md §3.7): a `SCALE_DOWN` SYN is
+//! Every scaler speaks the farm's scale-down protocol (docs/protocol.md): a `SCALE_DOWN` SYN is
 //! pushed to `worker_control_syn_queue`, the first idle worker takes it and answers with an ACK
 //! naming itself, and the scaler removes exactly that worker. A SYN nobody has taken yet is
 //! withdrawn (LREM) when the target goes up again, so no worker is started only to replace
@@ -11,6 +11,7 @@ pub mod local;
 pub mod openfaas;
 pub mod remote;
 
+use functions::protocol::{AckMsg, ControlMsg, Queues, WorkerId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -19,11 +20,6 @@ use std::pin::Pin;
 
 /// A boxed future borrowed from the scaler (object-safe async methods).
 pub type ScalerFuture<'a, T> = Pin<Box<dyn Future<Output = anyhow::Result<T>> + 'a>>;
-
-/// Broker keys of the control protocol.
-pub const WORKER_SYN: &str = "worker_control_syn_queue";
-pub const WORKER_ACK: &str = "worker_control_ack_queue";
-pub const WORKER_QUEUE: &str = "worker_queue";
 
 /// How many workers a scaler has, by state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -48,8 +44,7 @@ impl WorkerCounts {
 /// A worker the scaler saw leave without being asked: its tasks must go back to the queue.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vanished {
-    /// The worker's id, as in its processing list `worker_queue:processing:<id>`.
-    pub id: String,
+    pub id: WorkerId,
     pub reason: String,
 }
 
@@ -84,23 +79,15 @@ pub trait Scaler {
 pub struct ScaleDown {
     /// SYNs pushed and neither taken nor withdrawn.
     pub pending: u32,
-}
-
-/// The SYN body. It is fixed, so a SYN not yet taken can be withdrawn with LREM.
-pub fn scale_down_syn() -> &'static str {
-    r#"{"type":"SCALE_DOWN","action":"SYN","message":"scale down by one worker","SYN_timestamp":null}"#
-}
-
-/// The message that stops every function at the end of a run.
-pub fn terminate_syn() -> &'static str {
-    r#"{"type":"TERMINATE","action":"SYN","message":"run finished","SYN_timestamp":null}"#
+    queues: Queues,
 }
 
 impl ScaleDown {
     /// Asks `n` workers to leave.
     pub async fn request(&mut self, conn: &mut MultiplexedConnection, n: u32) -> anyhow::Result<()> {
+        let syn = ControlMsg::scale_down().to_json();
         for _ in 0..n {
-            let _: () = conn.lpush(WORKER_SYN, scale_down_syn()).await?;
+            let _: () = conn.lpush(&self.queues.worker_control_syn, &syn).await?;
             self.pending += 1;
         }
         Ok(())
@@ -123,11 +110,13 @@ impl ScaleDown {
         Ok(add - self.withdraw(conn, add).await?)
     }
 
-    /// Withdraws up to `n` requests no worker has taken yet; returns how many were withdrawn.
+    /// Withdraws up to `n` requests no worker has taken yet (the SYN's bytes never change, so
+    /// LREM finds them); returns how many were withdrawn.
     pub async fn withdraw(&mut self, conn: &mut MultiplexedConnection, n: u32) -> anyhow::Result<u32> {
+        let syn = ControlMsg::scale_down().to_json();
         let mut withdrawn = 0;
         while withdrawn < n && self.pending > 0 {
-            let removed: i64 = conn.lrem(WORKER_SYN, 1, scale_down_syn()).await?;
+            let removed: i64 = conn.lrem(&self.queues.worker_control_syn, 1, &syn).await?;
             if removed == 0 {
                 break;
             }
@@ -137,30 +126,22 @@ impl ScaleDown {
         Ok(withdrawn)
     }
 
-    /// The workers (their announced names, `worker-<id>`) that acknowledged since last time.
-    pub async fn acknowledged(&mut self, conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<String>> {
-        let mut names = Vec::new();
+    /// The workers that acknowledged since last time.
+    pub async fn acknowledged(&mut self, conn: &mut MultiplexedConnection) -> anyhow::Result<Vec<WorkerId>> {
+        let mut workers = Vec::new();
         loop {
-            let ack: Option<String> = conn.rpop(WORKER_ACK, None).await?;
+            let ack: Option<String> = conn.rpop(&self.queues.worker_control_ack, None).await?;
             let Some(ack) = ack else { break };
-            let name = serde_json::from_str::<serde_json::Value>(&ack)
-                .ok()
-                .and_then(|v| v["pod_name"].as_str().map(str::to_string));
-            match name {
-                Some(n) => {
+            match serde_json::from_str::<AckMsg>(&ack) {
+                Ok(ack) => {
                     self.pending = self.pending.saturating_sub(1);
-                    names.push(n);
+                    workers.push(ack.worker());
                 }
-                None => tracing::warn!(%ack, "ignoring a malformed scale-down ACK"),
+                Err(e) => tracing::warn!(%ack, error = %e, "ignoring a malformed scale-down ACK"),
             }
         }
-        Ok(names)
+        Ok(workers)
     }
-}
-
-/// The worker id inside an announced name (`worker-7` → `7`).
-pub fn id_of(pod_name: &str) -> &str {
-    pod_name.strip_prefix("worker-").unwrap_or(pod_name)
 }
 
 /// The `none` scaler: records the target and starts nothing (advisory mode, or workers managed

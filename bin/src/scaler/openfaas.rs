@@ -11,8 +11,9 @@
 //! OpenFaaS Community Edition caps a function at 5 replicas and an installation at 15
 //! functions: farms larger than that need the `kubernetes` scaler or OpenFaaS Pro.
 
-use super::{id_of, ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
+use super::{ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
 use anyhow::Context;
+use functions::protocol::{Invocation, WorkerId};
 use redis::aio::MultiplexedConnection;
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -244,7 +245,7 @@ impl Gateway {
         })
     }
 
-    pub async fn invoke_async(&self, name: &str, payload: &serde_json::Value) -> Result<(), GatewayError> {
+    pub async fn invoke_async(&self, name: &str, payload: &Invocation) -> Result<(), GatewayError> {
         let target = match &self.cfg.namespace {
             Some(ns) => format!("{name}.{ns}"),
             None => name.to_string(),
@@ -252,7 +253,7 @@ impl Gateway {
         self.call(
             Method::POST,
             &format!("/async-function/{target}"),
-            Some(payload.clone()),
+            serde_json::to_value(payload).ok(),
         )
         .await
         .map(drop)
@@ -444,10 +445,13 @@ impl Scaler for OpenFaasScaler {
             let mut vanished = Vec::new();
             match self.mode {
                 Mode::Instances => {
-                    for name in self.scale_down.acknowledged(conn).await? {
-                        let id = id_of(&name).to_string();
-                        let Some(pos) = self.instances.iter().position(|i| i.index.to_string() == id) else {
-                            tracing::warn!(%name, "scale-down ACK from a function this node does not manage");
+                    for worker in self.scale_down.acknowledged(conn).await? {
+                        let Some(pos) = self
+                            .instances
+                            .iter()
+                            .position(|i| Some(i.index) == worker.index())
+                        else {
+                            tracing::warn!(%worker, "scale-down ACK from a function this node does not manage");
                             continue;
                         };
                         let fname = self.name_of(self.instances[pos].index);
@@ -491,17 +495,17 @@ impl Scaler for OpenFaasScaler {
                             None => {
                                 let gone = self.instances.remove(i);
                                 vanished.push(Vanished {
-                                    id: gone.index.to_string(),
+                                    id: WorkerId::from_index(gone.index),
                                     reason: format!("function {name} no longer exists"),
                                 });
                                 continue;
                             }
                             Some(st) if st.available_replicas > 0 && !self.instances[i].live => {
                                 // The original started each function's loop by invoking it.
-                                let payload = serde_json::json!({
-                                    "program_start_time": self.gateway.cfg.program_start,
-                                    "worker_id": self.instances[i].index,
-                                });
+                                let payload = Invocation {
+                                    program_start_time: self.gateway.cfg.program_start,
+                                    worker_id: Some(self.instances[i].index),
+                                };
                                 if let Err(e) = self.gateway.invoke_async(&name, &payload).await {
                                     tracing::warn!(error = %e, function = %name, "async invocation failed (the worker runs anyway)");
                                 }
@@ -584,7 +588,10 @@ impl Scaler for OpenFaasScaler {
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
-            let payload = serde_json::json!({ "program_start_time": self.gateway.cfg.program_start });
+            let payload = Invocation {
+                program_start_time: self.gateway.cfg.program_start,
+                worker_id: None,
+            };
             self.gateway
                 .invoke_async(role, &payload)
                 .await

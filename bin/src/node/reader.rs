@@ -1,0 +1,424 @@
+//! Observe: what the broker says about the farm, read in-process from the embedded broker or
+//! over a Redis connection, with one meaning per field whichever way it was read.
+
+use functions::protocol::{keys, Queues, WorkerId};
+use redis::aio::MultiplexedConnection;
+use redis::AsyncCommands;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why the farm could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the broker did not answer: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("the embedded broker's keyspace stayed busy (a long script?)")]
+    Busy,
+}
+
+/// A boxed future borrowed from the reader (object-safe async methods).
+pub type ReadFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, ReadError>> + Send + 'a>>;
+
+/// The work queue, as the broker counts it. Wall-clock units.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueReading {
+    /// Tasks waiting now.
+    pub length: u64,
+    /// Tasks ever pushed to the queue (re-queued ones count again).
+    pub pushed_total: u64,
+    /// Tasks ever taken from it.
+    pub popped_total: u64,
+    /// How long the oldest waiting task has waited, wall seconds (0 when empty).
+    pub oldest_age_s: f64,
+}
+
+/// The collector's running totals. Wall-clock units.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CollectedReading {
+    pub tasks_total: u64,
+    pub qos_met_total: u64,
+    /// Σ completion times of collected tasks, wall seconds.
+    pub latency_sum_s: f64,
+    /// The largest completion time of the tasks collected since the previous reading, wall
+    /// seconds (0 if none).
+    pub window_max_s: f64,
+}
+
+/// One reading of the farm.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FarmReading {
+    /// Workers whose `worker:<id>` connection exists.
+    pub connected: Vec<WorkerId>,
+    /// Workers with a non-empty processing list, and its length.
+    pub processing: Vec<(WorkerId, u64)>,
+    pub queue: QueueReading,
+    /// `None` when the totals could not be read this time (keep the last ones).
+    pub collected: Option<CollectedReading>,
+}
+
+impl FarmReading {
+    /// Connected workers holding a task.
+    pub fn busy_workers(&self) -> u32 {
+        self.processing
+            .iter()
+            .filter(|(id, _)| self.connected.contains(id))
+            .count() as u32
+    }
+}
+
+/// Where the node reads the farm from.
+pub trait FarmReader: Send {
+    /// Workers connected now (cheap: called every housekeeping tick).
+    fn connected(&mut self) -> ReadFuture<'_, Vec<WorkerId>>;
+    /// Everything a decision needs.
+    fn read(&mut self) -> ReadFuture<'_, FarmReading>;
+}
+
+/// The window-maximum buckets to read: the complete ones (the current bucket may still fill)
+/// since the previous reading, at most a minute's worth. `next` is the first bucket not read
+/// yet; each bucket is read exactly once, at most 100 ms after it closed.
+fn buckets_since(next: &mut Option<u64>, now_s: f64) -> std::ops::Range<u64> {
+    let current = keys::latency_bucket(now_s);
+    let from = next.unwrap_or(current).max(current.saturating_sub(600));
+    *next = Some(current);
+    from..current
+}
+
+fn parse_f64(raw: Option<&[u8]>) -> f64 {
+    raw.and_then(|b| std::str::from_utf8(b).ok()?.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .unwrap_or(0.0)
+}
+
+/// The embedded broker, read in-process: its queue counters, client registry and keyspace.
+pub struct EmbeddedReader {
+    broker: broker::Broker,
+    queues: Queues,
+    next_bucket: Option<u64>,
+}
+
+impl EmbeddedReader {
+    pub fn new(broker: broker::Broker) -> EmbeddedReader {
+        let queues = Queues::default();
+        // The farm's queues keep their counters (and their `/metrics` series) while empty.
+        for name in queues.data_queues() {
+            broker.queues().pin(0, name.as_bytes());
+        }
+        EmbeddedReader {
+            broker,
+            queues,
+            next_bucket: None,
+        }
+    }
+
+    fn connected_now(&self) -> Vec<WorkerId> {
+        self.broker
+            .client_names()
+            .into_iter()
+            .filter_map(|(_, n)| WorkerId::from_client_name(n.as_deref()?))
+            .collect()
+    }
+}
+
+impl FarmReader for EmbeddedReader {
+    fn connected(&mut self) -> ReadFuture<'_, Vec<WorkerId>> {
+        let connected = self.connected_now();
+        Box::pin(async move { Ok(connected) })
+    }
+
+    fn read(&mut self) -> ReadFuture<'_, FarmReading> {
+        Box::pin(async move {
+            let registry = self.broker.queues();
+            let processing = registry
+                .snapshot()
+                .into_iter()
+                .filter(|q| q.db == 0 && q.length > 0)
+                .filter_map(|q| {
+                    let id = self
+                        .queues
+                        .worker_of_processing(&String::from_utf8_lossy(&q.name))?;
+                    Some((id, q.length))
+                })
+                .collect();
+            let queue = registry
+                .queue(0, self.queues.worker.as_bytes())
+                .map(|q| QueueReading {
+                    length: q.length,
+                    pushed_total: q.pushed_total,
+                    popped_total: q.popped_total,
+                    oldest_age_s: q.oldest_age_ms / 1000.0,
+                })
+                .unwrap_or_default();
+            let buckets: Vec<String> = buckets_since(&mut self.next_bucket, functions::runtime::unix_now())
+                .map(keys::latency_max_s)
+                .collect();
+            let mut names = vec![keys::TASKS_TOTAL, keys::QOS_MET_TOTAL, keys::LATENCY_SUM_S];
+            names.extend(buckets.iter().map(String::as_str));
+            let collected = self.broker.get_strings(0, &names).map(|v| {
+                let f = |i: usize| parse_f64(v.get(i).and_then(|b| b.as_deref()));
+                CollectedReading {
+                    tasks_total: f(0).max(0.0) as u64,
+                    qos_met_total: f(1).max(0.0) as u64,
+                    latency_sum_s: f(2),
+                    window_max_s: (3..v.len()).map(f).fold(0.0, f64::max),
+                }
+            });
+            Ok(FarmReading {
+                connected: self.connected_now(),
+                processing,
+                queue,
+                collected,
+            })
+        })
+    }
+}
+
+/// Any Redis server — another autoscale-node or redis-server — read over a connection.
+///
+/// The queue's counters come from `QSTATS` when the server is an autoscale-node; plain Redis
+/// has no such counters, so there `pushed_total` is the emitter's `enqueued_total` (re-queued
+/// tasks do not count again), `popped_total` is pushed − length, and the oldest task's age is
+/// taken from its `task_emit_timestamp` (time since it was first emitted).
+pub struct RedisReader {
+    conn: MultiplexedConnection,
+    queues: Queues,
+    program_start: f64,
+    next_bucket: Option<u64>,
+    /// Whether the server answers QSTATS (learned at the first reading).
+    has_qstats: Option<bool>,
+}
+
+impl RedisReader {
+    pub fn new(conn: MultiplexedConnection, program_start: f64) -> RedisReader {
+        RedisReader {
+            conn,
+            queues: Queues::default(),
+            program_start,
+            next_bucket: None,
+            has_qstats: None,
+        }
+    }
+
+    async fn connected_now(&mut self) -> Result<Vec<WorkerId>, ReadError> {
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut self.conn)
+            .await?;
+        Ok(list
+            .lines()
+            .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("name=")))
+            .filter_map(WorkerId::from_client_name)
+            .collect())
+    }
+
+    async fn processing(&mut self) -> Result<Vec<(WorkerId, u64)>, ReadError> {
+        let pattern = format!("{}*", self.queues.processing_prefix());
+        let mut keys = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut self.conn)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(id) = self.queues.worker_of_processing(&key) else {
+                continue;
+            };
+            let n: u64 = self.conn.llen(&key).await?;
+            if n > 0 {
+                out.push((id, n));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn queue(&mut self) -> Result<QueueReading, ReadError> {
+        if self.has_qstats != Some(false) {
+            let answer: redis::RedisResult<redis::Value> = redis::cmd("QSTATS")
+                .arg(&self.queues.worker)
+                .query_async(&mut self.conn)
+                .await;
+            match answer {
+                Ok(v) => {
+                    self.has_qstats = Some(true);
+                    return Ok(queue_from_qstats(&v, &self.queues.worker));
+                }
+                Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code() == Some("ERR") => {
+                    self.has_qstats = Some(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let length: u64 = self.conn.llen(&self.queues.worker).await?;
+        let enqueued: Option<String> = self.conn.get(self.queues.enqueued_total()).await?;
+        let pushed = parse_f64(enqueued.as_deref().map(str::as_bytes)).max(0.0) as u64;
+        let oldest: Option<String> = self.conn.lindex(&self.queues.worker, -1).await?;
+        let oldest_age_s = oldest
+            .and_then(|raw| serde_json::from_str::<functions::messages::Task>(&raw).ok())
+            .map_or(0.0, |t| {
+                let since_start = functions::runtime::unix_now() - self.program_start;
+                (since_start - t.task_emit_timestamp).max(0.0)
+            });
+        Ok(QueueReading {
+            length,
+            pushed_total: pushed,
+            popped_total: pushed.saturating_sub(length),
+            oldest_age_s,
+        })
+    }
+
+    async fn collected(&mut self) -> Result<CollectedReading, ReadError> {
+        let mut names: Vec<String> = vec![
+            keys::TASKS_TOTAL.into(),
+            keys::QOS_MET_TOTAL.into(),
+            keys::LATENCY_SUM_S.into(),
+        ];
+        names.extend(
+            buckets_since(&mut self.next_bucket, functions::runtime::unix_now()).map(keys::latency_max_s),
+        );
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(&names).query_async(&mut self.conn).await?;
+        let f = |i: usize| parse_f64(values.get(i).and_then(|v| v.as_deref()).map(str::as_bytes));
+        Ok(CollectedReading {
+            tasks_total: f(0).max(0.0) as u64,
+            qos_met_total: f(1).max(0.0) as u64,
+            latency_sum_s: f(2),
+            window_max_s: (3..values.len()).map(f).fold(0.0, f64::max),
+        })
+    }
+}
+
+/// The worker queue's counters from a `QSTATS <queue>` reply (a map of one map, RESP2 or RESP3).
+fn queue_from_qstats(v: &redis::Value, queue: &str) -> QueueReading {
+    let fields = pairs(v)
+        .into_iter()
+        .find(|(k, _)| text(k).as_deref() == Some(queue))
+        .map(|(_, inner)| pairs(inner))
+        .unwrap_or_default();
+    let get = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| text(k).as_deref() == Some(name))
+            .and_then(|(_, v)| text(v)?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    QueueReading {
+        length: get("length") as u64,
+        pushed_total: get("pushed_total") as u64,
+        popped_total: get("popped_total") as u64,
+        oldest_age_s: get("oldest_age_ms") / 1000.0,
+    }
+}
+
+fn pairs(v: &redis::Value) -> Vec<(&redis::Value, &redis::Value)> {
+    match v {
+        redis::Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+        redis::Value::Array(a) => a
+            .chunks(2)
+            .filter_map(|c| Some((c.first()?, c.get(1)?)))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) | redis::Value::VerbatimString { text: s, .. } => Some(s.clone()),
+        redis::Value::Int(i) => Some(i.to_string()),
+        redis::Value::Double(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+impl FarmReader for RedisReader {
+    fn connected(&mut self) -> ReadFuture<'_, Vec<WorkerId>> {
+        Box::pin(self.connected_now())
+    }
+
+    fn read(&mut self) -> ReadFuture<'_, FarmReading> {
+        Box::pin(async move {
+            Ok(FarmReading {
+                connected: self.connected_now().await?,
+                processing: self.processing().await?,
+                queue: self.queue().await?,
+                collected: Some(self.collected().await?),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn qstats_replies_in_both_protocols() {
+        let fields = vec![
+            (bulk("length"), bulk("3")),
+            (bulk("pushed_total"), bulk("10")),
+            (bulk("popped_total"), bulk("7")),
+            (bulk("oldest_age_ms"), bulk("1500.000")),
+        ];
+        let expected = QueueReading {
+            length: 3,
+            pushed_total: 10,
+            popped_total: 7,
+            oldest_age_s: 1.5,
+        };
+        let resp3 = Value::Map(vec![(bulk("worker_queue"), Value::Map(fields.clone()))]);
+        assert_eq!(queue_from_qstats(&resp3, "worker_queue"), expected);
+        let flat: Vec<Value> = fields.into_iter().flat_map(|(k, v)| [k, v]).collect();
+        let resp2 = Value::Array(vec![bulk("worker_queue"), Value::Array(flat)]);
+        assert_eq!(queue_from_qstats(&resp2, "worker_queue"), expected);
+        assert_eq!(
+            queue_from_qstats(&Value::Array(vec![]), "worker_queue"),
+            QueueReading::default()
+        );
+    }
+
+    #[test]
+    fn busy_means_connected_and_holding_a_task() {
+        let reading = FarmReading {
+            connected: vec![WorkerId::from_index(1), WorkerId::from_index(2)],
+            processing: vec![(WorkerId::from_index(2), 1), (WorkerId::from_index(9), 1)],
+            ..FarmReading::default()
+        };
+        assert_eq!(reading.busy_workers(), 1);
+    }
+
+    #[test]
+    fn each_closed_window_bucket_is_read_once_and_at_most_a_minute_of_them() {
+        let mut next = None;
+        assert!(
+            buckets_since(&mut next, 100.05).is_empty(),
+            "the first reading starts the window"
+        );
+        // 100.0–100.1 s closed; 100.1–100.2 is still filling.
+        assert_eq!(buckets_since(&mut next, 100.15), 1000..1001);
+        assert_eq!(
+            buckets_since(&mut next, 100.18),
+            1001..1001,
+            "nothing closed since"
+        );
+        assert_eq!(buckets_since(&mut next, 100.45), 1001..1004);
+        let mut stale = Some(0);
+        let r = buckets_since(&mut stale, 1000.0);
+        assert_eq!((r.start, r.end), (9400, 10000), "at most a minute of buckets");
+    }
+}
