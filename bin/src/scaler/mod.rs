@@ -282,22 +282,20 @@ pub async fn build(
                 ),
                 (None, None) => None,
             };
-            Box::new(
-                openfaas::OpenFaasScaler::new(openfaas::OpenFaasConfig {
-                    url: args.openfaas_url.clone(),
-                    user: args.openfaas_user.clone(),
-                    password,
-                    mode: args.openfaas_mode,
-                    function: args.openfaas_function.clone(),
-                    image: args.openfaas_image.clone(),
-                    namespace: args.openfaas_namespace.clone(),
-                    worker_redis_url: worker_url,
-                    program_start,
-                    attempts: 4,
-                    backoff: std::time::Duration::from_millis(200),
-                })
-                .await?,
-            )
+            openfaas::build(openfaas::OpenFaasConfig {
+                url: args.openfaas_url.clone(),
+                user: args.openfaas_user.clone(),
+                password,
+                mode: args.openfaas_mode,
+                function: args.openfaas_function.clone(),
+                image: args.openfaas_image.clone(),
+                namespace: args.openfaas_namespace.clone(),
+                worker_redis_url: worker_url,
+                program_start,
+                attempts: 4,
+                backoff: std::time::Duration::from_millis(200),
+            })
+            .await?
         }
         ScalerKind::Kubernetes => Box::new(
             kubernetes::KubernetesScaler::new(kubernetes::KubernetesConfig {
