@@ -3,8 +3,8 @@
 use crate::observe::{observe, Calendar, Metrics};
 use crate::policy::{by_name, PolicyError};
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
-use functions::workload::{RatePlan, Workload, WorkloadConfig};
 use serde::Serialize;
+use workload::{RatePlan, Workload, WorkloadConfig};
 
 /// One decision of an episode, for time-series plots.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -148,7 +148,7 @@ pub fn evaluate_with_series(
                         simulator.clone(),
                         crate::policy::FutureSampler::new(
                             RatePlan::new(workload, seed + e),
-                            functions::workload::TaskSizer::new(workload),
+                            workload::TaskSizer::new(workload),
                             samples,
                             (seed + e) ^ 0x5eed_f00d,
                         ),

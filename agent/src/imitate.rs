@@ -291,7 +291,7 @@ mod tests {
     fn the_calendar_expert_labels_states_the_learner_sees_without_a_calendar() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut s = random_scenario(&mut rng, 4.0, 1.0);
-        s.workload = functions::workload::WorkloadConfig::default();
+        s.workload = workload::WorkloadConfig::default();
         s.sim.startup_delay_s = 5.0;
         let expert = Expert::Rate {
             risk: 0.03,

@@ -18,7 +18,7 @@
 //! # Example
 //! ```
 //! use agent::{eval, sim::SimConfig};
-//! use functions::workload::WorkloadConfig;
+//! use workload::WorkloadConfig;
 //! let rows = eval::evaluate(&["static:12".into()], &WorkloadConfig::default(), &SimConfig::default(), 1, 7, false).unwrap();
 //! println!("{}", eval::table(&rows));
 //! ```

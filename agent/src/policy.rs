@@ -2,7 +2,7 @@
 //! `reactive-maximum`, `queue-proportional[:TARGET]`, and the clairvoyant `oracle`.
 
 use crate::observe::Observation;
-use functions::workload::TaskSpec;
+use workload::TaskSpec;
 
 /// Decides how many workers the farm should run, once per decision period.
 pub trait Policy {
@@ -286,7 +286,7 @@ impl RateOracle {
     pub const WAIT_RISK: f64 = 0.05;
 
     /// For the tasks of `workload` (its mean processing time, in its own time scale).
-    pub fn for_workload(workload: &functions::workload::WorkloadConfig, period_s: f64) -> RateOracle {
+    pub fn for_workload(workload: &workload::WorkloadConfig, period_s: f64) -> RateOracle {
         RateOracle::new(workload.mean_processing_s * workload.time_scale, period_s)
     }
 
@@ -453,16 +453,16 @@ pub struct PlanMpc {
 
 /// Draws imagined futures from a load calendar.
 pub struct FutureSampler {
-    plan: functions::workload::RatePlan,
-    sizer: functions::workload::TaskSizer,
+    plan: workload::RatePlan,
+    sizer: workload::TaskSizer,
     samples: u32,
     rng: rand_chacha::ChaCha8Rng,
 }
 
 impl FutureSampler {
     pub fn new(
-        plan: functions::workload::RatePlan,
-        sizer: functions::workload::TaskSizer,
+        plan: workload::RatePlan,
+        sizer: workload::TaskSizer,
         samples: u32,
         seed: u64,
     ) -> FutureSampler {
@@ -686,9 +686,8 @@ mod tests {
 
     #[test]
     fn rate_oracle_provisions_ahead_of_the_planned_jump() {
-        let config = functions::workload::WorkloadConfig::default();
-        let calendar =
-            crate::observe::Calendar::new(functions::workload::RatePlan::new(&config, 1), 8.0, 5.0);
+        let config = workload::WorkloadConfig::default();
+        let calendar = crate::observe::Calendar::new(workload::RatePlan::new(&config, 1), 8.0, 5.0);
         let mut p = RateOracle::new(1.5, 8.0);
         let at = |t: f64| {
             Observation {
@@ -733,17 +732,17 @@ mod tests {
         ] {
             assert!(PlanMpc::params_from_name(bad).is_err(), "{bad}");
         }
-        let config = functions::workload::WorkloadConfig::default();
+        let config = workload::WorkloadConfig::default();
         let sim_config = crate::sim::SimConfig {
             decision_period_s: 4.0,
             initial_workers: 4,
             ..Default::default()
         };
-        let tasks: Vec<_> = functions::workload::Workload::new(&config, 1).collect();
+        let tasks: Vec<_> = workload::Workload::new(&config, 1).collect();
         let mut sim = crate::sim::Simulator::new(sim_config, tasks, 1);
         let mut futures = FutureSampler::new(
-            functions::workload::RatePlan::new(&config, 1),
-            functions::workload::TaskSizer::new(&config),
+            workload::RatePlan::new(&config, 1),
+            workload::TaskSizer::new(&config),
             8,
             3,
         );

@@ -3,9 +3,9 @@
 use crate::limits;
 use agent::sim::SimConfig;
 use clap::Args;
-use functions::workload::{WorkloadConfig, WorkloadError};
 use std::io::Write;
 use std::time::Instant;
+use workload::{WorkloadConfig, WorkloadError};
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -170,7 +170,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "{episodes} episodes of {} tasks in {elapsed:.2} s ({:.0} episodes/s, one core)",
-        functions::workload::Workload::new(&workload, args.seed).count(),
+        workload::Workload::new(&workload, args.seed).count(),
         episodes as f64 / elapsed.max(1e-9)
     )?;
     if let Some(dir) = &args.report {

@@ -91,7 +91,7 @@ pub fn is_calendar(name: &str) -> bool {
 /// effect, so it scales up before a planned rise.
 pub fn calendar_policy(
     name: &str,
-    workload: &functions::workload::WorkloadConfig,
+    workload: &workload::WorkloadConfig,
     decision_period_s: f64,
 ) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
     let (risk, wait_s) = agent::policy::RateOracle::target_from_name(name)?;
@@ -105,17 +105,17 @@ pub fn calendar_policy(
 /// The load calendar of a run of `workload` seeded with `seed`, in workload time (the node's
 /// clock): the planned rates, looking one period plus `startup_s` (workload seconds) ahead.
 pub fn run_calendar(
-    workload: &functions::workload::WorkloadConfig,
+    workload: &workload::WorkloadConfig,
     seed: u64,
     decision_period_s: f64,
     startup_s: f64,
 ) -> agent::observe::Calendar {
-    let unscaled = functions::workload::WorkloadConfig {
+    let unscaled = workload::WorkloadConfig {
         time_scale: 1.0,
         ..workload.clone()
     };
     agent::observe::Calendar::new(
-        functions::workload::RatePlan::new(&unscaled, seed),
+        workload::RatePlan::new(&unscaled, seed),
         decision_period_s,
         startup_s,
     )

@@ -22,7 +22,6 @@ use autoscale_node::scaler::{self, terminate_syn, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use clap::Args;
 use functions::runtime::{json, totals};
-use functions::workload::WorkloadConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::JobLedger;
 use redis::aio::MultiplexedConnection;
@@ -32,6 +31,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use supervise::Supervisor;
+use workload::WorkloadConfig;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {

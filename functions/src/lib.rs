@@ -1,11 +1,8 @@
 //! The farm functions — emitter, worker, collector — as plain Redis clients (the `redis`
-//! crate over TCP; this crate never links the broker), and the workload generator they share
-//! with the simulator.
+//! crate over TCP; this crate never links the broker). The tasks they carry come from the
+//! `workload` crate's generator, which the simulator shares.
 //!
 //! # Layout
-//! - [`workload`]: phase configuration and the pure, seeded generator of task specs (arrival
-//!   offset, processing time, image size, deadline), used by the emitter in real time and by the
-//!   simulator in virtual time.
 //! - [`messages`]: the JSON messages with the original system's field names.
 //! - [`runtime`]: queue names, the reconnecting broker connection, the run clock,
 //!   dead-lettering, control messages and processing-list recovery.
@@ -14,9 +11,9 @@
 //!
 //! # Example
 //! ```
-//! use functions::workload::{Workload, WorkloadConfig};
-//! let tasks: Vec<_> = Workload::new(&WorkloadConfig::default(), 42).collect();
-//! assert_eq!(tasks.len(), 1140);
+//! // The phase-config messages the emitter is given for a seeded run of the default workload.
+//! let phases = functions::emitter::phase_messages(&workload::WorkloadConfig::default(), 42);
+//! assert_eq!(phases.len(), 4);
 //! ```
 
 pub mod collector;
@@ -25,6 +22,5 @@ pub mod http;
 pub mod messages;
 pub mod runtime;
 pub mod worker;
-pub mod workload;
 
 pub use runtime::{requeue_processing, FunctionConfig, FunctionError, Queues};
