@@ -1,12 +1,22 @@
 //! The baselines: rules that see only the farm's metrics, as a deployed autoscaler would —
 //! `static:N`, the original system's `reactive-average` and `reactive-maximum`, KEDA's
-//! `queue-proportional[:TARGET]` and `load-proportional[:HEADROOM]`.
+//! `queue-proportional[:TARGET]`, and `load-proportional[:HEADROOM]`.
 
-use super::{current_workers, Policy};
+use super::Policy;
 use crate::observe::Observation;
+
+/// Workers the farm currently has or has asked for.
+fn current_workers(obs: &Observation) -> u32 {
+    obs.now.workers_live + obs.now.workers_starting
+}
 
 /// Always the same number of workers.
 pub struct Static(pub u32);
+
+impl Static {
+    /// The farm the simulator and `run` start with.
+    pub const DEFAULT_WORKERS: u32 = 12;
+}
 
 impl Policy for Static {
     fn name(&self) -> String {
@@ -108,6 +118,9 @@ pub struct QueueProportional {
 }
 
 impl QueueProportional {
+    /// KEDA's default list length per replica.
+    pub const DEFAULT_TARGET: f64 = 5.0;
+
     /// KEDA's default list-length target (5) and the HPA defaults (10 %, 300 s).
     pub fn new(target_per_worker: f64) -> QueueProportional {
         QueueProportional {
@@ -167,6 +180,9 @@ pub struct LoadProportional {
 }
 
 impl LoadProportional {
+    /// The default headroom: 30 % above the measured load.
+    pub const DEFAULT_HEADROOM: f64 = 0.3;
+
     pub fn new(headroom: f64) -> LoadProportional {
         LoadProportional {
             headroom,

@@ -2,8 +2,12 @@
 //! `mpc-oracle` (the known future) and `plan-mpc` (futures imagined from the load calendar).
 //! Both keep a lockstep copy of the simulated farm, so they exist only in `eval`.
 
-use super::{Policy, PolicyError};
+use super::Policy;
 use crate::observe::Observation;
+use crate::sim::{SimConfig, Simulator};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use workload::{RatePlan, TaskSizer};
 
 /// A clairvoyant model-predictive reference: it keeps a copy of the simulator in lockstep with
 /// the real one (same tasks, same seed, same decisions) and, at every decision, tries each
@@ -12,12 +16,12 @@ use crate::observe::Observation;
 /// sees the future tasks *and* the start-up jitter, so it is an optimistic reference for what
 /// any causal policy could reach, not a policy to deploy.
 pub struct MpcOracle {
-    shadow: crate::sim::Simulator,
+    shadow: Simulator,
     horizon_s: f64,
 }
 
 impl MpcOracle {
-    pub fn new(shadow: crate::sim::Simulator, horizon_s: f64) -> MpcOracle {
+    pub fn new(shadow: Simulator, horizon_s: f64) -> MpcOracle {
         MpcOracle { shadow, horizon_s }
     }
 }
@@ -35,23 +39,17 @@ impl Policy for MpcOracle {
     }
 }
 
-/// The `HORIZON_S` of `mpc-oracle[:HORIZON_S]` (`None`: not given, use a default).
-pub fn mpc_horizon_from_name(name: &str) -> Result<Option<f64>, PolicyError> {
-    match name.strip_prefix("mpc-oracle") {
-        Some("") => Ok(None),
-        Some(rest) => rest
-            .strip_prefix(':')
-            .and_then(|h| h.parse::<f64>().ok())
-            .filter(|h| h.is_finite() && *h > 0.0)
-            .map(Some)
-            .ok_or_else(|| PolicyError::BadParameter(name.into(), "expected mpc-oracle[:HORIZON_S]".into())),
-        None => Err(PolicyError::Unknown(name.into())),
-    }
+/// How far the model-predictive references look ahead by default: far enough to see a worker
+/// asked for now start and serve a period (shorter, they would never see the point of scaling
+/// up), and at least two periods.
+pub fn mpc_horizon(sim: &SimConfig) -> f64 {
+    (2.0 * sim.decision_period_s)
+        .max(sim.startup_delay_s * (1.0 + sim.startup_jitter) + sim.decision_period_s)
 }
 
 /// The clairvoyant choice at the simulator's present: the smallest worker count with no certain
 /// deadline miss over the next `horizon_s` of the known future (or the fewest misses).
-pub fn mpc_choice(sim: &crate::sim::Simulator, horizon_s: f64) -> u32 {
+pub fn mpc_choice(sim: &Simulator, horizon_s: f64) -> u32 {
     let (lo, hi) = (sim.config().min_workers, sim.config().max_workers);
     let base = sim.certain_misses();
     let end = sim.now() + horizon_s;
@@ -81,7 +79,7 @@ pub fn mpc_choice(sim: &crate::sim::Simulator, horizon_s: f64) -> u32 {
 /// starting, the slow scale-down — exactly. It keeps a lockstep copy of the simulator for the
 /// present, so it exists only in the simulator (`eval`).
 pub struct PlanMpc {
-    shadow: crate::sim::Simulator,
+    shadow: Simulator,
     futures: FutureSampler,
     horizon_s: f64,
     miss_target: f64,
@@ -89,31 +87,25 @@ pub struct PlanMpc {
 
 /// Draws imagined futures from a load calendar.
 pub struct FutureSampler {
-    plan: workload::RatePlan,
-    sizer: workload::TaskSizer,
+    plan: RatePlan,
+    sizer: TaskSizer,
     samples: u32,
-    rng: rand_chacha::ChaCha8Rng,
+    rng: ChaCha8Rng,
 }
 
 impl FutureSampler {
-    pub fn new(
-        plan: workload::RatePlan,
-        sizer: workload::TaskSizer,
-        samples: u32,
-        seed: u64,
-    ) -> FutureSampler {
+    pub fn new(plan: RatePlan, sizer: TaskSizer, samples: u32, seed: u64) -> FutureSampler {
         FutureSampler {
             plan,
             sizer,
             samples: samples.max(1),
-            rng: <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
         }
     }
 
     /// Forks of `sim`'s present, one per imagined future of `horizon_s`, and the number of
     /// tasks in play across them (queued now plus imagined arrivals).
-    fn forks(&mut self, sim: &crate::sim::Simulator, horizon_s: f64) -> (Vec<crate::sim::Simulator>, u64) {
-        use rand::Rng;
+    fn forks(&mut self, sim: &Simulator, horizon_s: f64) -> (Vec<Simulator>, u64) {
         let now = sim.now();
         let mut in_play = 0;
         let forks = (0..self.samples)
@@ -138,38 +130,7 @@ impl PlanMpc {
     /// Default number of imagined futures per decision.
     pub const SAMPLES: u32 = 8;
 
-    /// The `MISS` and `SAMPLES` of a name like `plan-mpc:0.005:8` (defaults where left out).
-    pub fn params_from_name(name: &str) -> Result<(f64, u32), PolicyError> {
-        let bad = |why: &str| PolicyError::BadParameter(name.into(), why.into());
-        let mut params = name.split(':').skip(1);
-        let miss = match params.next() {
-            None => Self::MISS_TARGET,
-            Some(p) => p
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && (0.0..1.0).contains(v))
-                .ok_or_else(|| bad("MISS must be a fraction in [0, 1)"))?,
-        };
-        let samples = match params.next() {
-            None => Self::SAMPLES,
-            Some(p) => p
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| bad("SAMPLES must be a whole number from 1 to 256"))?,
-        };
-        if params.next().is_some() {
-            return Err(bad("expected plan-mpc[:MISS[:SAMPLES]]"));
-        }
-        Ok((miss, samples))
-    }
-
-    pub fn new(
-        shadow: crate::sim::Simulator,
-        futures: FutureSampler,
-        horizon_s: f64,
-        miss_target: f64,
-    ) -> PlanMpc {
+    pub fn new(shadow: Simulator, futures: FutureSampler, horizon_s: f64, miss_target: f64) -> PlanMpc {
         PlanMpc {
             shadow,
             futures,
@@ -196,7 +157,7 @@ impl Policy for PlanMpc {
 /// smallest worker count whose misses over the imagined futures exceed the fewest possible (with
 /// the most workers) by at most `miss_target` of the tasks in play.
 pub fn plan_mpc_choice(
-    sim: &crate::sim::Simulator,
+    sim: &Simulator,
     futures: &mut FutureSampler,
     horizon_s: f64,
     miss_target: f64,
@@ -235,31 +196,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn plan_mpc_names_and_scaling_ahead_of_the_planned_jump() {
-        assert_eq!(PlanMpc::params_from_name("plan-mpc").unwrap(), (0.005, 8));
-        assert_eq!(PlanMpc::params_from_name("plan-mpc:0.01:16").unwrap(), (0.01, 16));
-        for bad in [
-            "plan-mpc:1.5",
-            "plan-mpc:0.01:0",
-            "plan-mpc:x",
-            "plan-mpc:0.1:4:2",
-        ] {
-            assert!(PlanMpc::params_from_name(bad).is_err(), "{bad}");
-        }
+    fn plan_mpc_scales_ahead_of_the_planned_jump() {
         let config = workload::WorkloadConfig::default();
-        let sim_config = crate::sim::SimConfig {
+        let sim_config = SimConfig {
             decision_period_s: 4.0,
             initial_workers: 4,
             ..Default::default()
         };
         let tasks: Vec<_> = workload::Workload::new(&config, 1).collect();
-        let mut sim = crate::sim::Simulator::new(sim_config, tasks, 1);
-        let mut futures = FutureSampler::new(
-            workload::RatePlan::new(&config, 1),
-            workload::TaskSizer::new(&config),
-            8,
-            3,
-        );
+        let mut sim = Simulator::new(sim_config, tasks, 1);
+        let mut futures = FutureSampler::new(RatePlan::new(&config, 1), TaskSizer::new(&config), 8, 3);
         // In Steady Low (1.5 tasks/s ≈ 2.25 erlangs) a few workers do; at 52 s the next 10 s
         // reach into Steady High (7.5 tasks/s ≈ 11 erlangs), so it asks for many more.
         sim.advance_to(20.0);

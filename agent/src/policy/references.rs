@@ -2,9 +2,9 @@
 //! future tasks) and `rate-oracle` (the load calendar's planned rates, by Erlang C), which the
 //! node runs as `calendar` because `run` knows the schedule it drives.
 
-use super::{Policy, PolicyError};
+use super::Policy;
 use crate::observe::Observation;
-use workload::TaskSpec;
+use workload::{TaskSpec, WorkloadConfig};
 
 /// A clairvoyant reference: it knows every future task and provisions, one start-up delay
 /// ahead, exactly the work that will arrive in the next period plus the queue, with 10 %
@@ -75,7 +75,7 @@ impl RateOracle {
     pub const WAIT_RISK: f64 = 0.05;
 
     /// For the tasks of `workload` (its mean processing time, in its own time scale).
-    pub fn for_workload(workload: &workload::WorkloadConfig, period_s: f64) -> RateOracle {
+    pub fn for_workload(workload: &WorkloadConfig, period_s: f64) -> RateOracle {
         RateOracle::new(workload.mean_processing_s * workload.time_scale, period_s)
     }
 
@@ -94,27 +94,6 @@ impl RateOracle {
     pub fn named(mut self, label: &'static str) -> RateOracle {
         self.label = label;
         self
-    }
-
-    /// The `RISK` and `WAIT_S` of a name like `rate-oracle:0.03:1.5` (defaults where left out).
-    pub fn target_from_name(name: &str) -> Result<(f64, f64), PolicyError> {
-        let mut params = name.split(':').skip(1).map(|p| {
-            p.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v > 0.0)
-                .ok_or_else(|| {
-                    PolicyError::BadParameter(name.into(), format!("{p:?} is not a positive number"))
-                })
-        });
-        let risk = params.next().transpose()?.unwrap_or(Self::WAIT_RISK);
-        let wait_s = params.next().transpose()?.unwrap_or(Self::WAIT_S);
-        if params.next().is_some() {
-            return Err(PolicyError::BadParameter(
-                name.into(),
-                "expected NAME[:RISK[:WAIT_S]]".into(),
-            ));
-        }
-        Ok((risk, wait_s))
     }
 
     /// The same with another risk of waiting longer than `wait_s`.
