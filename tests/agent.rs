@@ -252,7 +252,7 @@ fn node_within(args: &[&str]) -> std::process::Output {
 fn workload_files_beyond_the_limits_are_refused_before_anything_is_generated() {
     let dir = std::env::temp_dir().join(format!("autoscale-node-workload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let default = serde_json::to_value(functions::workload::WorkloadConfig::default()).unwrap();
+    let default = serde_json::to_value(workload::WorkloadConfig::default()).unwrap();
     type Edit = fn(&mut serde_json::Value);
     let cases: [(&str, Edit, &str); 4] = [
         (

@@ -5,12 +5,12 @@ mod common;
 
 use common::{conn, have_redis_server, start_node, start_redis_server, within, ServerProcess, T};
 use functions::messages::{OutputRecord, Task};
-use functions::workload::WorkloadConfig;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use workload::WorkloadConfig;
 
 /// Child processes killed when the test ends, however it ends.
 struct Farm {
@@ -508,11 +508,11 @@ fn one_phase(tasks: f64) -> WorkloadConfig {
     WorkloadConfig {
         time_scale: 0.05,
         base_rate_per_min: tasks,
-        phases: vec![functions::workload::Phase {
+        phases: vec![workload::Phase {
             name: "steady".into(),
             multiplier: 1.0,
             duration_s: 60.0,
-            pattern: functions::workload::Pattern::Steady,
+            pattern: workload::Pattern::Steady,
         }],
         ..WorkloadConfig::default()
     }

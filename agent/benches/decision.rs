@@ -36,7 +36,7 @@ fn decision(c: &mut Criterion) {
         })
     });
     let calendar = Calendar::new(
-        functions::workload::RatePlan::new(&functions::workload::WorkloadConfig::default(), 1),
+        workload::RatePlan::new(&workload::WorkloadConfig::default(), 1),
         4.0,
         5.0,
     );

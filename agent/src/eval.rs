@@ -1,10 +1,11 @@
 //! Runs policies on identical seeded workloads in the simulator and summarises the results.
 
 use crate::observe::{observe, Calendar, Metrics};
-use crate::policy::{by_name, PolicyError};
+use crate::policy::Policy;
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
-use functions::workload::{RatePlan, Workload, WorkloadConfig};
+use crate::spec::{PolicyError, PolicySpec, Setting};
 use serde::Serialize;
+use workload::{RatePlan, Workload, WorkloadConfig};
 
 /// One decision of an episode, for time-series plots.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -20,7 +21,7 @@ pub struct StepRecord {
 /// Runs one episode of `policy` on `sim`; with a `calendar`, every observation carries its
 /// outlook.
 pub fn run_episode(
-    policy: &mut dyn crate::policy::Policy,
+    policy: &mut dyn Policy,
     sim: &mut Simulator,
     calendar: Option<&Calendar>,
 ) -> (EpisodeResult, Vec<StepRecord>) {
@@ -58,13 +59,22 @@ pub fn run_episode_with(
     (sim.result(), steps)
 }
 
-/// How far the model-predictive references look ahead by default: far enough to see a worker
-/// asked for now start and serve a period (shorter, they would never see the point of scaling
-/// up), and at least two periods.
-pub fn mpc_horizon(sim: &SimConfig) -> f64 {
-    (2.0 * sim.decision_period_s)
-        .max(sim.startup_delay_s * (1.0 + sim.startup_jitter) + sim.decision_period_s)
-}
+/// The policies `eval --baselines all` compares: the baselines and the references.
+pub const BASELINES: &[PolicySpec] = &[
+    PolicySpec::Static { workers: Some(8.0) },
+    PolicySpec::Static { workers: Some(12.0) },
+    PolicySpec::Static { workers: Some(16.0) },
+    PolicySpec::ReactiveAverage,
+    PolicySpec::ReactiveMaximum,
+    PolicySpec::QueueProportional { target: None },
+    PolicySpec::LoadProportional { headroom: None },
+    PolicySpec::Oracle,
+    PolicySpec::RateOracle {
+        risk: None,
+        wait_s: None,
+    },
+    PolicySpec::MpcOracle { horizon_s: None },
+];
 
 /// A policy's results averaged over the episodes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -83,11 +93,12 @@ pub struct PolicySummary {
 }
 
 /// Evaluates `policies` over `episodes` seeded workloads (episode i uses seed + i for every
-/// policy, so all see the same tasks). With `calendar`, every observation carries the load
+/// policy, so all see the same tasks); each is reported under its name as written by
+/// `PolicySpec`'s `Display`. With `calendar`, every observation carries the load
 /// calendar's outlook (the workload's planned rates); policies that do not read it are
 /// unaffected.
 pub fn evaluate(
-    policies: &[String],
+    policies: &[PolicySpec],
     workload: &WorkloadConfig,
     sim: &SimConfig,
     episodes: usize,
@@ -100,7 +111,7 @@ pub fn evaluate(
 /// Like [`evaluate`], also returning each policy's decisions in the first episode.
 #[allow(clippy::type_complexity)]
 pub fn evaluate_with_series(
-    policies: &[String],
+    policies: &[PolicySpec],
     workload: &WorkloadConfig,
     sim: &SimConfig,
     episodes: usize,
@@ -109,12 +120,11 @@ pub fn evaluate_with_series(
 ) -> Result<(Vec<PolicySummary>, Vec<(String, Vec<StepRecord>)>), PolicyError> {
     // Every episode generates the whole workload: a configuration beyond the generator's
     // limits would exhaust memory long before it finished.
-    workload
-        .validate()
-        .map_err(|e| PolicyError::BadParameter("workload".into(), e.to_string()))?;
+    workload.validate()?;
     let mut out = Vec::new();
     let mut series = Vec::new();
-    for name in policies {
+    for spec in policies {
+        let name = spec.to_string();
         let mut results = Vec::new();
         for e in 0..episodes as u64 {
             let tasks: Vec<_> = Workload::new(workload, seed + e).collect();
@@ -126,46 +136,13 @@ pub fn evaluate_with_series(
                     sim.startup_delay_s,
                 )
             });
-            let reads_calendar = name.starts_with("rate-oracle") || name.starts_with("plan-mpc");
-            if reads_calendar && !calendar {
-                return Err(PolicyError::BadParameter(
-                    name.clone(),
-                    "this reference reads the load calendar, which this evaluation withholds".into(),
-                ));
-            }
-            let mut policy = match name.strip_prefix("mpc-oracle") {
-                // `mpc-oracle[:HORIZON_S]`: a lockstep copy of this very simulator.
-                Some(_) => {
-                    let horizon = crate::policy::mpc_horizon_from_name(name)?.unwrap_or(mpc_horizon(sim));
-                    Box::new(crate::policy::MpcOracle::new(simulator.clone(), horizon))
-                        as Box<dyn crate::policy::Policy>
-                }
-                // `plan-mpc[:MISS[:SAMPLES]]`: the present from a lockstep copy, the future
-                // imagined from the planned rates.
-                None if name == "plan-mpc" || name.starts_with("plan-mpc:") => {
-                    let (miss, samples) = crate::policy::PlanMpc::params_from_name(name)?;
-                    Box::new(crate::policy::PlanMpc::new(
-                        simulator.clone(),
-                        crate::policy::FutureSampler::new(
-                            RatePlan::new(workload, seed + e),
-                            functions::workload::TaskSizer::new(workload),
-                            samples,
-                            (seed + e) ^ 0x5eed_f00d,
-                        ),
-                        mpc_horizon(sim),
-                        miss,
-                    ))
-                }
-                // `rate-oracle[:RISK[:WAIT_S]]`: told the workload's planned rates.
-                None if name == "rate-oracle" || name.starts_with("rate-oracle:") => {
-                    let (risk, wait_s) = crate::policy::RateOracle::target_from_name(name)?;
-                    Box::new(
-                        crate::policy::RateOracle::for_workload(workload, sim.decision_period_s)
-                            .with_target(risk, wait_s),
-                    )
-                }
-                None => by_name(name, &tasks, sim.decision_period_s, sim.startup_delay_s)?,
-            };
+            let mut policy = spec.build(&Setting::Episode {
+                simulator: &simulator,
+                tasks: &tasks,
+                workload,
+                seed: seed + e,
+                calendar,
+            })?;
             let (result, steps) = run_episode(policy.as_mut(), &mut simulator, schedule.as_ref());
             if e == 0 {
                 series.push((name.clone(), steps));
@@ -218,7 +195,7 @@ mod tests {
 
     #[test]
     fn every_policy_sees_the_same_tasks_and_runs_are_reproducible() {
-        let names: Vec<String> = crate::policy::BASELINES.iter().map(|s| s.to_string()).collect();
+        let names = BASELINES.to_vec();
         let run = || {
             evaluate(
                 &names,
@@ -238,7 +215,7 @@ mod tests {
         }
         // A static farm far above the load meets almost every deadline.
         let big = evaluate(
-            &["static:32".into()],
+            &[PolicySpec::Static { workers: Some(32.0) }],
             &WorkloadConfig::default(),
             &SimConfig::default(),
             1,
@@ -251,7 +228,10 @@ mod tests {
 
     #[test]
     fn the_clairvoyant_reference_stays_in_lockstep_and_beats_the_static_line() {
-        let names = vec!["mpc-oracle".to_string(), "static:14".to_string()];
+        let names = vec![
+            PolicySpec::MpcOracle { horizon_s: None },
+            PolicySpec::Static { workers: Some(14.0) },
+        ];
         let r = evaluate(
             &names,
             &WorkloadConfig::default(),
@@ -285,14 +265,7 @@ mod tests {
         };
         let e = evaluate(&names[..1], &huge, &SimConfig::default(), 1, 5, true).unwrap_err();
         assert!(e.to_string().contains("would generate 3800000000 tasks"), "{e}");
-        assert!(evaluate(
-            &["mpc-oracle:x".to_string()],
-            &WorkloadConfig::default(),
-            &SimConfig::default(),
-            1,
-            5,
-            true
-        )
-        .is_err());
+        // A horizon that is no number never reaches an episode.
+        assert!("mpc-oracle:x".parse::<PolicySpec>().is_err());
     }
 }

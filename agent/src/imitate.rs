@@ -13,7 +13,8 @@
 
 use crate::eval::run_episode_with;
 use crate::neural::{features, NeuralPolicy, ACTIONS, FEATURES};
-use crate::policy::{mpc_choice, Policy, PolicyError, RateOracle};
+use crate::policy::{mpc_choice, Policy, RateOracle};
+use crate::spec::{PolicyError, PolicySpec};
 use crate::train::{curve_point, original_scenario, random_scenario, stamp, CurvePoint, Scenario};
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
@@ -30,29 +31,46 @@ pub enum Expert {
 }
 
 impl Expert {
-    /// Parses `mpc-oracle[:HORIZON_S]` (16 s by default) or `rate-oracle[:RISK[:WAIT_S]]`.
-    pub fn from_name(name: &str) -> Result<Expert, PolicyError> {
-        if name == "rate-oracle" || name.starts_with("rate-oracle:") {
-            let (risk, wait_s) = RateOracle::target_from_name(name)?;
-            return Ok(Expert::Rate { risk, wait_s });
-        }
-        match crate::policy::mpc_horizon_from_name(name) {
-            Ok(horizon) => Ok(Expert::Mpc {
-                horizon_s: horizon.unwrap_or(16.0),
+    /// The `mpc-oracle` horizon when none is given.
+    pub const MPC_HORIZON_S: f64 = 16.0;
+
+    /// The expert a spec names: `mpc-oracle[:HORIZON_S]` (horizon [`Self::MPC_HORIZON_S`] by
+    /// default) or `rate-oracle[:RISK[:WAIT_S]]`.
+    pub fn from_spec(spec: &PolicySpec) -> Result<Expert, PolicyError> {
+        match spec {
+            PolicySpec::MpcOracle { horizon_s } => Ok(Expert::Mpc {
+                horizon_s: horizon_s.unwrap_or(Self::MPC_HORIZON_S),
             }),
-            Err(PolicyError::Unknown(_)) => Err(PolicyError::BadParameter(
-                name.into(),
-                "the expert is mpc-oracle[:HORIZON_S] or rate-oracle[:RISK[:WAIT_S]]".into(),
+            PolicySpec::RateOracle { risk, wait_s } => Ok(Expert::Rate {
+                risk: risk.unwrap_or(RateOracle::WAIT_RISK),
+                wait_s: wait_s.unwrap_or(RateOracle::WAIT_S),
+            }),
+            other => Err(PolicyError::unavailable(
+                other,
+                "the expert is mpc-oracle[:HORIZON_S] or rate-oracle[:RISK[:WAIT_S]]",
             )),
-            Err(e) => Err(e),
         }
     }
 
-    fn label(&self) -> String {
+    /// The expert as a spec, every parameter written out.
+    pub fn spec(&self) -> PolicySpec {
         match self {
-            Expert::Mpc { horizon_s } => format!("mpc-oracle:{horizon_s}"),
-            Expert::Rate { risk, wait_s } => format!("rate-oracle:{risk}:{wait_s}"),
+            Expert::Mpc { horizon_s } => PolicySpec::MpcOracle {
+                horizon_s: Some(*horizon_s),
+            },
+            Expert::Rate { risk, wait_s } => PolicySpec::RateOracle {
+                risk: Some(*risk),
+                wait_s: Some(*wait_s),
+            },
         }
+    }
+}
+
+impl std::str::FromStr for Expert {
+    type Err = PolicyError;
+
+    fn from_str(name: &str) -> Result<Expert, PolicyError> {
+        Expert::from_spec(&name.parse()?)
     }
 }
 
@@ -81,7 +99,9 @@ impl Default for ImitateConfig {
             scenarios: 24,
             epochs: 300,
             learning_rate: 3e-3,
-            expert: Expert::Mpc { horizon_s: 16.0 },
+            expert: Expert::Mpc {
+                horizon_s: Expert::MPC_HORIZON_S,
+            },
             decision_period_s: 8.0,
             calendar_share: crate::train::CALENDAR_SHARE,
         }
@@ -201,7 +221,7 @@ pub fn imitate(
         &mut policy,
         format!(
             "dagger(expert={}, rounds={}, scenarios={}, epochs={}, lr={}, calendar_share={})",
-            config.expert.label(),
+            config.expert.spec(),
             config.rounds,
             config.scenarios,
             config.epochs,
@@ -268,22 +288,22 @@ mod tests {
     #[test]
     fn experts_by_name() {
         assert_eq!(
-            Expert::from_name("mpc-oracle").unwrap(),
+            "mpc-oracle".parse::<Expert>().unwrap(),
             Expert::Mpc { horizon_s: 16.0 }
         );
         assert_eq!(
-            Expert::from_name("mpc-oracle:24").unwrap(),
+            "mpc-oracle:24".parse::<Expert>().unwrap(),
             Expert::Mpc { horizon_s: 24.0 }
         );
         assert_eq!(
-            Expert::from_name("rate-oracle:0.03:1.5").unwrap(),
+            "rate-oracle:0.03:1.5".parse::<Expert>().unwrap(),
             Expert::Rate {
                 risk: 0.03,
                 wait_s: 1.5
             }
         );
         for bad in ["mpc-oracle:-3", "mpc-oraclex", "static:12", "rate-oracle:x"] {
-            assert!(Expert::from_name(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Expert>().is_err(), "{bad}");
         }
     }
 
@@ -291,7 +311,7 @@ mod tests {
     fn the_calendar_expert_labels_states_the_learner_sees_without_a_calendar() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         let mut s = random_scenario(&mut rng, 4.0, 1.0);
-        s.workload = functions::workload::WorkloadConfig::default();
+        s.workload = workload::WorkloadConfig::default();
         s.sim.startup_delay_s = 5.0;
         let expert = Expert::Rate {
             risk: 0.03,

@@ -3,8 +3,8 @@
 //! The live node (broker queue counters + collector totals) and the simulator both produce
 //! [`FarmMetrics`] snapshots, so a policy sees identical features in training and production.
 
-use functions::workload::RatePlan;
 use serde::Serialize;
+use workload::RatePlan;
 
 /// A point-in-time snapshot of the farm, cumulative counters included.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_calendar_looks_one_period_and_a_start_up_ahead() {
-        let plan = RatePlan::new(&functions::workload::WorkloadConfig::default(), 1);
+        let plan = RatePlan::new(&workload::WorkloadConfig::default(), 1);
         // Steady Low (1.5 tasks/s) until 60 s, then Steady High (7.5 tasks/s).
         let calendar = Calendar::new(plan, 8.0, 5.0);
         let at = |t: f64| {

@@ -2,12 +2,12 @@
 //! generator, one FIFO queue, workers with start-up delay, graceful scale-down.
 
 use crate::observe::{FarmMetrics, Metrics};
-use functions::workload::TaskSpec;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
+use workload::TaskSpec;
 
 /// Farm and control settings. Defaults are the original controller's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -411,7 +411,7 @@ pub struct EpisodeResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use functions::workload::{Workload, WorkloadConfig};
+    use workload::{Workload, WorkloadConfig};
 
     fn tasks(seed: u64) -> Vec<TaskSpec> {
         Workload::new(&WorkloadConfig::default(), seed).collect()

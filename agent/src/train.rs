@@ -12,11 +12,11 @@ use crate::eval::run_episode;
 use crate::neural::NeuralPolicy;
 use crate::observe::Calendar;
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
-use functions::workload::{Pattern, RatePlan, Workload, WorkloadConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
+use workload::{Pattern, RatePlan, Workload, WorkloadConfig};
 
 /// Default weight of one percentage point of missed tasks against one mean worker.
 pub const MISS_WEIGHT: f64 = 5.0;

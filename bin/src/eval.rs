@@ -2,16 +2,17 @@
 
 use crate::limits;
 use agent::sim::SimConfig;
+use agent::spec::PolicySpec;
 use clap::Args;
-use functions::workload::{WorkloadConfig, WorkloadError};
 use std::io::Write;
 use std::time::Instant;
+use workload::{WorkloadConfig, WorkloadError};
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// A trained policy file to evaluate beside the baselines.
+    /// A trained policy file to evaluate beside the baselines (or any policy name).
     #[arg(long, env = "AUTOSCALE_POLICY")]
-    pub policy: Option<String>,
+    pub policy: Option<PolicySpec>,
     /// Policies to compare (comma-separated names, e.g. `static:12,reactive-average`), `all`
     /// for every baseline, or `none`.
     #[arg(long, env = "AUTOSCALE_BASELINES", default_value = "all")]
@@ -64,14 +65,15 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     if let Some(p) = args.decision_period_s {
         limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
     }
-    let mut policies: Vec<String> = match args.baselines.as_str() {
-        "all" => agent::policy::BASELINES.iter().map(|s| s.to_string()).collect(),
+    let mut policies: Vec<PolicySpec> = match args.baselines.as_str() {
+        "all" => agent::eval::BASELINES.to_vec(),
         "none" => Vec::new(),
         list => list
             .split(',')
-            .map(|s| s.trim().to_string())
+            .map(str::trim)
             .filter(|s| !s.is_empty())
-            .collect(),
+            .map(str::parse)
+            .collect::<Result<_, _>>()?,
     };
     if let Some(p) = &args.policy {
         policies.insert(0, p.clone());
@@ -110,9 +112,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     // A trained policy was trained at one decision period; evaluating it at another would
     // misread its rate features.
     let model_period = match &args.policy {
-        Some(p) if p.ends_with(".safetensors") => {
-            Some(agent::neural::NeuralPolicy::load(std::path::Path::new(p))?.decision_period_s)
-        }
+        Some(PolicySpec::Model(path)) => Some(agent::neural::NeuralPolicy::load(path)?.decision_period_s),
         _ => None,
     };
     let decision_period_s = autoscale_node::decision_period(args.decision_period_s, model_period)?;
@@ -170,7 +170,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "{episodes} episodes of {} tasks in {elapsed:.2} s ({:.0} episodes/s, one core)",
-        functions::workload::Workload::new(&workload, args.seed).count(),
+        workload::Workload::new(&workload, args.seed).count(),
         episodes as f64 / elapsed.max(1e-9)
     )?;
     if let Some(dir) = &args.report {

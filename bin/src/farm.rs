@@ -2,9 +2,9 @@
 
 use crate::limits;
 use clap::Args;
-use functions::workload::WorkloadConfig;
 use functions::FunctionConfig;
 use tokio_util::sync::CancellationToken;
+use workload::WorkloadConfig;
 
 /// Connection and identity flags shared by the three functions.
 #[derive(Args, Debug, Clone)]

@@ -9,6 +9,10 @@ pub mod requests;
 pub mod scaler;
 pub mod stats;
 
+use agent::policy::Policy;
+use agent::spec::{BundledModels, PolicySpec, Setting};
+use workload::WorkloadConfig;
+
 /// mimalloc, as Redis ships with jemalloc: the broker and the Lua interpreter allocate many
 /// small short-lived objects per command, where glibc's allocator cost ~10 % of a scripted
 /// enqueue (`perf`); with it, EVALSHA of the enqueue script gains ~12 % at both pipeline depths
@@ -20,45 +24,39 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// The allocator's name, for INFO `mem_allocator`.
 pub const MEM_ALLOCATOR: &str = "mimalloc";
 
-/// The policy trained by `train` and bundled in the binary for a node that sees only the
-/// farm's metrics — `serve`, or `run --no-calendar` (see models/README.md).
-pub const BUNDLED_MODEL: &[u8] = include_bytes!("../../models/model.safetensors");
-
-/// The bundled policy for a node that also knows the load calendar (`run`, which drives the
-/// emitter): trained with the calendar's outlook among its inputs.
-pub const BUNDLED_CALENDAR_MODEL: &[u8] = include_bytes!("../../models/calendar.safetensors");
+/// The policies trained by `train` and bundled in the binary (see models/README.md): for a
+/// node that sees only the farm's metrics — `serve`, or `run --no-calendar` — and for a node
+/// that also knows the load calendar (`run`, which drives the emitter), trained with the
+/// calendar's outlook among its inputs.
+pub const BUNDLED_MODELS: BundledModels<'static> = BundledModels {
+    metrics: include_bytes!("../../models/model.safetensors"),
+    calendar: include_bytes!("../../models/calendar.safetensors"),
+};
 
 /// The decision period when none is asked for and the policy has none of its own: the
 /// original controller's step.
 pub const DEFAULT_DECISION_PERIOD_S: f64 = 8.0;
 
-/// A policy by name — `bundled` (the calendar model if the node knows the load `calendar`,
-/// else the metrics-only one), `manual` (`None`: only `scale` changes the target), a
-/// `*.safetensors` file, or a baseline (`static:N`, `reactive-average`, ...) — and the decision
-/// period it runs at: a trained model's own (asking for another is refused: its rate features
-/// and what it learned about start-up delays assume its period), else `asked`, else 8 s.
-pub fn policy_by_name(
-    name: &str,
+/// The node's policy for `spec` (`None` for `manual`: only `scale` changes the target) and the
+/// decision period it runs at: a trained model's own (asking for another is refused: its rate
+/// features and what it learned about start-up delays assume its period), else `asked`, else
+/// 8 s. `calendar` is the workload whose load calendar the node knows (`run` without
+/// `--no-calendar`): `bundled` is then the calendar model, and `calendar[:RISK[:WAIT_S]]` —
+/// [`agent::policy::RateOracle`] reading the outlook of the run's load calendar
+/// ([`run_calendar`]) — can run, provisioning before a planned rise.
+pub fn node_policy(
+    spec: &PolicySpec,
     asked: Option<f64>,
-    calendar: bool,
-) -> anyhow::Result<(Option<Box<dyn agent::policy::Policy>>, f64)> {
-    if is_calendar(name) {
-        anyhow::bail!(
-            "the calendar policy needs the workload's schedule, which only `run` knows (it drives the emitter)"
-        );
-    }
+    calendar: Option<&WorkloadConfig>,
+) -> anyhow::Result<(Option<Box<dyn Policy>>, f64)> {
     let period = decision_period(asked, None)?;
-    let policy: Option<Box<dyn agent::policy::Policy>> = match name {
-        "manual" => None,
-        "bundled" if calendar => Some(Box::new(
-            agent::neural::NeuralPolicy::from_bytes(BUNDLED_CALENDAR_MODEL, "the bundled calendar model")?
-                .labelled("neural+calendar"),
-        )),
-        "bundled" => Some(Box::new(agent::neural::NeuralPolicy::from_bytes(
-            BUNDLED_MODEL,
-            "the bundled model",
-        )?)),
-        _ => Some(agent::policy::by_name(name, &[], period, 5.0)?),
+    let policy = match spec {
+        PolicySpec::Manual => None,
+        spec => Some(spec.build(&Setting::Node {
+            decision_period_s: period,
+            calendar,
+            bundled: BUNDLED_MODELS,
+        })?),
     };
     let period = decision_period(asked, policy.as_ref().and_then(|p| p.decision_period_s()))?;
     Ok((policy, period))
@@ -80,42 +78,20 @@ pub fn decision_period(asked: Option<f64>, own: Option<f64>) -> anyhow::Result<f
     }
 }
 
-/// Whether `name` asks for the load-calendar policy (`calendar[:RISK[:WAIT_S]]`).
-pub fn is_calendar(name: &str) -> bool {
-    name == "calendar" || name.starts_with("calendar:")
-}
-
-/// Predictive scaling from a known schedule: `calendar[:RISK[:WAIT_S]]` is
-/// [`agent::policy::RateOracle`] reading the outlook of the run's load calendar
-/// ([`run_calendar`]): it provisions for the highest planned rate until its next decision takes
-/// effect, so it scales up before a planned rise.
-pub fn calendar_policy(
-    name: &str,
-    workload: &functions::workload::WorkloadConfig,
-    decision_period_s: f64,
-) -> anyhow::Result<Box<dyn agent::policy::Policy>> {
-    let (risk, wait_s) = agent::policy::RateOracle::target_from_name(name)?;
-    Ok(Box::new(
-        agent::policy::RateOracle::new(workload.mean_processing_s, decision_period_s)
-            .with_target(risk, wait_s)
-            .named("calendar"),
-    ))
-}
-
 /// The load calendar of a run of `workload` seeded with `seed`, in workload time (the node's
 /// clock): the planned rates, looking one period plus `startup_s` (workload seconds) ahead.
 pub fn run_calendar(
-    workload: &functions::workload::WorkloadConfig,
+    workload: &WorkloadConfig,
     seed: u64,
     decision_period_s: f64,
     startup_s: f64,
 ) -> agent::observe::Calendar {
-    let unscaled = functions::workload::WorkloadConfig {
+    let unscaled = WorkloadConfig {
         time_scale: 1.0,
         ..workload.clone()
     };
     agent::observe::Calendar::new(
-        functions::workload::RatePlan::new(&unscaled, seed),
+        workload::RatePlan::new(&unscaled, seed),
         decision_period_s,
         startup_s,
     )

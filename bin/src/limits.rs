@@ -5,9 +5,9 @@ use std::fmt::Display;
 use std::ops::RangeInclusive;
 
 /// `--time-scale` (`run`, `emitter`): the generator's own range.
-pub const TIME_SCALE: RangeInclusive<f64> = functions::workload::limits::TIME_SCALE;
+pub const TIME_SCALE: RangeInclusive<f64> = workload::limits::TIME_SCALE;
 /// `run --tasks`: the generator's task limit.
-pub const TASKS: RangeInclusive<usize> = 1..=functions::workload::limits::MAX_TASKS;
+pub const TASKS: RangeInclusive<usize> = 1..=workload::limits::MAX_TASKS;
 /// `--max-workers` (and so `--workers`, `--min-workers`): beyond this a value is a typo, and a
 /// local farm that size would exhaust the machine's processes.
 pub const MAX_WORKERS: u32 = 10_000;

@@ -13,6 +13,7 @@ mod report;
 mod supervise;
 
 use crate::limits;
+use agent::spec::PolicySpec;
 use anyhow::Context;
 use autoscale_node::node::decide::Limits;
 use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
@@ -25,7 +26,6 @@ use autoscale_node::stats::NodeStats;
 use clap::Args;
 use functions::protocol::{agree_program_start, keys, ControlMsg};
 use functions::runtime::json;
-use functions::workload::WorkloadConfig;
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::JobLedger;
 use redis::aio::MultiplexedConnection;
@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use supervise::Supervisor;
+use workload::WorkloadConfig;
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -51,7 +52,7 @@ pub struct RunArgs {
     /// `calendar[:RISK[:WAIT_S]]` — predictive scaling from the workload's planned rates, which
     /// `run` knows because it drives the emitter.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
-    pub policy: String,
+    pub policy: PolicySpec,
     /// Multiply every duration by this, 0.01 to 100 (0.1 runs the 4-minute workload in 24 s).
     #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 0.1)]
     pub time_scale: f64,
@@ -114,7 +115,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.scaler == ScalerKind::None {
         anyhow::bail!("run needs workers: use --scaler local, openfaas or kubernetes");
     }
-    if args.no_calendar && autoscale_node::is_calendar(&args.policy) {
+    if args.no_calendar && matches!(args.policy, PolicySpec::Calendar { .. }) {
         anyhow::bail!("--policy calendar reads the load calendar that --no-calendar withholds");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -150,15 +151,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         workload.base_rate_per_min *= n as f64 / default_total as f64;
     }
     workload.validate().context("the run's workload")?;
-    let (policy, period) = if autoscale_node::is_calendar(&args.policy) {
-        let period = autoscale_node::decision_period(args.decision_period_s, None)?;
-        (
-            Some(autoscale_node::calendar_policy(&args.policy, &workload, period)?),
-            period,
-        )
-    } else {
-        autoscale_node::policy_by_name(&args.policy, args.decision_period_s, !args.no_calendar)?
-    };
+    let (policy, period) = autoscale_node::node_policy(
+        &args.policy,
+        args.decision_period_s,
+        (!args.no_calendar).then_some(&workload),
+    )?;
     let exe = std::env::current_exe().context("locating the autoscale-node executable")?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let (url, source) = match &args.redis {

@@ -66,7 +66,7 @@ pub struct NodeArgs {
     /// a baseline (static:N, reactive-average, reactive-maximum, queue-proportional,
     /// load-proportional) or `manual` (only `autoscale-node scale` changes the count).
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
-    pub policy: String,
+    pub policy: agent::spec::PolicySpec,
     /// Workers to start with.
     #[arg(long, env = "AUTOSCALE_WORKERS")]
     pub workers: Option<u32>,
@@ -217,7 +217,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.node.validate()?;
     if args.check {
         let (policy, period) =
-            autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?;
+            autoscale_node::node_policy(&args.node.policy, args.node.decision_period_s, None)?;
         let n = &args.node;
         let password = args.access.password()?;
         println!(
@@ -271,7 +271,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None,
             autoscale_node::decision_period(args.node.decision_period_s, None)?,
         ),
-        _ => autoscale_node::policy_by_name(&args.node.policy, args.node.decision_period_s, false)?,
+        _ => autoscale_node::node_policy(&args.node.policy, args.node.decision_period_s, None)?,
     };
     let password = args.access.password()?;
     args.access

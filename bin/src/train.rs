@@ -45,7 +45,7 @@ pub struct TrainArgs {
     /// Imitation: the reference imitated — `mpc-oracle[:HORIZON_S]` (knows the tasks) or
     /// `rate-oracle[:RISK[:WAIT_S]]` (knows the load calendar).
     #[arg(long, default_value = "mpc-oracle")]
-    pub expert: String,
+    pub expert: agent::spec::PolicySpec,
     /// Share of training scenarios in which the policy is told the load calendar (the
     /// workload's planned rates, as `run` knows them); 0 trains a policy for `serve`.
     #[arg(long, default_value_t = agent::train::CALENDAR_SHARE)]
@@ -133,7 +133,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 rounds: args.generations,
                 scenarios: args.scenarios,
                 epochs: args.epochs,
-                expert: agent::imitate::Expert::from_name(&args.expert)?,
+                expert: agent::imitate::Expert::from_spec(&args.expert)?,
                 decision_period_s: args.decision_period_s,
                 calendar_share: args.calendar_share,
                 ..agent::imitate::ImitateConfig::default()

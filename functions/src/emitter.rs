@@ -11,7 +11,6 @@ use crate::messages::{PhaseConfigMsg, Task};
 use crate::protocol::ControlKind;
 use crate::runtime::supervise;
 use crate::runtime::{json, poll_control, Broker, FunctionConfig, FunctionError};
-use crate::workload::{phase_order, phase_seed, PhaseTasks, WorkloadConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redis::AsyncCommands;
@@ -19,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use workload::{phase_order, phase_seed, PhaseTasks, WorkloadConfig};
 
 /// How often the emitter looks at its control queue while waiting for the next arrival.
 const CONTROL_CHECK: Duration = Duration::from_millis(250);

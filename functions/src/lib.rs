@@ -1,11 +1,8 @@
 //! The farm functions — emitter, worker, collector — as plain Redis clients (the `redis`
-//! crate over TCP; this crate never links the broker), and the workload generator they share
-//! with the simulator.
+//! crate over TCP; this crate never links the broker). The tasks they carry come from the
+//! `workload` crate's generator, which the simulator shares.
 //!
 //! # Layout
-//! - [`workload`]: phase configuration and the pure, seeded generator of task specs (arrival
-//!   offset, processing time, image size, deadline), used by the emitter in real time and by the
-//!   simulator in virtual time.
 //! - [`protocol`]: the wire protocol defined once — queue and key names, [`protocol::WorkerId`],
 //!   the control messages (SYN/ACK/START) and the farm's clock — shared with the node.
 //! - [`messages`]: the data messages (phase config, task, result, output record) with the
@@ -17,9 +14,9 @@
 //!
 //! # Example
 //! ```
-//! use functions::workload::{Workload, WorkloadConfig};
-//! let tasks: Vec<_> = Workload::new(&WorkloadConfig::default(), 42).collect();
-//! assert_eq!(tasks.len(), 1140);
+//! // The phase-config messages the emitter is given for a seeded run of the default workload.
+//! let phases = functions::emitter::phase_messages(&workload::WorkloadConfig::default(), 42);
+//! assert_eq!(phases.len(), 4);
 //! ```
 
 pub mod collector;
@@ -29,7 +26,6 @@ pub mod messages;
 pub mod protocol;
 pub mod runtime;
 pub mod worker;
-pub mod workload;
 
 pub use protocol::{Queues, WorkerId};
 pub use runtime::{requeue_processing, FunctionConfig, FunctionError};

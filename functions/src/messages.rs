@@ -4,8 +4,8 @@
 //! the original's; none is renamed or removed, so original Python functions and ours can share
 //! a broker.
 
-use crate::workload::{check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
 use serde::{Deserialize, Serialize};
+use workload::{check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
 
 /// A phase configuration, pushed to `input_queue` for the emitter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

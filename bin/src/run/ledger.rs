@@ -221,7 +221,7 @@ fn task_id(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use functions::workload::WorkloadConfig;
+    use workload::WorkloadConfig;
 
     fn record(id: &str, qos: bool) -> OutputRecord {
         OutputRecord {
