@@ -51,6 +51,8 @@ mod script_thread;
 pub mod scripting;
 mod scripting_call;
 mod scripting_libs;
+mod scripting_reply;
+mod scripting_sandbox;
 pub mod state;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
