@@ -221,7 +221,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             s.ready = true;
             s.scaler = "none".into();
         });
-        shutdown_signal().await;
+        stop_requested(&broker).await;
     } else {
         let result = control_loop(&args, &broker, local, (policy, period), stats.clone()).await;
         if let Err(e) = &result {
@@ -289,7 +289,7 @@ async fn control_loop(
     );
     let mut ticker = tokio::time::interval(controller.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
+    let shutdown = stop_requested(broker);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -301,6 +301,14 @@ async fn control_loop(
         }
     }
     controller.shutdown().await
+}
+
+/// Completes on Ctrl-C, SIGTERM, or a client's SHUTDOWN.
+async fn stop_requested(broker: &Broker) {
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = broker.stopped() => tracing::info!("SHUTDOWN received, stopping"),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.

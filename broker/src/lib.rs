@@ -128,6 +128,12 @@ impl Broker {
         })
     }
 
+    /// Completes when the broker is told to stop: by a client's SHUTDOWN, or by the shutdown
+    /// future given to [`Broker::serve`]. A binary selects on it to exit with its broker.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.shutdown.clone().cancelled_owned()
+    }
+
     /// Number of connected clients.
     pub fn connected_clients(&self) -> usize {
         self.shared.clients.lock().len()
@@ -155,12 +161,14 @@ impl Broker {
                 .port
                 .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);
         }
-        let token = CancellationToken::new();
+        // SHUTDOWN cancels this token too.
+        let token = self.shared.shutdown.clone();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(active_expiry(self.shared.clone(), token.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                _ = token.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         tasks.spawn(conn::serve_connection(self.shared.clone(), stream, token.clone()));
