@@ -18,24 +18,13 @@ use std::sync::Arc;
 const PRELUDE: &str = r#"
 local raw_call, raw_pcall, handler, script_args, kit, encode = ...
 local G = _G
-local rawset, pairs, ipairs, type, error, tostring, xpcall = rawset, pairs, ipairs, type, error, tostring, xpcall
+local rawset, pairs, ipairs, type, error, tostring = rawset, pairs, ipairs, type, error, tostring
 local base_setmetatable, base_getmetatable = setmetatable, getmetatable
+local xpcall = kit.xpcall
 -- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
 -- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
 redis.call = raw_call
 redis.pcall = raw_pcall
--- A script's own pcall sees an error table (from redis.call or error{err=...}) as its
--- message string, as in Redis.
-local real_pcall, select, unpack = pcall, select, unpack
-local function pack(...) return { n = select('#', ...), ... } end
-pcall = function(f, ...)
-  local r = pack(real_pcall(f, ...))
-  if not r[1] then
-    local e = r[2]
-    if type(e) == 'table' and e.err ~= nil then r[2] = e.err end
-  end
-  return unpack(r, 1, r.n)
-end
 -- The table functions that write raw refuse read-only tables.
 table.insert = kit.insert
 table.foreach = kit.foreach
@@ -63,7 +52,7 @@ for k, v in pairs(G) do
 end
 for k in pairs(G) do rawset(G, k, nil) end
 for _, name in ipairs({ 'rawset', 'rawget', 'next', 'pairs', 'setmetatable', 'getmetatable',
-  'loadstring', 'load', 'xpcall' }) do
+  'loadstring', 'load', 'xpcall', 'pcall' }) do
   backing[name] = kit[name]
 end
 for k, v in pairs(backing) do
@@ -623,5 +612,135 @@ fn scalar_reply(value: &Value, resp: u8) -> Reply {
             }
         }
         _ => Reply::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `body` on a fresh interpreter, without a keyspace (scripts here make no calls).
+    fn eval(body: &str) -> Reply {
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let sha = scripting
+            .load(&Bytes::copy_from_slice(body.as_bytes()))
+            .expect("compiles");
+        let (reply, _) = scripting.run(&sha, &[], &[], crate::reply::Protocol::Resp2, Box::new(NoRunner));
+        reply
+    }
+
+    /// Scripts that nest deeply in every place a conversion or a library could recurse.
+    const DEEP: &[&str] = &[
+        "local t = {} local c = t for i = 1, 9000 do local n = {} c[1] = n c = n end return t",
+        "local a = {} local b = {a} a[1] = b return a",
+        "local t = {} local c = t for i = 1, 1000 do local n = {} c[1] = n c = n end return cjson.encode(t)",
+        "local t = {} local c = t for i = 1, 998 do local n = {} c[1] = n c = n end return cjson.encode(t)",
+        "return cjson.decode(string.rep('[', 5000))",
+        "return cjson.decode(string.rep('[', 120) .. string.rep(']', 120))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 3999) .. string.char(1))",
+        "return cmsgpack.unpack(string.rep(string.char(0x81, 1), 3999) .. string.char(1))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 100000))",
+        "local a = {} a[1] = a return cmsgpack.pack(a)",
+        "local function f() return f() + 1 end return f()",
+        "local function f() local ok, e = pcall(f) if not ok then error(e, 0) end end f()",
+        "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) return t.x",
+        "local function f() return xpcall(f, f) end return f()",
+        "local s = 'return ' .. string.rep('(', 300) .. '1' .. string.rep(')', 300) return loadstring(s)",
+    ];
+
+    #[test]
+    fn deep_structures_fit_in_a_small_thread_stack() {
+        // Inline scripts run on an event-loop thread; tokio gives its workers 2 MB. Half that
+        // must do in a debug build for every deep case.
+        let worker = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(|| DEEP.iter().map(|body| eval(body)).collect::<Vec<_>>())
+            .expect("thread");
+        let replies = worker.join().expect("no stack overflow");
+        for (body, reply) in DEEP.iter().zip(&replies) {
+            match reply {
+                Reply::Raw(_) | Reply::Bulk(_) | Reply::Error(_) | Reply::Null | Reply::Int(_) => {}
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // The cut falls where Redis's does: 7,995 nested arrays, then the error in their place.
+        let Reply::Raw(deep) = &replies[0] else {
+            panic!("{:?}", replies[0]);
+        };
+        let expected = [&b"*1\r\n".repeat(7995)[..], b"-ERR reached lua stack limit\r\n"].concat();
+        assert_eq!(&deep[..], &expected[..]);
+    }
+
+    #[test]
+    fn a_cyclic_table_that_expands_without_end_is_refused() {
+        let reply = eval("local a = {} for i = 1, 4 do a[i] = a end return a");
+        assert_eq!(reply, Reply::error(crate::reply::msg::SCRIPT_REPLY_TOO_LARGE));
+    }
+
+    #[test]
+    fn nothing_a_script_does_survives_into_the_next() {
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let mut run = |body: &str| {
+            let sha = scripting
+                .load(&Bytes::copy_from_slice(body.as_bytes()))
+                .expect("compiles");
+            let (reply, _) = scripting.run(&sha, &[], &[], crate::reply::Protocol::Resp2, Box::new(NoRunner));
+            reply
+        };
+        for attack in [
+            "redis.call = function() return 'hijacked' end",
+            "rawset(redis, 'call', function() return 'hijacked' end)",
+            "rawset(_G, 'hijacked', true)",
+            "setmetatable(_G, nil)",
+            "getmetatable('').__index = {rep = function() return 'hijacked' end}",
+            "getmetatable('').__index.rep = function() return 'hijacked' end",
+            "string.rep = function() return 'hijacked' end",
+            "table.insert(_G, 'hijacked')",
+            "local mt = getmetatable(_G) mt.__index = function() return 'hijacked' end",
+            "cjson.encode = function() return 'hijacked' end",
+            "table.concat = nil",
+        ] {
+            let reply = run(attack);
+            assert!(
+                matches!(&reply, Reply::Error(e) if e.contains("Attempt to modify a readonly table")),
+                "{attack}: {reply:?}"
+            );
+        }
+        assert_eq!(
+            run("return {type(redis.call), type(rawget(_G, 'hijacked')), ('x'):rep(2), cjson.encode({1}), table.concat({'a', 'b'})}"),
+            Reply::Raw(Bytes::from_static(
+                b"*5\r\n$8\r\nfunction\r\n$3\r\nnil\r\n$2\r\nxx\r\n$3\r\n[1]\r\n$2\r\nab\r\n"
+            ))
+        );
+    }
+
+    #[test]
+    fn bytecode_never_loads() {
+        let dumped = "string.dump(function() return 1 end)";
+        for body in [
+            format!("return {{loadstring({dumped})}}"),
+            format!("local s = {dumped} local f, e = load(function() local c = s s = nil return c end) return e"),
+            // A dumped chunk with bytes changed, as an attacker would craft it.
+            format!("local s = {dumped} s = s:sub(1, 20) .. 'xx' .. s:sub(23) local f = loadstring(s) return tostring(f)"),
+        ] {
+            let reply = eval(&body);
+            let text = format!("{reply:?}");
+            assert!(
+                text.contains("char(27)") || matches!(&reply, Reply::Raw(_) | Reply::Bulk(_)),
+                "{body}: {reply:?}"
+            );
+            assert!(!text.contains("function:"), "{body} loaded bytecode: {reply:?}");
+        }
+        // A body that is bytecode is refused as redis-server refuses it.
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let err = scripting
+            .load(&Bytes::from_static(b"\x1bLuaQ\x00\x01\x04\x08\x04\x08\x00"))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Reply::error(
+                "ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'"
+            )
+        );
     }
 }

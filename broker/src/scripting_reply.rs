@@ -37,8 +37,12 @@ const LUA_STACK_SLOTS: usize = 8000;
 const SLOTS_PER_CHECK: usize = 4;
 /// Where Redis's walk holds the returned value (its frame has one slot below it).
 const ROOT_SLOT: usize = 2;
-/// The largest reply a script may produce.
+/// The largest reply a script may produce (the message in `msg::SCRIPT_REPLY_TOO_LARGE`
+/// names it; unit tests use less, to stay fast).
+#[cfg(not(test))]
 pub const MAX_REPLY_BYTES: usize = 512 * 1024 * 1024;
+#[cfg(test)]
+pub const MAX_REPLY_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone, Copy)]
 enum Kind {

@@ -204,7 +204,7 @@ unsafe fn user_line(state: *mut ffi::lua_State) -> c_int {
 
 /// The sandbox's functions for the prelude, in a table: `rawset`, `rawget`, `next`, `pairs`,
 /// `setmetatable`, `getmetatable`, `insert` and `foreach` (for `table`), `loadstring`, `load`,
-/// `xpcall`;
+/// `xpcall`, `pcall`;
 /// plus `readonly` (proxy → real table, filled by the prelude), `presented` (hidden metatable →
 /// what `getmetatable` returns) and `no_metatable` (the value for "none").
 pub fn kit(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
@@ -246,6 +246,8 @@ pub fn kit(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
             ffi::lua_setfield(state, kit, c"load".as_ptr());
             ffi::lua_pushcclosure(state, xpcall, 0);
             ffi::lua_setfield(state, kit, c"xpcall".as_ptr());
+            ffi::lua_pushcclosure(state, pcall, 0);
+            ffi::lua_setfield(state, kit, c"pcall".as_ptr());
             ffi::lua_pushvalue(state, readonly);
             ffi::lua_setfield(state, kit, c"readonly".as_ptr());
             ffi::lua_pushvalue(state, presented);
@@ -432,9 +434,42 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(state, 2);
     ffi::lua_pushcclosure(state, guarded_handler, 1);
     ffi::lua_insert(state, 1);
-    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 1);
-    ffi::lua_pushboolean(state, c_int::from(status == 0));
-    ffi::lua_replace(state, 1);
+    // Both statuses are pushed before the call: after it the frame may have no room left
+    // (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_insert(state, 1);
+    ffi::lua_pushboolean(state, 0);
+    ffi::lua_insert(state, 2);
+    // [true, false, handler, f]
+    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 3);
+    ffi::lua_remove(state, 3);
+    ffi::lua_remove(state, if status == 0 { 2 } else { 1 });
+    ffi::lua_gettop(state)
+}
+
+/// `pcall`, as Redis 7's: an error table raised by `redis.call` (or `error{err=...}`) is
+/// returned as its `err` string. The status slot is taken before the call, while the frame
+/// has room for it (Lua 5.1's own pcall pushes it after, which overflows on many results).
+unsafe extern "C-unwind" fn pcall(state: *mut ffi::lua_State) -> c_int {
+    if ffi::lua_gettop(state) == 0 {
+        // Redis's pcall calls its status placeholder then: "attempt to call a boolean value".
+        ffi::lua_pushboolean(state, 1);
+    }
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_insert(state, 1);
+    let status = ffi::lua_pcall(state, ffi::lua_gettop(state) - 2, ffi::LUA_MULTRET, 0);
+    if status != 0 {
+        // The stack is [status, error]: room for one more. A table whose `err` is not a
+        // string stays, followed by that `err` value (Redis returns both).
+        if ffi::lua_type(state, -1) == ffi::LUA_TTABLE {
+            ffi::lua_getfield_(state, -1, c"err".as_ptr());
+            if ffi::lua_isstring(state, -1) != 0 {
+                ffi::lua_replace(state, -2);
+            }
+        }
+        ffi::lua_pushboolean(state, 0);
+        ffi::lua_replace(state, 1);
+    }
     ffi::lua_gettop(state)
 }
 
