@@ -20,7 +20,7 @@ local raw_call, raw_pcall, handler, script_args, kit, encode = ...
 local G = _G
 local rawset, pairs, ipairs, type, error, tostring = rawset, pairs, ipairs, type, error, tostring
 local base_setmetatable, base_getmetatable = setmetatable, getmetatable
-local xpcall = kit.xpcall
+local protected = kit.protected
 -- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
 -- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
 redis.call = raw_call
@@ -82,7 +82,7 @@ rawset(presented, g_mt, protect({ __index = missing }))
 -- converted to RESP by `encode` while it is still on the Lua stack.
 return function(cache, slot)
   backing.KEYS, backing.ARGV = script_args()
-  local ok, v = xpcall(cache[slot], handler)
+  local ok, v = protected(cache[slot], handler)
   if ok then return true, encode(v) end
   return false, v
 end
@@ -523,19 +523,34 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             t
         }
     };
-    for level in 1..64 {
-        let found = lua.inspect_stack(level, |d| {
-            (d.source().source.as_deref() == Some("@user_script")).then(|| d.current_line())
-        });
-        match found {
-            None => break,
-            Some(None) => continue,
-            Some(Some(line)) => {
-                table.set("source", "@user_script")?;
-                table.set("line", line.map_or(0, |l| l as i64))?;
-                break;
+    // As Redis's handler: the function that raised the error, or its caller when that is a C
+    // function (redis.call, error, rawset...); its source as Lua keeps it (`@user_script`, or
+    // the text of a chunk from loadstring). The sandbox's own Lua functions (which Redis has
+    // in C or in its VM) are looked through.
+    let frame = |level: usize| {
+        lua.inspect_stack(level, |d| {
+            let source = d.source();
+            (
+                source.what == "C",
+                source.source.map(|s| s.into_owned()),
+                d.current_line(),
+            )
+        })
+    };
+    let (mut level, mut skipped_c) = (1, false);
+    let found = loop {
+        match frame(level) {
+            Some((_, Some(source), _)) if source == "=prelude" => level += 1,
+            Some((true, ..)) if !skipped_c => {
+                skipped_c = true;
+                level += 1;
             }
+            other => break other,
         }
+    };
+    if let Some((_, Some(source), line)) = found {
+        table.set("source", source)?;
+        table.set("line", line.map_or(-1, |l| l as i64))?;
     }
     Ok(table)
 }
@@ -570,19 +585,22 @@ fn lua_message(e: &mlua::Error) -> String {
 
 /// The reply for a script that raised `value` (a table from the error handler).
 fn error_reply(value: &Value, sha: &str) -> Reply {
-    let (msg, line) = match value {
+    let (msg, place) = match value {
         Value::Table(t) => (
             t.get::<Option<String>>("err")
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| "ERR unknown error".into()),
-            t.get::<Option<i64>>("line").ok().flatten(),
+            t.get::<Option<String>>("source")
+                .ok()
+                .flatten()
+                .zip(t.get::<Option<i64>>("line").ok().flatten()),
         ),
         other => (format!("ERR {other:?}"), None),
     };
     let msg = msg.split("\nstack traceback:").next().unwrap_or("").to_string();
-    match line {
-        Some(l) => Reply::error(format!("{msg} script: {sha}, on @user_script:{l}.")),
+    match place {
+        Some((source, line)) => Reply::error(format!("{msg} script: {sha}, on {source}:{line}.")),
         None => Reply::error(format!("{msg} script: {sha}")),
     }
 }

@@ -204,7 +204,7 @@ unsafe fn user_line(state: *mut ffi::lua_State) -> c_int {
 
 /// The sandbox's functions for the prelude, in a table: `rawset`, `rawget`, `next`, `pairs`,
 /// `setmetatable`, `getmetatable`, `insert` and `foreach` (for `table`), `loadstring`, `load`,
-/// `xpcall`, `pcall`;
+/// `xpcall`, `pcall`, and `protected` (the prelude's xpcall);
 /// plus `readonly` (proxy → real table, filled by the prelude), `presented` (hidden metatable →
 /// what `getmetatable` returns) and `no_metatable` (the value for "none").
 pub fn kit(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
@@ -248,6 +248,8 @@ pub fn kit(lua: &mlua::Lua) -> mlua::Result<mlua::Table> {
             ffi::lua_setfield(state, kit, c"xpcall".as_ptr());
             ffi::lua_pushcclosure(state, pcall, 0);
             ffi::lua_setfield(state, kit, c"pcall".as_ptr());
+            ffi::lua_pushcclosure(state, protected, 0);
+            ffi::lua_setfield(state, kit, c"protected".as_ptr());
             ffi::lua_pushvalue(state, readonly);
             ffi::lua_setfield(state, kit, c"readonly".as_ptr());
             ffi::lua_pushvalue(state, presented);
@@ -436,6 +438,23 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_insert(state, 1);
     // Both statuses are pushed before the call: after it the frame may have no room left
     // (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_insert(state, 1);
+    ffi::lua_pushboolean(state, 0);
+    ffi::lua_insert(state, 2);
+    // [true, false, handler, f]
+    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 3);
+    ffi::lua_remove(state, 3);
+    ffi::lua_remove(state, if status == 0 { 2 } else { 1 });
+    ffi::lua_gettop(state)
+}
+
+/// `xpcall` for starting a script: the message handler is always run (it is ours, and the
+/// stack levels it inspects must be the erroring function's), the status slots are reserved
+/// as in [`xpcall`].
+unsafe extern "C-unwind" fn protected(state: *mut ffi::lua_State) -> c_int {
+    ffi::lua_settop(state, 2);
+    ffi::lua_insert(state, 1);
     ffi::lua_pushboolean(state, 1);
     ffi::lua_insert(state, 1);
     ffi::lua_pushboolean(state, 0);
