@@ -559,7 +559,9 @@ fn deep_replies_are_answered_like_redis_server_and_never_overflow_the_stack() {
         b"-ERR reached lua stack limit\r\n".to_vec(),
     ]
     .concat();
-    let cases: [(&str, &[&[u8]], Vec<u8>); 4] = [
+    /// A script, its ARGV, the reply redis-server gives.
+    type Case<'a> = (&'a str, &'a [&'a [u8]], Vec<u8>);
+    let cases: [Case; 4] = [
         (repro, &[], nested_arrays(5000)),
         // 7,995 nested arrays: the deepest reply that is not cut.
         (deep, &[b"7994"], nested_arrays(7994)),
