@@ -10,7 +10,10 @@
 //! - [`commands`]: the command table and one module per command family.
 //! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
-//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox.
+//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox;
+//!   `scripting_call` (`redis.call`), `scripting_sandbox` (read-only tables, text-only loading,
+//!   the stop hook) and `scripting_reply` (returned tables → RESP) are its raw Lua API parts,
+//!   `scripting_libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
 //! - [`state`]: configuration, the client registry and server statistics.
 //! - `conn`: one connection's read → execute → reply loop.
 //!
