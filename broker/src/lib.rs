@@ -152,8 +152,9 @@ impl Broker {
             .collect()
     }
 
-    /// Accepts connections on `listener` until `shutdown` completes, then closes every
-    /// connection (each finishes the batch it is executing) and returns.
+    /// Accepts connections on `listener` until `shutdown` completes or a client sends
+    /// SHUTDOWN, then closes every connection (each finishes the batch it is executing) and
+    /// returns. A broker serves once: once stopped, serving again returns at once.
     pub async fn serve(
         self,
         listener: TcpListener,

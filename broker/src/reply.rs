@@ -40,8 +40,9 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=` with format `txt` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
-    /// Bytes already encoded, valid in both protocols (e.g. an array of bulk strings). Only
-    /// produced for clients with `raw_replies`; scripts need the structured form.
+    /// Bytes already encoded for the client that receives them: valid in both protocols (an
+    /// array of bulk strings, only produced for clients with `raw_replies`; scripts need the
+    /// structured form), or the table a script returned, encoded for its caller's protocol.
     Raw(Bytes),
 }
 
