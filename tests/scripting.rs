@@ -1010,3 +1010,20 @@ async fn shutdown_nosave_stops_a_busy_script_that_wrote() {
         .unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// With a control loop, SHUTDOWN stops the broker before the loop can tell the workers through
+/// it; the node still exits cleanly (local workers exit with it).
+#[test]
+fn shutdown_stops_a_node_running_its_control_loop() {
+    let mut node = start_node(&["--scaler", "local", "--workers", "1", "--policy", "static:1"]);
+    let mut c = node.connect();
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&raw_command(&mut c, &[b"CLIENT", b"LIST"])).contains("name=worker:") {
+        assert!(start.elapsed() < T, "the worker never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    use std::io::Write;
+    c.write_all(&common::encode_command(&[b"SHUTDOWN".to_vec()]))
+        .unwrap();
+    assert!(wait_exit(&mut node).success());
+}

@@ -291,23 +291,34 @@ async fn control_loop(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = stop_requested(broker);
     tokio::pin!(shutdown);
-    loop {
+    let by_command = loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut shutdown => break,
+            by_command = &mut shutdown => break by_command,
         }
         if let Err(e) = controller.tick().await {
             tracing::error!(error = %format!("{e:#}"), "control tick failed; retrying at the next tick");
         }
+    };
+    match controller.shutdown().await {
+        // SHUTDOWN stopped the broker first: the workers cannot be told through it (local
+        // ones exit with the node).
+        Err(e) if by_command => {
+            tracing::warn!(error = %format!("{e:#}"), "workers not stopped through the broker, which a SHUTDOWN stopped");
+            Ok(())
+        }
+        other => other,
     }
-    controller.shutdown().await
 }
 
-/// Completes on Ctrl-C, SIGTERM, or a client's SHUTDOWN.
-async fn stop_requested(broker: &Broker) {
+/// Completes on Ctrl-C, SIGTERM, or a client's SHUTDOWN (then true: the broker has stopped).
+async fn stop_requested(broker: &Broker) -> bool {
     tokio::select! {
-        _ = shutdown_signal() => {}
-        _ = broker.stopped() => tracing::info!("SHUTDOWN received, stopping"),
+        _ = shutdown_signal() => false,
+        _ = broker.stopped() => {
+            tracing::info!("SHUTDOWN received, stopping");
+            true
+        }
     }
 }
 
