@@ -172,8 +172,9 @@ pub fn run(role: Role) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let cancel = CancellationToken::new();
         let signal = cancel.clone();
+        let mut signals = crate::serve::Signals::install();
         tokio::spawn(async move {
-            crate::serve::shutdown_signal().await;
+            signals.recv().await;
             signal.cancel();
         });
         let common = match &role {

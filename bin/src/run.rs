@@ -137,6 +137,8 @@ enum Stop {
 }
 
 async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
+    // From the start: a Ctrl-C during set-up still ends the run as interrupted.
+    let mut signals = crate::serve::Signals::install();
     let scale = args.time_scale;
     let mut workload = WorkloadConfig {
         time_scale: scale,
@@ -309,7 +311,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let limit = Duration::from_secs_f64((workload_duration + 120.0) * scale + 30.0);
     let mut ticker = tokio::time::interval(controller.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let interrupted = crate::serve::shutdown_signal();
+    let interrupted = signals.recv();
     tokio::pin!(interrupted);
     let stop = loop {
         tokio::select! {

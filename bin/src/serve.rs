@@ -262,6 +262,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before the address is printed: whoever reads it may signal at once.
+    let mut signals = Signals::install();
     if args.node.scaler != ScalerKind::None {
         crate::train::single_threaded_tensors();
     }
@@ -318,12 +320,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             s.ready = true;
             s.scaler = "none".into();
         });
-        shutdown_signal().await;
+        stop_requested(&broker, &mut signals).await;
     } else {
         let result = control_loop(
             &args,
             password.as_deref(),
             &broker,
+            &mut signals,
             local,
             (policy, period),
             stats.clone(),
@@ -346,6 +349,7 @@ async fn control_loop(
     args: &ServeArgs,
     password: Option<&str>,
     broker: &Broker,
+    signals: &mut Signals,
     local: std::net::SocketAddr,
     (policy, period): (Option<Box<dyn agent::policy::Policy>>, f64),
     stats: Arc<NodeStats>,
@@ -383,16 +387,24 @@ async fn control_loop(
     );
     let mut ticker = tokio::time::interval(node.tick_interval());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
+    let shutdown = stop_requested(broker, signals);
     tokio::pin!(shutdown);
-    loop {
+    let by_command = loop {
         tokio::select! {
             _ = ticker.tick() => {}
-            _ = &mut shutdown => break,
+            by_command = &mut shutdown => break by_command,
         }
         node.tick_or_log().await;
+    };
+    match node.shutdown().await {
+        // SHUTDOWN stopped the broker first: the workers cannot be told through it (local
+        // ones exit with the node).
+        Err(e) if by_command => {
+            tracing::warn!(error = %e, "workers not stopped through the broker, which a SHUTDOWN stopped");
+            Ok(())
+        }
+        other => Ok(other?),
     }
-    Ok(node.shutdown().await?)
 }
 
 /// Gives freed memory back to the system once a second (see `autoscale_node::allocator`).
@@ -405,6 +417,17 @@ pub async fn release_memory_periodically(stop: CancellationToken) {
         tokio::select! {
             _ = every.tick() => autoscale_node::allocator::release_free_memory(),
             _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Completes on Ctrl-C, SIGTERM, or a client's SHUTDOWN (then true: the broker has stopped).
+async fn stop_requested(broker: &Broker, signals: &mut Signals) -> bool {
+    tokio::select! {
+        _ = signals.recv() => false,
+        _ = broker.stopped() => {
+            tracing::info!("SHUTDOWN received, stopping");
+            true
         }
     }
 }
@@ -433,24 +456,52 @@ pub fn client_limit(requested: usize) -> usize {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C and SIGTERM, listened to from the moment [`Signals::install`] runs: a signal that
+/// arrives before anyone awaits it is kept, not lost (and does not kill the process with the
+/// default action, which a signal arriving before the handler existed used to do).
+pub struct Signals {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Installs the handlers now (call it before announcing readiness). Needs a runtime.
+    pub fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("interrupt received, shutting down"),
-        _ = term => tracing::info!("SIGTERM received, shutting down"),
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// Completes at the first Ctrl-C or SIGTERM since [`Signals::install`].
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(&mut self.interrupt) => tracing::info!("interrupt received, shutting down"),
+                _ = next(&mut self.terminate) => tracing::info!("SIGTERM received, shutting down"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("interrupt received, shutting down");
+        }
     }
 }

@@ -80,14 +80,32 @@ fn is_script_command(name: &[u8]) -> bool {
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
-/// threshold: SCRIPT KILL is honoured, everything else gets -BUSY. False on a protocol error.
+/// threshold: SCRIPT KILL and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
+/// when the connection must close (a protocol error, or the server stopping).
 fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
+    use crate::commands::shutdown::{decide, ShutdownOutcome};
     let limits = shared.config.read().limits();
     loop {
         match parse_request(inbuf, &limits, client.authenticated) {
             Ok(Parsed::Command(args)) if args.is_empty() => continue,
+            Ok(Parsed::Command(args))
+                if args[0].eq_ignore_ascii_case(b"shutdown") && client.authenticated =>
+            {
+                match decide(shared, &args[1..], true) {
+                    ShutdownOutcome::Reply(r) => r.encode(client.proto, out),
+                    ShutdownOutcome::Stop => return false,
+                }
+            }
+            Ok(Parsed::Command(args))
+                if !client.authenticated
+                    && !args[0].eq_ignore_ascii_case(b"auth")
+                    && !args[0].eq_ignore_ascii_case(b"hello") =>
+            {
+                Reply::error(msg::NOAUTH).encode(client.proto, out);
+            }
             Ok(Parsed::Command(args)) => {
                 let kill = args.len() == 2
+                    && client.authenticated
                     && args[0].eq_ignore_ascii_case(b"script")
                     && args[1].eq_ignore_ascii_case(b"kill");
                 let reply = if !kill {

@@ -10,7 +10,10 @@
 //! - [`commands`]: the command table and one module per command family.
 //! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
-//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox.
+//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox;
+//!   `scripting_call` (`redis.call`), `scripting_sandbox` (read-only tables, text-only loading,
+//!   the stop hook) and `scripting_reply` (returned tables → RESP) are its raw Lua API parts,
+//!   `scripting_libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
 //! - [`state`]: configuration, the client registry and server statistics.
 //! - `conn`: one connection's read → execute → reply loop.
 //!
@@ -51,6 +54,8 @@ mod script_thread;
 pub mod scripting;
 mod scripting_call;
 mod scripting_libs;
+mod scripting_reply;
+mod scripting_sandbox;
 pub mod state;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
@@ -126,6 +131,12 @@ impl Broker {
         })
     }
 
+    /// Completes when the broker is told to stop: by a client's SHUTDOWN, or by the shutdown
+    /// future given to [`Broker::serve`]. A binary selects on it to exit with its broker.
+    pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.shared.shutdown.clone().cancelled_owned()
+    }
+
     /// Number of connected clients.
     pub fn connected_clients(&self) -> usize {
         self.shared.clients.lock().len()
@@ -141,8 +152,9 @@ impl Broker {
             .collect()
     }
 
-    /// Accepts connections on `listener` until `shutdown` completes, then closes every
-    /// connection (each finishes the batch it is executing) and returns.
+    /// Accepts connections on `listener` until `shutdown` completes or a client sends
+    /// SHUTDOWN, then closes every connection (each finishes the batch it is executing) and
+    /// returns. A broker serves once: once stopped, serving again returns at once.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -153,13 +165,15 @@ impl Broker {
                 .port
                 .store(addr.port() as usize, std::sync::atomic::Ordering::Relaxed);
         }
-        let token = CancellationToken::new();
+        // SHUTDOWN cancels this token too.
+        let token = self.shared.shutdown.clone();
         let mut accept_failures = AcceptFailures::new();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(active_expiry(self.shared.clone(), token.clone()));
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                _ = token.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         accept_failures.succeeded();

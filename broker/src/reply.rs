@@ -40,8 +40,9 @@ pub enum Reply {
     Bool(bool),
     /// Verbatim text (`=` with format `txt` in RESP3, a bulk string in RESP2).
     Verbatim(Bytes),
-    /// Bytes already encoded, valid in both protocols (e.g. an array of bulk strings). Only
-    /// produced for clients with `raw_replies`; scripts need the structured form.
+    /// Bytes already encoded for the client that receives them: valid in both protocols (an
+    /// array of bulk strings, only produced for clients with `raw_replies`; scripts need the
+    /// structured form), or the table a script returned, encoded for its caller's protocol.
     Raw(Bytes),
 }
 
@@ -224,6 +225,11 @@ pub mod msg {
         "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
     pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
     pub const HELLO_PROTO: &str = "NOPROTO unsupported protocol version";
+    pub const NO_MULTI: &str = "ERR Command not allowed inside a transaction";
+    pub const NO_SHUTDOWN_IN_PROGRESS: &str = "ERR No shutdown in progress.";
+    pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
+    /// Our own: Redis has no limit (a table that refers to itself twice never finishes).
+    pub const SCRIPT_REPLY_TOO_LARGE: &str = "ERR reply of the script is larger than 512 MB";
 
     /// `ERR wrong number of arguments for 'cmd' command`
     pub fn wrong_args(cmd: &str) -> String {

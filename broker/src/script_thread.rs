@@ -12,6 +12,13 @@ use tokio::sync::oneshot;
 /// Scripts run back to back under one lock acquisition, at most this many.
 const JOBS_PER_LOCK: usize = 64;
 
+/// The script thread's stack. Nothing a script does recurses on it without a bound: replies,
+/// `cjson` and `cmsgpack` are converted without recursion, and Lua caps its own C recursion at
+/// 200 calls. The deepest cases fit in 384 KB in a debug build (the unit test
+/// `deep_structures_fit_in_a_small_thread_stack` runs them in 1 MB); ten times that, set here
+/// rather than left to `RUST_MIN_STACK`.
+const STACK_BYTES: usize = 4 * 1024 * 1024;
+
 /// Consecutive EVAL-family commands of one client, with the client they run for (handed back
 /// with the outcomes, in order).
 pub struct ScriptJob {
@@ -27,6 +34,7 @@ pub fn submit(shared: &Arc<Shared>, job: ScriptJob) -> bool {
         let shared = shared.clone();
         let spawned = std::thread::Builder::new()
             .name("scripts".into())
+            .stack_size(STACK_BYTES)
             .spawn(move || run(&shared, rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the script thread");

@@ -8,64 +8,84 @@
 use crate::reply::Reply;
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
-use mlua::{HookTriggers, Lua, LuaOptions, StdLib, Table, Value, VmState};
+use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Sandbox and error handler, in Lua. Everything a script may see lives in `backing`; `_G`
-/// becomes an empty proxy that refuses new globals and names missing ones.
+/// The sandbox, in Lua, run once per interpreter. It protects every library table and the
+/// globals with read-only proxies (see `scripting_sandbox`), removes what Redis 7 removes,
+/// and returns the function that starts a script.
 const PRELUDE: &str = r#"
-local raw_call, raw_pcall, handler, script_args = ...
-local G, rawset, pairs, setmetatable, error, tostring, type, xpcall = _G, rawset, pairs, setmetatable, error, tostring, type, xpcall
+local raw_call, raw_pcall, handler, script_args, kit, encode = ...
+local G = _G
+local rawset, pairs, ipairs, type, error, tostring = rawset, pairs, ipairs, type, error, tostring
+local base_setmetatable, base_getmetatable = setmetatable, getmetatable
+local protected = kit.protected
 -- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
 -- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
 redis.call = raw_call
 redis.pcall = raw_pcall
--- A script's own pcall sees an error table (from redis.call or error{err=...}) as its
--- message string, as in Redis.
-local real_pcall, select, unpack = pcall, select, unpack
-local function pack(...) return { n = select('#', ...), ... } end
-pcall = function(f, ...)
-  local r = pack(real_pcall(f, ...))
-  if not r[1] then
-    local e = r[2]
-    if type(e) == 'table' and e.err ~= nil then r[2] = e.err end
-  end
-  return unpack(r, 1, r.n)
+-- The table functions that write raw refuse read-only tables.
+table.insert = kit.insert
+table.foreach = kit.foreach
+
+local readonly, presented, no_metatable = kit.readonly, kit.presented, kit.no_metatable
+local function refuse() error('Attempt to modify a readonly table', 2) end
+-- A read-only view of `real`: reads go through, writes are refused, and getmetatable shows
+-- `shown` (nothing by default) instead of the proxy's own metatable.
+local function protect(real, shown)
+  local proxy, mt = {}, { __index = real, __newindex = refuse, __metatable = false }
+  base_setmetatable(proxy, mt)
+  rawset(readonly, proxy, real)
+  if shown == nil then shown = no_metatable end
+  rawset(presented, mt, shown)
+  return proxy
 end
+
+-- What scripts see as globals: all but what Redis 7 removes, the raw-access functions that
+-- respect read-only tables, and the libraries behind read-only proxies.
+local removed = { loadfile = true, dofile = true, print = true, getfenv = true, setfenv = true,
+  newproxy = true, module = true, require = true, package = true }
 local backing = {}
--- KEYS and ARGV come from a C function that builds them straight from the command's
--- arguments: one call into Lua per script, with the script as its only argument.
-local run = function(f)
-  backing.KEYS, backing.ARGV = script_args()
-  return xpcall(f, handler)
+for k, v in pairs(G) do
+  if not removed[k] then backing[k] = v end
 end
-for k, v in pairs(_G) do backing[k] = v end
-backing.loadfile = nil
-backing.dofile = nil
-backing.loadstring = nil
-backing.print = nil
-backing.getfenv = nil
-backing.setfenv = nil
-backing.module = nil
-backing.require = nil
-backing.package = nil
-backing.newproxy = nil
-for k in pairs(backing) do rawset(G, k, nil) end
+for k in pairs(G) do rawset(G, k, nil) end
+for _, name in ipairs({ 'rawset', 'rawget', 'next', 'pairs', 'setmetatable', 'getmetatable',
+  'loadstring', 'load', 'xpcall', 'pcall' }) do
+  backing[name] = kit[name]
+end
+for k, v in pairs(backing) do
+  if type(v) == 'table' and k ~= '_G' then backing[k] = protect(v) end
+end
+backing._G = G
+-- Strings index the protected `string`; getmetatable('') shows a read-only view of their
+-- metatable.
+local string_mt = base_getmetatable('')
+string_mt.__index = backing.string
+rawset(presented, string_mt, protect(string_mt))
+
+local function missing(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end
 -- A global is looked up in `backing` without a function call (the common case); only a
 -- missing one reaches the function that raises.
-setmetatable(backing, {
-  __index = function(_, k)
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-  end,
-  __metatable = false,
-})
-setmetatable(G, {
-  __index = backing,
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-  __metatable = false,
-})
-return run
+base_setmetatable(backing, { __index = missing, __metatable = false })
+local g_mt = { __index = backing, __newindex = refuse, __metatable = false }
+base_setmetatable(G, g_mt)
+rawset(readonly, G, backing)
+-- As in Redis, getmetatable(_G) is a read-only table whose __index names missing globals.
+rawset(presented, g_mt, protect({ __index = missing }))
+
+-- Starts the script cached at `cache[slot]`. KEYS and ARGV come from a C function that
+-- builds them straight from the command's arguments. A returned array, map or set is
+-- converted to RESP by `encode` while it is still on the Lua stack.
+return function(cache, slot)
+  backing.KEYS, backing.ARGV = script_args()
+  local ok, v = protected(cache[slot], handler)
+  if ok then return true, encode(v) end
+  return false, v
+end
 "#;
 
 /// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
@@ -115,10 +135,12 @@ pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// A cached script: its compiled function, and how it has behaved (to decide whether it may
-/// run inline).
+/// A cached script: where its compiled function is, and how it has behaved (to decide
+/// whether it may run inline).
 struct CachedScript {
-    function: mlua::Function,
+    /// Index of the function in the cache table (a Lua table rather than an mlua reference
+    /// per script: mlua's references live on a stack of about 8,000 slots).
+    slot: i64,
     fast_runs: u32,
     /// Ran long (or had to migrate) once: never inline again until SCRIPT FLUSH.
     slow: bool,
@@ -159,6 +181,44 @@ impl ScriptMonitor {
             t => (self.origin.elapsed().as_millis() as u64).saturating_sub(t),
         }
     }
+
+    /// Asked by the instruction hook every [`HOOK_EVERY`](crate::scripting_sandbox::HOOK_EVERY)
+    /// instructions: whether the running script must stop now. An inline script that has not
+    /// written and overran its budget is stopped so that it can run again, from the start, on
+    /// the script thread.
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.hook_ticks.fetch_add(1, Ordering::Relaxed);
+        if self.kill.load(Ordering::Relaxed) {
+            return Some(StopReason::Kill);
+        }
+        if self.inline.load(Ordering::Relaxed)
+            && !self.wrote.load(Ordering::Relaxed)
+            && (self.migrate.load(Ordering::Relaxed) || self.running_for_ms() >= INLINE_BUDGET_MS)
+        {
+            self.migrate.store(true, Ordering::Relaxed);
+            return Some(StopReason::Migrate);
+        }
+        None
+    }
+}
+
+/// Why the hook stopped a script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// SCRIPT KILL, or SHUTDOWN NOSAVE.
+    Kill,
+    /// An inline run overran its budget before writing (see [`INLINE_BUDGET_MS`]).
+    Migrate,
+}
+
+impl StopReason {
+    /// The error raised inside the script.
+    pub fn message(self) -> &'static str {
+        match self {
+            StopReason::Kill => "Script killed by user with SCRIPT KILL...",
+            StopReason::Migrate => "script moved to the script thread",
+        }
+    }
 }
 
 /// A failure running a script, already worded as the reply.
@@ -179,7 +239,12 @@ pub trait CommandRunner: std::any::Any {
 /// The Lua interpreter, the script cache and the sandboxed globals.
 pub struct Scripting {
     lua: Lua,
+    main: crate::scripting_sandbox::MainThread,
+    monitor: Arc<ScriptMonitor>,
     run: mlua::Function,
+    /// The compiled functions, by [`CachedScript::slot`].
+    cache: Table,
+    next_slot: i64,
     /// By lowercase SHA1.
     scripts: HashMap<String, CachedScript>,
     /// Bytes of script bodies cached, for INFO.
@@ -275,31 +340,26 @@ impl Scripting {
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
         let (raw_call, raw_pcall, script_args) = crate::scripting_call::functions(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let run: mlua::Function =
-            lua.load(PRELUDE)
-                .set_name("=prelude")
-                .call((raw_call, raw_pcall, handler, script_args))?;
-        let hook_monitor = monitor.clone();
-        lua.set_hook(HookTriggers::new().every_nth_instruction(10_000), move |_, _| {
-            hook_monitor.hook_ticks.fetch_add(1, Ordering::Relaxed);
-            if hook_monitor.kill.load(Ordering::Relaxed) {
-                return Err(mlua::Error::runtime("Script killed by user with SCRIPT KILL..."));
-            }
-            // An inline script that has not written and overran its budget is stopped (raised
-            // again at every check, so a pcall in the script cannot keep it).
-            let m = &hook_monitor;
-            if m.inline.load(Ordering::Relaxed)
-                && !m.wrote.load(Ordering::Relaxed)
-                && (m.migrate.load(Ordering::Relaxed) || m.running_for_ms() >= INLINE_BUDGET_MS)
-            {
-                m.migrate.store(true, Ordering::Relaxed);
-                return Err(mlua::Error::runtime("script moved to the script thread"));
-            }
-            Ok(VmState::Continue)
-        })?;
+        let kit = crate::scripting_sandbox::kit(&lua)?;
+        let encode = crate::scripting_reply::encoder(&lua)?;
+        let run: mlua::Function = lua.load(PRELUDE).set_name("=prelude").call((
+            raw_call,
+            raw_pcall,
+            handler,
+            script_args,
+            kit,
+            encode,
+        ))?;
+        crate::scripting_sandbox::install_hook(&lua)?;
+        let main = crate::scripting_sandbox::MainThread::of(&lua)?;
+        let cache = lua.create_table()?;
         Ok(Scripting {
             lua,
+            main,
+            monitor,
             run,
+            cache,
+            next_slot: 0,
             scripts: HashMap::new(),
             body_bytes: 0,
             spare_runner: None,
@@ -343,31 +403,40 @@ impl Scripting {
     pub fn flush(&mut self) {
         self.scripts.clear();
         self.body_bytes = 0;
+        match self.lua.create_table() {
+            Ok(t) => {
+                self.cache = t;
+                self.next_slot = 0;
+            }
+            // Out of memory: keep the old table (its slots are never reused).
+            Err(e) => tracing::warn!(error = %e, "could not renew the script cache"),
+        }
         self.lua.gc_collect().ok();
     }
 
-    /// Compiles and caches a body; returns its SHA1 or the compile error reply.
+    /// Compiles and caches a body; returns its SHA1 or the compile error reply. Bodies are
+    /// always parsed as text: a precompiled chunk is refused as Redis refuses it.
     pub fn load(&mut self, body: &Bytes) -> Result<String, Reply> {
         let sha = sha1_hex(body);
         if self.scripts.contains_key(&sha) {
             return Ok(sha);
         }
-        let f = self
-            .lua
-            .load(body.as_ref())
-            .set_name("@user_script")
-            .into_function()
-            .map_err(|e| {
-                Reply::error(format!(
-                    "ERR Error compiling script (new function): {}",
-                    lua_message(&e)
-                ))
-            })?;
+        let slot = self.next_slot + 1;
+        let compiled = crate::scripting_sandbox::compile(&self.lua, &self.cache, slot, body)
+            .map_err(|e| lua_message(&e).into_bytes())
+            .and_then(|r| r);
+        if let Err(message) = compiled {
+            return Err(Reply::error(format!(
+                "ERR Error compiling script (new function): {}",
+                String::from_utf8_lossy(&message)
+            )));
+        }
+        self.next_slot = slot;
         self.body_bytes += body.len();
         self.scripts.insert(
             sha.clone(),
             CachedScript {
-                function: f,
+                slot,
                 fast_runs: 0,
                 slow: false,
             },
@@ -375,12 +444,14 @@ impl Scripting {
         Ok(sha)
     }
 
-    /// Runs a cached script with `keys`/`argv`, sending its commands to `runner`.
+    /// Runs a cached script with `keys`/`argv`, sending its commands to `runner`; `proto` is
+    /// the calling client's protocol (a returned table is encoded for it directly).
     pub fn run(
         &mut self,
         sha: &str,
         keys: &[Bytes],
         argv: &[Bytes],
+        proto: crate::reply::Protocol,
         runner: Box<dyn CommandRunner>,
     ) -> (Reply, Box<dyn CommandRunner>) {
         let Some(script) = self.scripts.get(sha) else {
@@ -391,22 +462,29 @@ impl Scripting {
         };
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
-        let result = (|| -> mlua::Result<Reply> {
+        crate::scripting_reply::begin(proto);
+        let (result, stopped) = crate::scripting_sandbox::watch(&self.lua, &self.main, &self.monitor, || {
             // xpcall's status and the script's first result (Redis ignores the others).
-            let (ok, value): (bool, Value) =
-                crate::scripting_call::with_script_args(keys, argv, || self.run.call(&script.function))?;
-            Ok(if ok {
-                lua_to_reply(&value, SCRIPT_RESP.with(|r| r.get()))
-            } else {
-                error_reply(&value, sha)
+            crate::scripting_call::with_script_args(keys, argv, || {
+                self.run.call::<(bool, Value)>((&self.cache, script.slot))
             })
-        })();
-        let reply = result.unwrap_or_else(|e| {
-            Reply::error(format!(
+        });
+        let reply = match (stopped, result) {
+            (Some(s), _) if s.reason == StopReason::Kill => Reply::error(format!(
+                "ERR {} script: {sha}, on @user_script:{}.",
+                StopReason::Kill.message(),
+                s.line
+            )),
+            // The caller sees the monitor's flag and runs it again elsewhere.
+            (Some(_), _) => Reply::error(MIGRATE_MARKER),
+            (None, Ok((true, value))) => crate::scripting_reply::take()
+                .unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get()))),
+            (None, Ok((false, value))) => error_reply(&value, sha),
+            (None, Err(e)) => Reply::error(format!(
                 "ERR {} script: {sha}, on @user_script:0.",
                 lua_message(&e)
-            ))
-        });
+            )),
+        };
         let runner = RUNNER.with(|slot| slot.borrow_mut().take());
         match runner {
             Some(r) => (reply, r),
@@ -445,19 +523,34 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
             t
         }
     };
-    for level in 1..64 {
-        let found = lua.inspect_stack(level, |d| {
-            (d.source().source.as_deref() == Some("@user_script")).then(|| d.current_line())
-        });
-        match found {
-            None => break,
-            Some(None) => continue,
-            Some(Some(line)) => {
-                table.set("source", "@user_script")?;
-                table.set("line", line.map_or(0, |l| l as i64))?;
-                break;
+    // As Redis's handler: the function that raised the error, or its caller when that is a C
+    // function (redis.call, error, rawset...); its source as Lua keeps it (`@user_script`, or
+    // the text of a chunk from loadstring). The sandbox's own Lua functions (which Redis has
+    // in C or in its VM) are looked through.
+    let frame = |level: usize| {
+        lua.inspect_stack(level, |d| {
+            let source = d.source();
+            (
+                source.what == "C",
+                source.source.map(|s| s.into_owned()),
+                d.current_line(),
+            )
+        })
+    };
+    let (mut level, mut skipped_c) = (1, false);
+    let found = loop {
+        match frame(level) {
+            Some((_, Some(source), _)) if source == "=prelude" => level += 1,
+            Some((true, ..)) if !skipped_c => {
+                skipped_c = true;
+                level += 1;
             }
+            other => break other,
         }
+    };
+    if let Some((_, Some(source), line)) = found {
+        table.set("source", source)?;
+        table.set("line", line.map_or(-1, |l| l as i64))?;
     }
     Ok(table)
 }
@@ -492,29 +585,32 @@ fn lua_message(e: &mlua::Error) -> String {
 
 /// The reply for a script that raised `value` (a table from the error handler).
 fn error_reply(value: &Value, sha: &str) -> Reply {
-    let (msg, line) = match value {
+    let (msg, place) = match value {
         Value::Table(t) => (
             t.get::<Option<String>>("err")
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| "ERR unknown error".into()),
-            t.get::<Option<i64>>("line").ok().flatten(),
+            t.get::<Option<String>>("source")
+                .ok()
+                .flatten()
+                .zip(t.get::<Option<i64>>("line").ok().flatten()),
         ),
         other => (format!("ERR {other:?}"), None),
     };
     let msg = msg.split("\nstack traceback:").next().unwrap_or("").to_string();
-    match line {
-        Some(l) => Reply::error(format!("{msg} script: {sha}, on @user_script:{l}.")),
+    match place {
+        Some((source, line)) => Reply::error(format!("{msg} script: {sha}, on {source}:{line}.")),
         None => Reply::error(format!("{msg} script: {sha}")),
     }
 }
 
-/// Lua value → Redis reply, as Redis converts a script's return value.
-pub fn lua_to_reply(value: &Value, resp: u8) -> Reply {
+/// A script's return value → Redis reply, for everything but arrays, maps and sets (which
+/// `scripting_reply` converts on the Lua stack): scalars, `{err=}`, `{ok=}`, `{double=}`.
+fn scalar_reply(value: &Value, resp: u8) -> Reply {
     match value {
         Value::Nil => Reply::Null,
-        Value::Boolean(true) if resp == 3 => Reply::Bool(true),
-        Value::Boolean(false) if resp == 3 => Reply::Bool(false),
+        Value::Boolean(b) if resp == 3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) => Reply::Null,
         Value::Integer(i) => Reply::Int(*i),
@@ -527,38 +623,142 @@ pub fn lua_to_reply(value: &Value, resp: u8) -> Reply {
             if let Ok(Value::String(s)) = t.raw_get::<Value>("ok") {
                 return Reply::status(String::from_utf8_lossy(&s.as_bytes()).into_owned());
             }
-            // RESP3 shapes are honoured whatever the script's setresp; the connection's
-            // protocol decides how they are written.
             match t.raw_get::<Value>("double") {
-                Ok(Value::Number(d)) => return Reply::Double(d),
-                Ok(Value::Integer(i)) => return Reply::Double(i as f64),
-                _ => {}
+                Ok(Value::Number(d)) => Reply::Double(d),
+                Ok(Value::Integer(i)) => Reply::Double(i as f64),
+                _ => Reply::Null,
             }
-            if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-                let pairs = m
-                    .pairs::<Value, Value>()
-                    .filter_map(Result::ok)
-                    .map(|(k, v)| (lua_to_reply(&k, resp), lua_to_reply(&v, resp)))
-                    .collect();
-                return Reply::Map(pairs);
-            }
-            if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-                let items = s
-                    .pairs::<Value, Value>()
-                    .filter_map(Result::ok)
-                    .map(|(k, _)| lua_to_reply(&k, resp))
-                    .collect();
-                return Reply::Set(items);
-            }
-            let mut items = Vec::new();
-            for i in 1.. {
-                match t.raw_get::<Value>(i) {
-                    Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_reply(&v, resp)),
-                }
-            }
-            Reply::Array(items)
         }
         _ => Reply::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `body` on a fresh interpreter, without a keyspace (scripts here make no calls).
+    fn eval(body: &str) -> Reply {
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let sha = scripting
+            .load(&Bytes::copy_from_slice(body.as_bytes()))
+            .expect("compiles");
+        let (reply, _) = scripting.run(&sha, &[], &[], crate::reply::Protocol::Resp2, Box::new(NoRunner));
+        reply
+    }
+
+    /// Scripts that nest deeply in every place a conversion or a library could recurse.
+    const DEEP: &[&str] = &[
+        "local t = {} local c = t for i = 1, 9000 do local n = {} c[1] = n c = n end return t",
+        "local a = {} local b = {a} a[1] = b return a",
+        "local t = {} local c = t for i = 1, 1000 do local n = {} c[1] = n c = n end return cjson.encode(t)",
+        "local t = {} local c = t for i = 1, 998 do local n = {} c[1] = n c = n end return cjson.encode(t)",
+        "return cjson.decode(string.rep('[', 5000))",
+        "return cjson.decode(string.rep('[', 120) .. string.rep(']', 120))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 3999) .. string.char(1))",
+        "return cmsgpack.unpack(string.rep(string.char(0x81, 1), 3999) .. string.char(1))",
+        "return cmsgpack.unpack(string.rep(string.char(0x91), 100000))",
+        "local a = {} a[1] = a return cmsgpack.pack(a)",
+        "local function f() return f() + 1 end return f()",
+        "local function f() local ok, e = pcall(f) if not ok then error(e, 0) end end f()",
+        "local t = setmetatable({}, {__index = function(t, k) return t[k] end}) return t.x",
+        "local function f() return xpcall(f, f) end return f()",
+        "local s = 'return ' .. string.rep('(', 300) .. '1' .. string.rep(')', 300) return loadstring(s)",
+    ];
+
+    #[test]
+    fn deep_structures_fit_in_a_small_thread_stack() {
+        // Inline scripts run on an event-loop thread; tokio gives its workers 2 MB. Half that
+        // must do in a debug build for every deep case.
+        let worker = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(|| DEEP.iter().map(|body| eval(body)).collect::<Vec<_>>())
+            .expect("thread");
+        let replies = worker.join().expect("no stack overflow");
+        for (body, reply) in DEEP.iter().zip(&replies) {
+            match reply {
+                Reply::Raw(_) | Reply::Bulk(_) | Reply::Error(_) | Reply::Null | Reply::Int(_) => {}
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+        // The cut falls where Redis's does: 7,995 nested arrays, then the error in their place.
+        let Reply::Raw(deep) = &replies[0] else {
+            panic!("{:?}", replies[0]);
+        };
+        let expected = [&b"*1\r\n".repeat(7995)[..], b"-ERR reached lua stack limit\r\n"].concat();
+        assert_eq!(&deep[..], &expected[..]);
+    }
+
+    #[test]
+    fn a_cyclic_table_that_expands_without_end_is_refused() {
+        let reply = eval("local a = {} for i = 1, 4 do a[i] = a end return a");
+        assert_eq!(reply, Reply::error(crate::reply::msg::SCRIPT_REPLY_TOO_LARGE));
+    }
+
+    #[test]
+    fn nothing_a_script_does_survives_into_the_next() {
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let mut run = |body: &str| {
+            let sha = scripting
+                .load(&Bytes::copy_from_slice(body.as_bytes()))
+                .expect("compiles");
+            let (reply, _) = scripting.run(&sha, &[], &[], crate::reply::Protocol::Resp2, Box::new(NoRunner));
+            reply
+        };
+        for attack in [
+            "redis.call = function() return 'hijacked' end",
+            "rawset(redis, 'call', function() return 'hijacked' end)",
+            "rawset(_G, 'hijacked', true)",
+            "setmetatable(_G, nil)",
+            "getmetatable('').__index = {rep = function() return 'hijacked' end}",
+            "getmetatable('').__index.rep = function() return 'hijacked' end",
+            "string.rep = function() return 'hijacked' end",
+            "table.insert(_G, 'hijacked')",
+            "local mt = getmetatable(_G) mt.__index = function() return 'hijacked' end",
+            "cjson.encode = function() return 'hijacked' end",
+            "table.concat = nil",
+        ] {
+            let reply = run(attack);
+            assert!(
+                matches!(&reply, Reply::Error(e) if e.contains("Attempt to modify a readonly table")),
+                "{attack}: {reply:?}"
+            );
+        }
+        assert_eq!(
+            run("return {type(redis.call), type(rawget(_G, 'hijacked')), ('x'):rep(2), cjson.encode({1}), table.concat({'a', 'b'})}"),
+            Reply::Raw(Bytes::from_static(
+                b"*5\r\n$8\r\nfunction\r\n$3\r\nnil\r\n$2\r\nxx\r\n$3\r\n[1]\r\n$2\r\nab\r\n"
+            ))
+        );
+    }
+
+    #[test]
+    fn bytecode_never_loads() {
+        let dumped = "string.dump(function() return 1 end)";
+        for body in [
+            format!("return {{loadstring({dumped})}}"),
+            format!("local s = {dumped} local f, e = load(function() local c = s s = nil return c end) return e"),
+            // A dumped chunk with bytes changed, as an attacker would craft it.
+            format!("local s = {dumped} s = s:sub(1, 20) .. 'xx' .. s:sub(23) local f = loadstring(s) return tostring(f)"),
+        ] {
+            let reply = eval(&body);
+            let text = format!("{reply:?}");
+            assert!(
+                text.contains("char(27)") || matches!(&reply, Reply::Raw(_) | Reply::Bulk(_)),
+                "{body}: {reply:?}"
+            );
+            assert!(!text.contains("function:"), "{body} loaded bytecode: {reply:?}");
+        }
+        // A body that is bytecode is refused as redis-server refuses it.
+        let mut scripting = Scripting::new(Arc::default()).expect("interpreter");
+        let err = scripting
+            .load(&Bytes::from_static(b"\x1bLuaQ\x00\x01\x04\x08\x04\x08\x00"))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Reply::error(
+                "ERR Error compiling script (new function): user_script:1: unexpected symbol near 'char(27)'"
+            )
+        );
     }
 }

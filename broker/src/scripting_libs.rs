@@ -3,20 +3,34 @@
 
 use mlua::{Lua, Table, Value};
 
-/// `cjson.encode` / `cjson.decode` over serde_json.
+/// `cjson.encode` (lua-cjson's output with Redis's settings) and `cjson.decode` (over
+/// serde_json).
 pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "encode",
-        lua.create_function(|_, v: Value| {
-            let json = to_json(&v, 0)?;
-            serde_json::to_string(&json).map_err(mlua::Error::external)
+        lua.create_function(|lua, args: mlua::Variadic<Value>| {
+            if args.len() != 1 {
+                return Err(arg_error(lua, 1, "encode", "expected 1 argument"));
+            }
+            let json = json_encode(lua, args[0].clone())?;
+            lua.create_string(&json)
         })?,
     )?;
     t.set(
         "decode",
         lua.create_function(|lua, s: mlua::LuaString| {
-            let json: serde_json::Value = serde_json::from_slice(&s.as_bytes())
+            let bytes = s.as_bytes();
+            if let Some(at) = json_too_deep(&bytes) {
+                return Err(lib_error(
+                    lua,
+                    format!(
+                        "Found too many nested data structures ({}) at character {at}",
+                        JSON_MAX_DEPTH + 1
+                    ),
+                ));
+            }
+            let json: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| lib_error(lua, format!("Expected value but found invalid token: {e}")))?;
             from_json(lua, &json)
         })?,
@@ -24,56 +38,240 @@ pub fn cjson(lua: &Lua) -> mlua::Result<Table> {
     Ok(t)
 }
 
-fn to_json(v: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
-    if depth > 1000 {
-        return Err(mlua::Error::runtime("Cannot serialise, excessive nesting (1001)"));
+/// lua-cjson's `encode_max_depth` and `decode_max_depth`.
+const JSON_MAX_DEPTH: usize = 1000;
+
+/// Where lua-cjson would find more than [`JSON_MAX_DEPTH`] open arrays or objects (the
+/// 1-based position of the bracket), ignoring brackets inside strings.
+fn json_too_deep(s: &[u8]) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in s.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > JSON_MAX_DEPTH {
+                    return Some(i + 1);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
-    Ok(match v {
-        Value::Nil => serde_json::Value::Null,
-        Value::Boolean(b) => serde_json::Value::Bool(*b),
-        Value::Integer(i) => serde_json::Value::from(*i),
-        Value::Number(n) => {
-            if n.fract() == 0.0 && n.abs() < 1e15 {
-                serde_json::Value::from(*n as i64)
-            } else {
-                serde_json::Number::from_f64(*n)
-                    .map(serde_json::Value::Number)
-                    .ok_or_else(|| mlua::Error::runtime("Cannot serialise number: must not be NaN or Inf"))?
+    None
+}
+
+/// `%.14g`, lua-cjson's number format.
+fn format_g14(x: f64) -> String {
+    fn trim(s: &str) -> &str {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            s
+        }
+    }
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0" } else { "0" }.to_string();
+    }
+    let sci = format!("{x:.13e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..14).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = usize::try_from(13 - exp).unwrap_or(0);
+        trim(&format!("{x:.decimals$}")).to_string()
+    }
+}
+
+/// A JSON string as lua-cjson writes it: `/` and DEL escaped too, other bytes as they are.
+fn json_string(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &b in bytes {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'/' => out.extend_from_slice(b"\\/"),
+            b'\x08' => out.extend_from_slice(b"\\b"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\x0c' => out.extend_from_slice(b"\\f"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out.push(b'"');
+}
+
+/// A key of a table encoded as a JSON object, kept as data (not a Lua reference) until its
+/// value is fetched.
+enum JsonKey {
+    Number(f64),
+    Text(Vec<u8>),
+}
+
+/// A table being encoded.
+enum JsonFrame {
+    Array {
+        t: Table,
+        len: i64,
+        next: i64,
+    },
+    Object {
+        t: Table,
+        keys: Vec<JsonKey>,
+        next: usize,
+    },
+}
+
+/// lua-cjson's `encode`, without recursion: open tables are a stack of frames, so a deep
+/// table costs heap, not thread stack, and holds one Lua reference per level.
+fn json_encode(lua: &Lua, root: Value) -> mlua::Result<Vec<u8>> {
+    let number = |lua: &Lua, n: f64, out: &mut Vec<u8>| -> mlua::Result<()> {
+        if !n.is_finite() {
+            return Err(lib_error(lua, "Cannot serialise number: must not be NaN or Inf"));
+        }
+        out.extend_from_slice(format_g14(n).as_bytes());
+        Ok(())
+    };
+    let mut out = Vec::new();
+    let mut frames: Vec<JsonFrame> = Vec::new();
+    let mut pending = Some(root);
+    loop {
+        if let Some(value) = pending.take() {
+            match value {
+                Value::Nil => out.extend_from_slice(b"null"),
+                Value::LightUserData(p) if p.0.is_null() => out.extend_from_slice(b"null"),
+                Value::Boolean(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
+                Value::Integer(i) => number(lua, i as f64, &mut out)?,
+                Value::Number(n) => number(lua, n, &mut out)?,
+                Value::String(s) => json_string(&s.as_bytes(), &mut out),
+                Value::Table(t) => {
+                    let depth = frames.len() + 1;
+                    if depth > JSON_MAX_DEPTH {
+                        return Err(lib_error(
+                            lua,
+                            format!("Cannot serialise, excessive nesting ({depth})"),
+                        ));
+                    }
+                    frames.push(json_frame(lua, t, &mut out)?);
+                }
+                other => {
+                    return Err(lib_error(
+                        lua,
+                        format!(
+                            "Cannot serialise {}: type not supported",
+                            lua_type_name(Some(&other))
+                        ),
+                    ))
+                }
             }
         }
-        Value::String(s) => serde_json::Value::String(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
-        Value::Table(t) => {
-            let len = t.raw_len();
-            let total = t.pairs::<Value, Value>().count();
-            if len > 0 && len == total {
-                let mut arr = Vec::with_capacity(len);
-                for i in 1..=len {
-                    arr.push(to_json(&t.raw_get::<Value>(i)?, depth + 1)?);
+        match frames.last_mut() {
+            None => return Ok(out),
+            Some(JsonFrame::Array { t, len, next }) => {
+                if *next > *len {
+                    out.push(b']');
+                    frames.pop();
+                } else {
+                    if *next > 1 {
+                        out.push(b',');
+                    }
+                    pending = Some(t.raw_get(*next)?);
+                    *next += 1;
                 }
-                serde_json::Value::Array(arr)
-            } else if total == 0 {
-                serde_json::Value::Object(serde_json::Map::new())
-            } else {
-                let mut map = serde_json::Map::new();
-                for pair in t.pairs::<Value, Value>() {
-                    let (k, v) = pair?;
-                    let key = match &k {
-                        Value::String(s) => String::from_utf8_lossy(&s.as_bytes()).into_owned(),
-                        Value::Integer(i) => i.to_string(),
-                        Value::Number(n) => n.to_string(),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "Cannot serialise table: table key must be a number or string",
-                            ))
+            }
+            Some(JsonFrame::Object { t, keys, next }) => match keys.get(*next) {
+                None => {
+                    out.push(b'}');
+                    frames.pop();
+                }
+                Some(key) => {
+                    if *next > 0 {
+                        out.push(b',');
+                    }
+                    pending = Some(match key {
+                        JsonKey::Number(n) => {
+                            out.push(b'"');
+                            number(lua, *n, &mut out)?;
+                            out.extend_from_slice(b"\":");
+                            t.raw_get(*n)?
                         }
-                    };
-                    map.insert(key, to_json(&v, depth + 1)?);
+                        JsonKey::Text(k) => {
+                            json_string(k, &mut out);
+                            out.push(b':');
+                            t.raw_get(lua.create_string(k)?)?
+                        }
+                    });
+                    *next += 1;
                 }
-                serde_json::Value::Object(map)
-            }
+            },
         }
-        _ => return Err(mlua::Error::runtime("Cannot serialise: type not supported")),
-    })
+    }
+}
+
+/// Opens a table for encoding: an array when its keys are exactly positive integers (holes
+/// become `null`, as long as the array is not excessively sparse), else an object.
+fn json_frame(lua: &Lua, t: Table, out: &mut Vec<u8>) -> mlua::Result<JsonFrame> {
+    let (mut max, mut items, mut array) = (0f64, 0u64, true);
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        let n = match k {
+            Value::Integer(i) => i as f64,
+            Value::Number(n) => n,
+            _ => f64::NAN,
+        };
+        if n.floor() == n && n >= 1.0 {
+            max = max.max(n);
+            items += 1;
+        } else {
+            array = false;
+            break;
+        }
+    }
+    // lua-cjson's defaults: more than half holes in an array longer than 10 is an error.
+    if array && max > 2.0 * items as f64 && max > 10.0 {
+        return Err(lib_error(lua, "Cannot serialise table: excessively sparse array"));
+    }
+    if array && max > 0.0 {
+        out.push(b'[');
+        return Ok(JsonFrame::Array {
+            t,
+            len: max as i64,
+            next: 1,
+        });
+    }
+    let mut keys = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let (k, _) = pair?;
+        keys.push(match k {
+            Value::Integer(i) => JsonKey::Number(i as f64),
+            Value::Number(n) => JsonKey::Number(n),
+            Value::String(s) => JsonKey::Text(s.as_bytes().to_vec()),
+            other => {
+                return Err(lib_error(
+                    lua,
+                    format!(
+                        "Cannot serialise {}: table key must be a number or string",
+                        lua_type_name(Some(&other))
+                    ),
+                ))
+            }
+        });
+    }
+    out.push(b'{');
+    Ok(JsonFrame::Object { t, keys, next: 0 })
 }
 
 fn from_json(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
@@ -558,7 +756,7 @@ pub fn cmsgpack(lua: &Lua) -> mlua::Result<Table> {
         "unpack",
         lua.create_function(|lua, args: mlua::Variadic<Value>| {
             let s = check_bytes(lua, &args, 1, "unpack")?;
-            let (_, values) = msgpack_unpack(lua, &s, 0, 0)?;
+            let (_, values) = msgpack_unpack(lua, &s, 0, 0, args.len())?;
             Ok(values.into_iter().collect::<mlua::MultiValue>())
         })?,
     )?;
@@ -604,7 +802,12 @@ fn msgpack_unpack_with_offset(
             format!("Start offset {offset} greater than input length {}.", s.len()),
         ));
     }
-    let (next, values) = msgpack_unpack(lua, s, limit as usize, offset as usize)?;
+    // The C functions drop every argument but the string before decoding.
+    let (next, values) = msgpack_unpack(lua, s, limit as usize, offset as usize, 1)?;
+    // ...and need one more slot for the offset they return first.
+    if 1 + values.len() + 1 > LUA_STACK_SLOTS {
+        return Err(lib_error(lua, "stack overflow (in function mp_unpack_full)"));
+    }
     let next = if next >= s.len() { -1 } else { next as i64 };
     Ok(std::iter::once(Value::Integer(next)).chain(values).collect())
 }
@@ -721,11 +924,18 @@ fn msgpack_int(n: i64, out: &mut Vec<u8>) {
 }
 
 /// Decodes up to `limit` objects (0 = all) from `offset`; returns the offset after them.
-fn msgpack_unpack(lua: &Lua, s: &[u8], limit: usize, offset: usize) -> mlua::Result<(usize, Vec<Value>)> {
+/// `nargs` is how many arguments the Lua function got: they count against the stack room.
+fn msgpack_unpack(
+    lua: &Lua,
+    s: &[u8],
+    limit: usize,
+    offset: usize,
+    nargs: usize,
+) -> mlua::Result<(usize, Vec<Value>)> {
     let mut pos = offset;
     let mut values = Vec::new();
     while pos < s.len() && (limit == 0 || values.len() < limit) {
-        values.push(msgpack_decode(lua, s, &mut pos, 0)?);
+        values.push(msgpack_decode(lua, s, &mut pos, nargs + values.len())?);
     }
     Ok((pos, values))
 }
@@ -743,31 +953,139 @@ fn be_uint(b: &[u8]) -> u64 {
     b.iter().fold(0u64, |a, &x| (a << 8) | u64::from(x))
 }
 
-fn msgpack_decode(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> mlua::Result<Value> {
-    if depth > 1000 {
-        return Err(lib_error(lua, "Bad data format in input."));
+/// `LUAI_MAXCSTACK`: the Lua stack slots a C function may use.
+const LUA_STACK_SLOTS: usize = 8000;
+
+/// A container being filled while decoding.
+struct MsgpackOpen {
+    t: Table,
+    /// Entries (array elements or map pairs) in total and so far.
+    len: usize,
+    done: usize,
+    /// A map's key waiting for its value.
+    key: Option<Value>,
+    is_map: bool,
+    /// The Lua stack slot the C library holds this table at.
+    slot: usize,
+}
+
+/// Decodes one object at `pos`, with `top` Lua stack slots in use. Without recursion: open
+/// containers are a stack, so nesting costs heap, not thread stack.
+///
+/// The C library keeps every open container on the Lua stack (an array with the index being
+/// filled, a map with its key) and checks for room before each value and each array; we count
+/// the same slots so that a deep input fails where it fails in Redis, with its messages.
+fn msgpack_decode(lua: &Lua, s: &[u8], pos: &mut usize, top: usize) -> mlua::Result<Value> {
+    let overflow = |what: &str| lib_error(lua, format!("stack overflow ({what})"));
+    let mut open: Vec<MsgpackOpen> = Vec::new();
+    // Slots in use before the next value is pushed.
+    let mut at = top;
+    loop {
+        if at + 1 > LUA_STACK_SLOTS {
+            return Err(overflow(
+                "too many return values at once; use unpack_one or unpack_limit instead.",
+            ));
+        }
+        let mut value = match msgpack_scalar(lua, s, pos)? {
+            MsgpackItem::Value(v) => v,
+            MsgpackItem::Container { len, is_map } => {
+                let t = if is_map {
+                    lua.create_table_with_capacity(0, len)?
+                } else {
+                    lua.create_table_with_capacity(len, 0)?
+                };
+                let slot = at + 1;
+                if !is_map && slot + 1 > LUA_STACK_SLOTS {
+                    return Err(overflow("in function mp_decode_to_lua_array"));
+                }
+                if len == 0 {
+                    Value::Table(t)
+                } else {
+                    // An array element sits above its index; a map key right above the map.
+                    at = if is_map { slot } else { slot + 1 };
+                    open.push(MsgpackOpen {
+                        t,
+                        len,
+                        done: 0,
+                        key: None,
+                        is_map,
+                        slot,
+                    });
+                    continue;
+                }
+            }
+        };
+        // Attach the finished value to the containers it completes.
+        loop {
+            let Some(c) = open.last_mut() else {
+                return Ok(value);
+            };
+            if c.is_map && c.key.is_none() {
+                c.key = Some(value);
+                at = c.slot + 1;
+                break;
+            }
+            if c.is_map {
+                let key = c.key.take().unwrap_or(Value::Nil);
+                if !key.is_nil() {
+                    c.t.raw_set(key, value)?;
+                }
+            } else {
+                c.t.raw_set(c.done + 1, value)?;
+            }
+            c.done += 1;
+            if c.done < c.len {
+                at = if c.is_map { c.slot } else { c.slot + 1 };
+                break;
+            }
+            let Some(finished) = open.pop() else {
+                return Err(lib_error(lua, "Bad data format in input."));
+            };
+            value = Value::Table(finished.t);
+        }
     }
+}
+
+/// One MessagePack item: a complete value, or the header of an array or map.
+enum MsgpackItem {
+    Value(Value),
+    Container { len: usize, is_map: bool },
+}
+
+fn msgpack_scalar(lua: &Lua, s: &[u8], pos: &mut usize) -> mlua::Result<MsgpackItem> {
     let tag = take(lua, s, pos, 1)?[0];
-    let num = |n: f64| Value::Number(n);
+    let num = |n: f64| MsgpackItem::Value(Value::Number(n));
+    let string = |b: &[u8]| -> mlua::Result<MsgpackItem> {
+        Ok(MsgpackItem::Value(Value::String(lua.create_string(b)?)))
+    };
+    // Each element takes at least a byte (a map entry two): a claimed length beyond the
+    // input is an error, not a huge allocation.
+    let container = |pos: &usize, len: usize, is_map: bool| -> mlua::Result<MsgpackItem> {
+        let room = s.len() - *pos;
+        if (is_map && len > room / 2) || (!is_map && len > room) {
+            return Err(lib_error(lua, "Missing bytes in input."));
+        }
+        Ok(MsgpackItem::Container { len, is_map })
+    };
     Ok(match tag {
         0x00..=0x7f => num(f64::from(tag)),
-        0x80..=0x8f => msgpack_map(lua, s, pos, (tag & 0x0f) as usize, depth)?,
-        0x90..=0x9f => msgpack_array(lua, s, pos, (tag & 0x0f) as usize, depth)?,
-        0xa0..=0xbf => Value::String(lua.create_string(take(lua, s, pos, (tag & 0x1f) as usize)?)?),
-        0xc0 => Value::Nil,
-        0xc2 => Value::Boolean(false),
-        0xc3 => Value::Boolean(true),
+        0x80..=0x8f => container(pos, (tag & 0x0f) as usize, true)?,
+        0x90..=0x9f => container(pos, (tag & 0x0f) as usize, false)?,
+        0xa0..=0xbf => string(take(lua, s, pos, (tag & 0x1f) as usize)?)?,
+        0xc0 => MsgpackItem::Value(Value::Nil),
+        0xc2 => MsgpackItem::Value(Value::Boolean(false)),
+        0xc3 => MsgpackItem::Value(Value::Boolean(true)),
         0xc4 | 0xd9 => {
             let n = take(lua, s, pos, 1)?[0] as usize;
-            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+            string(take(lua, s, pos, n)?)?
         }
         0xc5 | 0xda => {
             let n = be_uint(take(lua, s, pos, 2)?) as usize;
-            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+            string(take(lua, s, pos, n)?)?
         }
         0xc6 | 0xdb => {
             let n = be_uint(take(lua, s, pos, 4)?) as usize;
-            Value::String(lua.create_string(take(lua, s, pos, n)?)?)
+            string(take(lua, s, pos, n)?)?
         }
         0xca => num(f64::from(f32::from_bits(be_uint(take(lua, s, pos, 4)?) as u32))),
         0xcb => num(f64::from_bits(be_uint(take(lua, s, pos, 8)?))),
@@ -781,50 +1099,21 @@ fn msgpack_decode(lua: &Lua, s: &[u8], pos: &mut usize, depth: usize) -> mlua::R
         0xd3 => num(be_uint(take(lua, s, pos, 8)?) as i64 as f64),
         0xdc => {
             let n = be_uint(take(lua, s, pos, 2)?) as usize;
-            msgpack_array(lua, s, pos, n, depth)?
+            container(pos, n, false)?
         }
         0xdd => {
             let n = be_uint(take(lua, s, pos, 4)?) as usize;
-            msgpack_array(lua, s, pos, n, depth)?
+            container(pos, n, false)?
         }
         0xde => {
             let n = be_uint(take(lua, s, pos, 2)?) as usize;
-            msgpack_map(lua, s, pos, n, depth)?
+            container(pos, n, true)?
         }
         0xdf => {
             let n = be_uint(take(lua, s, pos, 4)?) as usize;
-            msgpack_map(lua, s, pos, n, depth)?
+            container(pos, n, true)?
         }
         0xe0..=0xff => num(f64::from(tag as i8)),
         _ => return Err(lib_error(lua, "Bad data format in input.")),
     })
-}
-
-fn msgpack_array(lua: &Lua, s: &[u8], pos: &mut usize, n: usize, depth: usize) -> mlua::Result<Value> {
-    // Each element takes at least a byte: a claimed length beyond the input is an error, not
-    // a huge allocation.
-    if n > s.len() - *pos {
-        return Err(lib_error(lua, "Missing bytes in input."));
-    }
-    let t = lua.create_table_with_capacity(n, 0)?;
-    for i in 1..=n {
-        let v = msgpack_decode(lua, s, pos, depth + 1)?;
-        t.raw_set(i, v)?;
-    }
-    Ok(Value::Table(t))
-}
-
-fn msgpack_map(lua: &Lua, s: &[u8], pos: &mut usize, n: usize, depth: usize) -> mlua::Result<Value> {
-    if n > (s.len() - *pos) / 2 {
-        return Err(lib_error(lua, "Missing bytes in input."));
-    }
-    let t = lua.create_table_with_capacity(0, n)?;
-    for _ in 0..n {
-        let k = msgpack_decode(lua, s, pos, depth + 1)?;
-        let v = msgpack_decode(lua, s, pos, depth + 1)?;
-        if !k.is_nil() {
-            t.raw_set(k, v)?;
-        }
-    }
-    Ok(Value::Table(t))
 }

@@ -223,6 +223,9 @@ pub struct Shared {
     pub script_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<crate::script_thread::ScriptJob>>,
     /// This state's own handle, for work that must own a reference (scripts).
     pub me: std::sync::Weak<Shared>,
+    /// Cancelled when the server stops (SHUTDOWN, or the shutdown given to `Broker::serve`):
+    /// the accept loop, every connection and the background tasks end on it.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl Shared {
@@ -251,6 +254,7 @@ impl Shared {
             script_monitor: Arc::default(),
             script_jobs: std::sync::OnceLock::new(),
             me: me.clone(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         })
     }
 }

@@ -4,6 +4,7 @@ mod keys;
 mod lists;
 mod scripting;
 mod server;
+pub mod shutdown;
 
 pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
 mod strings;
@@ -115,6 +116,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     // server
     cmd!("command", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
     cmd!("info", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
+    cmd!("shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
     cmd!("config", -2, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
     cmd!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
     cmd!("flushdb", -1, ["write"], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
@@ -254,6 +256,12 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
         store.command_stats[index].rejected_calls += 1;
         shared.stats.record_error(&err);
         return Reply::error(err).into();
+    }
+    if client.multi.is_some() && spec.flags.contains(&"no_multi") {
+        client.multi_error = true;
+        store.command_stats[index].rejected_calls += 1;
+        shared.stats.record_error(msg::NO_MULTI);
+        return Reply::error(msg::NO_MULTI).into();
     }
     if client.multi.is_some()
         && !matches!(

@@ -128,9 +128,10 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     };
     runner.shared = Some(shared);
     runner.readonly = readonly;
+    let proto = ctx.client.proto;
     std::mem::swap(&mut runner.store, ctx.store);
     std::mem::swap(&mut runner.client, ctx.client);
-    let (mut reply, runner) = scripting.run(&sha, keys, argv, runner);
+    let (mut reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
     // Lua's instruction count runs on across scripts, so one tick may be a previous script's
     // remainder; two mean this one executed more than 10,000 instructions.
