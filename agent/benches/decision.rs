@@ -28,6 +28,8 @@ fn decision(c: &mut Criterion) {
         workers_live: 11,
         workers_busy: 10,
         workers_starting: 1,
+        oldest_slack_s: 0.4,
+        queued_work_s: 17.5,
     };
     c.bench_function("observe + forward pass (neural decide)", |b| {
         b.iter(|| {

@@ -1,6 +1,6 @@
 //! Runs policies on identical seeded workloads in the simulator and summarises the results.
 
-use crate::observe::{observe, Calendar, Metrics};
+use crate::observe::{Calendar, Metrics, Observer};
 use crate::policy::Policy;
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
 use crate::spec::{PolicyError, PolicySpec, Setting};
@@ -36,14 +36,20 @@ pub fn run_episode_with(
     mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
 ) -> (EpisodeResult, Vec<StepRecord>) {
     let period = sim.config().decision_period_s;
-    let mut prev = sim.snapshot();
+    let mut observer = Observer::new();
+    observer.observe(sim.snapshot());
     let mut steps = Vec::new();
     let mut t = 0.0;
     while !sim.finished() {
         t += period;
         sim.advance_to(t);
         let now = sim.snapshot();
-        let obs = observe(&prev, &now).with_calendar(calendar);
+        let Some(obs) = observer.observe(now.clone()) else {
+            continue;
+        };
+        let obs = obs
+            .with_calendar(calendar)
+            .with_startup(sim.config().startup_delay_s);
         let wanted = decide(sim, &obs);
         let target = sim.scale_to(wanted);
         steps.push(StepRecord {
@@ -54,7 +60,6 @@ pub fn run_episode_with(
             arrival_rate: obs.arrival_rate,
             window_qos: obs.window_qos,
         });
-        prev = now;
     }
     (sim.result(), steps)
 }

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod eval;
+pub mod guided;
 pub mod imitate;
 pub mod neural;
 pub mod observe;
@@ -38,3 +39,4 @@ pub mod policy;
 pub mod sim;
 pub mod spec;
 pub mod train;
+pub mod train_guided;

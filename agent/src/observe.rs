@@ -34,6 +34,11 @@ pub struct FarmMetrics {
     pub workers_busy: u32,
     /// Workers requested but not ready yet.
     pub workers_starting: u32,
+    /// Slack of the oldest waiting task: its deadline minus its age minus its processing time,
+    /// seconds (negative: it will miss whatever happens; 0 when the queue is empty).
+    pub oldest_slack_s: f64,
+    /// Σ processing times of the waiting tasks, seconds of work (0 when empty).
+    pub queued_work_s: f64,
 }
 
 /// A source of snapshots: the live broker or the simulator.
@@ -61,9 +66,82 @@ pub struct Observation {
     pub completed: u64,
     /// What the load calendar plans, when the run has one (see [`Calendar`]).
     pub outlook: Option<Outlook>,
+    /// Arrival rates over the last 1, 5 and 30 s, tasks/s (over the history there is when it
+    /// is shorter; see [`Observer`]). [`observe`] alone sets all three to `arrival_rate`.
+    pub rate_1s: f64,
+    pub rate_5s: f64,
+    pub rate_30s: f64,
+    /// Tasks completed, and those that missed their deadline, over the last 30 s.
+    pub completed_30s: u64,
+    pub missed_30s: u64,
+    /// How long a new worker takes to serve, seconds, as the farm's operator configured or
+    /// measured it (0 when unknown): what a policy must look ahead by.
+    pub startup_s: f64,
+}
+
+/// Builds observations from a stream of snapshots, keeping the last 30 s of them for the
+/// multi-window rates. The simulator and the live node both use it, so a policy sees the same
+/// features in training and in production, at any decision cadence.
+#[derive(Clone, Debug, Default)]
+pub struct Observer {
+    /// Snapshots of the last [`Observer::HISTORY_S`] seconds (and one before), oldest first.
+    history: std::collections::VecDeque<FarmMetrics>,
+}
+
+impl Observer {
+    /// The longest window an observation looks back over.
+    pub const HISTORY_S: f64 = 30.0;
+
+    pub fn new() -> Observer {
+        Observer::default()
+    }
+
+    /// The observation at `now`, against the previous snapshot (the decision period's rates)
+    /// and the history (the 1/5/30 s rates); `None` for the very first snapshot.
+    pub fn observe(&mut self, now: FarmMetrics) -> Option<Observation> {
+        let prev = self.history.back().cloned();
+        self.history.push_back(now.clone());
+        // Keep one snapshot at or before the 30 s horizon, so the longest window is full.
+        while self.history.len() > 2 && self.history[1].time_s <= now.time_s - Self::HISTORY_S {
+            self.history.pop_front();
+        }
+        let prev = prev?;
+        let mut obs = observe(&prev, &now);
+        let at = |w: f64| -> &FarmMetrics {
+            // The latest snapshot at least `w` seconds old, else the oldest there is.
+            self.history
+                .iter()
+                .rev()
+                .find(|m| m.time_s <= now.time_s - w + 1e-9)
+                .unwrap_or(&self.history[0])
+        };
+        let rate = |w: f64| -> f64 {
+            let then = at(w);
+            let span = now.time_s - then.time_s;
+            if span <= 1e-9 {
+                obs.arrival_rate
+            } else {
+                now.pushed_total.saturating_sub(then.pushed_total) as f64 / span
+            }
+        };
+        obs.rate_1s = rate(1.0);
+        obs.rate_5s = rate(5.0);
+        obs.rate_30s = rate(30.0);
+        let then = at(30.0);
+        obs.completed_30s = now.completed_total.saturating_sub(then.completed_total);
+        let met = now.qos_met_total.saturating_sub(then.qos_met_total);
+        obs.missed_30s = obs.completed_30s.saturating_sub(met);
+        Some(obs)
+    }
 }
 
 impl Observation {
+    /// The same observation with the farm's start-up delay.
+    pub fn with_startup(mut self, startup_s: f64) -> Observation {
+        self.startup_s = startup_s;
+        self
+    }
+
     /// The same observation with the calendar's outlook at its time (none without a calendar).
     pub fn with_calendar(mut self, calendar: Option<&Calendar>) -> Observation {
         self.outlook = calendar.map(|c| c.outlook(self.now.time_s));
@@ -133,6 +211,12 @@ pub fn observe(prev: &FarmMetrics, now: &FarmMetrics) -> Observation {
         },
         completed,
         outlook: None,
+        rate_1s: now.pushed_total.saturating_sub(prev.pushed_total) as f64 / window_s,
+        rate_5s: now.pushed_total.saturating_sub(prev.pushed_total) as f64 / window_s,
+        rate_30s: now.pushed_total.saturating_sub(prev.pushed_total) as f64 / window_s,
+        completed_30s: completed,
+        missed_30s: completed - met.min(completed),
+        startup_s: 0.0,
     }
 }
 
@@ -172,6 +256,36 @@ mod tests {
         );
         assert_eq!((idle.window_qos, idle.completion_mean_s), (1.0, 0.0));
         assert_eq!(idle.outlook, None);
+    }
+
+    #[test]
+    fn the_observer_keeps_30_s_of_history_for_its_windows() {
+        let snap = |t: f64, pushed: u64, completed: u64, met: u64| FarmMetrics {
+            time_s: t,
+            pushed_total: pushed,
+            completed_total: completed,
+            qos_met_total: met,
+            ..FarmMetrics::default()
+        };
+        let mut o = Observer::new();
+        assert!(o.observe(snap(0.0, 0, 0, 0)).is_none(), "no previous snapshot");
+        // 2 tasks/s for 40 s, then 10 tasks/s for 2 s; one miss every 5 s.
+        for t in 1..=40u64 {
+            o.observe(snap(t as f64, 2 * t, t, t - t / 5)).unwrap();
+        }
+        let obs = o.observe(snap(41.0, 90, 41, 33)).unwrap();
+        assert_eq!(obs.rate_1s, 10.0);
+        assert_eq!(obs.arrival_rate, 10.0);
+        assert!((obs.rate_5s - (90.0 - 72.0) / 5.0).abs() < 1e-9);
+        assert!((obs.rate_30s - (90.0 - 22.0) / 30.0).abs() < 1e-9);
+        assert_eq!(obs.completed_30s, 30);
+        assert_eq!(obs.missed_30s, (41 - 33) - (11 - 9));
+        assert!(o.history.len() <= 33, "{} snapshots kept", o.history.len());
+        // A short history: the windows cover what there is.
+        let mut young = Observer::new();
+        young.observe(snap(0.0, 0, 0, 0));
+        let obs = young.observe(snap(2.0, 6, 0, 0)).unwrap();
+        assert_eq!((obs.rate_1s, obs.rate_5s, obs.rate_30s), (3.0, 3.0, 3.0));
     }
 
     #[test]

@@ -362,6 +362,11 @@ impl Metrics for Simulator {
             .queue
             .front()
             .map_or(0.0, |&i| self.now - self.tasks[i].arrival_s);
+        let oldest_slack = self.queue.front().map_or(0.0, |&i| {
+            let t = &self.tasks[i];
+            t.arrival_s + t.deadline_s - t.processing_s - self.now
+        });
+        let queued_work: f64 = self.queue.iter().map(|&i| self.tasks[i].processing_s).sum();
         let m = FarmMetrics {
             time_s: self.now,
             queue_length: self.queue.len() as u64,
@@ -383,6 +388,8 @@ impl Metrics for Simulator {
                 .iter()
                 .filter(|w| matches!(w, Worker::Starting))
                 .count() as u32,
+            oldest_slack_s: oldest_slack,
+            queued_work_s: queued_work,
         };
         self.window_completion_max = 0.0;
         m

@@ -10,16 +10,18 @@
 //! | `reactive-average`, `reactive-maximum` | the original system's ±1 rules | everywhere |
 //! | `queue-proportional[:TARGET]` | KEDA's list-length scaler, TARGET tasks per worker (5) | everywhere |
 //! | `load-proportional[:HEADROOM]` | measured load × (1 + HEADROOM) (0.3) | everywhere |
+//! | `erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]` | Erlang C on the rates of the last 1/5/30 s, spare workers for a start-up, slow steps down | everywhere |
 //! | `calendar[:RISK[:WAIT_S]]` | Erlang C on the load calendar (5 %, 0.8 s) | `run` |
 //! | `oracle` | lookahead on the known tasks | `eval` |
 //! | `rate-oracle[:RISK[:WAIT_S]]` | `calendar` as a reference, on the simulator's calendar | `eval` |
 //! | `plan-mpc[:MISS[:SAMPLES]]` | MPC over futures imagined from the calendar (0.005, 8) | `eval` |
 //! | `mpc-oracle[:HORIZON_S]` | MPC over the known future (horizon: see [`mpc_horizon`]) | `eval` |
+//! | `ce-mpc[:MISS[:SAMPLES]]` | MPC over futures at the observed rate: the causal bound (0.005, 8) | `eval` |
 
 use crate::neural::{ModelError, NeuralPolicy};
 use crate::policy::{
-    mpc_horizon, FutureSampler, LoadProportional, MpcOracle, Oracle, PlanMpc, Policy, QueueProportional,
-    RateOracle, Reactive, Static,
+    mpc_horizon, CausalErlang, CeMpc, ErlangParams, FutureSampler, LoadProportional, MpcOracle, Oracle,
+    PlanMpc, Policy, QueueProportional, RateOracle, Reactive, Static,
 };
 use crate::sim::Simulator;
 use std::fmt;
@@ -47,6 +49,10 @@ pub enum PolicySpec {
     LoadProportional {
         headroom: Option<f64>,
     },
+    /// The causal queueing rule; each parameter `None` takes [`ErlangParams::default`]'s.
+    Erlang {
+        params: [Option<f64>; 7],
+    },
     Oracle,
     RateOracle {
         risk: Option<f64>,
@@ -58,6 +64,11 @@ pub enum PolicySpec {
     },
     MpcOracle {
         horizon_s: Option<f64>,
+    },
+    /// Certainty-equivalent MPC on the observed rate.
+    CeMpc {
+        miss: Option<f64>,
+        samples: Option<u32>,
     },
     /// `rate-oracle` under the name the node gives it.
     Calendar {
@@ -76,18 +87,25 @@ mod names {
     pub const REACTIVE_MAXIMUM: &str = "reactive-maximum";
     pub const QUEUE_PROPORTIONAL: &str = "queue-proportional";
     pub const LOAD_PROPORTIONAL: &str = "load-proportional";
+    pub const ERLANG: &str = "erlang";
     pub const ORACLE: &str = "oracle";
     pub const RATE_ORACLE: &str = "rate-oracle";
     pub const PLAN_MPC: &str = "plan-mpc";
     pub const MPC_ORACLE: &str = "mpc-oracle";
+    pub const CE_MPC: &str = "ce-mpc";
     pub const CALENDAR: &str = "calendar";
 }
 
+/// The `erlang` rule's parameters, in order.
+const ERLANG_USAGE: &str =
+    "erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]";
+
 /// Every name, for the error that lists them.
 const VALID: &str = "a *.safetensors file, static[:N], reactive-average, reactive-maximum, \
-     queue-proportional[:TARGET] or load-proportional[:HEADROOM]; in the node also bundled, manual \
+     queue-proportional[:TARGET], load-proportional[:HEADROOM] or \
+     erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]; in the node also bundled, manual \
      and (in `run`) calendar[:RISK[:WAIT_S]]; in `eval` also the references oracle, \
-     rate-oracle[:RISK[:WAIT_S]], plan-mpc[:MISS[:SAMPLES]] and mpc-oracle[:HORIZON_S]";
+     rate-oracle[:RISK[:WAIT_S]], plan-mpc[:MISS[:SAMPLES]], mpc-oracle[:HORIZON_S] and ce-mpc[:MISS[:SAMPLES]]";
 
 /// Why a name is not a policy.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -200,23 +218,21 @@ impl FromStr for PolicySpec {
             LOAD_PROPORTIONAL => PolicySpec::LoadProportional {
                 headroom: params(1, "load-proportional[:HEADROOM]")?.positive(0)?,
             },
-            RATE_ORACLE => {
-                let p = params(2, "rate-oracle[:RISK[:WAIT_S]]")?;
-                PolicySpec::RateOracle {
-                    risk: p.positive(0)?,
-                    wait_s: p.positive(1)?,
+            ERLANG => {
+                let p = params(7, ERLANG_USAGE)?;
+                let mut values = [None; 7];
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = p.get(
+                        i,
+                        |v| v.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0),
+                        |v| format!("{v:?} is not a number ≥ 0"),
+                    )?;
                 }
+                PolicySpec::Erlang { params: values }
             }
-            CALENDAR => {
-                let p = params(2, "calendar[:RISK[:WAIT_S]]")?;
-                PolicySpec::Calendar {
-                    risk: p.positive(0)?,
-                    wait_s: p.positive(1)?,
-                }
-            }
-            PLAN_MPC => {
-                let p = params(2, "plan-mpc[:MISS[:SAMPLES]]")?;
-                PolicySpec::PlanMpc {
+            CE_MPC => {
+                let p = params(2, "ce-mpc[:MISS[:SAMPLES]]")?;
+                PolicySpec::CeMpc {
                     miss: p.get(
                         0,
                         |m| {
@@ -273,6 +289,15 @@ impl fmt::Display for PolicySpec {
             PolicySpec::LoadProportional { headroom } => {
                 with(f, LOAD_PROPORTIONAL, &[(num(headroom), String::new())])
             }
+            PolicySpec::Erlang { params } => {
+                let defaults = ErlangParams::default().to_vec();
+                let params: Vec<(Option<String>, String)> = params
+                    .iter()
+                    .zip(defaults)
+                    .map(|(p, d)| (num(p), d.to_string()))
+                    .collect();
+                with(f, ERLANG, &params)
+            }
             PolicySpec::Oracle => f.write_str(ORACLE),
             PolicySpec::RateOracle { risk, wait_s } => with(f, RATE_ORACLE, &target(risk, wait_s)),
             PolicySpec::Calendar { risk, wait_s } => with(f, CALENDAR, &target(risk, wait_s)),
@@ -285,6 +310,14 @@ impl fmt::Display for PolicySpec {
                 ],
             ),
             PolicySpec::MpcOracle { horizon_s } => with(f, MPC_ORACLE, &[(num(horizon_s), String::new())]),
+            PolicySpec::CeMpc { miss, samples } => with(
+                f,
+                CE_MPC,
+                &[
+                    (num(miss), PlanMpc::MISS_TARGET.to_string()),
+                    (samples.map(|n| n.to_string()), PlanMpc::SAMPLES.to_string()),
+                ],
+            ),
         }
     }
 }
@@ -340,6 +373,19 @@ impl PolicySpec {
             (PolicySpec::LoadProportional { headroom }, _) => Box::new(LoadProportional::new(
                 headroom.unwrap_or(LoadProportional::DEFAULT_HEADROOM),
             )),
+            (PolicySpec::Erlang { params }, setting) => {
+                let defaults = ErlangParams::default().to_vec();
+                let values: Vec<f64> = params.iter().zip(defaults).map(|(p, d)| p.unwrap_or(d)).collect();
+                let params = ErlangParams::from_slice(&values);
+                // A first guess of the mean processing time, which the rule then measures.
+                let service_s = match setting {
+                    Setting::Episode { workload, .. } => workload.mean_processing_s * workload.time_scale,
+                    Setting::Node { calendar, .. } => {
+                        calendar.map_or(CausalErlang::DEFAULT_SERVICE_S, |w| w.mean_processing_s)
+                    }
+                };
+                Box::new(CausalErlang::new(params, service_s))
+            }
             (PolicySpec::Manual, Setting::Node { .. }) => {
                 return refuse("it is no policy: the node then follows `scale` requests only")
             }
@@ -382,7 +428,8 @@ impl PolicySpec {
                 PolicySpec::Oracle
                 | PolicySpec::RateOracle { .. }
                 | PolicySpec::PlanMpc { .. }
-                | PolicySpec::MpcOracle { .. },
+                | PolicySpec::MpcOracle { .. }
+                | PolicySpec::CeMpc { .. },
                 Setting::Node { .. },
             ) => return refuse("this reference needs the workload's future; it exists only in `eval`"),
             (
@@ -430,6 +477,22 @@ impl PolicySpec {
                     samples.unwrap_or(PlanMpc::SAMPLES),
                     seed ^ 0x5eed_f00d,
                 ),
+                mpc_horizon(simulator.config()),
+                miss.unwrap_or(PlanMpc::MISS_TARGET),
+            )),
+            (
+                PolicySpec::CeMpc { miss, samples },
+                Setting::Episode {
+                    simulator,
+                    workload,
+                    seed,
+                    ..
+                },
+            ) => Box::new(CeMpc::new(
+                (*simulator).clone(),
+                TaskSizer::new(workload),
+                seed ^ 0xce_3bc,
+                samples.unwrap_or(PlanMpc::SAMPLES),
                 mpc_horizon(simulator.config()),
                 miss.unwrap_or(PlanMpc::MISS_TARGET),
             )),

@@ -9,6 +9,7 @@
 //!   tasks) and `rate-oracle` (Erlang C on the load calendar; `calendar` in `run`, which knows
 //!   the schedule it drives).
 //! - [`mpc`]: `mpc-oracle` and `plan-mpc`, which decide on forks of the simulator.
+//! - [`queueing`]: `erlang`, a causal queueing rule on the farm's own metrics at any cadence.
 //!
 //! The neural policy is `neural::NeuralPolicy`, which implements the trait from above it.
 
@@ -16,10 +17,12 @@ use crate::observe::Observation;
 
 pub mod baselines;
 pub mod mpc;
+pub mod queueing;
 pub mod references;
 
 pub use baselines::{LoadProportional, QueueProportional, Reactive, Static};
-pub use mpc::{mpc_choice, mpc_horizon, plan_mpc_choice, FutureSampler, MpcOracle, PlanMpc};
+pub use mpc::{mpc_choice, mpc_horizon, plan_mpc_choice, CeMpc, FutureSampler, MpcOracle, PlanMpc};
+pub use queueing::{CausalErlang, ErlangParams, ErlangState};
 pub use references::{erlang_c_wait_exceeds, Oracle, RateOracle};
 
 /// Decides how many workers the farm should run, once per decision period.

@@ -1,5 +1,6 @@
 //! The model-predictive references, which decide by running forks of the simulator:
-//! `mpc-oracle` (the known future) and `plan-mpc` (futures imagined from the load calendar).
+//! `mpc-oracle` (the known future), `plan-mpc` (futures imagined from the load calendar) and
+//! `ce-mpc` (futures imagined at the rate the farm shows now: causal, certainty-equivalent).
 //! Both keep a lockstep copy of the simulated farm, so they exist only in `eval`.
 
 use super::Policy;
@@ -69,6 +70,90 @@ pub fn mpc_choice(sim: &Simulator, horizon_s: f64) -> u32 {
     best.1
 }
 
+/// Where imagined futures come from: the load calendar's planned rates, or a constant rate
+/// (the certainty-equivalent guess of a causal controller).
+enum Rates {
+    Plan(RatePlan),
+    Constant(f64),
+}
+
+/// Arrival times in `[from, to)`: from the plan, or a Poisson process at the constant rate.
+fn sample_arrivals(rates: &Rates, from: f64, to: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
+    match rates {
+        Rates::Plan(plan) => plan.sample_arrivals(from, to, rng),
+        Rates::Constant(rate) if *rate > 0.0 => {
+            let mut out = Vec::new();
+            let mut t = from;
+            loop {
+                t += -(1.0 - rng.gen::<f64>()).ln() / rate;
+                if t >= to {
+                    return out;
+                }
+                out.push(t);
+            }
+        }
+        Rates::Constant(_) => Vec::new(),
+    }
+}
+
+/// A causal model-predictive reference: like `plan-mpc`, but the futures it imagines arrive
+/// at a constant rate — the rate the farm's own metrics show now (the `erlang` rule's
+/// estimate: the last 30 s, or the last 5 s or 1 s when they jumped). It sees the present
+/// exactly (a lockstep copy of the simulator), so it bounds what a policy deciding on the same
+/// observations at the same cadence can reach without knowing what comes. `eval` only.
+pub struct CeMpc {
+    shadow: Simulator,
+    sizer: TaskSizer,
+    rng: ChaCha8Rng,
+    samples: u32,
+    horizon_s: f64,
+    miss_target: f64,
+    /// Rate estimates are the `erlang` rule's.
+    rule: super::ErlangState,
+}
+
+impl CeMpc {
+    pub fn new(
+        shadow: Simulator,
+        sizer: TaskSizer,
+        seed: u64,
+        samples: u32,
+        horizon_s: f64,
+        miss_target: f64,
+    ) -> CeMpc {
+        CeMpc {
+            shadow,
+            sizer,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            samples: samples.max(1),
+            horizon_s,
+            miss_target,
+            rule: super::ErlangState::new(1.5),
+        }
+    }
+}
+
+impl Policy for CeMpc {
+    fn name(&self) -> String {
+        format!("ce-mpc:{}:{}", self.miss_target, self.samples)
+    }
+
+    fn decide(&mut self, obs: &Observation) -> u32 {
+        self.shadow.advance_to(obs.now.time_s);
+        self.rule.update(obs, &super::ErlangParams::default());
+        let rate = self.rule.planned_rate;
+        let mut futures = FutureSampler {
+            rates: Rates::Constant(rate),
+            sizer: self.sizer.clone(),
+            samples: self.samples,
+            rng: ChaCha8Rng::seed_from_u64(self.rng.gen()),
+        };
+        let chosen = plan_mpc_choice(&self.shadow, &mut futures, self.horizon_s, self.miss_target);
+        self.shadow.scale_to(chosen);
+        chosen
+    }
+}
+
 /// A model-predictive reference that knows the load calendar and the farm's present, not the
 /// tasks to come. At each decision it imagines `samples` futures for the next `horizon_s`
 /// (arrivals drawn from the planned rates, sizes from the workload's size distribution,
@@ -87,7 +172,7 @@ pub struct PlanMpc {
 
 /// Draws imagined futures from a load calendar.
 pub struct FutureSampler {
-    plan: RatePlan,
+    rates: Rates,
     sizer: TaskSizer,
     samples: u32,
     rng: ChaCha8Rng,
@@ -96,7 +181,7 @@ pub struct FutureSampler {
 impl FutureSampler {
     pub fn new(plan: RatePlan, sizer: TaskSizer, samples: u32, seed: u64) -> FutureSampler {
         FutureSampler {
-            plan,
+            rates: Rates::Plan(plan),
             sizer,
             samples: samples.max(1),
             rng: ChaCha8Rng::seed_from_u64(seed),
@@ -110,7 +195,7 @@ impl FutureSampler {
         let mut in_play = 0;
         let forks = (0..self.samples)
             .map(|_| {
-                let times = self.plan.sample_arrivals(now, now + horizon_s, &mut self.rng);
+                let times = sample_arrivals(&self.rates, now, now + horizon_s, &mut self.rng);
                 in_play += times.len() as u64 + sim.queue_length() as u64;
                 let future: Vec<_> = times
                     .into_iter()

@@ -305,6 +305,8 @@ impl Node {
             workers_live: counts.live,
             workers_busy: reading.busy_workers(),
             workers_starting: counts.starting,
+            oldest_slack_s: self.clock.workload_s(reading.queue.oldest_slack_s),
+            queued_work_s: self.clock.workload_s(reading.queue.queued_work_s),
         }
     }
 

@@ -30,6 +30,11 @@ pub struct QueueReading {
     pub popped_total: u64,
     /// How long the oldest waiting task has waited, wall seconds (0 when empty).
     pub oldest_age_s: f64,
+    /// The oldest waiting task's deadline minus its age minus its processing time, wall
+    /// seconds (0 when empty).
+    pub oldest_slack_s: f64,
+    /// Σ processing times of the waiting tasks, wall seconds.
+    pub queued_work_s: f64,
 }
 
 /// The collector's running totals. Wall-clock units.
@@ -147,6 +152,7 @@ impl FarmReader for EmbeddedReader {
                     pushed_total: q.pushed_total,
                     popped_total: q.popped_total,
                     oldest_age_s: q.oldest_age_ms / 1000.0,
+                    ..QueueReading::default()
                 })
                 .unwrap_or_default();
             let buckets: Vec<String> = buckets_since(&mut self.next_bucket, functions::runtime::unix_now())
@@ -275,6 +281,7 @@ impl RedisReader {
             pushed_total: pushed,
             popped_total: pushed.saturating_sub(length),
             oldest_age_s,
+            ..QueueReading::default()
         })
     }
 
@@ -317,6 +324,7 @@ fn queue_from_qstats(v: &redis::Value, queue: &str) -> QueueReading {
         pushed_total: get("pushed_total") as u64,
         popped_total: get("popped_total") as u64,
         oldest_age_s: get("oldest_age_ms") / 1000.0,
+        ..QueueReading::default()
     }
 }
 
@@ -380,6 +388,7 @@ mod tests {
             pushed_total: 10,
             popped_total: 7,
             oldest_age_s: 1.5,
+            ..QueueReading::default()
         };
         let resp3 = Value::Map(vec![(bulk("worker_queue"), Value::Map(fields.clone()))]);
         assert_eq!(queue_from_qstats(&resp3, "worker_queue"), expected);

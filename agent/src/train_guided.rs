@@ -1,0 +1,299 @@
+//! Training the guided policy ([`GuidedPolicy`]): evolution strategies over the rule's
+//! parameters (in log space) and the correction network's weights together, on randomised
+//! workloads, episodes scored by the same return as the other trainers
+//! ([`crate::train::reward_weighted`]). Deterministic for a seed; scored on every core.
+
+use crate::eval::run_episode;
+use crate::guided::GuidedPolicy;
+use crate::neural::ModelError;
+use crate::policy::ErlangParams;
+use crate::sim::{EpisodeResult, SimConfig, Simulator};
+use crate::train::{reward_weighted, CurvePoint};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+use workload::{Pattern, Phase, Workload, WorkloadConfig};
+
+/// A rule parameter `p` is trained as `ln(p) / LOG_SCALE`, so that one step of noise moves it
+/// by a similar factor whatever its size.
+const LOG_SCALE: f64 = 3.0;
+
+/// Settings of a guided training run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GuidedTrainConfig {
+    pub seed: u64,
+    pub generations: u32,
+    pub pairs: u32,
+    pub scenarios: u32,
+    pub sigma: f32,
+    pub learning_rate: f32,
+    pub decision_period_s: f64,
+    pub miss_weight: f64,
+    /// Train the rule's parameters only (the correction stays zero).
+    pub rule_only: bool,
+}
+
+impl Default for GuidedTrainConfig {
+    fn default() -> Self {
+        GuidedTrainConfig {
+            seed: 1,
+            generations: 150,
+            pairs: 24,
+            scenarios: 12,
+            sigma: 0.05,
+            learning_rate: 0.05,
+            decision_period_s: 1.0,
+            miss_weight: 4.0,
+            rule_only: false,
+        }
+    }
+}
+
+/// One simulated run to train or score on.
+#[derive(Clone, Debug)]
+pub struct Episode {
+    pub workload: WorkloadConfig,
+    pub sim: SimConfig,
+    pub seed: u64,
+}
+
+impl Episode {
+    pub fn simulator(&self) -> Simulator {
+        let tasks: Vec<_> = Workload::new(&self.workload, self.seed).collect();
+        Simulator::new(self.sim.clone(), tasks, self.seed)
+    }
+}
+
+/// A randomised training episode: three to six phases of random length and shape (steady
+/// levels, slow and fast oscillations, bursts), a random base rate, start-up delay and initial
+/// farm.
+pub fn random_episode(rng: &mut ChaCha8Rng, period_s: f64) -> Episode {
+    let phases = (0..rng.gen_range(3..=6))
+        .map(|i| {
+            let multiplier = rng.gen_range(0.2..1.8);
+            let duration_s = [30.0, 60.0, 90.0, 120.0, 180.0][rng.gen_range(0..5)];
+            let pattern = match rng.gen_range(0..6) {
+                0 | 1 => Pattern::Steady,
+                2 => Pattern::Oscillation {
+                    min: rng.gen_range(0.2..0.8),
+                    max: rng.gen_range(1.2..1.9),
+                    cycles: rng.gen_range(0.5..2.0),
+                },
+                3 => Pattern::Oscillation {
+                    min: rng.gen_range(0.2..0.8),
+                    max: rng.gen_range(1.2..1.9),
+                    cycles: rng.gen_range(2.0..8.0),
+                },
+                _ => Pattern::Burst {
+                    height: rng.gen_range(1.5..4.0),
+                    width_s: rng.gen_range(2.0..10.0),
+                    count: rng.gen_range(1..4),
+                },
+            };
+            Phase {
+                name: format!("phase {i}"),
+                multiplier,
+                duration_s,
+                pattern,
+            }
+        })
+        .collect();
+    let workload = WorkloadConfig {
+        base_rate_per_min: rng.gen_range(100.0..550.0),
+        phases,
+        ..WorkloadConfig::default()
+    };
+    let delays = [0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 8.0, 10.0];
+    let sim = SimConfig {
+        decision_period_s: period_s,
+        startup_delay_s: delays[rng.gen_range(0..delays.len())],
+        initial_workers: rng.gen_range(4..=16),
+        max_workers: 64,
+        ..SimConfig::default()
+    };
+    Episode {
+        workload,
+        sim,
+        seed: rng.gen(),
+    }
+}
+
+/// The deployment target of the metrics-only policy: the original workload, 5 s start-up.
+pub fn original_episode(period_s: f64, seed: u64) -> Episode {
+    Episode {
+        workload: WorkloadConfig::default(),
+        sim: SimConfig {
+            decision_period_s: period_s,
+            ..SimConfig::default()
+        },
+        seed,
+    }
+}
+
+/// Runs `policy` on one episode (metrics only: no calendar).
+pub fn score(policy: &mut GuidedPolicy, episode: &Episode) -> EpisodeResult {
+    policy.reset();
+    let mut sim = episode.simulator();
+    run_episode(policy, &mut sim, None).0
+}
+
+/// The training vector of a policy: its rule parameters in log space, then its weights.
+fn theta_of(policy: &GuidedPolicy) -> Result<Vec<f32>, ModelError> {
+    let mut theta: Vec<f32> = policy
+        .params
+        .to_vec()
+        .iter()
+        .map(|p| (p.max(1e-6).ln() / LOG_SCALE) as f32)
+        .collect();
+    theta.extend(policy.weights()?);
+    Ok(theta)
+}
+
+/// Sets a policy from a training vector.
+fn apply(policy: &mut GuidedPolicy, theta: &[f32]) -> Result<(), ModelError> {
+    let k = ErlangParams::NAMES.len();
+    let params: Vec<f64> = theta[..k]
+        .iter()
+        .map(|t| (f64::from(*t) * LOG_SCALE).exp())
+        .collect();
+    policy.params = ErlangParams::from_slice(&params);
+    policy.set_weights(&theta[k..])
+}
+
+fn mean_return(policy: &mut GuidedPolicy, episodes: &[Episode], miss_weight: f64) -> (f64, f64, f64) {
+    let mut r = (0.0, 0.0, 0.0);
+    for e in episodes {
+        let res = score(policy, e);
+        r.0 += reward_weighted(&res, miss_weight);
+        r.1 += res.qos;
+        r.2 += res.mean_workers;
+    }
+    let n = episodes.len().max(1) as f64;
+    (r.0 / n, r.1 / n, r.2 / n)
+}
+
+/// Mean return of every candidate, on all cores, in candidate order.
+fn score_candidates(
+    base: &GuidedPolicy,
+    candidates: &[Vec<f32>],
+    episodes: &[Episode],
+    miss_weight: f64,
+) -> Result<Vec<f64>, ModelError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    let chunk = candidates.len().div_ceil(threads).max(1);
+    let (seed, period, reads) = (base.provenance.seed, base.decision_period_s, base.reads_calendar);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = candidates
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || -> Result<Vec<f64>, ModelError> {
+                    let mut policy = GuidedPolicy::new(seed, period)?;
+                    policy.reads_calendar = reads;
+                    let mut out = Vec::with_capacity(part.len());
+                    for c in part {
+                        apply(&mut policy, c)?;
+                        out.push(mean_return(&mut policy, episodes, miss_weight).0);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(candidates.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => all.extend(part?),
+                Err(_) => return Err(candle_core::Error::Msg("a training thread panicked".into()).into()),
+            }
+        }
+        Ok(all)
+    })
+}
+
+/// Centered ranks in [−0.5, 0.5].
+fn centered_ranks(values: &[f64]) -> Vec<f32> {
+    let mut idx: Vec<usize> = (0..values.len()).collect();
+    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
+    let mut ranks = vec![0.0f32; values.len()];
+    let denom = (values.len().max(2) - 1) as f32;
+    for (rank, &i) in idx.iter().enumerate() {
+        ranks[i] = rank as f32 / denom - 0.5;
+    }
+    ranks
+}
+
+/// Trains from `policy`; `progress` is called after every generation.
+pub fn train_guided(
+    mut policy: GuidedPolicy,
+    config: &GuidedTrainConfig,
+    mut sample: impl FnMut(&mut ChaCha8Rng) -> Episode,
+    mut progress: impl FnMut(&CurvePoint),
+) -> Result<(GuidedPolicy, Vec<CurvePoint>), ModelError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let mut theta = theta_of(&policy)?;
+    // With `rule_only`, only the rule's parameters move.
+    let trained = if config.rule_only {
+        ErlangParams::NAMES.len()
+    } else {
+        theta.len()
+    };
+    let original = original_episode(config.decision_period_s, config.seed);
+    let mut curve = Vec::new();
+    for generation in 0..config.generations {
+        let episodes: Vec<Episode> = (0..config.scenarios).map(|_| sample(&mut rng)).collect();
+        let noises: Vec<Vec<f32>> = (0..config.pairs)
+            .map(|_| (0..trained).map(|_| StandardNormal.sample(&mut rng)).collect())
+            .collect();
+        let candidates: Vec<Vec<f32>> = noises
+            .iter()
+            .flat_map(|eps| {
+                [1.0f32, -1.0].map(|sign| {
+                    let mut c = theta.clone();
+                    for (t, e) in c.iter_mut().zip(eps) {
+                        *t += sign * config.sigma * e;
+                    }
+                    c
+                })
+            })
+            .collect();
+        let returns = score_candidates(&policy, &candidates, &episodes, config.miss_weight)?;
+        let ranks = centered_ranks(&returns);
+        let scale = config.learning_rate / (2.0 * config.pairs as f32 * config.sigma);
+        for (i, eps) in noises.iter().enumerate() {
+            let weight = (ranks[2 * i] - ranks[2 * i + 1]) * scale;
+            for (t, e) in theta.iter_mut().zip(eps) {
+                *t += weight * e;
+            }
+        }
+        apply(&mut policy, &theta)?;
+        let (mean_return, mean_qos, mean_workers) = mean_return(&mut policy, &episodes, config.miss_weight);
+        let orig = score(&mut policy, &original);
+        let point = CurvePoint {
+            generation,
+            mean_return,
+            mean_qos,
+            mean_workers,
+            original_qos: orig.qos,
+            original_workers: orig.mean_workers,
+        };
+        progress(&point);
+        curve.push(point);
+    }
+    let p = &mut policy.provenance;
+    p.algorithm = format!(
+        "openai-es over the rule's parameters (log space){} (pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
+        if config.rule_only { "" } else { " and the correction network" },
+        config.pairs,
+        config.scenarios,
+        config.sigma,
+        config.learning_rate,
+        config.miss_weight
+    );
+    p.iterations = u64::from(config.generations);
+    p.episodes =
+        u64::from(config.generations) * u64::from(2 * config.pairs + 1) * u64::from(config.scenarios);
+    p.seed = config.seed;
+    Ok((policy, curve))
+}
