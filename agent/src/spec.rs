@@ -230,6 +230,39 @@ impl FromStr for PolicySpec {
                 }
                 PolicySpec::Erlang { params: values }
             }
+            RATE_ORACLE => {
+                let p = params(2, "rate-oracle[:RISK[:WAIT_S]]")?;
+                PolicySpec::RateOracle {
+                    risk: p.positive(0)?,
+                    wait_s: p.positive(1)?,
+                }
+            }
+            CALENDAR => {
+                let p = params(2, "calendar[:RISK[:WAIT_S]]")?;
+                PolicySpec::Calendar {
+                    risk: p.positive(0)?,
+                    wait_s: p.positive(1)?,
+                }
+            }
+            PLAN_MPC => {
+                let p = params(2, "plan-mpc[:MISS[:SAMPLES]]")?;
+                PolicySpec::PlanMpc {
+                    miss: p.get(
+                        0,
+                        |m| {
+                            m.parse::<f64>()
+                                .ok()
+                                .filter(|v| v.is_finite() && (0.0..1.0).contains(v))
+                        },
+                        |_| "MISS must be a fraction in [0, 1)".into(),
+                    )?,
+                    samples: p.get(
+                        1,
+                        |n| n.parse::<u32>().ok().filter(|n| (1..=256).contains(n)),
+                        |_| "SAMPLES must be a whole number from 1 to 256".into(),
+                    )?,
+                }
+            }
             CE_MPC => {
                 let p = params(2, "ce-mpc[:MISS[:SAMPLES]]")?;
                 PolicySpec::CeMpc {
@@ -565,6 +598,20 @@ mod tests {
                 PolicySpec::RateOracle {
                     risk: Some(0.03),
                     wait_s: Some(1.5),
+                },
+            ),
+            ("erlang", PolicySpec::Erlang { params: [None; 7] }),
+            (
+                "erlang:0.1:0.5:0:0.2",
+                PolicySpec::Erlang {
+                    params: [Some(0.1), Some(0.5), Some(0.0), Some(0.2), None, None, None],
+                },
+            ),
+            (
+                "ce-mpc:0.01:4",
+                PolicySpec::CeMpc {
+                    miss: Some(0.01),
+                    samples: Some(4),
                 },
             ),
             (
