@@ -44,6 +44,8 @@
 pub mod commands;
 mod conn;
 pub mod db;
+#[doc(hidden)]
+pub mod harness;
 pub mod metrics;
 pub mod reply;
 pub mod resp;
