@@ -352,7 +352,8 @@ impl Harness {
                 String::from_utf8_lossy(&reply)
             ));
         }
-        self.check_invariants()
+        self.check_invariants()?;
+        self.check_registry()
     }
 }
 
