@@ -361,11 +361,17 @@ impl Harness {
 /// `proto` (RESP2 clients must never see RESP3 types; simple strings and errors must not
 /// contain CR or LF, or the client's framing breaks). Iterative, so any nesting depth is fine.
 pub fn check_replies(bytes: &[u8], proto: Protocol) -> Result<(), String> {
-    let mut at = 0;
+    count_replies(bytes, proto).map(|_| ())
+}
+
+/// [`check_replies`], returning how many top-level replies `bytes` holds.
+pub fn count_replies(bytes: &[u8], proto: Protocol) -> Result<usize, String> {
+    let (mut at, mut n) = (0, 0);
     while at < bytes.len() {
         at = check_one_reply(bytes, at, proto)?;
+        n += 1;
     }
-    Ok(())
+    Ok(n)
 }
 
 fn check_one_reply(bytes: &[u8], mut at: usize, proto: Protocol) -> Result<usize, String> {

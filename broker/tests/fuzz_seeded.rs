@@ -130,7 +130,7 @@ fn trace(session: &targets::Session) {
 fn dispatch() {
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
-    let ran = run("dispatch", 8_000, |c| {
+    let ran = run("dispatch", 5_000, |c| {
         let session = targets::dispatch_session(c, 40, opts);
         trace(&session);
         targets::run_session("dispatch", &mut h, &session)
@@ -142,7 +142,7 @@ fn dispatch() {
 fn lua() {
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
-    let ran = run("lua", 8_000, |c| {
+    let ran = run("lua", 5_000, |c| {
         let session = targets::lua_session(c, 12, opts);
         trace(&session);
         targets::run_session("lua", &mut h, &session)
