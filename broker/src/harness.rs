@@ -517,6 +517,27 @@ mod tests {
     }
 
     #[test]
+    fn invariants_catch_counters_that_disagree_and_orphan_expiries() {
+        let mut h = Harness::new(BrokerConfig::default());
+        let a = h.connect();
+        h.execute(a, &args(&["RPUSH", "q", "x", "y"]));
+        h.check_invariants().unwrap();
+        {
+            let store = h.shared.store.lock();
+            let Some(Value::List(l)) = store.dbs[0].map.get(&b"q"[..]) else {
+                panic!("q is a list");
+            };
+            l.stats.record_length(5, 0);
+        }
+        assert!(h.check_invariants().unwrap_err().contains("counters say 5"));
+        h.execute(a, &args(&["DEL", "q"]));
+        h.execute(a, &args(&["SET", "k", "v"]));
+        h.check_invariants().unwrap();
+        h.shared.store.lock().dbs[0].set_expiry(&Bytes::from_static(b"gone"), u64::MAX);
+        assert!(h.check_invariants().unwrap_err().contains("expiry left"));
+    }
+
+    #[test]
     fn reply_checker_rejects_broken_framing() {
         assert!(check_replies(b"+OK\r\n:1\r\n*2\r\n$1\r\na\r\n_\r\n", Protocol::Resp3).is_ok());
         assert!(check_replies(b"_\r\n", Protocol::Resp2).is_err());
