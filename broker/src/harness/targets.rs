@@ -337,9 +337,33 @@ pub fn dispatch_session(c: &mut impl Choices, max_steps: usize, opts: Options) -
     let resp3 = clients(c);
     let mut steps = Vec::new();
     while steps.len() < max_steps && !c.exhausted() {
-        steps.push((c.below(3), grammar::command(c, 0, opts)));
+        let pick = c.below(3);
+        let command = grammar::command(c, 0, opts);
+        let follow_up = blocked_key(&command).filter(|_| c.chance(60)).map(|key| {
+            // Another client pushes to the key a blocking command waits on, so that blocked
+            // clients get served (otherwise their own next command times them out first).
+            let push: &'static [u8] = if c.chance(50) { b"RPUSH" } else { b"LPUSH" };
+            let element = Bytes::from(grammar::element(c));
+            (
+                pick + 1 + c.below(2),
+                vec![Bytes::from_static(push), key, element],
+            )
+        });
+        steps.push((pick, command));
+        steps.extend(follow_up);
     }
     Session { resp3, steps }
+}
+
+/// The first key a blocking command waits on, if it is one.
+fn blocked_key(args: &[Bytes]) -> Option<Bytes> {
+    let name = args.first()?.to_ascii_lowercase();
+    let at = match name.as_slice() {
+        b"blpop" | b"brpop" | b"blmove" | b"brpoplpush" => 1,
+        b"blmpop" => 3,
+        _ => return None,
+    };
+    args.get(at).cloned()
 }
 
 /// EVAL of generated scripts (random nested replies, cjson, cmsgpack, struct, bit) from
