@@ -47,6 +47,8 @@
 pub mod commands;
 mod conn;
 pub mod db;
+#[doc(hidden)]
+pub mod harness;
 pub mod metrics;
 pub mod reply;
 pub mod resp;
