@@ -658,8 +658,12 @@ fn struct_pack(lua: &Lua, fmt: &[u8], args: &[Value]) -> mlua::Result<Vec<u8>> {
 
 fn struct_unpack(lua: &Lua, fmt: &[u8], data: &[u8], init: i64) -> mlua::Result<mlua::MultiValue> {
     let too_short = || arg_error(lua, 2, "unpack", "data string too short");
-    let Ok(mut pos) = usize::try_from(init - 1) else {
-        return Err(arg_error(lua, 3, "unpack", "offset must be 1 or greater"));
+    // Redis converts `init - 1` to an unsigned size: 0 is refused as an offset, a negative
+    // one wraps around and is "too short" (an infinite one included, without overflowing here).
+    let mut pos = match init {
+        0 => return Err(arg_error(lua, 3, "unpack", "offset must be 1 or greater")),
+        i if i < 0 => return Err(too_short()),
+        i => usize::try_from(i - 1).map_err(|_| too_short())?,
     };
     if pos > data.len() {
         return Err(too_short());

@@ -6,8 +6,8 @@
 //! Environment (all optional): `FUZZ_SEED` (base seed, default 0x5eed), `FUZZ_CASES` (inputs
 //! per target, overriding the defaults below), `FUZZ_ONLY` (run just that case number, for
 //! reproducing a failure), `FUZZ_TRACE=1` (print each
-//! session before it runs), `FUZZ_KNOWN_CRASHES=1` (also generate the inputs of known crashes,
-//! see `broker::harness::lua::KNOWN_CRASHES`; they abort the process until fixed).
+//! session before it runs), `FUZZ_KNOWN_CRASHES=0` (leave out the inputs of the crashes found and fixed,
+//! see `broker::harness::lua::KNOWN_CRASHES`).
 
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, Finding, ParserCase};
@@ -27,7 +27,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 fn options() -> Options {
     Options {
-        known_crashes: std::env::var("FUZZ_KNOWN_CRASHES").is_ok_and(|v| v == "1"),
+        known_crashes: std::env::var("FUZZ_KNOWN_CRASHES").map_or(true, |v| v != "0"),
     }
 }
 

@@ -10,11 +10,11 @@ thread_local! {
     pub static HARNESS: RefCell<Harness> = RefCell::new(Harness::new(broker::BrokerConfig::default()));
 }
 
-/// `FUZZ_KNOWN_CRASHES=1` also generates the inputs of known crashes (see
+/// `FUZZ_KNOWN_CRASHES=0` leaves out the inputs of the crashes found and fixed (see
 /// `broker::harness::lua::KNOWN_CRASHES`).
 pub fn options() -> Options {
     static OPTIONS: OnceLock<Options> = OnceLock::new();
     *OPTIONS.get_or_init(|| Options {
-        known_crashes: std::env::var("FUZZ_KNOWN_CRASHES").is_ok_and(|v| v == "1"),
+        known_crashes: std::env::var("FUZZ_KNOWN_CRASHES").map_or(true, |v| v != "0"),
     })
 }

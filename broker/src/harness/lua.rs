@@ -6,8 +6,9 @@ use super::choices::Choices;
 use super::grammar::{self, Options};
 use std::fmt::Write;
 
-/// Inputs of crashes that are known and being fixed in the scripting code; the generator
-/// leaves them out unless [`Options::known_crashes`] is set:
+/// Inputs of crashes the fuzzers found (or that were known) in the scripting code, all fixed
+/// since; the generator makes them when [`Options::known_crashes`] is set, which the drivers
+/// do unless `FUZZ_KNOWN_CRASHES=0`:
 /// - a reply table nested thousands deep (or one that contains itself) overflows the stack
 ///   while it is converted to a reply;
 /// - `cjson.encode` of a table nested about 300 deep or more (or of a table that contains
