@@ -5,7 +5,7 @@
 //! a broker.
 
 use serde::{Deserialize, Serialize};
-use workload::{check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
+use workload::{check_consistency, check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
 
 /// A phase configuration, pushed to `input_queue` for the emitter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,10 @@ pub struct PhaseConfigMsg {
     pub trace_weights: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_total: Option<usize>,
+    /// Ours: the phase's whole pattern as a workload file writes it, for the shapes the fields
+    /// above cannot carry (step, ramp, diurnal, mmpp, noisy, counts, arrivals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
 }
 
 impl PhaseConfigMsg {
@@ -68,6 +72,7 @@ impl PhaseConfigMsg {
             burst_count: None,
             trace_weights: None,
             trace_total: None,
+            pattern: None,
         };
         match &phase.pattern {
             Pattern::Steady => {}
@@ -97,6 +102,10 @@ impl PhaseConfigMsg {
                 msg.trace_weights = Some(weights.clone());
                 msg.trace_total = *total;
             }
+            other => {
+                msg.phase_pattern = other.kind().into();
+                msg.pattern = Some(other.clone());
+            }
         }
         msg
     }
@@ -122,6 +131,19 @@ impl PhaseConfigMsg {
         positive("base_rate", self.base_rate)?;
         positive("window_duration", self.window_duration)?;
         let pattern = match self.phase_pattern.as_str() {
+            _ if self.pattern.is_some() => match &self.pattern {
+                Some(p) if p.kind() == self.phase_pattern => p.clone(),
+                p => {
+                    return Err(PhaseConfigError::Invalid(WorkloadError::Inconsistent {
+                        field: "pattern".into(),
+                        reason: format!(
+                            "its kind {:?} differs from phase_pattern {:?}",
+                            p.as_ref().map_or("", |p| p.kind()),
+                            self.phase_pattern
+                        ),
+                    }))
+                }
+            },
             "steady" => Pattern::Steady,
             p if p.starts_with("oscillation") => Pattern::Oscillation {
                 min: self.oscillation_min.unwrap_or(0.5),
@@ -151,6 +173,7 @@ impl PhaseConfigMsg {
         let (tasks, windows) = phase_load(&phase, self.base_rate, self.window_duration);
         let what = format!("phase {} ({:?})", self.phase_number, self.phase_name);
         check_load(&what, tasks, windows)?;
+        check_consistency(&phase, &message_field)?;
         // The count the sender expects must be one the emitter could produce.
         check_load(&format!("target_tasks of {what}"), self.target_tasks as f64, 1.0)?;
         Ok(phase)

@@ -32,13 +32,14 @@
 
 mod config;
 pub mod limits;
+mod modulation;
 mod plan;
 mod tasks;
 mod trace;
 mod validate;
 
-pub use config::{CalibratedModel, Pattern, Phase, WorkloadConfig};
+pub use config::{CalibratedModel, Pattern, Phase, Replay, WorkloadConfig};
 pub use plan::{phase_order, phase_seed, RatePlan};
-pub use tasks::{phase_tasks, PhaseTasks, TaskSizer, TaskSpec, Workload};
+pub use tasks::{phase_tasks, PhaseTasks, RecordedSize, TaskSizer, TaskSpec, Workload};
 pub use trace::{trace_from_csv, TraceError};
-pub use validate::{check_load, check_phase, check_time_scale, phase_load, WorkloadError};
+pub use validate::{check_consistency, check_load, check_phase, check_time_scale, phase_load, WorkloadError};
