@@ -41,5 +41,5 @@ mod validate;
 pub use config::{CalibratedModel, Pattern, Phase, Replay, WorkloadConfig};
 pub use plan::{phase_order, phase_seed, RatePlan};
 pub use tasks::{phase_tasks, PhaseTasks, RecordedSize, TaskSizer, TaskSpec, Workload};
-pub use trace::{trace_from_csv, TraceError};
+pub use trace::{load_trace, plan_from_csv, trace_from_csv, LoadedTrace, TraceError};
 pub use validate::{check_consistency, check_load, check_phase, check_time_scale, phase_load, WorkloadError};
