@@ -14,10 +14,16 @@
 //! ([`PhaseTasks`]), one window at a time.
 //!
 //! # Layout
-//! - `config`: [`WorkloadConfig`], [`Phase`], [`Pattern`], [`CalibratedModel`] (the defaults
+//! - `config`: [`WorkloadConfig`], [`Phase`], [`Pattern`] (steady, oscillation, burst, trace,
+//!   step, ramp, diurnal, mmpp, noisy, counts, arrivals), [`CalibratedModel`] (the defaults
 //!   above).
 //! - [`limits`] and `validate`: what a workload may ask for, [`WorkloadError`] naming the field.
-//! - `trace`: [`trace_from_csv`], recorded arrivals as a phase pattern.
+//! - `modulation`: the realised rate of a phase per window (the seeded on/off and noise paths)
+//!   and the rate its load calendar knows.
+//! - `trace`: [`load_trace`], recorded arrivals or per-second counts from CSV as a phase,
+//!   replayed exactly or resampled ([`Replay`]); [`plan_from_csv`], a calendar for a trace.
+//! - [`random`]: [`random::sample_workload`], randomised multi-phase workloads for training.
+//! - [`presets`]: the named evaluation workloads ([`presets::preset`]).
 //! - `plan`: [`phase_order`], [`phase_seed`] and the planned rates of a run ([`RatePlan`], what a
 //!   load calendar knows).
 //! - `tasks`: [`TaskSpec`], [`TaskSizer`], one phase's tasks ([`PhaseTasks`]) and a whole run's
@@ -34,6 +40,8 @@ mod config;
 pub mod limits;
 mod modulation;
 mod plan;
+pub mod presets;
+pub mod random;
 mod tasks;
 mod trace;
 mod validate;
