@@ -86,7 +86,10 @@ pub fn sample_workload(rng: &mut impl Rng, config: &FamilyConfig) -> WorkloadCon
     };
     let (lo, hi) = ordered(config.min_phases.max(1), config.max_phases.max(1));
     let count = rng.gen_range(lo..=hi);
-    let (d_lo, d_hi) = ordered(config.phase_duration_s.0.max(1.0), config.phase_duration_s.1.max(1.0));
+    let (d_lo, d_hi) = ordered(
+        config.phase_duration_s.0.max(1.0),
+        config.phase_duration_s.1.max(1.0),
+    );
     let phases: Vec<Phase> = (0..count)
         .map(|i| {
             let family = *families.choose(rng).unwrap_or(&Family::Steady);
@@ -102,7 +105,10 @@ pub fn sample_workload(rng: &mut impl Rng, config: &FamilyConfig) -> WorkloadCon
             }
         })
         .collect();
-    let (l_lo, l_hi) = ordered(config.mean_load_workers.0.max(0.01), config.mean_load_workers.1.max(0.01));
+    let (l_lo, l_hi) = ordered(
+        config.mean_load_workers.0.max(0.01),
+        config.mean_load_workers.1.max(0.01),
+    );
     let load = (uniform(rng, l_lo.ln(), l_hi.ln())).exp();
     // Relative tasks per second, averaged over the run, at a base rate of 60/min (1/s).
     let duration: f64 = phases.iter().map(|p| p.duration_s).sum();
