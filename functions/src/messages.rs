@@ -195,6 +195,7 @@ fn message_field(param: &str) -> String {
         "height" => "burst_height",
         "width_s" => "burst_width",
         "weights" => "trace_weights",
+        "total" => "trace_total",
         other => other,
     };
     format!("{field}{index}")
@@ -387,5 +388,62 @@ mod tests {
             refused(msg(r#","phase_pattern":"zigzag""#)),
             "unknown phase_pattern \"zigzag\""
         );
+    }
+
+    #[test]
+    fn newer_shapes_travel_whole_and_inconsistent_traces_are_refused() {
+        let phase = |pattern: Pattern| Phase {
+            name: "P".into(),
+            multiplier: 1.0,
+            duration_s: 4.0,
+            pattern,
+        };
+        for pattern in [
+            Pattern::Step {
+                before: 0.5,
+                after: 2.0,
+                at_s: 1.0,
+            },
+            Pattern::Mmpp {
+                low: 0.1,
+                high: 3.0,
+                mean_low_s: 2.0,
+                mean_high_s: 1.0,
+            },
+            Pattern::Counts {
+                counts: vec![3.0, 0.0, 5.0, 1.0],
+                replay: workload::Replay::Exact,
+                plan: None,
+            },
+            Pattern::Arrivals {
+                times_s: vec![0.0, 0.5, 3.2],
+                processing_s: Some(vec![1.0, 2.0, 0.5]),
+                size_px: None,
+                replay: workload::Replay::Exact,
+                plan: None,
+            },
+        ] {
+            let msg = PhaseConfigMsg::from_phase(&phase(pattern.clone()), 1, 300.0, 1.0, 9);
+            assert_eq!(msg.phase_pattern, pattern.kind());
+            let sent: PhaseConfigMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+            assert_eq!(sent.to_phase().unwrap(), phase(pattern));
+        }
+        // The legacy shapes keep their legacy fields (no pattern object).
+        let steady = PhaseConfigMsg::from_phase(&phase(Pattern::Steady), 1, 300.0, 1.0, 9);
+        assert!(steady.pattern.is_none() && !serde_json::to_string(&steady).unwrap().contains("\"pattern\""));
+        let mut msg =
+            PhaseConfigMsg::from_phase(&phase(Pattern::Ramp { from: 0.0, to: 1.0 }), 1, 300.0, 1.0, 9);
+        msg.phase_pattern = "step".into();
+        let e = msg.to_phase().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "pattern: its kind \"ramp\" differs from phase_pattern \"step\""
+        );
+        // A trace whose count would silently come from the base rate is refused.
+        let mut msg = PhaseConfigMsg::from_phase(&phase(Pattern::Steady), 1, 300.0, 1.0, 9);
+        msg.phase_pattern = "trace".into();
+        msg.trace_weights = Some(vec![1.0; 4]);
+        let e = msg.to_phase().unwrap_err().to_string();
+        assert!(e.starts_with("trace_total: a trace needs its task count"), "{e}");
     }
 }
