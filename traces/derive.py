@@ -9,6 +9,11 @@ import math
 import os
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Both slices start at 00:09, the first quiet minute (10 requests): the simulator starts every
+# policy with 12 workers, and a slice that opened at the busy minutes 00:00-00:08 (35-56
+# requests each) would measure that start, not the policy (no policy, not even a clairvoyant
+# one, reached 98.5 % on it).
+START_S = 9 * 60
 
 
 def read_seconds(path):
@@ -17,14 +22,15 @@ def read_seconds(path):
 
 
 def smooth(seconds, out_path):
-    # The 72 whole minutes 00:00-01:12; per-minute counts, read as rates at each minute's centre.
-    minutes = 72
+    # The 63 whole minutes 00:09-01:11; per-minute counts, read as rates at each minute's centre.
+    minutes = 63
     counts = [0] * minutes
     for s in seconds:
-        if s < minutes * 60:
-            counts[s // 60] += 1
+        m = (s - START_S) // 60
+        if 0 <= m < minutes:
+            counts[m] += 1
     total = sum(counts)
-    length_s = 600  # 72 minutes compressed 7.2 times
+    length_s = 600  # 63 minutes compressed 6.3 times
     compress = minutes * 60 / length_s
     target_mean = 5.5
     scale = target_mean * length_s / total
@@ -43,8 +49,8 @@ def smooth(seconds, out_path):
         emitted += n
         rows.append(n)
     with open(out_path, "w") as f:
-        f.write("# Smooth slice: NASA-HTTP 1 Aug 1995 00:00-01:12 (-0400), per-minute request counts,\n")
-        f.write(f"# linearly interpolated, compressed {compress:g}x in time (72 min -> 10 min) and scaled x{scale:.4f}\n")
+        f.write(f"# Smooth slice: NASA-HTTP 1 Aug 1995 00:09-01:12 (-0400), {total} requests counted per minute,\n")
+        f.write(f"# linearly interpolated, compressed {compress:g}x in time (63 min -> 10 min) and scaled x{scale:.4f}\n")
         f.write("# to a mean of 5.5 requests/s; whole counts per second. Derived by traces/derive.py.\n")
         f.write("second,count\n")
         for s, n in enumerate(rows):
@@ -53,23 +59,24 @@ def smooth(seconds, out_path):
 
 
 def bursty(seconds, out_path):
-    # Every request, its recorded second compressed 12.7 times (72.4 min -> 342 s, mean ~5.5/s);
-    # the requests of one recorded second are spread evenly over its compressed span, since the
-    # log's resolution is one second.
-    compress = 12.7
+    # Every request from 00:09:00 on, its recorded second compressed so that the mean is about
+    # 5.5 requests/s; the requests of one recorded second are spread evenly over its compressed
+    # span, since the log's resolution is one second.
+    kept = [s for s in seconds if s >= START_S]
+    span = kept[-1] - START_S + 1
+    compress = round(span * 5.5 / len(kept), 1)
     by_second = {}
-    for s in seconds:
+    for s in kept:
         by_second[s] = by_second.get(s, 0) + 1
-    t0 = min(by_second)
     times = []
     for s in sorted(by_second):
         n = by_second[s]
         for k in range(n):
-            times.append(((s - t0) + (k + 0.5) / n) / compress)
+            times.append(((s - START_S) + (k + 0.5) / n) / compress)
     with open(out_path, "w") as f:
-        f.write("# Bursty slice: every request of NASA-HTTP 1 Aug 1995 00:00:01-01:12:24 (-0400), time compressed\n")
-        f.write(f"# {compress:g}x (mean ~5.5 requests/s); requests of one recorded second spread evenly over it.\n")
-        f.write("# Derived by traces/derive.py.\n")
+        f.write(f"# Bursty slice: every request of NASA-HTTP 1 Aug 1995 00:09:00-01:12:24 (-0400), {len(kept)} requests,\n")
+        f.write(f"# time compressed {compress:g}x (mean ~5.5 requests/s); requests of one recorded second spread evenly\n")
+        f.write("# over it. Derived by traces/derive.py.\n")
         f.write("timestamp\n")
         for t in times:
             f.write(f"{t:.3f}\n")

@@ -62,11 +62,11 @@ pub const PRESETS: &[Preset] = &[
     },
     Preset {
         name: "trace-smooth",
-        description: "recorded requests (NASA-HTTP, 1 Aug 1995): 72 minutes of per-minute counts as 600 s at 5.5/s mean, exact replay (traces/README.md)",
+        description: "recorded requests (NASA-HTTP, 1 Aug 1995): 63 minutes of per-minute counts as 600 s at 5.5/s mean, peak 14/s, exact replay (traces/README.md)",
     },
     Preset {
         name: "trace-bursty",
-        description: "recorded requests (NASA-HTTP, 1 Aug 1995): every request of the same 72 minutes compressed to 343 s, exact timestamps (traces/README.md)",
+        description: "recorded requests (NASA-HTTP, 1 Aug 1995): every request of the same 63 minutes compressed to 274 s (5.5/s mean), exact timestamps (traces/README.md)",
     },
 ];
 
