@@ -309,3 +309,350 @@ fn workload_files_beyond_the_limits_are_refused_before_anything_is_generated() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A fresh directory for one test's files.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn refusal(out: &std::process::Output) -> String {
+    assert!(
+        !out.status.success(),
+        "accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn eval_prints_the_effective_workload_and_takes_it_back() {
+    let dir = scratch("print-workload");
+    // The default, as JSON, is the generator's default configuration.
+    let printed = stdout(&node_within(&["eval", "--print-workload"]));
+    let config: workload::WorkloadConfig = serde_json::from_str(&printed).unwrap();
+    assert_eq!(config, workload::WorkloadConfig::default());
+    // Flags are applied: a preset with the shuffle, which a file then reproduces exactly.
+    let printed = stdout(&node_within(&[
+        "eval",
+        "--print-workload",
+        "--workload-preset",
+        "bursty-mmpp",
+        "--base-rate",
+        "240",
+    ]));
+    let config: workload::WorkloadConfig = serde_json::from_str(&printed).unwrap();
+    assert_eq!(config.base_rate_per_min, 240.0);
+    assert!(matches!(config.phases[0].pattern, workload::Pattern::Mmpp { .. }));
+    let path = dir.join("mmpp.json");
+    std::fs::write(&path, &printed).unwrap();
+    let from_file = stdout(&node_within(&[
+        "eval",
+        "--baselines",
+        "static:12",
+        "--episodes",
+        "2",
+        "--workload",
+        path.to_str().unwrap(),
+    ]));
+    let from_flags = stdout(&node_within(&[
+        "eval",
+        "--baselines",
+        "static:12",
+        "--episodes",
+        "2",
+        "--workload-preset",
+        "bursty-mmpp",
+        "--base-rate",
+        "240",
+    ]));
+    let table = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with('|'))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(table(&from_file), table(&from_flags));
+    // An unknown preset is refused with the list of names.
+    let err = refusal(&node_within(&["eval", "--workload-preset", "nope"]));
+    assert!(
+        err.contains("possible values: original, shuffled, rate200"),
+        "{err}"
+    );
+    assert!(err.contains("trace-smooth, trace-bursty"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn every_workload_preset_evaluates() {
+    let help = stdout(&node_within(&["eval", "--help"]));
+    for preset in workload::presets::PRESETS {
+        assert!(help.contains(preset.name), "--help lists {}", preset.name);
+        let out = stdout(&node_within(&[
+            "eval",
+            "--baselines",
+            "static:16,load-proportional",
+            "--episodes",
+            "1",
+            "--workload-preset",
+            preset.name,
+        ]));
+        assert!(
+            out.contains("| static:16 |") && out.contains("| load-proportional |"),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn eval_replays_a_csv_trace_and_names_the_line_of_a_bad_one() {
+    let dir = scratch("trace");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    // 5 s of counts; an exact replay keeps them: 30 tasks whatever the seed.
+    let counts = write("counts.csv", "second,count\n0,4\n1,9\n2,0\n3,12\n4,5\n");
+    let json = dir.join("trace.json");
+    let out = stdout(&node_within(&[
+        "eval",
+        "--trace",
+        &counts,
+        "--baselines",
+        "static:10",
+        "--episodes",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(out.contains("episodes of 30 tasks"), "{out}");
+    let printed = stdout(&node_within(&["eval", "--trace", &counts, "--print-workload"]));
+    let config: workload::WorkloadConfig = serde_json::from_str(&printed).unwrap();
+    assert_eq!(config.phases.len(), 1);
+    assert!(matches!(
+        &config.phases[0].pattern,
+        workload::Pattern::Counts { counts, replay: workload::Replay::Exact, .. } if counts == &[4.0, 9.0, 0.0, 12.0, 5.0]
+    ));
+    // Timestamps with processing times, resampled, and with a plan of their own.
+    let stamps = write(
+        "stamps.csv",
+        "timestamp,processing_s\n10.0,0.5\n10.2,1.0\n11.9,2.0\n13.5,0.7\n",
+    );
+    let plan = write("plan.csv", "rate\n1\n1\n2\n4\n");
+    let out = stdout(&node_within(&[
+        "eval",
+        "--trace",
+        &stamps,
+        "--trace-replay",
+        "resampled",
+        "--trace-plan",
+        &plan,
+        "--baselines",
+        "static:4,rate-oracle",
+        "--episodes",
+        "2",
+    ]));
+    assert!(out.contains("episodes of 4 tasks"), "{out}");
+    // Bad files: the error names the file and the line.
+    for (name, text, says) in [
+        (
+            "back.csv",
+            "timestamp\n1.0\n3.0\n2.0\n",
+            "trace line 4: timestamp 2 is before the previous one (3)",
+        ),
+        (
+            "negative.csv",
+            "second,count\n0,3\n1,-1\n",
+            "trace line 3: \"-1\" is not a non-negative number",
+        ),
+        ("empty.csv", "timestamp\n", "the trace has no data rows"),
+        (
+            "text.csv",
+            "# recorded\ncount\n2\nlots\n",
+            "trace line 4: \"lots\" is not a non-negative number",
+        ),
+        (
+            "fraction.csv",
+            "count\n2\n2.5\n",
+            "trace line 3: 2.5 is not a whole count; an exact replay needs counts",
+        ),
+    ] {
+        let path = write(name, text);
+        let err = refusal(&node_within(&[
+            "eval",
+            "--trace",
+            &path,
+            "--baselines",
+            "static:4",
+        ]));
+        assert!(
+            err.contains(&format!("{path}: ")) && err.contains(says),
+            "{name}: {err}"
+        );
+    }
+    let err = refusal(&node_within(&["eval", "--trace", &counts, "--trace-plan", &plan]));
+    assert!(
+        err.contains("the plan has 4 seconds of rates; the trace lasts 5 s"),
+        "{err}"
+    );
+    let err = refusal(&node_within(&["eval", "--trace", &counts, "--base-rate", "100"]));
+    assert!(err.contains("--base-rate does not apply to --trace"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn inconsistent_trace_phases_in_a_workload_file_are_refused() {
+    let dir = scratch("trace-json");
+    let mut w = serde_json::to_value(workload::WorkloadConfig::default()).unwrap();
+    // Used to replay with the base rate's count instead of the trace's.
+    w["phases"][0]["pattern"] = serde_json::json!({"kind": "trace", "weights": vec![1.0; 60]});
+    let path = dir.join("no-total.json");
+    std::fs::write(&path, w.to_string()).unwrap();
+    let err = refusal(&node_within(&["eval", "--workload", path.to_str().unwrap()]));
+    assert!(
+        err.contains("no-total.json: phases[0].pattern.total: a trace needs its task count"),
+        "{err}"
+    );
+    // Used to repeat the last weight for the seconds the trace does not have.
+    w["phases"][0]["pattern"] = serde_json::json!({"kind": "trace", "weights": vec![1.0; 40], "total": 50});
+    let path = dir.join("short.json");
+    std::fs::write(&path, w.to_string()).unwrap();
+    let err = refusal(&node_within(&["eval", "--workload", path.to_str().unwrap()]));
+    assert!(
+        err.contains("short.json: phases[0].duration_s: 60 s does not match the trace's 40 weights"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn no_policy_is_capped_unseen() {
+    let dir = scratch("clamp");
+    let json = dir.join("eval.json");
+    // Without --max-workers, a static farm larger than the default bound runs as asked.
+    let out = stdout(&node_within(&[
+        "eval",
+        "--baselines",
+        "static:40,static:12",
+        "--episodes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]));
+    assert!(
+        out.contains("Worker bounds: 1..=40; max workers raised from 32 to 40 for static:40"),
+        "{out}"
+    );
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows[0]["max_workers"], 40.0);
+    assert_eq!(rows[0]["clamped"], 0.0);
+    // With a bound, the clamped policy says so in the table, under it and in the JSON.
+    let report = dir.join("report");
+    let out = stdout(&node_within(&[
+        "eval",
+        "--baselines",
+        "static:40,static:12",
+        "--episodes",
+        "1",
+        "--max-workers",
+        "32",
+        "--json",
+        json.to_str().unwrap(),
+        "--report",
+        report.to_str().unwrap(),
+    ]));
+    let header = out.lines().next().unwrap();
+    assert!(header.ends_with("| clamped |"), "{out}");
+    assert!(out.contains("Clamped to the worker bounds 1..=32"), "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(rows[0]["max_workers"], 32.0);
+    assert!(rows[0]["clamped"].as_f64().unwrap() > 20.0, "{rows}");
+    assert_eq!(rows[1]["clamped"], 0.0);
+    let md = std::fs::read_to_string(report.join("eval.md")).unwrap();
+    assert!(
+        md.contains("Clamped to the worker bounds 1..=32") && md.contains("static:40 ("),
+        "{md}"
+    );
+    // A floor clamps too, and nonsense bounds are refused.
+    let out = stdout(&node_within(&[
+        "eval",
+        "--baselines",
+        "static:2",
+        "--episodes",
+        "1",
+        "--min-workers",
+        "4",
+    ]));
+    assert!(out.contains("Clamped to the worker bounds 4..=32"), "{out}");
+    let err = refusal(&node_within(&[
+        "eval",
+        "--min-workers",
+        "9",
+        "--max-workers",
+        "8",
+    ]));
+    assert!(
+        err.contains("--min-workers must be between 1 and 8, got 9"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn run_replays_a_trace_exactly_and_train_checks_its_trace() {
+    let dir = scratch("run-trace");
+    let trace = dir.join("burst.csv");
+    std::fs::write(&trace, "second,count\n0,6\n1,0\n2,9\n3,3\n").unwrap();
+    let report = dir.join("report");
+    let out = node_within(&[
+        "run",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--time-scale",
+        "0.1",
+        "--policy",
+        "static:8",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    stdout(&out);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["tasks"], 18);
+    assert_eq!(r["completed"], 18);
+    assert_eq!(r["lost"], 0);
+    let err = refusal(&node_within(&[
+        "run",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--tasks",
+        "10",
+    ]));
+    assert!(err.contains("--tasks scales the default phases"), "{err}");
+    // train reads and checks the trace (errors name the file and the line) ...
+    let bad = dir.join("bad.csv");
+    std::fs::write(&bad, "timestamp\n2\n1\n").unwrap();
+    let err = refusal(&node_within(&["train", "--trace", bad.to_str().unwrap()]));
+    assert!(
+        err.contains("bad.csv: trace line 3: timestamp 1 is before the previous one (2)"),
+        "{err}"
+    );
+    // ... but its trainers cannot use one yet, which it says instead of ignoring the flag.
+    let err = refusal(&node_within(&["train", "--trace", trace.to_str().unwrap()]));
+    assert!(
+        err.contains("the trainer does not take a recorded workload"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

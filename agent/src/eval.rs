@@ -33,9 +33,21 @@ pub fn run_episode(
 pub fn run_episode_with(
     sim: &mut Simulator,
     calendar: Option<&Calendar>,
-    mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
+    decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
 ) -> (EpisodeResult, Vec<StepRecord>) {
+    let (result, steps, _) = run_episode_clamped(sim, calendar, decide);
+    (result, steps)
+}
+
+/// Like [`run_episode_with`], also counting the decisions whose target lay outside the
+/// simulator's `min_workers..=max_workers` and was clamped to it.
+pub fn run_episode_clamped(
+    sim: &mut Simulator,
+    calendar: Option<&Calendar>,
+    mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
+) -> (EpisodeResult, Vec<StepRecord>, u32) {
     let period = sim.config().decision_period_s;
+    let mut clamped = 0;
     let mut observer = Observer::new();
     observer.observe(sim.snapshot());
     let mut steps = Vec::new();
@@ -52,6 +64,9 @@ pub fn run_episode_with(
             .with_startup(sim.config().startup_delay_s);
         let wanted = decide(sim, &obs);
         let target = sim.scale_to(wanted);
+        if target != wanted {
+            clamped += 1;
+        }
         steps.push(StepRecord {
             time_s: now.time_s,
             workers: now.workers_live + now.workers_starting,
@@ -61,7 +76,7 @@ pub fn run_episode_with(
             window_qos: obs.window_qos,
         });
     }
-    (sim.result(), steps)
+    (sim.result(), steps, clamped)
 }
 
 /// The policies `eval --baselines all` compares: the baselines and the references.
@@ -95,6 +110,9 @@ pub struct PolicySummary {
     pub scaling_actions: f64,
     pub completion_p50_s: f64,
     pub completion_p99_s: f64,
+    /// Decisions per episode whose target lay outside the worker bounds and was clamped to
+    /// them (`static:40` under a bound of 32 is clamped at every decision).
+    pub clamped: f64,
 }
 
 /// Evaluates `policies` over `episodes` seeded workloads (episode i uses seed + i for every
@@ -131,6 +149,7 @@ pub fn evaluate_with_series(
     for spec in policies {
         let name = spec.to_string();
         let mut results = Vec::new();
+        let mut clamped = 0u64;
         for e in 0..episodes as u64 {
             let tasks: Vec<_> = Workload::new(workload, seed + e).collect();
             let mut simulator = Simulator::new(sim.clone(), tasks.clone(), seed + e);
@@ -148,7 +167,9 @@ pub fn evaluate_with_series(
                 seed: seed + e,
                 calendar,
             })?;
-            let (result, steps) = run_episode(policy.as_mut(), &mut simulator, schedule.as_ref());
+            let (result, steps, clamps) =
+                run_episode_clamped(&mut simulator, schedule.as_ref(), |_, obs| policy.decide(obs));
+            clamped += u64::from(clamps);
             if e == 0 {
                 series.push((name.clone(), steps));
             }
@@ -167,19 +188,27 @@ pub fn evaluate_with_series(
             scaling_actions: avg(&|r| f64::from(r.scaling_actions)),
             completion_p50_s: avg(&|r| r.completion_p50_s),
             completion_p99_s: avg(&|r| r.completion_p99_s),
+            clamped: clamped as f64 / n,
         });
     }
     Ok((out, series))
 }
 
-/// The summaries as a Markdown table.
+/// The summaries as a Markdown table. A `clamped` column (decisions per episode clamped to the
+/// worker bounds) appears when any policy was clamped, so that no bound acts unseen.
 pub fn table(rows: &[PolicySummary]) -> String {
+    let any_clamped = rows.iter().any(|r| r.clamped > 0.0);
     let mut s = String::from(
-        "| policy | QoS % | mean workers | max workers | worker-s | workers ÷ load | scaling actions | p50 s | p99 s |\n|---|---|---|---|---|---|---|---|---|\n",
+        "| policy | QoS % | mean workers | max workers | worker-s | workers ÷ load | scaling actions | p50 s | p99 s |",
     );
+    s.push_str(if any_clamped {
+        " clamped |\n|---|---|---|---|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|---|---|---|---|\n"
+    });
     for r in rows {
         s.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.1} | {:.2} | {:.2} |\n",
+            "| {} | {:.2} | {:.2} | {:.1} | {:.0} | {:.2} | {:.1} | {:.2} | {:.2} |",
             r.policy,
             r.qos * 100.0,
             r.mean_workers,
@@ -190,8 +219,28 @@ pub fn table(rows: &[PolicySummary]) -> String {
             r.completion_p50_s,
             r.completion_p99_s
         ));
+        if any_clamped {
+            s.push_str(&format!(" {:.1} |", r.clamped));
+        }
+        s.push('\n');
     }
     s
+}
+
+/// A line for under the table naming the policies whose targets were clamped to the worker
+/// bounds `min_workers..=max_workers`, if any were.
+pub fn clamp_note(rows: &[PolicySummary], min_workers: u32, max_workers: u32) -> Option<String> {
+    let clamped: Vec<String> = rows
+        .iter()
+        .filter(|r| r.clamped > 0.0)
+        .map(|r| format!("{} ({:.1} decisions per episode)", r.policy, r.clamped))
+        .collect();
+    (!clamped.is_empty()).then(|| {
+        format!(
+            "Clamped to the worker bounds {min_workers}..={max_workers} (--min-workers/--max-workers): {}; their results are those of the clamped targets.",
+            clamped.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -272,5 +321,36 @@ mod tests {
         assert!(e.to_string().contains("would generate 3800000000 tasks"), "{e}");
         // A horizon that is no number never reaches an episode.
         assert!("mpc-oracle:x".parse::<PolicySpec>().is_err());
+    }
+
+    #[test]
+    fn a_clamped_policy_says_so() {
+        let policies = [
+            PolicySpec::Static { workers: Some(40.0) },
+            PolicySpec::Static { workers: Some(12.0) },
+        ];
+        let workload = WorkloadConfig::default();
+        let capped = evaluate(&policies, &workload, &SimConfig::default(), 2, 3, false).unwrap();
+        // Every decision of static:40 asks for 40 and gets 32: one per 8 s period.
+        assert!(capped[0].clamped > 25.0, "{:?}", capped[0]);
+        assert_eq!(capped[0].max_workers, 32.0);
+        assert_eq!(capped[1].clamped, 0.0);
+        let text = table(&capped);
+        assert!(text.lines().next().unwrap().ends_with("| clamped |"), "{text}");
+        let note = clamp_note(&capped, 1, 32).unwrap();
+        assert!(note.starts_with("Clamped to the worker bounds 1..=32"), "{note}");
+        assert!(
+            note.contains("static:40 (") && !note.contains("static:12"),
+            "{note}"
+        );
+        let wide = SimConfig {
+            max_workers: 48,
+            ..SimConfig::default()
+        };
+        let free = evaluate(&policies, &workload, &wide, 2, 3, false).unwrap();
+        assert_eq!(free[0].clamped, 0.0);
+        assert_eq!(free[0].max_workers, 40.0);
+        assert!(clamp_note(&free, 1, 48).is_none());
+        assert!(!table(&free).contains("clamped"));
     }
 }

@@ -7,6 +7,7 @@ mod limits;
 mod run;
 mod scale;
 mod serve;
+mod trace_args;
 mod train;
 
 use clap::{Parser, Subcommand};

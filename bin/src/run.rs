@@ -96,6 +96,9 @@ pub struct RunArgs {
     pub access: crate::serve::AccessArgs,
     #[command(flatten)]
     pub scalers: ScalerArgs,
+    /// `--trace`, `--trace-replay`, `--trace-plan`: replay a recorded trace as the job.
+    #[command(flatten)]
+    pub trace: crate::trace_args::TraceArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -108,6 +111,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.tasks {
         limits::check("--tasks", n, &limits::TASKS)?;
+        if args.trace.trace.is_some() {
+            anyhow::bail!("--tasks scales the default phases; a --trace carries its own count");
+        }
     }
     if let Some(p) = args.decision_period_s {
         limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
@@ -152,6 +158,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             .sum();
         workload.base_rate_per_min *= n as f64 / default_total as f64;
     }
+    args.trace.apply(&mut workload)?;
     workload.validate().context("the run's workload")?;
     let (policy, period) = autoscale_node::node_policy(
         &args.policy,

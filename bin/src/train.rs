@@ -53,6 +53,37 @@ pub struct TrainArgs {
     /// Seconds between the policy's decisions (stored in the model; the node and `eval` use it).
     #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S", default_value_t = 8.0)]
     pub decision_period_s: f64,
+    /// `--trace`, `--trace-replay`, `--trace-plan`: a recorded trace to train on.
+    #[command(flatten)]
+    pub trace: crate::trace_args::TraceArgs,
+    /// The fewest workers the simulated farm may have.
+    #[arg(long, env = "AUTOSCALE_MIN_WORKERS", default_value_t = 1)]
+    pub min_workers: u32,
+    /// The most workers the simulated farm may have.
+    #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
+    pub max_workers: u32,
+}
+
+impl TrainArgs {
+    /// The recorded workload `--trace` asks to train on (the default workload's task sizes with
+    /// the trace as its one phase), checked; `None` without `--trace`.
+    pub fn trace_workload(&self) -> anyhow::Result<Option<workload::WorkloadConfig>> {
+        let mut workload = workload::WorkloadConfig::default();
+        if !self.trace.apply(&mut workload)? {
+            return Ok(None);
+        }
+        workload.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}",
+                self.trace
+                    .trace
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("--trace"))
+                    .display()
+            )
+        })?;
+        Ok(Some(workload))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -84,6 +115,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         &limits::DECISION_PERIOD_S,
     )?;
     limits::check("--calendar-share", args.calendar_share, &limits::SHARE)?;
+    limits::check("--max-workers", args.max_workers, &(1..=limits::MAX_WORKERS))?;
+    limits::check("--min-workers", args.min_workers, &(1..=args.max_workers))?;
+    let trace = args.trace_workload()?;
+    // The trainers draw their own scenarios and farm bounds (agent::train, agent::imitate); they
+    // take no recorded workload or bounds yet, and a flag that silently did nothing would
+    // mislead, so these are refused until they do.
+    if trace.is_some() || args.min_workers != 1 || args.max_workers != 32 {
+        anyhow::bail!(
+            "train --trace/--min-workers/--max-workers: the trainer does not take a recorded workload or worker bounds yet (the files were checked and are valid)"
+        );
+    }
     let config = TrainConfig {
         decision_period_s: args.decision_period_s,
         calendar_share: args.calendar_share,

@@ -5,7 +5,7 @@
 //! a broker.
 
 use serde::{Deserialize, Serialize};
-use workload::{check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
+use workload::{check_consistency, check_load, check_phase, phase_load, Pattern, Phase, WorkloadError};
 
 /// A phase configuration, pushed to `input_queue` for the emitter.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,6 +44,10 @@ pub struct PhaseConfigMsg {
     pub trace_weights: Option<Vec<f64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_total: Option<usize>,
+    /// Ours: the phase's whole pattern as a workload file writes it, for the shapes the fields
+    /// above cannot carry (step, ramp, diurnal, mmpp, noisy, counts, arrivals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<Pattern>,
 }
 
 impl PhaseConfigMsg {
@@ -68,6 +72,7 @@ impl PhaseConfigMsg {
             burst_count: None,
             trace_weights: None,
             trace_total: None,
+            pattern: None,
         };
         match &phase.pattern {
             Pattern::Steady => {}
@@ -97,6 +102,10 @@ impl PhaseConfigMsg {
                 msg.trace_weights = Some(weights.clone());
                 msg.trace_total = *total;
             }
+            other => {
+                msg.phase_pattern = other.kind().into();
+                msg.pattern = Some(other.clone());
+            }
         }
         msg
     }
@@ -122,6 +131,19 @@ impl PhaseConfigMsg {
         positive("base_rate", self.base_rate)?;
         positive("window_duration", self.window_duration)?;
         let pattern = match self.phase_pattern.as_str() {
+            _ if self.pattern.is_some() => match &self.pattern {
+                Some(p) if p.kind() == self.phase_pattern => p.clone(),
+                p => {
+                    return Err(PhaseConfigError::Invalid(WorkloadError::Inconsistent {
+                        field: "pattern".into(),
+                        reason: format!(
+                            "its kind {:?} differs from phase_pattern {:?}",
+                            p.as_ref().map_or("", |p| p.kind()),
+                            self.phase_pattern
+                        ),
+                    }))
+                }
+            },
             "steady" => Pattern::Steady,
             p if p.starts_with("oscillation") => Pattern::Oscillation {
                 min: self.oscillation_min.unwrap_or(0.5),
@@ -151,6 +173,7 @@ impl PhaseConfigMsg {
         let (tasks, windows) = phase_load(&phase, self.base_rate, self.window_duration);
         let what = format!("phase {} ({:?})", self.phase_number, self.phase_name);
         check_load(&what, tasks, windows)?;
+        check_consistency(&phase, &message_field)?;
         // The count the sender expects must be one the emitter could produce.
         check_load(&format!("target_tasks of {what}"), self.target_tasks as f64, 1.0)?;
         Ok(phase)
@@ -172,6 +195,7 @@ fn message_field(param: &str) -> String {
         "height" => "burst_height",
         "width_s" => "burst_width",
         "weights" => "trace_weights",
+        "total" => "trace_total",
         other => other,
     };
     format!("{field}{index}")
@@ -364,5 +388,62 @@ mod tests {
             refused(msg(r#","phase_pattern":"zigzag""#)),
             "unknown phase_pattern \"zigzag\""
         );
+    }
+
+    #[test]
+    fn newer_shapes_travel_whole_and_inconsistent_traces_are_refused() {
+        let phase = |pattern: Pattern| Phase {
+            name: "P".into(),
+            multiplier: 1.0,
+            duration_s: 4.0,
+            pattern,
+        };
+        for pattern in [
+            Pattern::Step {
+                before: 0.5,
+                after: 2.0,
+                at_s: 1.0,
+            },
+            Pattern::Mmpp {
+                low: 0.1,
+                high: 3.0,
+                mean_low_s: 2.0,
+                mean_high_s: 1.0,
+            },
+            Pattern::Counts {
+                counts: vec![3.0, 0.0, 5.0, 1.0],
+                replay: workload::Replay::Exact,
+                plan: None,
+            },
+            Pattern::Arrivals {
+                times_s: vec![0.0, 0.5, 3.2],
+                processing_s: Some(vec![1.0, 2.0, 0.5]),
+                size_px: None,
+                replay: workload::Replay::Exact,
+                plan: None,
+            },
+        ] {
+            let msg = PhaseConfigMsg::from_phase(&phase(pattern.clone()), 1, 300.0, 1.0, 9);
+            assert_eq!(msg.phase_pattern, pattern.kind());
+            let sent: PhaseConfigMsg = serde_json::from_str(&serde_json::to_string(&msg).unwrap()).unwrap();
+            assert_eq!(sent.to_phase().unwrap(), phase(pattern));
+        }
+        // The legacy shapes keep their legacy fields (no pattern object).
+        let steady = PhaseConfigMsg::from_phase(&phase(Pattern::Steady), 1, 300.0, 1.0, 9);
+        assert!(steady.pattern.is_none() && !serde_json::to_string(&steady).unwrap().contains("\"pattern\""));
+        let mut msg =
+            PhaseConfigMsg::from_phase(&phase(Pattern::Ramp { from: 0.0, to: 1.0 }), 1, 300.0, 1.0, 9);
+        msg.phase_pattern = "step".into();
+        let e = msg.to_phase().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "pattern: its kind \"ramp\" differs from phase_pattern \"step\""
+        );
+        // A trace whose count would silently come from the base rate is refused.
+        let mut msg = PhaseConfigMsg::from_phase(&phase(Pattern::Steady), 1, 300.0, 1.0, 9);
+        msg.phase_pattern = "trace".into();
+        msg.trace_weights = Some(vec![1.0; 4]);
+        let e = msg.to_phase().unwrap_err().to_string();
+        assert!(e.starts_with("trace_total: a trace needs its task count"), "{e}");
     }
 }

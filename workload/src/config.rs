@@ -3,6 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 /// Shape of the arrival rate inside a phase.
+///
+/// The original shapes (`steady`, `oscillation`, `burst`, `trace`) only distribute the phase's
+/// task total, `int(base · multiplier · duration / 60)`. The levels of the newer shapes
+/// (`step`, `ramp`, `diurnal`, `mmpp`) are multipliers of `base · multiplier` themselves, so
+/// their total is that rate integrated over the shape; `noisy` has mean 1. A recorded trace
+/// (`counts`, `arrivals`) carries its own count and ignores the base rate and multiplier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Pattern {
@@ -12,9 +18,170 @@ pub enum Pattern {
     Oscillation { min: f64, max: f64, cycles: f64 },
     /// A base rate with `count` evenly spaced spikes `height` times the base, `width_s` wide.
     Burst { height: f64, width_s: f64, count: u32 },
-    /// A recorded trace: relative rate per second (`weights[i]` for second `i`); `total`, when
-    /// set (timestamp traces), replaces the phase's computed task count.
+    /// A recorded trace: relative rate per second (`weights[i]` for second `i`), redrawn
+    /// around those rates with exactly `total` tasks (required: a trace's count does not follow
+    /// from the base rate). Its load calendar is its mean rate, not the recorded seconds.
     Trace { weights: Vec<f64>, total: Option<usize> },
+    /// A level change: `before` × the rate until `at_s` seconds into the phase, `after` × it
+    /// from then on.
+    Step { before: f64, after: f64, at_s: f64 },
+    /// A linear change from `from` × the rate at the phase's start to `to` × at its end.
+    Ramp { from: f64, to: f64 },
+    /// A day-like cycle starting at its trough: `floor + (peak − floor)·(1 − cos(2π·periods·
+    /// t/duration))/2` × the rate; `periods` cycles per phase.
+    Diurnal { floor: f64, peak: f64, periods: f64 },
+    /// On/off bursts, a Markov-modulated Poisson process: the rate switches between `low` and
+    /// `high` × the rate, staying in each state an exponential time with mean `mean_low_s` /
+    /// `mean_high_s`; the first state is drawn from the stationary distribution. The path is
+    /// drawn from the phase's seed; the phase's total is its stationary mean × duration (the
+    /// arrivals are the process conditioned on that total), and its load calendar is that
+    /// mean, never the realised states.
+    Mmpp {
+        low: f64,
+        high: f64,
+        mean_low_s: f64,
+        mean_high_s: f64,
+    },
+    /// Trace-like noise: the rate times `exp(X − sigma²/2)` (mean 1), `X` a stationary
+    /// Gaussian AR(1) process with standard deviation `sigma` and autocorrelation
+    /// `exp(−Δt / correlation_s)`, drawn from the phase's seed. Its load calendar is flat.
+    Noisy { sigma: f64, correlation_s: f64 },
+    /// A recorded per-second series: `counts[i]` tasks in second `i` (whole numbers for an
+    /// exact replay; any non-negative rates when resampled). See [`Replay`].
+    Counts {
+        counts: Vec<f64>,
+        #[serde(default)]
+        replay: Replay,
+        /// The load calendar of the phase, a relative rate per second (a separately supplied
+        /// plan); default: the trace's mean rate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Vec<f64>>,
+    },
+    /// Recorded arrivals: `times_s[i]` seconds into the phase (non-decreasing), optionally
+    /// with each task's processing time (seconds) or image size (pixels); otherwise the
+    /// calibrated model draws them. See [`Replay`].
+    Arrivals {
+        times_s: Vec<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        processing_s: Option<Vec<f64>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size_px: Option<Vec<u32>>,
+        #[serde(default)]
+        replay: Replay,
+        /// As for `counts`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Vec<f64>>,
+    },
+}
+
+/// How a recorded trace is replayed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replay {
+    /// Every second's count (or every timestamp) exactly as recorded.
+    #[default]
+    Exact,
+    /// A Poisson count per window around the recorded per-second rate, keeping only the total
+    /// exact (the generator's treatment of every other shape).
+    Resampled,
+}
+
+impl std::str::FromStr for Replay {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Replay, String> {
+        match s {
+            "exact" => Ok(Replay::Exact),
+            "resampled" => Ok(Replay::Resampled),
+            other => Err(format!("unknown replay mode {other:?}: use exact or resampled")),
+        }
+    }
+}
+
+impl std::fmt::Display for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Replay::Exact => "exact",
+            Replay::Resampled => "resampled",
+        })
+    }
+}
+
+impl Pattern {
+    /// The mean level of the shapes whose levels are rate multipliers (see [`Pattern`]) over a
+    /// phase of `duration_s`; `None` for the shapes that only distribute a total.
+    pub fn mean_level(&self, duration_s: f64) -> Option<f64> {
+        match self {
+            Pattern::Step { before, after, at_s } => {
+                let at = at_s.clamp(0.0, duration_s.max(0.0));
+                Some(if duration_s > 0.0 {
+                    (before * at + after * (duration_s - at)) / duration_s
+                } else {
+                    *before
+                })
+            }
+            Pattern::Ramp { from, to } => Some((from + to) / 2.0),
+            Pattern::Diurnal { floor, peak, periods } => {
+                // The mean of (1 − cos 2πpx)/2 over x in [0, 1].
+                let x = 2.0 * std::f64::consts::PI * periods;
+                let raised = if x.abs() < 1e-12 {
+                    0.0
+                } else {
+                    0.5 - x.sin() / (2.0 * x)
+                };
+                Some(floor + (peak - floor) * raised)
+            }
+            Pattern::Mmpp {
+                low,
+                high,
+                mean_low_s,
+                mean_high_s,
+            } => {
+                let total = mean_low_s + mean_high_s;
+                Some(if total > 0.0 {
+                    (low * mean_low_s + high * mean_high_s) / total
+                } else {
+                    (low + high) / 2.0
+                })
+            }
+            Pattern::Noisy { .. } => Some(1.0),
+            Pattern::Steady
+            | Pattern::Oscillation { .. }
+            | Pattern::Burst { .. }
+            | Pattern::Trace { .. }
+            | Pattern::Counts { .. }
+            | Pattern::Arrivals { .. } => None,
+        }
+    }
+
+    /// Whether the realised rate is drawn from the phase's seed (its plan is its mean).
+    pub fn is_stochastic(&self) -> bool {
+        matches!(self, Pattern::Mmpp { .. } | Pattern::Noisy { .. })
+    }
+
+    /// Whether this is a recorded trace, whose count is its own.
+    pub fn is_recorded(&self) -> bool {
+        matches!(
+            self,
+            Pattern::Trace { .. } | Pattern::Counts { .. } | Pattern::Arrivals { .. }
+        )
+    }
+
+    /// The name of its `kind` as a workload file writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Pattern::Steady => "steady",
+            Pattern::Oscillation { .. } => "oscillation",
+            Pattern::Burst { .. } => "burst",
+            Pattern::Trace { .. } => "trace",
+            Pattern::Step { .. } => "step",
+            Pattern::Ramp { .. } => "ramp",
+            Pattern::Diurnal { .. } => "diurnal",
+            Pattern::Mmpp { .. } => "mmpp",
+            Pattern::Noisy { .. } => "noisy",
+            Pattern::Counts { .. } => "counts",
+            Pattern::Arrivals { .. } => "arrivals",
+        }
+    }
 }
 
 /// One phase of the workload.
@@ -114,14 +281,30 @@ impl Default for WorkloadConfig {
 }
 
 impl Phase {
-    /// The phase's exact task total, as the original computed it.
+    /// The phase's exact task total, as the original computed it (see [`Pattern`] for the
+    /// shapes whose levels multiply the rate, and the recorded ones with their own count).
     pub fn target_tasks(&self, base_rate_per_min: f64) -> usize {
-        if let Pattern::Trace { total: Some(n), .. } = &self.pattern {
-            return *n;
+        match &self.pattern {
+            Pattern::Trace { total: Some(n), .. } => *n,
+            Pattern::Arrivals { times_s, .. } => times_s.len(),
+            _ => self.task_count(base_rate_per_min) as usize,
         }
-        (base_rate_per_min * self.multiplier * self.duration_s / 60.0)
-            .floor()
-            .max(0.0) as usize
+    }
+
+    /// The phase's task total as an unbounded number (not saturated), so that a nonsensical
+    /// configuration can be reported as it is.
+    pub fn task_count(&self, base_rate_per_min: f64) -> f64 {
+        match &self.pattern {
+            Pattern::Trace { total: Some(n), .. } => return *n as f64,
+            Pattern::Counts { counts, .. } => return counts.iter().sum::<f64>().round().max(0.0),
+            Pattern::Arrivals { times_s, .. } => return times_s.len() as f64,
+            _ => {}
+        }
+        let tasks = base_rate_per_min * self.multiplier * self.duration_s / 60.0;
+        match self.pattern.mean_level(self.duration_s) {
+            Some(level) => (tasks * level).floor().max(0.0),
+            None => tasks.floor().max(0.0),
+        }
     }
 
     /// Relative arrival rate at time `t` seconds into the phase.
@@ -153,6 +336,32 @@ impl Phase {
                     1.0
                 }
             }
+            Pattern::Step { before, after, at_s } => {
+                if t < *at_s {
+                    before.max(0.0)
+                } else {
+                    after.max(0.0)
+                }
+            }
+            Pattern::Ramp { from, to } => {
+                let x = if self.duration_s > 0.0 {
+                    (t / self.duration_s).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                (from + (to - from) * x).max(0.0)
+            }
+            Pattern::Diurnal { floor, peak, periods } => {
+                let x = 2.0 * std::f64::consts::PI * periods * t / self.duration_s;
+                (floor + (peak - floor) * (1.0 - x.cos()) / 2.0).max(0.0)
+            }
+            Pattern::Counts { counts, .. } => {
+                let i = (t.max(0.0).floor() as usize).min(counts.len().saturating_sub(1));
+                counts.get(i).copied().unwrap_or(0.0)
+            }
+            // Their realised rate is drawn from the seed, and their plan is their mean; a
+            // recorded arrival list is replayed from its times.
+            Pattern::Mmpp { .. } | Pattern::Noisy { .. } | Pattern::Arrivals { .. } => 1.0,
         }
     }
 }

@@ -14,10 +14,16 @@
 //! ([`PhaseTasks`]), one window at a time.
 //!
 //! # Layout
-//! - `config`: [`WorkloadConfig`], [`Phase`], [`Pattern`], [`CalibratedModel`] (the defaults
+//! - `config`: [`WorkloadConfig`], [`Phase`], [`Pattern`] (steady, oscillation, burst, trace,
+//!   step, ramp, diurnal, mmpp, noisy, counts, arrivals), [`CalibratedModel`] (the defaults
 //!   above).
 //! - [`limits`] and `validate`: what a workload may ask for, [`WorkloadError`] naming the field.
-//! - `trace`: [`trace_from_csv`], recorded arrivals as a phase pattern.
+//! - `modulation`: the realised rate of a phase per window (the seeded on/off and noise paths)
+//!   and the rate its load calendar knows.
+//! - `trace`: [`load_trace`], recorded arrivals or per-second counts from CSV as a phase,
+//!   replayed exactly or resampled ([`Replay`]); [`plan_from_csv`], a calendar for a trace.
+//! - [`random`]: [`random::sample_workload`], randomised multi-phase workloads for training.
+//! - [`presets`]: the named evaluation workloads ([`presets::preset`]).
 //! - `plan`: [`phase_order`], [`phase_seed`] and the planned rates of a run ([`RatePlan`], what a
 //!   load calendar knows).
 //! - `tasks`: [`TaskSpec`], [`TaskSizer`], one phase's tasks ([`PhaseTasks`]) and a whole run's
@@ -32,13 +38,16 @@
 
 mod config;
 pub mod limits;
+mod modulation;
 mod plan;
+pub mod presets;
+pub mod random;
 mod tasks;
 mod trace;
 mod validate;
 
-pub use config::{CalibratedModel, Pattern, Phase, WorkloadConfig};
+pub use config::{CalibratedModel, Pattern, Phase, Replay, WorkloadConfig};
 pub use plan::{phase_order, phase_seed, RatePlan};
-pub use tasks::{phase_tasks, PhaseTasks, TaskSizer, TaskSpec, Workload};
-pub use trace::{trace_from_csv, TraceError};
-pub use validate::{check_load, check_phase, check_time_scale, phase_load, WorkloadError};
+pub use tasks::{phase_tasks, PhaseTasks, RecordedSize, TaskSizer, TaskSpec, Workload};
+pub use trace::{load_trace, plan_from_csv, trace_from_csv, LoadedTrace, TraceError};
+pub use validate::{check_consistency, check_load, check_phase, check_time_scale, phase_load, WorkloadError};

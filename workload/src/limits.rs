@@ -12,3 +12,10 @@ pub const MAX_PROCESSING_S: f64 = 3600.0;
 /// Time scales accepted: below 0.01 the broker's and processes' own latency (milliseconds)
 /// outweighs the tasks; above 100 the original 4-minute workload lasts over 6 hours.
 pub const TIME_SCALE: std::ops::RangeInclusive<f64> = 0.01..=100.0;
+/// The most cycles of an oscillating shape per phase (a diurnal phase's periods).
+pub const MAX_CYCLES: f64 = 100_000.0;
+/// The shortest mean sojourn of an on/off (MMPP) state, in seconds: the path costs one step per
+/// sojourn, so this bounds its cost at 10 steps per second of phase.
+pub const MIN_SOJOURN_S: f64 = 0.1;
+/// The largest standard deviation of the log-rate of a noisy phase (exp(3) ≈ 20× swings).
+pub const MAX_NOISE_SIGMA: f64 = 3.0;

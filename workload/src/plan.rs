@@ -1,6 +1,7 @@
 //! The order and seeds of a run's phases, and its planned arrival rate (the load calendar).
 
-use crate::config::{Phase, WorkloadConfig};
+use crate::config::WorkloadConfig;
+use crate::modulation::plan_weights;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,7 +24,9 @@ pub fn phase_seed(seed: u64, position: usize) -> u64 {
 }
 
 /// The planned arrival rate of a run: what a load calendar knows in advance (the phase order,
-/// each phase's task total and rate shape), without the randomness of the actual arrivals.
+/// each phase's task total and declared rate shape), without the randomness of the actual
+/// arrivals: a stochastic shape (on/off bursts, noise) plans its mean, and a recorded trace its
+/// mean rate or the plan supplied with it, never the recorded seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RatePlan {
     /// Tasks per second in consecutive windows of `window_s` (time-scaled).
@@ -38,7 +41,7 @@ impl RatePlan {
         let mut rates = Vec::new();
         for p in phase_order(config, seed) {
             let phase = &config.phases[p];
-            let weights = window_weights(config, phase);
+            let weights = plan_weights(config, phase);
             let sum: f64 = weights.iter().sum();
             let total = phase.target_tasks(config.base_rate_per_min) as f64;
             for w in weights {
@@ -107,14 +110,6 @@ impl RatePlan {
         }
         out
     }
-}
-
-/// The relative arrival rate of each of a phase's windows (its shape sampled mid-window).
-pub(crate) fn window_weights(config: &WorkloadConfig, phase: &Phase) -> Vec<f64> {
-    let windows = (phase.duration_s / config.window_s).round().max(1.0) as usize;
-    (0..windows)
-        .map(|w| phase.shape((w as f64 + 0.5) * config.window_s, config.flat_oscillation))
-        .collect()
 }
 
 #[cfg(test)]

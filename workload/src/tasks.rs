@@ -1,8 +1,11 @@
 //! The tasks themselves: sizes and deadlines drawn from the model, arrivals placed in each
 //! window, lazily per phase ([`PhaseTasks`]) or for a whole run ([`Workload`]).
 
-use crate::config::{CalibratedModel, Phase, WorkloadConfig};
-use crate::plan::{phase_order, phase_seed, window_weights};
+use crate::config::{CalibratedModel, Pattern, Phase, WorkloadConfig};
+#[cfg(test)]
+use crate::modulation::window_weights;
+use crate::modulation::{exact_replay, realised_weights};
+use crate::plan::{phase_order, phase_seed};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, Gamma, Poisson};
@@ -88,6 +91,27 @@ impl TaskSizer {
         let t = raw.clamp(self.t_min, self.t_max);
         let size = (((t - m.b) / m.a).max(0.0).sqrt().floor() as u32).clamp(self.min_px, self.max_px);
         let processing = m.a * f64::from(size).powi(2) + m.b;
+        self.spec(arrival_s, processing, size)
+    }
+
+    /// A recorded task arriving at `arrival_s` (already time-scaled): its processing time in
+    /// seconds (the image size that the calibrated model maps nearest to it, within the size
+    /// range), or its image size (clamped to the range), and the deadline that follows.
+    pub fn recorded(&self, arrival_s: f64, size: RecordedSize) -> TaskSpec {
+        let m = self.model;
+        match size {
+            RecordedSize::ProcessingS(t) => {
+                let px = (((t - m.b) / m.a).max(0.0).sqrt().round() as u32).clamp(self.min_px, self.max_px);
+                self.spec(arrival_s, t.max(0.0), px)
+            }
+            RecordedSize::Px(px) => {
+                let px = px.clamp(self.min_px, self.max_px);
+                self.spec(arrival_s, m.a * f64::from(px).powi(2) + m.b, px)
+            }
+        }
+    }
+
+    fn spec(&self, arrival_s: f64, processing: f64, size: u32) -> TaskSpec {
         let deadline = (self.deadline_factor * processing).clamp(self.min_deadline_s, self.max_deadline_s);
         TaskSpec {
             phase: 0,
@@ -97,6 +121,15 @@ impl TaskSizer {
             deadline_s: deadline * self.scale,
         }
     }
+}
+
+/// What a trace recorded of one task's size.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RecordedSize {
+    /// Its processing time in seconds (workload time).
+    ProcessingS(f64),
+    /// Its image side in pixels.
+    Px(u32),
 }
 
 /// The tasks of one phase with the seed `seed`: arrival times relative to the phase start, all
@@ -111,41 +144,79 @@ pub fn phase_tasks(config: &WorkloadConfig, phase: &Phase, seed: u64) -> Vec<Tas
 /// for.
 ///
 /// Each window's count is a Poisson draw with mean `remaining · weight / remaining weight`
-/// (the last window takes what is left), so the phase total is exact.
+/// (the last window takes what is left), so the phase total is exact. An exact replay of a
+/// recorded trace keeps each second's count (or each timestamp) instead.
 pub struct PhaseTasks {
     rng: ChaCha8Rng,
     sizer: TaskSizer,
     weights: Vec<f64>,
     /// `rest[w]`: the weight of windows `w..`, so each window's mean costs O(1).
     rest: Vec<f64>,
+    /// An exact replay's count per window (one window per second).
+    fixed: Option<Vec<usize>>,
     next_window: usize,
     remaining: usize,
     window_s: f64,
     scale: f64,
     window_start: f64,
     offsets: std::vec::IntoIter<f64>,
+    /// The trace's recorded task sizes, handed out in arrival order.
+    recorded: Option<Vec<RecordedSize>>,
+    emitted: usize,
 }
 
 impl PhaseTasks {
     pub fn new(config: &WorkloadConfig, phase: &Phase, seed: u64) -> PhaseTasks {
-        let weights = window_weights(config, phase);
+        let mut weights = realised_weights(config, phase, seed);
+        let mut window_s = config.window_s;
+        let mut fixed = None;
+        let mut offsets = Vec::new();
+        let mut recorded = None;
+        match &phase.pattern {
+            Pattern::Counts { counts, .. } if exact_replay(phase) => {
+                window_s = 1.0;
+                weights = counts.clone();
+                fixed = Some(counts.iter().map(|c| c.max(0.0).round() as usize).collect());
+            }
+            Pattern::Arrivals {
+                times_s,
+                processing_s,
+                size_px,
+                ..
+            } => {
+                if exact_replay(phase) {
+                    weights.clear();
+                    offsets = times_s.clone();
+                }
+                recorded = match (processing_s, size_px) {
+                    (Some(p), _) => Some(p.iter().map(|t| RecordedSize::ProcessingS(*t)).collect()),
+                    (None, Some(px)) => Some(px.iter().map(|x| RecordedSize::Px(*x)).collect()),
+                    (None, None) => None,
+                };
+            }
+            _ => {}
+        }
         let mut rest = vec![0.0; weights.len()];
         let mut acc = 0.0;
         for (r, w) in rest.iter_mut().zip(&weights).rev() {
             acc += w;
             *r = acc;
         }
+        let total = phase.target_tasks(config.base_rate_per_min);
         PhaseTasks {
             rng: ChaCha8Rng::seed_from_u64(seed),
             sizer: TaskSizer::new(config),
             weights,
             rest,
+            fixed,
             next_window: 0,
-            remaining: phase.target_tasks(config.base_rate_per_min),
-            window_s: config.window_s,
+            remaining: total - offsets.len().min(total),
+            window_s,
             scale: config.time_scale.max(1e-9),
             window_start: 0.0,
-            offsets: Vec::new().into_iter(),
+            offsets: offsets.into_iter(),
+            recorded,
+            emitted: 0,
         }
     }
 }
@@ -157,13 +228,20 @@ impl Iterator for PhaseTasks {
         loop {
             if let Some(offset) = self.offsets.next() {
                 let arrival = (self.window_start + offset) * self.scale;
-                return Some(self.sizer.draw(&mut self.rng, arrival));
+                let size = self.recorded.as_ref().and_then(|r| r.get(self.emitted).copied());
+                self.emitted += 1;
+                return Some(match size {
+                    Some(size) => self.sizer.recorded(arrival, size),
+                    None => self.sizer.draw(&mut self.rng, arrival),
+                });
             }
             let w = self.next_window;
             if w >= self.weights.len() {
                 return None;
             }
-            let count = if w + 1 == self.weights.len() {
+            let count = if let Some(fixed) = &self.fixed {
+                fixed.get(w).copied().unwrap_or(0).min(self.remaining)
+            } else if w + 1 == self.weights.len() {
                 self.remaining
             } else {
                 let lambda = if self.rest[w] > 0.0 {

@@ -1,7 +1,7 @@
 //! Refusing, before anything is generated, a workload or phase the generator cannot honour
 //! within [`limits`](crate::limits), naming the field as the user wrote it.
 
-use crate::config::{Pattern, Phase, WorkloadConfig};
+use crate::config::{Pattern, Phase, Replay, WorkloadConfig};
 use crate::limits;
 
 /// Why a workload or phase cannot be generated. Field names are as the user wrote them.
@@ -25,6 +25,10 @@ pub enum WorkloadError {
     TooManyWindows { what: String, windows: f64, max: usize },
     #[error("the workload has no phases")]
     NoPhases,
+    /// A phase whose parts contradict each other (a trace without its count, a duration that
+    /// does not match the trace), which would otherwise silently change the workload.
+    #[error("{field}: {reason}")]
+    Inconsistent { field: String, reason: String },
 }
 
 fn require(
@@ -113,20 +117,266 @@ pub fn check_phase(phase: &Phase, name: &dyn Fn(&str) -> String) -> Result<(), W
                 require(false, name(&format!("weights[{i}]")), "a non-negative number", w)?;
             }
         }
+        Pattern::Step { before, after, at_s } => {
+            require(
+                non_negative(*before),
+                name("before"),
+                "a non-negative number",
+                before,
+            )?;
+            require(
+                non_negative(*after),
+                name("after"),
+                "a non-negative number",
+                after,
+            )?;
+            require(
+                non_negative(*at_s) && *at_s <= d,
+                name("at_s"),
+                &format!("a number of seconds from 0 to duration_s ({d})"),
+                at_s,
+            )?;
+        }
+        Pattern::Ramp { from, to } => {
+            require(non_negative(*from), name("from"), "a non-negative number", from)?;
+            require(non_negative(*to), name("to"), "a non-negative number", to)?;
+        }
+        Pattern::Diurnal { floor, peak, periods } => {
+            require(
+                non_negative(*floor),
+                name("floor"),
+                "a non-negative number",
+                floor,
+            )?;
+            require(
+                peak.is_finite() && peak >= floor,
+                name("peak"),
+                &format!("at least the floor ({floor})"),
+                peak,
+            )?;
+            require(
+                positive(*periods) && *periods <= limits::MAX_CYCLES,
+                name("periods"),
+                "a number above 0 and at most 100000",
+                periods,
+            )?;
+        }
+        Pattern::Mmpp {
+            low,
+            high,
+            mean_low_s,
+            mean_high_s,
+        } => {
+            require(non_negative(*low), name("low"), "a non-negative number", low)?;
+            require(non_negative(*high), name("high"), "a non-negative number", high)?;
+            for (field, v) in [("mean_low_s", mean_low_s), ("mean_high_s", mean_high_s)] {
+                require(
+                    v.is_finite() && *v >= limits::MIN_SOJOURN_S,
+                    name(field),
+                    "a number of seconds of at least 0.1",
+                    v,
+                )?;
+            }
+        }
+        Pattern::Noisy { sigma, correlation_s } => {
+            require(
+                non_negative(*sigma) && *sigma <= limits::MAX_NOISE_SIGMA,
+                name("sigma"),
+                "a number from 0 to 3",
+                sigma,
+            )?;
+            require(
+                positive(*correlation_s),
+                name("correlation_s"),
+                "a positive number of seconds",
+                correlation_s,
+            )?;
+        }
+        Pattern::Counts { counts, replay, plan } => {
+            require(
+                !counts.is_empty() && counts.len() <= limits::MAX_WINDOWS,
+                name("counts"),
+                "a list of 1 to 1000000 counts",
+                format!("{} values", counts.len()),
+            )?;
+            if let Some((i, c)) = counts.iter().enumerate().find(|(_, c)| !non_negative(**c)) {
+                require(false, name(&format!("counts[{i}]")), "a non-negative number", c)?;
+            }
+            if *replay == Replay::Exact {
+                if let Some((i, c)) = counts.iter().enumerate().find(|(_, c)| c.fract() != 0.0) {
+                    require(
+                        false,
+                        name(&format!("counts[{i}]")),
+                        "a whole number of tasks for an exact replay (resample a trace of rates)",
+                        c,
+                    )?;
+                }
+            }
+            check_plan(plan.as_deref(), name)?;
+        }
+        Pattern::Arrivals {
+            times_s,
+            processing_s,
+            size_px,
+            plan,
+            ..
+        } => {
+            require(
+                !times_s.is_empty() && times_s.len() <= limits::MAX_TASKS,
+                name("times_s"),
+                "a list of 1 to 1000000 arrival times",
+                format!("{} values", times_s.len()),
+            )?;
+            let mut previous = 0.0;
+            for (i, t) in times_s.iter().enumerate() {
+                require(
+                    non_negative(*t) && *t >= previous,
+                    name(&format!("times_s[{i}]")),
+                    &format!("a number of seconds, not before the previous arrival ({previous})"),
+                    t,
+                )?;
+                previous = *t;
+            }
+            if let Some(p) = processing_s {
+                require(
+                    p.len() == times_s.len(),
+                    name("processing_s"),
+                    &format!("one processing time per arrival ({})", times_s.len()),
+                    format!("{} values", p.len()),
+                )?;
+                if let Some((i, t)) = p
+                    .iter()
+                    .enumerate()
+                    .find(|(_, t)| !(positive(**t) && **t <= limits::MAX_PROCESSING_S))
+                {
+                    require(
+                        false,
+                        name(&format!("processing_s[{i}]")),
+                        "a number of seconds above 0 and at most 3600",
+                        t,
+                    )?;
+                }
+            }
+            if let Some(px) = size_px {
+                require(
+                    px.len() == times_s.len(),
+                    name("size_px"),
+                    &format!("one image size per arrival ({})", times_s.len()),
+                    format!("{} values", px.len()),
+                )?;
+            }
+            check_plan(plan.as_deref(), name)?;
+        }
     }
     Ok(())
+}
+
+/// A plan supplied with a trace: relative rates per second, as many as a trace may have.
+fn check_plan(plan: Option<&[f64]>, name: &dyn Fn(&str) -> String) -> Result<(), WorkloadError> {
+    let Some(plan) = plan else { return Ok(()) };
+    require(
+        !plan.is_empty() && plan.len() <= limits::MAX_WINDOWS,
+        name("plan"),
+        "a list of 1 to 1000000 planned rates",
+        format!("{} values", plan.len()),
+    )?;
+    if let Some((i, r)) = plan.iter().enumerate().find(|(_, r)| !non_negative(**r)) {
+        require(false, name(&format!("plan[{i}]")), "a non-negative number", r)?;
+    }
+    require(
+        plan.iter().sum::<f64>() > 0.0,
+        name("plan"),
+        "a plan with some positive rate",
+        "only zeros",
+    )
+}
+
+/// Refuses a phase whose parts contradict each other — checked after its limits, so that an
+/// impossible size is reported as such first. A trace must carry its own task count (it does
+/// not follow from the base rate), and its duration must be the trace's length: a longer one
+/// would repeat the last second, a shorter one drop the end.
+pub fn check_consistency(phase: &Phase, name: &dyn Fn(&str) -> String) -> Result<(), WorkloadError> {
+    let d = phase.duration_s;
+    let inconsistent = |field: &str, reason: String| {
+        Err(WorkloadError::Inconsistent {
+            field: name(field),
+            reason,
+        })
+    };
+    match &phase.pattern {
+        Pattern::Trace { weights, total } => {
+            if total.is_none() {
+                return inconsistent(
+                    "total",
+                    "a trace needs its task count (total); it does not follow from the base rate \
+                     (for a trace of per-second counts, use kind counts)"
+                        .into(),
+                );
+            }
+            if d.ceil() as usize != weights.len() {
+                return inconsistent(
+                    "duration_s",
+                    format!(
+                        "{d} s does not match the trace's {} weights (one per second)",
+                        weights.len()
+                    ),
+                );
+            }
+        }
+        Pattern::Counts { counts, plan, .. } => {
+            if d.ceil() as usize != counts.len() {
+                return inconsistent(
+                    "duration_s",
+                    format!(
+                        "{d} s does not match the trace's {} counts (one per second)",
+                        counts.len()
+                    ),
+                );
+            }
+            check_plan_length(plan.as_deref(), d, name)?;
+        }
+        Pattern::Arrivals { times_s, plan, .. } => {
+            let last = times_s.last().copied().unwrap_or(0.0);
+            if last >= d {
+                return inconsistent(
+                    "duration_s",
+                    format!("{d} s ends before the trace's last arrival at {last} s"),
+                );
+            }
+            check_plan_length(plan.as_deref(), d, name)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn check_plan_length(
+    plan: Option<&[f64]>,
+    d: f64,
+    name: &dyn Fn(&str) -> String,
+) -> Result<(), WorkloadError> {
+    match plan {
+        Some(p) if p.len() != d.ceil() as usize => Err(WorkloadError::Inconsistent {
+            field: name("plan"),
+            reason: format!("{} planned rates for a phase of {d} s (one per second)", p.len()),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The tasks a phase generates and its number of rate windows, as unbounded numbers (so that a
 /// nonsensical configuration is reported as it is, not as a saturated integer).
 pub fn phase_load(phase: &Phase, base_rate_per_min: f64, window_s: f64) -> (f64, f64) {
-    let tasks = match &phase.pattern {
-        Pattern::Trace { total: Some(n), .. } => *n as f64,
-        _ => (base_rate_per_min * phase.multiplier * phase.duration_s / 60.0)
-            .floor()
-            .max(0.0),
+    let tasks = phase.task_count(base_rate_per_min);
+    let windows = match &phase.pattern {
+        // An exact replay keeps one count per second, whatever the window.
+        Pattern::Counts {
+            counts,
+            replay: Replay::Exact,
+            ..
+        } => (counts.len() as f64).max((phase.duration_s / window_s).round().max(1.0)),
+        _ => (phase.duration_s / window_s).round().max(1.0),
     };
-    let windows = (phase.duration_s / window_s).round().max(1.0);
     (tasks, windows)
 }
 
@@ -253,7 +503,32 @@ impl WorkloadConfig {
             tasks += t;
             windows += w;
         }
-        check_load("the workload", tasks, windows)
+        check_load("the workload", tasks, windows)?;
+        for (i, phase) in self.phases.iter().enumerate() {
+            let field = |p: &str| match p {
+                "duration_s" | "multiplier" => format!("phases[{i}].{p}"),
+                _ => format!("phases[{i}].pattern.{p}"),
+            };
+            check_consistency(phase, &field)?;
+            if let Pattern::Arrivals {
+                size_px: Some(px), ..
+            } = &phase.pattern
+            {
+                let range = self.min_size_px..=self.max_size_px;
+                if let Some((j, x)) = px.iter().enumerate().find(|(_, x)| !range.contains(x)) {
+                    require(
+                        false,
+                        field(&format!("size_px[{j}]")),
+                        &format!(
+                            "an image size from min_size_px to max_size_px ({} to {})",
+                            self.min_size_px, self.max_size_px
+                        ),
+                        x,
+                    )?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
