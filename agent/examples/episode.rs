@@ -11,7 +11,7 @@ use workload::{Workload, WorkloadConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let spec: PolicySpec = args.first().map_or("erlang", String::as_str).parse()?;
+    let spec: PolicySpec = args.first().map_or("staffing", String::as_str).parse()?;
     let period: f64 = args.get(1).map_or(Ok(1.0), |s| s.parse())?;
     let seed: u64 = args.get(2).map_or(Ok(1), |s| s.parse())?;
     let startup: f64 = args.get(3).map_or(Ok(5.0), |s| s.parse())?;

@@ -1,5 +1,5 @@
 //! Research driver for the guided policy: trains (ES) and prints the curve, then writes the
-//! model: `cargo run --release -p agent --example guided -- OUT.safetensors [GENERATIONS] [RULE_ONLY] [MISS_WEIGHT] [SEED]`.
+//! model: `cargo run --release -p agent --example guided -- OUT.safetensors [GENERATIONS] [rule|all] [MISS_WEIGHT] [SEED] [R:W:...: starting rule parameters]`.
 
 use agent::guided::GuidedPolicy;
 use agent::train_guided::{random_episode, train_guided, GuidedTrainConfig};
@@ -22,7 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..GuidedTrainConfig::default()
     };
     let start = std::time::Instant::now();
-    let policy = GuidedPolicy::new(seed, config.decision_period_s)?;
+    let mut policy = GuidedPolicy::new(seed, config.decision_period_s)?;
+    if let Some(start) = args.get(5) {
+        let values: Vec<f64> = start.split(':').map(|v| v.parse()).collect::<Result<_, _>>()?;
+        policy.params = agent::policy::StaffingParams::from_slice(&values);
+    }
     let (policy, _) = train_guided(
         policy,
         &config,

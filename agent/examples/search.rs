@@ -1,4 +1,4 @@
-//! Research: random search of the `erlang` rule's parameters against the suite.
+//! Research: random search of the `staffing` rule's parameters against the suite.
 //! `cargo run --release -p agent --example search -- [TRIALS] [EPISODES] [SEED]`.
 
 #[path = "common/suite.rs"]
@@ -14,29 +14,35 @@ fn main() {
     let seed: u64 = args.get(2).map_or(1, |s| s.parse().expect("seed"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let suite = common::suite();
+    let lines: Vec<_> = suite
+        .iter()
+        .map(|(_, w, st)| common::static_line(w, *st, episodes))
+        .collect();
     let log_uniform =
         |rng: &mut rand_chacha::ChaCha8Rng, lo: f64, hi: f64| (rng.gen_range(lo.ln()..hi.ln())).exp();
     let mut best = (f64::NEG_INFINITY, String::new());
     for _ in 0..trials {
         let p = [
-            log_uniform(&mut rng, 0.05, 0.9),
-            log_uniform(&mut rng, 0.3, 2.0),
-            log_uniform(&mut rng, 0.01, 1.0),
-            log_uniform(&mut rng, 0.01, 1.0),
-            log_uniform(&mut rng, 5.0, 60.0),
-            log_uniform(&mut rng, 3.0, 12.0),
-            log_uniform(&mut rng, 1.0, 20.0),
+            rng.gen_range(0.0..2.0),
+            rng.gen_range(0.0..4.0),
+            rng.gen_range(0.0..0.5),
+            log_uniform(&mut rng, 3.0, 60.0),
+            log_uniform(&mut rng, 2.5, 8.0),
+            log_uniform(&mut rng, 2.0, 30.0),
+            rng.gen_range(0.6..1.0),
+            log_uniform(&mut rng, 30.0, 600.0),
         ];
         let name = format!(
-            "erlang:{}",
+            "staffing:{}",
             p.iter().map(|v| format!("{v:.4}")).collect::<Vec<_>>().join(":")
         );
         let spec: PolicySpec = name.parse().expect("spec");
         let mut score = 0.0;
         let mut detail = Vec::new();
-        for (wname, w, startup) in &suite {
-            let (q, _, _, saving) = common::compare(&spec, w, *startup, episodes);
-            let shortfall = (0.995 - q).max(0.0) * 100.0;
+        for ((wname, w, startup), line) in suite.iter().zip(&lines) {
+            let (q, m) = common::run(&spec, w, *startup, episodes);
+            let saving = 1.0 - m / common::static_equivalent(line, q);
+            let shortfall = (0.99 - q).max(0.0) * 100.0;
             score += saving * 100.0 - 20.0 * shortfall;
             detail.push(format!("{wname} {:.1}%/{:+.0}", q * 100.0, saving * 100.0));
         }

@@ -10,7 +10,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let spec: PolicySpec = args
         .first()
-        .map_or("erlang", String::as_str)
+        .map_or("staffing", String::as_str)
         .parse()
         .expect("policy");
     let episodes: u64 = args.get(1).map_or(20, |s| s.parse().expect("episodes"));

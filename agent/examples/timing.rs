@@ -1,7 +1,7 @@
 //! How long one episode of the guided policy and of the bare rule take (release build).
 use agent::eval::run_episode;
 use agent::guided::GuidedPolicy;
-use agent::policy::{CausalErlang, ErlangParams};
+use agent::policy::{Staffing, StaffingParams};
 use agent::train_guided::{original_episode, random_episode};
 use rand::SeedableRng;
 
@@ -22,7 +22,7 @@ fn main() {
     let g = t.elapsed();
     let t = std::time::Instant::now();
     for e in &episodes {
-        let mut rule = CausalErlang::new(ErlangParams::default(), 1.5);
+        let mut rule = Staffing::new(StaffingParams::default(), 1.5);
         run_episode(&mut rule, &mut e.simulator(), None);
     }
     let r = t.elapsed();

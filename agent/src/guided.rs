@@ -1,4 +1,4 @@
-//! The guided policy: the causal queueing rule ([`CausalErlang`]) with a learned correction —
+//! The guided policy: the causal staffing rule ([`Staffing`]) with a learned correction —
 //! a small candle MLP that reads the farm's metrics and the rule's own state and adds a
 //! residual (±[`MAX_RESIDUAL`] workers) to the rule's target. The rule's parameters are trained
 //! with the network (evolution strategies, see `train::train_guided`) and stored with it, so a
@@ -6,13 +6,13 @@
 //! rule, which is where training starts.
 //!
 //! File format `autoscale-node/policy/3` (safetensors): tensors `l1.*`, `l2.*`, `out.*` (the
-//! MLP, as candle-nn names them), metadata `kind=guided-erlang`, the feature names and their
-//! normalisation, `rule_params` (the rule's parameters in [`ErlangParams::NAMES`] order),
+//! MLP, as candle-nn names them), metadata `kind=guided-staffing`, the feature names and their
+//! normalisation, `rule_params` (the rule's parameters in [`StaffingParams::NAMES`] order),
 //! `max_residual`, `hidden`, `decision_period_s`, `reads_calendar`, provenance.
 
 use crate::neural::{ModelError, Provenance};
 use crate::observe::Observation;
-use crate::policy::{CausalErlang, ErlangParams, ErlangState, Policy};
+use crate::policy::{Policy, Staffing, StaffingParams, StaffingState};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use std::path::Path;
 /// Version of the file layout and metadata keys.
 pub const FORMAT_VERSION: &str = "autoscale-node/policy/3";
 /// The `kind` a guided policy file declares.
-pub const KIND: &str = "guided-erlang";
+pub const KIND: &str = "guided-staffing";
 
 /// The network's inputs, in order, with the constant each is divided by.
 ///
@@ -29,6 +29,8 @@ pub const KIND: &str = "guided-erlang";
 /// |---|---|---|
 /// | `rate_1s`, `rate_5s`, `rate_30s` | tasks pushed per second | tasks/s, last 1 / 5 / 30 s |
 /// | `planned_rate` | the rate the rule sizes for (rises at once, decays slowly) | tasks/s |
+/// | `held_rate` | the rate the rule holds capacity for (a quantile of the sustained 5 s rates) | tasks/s, held window |
+/// | `volatility` | how far the 5 s rate strays from the 30 s rate, relative to it | ratio, ~60 s |
 /// | `service_s` | the rule's estimate of the mean processing time (Little's law) | s, ~30 s |
 /// | `queue_length` | tasks waiting | tasks, now |
 /// | `queued_work_s` | Σ processing times of waiting tasks | s of work, now |
@@ -46,6 +48,8 @@ pub const FEATURES: &[(&str, f32)] = &[
     ("rate_5s", 10.0),
     ("rate_30s", 10.0),
     ("planned_rate", 10.0),
+    ("held_rate", 10.0),
+    ("volatility", 1.0),
     ("service_s", 5.0),
     ("queue_length", 50.0),
     ("queued_work_s", 50.0),
@@ -148,7 +152,12 @@ impl Mlp {
 }
 
 /// The normalised inputs for an observation and the rule's state.
-pub fn features(obs: &Observation, state: &ErlangState, rule_target: f64, reads_calendar: bool) -> Vec<f32> {
+pub fn features(
+    obs: &Observation,
+    state: &StaffingState,
+    rule_target: f64,
+    reads_calendar: bool,
+) -> Vec<f32> {
     let n = &obs.now;
     let (planned_now, planned_peak, known) = match obs.outlook.filter(|_| reads_calendar) {
         Some(o) => (o.rate_now, o.rate_peak, 1.0),
@@ -159,6 +168,8 @@ pub fn features(obs: &Observation, state: &ErlangState, rule_target: f64, reads_
         obs.rate_5s,
         obs.rate_30s,
         state.planned_rate,
+        state.held_rate,
+        state.volatility,
         state.service_s,
         n.queue_length as f64,
         n.queued_work_s,
@@ -187,8 +198,8 @@ pub struct GuidedPolicy {
     #[cfg_attr(not(test), allow(dead_code))]
     mlp: Mlp,
     dense: Dense,
-    pub params: ErlangParams,
-    state: ErlangState,
+    pub params: StaffingParams,
+    state: StaffingState,
     /// The mean processing time assumed before the farm shows its own.
     service_prior_s: f64,
     pub decision_period_s: f64,
@@ -208,9 +219,9 @@ impl GuidedPolicy {
             varmap,
             mlp,
             dense: Dense::default(),
-            params: ErlangParams::default(),
-            state: ErlangState::new(CausalErlang::DEFAULT_SERVICE_S),
-            service_prior_s: CausalErlang::DEFAULT_SERVICE_S,
+            params: StaffingParams::default(),
+            state: StaffingState::new(Staffing::DEFAULT_SERVICE_S),
+            service_prior_s: Staffing::DEFAULT_SERVICE_S,
             decision_period_s,
             reads_calendar: false,
             provenance: Provenance {
@@ -233,13 +244,13 @@ impl GuidedPolicy {
     /// (the workload's, when known).
     pub fn with_service_prior(mut self, service_s: f64) -> GuidedPolicy {
         self.service_prior_s = service_s.max(0.01);
-        self.state = ErlangState::new(self.service_prior_s);
+        self.state = StaffingState::new(self.service_prior_s);
         self
     }
 
     /// Forgets what it learned about the current farm (a new episode).
     pub fn reset(&mut self) {
-        self.state = ErlangState::new(self.service_prior_s);
+        self.state = StaffingState::new(self.service_prior_s);
     }
 
     pub fn labelled(mut self, label: &str) -> GuidedPolicy {
@@ -287,7 +298,7 @@ impl GuidedPolicy {
     /// rule's state with it).
     pub fn evaluate(&mut self, obs: &Observation) -> (f64, f64) {
         self.state.update(obs, &self.params);
-        let base = CausalErlang::target(&self.state, &self.params, obs);
+        let base = Staffing::target(&self.state, &self.params, obs);
         let x = features(obs, &self.state, base, self.reads_calendar);
         let correction = self.dense.correction(&x);
         (base, f64::from(correction * MAX_RESIDUAL))
@@ -311,7 +322,7 @@ impl GuidedPolicy {
                 "rule_params",
                 join(self.params.to_vec().iter().map(f64::to_string).collect()),
             ),
-            ("rule_param_names", ErlangParams::NAMES.join(",")),
+            ("rule_param_names", StaffingParams::NAMES.join(",")),
             ("service_prior_s", self.service_prior_s.to_string()),
             ("max_residual", MAX_RESIDUAL.to_string()),
             ("hidden", HIDDEN.to_string()),
@@ -340,7 +351,7 @@ impl GuidedPolicy {
         })
     }
 
-    /// Whether `bytes` hold a guided policy (its metadata says `kind=guided-erlang`).
+    /// Whether `bytes` hold a guided policy (its metadata says `kind=guided-staffing`).
     pub fn is_guided(bytes: &[u8]) -> bool {
         safetensors::SafeTensors::read_metadata(bytes)
             .ok()
@@ -391,7 +402,7 @@ impl GuidedPolicy {
                 .collect::<Vec<_>>()
                 .join(","),
         )?;
-        expect("rule_param_names", ErlangParams::NAMES.join(","))?;
+        expect("rule_param_names", StaffingParams::NAMES.join(","))?;
         expect("max_residual", MAX_RESIDUAL.to_string())?;
         expect("hidden", HIDDEN.to_string())?;
         let number = |key: &str| -> Result<f64, ModelError> {
@@ -407,7 +418,7 @@ impl GuidedPolicy {
             .split(',')
             .map(|v| v.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0))
             .collect::<Option<Vec<f64>>>()
-            .filter(|v| v.len() == ErlangParams::NAMES.len())
+            .filter(|v| v.len() == StaffingParams::NAMES.len())
             .ok_or_else(|| {
                 mismatch(format!(
                     "rule_params {:?} are not 7 numbers ≥ 0",
@@ -421,7 +432,7 @@ impl GuidedPolicy {
         };
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let mut policy = GuidedPolicy::new(0, period)?.with_service_prior(prior);
-        policy.params = ErlangParams::from_slice(&values);
+        policy.params = StaffingParams::from_slice(&values);
         policy.reads_calendar = reads_calendar;
         for (name, v) in policy.sorted_vars() {
             let t = tensors
@@ -481,7 +492,7 @@ mod tests {
     #[test]
     fn an_untrained_policy_is_exactly_the_rule() {
         let mut guided = GuidedPolicy::new(3, 1.0).unwrap();
-        let mut rule = CausalErlang::new(ErlangParams::default(), CausalErlang::DEFAULT_SERVICE_S);
+        let mut rule = Staffing::new(StaffingParams::default(), Staffing::DEFAULT_SERVICE_S);
         for (t, rate) in [(1.0, 2.0), (2.0, 6.0), (3.0, 9.0), (4.0, 1.0)] {
             let obs = Observation {
                 now: crate::observe::FarmMetrics {
@@ -531,7 +542,7 @@ mod tests {
             .map(|i| (i as f32 * 0.37).sin() * 0.2)
             .collect();
         p.set_weights(&w).unwrap();
-        p.params.spare_sqrt = 1.7;
+        p.params.sqrt_spare = 1.3;
         p.save(&path).unwrap();
         let back = GuidedPolicy::load(&path).unwrap();
         assert_eq!(back.weights().unwrap(), w);

@@ -10,7 +10,7 @@
 //! | `reactive-average`, `reactive-maximum` | the original system's ±1 rules | everywhere |
 //! | `queue-proportional[:TARGET]` | KEDA's list-length scaler, TARGET tasks per worker (5) | everywhere |
 //! | `load-proportional[:HEADROOM]` | measured load × (1 + HEADROOM) (0.3) | everywhere |
-//! | `erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]` | Erlang C on the rates of the last 1/5/30 s, spare workers for a start-up, slow steps down | everywhere |
+//! | `staffing[:SQRT_SPARE[:BASE_SPARE[:STARTUP_SPARE[:DECAY_S[:JUMP_Z[:DRAIN_S[:HOLD_QUANTILE[:HOLD_S]]]]]]]]` | Erlang C on the rates of the last 1/5/30 s, spare workers for a start-up, slow steps down | everywhere |
 //! | `calendar[:RISK[:WAIT_S]]` | Erlang C on the load calendar (5 %, 0.8 s) | `run` |
 //! | `oracle` | lookahead on the known tasks | `eval` |
 //! | `rate-oracle[:RISK[:WAIT_S]]` | `calendar` as a reference, on the simulator's calendar | `eval` |
@@ -18,10 +18,11 @@
 //! | `mpc-oracle[:HORIZON_S]` | MPC over the known future (horizon: see [`mpc_horizon`]) | `eval` |
 //! | `ce-mpc[:MISS[:SAMPLES]]` | MPC over futures at the observed rate: the causal bound (0.005, 8) | `eval` |
 
+use crate::guided::GuidedPolicy;
 use crate::neural::{ModelError, NeuralPolicy};
 use crate::policy::{
-    mpc_horizon, CausalErlang, CeMpc, ErlangParams, FutureSampler, LoadProportional, MpcOracle, Oracle,
-    PlanMpc, Policy, QueueProportional, RateOracle, Reactive, Static,
+    mpc_horizon, CeMpc, FutureSampler, LoadProportional, MpcOracle, Oracle, PlanMpc, Policy,
+    QueueProportional, RateOracle, Reactive, Staffing, StaffingParams, Static,
 };
 use crate::sim::Simulator;
 use std::fmt;
@@ -49,9 +50,9 @@ pub enum PolicySpec {
     LoadProportional {
         headroom: Option<f64>,
     },
-    /// The causal queueing rule; each parameter `None` takes [`ErlangParams::default`]'s.
-    Erlang {
-        params: [Option<f64>; 7],
+    /// The causal staffing rule; each parameter `None` takes [`StaffingParams::default`]'s.
+    Staffing {
+        params: [Option<f64>; 8],
     },
     Oracle,
     RateOracle {
@@ -87,7 +88,7 @@ mod names {
     pub const REACTIVE_MAXIMUM: &str = "reactive-maximum";
     pub const QUEUE_PROPORTIONAL: &str = "queue-proportional";
     pub const LOAD_PROPORTIONAL: &str = "load-proportional";
-    pub const ERLANG: &str = "erlang";
+    pub const STAFFING: &str = "staffing";
     pub const ORACLE: &str = "oracle";
     pub const RATE_ORACLE: &str = "rate-oracle";
     pub const PLAN_MPC: &str = "plan-mpc";
@@ -96,14 +97,14 @@ mod names {
     pub const CALENDAR: &str = "calendar";
 }
 
-/// The `erlang` rule's parameters, in order.
-const ERLANG_USAGE: &str =
-    "erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]";
+/// The `staffing` rule's parameters, in order.
+const STAFFING_USAGE: &str =
+    "staffing[:SQRT_SPARE[:BASE_SPARE[:STARTUP_SPARE[:DECAY_S[:JUMP_Z[:DRAIN_S[:HOLD_QUANTILE[:HOLD_S]]]]]]]]";
 
 /// Every name, for the error that lists them.
 const VALID: &str = "a *.safetensors file, static[:N], reactive-average, reactive-maximum, \
      queue-proportional[:TARGET], load-proportional[:HEADROOM] or \
-     erlang[:RISK[:WAIT_FACTOR[:SPARE_SQRT[:SPARE_LINEAR[:DECAY_S[:JUMP_Z[:DRAIN_S]]]]]]]; in the node also bundled, manual \
+     staffing[:SQRT_SPARE[:BASE_SPARE[:STARTUP_SPARE[:DECAY_S[:JUMP_Z[:DRAIN_S[:HOLD_QUANTILE[:HOLD_S]]]]]]]]; in the node also bundled, manual \
      and (in `run`) calendar[:RISK[:WAIT_S]]; in `eval` also the references oracle, \
      rate-oracle[:RISK[:WAIT_S]], plan-mpc[:MISS[:SAMPLES]], mpc-oracle[:HORIZON_S] and ce-mpc[:MISS[:SAMPLES]]";
 
@@ -218,9 +219,9 @@ impl FromStr for PolicySpec {
             LOAD_PROPORTIONAL => PolicySpec::LoadProportional {
                 headroom: params(1, "load-proportional[:HEADROOM]")?.positive(0)?,
             },
-            ERLANG => {
-                let p = params(7, ERLANG_USAGE)?;
-                let mut values = [None; 7];
+            STAFFING => {
+                let p = params(8, STAFFING_USAGE)?;
+                let mut values = [None; 8];
                 for (i, v) in values.iter_mut().enumerate() {
                     *v = p.get(
                         i,
@@ -228,7 +229,7 @@ impl FromStr for PolicySpec {
                         |v| format!("{v:?} is not a number ≥ 0"),
                     )?;
                 }
-                PolicySpec::Erlang { params: values }
+                PolicySpec::Staffing { params: values }
             }
             RATE_ORACLE => {
                 let p = params(2, "rate-oracle[:RISK[:WAIT_S]]")?;
@@ -322,14 +323,14 @@ impl fmt::Display for PolicySpec {
             PolicySpec::LoadProportional { headroom } => {
                 with(f, LOAD_PROPORTIONAL, &[(num(headroom), String::new())])
             }
-            PolicySpec::Erlang { params } => {
-                let defaults = ErlangParams::default().to_vec();
+            PolicySpec::Staffing { params } => {
+                let defaults = StaffingParams::default().to_vec();
                 let params: Vec<(Option<String>, String)> = params
                     .iter()
                     .zip(defaults)
                     .map(|(p, d)| (num(p), d.to_string()))
                     .collect();
-                with(f, ERLANG, &params)
+                with(f, STAFFING, &params)
             }
             PolicySpec::Oracle => f.write_str(ORACLE),
             PolicySpec::RateOracle { risk, wait_s } => with(f, RATE_ORACLE, &target(risk, wait_s)),
@@ -353,6 +354,35 @@ impl fmt::Display for PolicySpec {
             ),
         }
     }
+}
+
+/// A policy file: a guided policy (`kind=guided-erlang`) or a plain network. In an episode a
+/// guided policy assumes the workload's mean processing time until it measures it.
+fn load_model(path: &std::path::Path, setting: &Setting) -> Result<Box<dyn Policy>, PolicyError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    model_from_bytes(&bytes, &shown, setting)
+}
+
+/// [`load_model`] from a file's bytes (the bundled models).
+pub fn model_from_bytes(
+    bytes: &[u8],
+    label: &str,
+    setting: &Setting,
+) -> Result<Box<dyn Policy>, PolicyError> {
+    if !GuidedPolicy::is_guided(bytes) {
+        return Ok(Box::new(NeuralPolicy::from_bytes(bytes, label)?));
+    }
+    let policy = GuidedPolicy::from_bytes(bytes, label)?.labelled(label);
+    Ok(match setting {
+        Setting::Episode { workload, .. } => {
+            Box::new(policy.with_service_prior(workload.mean_processing_s * workload.time_scale))
+        }
+        Setting::Node { .. } => Box::new(policy),
+    })
 }
 
 /// The networks built into the binary, for `bundled`.
@@ -394,7 +424,7 @@ impl PolicySpec {
     pub fn build(&self, setting: &Setting) -> Result<Box<dyn Policy>, PolicyError> {
         let refuse = |reason: &str| Err(PolicyError::unavailable(self, reason));
         Ok(match (self, setting) {
-            (PolicySpec::Model(path), _) => Box::new(NeuralPolicy::load(path)?),
+            (PolicySpec::Model(path), _) => load_model(path, setting)?,
             (PolicySpec::Static { workers }, _) => Box::new(Static(
                 workers.map_or(Static::DEFAULT_WORKERS, |w| w.round() as u32),
             )),
@@ -406,18 +436,18 @@ impl PolicySpec {
             (PolicySpec::LoadProportional { headroom }, _) => Box::new(LoadProportional::new(
                 headroom.unwrap_or(LoadProportional::DEFAULT_HEADROOM),
             )),
-            (PolicySpec::Erlang { params }, setting) => {
-                let defaults = ErlangParams::default().to_vec();
+            (PolicySpec::Staffing { params }, setting) => {
+                let defaults = StaffingParams::default().to_vec();
                 let values: Vec<f64> = params.iter().zip(defaults).map(|(p, d)| p.unwrap_or(d)).collect();
-                let params = ErlangParams::from_slice(&values);
+                let params = StaffingParams::from_slice(&values);
                 // A first guess of the mean processing time, which the rule then measures.
                 let service_s = match setting {
                     Setting::Episode { workload, .. } => workload.mean_processing_s * workload.time_scale,
                     Setting::Node { calendar, .. } => {
-                        calendar.map_or(CausalErlang::DEFAULT_SERVICE_S, |w| w.mean_processing_s)
+                        calendar.map_or(Staffing::DEFAULT_SERVICE_S, |w| w.mean_processing_s)
                     }
                 };
-                Box::new(CausalErlang::new(params, service_s))
+                Box::new(Staffing::new(params, service_s))
             }
             (PolicySpec::Manual, Setting::Node { .. }) => {
                 return refuse("it is no policy: the node then follows `scale` requests only")
@@ -600,11 +630,20 @@ mod tests {
                     wait_s: Some(1.5),
                 },
             ),
-            ("erlang", PolicySpec::Erlang { params: [None; 7] }),
+            ("staffing", PolicySpec::Staffing { params: [None; 8] }),
             (
-                "erlang:0.1:0.5:0:0.2",
-                PolicySpec::Erlang {
-                    params: [Some(0.1), Some(0.5), Some(0.0), Some(0.2), None, None, None],
+                "staffing:0.1:0.5:0:20",
+                PolicySpec::Staffing {
+                    params: [
+                        Some(0.1),
+                        Some(0.5),
+                        Some(0.0),
+                        Some(20.0),
+                        None,
+                        None,
+                        None,
+                        None,
+                    ],
                 },
             ),
             (

@@ -6,14 +6,14 @@
 use crate::eval::run_episode;
 use crate::guided::GuidedPolicy;
 use crate::neural::ModelError;
-use crate::policy::ErlangParams;
+use crate::policy::StaffingParams;
 use crate::sim::{EpisodeResult, SimConfig, Simulator};
 use crate::train::{reward_weighted, CurvePoint};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
-use workload::{Pattern, Phase, Workload, WorkloadConfig};
+use workload::{Workload, WorkloadConfig};
 
 /// A rule parameter `p` is trained as `ln(p) / LOG_SCALE`, so that one step of noise moves it
 /// by a similar factor whatever its size.
@@ -65,51 +65,26 @@ impl Episode {
     }
 }
 
-/// A randomised training episode: three to six phases of random length and shape (steady
-/// levels, slow and fast oscillations, bursts), a random base rate, start-up delay and initial
-/// farm.
+/// A randomised training episode: three in five from the workload families' sampler (steps,
+/// ramps, oscillations, diurnal shapes, on/off bursts, noise, over a wide range of loads), two
+/// in five the original phases (shuffled half the time) at a random base rate; a random
+/// start-up delay (0.1–10 s) and initial farm.
 pub fn random_episode(rng: &mut ChaCha8Rng, period_s: f64) -> Episode {
-    let phases = (0..rng.gen_range(3..=6))
-        .map(|i| {
-            let multiplier = rng.gen_range(0.2..1.8);
-            let duration_s = [30.0, 60.0, 90.0, 120.0, 180.0][rng.gen_range(0..5)];
-            let pattern = match rng.gen_range(0..6) {
-                0 | 1 => Pattern::Steady,
-                2 => Pattern::Oscillation {
-                    min: rng.gen_range(0.2..0.8),
-                    max: rng.gen_range(1.2..1.9),
-                    cycles: rng.gen_range(0.5..2.0),
-                },
-                3 => Pattern::Oscillation {
-                    min: rng.gen_range(0.2..0.8),
-                    max: rng.gen_range(1.2..1.9),
-                    cycles: rng.gen_range(2.0..8.0),
-                },
-                _ => Pattern::Burst {
-                    height: rng.gen_range(1.5..4.0),
-                    width_s: rng.gen_range(2.0..10.0),
-                    count: rng.gen_range(1..4),
-                },
-            };
-            Phase {
-                name: format!("phase {i}"),
-                multiplier,
-                duration_s,
-                pattern,
-            }
-        })
-        .collect();
-    let workload = WorkloadConfig {
-        base_rate_per_min: rng.gen_range(100.0..550.0),
-        phases,
-        ..WorkloadConfig::default()
+    let workload = if rng.gen_bool(0.6) {
+        workload::random::sample_workload(rng, &workload::random::FamilyConfig::default())
+    } else {
+        WorkloadConfig {
+            base_rate_per_min: rng.gen_range(150.0..500.0),
+            shuffle_phases: rng.gen_bool(0.5),
+            ..WorkloadConfig::default()
+        }
     };
-    let delays = [0.1, 0.5, 1.0, 2.0, 3.0, 5.0, 5.0, 8.0, 10.0];
+    let delays = [0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 5.0, 8.0, 10.0];
     let sim = SimConfig {
         decision_period_s: period_s,
         startup_delay_s: delays[rng.gen_range(0..delays.len())],
-        initial_workers: rng.gen_range(4..=16),
-        max_workers: 64,
+        initial_workers: rng.gen_range(2..=20),
+        max_workers: 80,
         ..SimConfig::default()
     };
     Episode {
@@ -152,12 +127,12 @@ fn theta_of(policy: &GuidedPolicy) -> Result<Vec<f32>, ModelError> {
 
 /// Sets a policy from a training vector.
 fn apply(policy: &mut GuidedPolicy, theta: &[f32]) -> Result<(), ModelError> {
-    let k = ErlangParams::NAMES.len();
+    let k = StaffingParams::NAMES.len();
     let params: Vec<f64> = theta[..k]
         .iter()
         .map(|t| (f64::from(*t) * LOG_SCALE).exp())
         .collect();
-    policy.params = ErlangParams::from_slice(&params);
+    policy.params = StaffingParams::from_slice(&params);
     policy.set_weights(&theta[k..])
 }
 
@@ -235,7 +210,7 @@ pub fn train_guided(
     let mut theta = theta_of(&policy)?;
     // With `rule_only`, only the rule's parameters move.
     let trained = if config.rule_only {
-        ErlangParams::NAMES.len()
+        StaffingParams::NAMES.len()
     } else {
         theta.len()
     };

@@ -149,3 +149,33 @@ pub fn compare(spec: &PolicySpec, w: &WorkloadConfig, startup: f64, episodes: u6
     }
     (q, m, equivalent, 1.0 - m / equivalent)
 }
+
+/// The static line of a workload: (QoS, mean workers) of static N for N = 1, 2, ... until the
+/// QoS reaches 100 % (or 80 workers).
+pub fn static_line(w: &WorkloadConfig, startup: f64, episodes: u64) -> Vec<(f64, f64)> {
+    let mut line = Vec::new();
+    for n in 1..=80u32 {
+        let s: PolicySpec = format!("static:{n}").parse().expect("static");
+        let point = run(&s, w, startup, episodes);
+        line.push(point);
+        if point.0 >= 0.99999 {
+            break;
+        }
+    }
+    line
+}
+
+/// The mean workers a static farm needs for QoS `q`, interpolated on `line`.
+pub fn static_equivalent(line: &[(f64, f64)], q: f64) -> f64 {
+    let mut prev: Option<(f64, f64)> = None;
+    for &(sq, sm) in line {
+        if sq >= q {
+            return match prev {
+                Some((pq, pm)) if sq > pq => pm + (sm - pm) * (q - pq) / (sq - pq),
+                _ => sm,
+            };
+        }
+        prev = Some((sq, sm));
+    }
+    line.last().map_or(f64::NAN, |p| p.1)
+}

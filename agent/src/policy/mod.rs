@@ -9,7 +9,7 @@
 //!   tasks) and `rate-oracle` (Erlang C on the load calendar; `calendar` in `run`, which knows
 //!   the schedule it drives).
 //! - [`mpc`]: `mpc-oracle` and `plan-mpc`, which decide on forks of the simulator.
-//! - [`queueing`]: `erlang`, a causal queueing rule on the farm's own metrics at any cadence.
+//! - [`queueing`]: `staffing`, a causal rule on the farm's own metrics at any cadence.
 //!
 //! The neural policy is `neural::NeuralPolicy`, which implements the trait from above it.
 
@@ -22,7 +22,7 @@ pub mod references;
 
 pub use baselines::{LoadProportional, QueueProportional, Reactive, Static};
 pub use mpc::{mpc_choice, mpc_horizon, plan_mpc_choice, CeMpc, FutureSampler, MpcOracle, PlanMpc};
-pub use queueing::{CausalErlang, ErlangParams, ErlangState};
+pub use queueing::{Staffing, StaffingParams, StaffingState};
 pub use references::{erlang_c_wait_exceeds, Oracle, RateOracle};
 
 /// Decides how many workers the farm should run, once per decision period.

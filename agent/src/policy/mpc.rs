@@ -98,8 +98,8 @@ fn sample_arrivals(rates: &Rates, from: f64, to: f64, rng: &mut ChaCha8Rng) -> V
 
 /// A causal model-predictive reference: like `plan-mpc`, but the futures it imagines arrive
 /// at a constant rate — the rate the farm's own metrics show now (the `erlang` rule's
-/// estimate: the last 30 s, or the last 5 s or 1 s when they jumped). It sees the present
-/// exactly (a lockstep copy of the simulator), so it bounds what a policy deciding on the same
+/// `staffing` rule's estimate: the last 30 s, the last 5 s or 1 s when they jumped, held). It sees the present
+/// exactly (a lockstep copy of the simulator), so it shows what a policy deciding on the same
 /// observations at the same cadence can reach without knowing what comes. `eval` only.
 pub struct CeMpc {
     shadow: Simulator,
@@ -109,7 +109,7 @@ pub struct CeMpc {
     horizon_s: f64,
     miss_target: f64,
     /// Rate estimates are the `erlang` rule's.
-    rule: super::ErlangState,
+    rule: super::StaffingState,
 }
 
 impl CeMpc {
@@ -128,7 +128,7 @@ impl CeMpc {
             samples: samples.max(1),
             horizon_s,
             miss_target,
-            rule: super::ErlangState::new(1.5),
+            rule: super::StaffingState::new(1.5),
         }
     }
 }
@@ -140,7 +140,7 @@ impl Policy for CeMpc {
 
     fn decide(&mut self, obs: &Observation) -> u32 {
         self.shadow.advance_to(obs.now.time_s);
-        self.rule.update(obs, &super::ErlangParams::default());
+        self.rule.update(obs, &super::StaffingParams::default());
         let rate = self.rule.planned_rate;
         let mut futures = FutureSampler {
             rates: Rates::Constant(rate),
