@@ -1,9 +1,11 @@
-//! Decision latency: observation building plus the MLP forward pass, per decision — without a
-//! load calendar (what `serve` does) and with one (what `run` does: the outlook is read from
-//! the workload's rate plan at every decision).
+//! Decision latency: observation building plus the policy, per decision — the old network
+//! without a load calendar and with one (the outlook read from the rate plan at every
+//! decision), and the guided policy `serve` bundles (the 30 s observer history, the staffing
+//! rule's state and its correction network's plain forward pass).
 
+use agent::guided::GuidedPolicy;
 use agent::neural::NeuralPolicy;
-use agent::observe::{observe, Calendar, FarmMetrics};
+use agent::observe::{observe, Calendar, FarmMetrics, Observer};
 use agent::policy::Policy;
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 
@@ -50,5 +52,48 @@ fn decision(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decision);
+fn guided(c: &mut Criterion) {
+    let mut policy = GuidedPolicy::new(1, 1.0).expect("policy");
+    let weights: Vec<f32> = (0..policy.weight_count())
+        .map(|i| ((i * 7919) % 1000) as f32 / 5000.0 - 0.1)
+        .collect();
+    policy.set_weights(&weights).expect("weights");
+    let mut observer = Observer::new();
+    let mut t = 0.0;
+    let snapshot = |t: f64| FarmMetrics {
+        time_s: t,
+        queue_length: 3,
+        pushed_total: (t * 7.5) as u64,
+        popped_total: (t * 7.5) as u64 - 3,
+        oldest_age_s: 0.4,
+        completed_total: (t * 7.4) as u64,
+        qos_met_total: (t * 7.35) as u64,
+        completion_sum_s: t * 7.4 * 1.6,
+        workers_live: 14,
+        workers_busy: 11,
+        queued_work_s: 4.5,
+        oldest_slack_s: 0.8,
+        ..FarmMetrics::default()
+    };
+    // A full 30 s history, as at any decision past the first half-minute.
+    for _ in 0..40 {
+        t += 1.0;
+        observer.observe(snapshot(t));
+    }
+    c.bench_function(
+        "observe (30 s history) + staffing rule + correction (guided decide)",
+        |b| {
+            b.iter(|| {
+                t += 1.0;
+                let obs = observer
+                    .observe(black_box(snapshot(t)))
+                    .expect("history")
+                    .with_startup(5.0);
+                black_box(policy.decide(&obs))
+            })
+        },
+    );
+}
+
+criterion_group!(benches, decision, guided);
 criterion_main!(benches);

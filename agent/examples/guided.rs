@@ -1,5 +1,5 @@
 //! Research driver for the guided policy: trains (ES) and prints the curve, then writes the
-//! model: `cargo run --release -p agent --example guided -- OUT.safetensors [GENERATIONS] [rule|all] [MISS_WEIGHT] [SEED] [R:W:...: starting rule parameters]`.
+//! model: `cargo run --release -p agent --example guided -- OUT.safetensors [GENERATIONS] [rule|nn|all] [MISS_WEIGHT] [SEED] [R:W:...: starting rule parameters]`.
 
 use agent::guided::GuidedPolicy;
 use agent::train_guided::{random_episode, train_guided, GuidedTrainConfig};
@@ -12,12 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "/tmp/guided.safetensors".into());
     let generations: u32 = args.get(1).map_or(Ok(60), |s| s.parse())?;
     let rule_only: bool = args.get(2).is_some_and(|s| s == "rule");
+    let correction_only: bool = args.get(2).is_some_and(|s| s == "nn");
     let miss_weight: f64 = args.get(3).map_or(Ok(4.0), |s| s.parse())?;
     let seed: u64 = args.get(4).map_or(Ok(1), |s| s.parse())?;
     let config = GuidedTrainConfig {
         seed,
         generations,
         rule_only,
+        correction_only,
         miss_weight,
         ..GuidedTrainConfig::default()
     };

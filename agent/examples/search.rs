@@ -13,7 +13,7 @@ fn main() {
     let episodes: u64 = args.get(1).map_or(8, |s| s.parse().expect("episodes"));
     let seed: u64 = args.get(2).map_or(1, |s| s.parse().expect("seed"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let suite = common::suite();
+    let suite = common::presets();
     let lines: Vec<_> = suite
         .iter()
         .map(|(_, w, st)| common::static_line(w, *st, episodes))
@@ -42,7 +42,7 @@ fn main() {
         for ((wname, w, startup), line) in suite.iter().zip(&lines) {
             let (q, m) = common::run(&spec, w, *startup, episodes);
             let saving = 1.0 - m / common::static_equivalent(line, q);
-            let shortfall = (0.99 - q).max(0.0) * 100.0;
+            let shortfall = (0.985 - q).max(0.0) * 100.0;
             score += saving * 100.0 - 20.0 * shortfall;
             detail.push(format!("{wname} {:.1}%/{:+.0}", q * 100.0, saving * 100.0));
         }

@@ -367,6 +367,20 @@ fn load_model(path: &std::path::Path, setting: &Setting) -> Result<Box<dyn Polic
     model_from_bytes(&bytes, &shown, setting)
 }
 
+/// The decision period a policy file was trained at (either kind).
+pub fn model_period(path: &std::path::Path) -> Result<f64, PolicyError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    Ok(if GuidedPolicy::is_guided(&bytes) {
+        GuidedPolicy::from_bytes(&bytes, &shown)?.decision_period_s
+    } else {
+        NeuralPolicy::from_bytes(&bytes, &shown)?.decision_period_s
+    })
+}
+
 /// [`load_model`] from a file's bytes (the bundled models).
 pub fn model_from_bytes(
     bytes: &[u8],
@@ -458,11 +472,8 @@ impl PolicySpec {
                     calendar, bundled, ..
                 },
             ) => match calendar {
-                Some(_) => Box::new(
-                    NeuralPolicy::from_bytes(bundled.calendar, "the bundled calendar model")?
-                        .labelled("neural+calendar"),
-                ),
-                None => Box::new(NeuralPolicy::from_bytes(bundled.metrics, "the bundled model")?),
+                Some(_) => model_from_bytes(bundled.calendar, "the bundled calendar model", setting)?,
+                None => model_from_bytes(bundled.metrics, "the bundled model", setting)?,
             },
             (
                 PolicySpec::Calendar { risk, wait_s },

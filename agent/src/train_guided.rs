@@ -32,6 +32,8 @@ pub struct GuidedTrainConfig {
     pub miss_weight: f64,
     /// Train the rule's parameters only (the correction stays zero).
     pub rule_only: bool,
+    /// Train the correction only (the rule keeps its parameters).
+    pub correction_only: bool,
 }
 
 impl Default for GuidedTrainConfig {
@@ -46,6 +48,7 @@ impl Default for GuidedTrainConfig {
             decision_period_s: 1.0,
             miss_weight: 4.0,
             rule_only: false,
+            correction_only: false,
         }
     }
 }
@@ -208,25 +211,28 @@ pub fn train_guided(
 ) -> Result<(GuidedPolicy, Vec<CurvePoint>), ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut theta = theta_of(&policy)?;
-    // With `rule_only`, only the rule's parameters move.
+    // The trained slice of theta: the rule's parameters, the correction's weights, or both.
+    let k = StaffingParams::NAMES.len();
     let trained = if config.rule_only {
-        StaffingParams::NAMES.len()
+        0..k
+    } else if config.correction_only {
+        k..theta.len()
     } else {
-        theta.len()
+        0..theta.len()
     };
     let original = original_episode(config.decision_period_s, config.seed);
     let mut curve = Vec::new();
     for generation in 0..config.generations {
         let episodes: Vec<Episode> = (0..config.scenarios).map(|_| sample(&mut rng)).collect();
         let noises: Vec<Vec<f32>> = (0..config.pairs)
-            .map(|_| (0..trained).map(|_| StandardNormal.sample(&mut rng)).collect())
+            .map(|_| trained.clone().map(|_| StandardNormal.sample(&mut rng)).collect())
             .collect();
         let candidates: Vec<Vec<f32>> = noises
             .iter()
             .flat_map(|eps| {
                 [1.0f32, -1.0].map(|sign| {
                     let mut c = theta.clone();
-                    for (t, e) in c.iter_mut().zip(eps) {
+                    for (t, e) in c[trained.clone()].iter_mut().zip(eps) {
                         *t += sign * config.sigma * e;
                     }
                     c
@@ -238,7 +244,7 @@ pub fn train_guided(
         let scale = config.learning_rate / (2.0 * config.pairs as f32 * config.sigma);
         for (i, eps) in noises.iter().enumerate() {
             let weight = (ranks[2 * i] - ranks[2 * i + 1]) * scale;
-            for (t, e) in theta.iter_mut().zip(eps) {
+            for (t, e) in theta[trained.clone()].iter_mut().zip(eps) {
                 *t += weight * e;
             }
         }
@@ -258,8 +264,14 @@ pub fn train_guided(
     }
     let p = &mut policy.provenance;
     p.algorithm = format!(
-        "openai-es over the rule's parameters (log space){} (pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
-        if config.rule_only { "" } else { " and the correction network" },
+        "openai-es over {} (pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",
+        if config.rule_only {
+            "the rule's parameters (log space)"
+        } else if config.correction_only {
+            "the correction network (the rule's parameters fixed)"
+        } else {
+            "the rule's parameters (log space) and the correction network"
+        },
         config.pairs,
         config.scenarios,
         config.sigma,

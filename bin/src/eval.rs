@@ -163,7 +163,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     // A trained policy was trained at one decision period; evaluating it at another would
     // misread its rate features.
     let model_period = match &args.policy {
-        Some(PolicySpec::Model(path)) => Some(agent::neural::NeuralPolicy::load(path)?.decision_period_s),
+        Some(PolicySpec::Model(path)) => Some(agent::spec::model_period(path)?),
         _ => None,
     };
     let decision_period_s = autoscale_node::decision_period(args.decision_period_s, model_period)?;

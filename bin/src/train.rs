@@ -62,6 +62,13 @@ pub struct TrainArgs {
     /// The most workers the simulated farm may have.
     #[arg(long, env = "AUTOSCALE_MAX_WORKERS", default_value_t = 32)]
     pub max_workers: u32,
+    /// `--method guided`: which part to train.
+    #[arg(long, value_enum, default_value_t = Part::Correction)]
+    pub part: Part,
+    /// `--method guided --trace`: the mean worker start-up delay of the farm the trace came
+    /// from, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub startup_delay_s: f64,
 }
 
 impl TrainArgs {
@@ -90,6 +97,19 @@ impl TrainArgs {
 pub enum Method {
     Es,
     Imitation,
+    /// The guided policy: the `staffing` rule's parameters and a learned correction, by ES
+    /// (`--part`), on randomised workloads or on `--trace`. The serve default's kind.
+    Guided,
+}
+
+/// What `--method guided` trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// The rule's parameters (the correction stays as it is).
+    Rule,
+    /// The correction network (the rule's parameters stay as they are).
+    Correction,
+    Both,
 }
 
 /// candle parallelises even tiny matrix products; for a 10×32 network that costs far more
@@ -118,12 +138,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     limits::check("--max-workers", args.max_workers, &(1..=limits::MAX_WORKERS))?;
     limits::check("--min-workers", args.min_workers, &(1..=args.max_workers))?;
     let trace = args.trace_workload()?;
-    // The trainers draw their own scenarios and farm bounds (agent::train, agent::imitate); they
-    // take no recorded workload or bounds yet, and a flag that silently did nothing would
-    // mislead, so these are refused until they do.
+    if args.method == Method::Guided {
+        return run_guided(&args, trace);
+    }
+    // The network trainers draw their own scenarios and farm bounds (agent::train,
+    // agent::imitate); a flag that silently did nothing would mislead, so these are refused.
     if trace.is_some() || args.min_workers != 1 || args.max_workers != 32 {
         anyhow::bail!(
-            "train --trace/--min-workers/--max-workers: the trainer does not take a recorded workload or worker bounds yet (the files were checked and are valid)"
+            "train --trace/--min-workers/--max-workers: only --method guided trains on a recorded workload or within worker bounds (the files were checked and are valid)"
         );
     }
     let config = TrainConfig {
@@ -169,6 +191,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             }
             None => train(&config, show)?,
         },
+        Method::Guided => unreachable!("handled above"),
         Method::Imitation => {
             let imitation = agent::imitate::ImitateConfig {
                 seed: args.seed,
@@ -206,5 +229,114 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         curve_csv.display(),
         curve_svg.display()
     );
+    Ok(())
+}
+
+/// `train --method guided`: ES on the guided policy — from `--init` (a guided file) or the
+/// rule's defaults with a zero correction — on randomised workloads, or on `--trace` (the
+/// recorded workload resampled with a new seed for every episode).
+fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyhow::Result<()> {
+    use agent::guided::GuidedPolicy;
+    use agent::train_guided::{random_episode, train_guided, Episode, GuidedTrainConfig};
+    limits::check(
+        "--startup-delay-s",
+        args.startup_delay_s,
+        &limits::STARTUP_DELAY_S,
+    )?;
+    let mut policy = match &args.init {
+        Some(path) => GuidedPolicy::load(path)?,
+        None => GuidedPolicy::new(args.seed, args.decision_period_s)?,
+    };
+    if (policy.decision_period_s - args.decision_period_s).abs() > 1e-9 {
+        anyhow::bail!(
+            "the policy decides every {} s; pass --decision-period-s {} (or start afresh)",
+            policy.decision_period_s,
+            policy.decision_period_s
+        );
+    }
+    policy.provenance.seed = args.seed;
+    let config = GuidedTrainConfig {
+        seed: args.seed,
+        generations: args.generations,
+        pairs: args.pairs,
+        scenarios: args.scenarios,
+        sigma: args.sigma,
+        learning_rate: args.learning_rate,
+        decision_period_s: args.decision_period_s,
+        miss_weight: args.miss_weight,
+        rule_only: args.part == Part::Rule,
+        correction_only: args.part == Part::Correction,
+    };
+    let sim = |startup: f64, initial: u32| agent::sim::SimConfig {
+        decision_period_s: args.decision_period_s,
+        startup_delay_s: startup,
+        min_workers: args.min_workers,
+        max_workers: args.max_workers,
+        initial_workers: initial.clamp(args.min_workers, args.max_workers),
+        ..agent::sim::SimConfig::default()
+    };
+    let bar = ProgressBar::new(u64::from(args.generations));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let show = |p: &agent::train::CurvePoint| {
+        bar.set_message(format!(
+            "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
+            p.mean_return,
+            p.mean_qos * 100.0,
+            p.mean_workers,
+            p.original_qos * 100.0,
+            p.original_workers
+        ));
+        bar.inc(1);
+    };
+    let (mut policy, curve) = match trace {
+        Some(workload) => {
+            use rand::Rng;
+            let initial = (workload::random::mean_offered_load(&workload).ceil() as u32).max(1);
+            train_guided(
+                policy,
+                &config,
+                |rng| Episode {
+                    workload: workload.clone(),
+                    sim: sim(args.startup_delay_s, initial),
+                    seed: rng.gen(),
+                },
+                show,
+            )?
+        }
+        None => train_guided(
+            policy,
+            &config,
+            |rng| {
+                let mut e = random_episode(rng, args.decision_period_s);
+                e.sim = sim(e.sim.startup_delay_s, e.sim.initial_workers);
+                e
+            },
+            show,
+        )?,
+    };
+    bar.finish();
+    policy.provenance.code_version = env!("CARGO_PKG_VERSION").into();
+    policy.provenance.command = std::env::args().collect::<Vec<_>>().join(" ");
+    policy.provenance.workload = match &args.trace.trace {
+        Some(path) => format!("recorded trace {}", path.display()),
+        None => {
+            "randomised: the workload families' sampler and the original phases, start-up 0.1-10 s".into()
+        }
+    };
+    policy.save(&args.out)?;
+    let curve_csv = args.out.with_extension("curve.csv");
+    let mut csv =
+        String::from("generation,mean_return,mean_qos,mean_workers,original_qos,original_workers\n");
+    for p in &curve {
+        csv.push_str(&format!(
+            "{},{:.4},{:.5},{:.3},{:.5},{:.3}\n",
+            p.generation, p.mean_return, p.mean_qos, p.mean_workers, p.original_qos, p.original_workers
+        ));
+    }
+    std::fs::write(&curve_csv, csv)?;
+    println!("wrote {}, {}", args.out.display(), curve_csv.display());
     Ok(())
 }

@@ -179,3 +179,20 @@ pub fn static_equivalent(line: &[(f64, f64)], q: f64) -> f64 {
     }
     line.last().map_or(f64::NAN, |p| p.1)
 }
+
+/// The evaluation presets (docs/workloads.md), each at a 5 s start-up, and the bursty ones
+/// also at 0.1 s (local processes).
+pub fn presets() -> Vec<(String, WorkloadConfig, f64)> {
+    let mut out = Vec::new();
+    for p in workload::presets::PRESETS {
+        let w = workload::presets::preset(p.name).expect("preset");
+        out.push((format!("{} (5 s)", p.name), w.clone(), 5.0));
+        if matches!(
+            p.name,
+            "bursty-mmpp" | "noisy" | "trace-bursty" | "fast-oscillation" | "original"
+        ) {
+            out.push((format!("{} (0.1 s)", p.name), w, 0.1));
+        }
+    }
+    out
+}
