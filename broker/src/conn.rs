@@ -120,7 +120,7 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
             }
             Ok(Parsed::Incomplete { .. }) => return true,
             Err(e) => {
-                Reply::error(format!("ERR {e}")).encode(client.proto, out);
+                Reply::error(msg::err(e)).encode(client.proto, out);
                 return false;
             }
         }
@@ -319,7 +319,7 @@ fn execute_batch(
                 return Batch::NeedInput;
             }
             Err(e) => {
-                Reply::error(format!("ERR {e}")).encode(client.proto, out);
+                Reply::error(msg::err(e)).encode(client.proto, out);
                 return Batch::Close;
             }
         }

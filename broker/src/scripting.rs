@@ -5,7 +5,7 @@
 //! `redis.call` goes through the normal command path (metrics, WATCH, readiness of blocked
 //! clients, which are served once the script has finished).
 
-use crate::reply::Reply;
+use crate::reply::{msg, Reply};
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
@@ -426,10 +426,7 @@ impl Scripting {
             .map_err(|e| lua_message(&e).into_bytes())
             .and_then(|r| r);
         if let Err(message) = compiled {
-            return Err(Reply::error(format!(
-                "ERR Error compiling script (new function): {}",
-                String::from_utf8_lossy(&message)
-            )));
+            return Err(Reply::error(msg::script_compile_error(&String::from_utf8_lossy(&message))));
         }
         self.next_slot = slot;
         self.body_bytes += body.len();
@@ -455,10 +452,7 @@ impl Scripting {
         runner: Box<dyn CommandRunner>,
     ) -> (Reply, Box<dyn CommandRunner>) {
         let Some(script) = self.scripts.get(sha) else {
-            return (
-                Reply::error("NOSCRIPT No matching script. Please use EVAL."),
-                runner,
-            );
+            return (Reply::error(msg::NOSCRIPT), runner);
         };
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
@@ -480,16 +474,13 @@ impl Scripting {
             (None, Ok((true, value))) => crate::scripting_reply::take()
                 .unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get()))),
             (None, Ok((false, value))) => error_reply(&value, sha),
-            (None, Err(e)) => Reply::error(format!(
-                "ERR {} script: {sha}, on @user_script:0.",
-                lua_message(&e)
-            )),
+            (None, Err(e)) => Reply::error(msg::script_failed_at_start(&lua_message(&e), sha)),
         };
         let runner = RUNNER.with(|slot| slot.borrow_mut().take());
         match runner {
             Some(r) => (reply, r),
             // Unreachable in practice: nothing else takes the slot during a script.
-            None => (Reply::error("ERR script runner lost"), Box::new(NoRunner)),
+            None => (Reply::error(msg::SCRIPT_RUNNER_LOST), Box::new(NoRunner)),
         }
     }
 }
@@ -499,7 +490,7 @@ struct NoRunner;
 
 impl CommandRunner for NoRunner {
     fn run(&mut self, _args: Vec<Bytes>) -> Reply {
-        Reply::error("ERR no script is running")
+        Reply::error(msg::NO_SCRIPT_RUNNING)
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
@@ -519,7 +510,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
                 v => format!("{v:?}"),
             };
             let t = lua.create_table()?;
-            t.set("err", format!("ERR {text}"))?;
+            t.set("err", msg::err(text))?;
             t
         }
     };
@@ -564,7 +555,7 @@ pub(crate) fn script_resp() -> u8 {
 pub(crate) fn run_in_script(cmd: Vec<Bytes>) -> Reply {
     RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
         Some(runner) => runner.run(cmd),
-        None => Reply::error("ERR redis.call used outside of a running script"),
+        None => Reply::error(msg::CALL_OUTSIDE_SCRIPT),
     })
 }
 
@@ -585,24 +576,22 @@ fn lua_message(e: &mlua::Error) -> String {
 
 /// The reply for a script that raised `value` (a table from the error handler).
 fn error_reply(value: &Value, sha: &str) -> Reply {
-    let (msg, place) = match value {
+    let (message, place) = match value {
         Value::Table(t) => (
             t.get::<Option<String>>("err")
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| "ERR unknown error".into()),
+                .unwrap_or_else(|| msg::SCRIPT_UNKNOWN_ERROR.into()),
             t.get::<Option<String>>("source")
                 .ok()
                 .flatten()
                 .zip(t.get::<Option<i64>>("line").ok().flatten()),
         ),
-        other => (format!("ERR {other:?}"), None),
+        other => (msg::err(format!("{other:?}")), None),
     };
-    let msg = msg.split("\nstack traceback:").next().unwrap_or("").to_string();
-    match place {
-        Some((source, line)) => Reply::error(format!("{msg} script: {sha}, on {source}:{line}.")),
-        None => Reply::error(format!("{msg} script: {sha}")),
-    }
+    let message = message.split("\nstack traceback:").next().unwrap_or("");
+    let place = place.as_ref().map(|(source, line)| (source.as_str(), *line));
+    Reply::error(msg::script_error(message, sha, place))
 }
 
 /// A script's return value → Redis reply, for everything but arrays, maps and sets (which

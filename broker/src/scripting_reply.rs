@@ -294,7 +294,7 @@ fn open(tag: u8, n: usize, level: Level) {
 /// scalar and pops it, or opens a level for a table (left on the stack).
 unsafe fn visit(state: *mut ffi::lua_State, slot: usize) {
     if slot + SLOTS_PER_CHECK > LUA_STACK_SLOTS || ffi::lua_checkstack(state, SLOTS_PER_CHECK as c_int) == 0 {
-        write(&Reply::error("ERR reached lua stack limit"));
+        write(&Reply::error(msg::LUA_STACK_LIMIT));
         ffi::lua_pop(state, 1);
         return;
     }

@@ -200,17 +200,14 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
             b"xx" => xx = true,
             b"gt" => gt = true,
             b"lt" => lt = true,
-            _ => {
-                return Reply::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))
-                    .into()
-            }
+            _ => return Reply::error(msg::unsupported_option(opt)).into(),
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible").into();
+        return Reply::error(msg::EXPIRE_NX_AND_XX_GT_LT).into();
     }
     if gt && lt {
-        return Reply::error("ERR GT and LT options at the same time are not compatible").into();
+        return Reply::error(msg::EXPIRE_GT_AND_LT).into();
     }
     let Some(ms) = n.checked_mul(unit_ms) else {
         return Reply::error(msg::invalid_expire(name)).into();

@@ -327,10 +327,7 @@ pub fn lpos(ctx: &mut Ctx) -> Outcome {
         if opt.eq_ignore_ascii_case(b"rank") {
             rank = match int_arg(val) {
                 Ok(r) if r == i64::MIN => {
-                    return Reply::error(
-                        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                    )
-                    .into()
+                    return Reply::error(msg::RANK_OUT_OF_RANGE).into()
                 }
                 Ok(0) => return Reply::error(msg::RANK_ZERO).into(),
                 Ok(r) => r,

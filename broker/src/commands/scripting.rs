@@ -27,7 +27,7 @@ impl CommandRunner for ScriptRunner {
 
     fn run(&mut self, args: Vec<Bytes>) -> Reply {
         let Some(index) = lookup_index(&args[0]) else {
-            return Reply::error("ERR Unknown Redis command called from script");
+            return Reply::error(msg::SCRIPT_UNKNOWN_COMMAND);
         };
         let spec = &COMMANDS[index];
         if !super::arity_ok(spec, args.len()) {
@@ -41,11 +41,11 @@ impl CommandRunner for ScriptRunner {
         };
         if shared.script_monitor.migrate.load(Ordering::Relaxed) {
             // Stopped to be re-run from the start: it must not change anything any more.
-            return Reply::error("ERR script moved to the script thread");
+            return Reply::error(msg::SCRIPT_MOVED_REPLY);
         }
         if spec.is_write() {
             if self.readonly {
-                return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+                return Reply::error(msg::SCRIPT_WRITE_IN_READONLY);
             }
             shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
@@ -62,16 +62,16 @@ fn engine(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
         Some(s) => Ok(s),
         None => Scripting::new(ctx.shared.script_monitor.clone())
             .map(Box::new)
-            .map_err(|e| Reply::error(format!("ERR could not start the Lua interpreter: {e}"))),
+            .map_err(|e| Reply::error(msg::lua_start_failed(e))),
     }
 }
 
 fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     let numkeys = match parse_i64(&ctx.args[2]) {
         None => return Reply::error(msg::NOT_INT).into(),
-        Some(n) if n < 0 => return Reply::error("ERR Number of keys can't be negative").into(),
+        Some(n) if n < 0 => return Reply::error(msg::NUMKEYS_NEGATIVE).into(),
         Some(n) if n as usize > ctx.args.len() - 3 => {
-            return Reply::error("ERR Number of keys can't be greater than number of args").into()
+            return Reply::error(msg::NUMKEYS_TOO_MANY).into()
         }
         Some(n) => n as usize,
     };
@@ -111,7 +111,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
     let Some(shared) = ctx.shared.me.upgrade() else {
         ctx.store.scripting = Some(scripting);
-        return Reply::error("ERR server is shutting down").into();
+        return Reply::error(msg::SHUTTING_DOWN).into();
     };
     let mut runner = match scripting
         .spare_runner
@@ -183,11 +183,7 @@ pub fn evalsha_ro(ctx: &mut Ctx) -> Outcome {
 pub fn script(ctx: &mut Ctx) -> Outcome {
     let sub = ctx.args[1].to_ascii_lowercase();
     let n = ctx.args.len();
-    let arity = |name: &str| {
-        Reply::error(format!(
-            "ERR wrong number of arguments for 'script|{name}' command"
-        ))
-    };
+    let arity = |name: &str| Reply::error(msg::wrong_args(&format!("script|{name}")));
     match sub.as_slice() {
         b"load" if n == 3 => {
             let mut scripting = match engine(ctx) {
@@ -219,7 +215,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
                 && !ctx.args[2].eq_ignore_ascii_case(b"sync")
                 && !ctx.args[2].eq_ignore_ascii_case(b"async")
             {
-                return Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option").into();
+                return Reply::error(msg::SCRIPT_FLUSH_OPTION).into();
             }
             if let Some(s) = ctx.store.scripting.as_mut() {
                 s.flush();
@@ -229,7 +225,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
         b"flush" => arity("flush").into(),
         // A script in progress is killed from another connection (see conn.rs); reaching
         // here means none is running.
-        b"kill" if n == 2 => Reply::error("NOTBUSY No scripts in execution right now.").into(),
+        b"kill" if n == 2 => Reply::error(msg::NOTBUSY).into(),
         b"kill" => arity("kill").into(),
         b"help" if n == 2 => Reply::Array(
             [

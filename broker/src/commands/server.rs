@@ -57,7 +57,7 @@ pub fn hello(ctx: &mut Ctx) -> Outcome {
     let mut i = 1;
     if let Some(v) = ctx.args.get(1) {
         match parse_i64(v) {
-            None => return Reply::error("ERR Protocol version is not an integer or out of range").into(),
+            None => return Reply::error(msg::HELLO_PROTO_NOT_INT).into(),
             Some(2) => proto = Protocol::Resp2,
             Some(3) => proto = Protocol::Resp3,
             Some(_) => return Reply::error(msg::HELLO_PROTO).into(),
@@ -78,15 +78,11 @@ pub fn hello(ctx: &mut Ctx) -> Outcome {
             setname = Some(ctx.args[i + 1].clone());
             i += 2;
         } else {
-            return Reply::error(format!(
-                "ERR Syntax error in HELLO option '{}'",
-                String::from_utf8_lossy(opt)
-            ))
-            .into();
+            return Reply::error(msg::hello_syntax(opt)).into();
         }
     }
     if !ctx.client.authenticated {
-        return Reply::error("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time").into();
+        return Reply::error(msg::HELLO_NOAUTH).into();
     }
     if let Some(name) = setname {
         if let Err(e) = set_name(ctx, &name) {
@@ -184,22 +180,12 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
                 .chars()
                 .any(|c| c == ' ' || c == '\n' || !c.is_ascii_graphic())
             {
-                return Reply::error(format!(
-                    "ERR {} cannot contain spaces, newlines or special characters.",
-                    String::from_utf8_lossy(&ctx.args[2])
-                ))
-                .into();
+                return Reply::error(msg::client_info_invalid(&ctx.args[2])).into();
             }
             match attr.as_slice() {
                 b"lib-name" => *ctx.client.info.lib_name.lock() = Some(value),
                 b"lib-ver" => *ctx.client.info.lib_ver.lock() = Some(value),
-                _ => {
-                    return Reply::error(format!(
-                        "ERR Unrecognized option '{}'",
-                        String::from_utf8_lossy(&ctx.args[2])
-                    ))
-                    .into()
-                }
+                _ => return Reply::error(msg::unrecognized_option(&ctx.args[2])).into(),
             }
             Reply::Ok.into()
         }
@@ -221,11 +207,7 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
         )
         .into(),
         (b"setname" | b"getname" | b"id" | b"info" | b"setinfo" | b"no-evict" | b"no-touch" | b"help", _) => {
-            Reply::error(format!(
-                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
-                String::from_utf8_lossy(&ctx.args[1])
-            ))
-            .into()
+            Reply::error(msg::subcommand_arity("client", &ctx.args[1])).into()
         }
         _ => Reply::error(msg::unknown_subcommand("client", &ctx.args[1])).into(),
     }
@@ -239,11 +221,7 @@ fn client_list(ctx: &mut Ctx) -> Outcome {
         if opt == b"type" && i + 1 < ctx.args.len() {
             let t = ctx.args[i + 1].to_ascii_lowercase();
             if !matches!(t.as_slice(), b"normal" | b"master" | b"replica" | b"pubsub") {
-                return Reply::error(format!(
-                    "ERR Unknown client type '{}'",
-                    String::from_utf8_lossy(&ctx.args[i + 1])
-                ))
-                .into();
+                return Reply::error(msg::unknown_client_type(&ctx.args[i + 1])).into();
             }
             if t != b"normal" {
                 return Reply::Verbatim(Bytes::new()).into();
@@ -254,7 +232,7 @@ fn client_list(ctx: &mut Ctx) -> Outcome {
             for a in &ctx.args[i + 1..] {
                 match parse_i64(a) {
                     Some(n) if n > 0 => v.push(n as u64),
-                    _ => return Reply::error("ERR Invalid client ID").into(),
+                    _ => return Reply::error(msg::INVALID_CLIENT_ID).into(),
                 }
             }
             ids = Some(v);
@@ -297,7 +275,7 @@ fn client_kill(ctx: &mut Ctx) -> Outcome {
         match opt.as_slice() {
             b"id" => match val.parse::<u64>() {
                 Ok(n) if n > 0 => id = Some(n),
-                _ => return Reply::error("ERR client-id should be greater than 0").into(),
+                _ => return Reply::error(msg::CLIENT_ID_POSITIVE).into(),
             },
             b"addr" => addr = Some(val),
             b"laddr" => laddr = Some(val),
@@ -451,10 +429,10 @@ pub fn command(ctx: &mut Ctx) -> Outcome {
         }
         b"getkeys" if !names.is_empty() => {
             let Some(spec) = super::lookup(&names[0]) else {
-                return Reply::error("ERR Invalid command specified").into();
+                return Reply::error(msg::INVALID_COMMAND).into();
             };
             if spec.first_key == 0 {
-                return Reply::error("ERR The command has no key arguments").into();
+                return Reply::error(msg::NO_KEY_ARGUMENTS).into();
             }
             let last = if spec.last_key < 0 {
                 names.len() as i32 + spec.last_key
@@ -714,29 +692,17 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             ctx.shared.stats.total_error_replies.store(0, Relaxed);
             Reply::Ok.into()
         }
-        b"rewrite" if ctx.args.len() == 2 => {
-            Reply::error("ERR The server is running without a config file").into()
+        b"rewrite" if ctx.args.len() == 2 => Reply::error(msg::NO_CONFIG_FILE).into(),
+        b"get" | b"set" | b"resetstat" | b"rewrite" => {
+            Reply::error(msg::subcommand_arity("config", &ctx.args[1])).into()
         }
-        b"get" | b"set" | b"resetstat" | b"rewrite" => Reply::error(format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try CONFIG HELP.",
-            String::from_utf8_lossy(&ctx.args[1])
-        ))
-        .into(),
         _ => Reply::error(msg::unknown_subcommand("config", &ctx.args[1])).into(),
     }
 }
 
 fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
-    let bad = |reason: &str| {
-        Reply::error(format!(
-            "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
-        ))
-    };
-    let num = || {
-        value
-            .parse::<u64>()
-            .map_err(|_| bad("argument couldn't be parsed into an integer"))
-    };
+    let bad = |reason: &str| Reply::error(msg::config_set_failed(name, reason));
+    let num = || value.parse::<u64>().map_err(|_| bad(msg::CONFIG_NOT_INTEGER));
     let mut c = ctx.shared.config.write();
     match name {
         "save" | "appendonly" | "appendfsync" | "maxmemory" | "maxmemory-policy" => {}
@@ -746,14 +712,12 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
         "maxclients" => {
             let n = num()?;
             if n == 0 || n > u64::from(u32::MAX) {
-                return Err(bad("argument must be between 1 and 4294967295 inclusive"));
+                return Err(bad(msg::CONFIG_MAXCLIENTS_RANGE));
             }
             if let Some(limit) = crate::state::open_file_limit() {
                 let most = crate::state::fd_limited_maxclients(usize::MAX, limit);
                 if n as usize > most {
-                    return Err(bad(&format!(
-                        "The operating system is not able to handle the specified number of clients, try with {most}"
-                    )));
+                    return Err(bad(&msg::config_maxclients_os(most)));
                 }
             }
             c.maxclients = n as usize;
@@ -762,17 +726,15 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
             c.protected_mode = match value.to_ascii_lowercase().as_str() {
                 "yes" => true,
                 "no" => false,
-                _ => return Err(bad("argument must be 'yes' or 'no'")),
+                _ => return Err(bad(msg::CONFIG_NOT_YES_NO)),
             }
         }
         "timeout" => c.timeout_s = num()?,
         "hz" => c.hz = (num()? as u32).clamp(1, 500),
         "busy-reply-threshold" | "lua-time-limit" => c.busy_reply_threshold_ms = num()?,
-        "databases" | "port" | "bind" => return Err(bad("can't set immutable config")),
+        "databases" | "port" | "bind" => return Err(bad(msg::CONFIG_IMMUTABLE)),
         _ => {
-            return Err(Reply::error(format!(
-                "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
-            )))
+            return Err(Reply::error(msg::config_set_unknown(name)))
         }
     }
     Ok(())

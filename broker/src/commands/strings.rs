@@ -272,7 +272,7 @@ pub fn incrby(ctx: &mut Ctx) -> Outcome {
 
 pub fn decrby(ctx: &mut Ctx) -> Outcome {
     match int_arg(&ctx.args[2]) {
-        Ok(i64::MIN) => Reply::error("ERR decrement would overflow").into(),
+        Ok(i64::MIN) => Reply::error(msg::DECR_OVERFLOW).into(),
         Ok(d) => incr_by(ctx, -d),
         Err(e) => e.into(),
     }
