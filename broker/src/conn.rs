@@ -1,6 +1,6 @@
 //! One client connection: read, parse, execute under the keyspace lock, batch replies, block.
 
-use crate::commands::{dispatch, Outcome};
+use crate::commands::{dispatch, is_script_command, Outcome};
 use crate::db::{Store, Waiter};
 use crate::metrics::QueueEvent;
 use crate::reply::{msg, Reply};
@@ -67,16 +67,6 @@ pub(crate) async fn with_store<R>(shared: &Shared, f: impl FnOnce(&mut Store) ->
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-fn is_migrate(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Reply(Reply::Error(e)) if e == crate::scripting::MIGRATE_MARKER)
-}
-
-fn is_script_command(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
@@ -250,19 +240,19 @@ fn execute_batch(
                 monitor.inline.store(true, Relaxed);
                 let outcome = dispatch(shared, store, client, &args);
                 monitor.inline.store(false, Relaxed);
-                if !is_migrate(&outcome) {
-                    match outcome {
-                        Outcome::Reply(r) => r.encode(client.proto, out),
-                        Outcome::Close(r) => {
-                            r.encode(client.proto, out);
-                            return Batch::Close;
+                match outcome {
+                    Outcome::Migrate => {}
+                    Outcome::Close(r) => {
+                        r.encode(client.proto, out);
+                        return Batch::Close;
+                    }
+                    done => {
+                        done.into_reply().encode(client.proto, out);
+                        if out.len() >= FLUSH_AT {
+                            return Batch::Flush;
                         }
-                        Outcome::Block { .. } => Reply::NullArray.encode(client.proto, out),
+                        continue;
                     }
-                    if out.len() >= FLUSH_AT {
-                        return Batch::Flush;
-                    }
-                    continue;
                 }
                 // Consecutive pipelined script commands travel to the script thread together.
                 let mut scripts = vec![args];
@@ -307,6 +297,8 @@ fn execute_batch(
                             on_timeout,
                         };
                     }
+                    // Only a script command tried inline (above) moves.
+                    moved @ Outcome::Migrate => moved.into_reply().encode(client.proto, out),
                 }
                 if out.len() >= FLUSH_AT {
                     return Batch::Flush;
@@ -397,10 +389,7 @@ async fn run(
                     Ok((back, outcomes)) => {
                         *client = back;
                         for outcome in outcomes {
-                            match outcome {
-                                Outcome::Reply(r) | Outcome::Close(r) => r.encode(client.proto, &mut out),
-                                Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
-                            }
+                            outcome.into_reply().encode(client.proto, &mut out);
                         }
                     }
                     Err(_) => {

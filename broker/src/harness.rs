@@ -37,7 +37,7 @@ pub mod targets;
 pub use choices::{ByteChoices, Choices, RngChoices};
 pub use targets::Finding;
 
-use crate::commands::{dispatch, unwatch_all, Outcome};
+use crate::commands::{dispatch, is_script_command, unwatch_all, Outcome};
 use crate::db::{Value, Waiter};
 use crate::reply::{Protocol, Reply};
 use crate::state::{BrokerConfig, ClientInfo, ClientState, Shared};
@@ -65,16 +65,6 @@ pub struct Harness {
     sessions: Vec<Session>,
     /// Restored by [`Harness::reset`]: inputs may `CONFIG SET` anything (even `requirepass`).
     config: BrokerConfig,
-}
-
-fn is_script_command(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
-}
-
-fn is_migrate(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Reply(Reply::Error(e)) if e == crate::scripting::MIGRATE_MARKER)
 }
 
 impl Harness {
@@ -148,10 +138,9 @@ impl Harness {
                 shared.script_monitor.inline.store(true, Relaxed);
                 let first = dispatch(&shared, &mut store, client, args);
                 shared.script_monitor.inline.store(false, Relaxed);
-                let outcome = if is_migrate(&first) {
-                    dispatch(&shared, &mut store, client, args)
-                } else {
-                    first
+                let outcome = match first {
+                    Outcome::Migrate => dispatch(&shared, &mut store, client, args),
+                    first => first,
                 };
                 match outcome {
                     Outcome::Block { .. } => Outcome::Reply(Reply::NullArray),
@@ -182,7 +171,7 @@ impl Harness {
                 r.encode(client.proto, &mut out);
                 self.reconnect(c);
             }
-            Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
+            other => other.into_reply().encode(client.proto, &mut out),
         }
         out.to_vec()
     }

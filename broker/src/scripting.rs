@@ -124,9 +124,6 @@ pub const INLINE_BUDGET_MS: u64 = 2;
 /// make a short script look long.
 pub const INLINE_AFTER_RUNS: u32 = 3;
 
-/// The reply that tells the connection to hand an inline script to the script thread.
-pub const MIGRATE_MARKER: &str = "\u{0}migrate to the script thread";
-
 /// A SHA1 as given to EVALSHA, lower-cased (without an allocation when it already is).
 pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(raw) {
@@ -215,8 +212,8 @@ impl StopReason {
     /// The error raised inside the script.
     pub fn message(self) -> &'static str {
         match self {
-            StopReason::Kill => "Script killed by user with SCRIPT KILL...",
-            StopReason::Migrate => "script moved to the script thread",
+            StopReason::Kill => msg::SCRIPT_KILLED,
+            StopReason::Migrate => msg::SCRIPT_MOVED,
         }
     }
 }
@@ -464,13 +461,9 @@ impl Scripting {
             })
         });
         let reply = match (stopped, result) {
-            (Some(s), _) if s.reason == StopReason::Kill => Reply::error(format!(
-                "ERR {} script: {sha}, on @user_script:{}.",
-                StopReason::Kill.message(),
-                s.line
-            )),
-            // The caller sees the monitor's flag and runs it again elsewhere.
-            (Some(_), _) => Reply::error(MIGRATE_MARKER),
+            (Some(s), _) if s.reason == StopReason::Kill => Reply::error(msg::script_killed(sha, s.line)),
+            // The caller sees the monitor's `migrate` flag and runs it again elsewhere.
+            (Some(_), _) => Reply::error(msg::SCRIPT_MOVED_REPLY),
             (None, Ok((true, value))) => crate::scripting_reply::take()
                 .unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get()))),
             (None, Ok((false, value))) => error_reply(&value, sha),

@@ -6,6 +6,7 @@ mod scripting;
 mod server;
 pub mod shutdown;
 
+pub use scripting::is_script_command;
 pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
 mod strings;
 
@@ -29,6 +30,24 @@ pub enum Outcome {
     },
     /// Reply, then close the connection (QUIT).
     Close(Reply),
+    /// An EVAL-family command tried inline, on a connection's event loop, must run on the
+    /// script thread instead: its script has no record of finishing fast, or it overran its
+    /// budget before writing. Nothing changed and the call was not counted; the connection
+    /// hands the command to the script thread, which runs it from the start.
+    Migrate,
+}
+
+impl Outcome {
+    /// The reply where a command can neither block nor move: inside EXEC, in a script, on the
+    /// script thread. A blocking command answers as if it had timed out at once.
+    pub fn into_reply(self) -> Reply {
+        match self {
+            Outcome::Reply(r) | Outcome::Close(r) => r,
+            Outcome::Block { .. } => Reply::NullArray,
+            // Only a command tried inline can move; where none is, say what happened.
+            Outcome::Migrate => Reply::error(msg::SCRIPT_MOVED_REPLY),
+        }
+    }
 }
 
 impl From<Reply> for Outcome {
@@ -303,11 +322,9 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
-    if let Outcome::Reply(Reply::Error(e)) = &out {
-        if e == crate::scripting::MIGRATE_MARKER {
-            // Not a call: the script runs again on the script thread and is counted there.
-            return out;
-        }
+    if let Outcome::Migrate = out {
+        // Not a call: the script runs again on the script thread and is counted there.
+        return out;
     }
     let usec = start.elapsed().as_micros() as u64;
     store.total_commands += 1;
@@ -350,12 +367,8 @@ fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState) -> Reply {
         let Some(index) = lookup_index(&args[0]) else {
             continue;
         };
-        let reply = match call(shared, store, client, index, args, true) {
-            Outcome::Reply(r) | Outcome::Close(r) => r,
-            // Blocking commands inside MULTI never block (handlers check `nested`).
-            Outcome::Block { .. } => Reply::NullArray,
-        };
-        replies.push(reply);
+        // Blocking commands inside MULTI never block (handlers check `nested`).
+        replies.push(call(shared, store, client, index, args, true).into_reply());
     }
     if let Some(index) = lookup_index(b"exec") {
         store.command_stats[index].calls += 1;

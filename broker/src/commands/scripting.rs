@@ -49,11 +49,16 @@ impl CommandRunner for ScriptRunner {
             }
             shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
-        match call(shared, &mut self.store, &mut self.client, index, &args, true) {
-            Outcome::Reply(r) | Outcome::Close(r) => r,
-            Outcome::Block { .. } => Reply::NullArray,
-        }
+        call(shared, &mut self.store, &mut self.client, index, &args, true).into_reply()
     }
+}
+
+/// Whether `name` is an EVAL-family command: the ones a connection tries inline and otherwise
+/// hands to the script thread.
+pub fn is_script_command(name: &[u8]) -> bool {
+    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
 /// The interpreter, created on first use (it costs ~100 KB and a few ms).
@@ -97,14 +102,14 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         },
     };
     let refusal = match scripting.status(&sha) {
-        None if by_sha => Some("NOSCRIPT No matching script. Please use EVAL."),
-        Some(eligible) if inline && !eligible => Some(crate::scripting::MIGRATE_MARKER),
-        None if inline => Some(crate::scripting::MIGRATE_MARKER),
+        None if by_sha => Some(Reply::error(msg::NOSCRIPT).into()),
+        // Not known to finish fast (or not compiled yet): the script thread runs it.
+        Some(false) | None if inline => Some(Outcome::Migrate),
         _ => None,
     };
     if let Some(refusal) = refusal {
         ctx.store.scripting = Some(scripting);
-        return Reply::error(refusal).into();
+        return refusal;
     }
     monitor.begin();
     // Scripts need structured replies from the commands they call.
@@ -131,7 +136,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     let proto = ctx.client.proto;
     std::mem::swap(&mut runner.store, ctx.store);
     std::mem::swap(&mut runner.client, ctx.client);
-    let (mut reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
+    let (reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
     // Lua's instruction count runs on across scripts, so one tick may be a previous script's
     // remainder; two mean this one executed more than 10,000 instructions.
@@ -145,10 +150,6 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-    if migrated {
-        // It wrote nothing (the hook only stops scripts that have not): run it again.
-        reply = Reply::error(crate::scripting::MIGRATE_MARKER);
-    }
     match runner.into_any().downcast::<ScriptRunner>() {
         Ok(mut r) => {
             std::mem::swap(&mut r.store, ctx.store);
@@ -161,6 +162,10 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     ctx.client.raw_replies = raw;
     monitor.started_ms.store(0, Ordering::Relaxed);
     ctx.store.scripting = Some(scripting);
+    if migrated {
+        // It wrote nothing (the hook only stops scripts that have not): run it again there.
+        return Outcome::Migrate;
+    }
     reply.into()
 }
 
