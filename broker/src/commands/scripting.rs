@@ -31,13 +31,13 @@ impl CommandRunner for ScriptRunner {
         };
         let spec = &COMMANDS[index];
         if !super::arity_ok(spec, args.len()) {
-            return Reply::error("ERR Wrong number of args calling Redis command from script");
+            return Reply::error(msg::SCRIPT_WRONG_ARGS);
         }
         if spec.flags.contains(&"noscript") {
-            return Reply::error("ERR This Redis command is not allowed from script");
+            return Reply::error(msg::SCRIPT_NOT_ALLOWED);
         }
         let Some(shared) = self.shared.as_ref() else {
-            return Reply::error("ERR no script is running");
+            return Reply::error(msg::NO_SCRIPT_RUNNING);
         };
         if shared.script_monitor.migrate.load(Ordering::Relaxed) {
             // Stopped to be re-run from the start: it must not change anything any more.
