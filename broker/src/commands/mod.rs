@@ -1,5 +1,6 @@
 //! The command table, argument helpers, and dispatch of one command against the keyspace.
 
+pub mod flags;
 mod keys;
 mod lists;
 mod scripting;
@@ -9,6 +10,8 @@ pub mod shutdown;
 pub use scripting::is_script_command;
 pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
 mod strings;
+
+pub use flags::CommandFlags;
 
 use crate::db::{BlockOp, End, Store, Value};
 use crate::reply::{msg, Reply};
@@ -87,7 +90,7 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Redis convention: `n` exactly n arguments (with the name), `-n` at least n.
     pub arity: i32,
-    pub flags: &'static [&'static str],
+    pub flags: CommandFlags,
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -100,16 +103,16 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     pub fn is_write(&self) -> bool {
-        self.flags.contains(&"write")
+        self.flags.contains(CommandFlags::WRITE)
     }
 }
 
 macro_rules! cmd {
-    ($name:literal, $arity:expr, [$($flag:literal),*], ($f:expr, $l:expr, $s:expr), $group:literal, $summary:literal, $syntax:literal, $handler:path) => {
+    ($name:literal, $arity:expr, [$($flag:ident),*], ($f:expr, $l:expr, $s:expr), $group:literal, $summary:literal, $syntax:literal, $handler:path) => {
         CommandSpec {
             name: $name,
             arity: $arity,
-            flags: &[$($flag),*],
+            flags: CommandFlags::empty()$(.union(CommandFlags::$flag))*,
             first_key: $f,
             last_key: $l,
             step: $s,
@@ -124,94 +127,94 @@ macro_rules! cmd {
 /// Every command the broker implements.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
-    cmd!("ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", server::ping),
-    cmd!("echo", 2, ["fast"], (0, 0, 0), "connection", "Returns the given string.", "message", server::echo),
-    cmd!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", server::hello),
-    cmd!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", server::auth),
-    cmd!("select", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", "Changes the selected database.", "index", server::select),
-    cmd!("quit", -1, ["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"], (0, 0, 0), "connection", "Closes the connection.", "", server::quit),
-    cmd!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Resets the connection.", "", server::reset),
-    cmd!("client", -2, ["noscript", "loading", "stale"], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", server::client),
+    cmd!("ping", -1, [FAST, STALE], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", server::ping),
+    cmd!("echo", 2, [FAST], (0, 0, 0), "connection", "Returns the given string.", "message", server::echo),
+    cmd!("hello", -1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", server::hello),
+    cmd!("auth", -2, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", server::auth),
+    cmd!("select", 2, [LOADING, STALE, FAST], (0, 0, 0), "connection", "Changes the selected database.", "index", server::select),
+    cmd!("quit", -1, [ALLOW_BUSY, NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, TX_IMMEDIATE], (0, 0, 0), "connection", "Closes the connection.", "", server::quit),
+    cmd!("reset", 1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "connection", "Resets the connection.", "", server::reset),
+    cmd!("client", -2, [NOSCRIPT, LOADING, STALE], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", server::client),
     // server
-    cmd!("command", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
-    cmd!("info", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
-    cmd!("shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
-    cmd!("config", -2, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
-    cmd!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
-    cmd!("flushdb", -1, ["write"], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
-    cmd!("flushall", -1, ["write"], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
-    cmd!("time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", "Returns the server time.", "", server::time),
-    cmd!("qstats", -1, ["readonly", "fast"], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", server::qstats),
+    cmd!("command", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
+    cmd!("info", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
+    cmd!("shutdown", -1, [ADMIN, NOSCRIPT, LOADING, STALE, NO_MULTI, ALLOW_BUSY], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
+    cmd!("config", -2, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
+    cmd!("dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
+    cmd!("flushdb", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
+    cmd!("flushall", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
+    cmd!("time", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Returns the server time.", "", server::time),
+    cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", server::qstats),
     // transactions (dispatch handles their special cases)
-    cmd!("multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Starts a transaction.", "", server::multi),
-    cmd!("exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", server::exec_outside),
-    cmd!("discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
-    cmd!("watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
-    cmd!("unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
+    cmd!("multi", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Starts a transaction.", "", server::multi),
+    cmd!("exec", 1, [NOSCRIPT, LOADING, STALE, SKIP_SLOWLOG, TX_IMMEDIATE, EXEC], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", server::exec_outside),
+    cmd!("discard", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
+    cmd!("watch", -2, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
+    cmd!("unwatch", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
     // scripting
-    cmd!("eval", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
-    cmd!("evalsha", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
-    cmd!("eval_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
-    cmd!("evalsha_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
-    cmd!("script", -2, ["noscript"], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
+    cmd!("eval", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
+    cmd!("evalsha", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
+    cmd!("eval_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
+    cmd!("evalsha_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
+    cmd!("script", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
     // keys
-    cmd!("del", -2, ["write"], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
-    cmd!("unlink", -2, ["write", "fast"], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
-    cmd!("exists", -2, ["readonly", "fast"], (1, -1, 1), "generic", "Determines whether one or more keys exist.", "key [key ...]", keys::exists),
-    cmd!("type", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
-    cmd!("keys", 2, ["readonly"], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
-    cmd!("scan", -2, ["readonly"], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
-    cmd!("rename", 3, ["write"], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
-    cmd!("renamenx", 3, ["write", "fast"], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
-    cmd!("expire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
-    cmd!("pexpire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
-    cmd!("expireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
-    cmd!("pexpireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
-    cmd!("ttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
-    cmd!("pttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
-    cmd!("persist", 2, ["write", "fast"], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
+    cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("exists", -2, [READONLY, FAST], (1, -1, 1), "generic", "Determines whether one or more keys exist.", "key [key ...]", keys::exists),
+    cmd!("type", 2, [READONLY, FAST], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
+    cmd!("keys", 2, [READONLY], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
+    cmd!("scan", -2, [READONLY], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    cmd!("rename", 3, [WRITE], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
+    cmd!("renamenx", 3, [WRITE, FAST], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
+    cmd!("expire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
+    cmd!("pexpire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
+    cmd!("expireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
+    cmd!("pexpireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
+    cmd!("ttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
+    cmd!("pttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
+    cmd!("persist", 2, [WRITE, FAST], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
     // strings
-    cmd!("get", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
-    cmd!("set", -3, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value of a key.", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
-    cmd!("setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", "key value", strings::setnx),
-    cmd!("setex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time of a key.", "key seconds value", strings::setex),
-    cmd!("psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", "key milliseconds value", strings::psetex),
-    cmd!("getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", "key value", strings::getset),
-    cmd!("getdel", 2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", "key", strings::getdel),
-    cmd!("getex", -2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
-    cmd!("mget", -2, ["readonly", "fast"], (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", "key [key ...]", strings::mget),
-    cmd!("mset", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", "key value [key value ...]", strings::mset),
-    cmd!("msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "key value [key value ...]", strings::msetnx),
-    cmd!("incr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by one.", "key", strings::incr),
-    cmd!("decr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements the integer value of a key by one.", "key", strings::decr),
-    cmd!("incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by a number.", "key increment", strings::incrby),
-    cmd!("decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
-    cmd!("incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
-    cmd!("append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
-    cmd!("strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
+    cmd!("get", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
+    cmd!("set", -3, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value of a key.", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
+    cmd!("setnx", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", "key value", strings::setnx),
+    cmd!("setex", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value and expiration time of a key.", "key seconds value", strings::setex),
+    cmd!("psetex", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", "key milliseconds value", strings::psetex),
+    cmd!("getset", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", "key value", strings::getset),
+    cmd!("getdel", 2, [WRITE, FAST], (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", "key", strings::getdel),
+    cmd!("getex", -2, [WRITE, FAST], (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
+    cmd!("mget", -2, [READONLY, FAST], (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", "key [key ...]", strings::mget),
+    cmd!("mset", -3, [WRITE, DENYOOM], (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", "key value [key value ...]", strings::mset),
+    cmd!("msetnx", -3, [WRITE, DENYOOM], (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "key value [key value ...]", strings::msetnx),
+    cmd!("incr", 2, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increments the integer value of a key by one.", "key", strings::incr),
+    cmd!("decr", 2, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements the integer value of a key by one.", "key", strings::decr),
+    cmd!("incrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increments the integer value of a key by a number.", "key increment", strings::incrby),
+    cmd!("decrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
+    cmd!("incrbyfloat", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
+    cmd!("append", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
+    cmd!("strlen", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
     // lists
-    cmd!("lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
-    cmd!("rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends one or more elements to a list.", "key element [element ...]", lists::rpush),
-    cmd!("lpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list only when the list exists.", "key element [element ...]", lists::lpushx),
-    cmd!("rpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends an element to a list only when the list exists.", "key element [element ...]", lists::rpushx),
-    cmd!("lpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns the first elements in a list after removing it.", "key [count]", lists::lpop),
-    cmd!("rpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns and removes the last elements of a list.", "key [count]", lists::rpop),
-    cmd!("llen", 2, ["readonly", "fast"], (1, 1, 1), "list", "Returns the length of a list.", "key", lists::llen),
-    cmd!("lrange", 4, ["readonly"], (1, 1, 1), "list", "Returns a range of elements from a list.", "key start stop", lists::lrange),
-    cmd!("lindex", 3, ["readonly"], (1, 1, 1), "list", "Returns an element from a list by its index.", "key index", lists::lindex),
-    cmd!("lset", 4, ["write", "denyoom"], (1, 1, 1), "list", "Sets the value of an element in a list by its index.", "key index element", lists::lset),
-    cmd!("linsert", 5, ["write", "denyoom"], (1, 1, 1), "list", "Inserts an element before or after another element in a list.", "key BEFORE|AFTER pivot element", lists::linsert),
-    cmd!("lrem", 4, ["write"], (1, 1, 1), "list", "Removes elements from a list.", "key count element", lists::lrem),
-    cmd!("ltrim", 4, ["write"], (1, 1, 1), "list", "Removes elements from both ends a list.", "key start stop", lists::ltrim),
-    cmd!("lpos", -3, ["readonly"], (1, 1, 1), "list", "Returns the index of matching elements in a list.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", lists::lpos),
-    cmd!("lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another.", "source destination LEFT|RIGHT LEFT|RIGHT", lists::lmove),
-    cmd!("rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list.", "source destination", lists::rpoplpush),
-    cmd!("lmpop", -4, ["write"], (0, 0, 0), "list", "Returns multiple elements from a list after removing them.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::lmpop),
-    cmd!("blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::blpop),
-    cmd!("brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::brpop),
-    cmd!("blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
-    cmd!("brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
-    cmd!("blmpop", -5, ["write", "blocking"], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
+    cmd!("lpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
+    cmd!("rpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Appends one or more elements to a list.", "key element [element ...]", lists::rpush),
+    cmd!("lpushx", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list only when the list exists.", "key element [element ...]", lists::lpushx),
+    cmd!("rpushx", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Appends an element to a list only when the list exists.", "key element [element ...]", lists::rpushx),
+    cmd!("lpop", -2, [WRITE, FAST], (1, 1, 1), "list", "Returns the first elements in a list after removing it.", "key [count]", lists::lpop),
+    cmd!("rpop", -2, [WRITE, FAST], (1, 1, 1), "list", "Returns and removes the last elements of a list.", "key [count]", lists::rpop),
+    cmd!("llen", 2, [READONLY, FAST], (1, 1, 1), "list", "Returns the length of a list.", "key", lists::llen),
+    cmd!("lrange", 4, [READONLY], (1, 1, 1), "list", "Returns a range of elements from a list.", "key start stop", lists::lrange),
+    cmd!("lindex", 3, [READONLY], (1, 1, 1), "list", "Returns an element from a list by its index.", "key index", lists::lindex),
+    cmd!("lset", 4, [WRITE, DENYOOM], (1, 1, 1), "list", "Sets the value of an element in a list by its index.", "key index element", lists::lset),
+    cmd!("linsert", 5, [WRITE, DENYOOM], (1, 1, 1), "list", "Inserts an element before or after another element in a list.", "key BEFORE|AFTER pivot element", lists::linsert),
+    cmd!("lrem", 4, [WRITE], (1, 1, 1), "list", "Removes elements from a list.", "key count element", lists::lrem),
+    cmd!("ltrim", 4, [WRITE], (1, 1, 1), "list", "Removes elements from both ends a list.", "key start stop", lists::ltrim),
+    cmd!("lpos", -3, [READONLY], (1, 1, 1), "list", "Returns the index of matching elements in a list.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", lists::lpos),
+    cmd!("lmove", 5, [WRITE, DENYOOM], (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another.", "source destination LEFT|RIGHT LEFT|RIGHT", lists::lmove),
+    cmd!("rpoplpush", 3, [WRITE, DENYOOM], (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list.", "source destination", lists::rpoplpush),
+    cmd!("lmpop", -4, [WRITE], (0, 0, 0), "list", "Returns multiple elements from a list after removing them.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::lmpop),
+    cmd!("blpop", -3, [WRITE, NOSCRIPT, BLOCKING], (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::blpop),
+    cmd!("brpop", -3, [WRITE, NOSCRIPT, BLOCKING], (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::brpop),
+    cmd!("blmove", 6, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
+    cmd!("brpoplpush", 4, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
+    cmd!("blmpop", -5, [WRITE, BLOCKING], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
 ];
 
 fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {
@@ -263,7 +266,7 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
         return Reply::error(err).into();
     };
     let spec = &COMMANDS[index];
-    if !client.authenticated && !spec.flags.contains(&"no_auth") {
+    if !client.authenticated && !spec.flags.contains(CommandFlags::NO_AUTH) {
         shared.stats.record_error(msg::NOAUTH);
         return Reply::error(msg::NOAUTH).into();
     }
@@ -276,25 +279,20 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
         shared.stats.record_error(&err);
         return Reply::error(err).into();
     }
-    if client.multi.is_some() && spec.flags.contains(&"no_multi") {
+    if client.multi.is_some() && spec.flags.contains(CommandFlags::NO_MULTI) {
         client.multi_error = true;
         store.command_stats[index].rejected_calls += 1;
         shared.stats.record_error(msg::NO_MULTI);
         return Reply::error(msg::NO_MULTI).into();
     }
-    if client.multi.is_some()
-        && !matches!(
-            spec.name,
-            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-        )
-    {
+    if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
         if let Some(q) = client.multi.as_mut() {
             q.push(args.to_vec());
         }
         return Reply::status("QUEUED").into();
     }
-    if spec.name == "exec" {
-        return exec(shared, store, client).into();
+    if spec.flags.contains(CommandFlags::EXEC) {
+        return exec(shared, store, client, index).into();
     }
     let out = call(shared, store, client, index, args, false);
     store.serve_ready();
@@ -342,8 +340,9 @@ fn call(
     out
 }
 
-/// EXEC: runs the queued commands atomically, or aborts on errors and WATCH conflicts.
-fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState) -> Reply {
+/// EXEC (at `exec_index` in the table): runs the queued commands atomically, or aborts on
+/// errors and WATCH conflicts.
+fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, exec_index: usize) -> Reply {
     let Some(queued) = client.multi.take() else {
         shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
         return Reply::error(msg::EXEC_WITHOUT_MULTI);
@@ -370,9 +369,7 @@ fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState) -> Reply {
         // Blocking commands inside MULTI never block (handlers check `nested`).
         replies.push(call(shared, store, client, index, args, true).into_reply());
     }
-    if let Some(index) = lookup_index(b"exec") {
-        store.command_stats[index].calls += 1;
-    }
+    store.command_stats[exec_index].calls += 1;
     store.serve_ready();
     Reply::Array(replies)
 }

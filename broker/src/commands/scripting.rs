@@ -1,6 +1,6 @@
 //! EVAL, EVALSHA, their read-only forms, and SCRIPT.
 
-use super::{call, lookup_index, parse_i64, Ctx, Outcome, COMMANDS};
+use super::{call, lookup_index, parse_i64, CommandFlags, Ctx, Outcome, COMMANDS};
 use crate::db::Store;
 use crate::reply::{msg, Reply};
 use crate::scripting::{CommandRunner, Scripting};
@@ -33,7 +33,7 @@ impl CommandRunner for ScriptRunner {
         if !super::arity_ok(spec, args.len()) {
             return Reply::error(msg::SCRIPT_WRONG_ARGS);
         }
-        if spec.flags.contains(&"noscript") {
+        if spec.flags.contains(CommandFlags::NOSCRIPT) {
             return Reply::error(msg::SCRIPT_NOT_ALLOWED);
         }
         let Some(shared) = self.shared.as_ref() else {

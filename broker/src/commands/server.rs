@@ -312,7 +312,7 @@ fn command_info(spec: &super::CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Set(spec.flags.iter().map(|f| Reply::status(*f)).collect()),
+        Reply::Set(spec.flags.names().map(Reply::status).collect()),
         Reply::Int(i64::from(spec.first_key)),
         Reply::Int(i64::from(spec.last_key)),
         Reply::Int(i64::from(spec.step)),
