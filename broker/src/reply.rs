@@ -335,7 +335,10 @@ pub mod msg {
     }
 
     pub fn hello_syntax(opt: &[u8]) -> String {
-        format!("ERR Syntax error in HELLO option '{}'", String::from_utf8_lossy(opt))
+        format!(
+            "ERR Syntax error in HELLO option '{}'",
+            String::from_utf8_lossy(opt)
+        )
     }
 
     /// CLIENT SETINFO with a value that is not printable ASCII without spaces.

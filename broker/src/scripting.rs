@@ -423,7 +423,9 @@ impl Scripting {
             .map_err(|e| lua_message(&e).into_bytes())
             .and_then(|r| r);
         if let Err(message) = compiled {
-            return Err(Reply::error(msg::script_compile_error(&String::from_utf8_lossy(&message))));
+            return Err(Reply::error(msg::script_compile_error(&String::from_utf8_lossy(
+                &message,
+            ))));
         }
         self.next_slot = slot;
         self.body_bytes += body.len();

@@ -326,9 +326,7 @@ pub fn lpos(ctx: &mut Ctx) -> Outcome {
         };
         if opt.eq_ignore_ascii_case(b"rank") {
             rank = match int_arg(val) {
-                Ok(r) if r == i64::MIN => {
-                    return Reply::error(msg::RANK_OUT_OF_RANGE).into()
-                }
+                Ok(r) if r == i64::MIN => return Reply::error(msg::RANK_OUT_OF_RANGE).into(),
                 Ok(0) => return Reply::error(msg::RANK_ZERO).into(),
                 Ok(r) => r,
                 Err(e) => return e.into(),

@@ -75,9 +75,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     let numkeys = match parse_i64(&ctx.args[2]) {
         None => return Reply::error(msg::NOT_INT).into(),
         Some(n) if n < 0 => return Reply::error(msg::NUMKEYS_NEGATIVE).into(),
-        Some(n) if n as usize > ctx.args.len() - 3 => {
-            return Reply::error(msg::NUMKEYS_TOO_MANY).into()
-        }
+        Some(n) if n as usize > ctx.args.len() - 3 => return Reply::error(msg::NUMKEYS_TOO_MANY).into(),
         Some(n) => n as usize,
     };
     let args = ctx.args;

@@ -733,9 +733,7 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
         "hz" => c.hz = (num()? as u32).clamp(1, 500),
         "busy-reply-threshold" | "lua-time-limit" => c.busy_reply_threshold_ms = num()?,
         "databases" | "port" | "bind" => return Err(bad(msg::CONFIG_IMMUTABLE)),
-        _ => {
-            return Err(Reply::error(msg::config_set_unknown(name)))
-        }
+        _ => return Err(Reply::error(msg::config_set_unknown(name))),
     }
     Ok(())
 }
