@@ -11,9 +11,9 @@
 //! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
 //! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox;
-//!   `scripting_call` (`redis.call`), `scripting_sandbox` (read-only tables, text-only loading,
-//!   the stop hook) and `scripting_reply` (returned tables → RESP) are its raw Lua API parts,
-//!   `scripting_libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
+//!   `scripting::call` (`redis.call`), `scripting::sandbox` (read-only tables, text-only
+//!   loading, the stop hook) and `scripting::reply` (returned tables → RESP) are its raw Lua
+//!   API parts, `scripting::libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
 //! - [`state`]: configuration, the client registry and server statistics.
 //! - `conn`: one connection's read → execute → reply loop.
 //!
@@ -54,10 +54,6 @@ pub mod reply;
 pub mod resp;
 mod script_thread;
 pub mod scripting;
-mod scripting_call;
-mod scripting_libs;
-mod scripting_reply;
-mod scripting_sandbox;
 pub mod state;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};

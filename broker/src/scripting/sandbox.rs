@@ -26,7 +26,7 @@
 //! code that catches the error raises again at its next instruction, until the script ends.
 //!
 //! # Soundness
-//! The functions follow the rules of `scripting_call`: a Lua error (an argument error, a
+//! The functions follow the rules of [`call`](super::call): a Lua error (an argument error, a
 //! read-only error, a memory error in any API call that allocates) `longjmp`s over the Rust
 //! frame that made the call, so every frame here that calls into Lua holds only `Copy` values
 //! and raw pointers — nothing that needs dropping. No function here can panic (no indexing,
@@ -36,7 +36,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::scripting::{ScriptMonitor, StopReason};
+use super::{ScriptMonitor, StopReason};
 use mlua::ffi;
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr};

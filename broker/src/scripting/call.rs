@@ -129,7 +129,7 @@ unsafe fn call(state: *mut ffi::lua_State, raise: bool) -> c_int {
             ffi::lua_tolstring(state, i, std::ptr::null_mut());
         }
     }
-    let resp = crate::scripting::script_resp();
+    let resp = super::script_resp();
     let failed = run_call(state, n, resp);
     // Left in the slot while it is pushed, so that a memory error cutting the push short
     // leaves it for the next call to free.
@@ -175,7 +175,7 @@ unsafe fn run_call(state: *mut ffi::lua_State, n: c_int, resp: u8) -> bool {
         if cmd.is_empty() {
             return Reply::error(msg::CALL_WITHOUT_ARGS);
         }
-        let reply = crate::scripting::run_in_script(cmd);
+        let reply = super::run_in_script(cmd);
         if resp == 3 {
             reply
         } else {

@@ -5,6 +5,11 @@
 //! `redis.call` goes through the normal command path (metrics, WATCH, readiness of blocked
 //! clients, which are served once the script has finished).
 
+mod call;
+mod libs;
+mod reply;
+mod sandbox;
+
 use crate::reply::{msg, Reply};
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
@@ -13,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The sandbox, in Lua, run once per interpreter. It protects every library table and the
-/// globals with read-only proxies (see `scripting_sandbox`), removes what Redis 7 removes,
+/// globals with read-only proxies (see [`sandbox`]), removes what Redis 7 removes,
 /// and returns the function that starts a script.
 const PRELUDE: &str = r#"
 local raw_call, raw_pcall, handler, script_args, kit, encode = ...
@@ -179,7 +184,7 @@ impl ScriptMonitor {
         }
     }
 
-    /// Asked by the instruction hook every [`HOOK_EVERY`](crate::scripting_sandbox::HOOK_EVERY)
+    /// Asked by the instruction hook every [`HOOK_EVERY`](sandbox::HOOK_EVERY)
     /// instructions: whether the running script must stop now. An inline script that has not
     /// written and overran its budget is stopped so that it can run again, from the start, on
     /// the script thread.
@@ -236,7 +241,7 @@ pub trait CommandRunner: std::any::Any {
 /// The Lua interpreter, the script cache and the sandboxed globals.
 pub struct Scripting {
     lua: Lua,
-    main: crate::scripting_sandbox::MainThread,
+    main: sandbox::MainThread,
     monitor: Arc<ScriptMonitor>,
     run: mlua::Function,
     /// The compiled functions, by [`CachedScript::slot`].
@@ -330,15 +335,15 @@ impl Scripting {
             })?,
         )?;
         globals.set("redis", redis)?;
-        globals.set("cjson", crate::scripting_libs::cjson(&lua)?)?;
-        globals.set("bit", crate::scripting_libs::bit(&lua)?)?;
-        globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
-        globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
+        globals.set("cjson", libs::cjson(&lua)?)?;
+        globals.set("bit", libs::bit(&lua)?)?;
+        globals.set("struct", libs::structlib(&lua)?)?;
+        globals.set("cmsgpack", libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
-        let (raw_call, raw_pcall, script_args) = crate::scripting_call::functions(&lua)?;
+        let (raw_call, raw_pcall, script_args) = call::functions(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let kit = crate::scripting_sandbox::kit(&lua)?;
-        let encode = crate::scripting_reply::encoder(&lua)?;
+        let kit = sandbox::kit(&lua)?;
+        let encode = reply::encoder(&lua)?;
         let run: mlua::Function = lua.load(PRELUDE).set_name("=prelude").call((
             raw_call,
             raw_pcall,
@@ -347,8 +352,8 @@ impl Scripting {
             kit,
             encode,
         ))?;
-        crate::scripting_sandbox::install_hook(&lua)?;
-        let main = crate::scripting_sandbox::MainThread::of(&lua)?;
+        sandbox::install_hook(&lua)?;
+        let main = sandbox::MainThread::of(&lua)?;
         let cache = lua.create_table()?;
         Ok(Scripting {
             lua,
@@ -419,7 +424,7 @@ impl Scripting {
             return Ok(sha);
         }
         let slot = self.next_slot + 1;
-        let compiled = crate::scripting_sandbox::compile(&self.lua, &self.cache, slot, body)
+        let compiled = sandbox::compile(&self.lua, &self.cache, slot, body)
             .map_err(|e| lua_message(&e).into_bytes())
             .and_then(|r| r);
         if let Err(message) = compiled {
@@ -455,10 +460,10 @@ impl Scripting {
         };
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
-        crate::scripting_reply::begin(proto);
-        let (result, stopped) = crate::scripting_sandbox::watch(&self.lua, &self.main, &self.monitor, || {
+        reply::begin(proto);
+        let (result, stopped) = sandbox::watch(&self.lua, &self.main, &self.monitor, || {
             // xpcall's status and the script's first result (Redis ignores the others).
-            crate::scripting_call::with_script_args(keys, argv, || {
+            call::with_script_args(keys, argv, || {
                 self.run.call::<(bool, Value)>((&self.cache, script.slot))
             })
         });
@@ -466,8 +471,9 @@ impl Scripting {
             (Some(s), _) if s.reason == StopReason::Kill => Reply::error(msg::script_killed(sha, s.line)),
             // The caller sees the monitor's `migrate` flag and runs it again elsewhere.
             (Some(_), _) => Reply::error(msg::SCRIPT_MOVED_REPLY),
-            (None, Ok((true, value))) => crate::scripting_reply::take()
-                .unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get()))),
+            (None, Ok((true, value))) => {
+                reply::take().unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get())))
+            }
             (None, Ok((false, value))) => error_reply(&value, sha),
             (None, Err(e)) => Reply::error(msg::script_failed_at_start(&lua_message(&e), sha)),
         };
@@ -590,7 +596,7 @@ fn error_reply(value: &Value, sha: &str) -> Reply {
 }
 
 /// A script's return value → Redis reply, for everything but arrays, maps and sets (which
-/// `scripting_reply` converts on the Lua stack): scalars, `{err=}`, `{ok=}`, `{double=}`.
+/// [`reply`] converts on the Lua stack): scalars, `{err=}`, `{ok=}`, `{double=}`.
 fn scalar_reply(value: &Value, resp: u8) -> Reply {
     match value {
         Value::Nil => Reply::Null,
