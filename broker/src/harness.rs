@@ -38,7 +38,8 @@ pub use choices::{ByteChoices, Choices, RngChoices};
 pub use targets::Finding;
 
 use crate::commands::{dispatch, is_script_command, unwatch_all, Outcome};
-use crate::db::{Value, Waiter};
+use crate::db::Value;
+use crate::engine::Waiter;
 use crate::reply::{Protocol, Reply};
 use crate::state::{BrokerConfig, ClientInfo, ClientState, Shared};
 use bytes::{Bytes, BytesMut};
@@ -131,15 +132,15 @@ impl Harness {
         let session = &mut self.sessions[c];
         let client = &mut session.state;
         let outcome = {
-            let mut store = shared.store.lock();
+            let mut engine = shared.engine.lock();
             if client.multi.is_none() && is_script_command(&args[0]) {
                 // As a connection does: tried inline first; a migration runs it again from
                 // the start, as the script thread would.
                 shared.script_monitor.inline.store(true, Relaxed);
-                let first = dispatch(&shared, &mut store, client, args);
+                let first = dispatch(&shared, &mut engine, client, args);
                 shared.script_monitor.inline.store(false, Relaxed);
                 let outcome = match first {
-                    Outcome::Migrate => dispatch(&shared, &mut store, client, args),
+                    Outcome::Migrate => dispatch(&shared, &mut engine, client, args),
                     first => first,
                 };
                 match outcome {
@@ -147,10 +148,10 @@ impl Harness {
                     other => other,
                 }
             } else {
-                let outcome = dispatch(&shared, &mut store, client, args);
+                let outcome = dispatch(&shared, &mut engine, client, args);
                 if let Outcome::Block { keys, op, .. } = outcome {
                     let (tx, rx) = oneshot::channel();
-                    let waiter = store.block(Waiter {
+                    let waiter = engine.block(Waiter {
                         client: client.id,
                         client_name: client.name.clone(),
                         db: client.db,
@@ -186,7 +187,7 @@ impl Harness {
         let reply = match blocked.rx.try_recv() {
             Ok(r) => r,
             Err(_) => {
-                let removed = self.shared.store.lock().unblock(blocked.waiter);
+                let removed = self.shared.engine.lock().unblock(blocked.waiter);
                 if removed {
                     Reply::NullArray
                 } else {
@@ -207,11 +208,11 @@ impl Harness {
     fn disconnect(&mut self, c: usize) {
         let shared = self.shared.clone();
         let session = &mut self.sessions[c];
-        let mut store = shared.store.lock();
+        let mut engine = shared.engine.lock();
         if let Some(b) = session.blocked.take() {
-            store.unblock(b.waiter);
+            engine.unblock(b.waiter);
         }
-        unwatch_all(&mut store, &mut session.state);
+        unwatch_all(&mut engine, &mut session.state);
         shared.clients.lock().remove(&session.state.id);
     }
 
@@ -226,9 +227,9 @@ impl Harness {
         *self.shared.config.write() = self.config.clone();
         // Error codes are keyed by the reply's first word, which scripts choose freely.
         self.shared.stats.errors.lock().clear();
-        let mut store = self.shared.store.lock();
-        store.flush(None);
-        if let Some(s) = store.scripting.as_mut() {
+        let mut engine = self.shared.engine.lock();
+        engine.flush(None);
+        if let Some(s) = engine.scripting_mut() {
             s.flush();
         }
     }
@@ -239,8 +240,8 @@ impl Harness {
     /// - every key with an expiry exists;
     /// - the keyspace knows no more waiters than there are blocked sessions.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let store = self.shared.store.lock();
-        for (db, d) in store.dbs.iter().enumerate() {
+        let engine = self.shared.engine.lock();
+        for (db, d) in engine.keyspace.iter().enumerate() {
             for (key, value) in &d.map {
                 if let Value::List(l) = value {
                     let len = l.items.len() as u64;
@@ -274,7 +275,7 @@ impl Harness {
         // A served waiter leaves the keyspace before its client reads the reply, so the
         // keyspace may know fewer waiters than there are blocked sessions, never more.
         let sessions_blocked = self.sessions.iter().filter(|s| s.blocked.is_some()).count();
-        let waiters = store.blocking.blocked_clients();
+        let waiters = engine.blocking.blocked_clients();
         if waiters > sessions_blocked {
             return Err(format!(
                 "{waiters} waiters registered, {sessions_blocked} clients blocked"
@@ -287,10 +288,10 @@ impl Harness {
     /// keys long gone): no queue reports a length its key does not hold, and none reports a
     /// blocked client when no client is blocked.
     fn check_registry(&self) -> Result<(), String> {
-        let store = self.shared.store.lock();
+        let engine = self.shared.engine.lock();
         let blocked = self.sessions.iter().any(|s| s.blocked.is_some());
         for q in self.shared.queues.snapshot() {
-            let live = match store.dbs.get(q.db).and_then(|d| d.map.get(&q.name)) {
+            let live = match engine.keyspace.get(q.db).and_then(|d| d.map.get(&q.name)) {
                 Some(Value::List(l)) => l.items.len() as u64,
                 _ => 0,
             };
@@ -512,8 +513,8 @@ mod tests {
         h.execute(a, &args(&["RPUSH", "q", "x", "y"]));
         h.check_invariants().unwrap();
         {
-            let store = h.shared.store.lock();
-            let Some(Value::List(l)) = store.dbs[0].map.get(&b"q"[..]) else {
+            let engine = h.shared.engine.lock();
+            let Some(Value::List(l)) = engine.keyspace[0].map.get(&b"q"[..]) else {
                 panic!("q is a list");
             };
             l.stats.record_length(5, 0);
@@ -522,7 +523,7 @@ mod tests {
         h.execute(a, &args(&["DEL", "q"]));
         h.execute(a, &args(&["SET", "k", "v"]));
         h.check_invariants().unwrap();
-        h.shared.store.lock().dbs[0].set_expiry(&Bytes::from_static(b"gone"), u64::MAX);
+        h.shared.engine.lock().keyspace[0].set_expiry(&Bytes::from_static(b"gone"), u64::MAX);
         assert!(h.check_invariants().unwrap_err().contains("expiry left"));
     }
 

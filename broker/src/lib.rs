@@ -47,6 +47,7 @@
 pub mod commands;
 mod conn;
 pub mod db;
+pub mod engine;
 #[doc(hidden)]
 pub mod harness;
 pub mod metrics;
@@ -55,6 +56,7 @@ pub mod resp;
 mod script_thread;
 pub mod scripting;
 pub mod state;
+pub mod version;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
 pub use state::BrokerConfig;
@@ -90,14 +92,14 @@ impl Broker {
     /// Reads the keyspace in-process, for the node's control loop (no network hop). `None`
     /// when the keyspace stays busy (a long script) for more than 100 ms: the caller skips
     /// this round rather than stall.
-    fn read<R>(&self, f: impl FnOnce(&db::Store, u64) -> R) -> Option<R> {
-        let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
-        Some(f(&store, metrics::unix_ms()))
+    fn read<R>(&self, f: impl FnOnce(&db::Keyspace, u64) -> R) -> Option<R> {
+        let engine = self.shared.engine.try_lock_for(Duration::from_millis(100))?;
+        Some(f(&engine.keyspace, metrics::unix_ms()))
     }
 
     /// The value of `key` in `db` if it exists and has not expired (nothing is deleted).
-    fn live<'s>(store: &'s db::Store, db: usize, key: &str, now_ms: u64) -> Option<&'s db::Value> {
-        let d = store.dbs.get(db)?;
+    fn live<'k>(keyspace: &'k db::Keyspace, db: usize, key: &str, now_ms: u64) -> Option<&'k db::Value> {
+        let d = keyspace.get(db)?;
         if d.is_expired(key.as_bytes(), now_ms) {
             return None;
         }
@@ -107,9 +109,9 @@ impl Broker {
     /// The values of string keys in database `db` (`None` for a missing, expired or
     /// non-string key), e.g. the collector's totals.
     pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
-        self.read(|store, now| {
+        self.read(|keyspace, now| {
             keys.iter()
-                .map(|k| match Broker::live(store, db, k, now) {
+                .map(|k| match Broker::live(keyspace, db, k, now) {
                     Some(db::Value::Str(b)) => Some(b.clone()),
                     _ => None,
                 })
@@ -120,7 +122,7 @@ impl Broker {
     /// The length of list `key` and up to `n` of its elements from the head (the newest, for a
     /// queue producers LPUSH to). A missing key is an empty list.
     pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
-        self.read(|store, now| match Broker::live(store, db, key, now) {
+        self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
             Some(db::Value::List(l)) => (
                 l.items.len(),
                 l.items.iter().take(n).map(|i| i.data.clone()).collect(),
@@ -266,12 +268,15 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
             _ = token.cancelled() => return,
         }
         // A long script holds the keyspace: skip this round rather than block the event loop.
-        if let Some(mut store) = shared.store.try_lock_for(Duration::from_micros(500)) {
+        if let Some(mut engine) = shared.engine.try_lock_for(Duration::from_micros(500)) {
             let now = metrics::unix_ms();
-            store.active_expire(now, 200);
+            engine.active_expire(now, 200);
             if now.saturating_sub(last_forget) >= 10_000 {
                 last_forget = now;
-                store.queues.forget_idle(now, metrics::IDLE_QUEUE_FORGET_MS);
+                engine
+                    .keyspace
+                    .queues
+                    .forget_idle(now, metrics::IDLE_QUEUE_FORGET_MS);
             }
         }
     }

@@ -8,12 +8,13 @@ mod server;
 pub mod shutdown;
 
 pub use scripting::is_script_command;
-pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
+pub use server::{resident_bytes, unwatch_all};
 mod strings;
 
 pub use flags::CommandFlags;
 
-use crate::db::{BlockOp, End, Store, Value};
+use crate::db::{Db, End, Value};
+use crate::engine::{BlockOp, Engine};
 use crate::reply::{msg, Reply};
 use crate::state::{ClientState, Shared};
 use bytes::Bytes;
@@ -61,7 +62,7 @@ impl From<Reply> for Outcome {
 
 /// Everything a command handler may touch.
 pub struct Ctx<'a> {
-    pub store: &'a mut Store,
+    pub engine: &'a mut Engine,
     pub client: &'a mut ClientState,
     pub shared: &'a Shared,
     pub args: &'a [Bytes],
@@ -71,15 +72,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn db(&mut self) -> &mut crate::db::Db {
-        &mut self.store.dbs[self.client.db]
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.engine.keyspace[self.client.db]
     }
 
     /// Looks a key up for reading or writing, expiring it first if due.
     pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Value> {
         let db = self.client.db;
-        self.store.expire_if_due(db, key, self.now_ms);
-        self.store.dbs[db].map.get_mut(key)
+        self.engine.expire_if_due(db, key, self.now_ms);
+        self.engine.keyspace[db].map.get_mut(key)
     }
 }
 
@@ -256,7 +257,7 @@ fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
 
 /// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
 /// serving of clients that the command unblocked.
-pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, args: &[Bytes]) -> Outcome {
+pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, args: &[Bytes]) -> Outcome {
     let Some(index) = lookup_index(&args[0]) else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
@@ -275,13 +276,13 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
             client.multi_error = true;
         }
         let err = msg::wrong_args(spec.name);
-        store.command_stats[index].rejected_calls += 1;
+        engine.stats.of(index).rejected_calls += 1;
         shared.stats.record_error(&err);
         return Reply::error(err).into();
     }
     if client.multi.is_some() && spec.flags.contains(CommandFlags::NO_MULTI) {
         client.multi_error = true;
-        store.command_stats[index].rejected_calls += 1;
+        engine.stats.of(index).rejected_calls += 1;
         shared.stats.record_error(msg::NO_MULTI);
         return Reply::error(msg::NO_MULTI).into();
     }
@@ -292,27 +293,27 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
         return Reply::status("QUEUED").into();
     }
     if spec.flags.contains(CommandFlags::EXEC) {
-        return exec(shared, store, client, index).into();
+        return exec(shared, engine, client, index).into();
     }
-    let out = call(shared, store, client, index, args, false);
-    store.serve_ready();
+    let out = call(shared, engine, client, index, args, false);
+    engine.serve_ready();
     out
 }
 
 /// Calls a handler and records its statistics.
 fn call(
     shared: &Shared,
-    store: &mut Store,
+    engine: &mut Engine,
     client: &mut ClientState,
     index: usize,
     args: &[Bytes],
     nested: bool,
 ) -> Outcome {
     let start = Instant::now();
-    store.now_us = shared.unix_us_at(start);
-    let now_ms = store.now_us / 1000;
+    engine.now_us = shared.unix_us_at(start);
+    let now_ms = engine.now_us / 1000;
     let mut ctx = Ctx {
-        store,
+        engine,
         client,
         shared,
         args,
@@ -325,12 +326,12 @@ fn call(
         return out;
     }
     let usec = start.elapsed().as_micros() as u64;
-    store.total_commands += 1;
+    engine.stats.total += 1;
     client
         .info
         .last_cmd
         .store(index, std::sync::atomic::Ordering::Relaxed);
-    let st = &mut store.command_stats[index];
+    let st = engine.stats.of(index);
     st.calls += 1;
     st.usec += usec;
     if let Outcome::Reply(Reply::Error(e)) = &out {
@@ -342,7 +343,7 @@ fn call(
 
 /// EXEC (at `exec_index` in the table): runs the queued commands atomically, or aborts on
 /// errors and WATCH conflicts.
-fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, exec_index: usize) -> Reply {
+fn exec(shared: &Shared, engine: &mut Engine, client: &mut ClientState, exec_index: usize) -> Reply {
     let Some(queued) = client.multi.take() else {
         shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
         return Reply::error(msg::EXEC_WITHOUT_MULTI);
@@ -353,7 +354,7 @@ fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, exec_index
         .store(false, std::sync::atomic::Ordering::Relaxed);
     let had_error = std::mem::take(&mut client.multi_error);
     let dirty = client.dirty.load(std::sync::atomic::Ordering::Relaxed);
-    server::unwatch_all(store, client);
+    server::unwatch_all(engine, client);
     if had_error {
         shared.stats.record_error(msg::EXECABORT);
         return Reply::error(msg::EXECABORT);
@@ -367,10 +368,10 @@ fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState, exec_index
             continue;
         };
         // Blocking commands inside MULTI never block (handlers check `nested`).
-        replies.push(call(shared, store, client, index, args, true).into_reply());
+        replies.push(call(shared, engine, client, index, args, true).into_reply());
     }
-    store.command_stats[exec_index].calls += 1;
-    store.serve_ready();
+    engine.stats.of(exec_index).calls += 1;
+    engine.serve_ready();
     Reply::Array(replies)
 }
 

@@ -1,7 +1,7 @@
 //! EVAL, EVALSHA, their read-only forms, and SCRIPT.
 
 use super::{call, lookup_index, parse_i64, CommandFlags, Ctx, Outcome, COMMANDS};
-use crate::db::Store;
+use crate::engine::Engine;
 use crate::reply::{msg, Reply};
 use crate::scripting::{CommandRunner, Scripting};
 use crate::state::{ClientState, Shared};
@@ -10,12 +10,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Runs a script's `redis.call`s through the normal command path, with scripts' restrictions.
-/// It owns the keyspace and the client while the script runs (both are swapped back after,
+/// It owns the engine and the client while the script runs (both are swapped back after,
 /// and the runner, holding stand-ins, is kept in `Scripting::spare_runner` for the next one).
 struct ScriptRunner {
     /// Set only while a script runs (a kept runner must not keep the server alive).
     shared: Option<Arc<Shared>>,
-    store: Store,
+    engine: Engine,
     client: ClientState,
     readonly: bool,
 }
@@ -49,7 +49,7 @@ impl CommandRunner for ScriptRunner {
             }
             shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
-        call(shared, &mut self.store, &mut self.client, index, &args, true).into_reply()
+        call(shared, &mut self.engine, &mut self.client, index, &args, true).into_reply()
     }
 }
 
@@ -62,8 +62,8 @@ pub fn is_script_command(name: &[u8]) -> bool {
 }
 
 /// The interpreter, created on first use (it costs ~100 KB and a few ms).
-fn engine(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
-    match ctx.store.scripting.take() {
+fn interpreter(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
+    match ctx.engine.scripting.take() {
         Some(s) => Ok(s),
         None => Scripting::new(ctx.shared.script_monitor.clone())
             .map(Box::new)
@@ -80,7 +80,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     };
     let args = ctx.args;
     let (keys, argv) = (&args[3..3 + numkeys], &args[3 + numkeys..]);
-    let mut scripting = match engine(ctx) {
+    let mut scripting = match interpreter(ctx) {
         Ok(s) => s,
         Err(e) => return e.into(),
     };
@@ -94,7 +94,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         (false, false) => match scripting.load(&args[1]) {
             Ok(sha) => sha.into(),
             Err(e) => {
-                ctx.store.scripting = Some(scripting);
+                ctx.engine.scripting = Some(scripting);
                 return e.into();
             }
         },
@@ -106,14 +106,14 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         _ => None,
     };
     if let Some(refusal) = refusal {
-        ctx.store.scripting = Some(scripting);
+        ctx.engine.scripting = Some(scripting);
         return refusal;
     }
     monitor.begin();
     // Scripts need structured replies from the commands they call.
     let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
     let Some(shared) = ctx.shared.me.upgrade() else {
-        ctx.store.scripting = Some(scripting);
+        ctx.engine.scripting = Some(scripting);
         return Reply::error(msg::SHUTTING_DOWN).into();
     };
     let mut runner = match scripting
@@ -124,7 +124,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         Some(Ok(r)) => r,
         _ => Box::new(ScriptRunner {
             shared: None,
-            store: Store::placeholder(ctx.store.queues.clone()),
+            engine: Engine::placeholder(ctx.engine.keyspace.queues.clone()),
             client: ClientState::new(ctx.client.info.clone(), true),
             readonly,
         }),
@@ -132,7 +132,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     runner.shared = Some(shared);
     runner.readonly = readonly;
     let proto = ctx.client.proto;
-    std::mem::swap(&mut runner.store, ctx.store);
+    std::mem::swap(&mut runner.engine, ctx.engine);
     std::mem::swap(&mut runner.client, ctx.client);
     let (reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
@@ -150,7 +150,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     }
     match runner.into_any().downcast::<ScriptRunner>() {
         Ok(mut r) => {
-            std::mem::swap(&mut r.store, ctx.store);
+            std::mem::swap(&mut r.engine, ctx.engine);
             std::mem::swap(&mut r.client, ctx.client);
             r.shared = None;
             scripting.spare_runner = Some(r);
@@ -159,7 +159,7 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     }
     ctx.client.raw_replies = raw;
     monitor.started_ms.store(0, Ordering::Relaxed);
-    ctx.store.scripting = Some(scripting);
+    ctx.engine.scripting = Some(scripting);
     if migrated {
         // It wrote nothing (the hook only stops scripts that have not): run it again there.
         return Outcome::Migrate;
@@ -189,13 +189,13 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
     let arity = |name: &str| Reply::error(msg::wrong_args(&format!("script|{name}")));
     match sub.as_slice() {
         b"load" if n == 3 => {
-            let mut scripting = match engine(ctx) {
+            let mut scripting = match interpreter(ctx) {
                 Ok(s) => s,
                 Err(e) => return e.into(),
             };
             let body = ctx.args[2].clone();
             let out = scripting.load(&body);
-            ctx.store.scripting = Some(scripting);
+            ctx.engine.scripting = Some(scripting);
             match out {
                 Ok(sha) => Reply::bulk(sha).into(),
                 Err(e) => e.into(),
@@ -203,7 +203,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
         }
         b"load" => arity("load").into(),
         b"exists" if n >= 3 => {
-            let known = |sha: &Bytes| ctx.store.scripting.as_ref().is_some_and(|s| s.exists(sha));
+            let known = |sha: &Bytes| ctx.engine.scripting.as_ref().is_some_and(|s| s.exists(sha));
             Reply::Array(
                 ctx.args[2..]
                     .iter()
@@ -220,7 +220,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
             {
                 return Reply::error(msg::SCRIPT_FLUSH_OPTION).into();
             }
-            if let Some(s) = ctx.store.scripting.as_mut() {
+            if let Some(s) = ctx.engine.scripting.as_mut() {
                 s.flush();
             }
             Reply::Ok.into()

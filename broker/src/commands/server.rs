@@ -1,16 +1,14 @@
 //! Connection, server, introspection and transaction commands.
 
 use super::{int_arg, parse_i64, Ctx, Outcome, COMMANDS};
-use crate::db::Store;
+use crate::engine::Engine;
 use crate::metrics::unix_us;
 use crate::reply::{msg, Protocol, Reply};
-use crate::state::ClientState;
+use crate::state::{ClientInfo, ClientState};
+use crate::version::REDIS_VERSION;
 use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
-
-/// The Redis version we report: the one whose behaviour we reproduce and test against.
-pub const REDIS_VERSION: &str = "7.0.15";
 
 pub fn ping(ctx: &mut Ctx) -> Outcome {
     match ctx.args.len() {
@@ -114,7 +112,7 @@ pub fn select(ctx: &mut Ctx) -> Outcome {
         Ok(n) => n,
         Err(e) => return e.into(),
     };
-    if n < 0 || n as usize >= ctx.store.dbs.len() {
+    if n < 0 || n as usize >= ctx.engine.keyspace.len() {
         return Reply::error(msg::DB_INDEX).into();
     }
     ctx.client.db = n as usize;
@@ -127,7 +125,7 @@ pub fn quit(_ctx: &mut Ctx) -> Outcome {
 }
 
 pub fn reset(ctx: &mut Ctx) -> Outcome {
-    unwatch_all(ctx.store, ctx.client);
+    unwatch_all(ctx.engine, ctx.client);
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     ctx.client.db = 0;
@@ -170,7 +168,7 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
         }
         (b"getname", 2) => ctx.client.name.as_ref().map_or(Reply::Null, Reply::bulk).into(),
         (b"id", 2) => Reply::Int(ctx.client.id as i64).into(),
-        (b"info", 2) => Reply::Verbatim(Bytes::from(ctx.client.info.describe() + "\n")).into(),
+        (b"info", 2) => Reply::Verbatim(Bytes::from(describe(&ctx.client.info) + "\n")).into(),
         (b"list", _) => client_list(ctx),
         (b"kill", 3..) => client_kill(ctx),
         (b"setinfo", 4) => {
@@ -213,6 +211,11 @@ pub fn client(ctx: &mut Ctx) -> Outcome {
     }
 }
 
+/// One `CLIENT LIST` line for `info`.
+fn describe(info: &ClientInfo) -> String {
+    info.describe(COMMANDS.get(info.last_cmd.load(Relaxed)).map(|c| c.name))
+}
+
 fn client_list(ctx: &mut Ctx) -> Outcome {
     let mut ids: Option<Vec<u64>> = None;
     let mut i = 2;
@@ -247,7 +250,7 @@ fn client_list(ctx: &mut Ctx) -> Outcome {
         if ids.as_ref().is_some_and(|v| !v.contains(id)) {
             continue;
         }
-        out.push_str(&info.describe());
+        out.push_str(&describe(info));
         out.push('\n');
     }
     Reply::Verbatim(Bytes::from(out)).into()
@@ -500,8 +503,8 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n\r\n",
             shared.clients.lock().len(),
             shared.config.read().maxclients,
-            ctx.store.blocking.blocked_clients(),
-            ctx.store.blocking.blocked_clients(),
+            ctx.engine.blocking.blocked_clients(),
+            ctx.engine.blocking.blocked_clients(),
         );
     }
     if want("memory", true) {
@@ -510,8 +513,8 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             out,
             "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size\r\n\r\n",
             rss as f64 / 1048576.0,
-            ctx.store.scripting.as_ref().map_or(0, |s| s.used_memory()),
-            ctx.store.scripting.as_ref().map_or(0, |s| s.cached_scripts()),
+            ctx.engine.scripting().map_or(0, |s| s.used_memory()),
+            ctx.engine.scripting().map_or(0, |s| s.cached_scripts()),
             shared.script_monitor.inline_runs.load(std::sync::atomic::Ordering::Relaxed),
             shared.script_monitor.migrations.load(std::sync::atomic::Ordering::Relaxed),
             shared.config.read().mem_allocator,
@@ -526,9 +529,9 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
-            ctx.store.total_commands,
+            ctx.engine.stats.total,
             st.rejected_connections.load(Relaxed),
-            ctx.store.expired_keys,
+            ctx.engine.keyspace.expired_keys,
             st.total_error_replies.load(Relaxed),
         );
     }
@@ -551,8 +554,9 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     if want("commandstats", false) {
         out.push_str("# Commandstats\r\n");
         let mut names: Vec<_> = ctx
-            .store
-            .command_stats
+            .engine
+            .stats
+            .per_command
             .iter()
             .enumerate()
             .filter(|(_, s)| s.calls + s.rejected_calls > 0)
@@ -575,7 +579,7 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("keyspace", true) {
         out.push_str("# Keyspace\r\n");
-        for (i, db) in ctx.store.dbs.iter().enumerate() {
+        for (i, db) in ctx.engine.keyspace.iter().enumerate() {
             if !db.is_empty() {
                 let _ = write!(
                     out,
@@ -683,12 +687,8 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             Reply::Ok.into()
         }
         b"resetstat" if ctx.args.len() == 2 => {
-            ctx.store
-                .command_stats
-                .iter_mut()
-                .for_each(|s| *s = Default::default());
+            ctx.engine.stats.reset();
             ctx.shared.stats.errors.lock().clear();
-            ctx.store.total_commands = 0;
             ctx.shared.stats.total_error_replies.store(0, Relaxed);
             Reply::Ok.into()
         }
@@ -755,7 +755,7 @@ pub fn flushdb(ctx: &mut Ctx) -> Outcome {
         return Reply::error(msg::SYNTAX).into();
     }
     let db = ctx.client.db;
-    ctx.store.flush(Some(db));
+    ctx.engine.flush(Some(db));
     Reply::Ok.into()
 }
 
@@ -763,7 +763,7 @@ pub fn flushall(ctx: &mut Ctx) -> Outcome {
     if !flush_args_ok(ctx.args) {
         return Reply::error(msg::SYNTAX).into();
     }
-    ctx.store.flush(None);
+    ctx.engine.flush(None);
     Reply::Ok.into()
 }
 
@@ -845,7 +845,7 @@ pub fn discard(ctx: &mut Ctx) -> Outcome {
     }
     ctx.client.multi_error = false;
     ctx.client.info.in_multi.store(false, Relaxed);
-    unwatch_all(ctx.store, ctx.client);
+    unwatch_all(ctx.engine, ctx.client);
     Reply::Ok.into()
 }
 
@@ -856,10 +856,10 @@ pub fn watch(ctx: &mut Ctx) -> Outcome {
     let db = ctx.client.db;
     for key in &ctx.args[1..] {
         // A key that already expired counts as absent from the start.
-        ctx.store.expire_if_due(db, key, ctx.now_ms);
+        ctx.engine.expire_if_due(db, key, ctx.now_ms);
         let entry = (db, key.clone());
         if !ctx.client.watched.contains(&entry) {
-            ctx.store.watch(db, key.clone(), &ctx.client.dirty);
+            ctx.engine.watch(db, key.clone(), &ctx.client.dirty);
             ctx.client.watched.push(entry);
         }
     }
@@ -867,15 +867,15 @@ pub fn watch(ctx: &mut Ctx) -> Outcome {
 }
 
 pub fn unwatch(ctx: &mut Ctx) -> Outcome {
-    unwatch_all(ctx.store, ctx.client);
+    unwatch_all(ctx.engine, ctx.client);
     Reply::Ok.into()
 }
 
 /// Forgets every WATCH of a client and clears its dirty flag.
-pub fn unwatch_all(store: &mut Store, client: &mut ClientState) {
+pub fn unwatch_all(engine: &mut Engine, client: &mut ClientState) {
     if !client.watched.is_empty() {
         let keys = std::mem::take(&mut client.watched);
-        store.unwatch(&keys, &client.dirty);
+        engine.unwatch(&keys, &client.dirty);
     }
     client.dirty.store(false, Relaxed);
 }

@@ -289,8 +289,8 @@ impl Scripting {
         redis.set("LOG_VERBOSE", 1)?;
         redis.set("LOG_NOTICE", 2)?;
         redis.set("LOG_WARNING", 3)?;
-        redis.set("REDIS_VERSION", crate::commands::REDIS_VERSION)?;
-        redis.set("REDIS_VERSION_NUM", 0x07000f)?;
+        redis.set("REDIS_VERSION", crate::version::REDIS_VERSION)?;
+        redis.set("REDIS_VERSION_NUM", crate::version::REDIS_VERSION_NUM)?;
         redis.set(
             "sha1hex",
             lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
