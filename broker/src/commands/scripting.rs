@@ -61,14 +61,15 @@ pub fn is_script_command(name: &[u8]) -> bool {
         .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
-/// The interpreter, created on first use (it costs ~100 KB and a few ms).
-fn interpreter(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
-    match ctx.engine.scripting.take() {
-        Some(s) => Ok(s),
-        None => Scripting::new(ctx.shared.script_monitor.clone())
-            .map(Box::new)
-            .map_err(|e| Reply::error(msg::lua_start_failed(e))),
-    }
+/// One EVAL-family call: the script (body or SHA), its keys and arguments, and how to run it.
+struct EvalCall<'a> {
+    script: &'a Bytes,
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
+    by_sha: bool,
+    readonly: bool,
+    /// Tried on a connection's event loop (see [`Outcome::Migrate`]).
+    inline: bool,
 }
 
 fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
@@ -78,44 +79,62 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         Some(n) if n as usize > ctx.args.len() - 3 => return Reply::error(msg::NUMKEYS_TOO_MANY).into(),
         Some(n) => n as usize,
     };
-    let args = ctx.args;
-    let (keys, argv) = (&args[3..3 + numkeys], &args[3 + numkeys..]);
-    let mut scripting = match interpreter(ctx) {
-        Ok(s) => s,
-        Err(e) => return e.into(),
+    let Ctx {
+        engine,
+        client,
+        shared,
+        args,
+        ..
+    } = ctx;
+    let monitor = &shared.script_monitor;
+    let call = EvalCall {
+        script: &args[1],
+        keys: &args[3..3 + numkeys],
+        argv: &args[3 + numkeys..],
+        by_sha,
+        readonly,
+        inline: monitor.inline.load(Ordering::Relaxed),
     };
-    let monitor = ctx.shared.script_monitor.clone();
-    // Tried on a connection's event loop first: only a script with a record of finishing fast
-    // runs there; anything else (compiling a new body included) goes to the script thread.
-    let inline = monitor.inline.load(Ordering::Relaxed);
-    let sha: std::borrow::Cow<'_, str> = match (by_sha, inline) {
-        (true, _) => crate::scripting::normalized_sha(&args[1]),
-        (false, true) => crate::scripting::sha1_hex(&args[1]).into(),
-        (false, false) => match scripting.load(&args[1]) {
+    // The interpreter is created on first use (it costs ~100 KB and a few ms).
+    engine
+        .with_scripting(monitor, |scripting, engine| {
+            run_script(scripting, engine, client, shared, &call)
+        })
+        .unwrap_or_else(|e| Reply::error(msg::lua_start_failed(e)).into())
+}
+
+/// Runs a script with the interpreter the engine lends: the engine and the client move into the
+/// script's runner for the duration and come back before this returns.
+fn run_script(
+    scripting: &mut Scripting,
+    engine: &mut Engine,
+    client: &mut ClientState,
+    shared: &Shared,
+    call: &EvalCall,
+) -> Outcome {
+    let monitor = &shared.script_monitor;
+    // Only a script with a record of finishing fast runs inline; anything else (compiling a
+    // new body included) goes to the script thread.
+    let sha: std::borrow::Cow<'_, str> = match (call.by_sha, call.inline) {
+        (true, _) => crate::scripting::normalized_sha(call.script),
+        (false, true) => crate::scripting::sha1_hex(call.script).into(),
+        (false, false) => match scripting.load(call.script) {
             Ok(sha) => sha.into(),
-            Err(e) => {
-                ctx.engine.scripting = Some(scripting);
-                return e.into();
-            }
+            Err(e) => return e.into(),
         },
     };
-    let refusal = match scripting.status(&sha) {
-        None if by_sha => Some(Reply::error(msg::NOSCRIPT).into()),
+    match scripting.status(&sha) {
+        None if call.by_sha => return Reply::error(msg::NOSCRIPT).into(),
         // Not known to finish fast (or not compiled yet): the script thread runs it.
-        Some(false) | None if inline => Some(Outcome::Migrate),
-        _ => None,
-    };
-    if let Some(refusal) = refusal {
-        ctx.engine.scripting = Some(scripting);
-        return refusal;
+        Some(false) | None if call.inline => return Outcome::Migrate,
+        _ => {}
     }
-    monitor.begin();
-    // Scripts need structured replies from the commands they call.
-    let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
-    let Some(shared) = ctx.shared.me.upgrade() else {
-        ctx.engine.scripting = Some(scripting);
+    let Some(shared) = shared.me.upgrade() else {
         return Reply::error(msg::SHUTTING_DOWN).into();
     };
+    monitor.begin();
+    // Scripts need structured replies from the commands they call.
+    let raw = std::mem::replace(&mut client.raw_replies, false);
     let mut runner = match scripting
         .spare_runner
         .take()
@@ -124,23 +143,23 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         Some(Ok(r)) => r,
         _ => Box::new(ScriptRunner {
             shared: None,
-            engine: Engine::placeholder(ctx.engine.keyspace.queues.clone()),
-            client: ClientState::new(ctx.client.info.clone(), true),
-            readonly,
+            engine: Engine::placeholder(engine.keyspace.queues.clone()),
+            client: ClientState::new(client.info.clone(), true),
+            readonly: call.readonly,
         }),
     };
     runner.shared = Some(shared);
-    runner.readonly = readonly;
-    let proto = ctx.client.proto;
-    std::mem::swap(&mut runner.engine, ctx.engine);
-    std::mem::swap(&mut runner.client, ctx.client);
-    let (reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
+    runner.readonly = call.readonly;
+    let proto = client.proto;
+    std::mem::swap(&mut runner.engine, engine);
+    std::mem::swap(&mut runner.client, client);
+    let (reply, runner) = scripting.run(&sha, call.keys, call.argv, proto, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
     // Lua's instruction count runs on across scripts, so one tick may be a previous script's
     // remainder; two mean this one executed more than 10,000 instructions.
     let long = migrated || monitor.hook_ticks.load(Ordering::Relaxed) >= 2;
     scripting.record_run(&sha, long);
-    if inline {
+    if call.inline {
         let counter = if migrated {
             &monitor.migrations
         } else {
@@ -150,16 +169,15 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     }
     match runner.into_any().downcast::<ScriptRunner>() {
         Ok(mut r) => {
-            std::mem::swap(&mut r.engine, ctx.engine);
-            std::mem::swap(&mut r.client, ctx.client);
+            std::mem::swap(&mut r.engine, engine);
+            std::mem::swap(&mut r.client, client);
             r.shared = None;
             scripting.spare_runner = Some(r);
         }
         Err(_) => tracing::error!("script runner of an unexpected type came back"),
     }
-    ctx.client.raw_replies = raw;
+    client.raw_replies = raw;
     monitor.started_ms.store(0, Ordering::Relaxed);
-    ctx.engine.scripting = Some(scripting);
     if migrated {
         // It wrote nothing (the hook only stops scripts that have not): run it again there.
         return Outcome::Migrate;
@@ -189,21 +207,19 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
     let arity = |name: &str| Reply::error(msg::wrong_args(&format!("script|{name}")));
     match sub.as_slice() {
         b"load" if n == 3 => {
-            let mut scripting = match interpreter(ctx) {
-                Ok(s) => s,
-                Err(e) => return e.into(),
-            };
-            let body = ctx.args[2].clone();
-            let out = scripting.load(&body);
-            ctx.engine.scripting = Some(scripting);
-            match out {
-                Ok(sha) => Reply::bulk(sha).into(),
-                Err(e) => e.into(),
+            let body = &ctx.args[2];
+            let loaded = ctx
+                .engine
+                .with_scripting(&ctx.shared.script_monitor, |scripting, _| scripting.load(body));
+            match loaded {
+                Ok(Ok(sha)) => Reply::bulk(sha).into(),
+                Ok(Err(e)) => e.into(),
+                Err(e) => Reply::error(msg::lua_start_failed(e)).into(),
             }
         }
         b"load" => arity("load").into(),
         b"exists" if n >= 3 => {
-            let known = |sha: &Bytes| ctx.engine.scripting.as_ref().is_some_and(|s| s.exists(sha));
+            let known = |sha: &Bytes| ctx.engine.scripting().is_some_and(|s| s.exists(sha));
             Reply::Array(
                 ctx.args[2..]
                     .iter()
@@ -220,7 +236,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
             {
                 return Reply::error(msg::SCRIPT_FLUSH_OPTION).into();
             }
-            if let Some(s) = ctx.engine.scripting.as_mut() {
+            if let Some(s) = ctx.engine.scripting_mut() {
                 s.flush();
             }
             Reply::Ok.into()

@@ -12,7 +12,7 @@ pub use blocking::{BlockOp, Blocking, Waiter};
 
 use crate::db::{End, Keyspace};
 use crate::metrics::{unix_us, QueueEvent, QueueRegistry};
-use crate::scripting::Scripting;
+use crate::scripting::{ScriptMonitor, Scripting};
 use bytes::Bytes;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -30,8 +30,8 @@ pub struct Engine {
     /// lock on the hot path).
     pub stats: CommandStats,
     /// The Lua interpreter and script cache, created on first use; FLUSHALL leaves it alone.
-    /// Taken out while a script runs.
-    pub scripting: Option<Box<Scripting>>,
+    /// Lent out while a script runs ([`Engine::with_scripting`]).
+    scripting: Option<Box<Scripting>>,
 }
 
 /// Per-command call statistics (INFO commandstats).
@@ -180,5 +180,23 @@ impl Engine {
 
     pub fn scripting_mut(&mut self) -> Option<&mut Scripting> {
         self.scripting.as_deref_mut()
+    }
+
+    /// Lends the interpreter (created on first use, reporting to `monitor`) to `f` along with
+    /// the rest of the engine, which `f` may hand to the script's commands; the interpreter is
+    /// back in its slot when this returns, so no caller can forget to put it back. Fails only
+    /// if a new interpreter cannot be created.
+    pub fn with_scripting<R>(
+        &mut self,
+        monitor: &Arc<ScriptMonitor>,
+        f: impl FnOnce(&mut Scripting, &mut Engine) -> R,
+    ) -> mlua::Result<R> {
+        let mut scripting = match self.scripting.take() {
+            Some(s) => s,
+            None => Box::new(Scripting::new(monitor.clone())?),
+        };
+        let out = f(&mut scripting, self);
+        self.scripting = Some(scripting);
+        Ok(out)
     }
 }
