@@ -278,7 +278,7 @@ pub struct ClientState {
     /// Set when a WATCHed key changes.
     pub dirty: Arc<AtomicBool>,
     pub info: Arc<ClientInfo>,
-    /// Handlers may answer with pre-encoded [`Reply::Raw`](crate::reply::Reply::Raw) bytes:
+    /// Handlers may answer with pre-encoded [`Reply::Raw`] bytes:
     /// true for network clients, false where the structured reply is needed (scripts).
     pub raw_replies: bool,
 }

@@ -1,19 +1,35 @@
-//! The command table, argument helpers, and dispatch of one command against the keyspace.
+//! The command table and dispatch (auth, MULTI queueing, arity, statistics, serving the
+//! clients a command unblocked), with one module per command family.
+//!
+//! Families: `connection` (PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET), `client`, `command`
+//! (COMMAND and its DOCS), `info`, `config`, `server` (DBSIZE, FLUSHDB, FLUSHALL, TIME),
+//! `qstats`, `transactions` (MULTI, EXEC, DISCARD, WATCH), [`shutdown`], `keys`, `strings`,
+//! `lists` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
+//! [`flags`] types the table's flags.
 
+mod args;
+mod client;
+mod command;
+mod config;
+mod connection;
 pub mod flags;
+mod info;
 mod keys;
 mod lists;
+mod qstats;
 mod scripting;
 mod server;
 pub mod shutdown;
-
-pub use scripting::is_script_command;
-pub use server::{resident_bytes, unwatch_all};
 mod strings;
+mod transactions;
 
+pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
 pub use flags::CommandFlags;
+pub use info::resident_bytes;
+pub use scripting::is_script_command;
+pub use transactions::unwatch_all;
 
-use crate::db::{Db, End, Value};
+use crate::db::{Db, Value};
 use crate::engine::{BlockOp, Engine};
 use crate::reply::{msg, Reply};
 use crate::state::{ClientState, Shared};
@@ -128,30 +144,30 @@ macro_rules! cmd {
 /// Every command the broker implements.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
-    cmd!("ping", -1, [FAST, STALE], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", server::ping),
-    cmd!("echo", 2, [FAST], (0, 0, 0), "connection", "Returns the given string.", "message", server::echo),
-    cmd!("hello", -1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", server::hello),
-    cmd!("auth", -2, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", server::auth),
-    cmd!("select", 2, [LOADING, STALE, FAST], (0, 0, 0), "connection", "Changes the selected database.", "index", server::select),
-    cmd!("quit", -1, [ALLOW_BUSY, NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, TX_IMMEDIATE], (0, 0, 0), "connection", "Closes the connection.", "", server::quit),
-    cmd!("reset", 1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "connection", "Resets the connection.", "", server::reset),
-    cmd!("client", -2, [NOSCRIPT, LOADING, STALE], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", server::client),
+    cmd!("ping", -1, [FAST, STALE], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", connection::ping),
+    cmd!("echo", 2, [FAST], (0, 0, 0), "connection", "Returns the given string.", "message", connection::echo),
+    cmd!("hello", -1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", connection::hello),
+    cmd!("auth", -2, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", connection::auth),
+    cmd!("select", 2, [LOADING, STALE, FAST], (0, 0, 0), "connection", "Changes the selected database.", "index", connection::select),
+    cmd!("quit", -1, [ALLOW_BUSY, NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, TX_IMMEDIATE], (0, 0, 0), "connection", "Closes the connection.", "", connection::quit),
+    cmd!("reset", 1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "connection", "Resets the connection.", "", connection::reset),
+    cmd!("client", -2, [NOSCRIPT, LOADING, STALE], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", client::client),
     // server
-    cmd!("command", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
-    cmd!("info", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
+    cmd!("command", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", command::command),
+    cmd!("info", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", info::info),
     cmd!("shutdown", -1, [ADMIN, NOSCRIPT, LOADING, STALE, NO_MULTI, ALLOW_BUSY], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
-    cmd!("config", -2, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
+    cmd!("config", -2, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", config::config),
     cmd!("dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
     cmd!("flushdb", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
     cmd!("flushall", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
     cmd!("time", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Returns the server time.", "", server::time),
-    cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", server::qstats),
+    cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", qstats::qstats),
     // transactions (dispatch handles their special cases)
-    cmd!("multi", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Starts a transaction.", "", server::multi),
-    cmd!("exec", 1, [NOSCRIPT, LOADING, STALE, SKIP_SLOWLOG, TX_IMMEDIATE, EXEC], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", server::exec_outside),
-    cmd!("discard", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
-    cmd!("watch", -2, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
-    cmd!("unwatch", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
+    cmd!("multi", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Starts a transaction.", "", transactions::multi),
+    cmd!("exec", 1, [NOSCRIPT, LOADING, STALE, SKIP_SLOWLOG, TX_IMMEDIATE, EXEC], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", transactions::exec_outside),
+    cmd!("discard", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Discards a transaction.", "", transactions::discard),
+    cmd!("watch", -2, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", transactions::watch),
+    cmd!("unwatch", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", transactions::unwatch),
     // scripting
     cmd!("eval", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
     cmd!("evalsha", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
@@ -293,7 +309,7 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         return Reply::status("QUEUED").into();
     }
     if spec.flags.contains(CommandFlags::EXEC) {
-        return exec(shared, engine, client, index).into();
+        return transactions::exec(shared, engine, client, index).into();
     }
     let out = call(shared, engine, client, index, args, false);
     engine.serve_ready();
@@ -341,284 +357,9 @@ fn call(
     out
 }
 
-/// EXEC (at `exec_index` in the table): runs the queued commands atomically, or aborts on
-/// errors and WATCH conflicts.
-fn exec(shared: &Shared, engine: &mut Engine, client: &mut ClientState, exec_index: usize) -> Reply {
-    let Some(queued) = client.multi.take() else {
-        shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
-        return Reply::error(msg::EXEC_WITHOUT_MULTI);
-    };
-    client
-        .info
-        .in_multi
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    let had_error = std::mem::take(&mut client.multi_error);
-    let dirty = client.dirty.load(std::sync::atomic::Ordering::Relaxed);
-    server::unwatch_all(engine, client);
-    if had_error {
-        shared.stats.record_error(msg::EXECABORT);
-        return Reply::error(msg::EXECABORT);
-    }
-    if dirty {
-        return Reply::NullArray;
-    }
-    let mut replies = Vec::with_capacity(queued.len());
-    for args in &queued {
-        let Some(index) = lookup_index(&args[0]) else {
-            continue;
-        };
-        // Blocking commands inside MULTI never block (handlers check `nested`).
-        replies.push(call(shared, engine, client, index, args, true).into_reply());
-    }
-    engine.stats.of(exec_index).calls += 1;
-    engine.serve_ready();
-    Reply::Array(replies)
-}
-
-// ---- argument helpers -------------------------------------------------------------------
-
-/// Parses an integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading zeros).
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    if b == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
-    if digits.is_empty() || digits[0] == b'0' {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    if neg {
-        if v > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
-    } else if v > i64::MAX as u64 {
-        None
-    } else {
-        Some(v as i64)
-    }
-}
-
-/// Parses an integer argument or returns Redis's "not an integer" error.
-pub fn int_arg(b: &[u8]) -> Result<i64, Reply> {
-    parse_i64(b).ok_or_else(|| Reply::error(msg::NOT_INT))
-}
-
-/// Parses a float as Redis's `strtold`-based helpers do (no spaces, no NaN).
-pub fn parse_f64(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    let v: f64 = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            if lower.contains("nan") || lower.starts_with("0x") {
-                return None;
-            }
-            lower.parse().ok()?
-        }
-    };
-    Some(v)
-}
-
-/// Parses a blocking timeout in seconds: `0` means forever.
-pub fn timeout_arg(b: &[u8]) -> Result<Option<Duration>, Reply> {
-    let v = parse_f64(b).ok_or_else(|| Reply::error(msg::TIMEOUT_NOT_FLOAT))?;
-    if v < 0.0 {
-        return Err(Reply::error(msg::TIMEOUT_NEGATIVE));
-    }
-    if !v.is_finite() || v * 1000.0 > i64::MAX as f64 / 2.0 {
-        return Err(Reply::error(msg::TIMEOUT_OUT_OF_RANGE));
-    }
-    let ms = (v * 1000.0) as u64;
-    Ok(if ms == 0 && v == 0.0 {
-        None
-    } else {
-        Some(Duration::from_millis(ms.max(1)))
-    })
-}
-
-/// `LEFT`/`RIGHT` argument.
-pub fn end_arg(b: &[u8]) -> Result<End, Reply> {
-    if b.eq_ignore_ascii_case(b"left") {
-        Ok(End::Left)
-    } else if b.eq_ignore_ascii_case(b"right") {
-        Ok(End::Right)
-    } else {
-        Err(Reply::error(msg::SYNTAX))
-    }
-}
-
-/// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as used by KEYS and SCAN.
-pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    fn eq(a: u8, b: u8, nocase: bool) -> bool {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    }
-    let (mut p, mut i) = (0usize, 0usize);
-    // Backtracking point for the last `*`.
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        let mut matched = false;
-        let mut next_p = p;
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' => {
-                    matched = true;
-                    next_p = p + 1;
-                }
-                b'[' => {
-                    let mut j = p + 1;
-                    let not = j < pattern.len() && pattern[j] == b'^';
-                    if not {
-                        j += 1;
-                    }
-                    let mut hit = false;
-                    loop {
-                        if j >= pattern.len() {
-                            // Unterminated class: Redis treats the end as the close.
-                            break;
-                        }
-                        if pattern[j] == b'\\' && j + 1 < pattern.len() {
-                            j += 1;
-                            if eq(pattern[j], s[i], nocase) {
-                                hit = true;
-                            }
-                        } else if pattern[j] == b']' {
-                            break;
-                        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
-                            let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[i];
-                            let in_range = if nocase {
-                                let c = c.to_ascii_lowercase();
-                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
-                            } else {
-                                c >= lo && c <= hi
-                            };
-                            if in_range {
-                                hit = true;
-                            }
-                            j += 2;
-                        } else if eq(pattern[j], s[i], nocase) {
-                            hit = true;
-                        }
-                        j += 1;
-                    }
-                    matched = hit != not;
-                    next_p = j + 1;
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    matched = eq(pattern[p + 1], s[i], nocase);
-                    next_p = p + 2;
-                }
-                c => {
-                    matched = eq(c, s[i], nocase);
-                    next_p = p + 1;
-                }
-            }
-        }
-        if matched {
-            p = next_p;
-            i += 1;
-        } else if let Some((sp, si)) = star {
-            p = sp;
-            i = si + 1;
-            star = Some((sp, si + 1));
-        } else {
-            return false;
-        }
-    }
-    while p < pattern.len() && pattern[p] == b'*' {
-        p += 1;
-    }
-    p == pattern.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strict_integers() {
-        assert_eq!(parse_i64(b"0"), Some(0));
-        assert_eq!(parse_i64(b"-12"), Some(-12));
-        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b"9223372036854775808"[..],
-            b"+1",
-            b" 1",
-            b"01",
-            b"-0",
-            b"",
-            b"1.0",
-            b"-",
-        ] {
-            assert_eq!(parse_i64(bad), None, "{:?}", bad);
-        }
-    }
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(timeout_arg(b"0").unwrap(), None);
-        assert_eq!(timeout_arg(b"1.0").unwrap(), Some(Duration::from_millis(1000)));
-        assert_eq!(timeout_arg(b"0.01").unwrap(), Some(Duration::from_millis(10)));
-        assert_eq!(
-            timeout_arg(b"-1").unwrap_err(),
-            Reply::error(msg::TIMEOUT_NEGATIVE)
-        );
-        assert_eq!(
-            timeout_arg(b"abc").unwrap_err(),
-            Reply::error(msg::TIMEOUT_NOT_FLOAT)
-        );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*", b"anything", false));
-        assert!(glob_match(b"q*", b"queue", false));
-        assert!(!glob_match(b"q*", b"work", false));
-        assert!(glob_match(b"h?llo", b"hello", false));
-        assert!(glob_match(b"h[ae]llo", b"hallo", false));
-        assert!(!glob_match(b"h[^e]llo", b"hello", false));
-        assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
-        assert!(glob_match(
-            b"worker_queue:processing:*",
-            b"worker_queue:processing:w1",
-            false
-        ));
-        assert!(glob_match(b"a\\*b", b"a*b", false));
-        assert!(glob_match(b"*x*y", b"axbxcy", false));
-    }
 
     #[test]
     fn every_command_resolves() {

@@ -184,7 +184,7 @@ impl ScriptMonitor {
         }
     }
 
-    /// Asked by the instruction hook every [`HOOK_EVERY`](sandbox::HOOK_EVERY)
+    /// Asked by the instruction hook every `sandbox::HOOK_EVERY` (10,000)
     /// instructions: whether the running script must stop now. An inline script that has not
     /// written and overran its budget is stopped so that it can run again, from the start, on
     /// the script thread.
