@@ -7,127 +7,22 @@
 
 mod call;
 mod libs;
+mod monitor;
 mod reply;
 mod sandbox;
+
+pub use monitor::{ScriptMonitor, StopReason, INLINE_AFTER_RUNS, INLINE_BUDGET_MS};
 
 use crate::reply::{msg, Reply};
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The sandbox, in Lua, run once per interpreter. It protects every library table and the
 /// globals with read-only proxies (see [`sandbox`]), removes what Redis 7 removes,
 /// and returns the function that starts a script.
-const PRELUDE: &str = r#"
-local raw_call, raw_pcall, handler, script_args, kit, encode = ...
-local G = _G
-local rawset, pairs, ipairs, type, error, tostring = rawset, pairs, ipairs, type, error, tostring
-local base_setmetatable, base_getmetatable = setmetatable, getmetatable
-local protected = kit.protected
--- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
--- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
-redis.call = raw_call
-redis.pcall = raw_pcall
--- The table functions that write raw refuse read-only tables.
-table.insert = kit.insert
-table.foreach = kit.foreach
-
-local readonly, presented, no_metatable = kit.readonly, kit.presented, kit.no_metatable
-local function refuse() error('Attempt to modify a readonly table', 2) end
--- A read-only view of `real`: reads go through, writes are refused, and getmetatable shows
--- `shown` (nothing by default) instead of the proxy's own metatable.
-local function protect(real, shown)
-  local proxy, mt = {}, { __index = real, __newindex = refuse, __metatable = false }
-  base_setmetatable(proxy, mt)
-  rawset(readonly, proxy, real)
-  if shown == nil then shown = no_metatable end
-  rawset(presented, mt, shown)
-  return proxy
-end
-
--- What scripts see as globals: all but what Redis 7 removes, the raw-access functions that
--- respect read-only tables, and the libraries behind read-only proxies.
-local removed = { loadfile = true, dofile = true, print = true, getfenv = true, setfenv = true,
-  newproxy = true, module = true, require = true, package = true }
-local backing = {}
-for k, v in pairs(G) do
-  if not removed[k] then backing[k] = v end
-end
-for k in pairs(G) do rawset(G, k, nil) end
-for _, name in ipairs({ 'rawset', 'rawget', 'next', 'pairs', 'setmetatable', 'getmetatable',
-  'loadstring', 'load', 'xpcall', 'pcall' }) do
-  backing[name] = kit[name]
-end
-for k, v in pairs(backing) do
-  if type(v) == 'table' and k ~= '_G' then backing[k] = protect(v) end
-end
-backing._G = G
--- Strings index the protected `string`; getmetatable('') shows a read-only view of their
--- metatable.
-local string_mt = base_getmetatable('')
-string_mt.__index = backing.string
-rawset(presented, string_mt, protect(string_mt))
-
-local function missing(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-end
--- A global is looked up in `backing` without a function call (the common case); only a
--- missing one reaches the function that raises.
-base_setmetatable(backing, { __index = missing, __metatable = false })
-local g_mt = { __index = backing, __newindex = refuse, __metatable = false }
-base_setmetatable(G, g_mt)
-rawset(readonly, G, backing)
--- As in Redis, getmetatable(_G) is a read-only table whose __index names missing globals.
-rawset(presented, g_mt, protect({ __index = missing }))
-
--- Starts the script cached at `cache[slot]`. KEYS and ARGV come from a C function that
--- builds them straight from the command's arguments. A returned array, map or set is
--- converted to RESP by `encode` while it is still on the Lua stack.
-return function(cache, slot)
-  backing.KEYS, backing.ARGV = script_args()
-  local ok, v = protected(cache[slot], handler)
-  if ok then return true, encode(v) end
-  return false, v
-end
-"#;
-
-/// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
-#[derive(Debug)]
-pub struct ScriptMonitor {
-    /// The clock origin of `started_ms`.
-    origin: std::time::Instant,
-    /// Monotonic ms (since `origin`) at which the running script began; 0 when none runs.
-    pub started_ms: AtomicU64,
-    /// Set by SCRIPT KILL; the instruction hook stops the script at its next check.
-    pub kill: AtomicBool,
-    /// The running script has written: it can no longer be killed safely.
-    pub wrote: AtomicBool,
-    /// Signalled whenever the script thread releases the keyspace.
-    pub done: tokio::sync::Notify,
-    /// The running script was started inline, on a connection's event loop (see
-    /// [`INLINE_BUDGET_MS`]).
-    pub inline: AtomicBool,
-    /// Set by the hook: an inline script ran past its budget before writing anything, and was
-    /// stopped so that it can be run again from the start on the script thread.
-    pub migrate: AtomicBool,
-    /// Scripts run inline, and inline runs stopped and moved to the script thread (INFO).
-    pub inline_runs: AtomicU64,
-    pub migrations: AtomicU64,
-    /// Instruction-hook calls during the current script (each = 10,000 Lua instructions).
-    pub hook_ticks: AtomicU64,
-}
-
-/// An inline script that has not written yet is stopped after this long and re-run on the
-/// script thread, where it cannot hold up the event loop. Once it has written it cannot be
-/// undone, so it finishes inline — which is why only scripts with a record of finishing fast
-/// run inline at all (see [`Scripting::status`]).
-pub const INLINE_BUDGET_MS: u64 = 2;
-/// A script runs inline once it has finished this many times, each within about 10,000 Lua
-/// instructions (fewer than two instruction-hook calls) — a count, so scheduling noise cannot
-/// make a short script look long.
-pub const INLINE_AFTER_RUNS: u32 = 3;
+const PRELUDE: &str = include_str!("prelude.lua");
 
 /// A SHA1 as given to EVALSHA, lower-cased (without an allocation when it already is).
 pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -147,84 +42,6 @@ struct CachedScript {
     /// Ran long (or had to migrate) once: never inline again until SCRIPT FLUSH.
     slow: bool,
 }
-
-impl Default for ScriptMonitor {
-    fn default() -> Self {
-        ScriptMonitor {
-            origin: std::time::Instant::now(),
-            started_ms: AtomicU64::new(0),
-            kill: AtomicBool::new(false),
-            wrote: AtomicBool::new(false),
-            done: tokio::sync::Notify::new(),
-            inline: AtomicBool::new(false),
-            migrate: AtomicBool::new(false),
-            inline_runs: AtomicU64::new(0),
-            migrations: AtomicU64::new(0),
-            hook_ticks: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ScriptMonitor {
-    /// A script starts: its clock starts and the per-script flags are cleared.
-    pub fn begin(&self) {
-        self.kill.store(false, Ordering::Relaxed);
-        self.wrote.store(false, Ordering::Relaxed);
-        self.migrate.store(false, Ordering::Relaxed);
-        self.hook_ticks.store(0, Ordering::Relaxed);
-        let now = self.origin.elapsed().as_millis().max(1) as u64;
-        self.started_ms.store(now, Ordering::Relaxed);
-    }
-
-    /// How long the current script has run, in ms (0 when none runs).
-    pub fn running_for_ms(&self) -> u64 {
-        match self.started_ms.load(Ordering::Relaxed) {
-            0 => 0,
-            t => (self.origin.elapsed().as_millis() as u64).saturating_sub(t),
-        }
-    }
-
-    /// Asked by the instruction hook every `sandbox::HOOK_EVERY` (10,000)
-    /// instructions: whether the running script must stop now. An inline script that has not
-    /// written and overran its budget is stopped so that it can run again, from the start, on
-    /// the script thread.
-    pub fn stop_reason(&self) -> Option<StopReason> {
-        self.hook_ticks.fetch_add(1, Ordering::Relaxed);
-        if self.kill.load(Ordering::Relaxed) {
-            return Some(StopReason::Kill);
-        }
-        if self.inline.load(Ordering::Relaxed)
-            && !self.wrote.load(Ordering::Relaxed)
-            && (self.migrate.load(Ordering::Relaxed) || self.running_for_ms() >= INLINE_BUDGET_MS)
-        {
-            self.migrate.store(true, Ordering::Relaxed);
-            return Some(StopReason::Migrate);
-        }
-        None
-    }
-}
-
-/// Why the hook stopped a script.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// SCRIPT KILL, or SHUTDOWN NOSAVE.
-    Kill,
-    /// An inline run overran its budget before writing (see [`INLINE_BUDGET_MS`]).
-    Migrate,
-}
-
-impl StopReason {
-    /// The error raised inside the script.
-    pub fn message(self) -> &'static str {
-        match self {
-            StopReason::Kill => msg::SCRIPT_KILLED,
-            StopReason::Migrate => msg::SCRIPT_MOVED,
-        }
-    }
-}
-
-/// A failure running a script, already worded as the reply.
-pub type ScriptReply = Reply;
 
 /// Executes one `redis.call`/`redis.pcall` for a script; provided by the command layer.
 ///
