@@ -436,8 +436,13 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(state, 2);
     ffi::lua_pushcclosure(state, guarded_handler, 1);
     ffi::lua_insert(state, 1);
-    // Both statuses are pushed before the call: after it the frame may have no room left
-    // (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+    call_handled(state)
+}
+
+/// With the stack `[handler, f]`, calls `f` under `handler` and returns its status and
+/// results. Both statuses are pushed before the call: after it the frame may have no room left
+/// (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+unsafe fn call_handled(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_pushboolean(state, 1);
     ffi::lua_insert(state, 1);
     ffi::lua_pushboolean(state, 0);
@@ -455,15 +460,7 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn protected(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(state, 2);
     ffi::lua_insert(state, 1);
-    ffi::lua_pushboolean(state, 1);
-    ffi::lua_insert(state, 1);
-    ffi::lua_pushboolean(state, 0);
-    ffi::lua_insert(state, 2);
-    // [true, false, handler, f]
-    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 3);
-    ffi::lua_remove(state, 3);
-    ffi::lua_remove(state, if status == 0 { 2 } else { 1 });
-    ffi::lua_gettop(state)
+    call_handled(state)
 }
 
 /// `pcall`, as Redis 7's: an error table raised by `redis.call` (or `error{err=...}`) is
