@@ -1,7 +1,7 @@
 //! One client connection: read, parse, execute under the keyspace lock, batch replies, block.
 
 use crate::commands::{dispatch, is_script_command, Outcome};
-use crate::engine::{Engine, Waiter};
+use crate::engine::Engine;
 use crate::metrics::QueueEvent;
 use crate::reply::{msg, Reply};
 use crate::resp::{parse_request, Parsed};
@@ -279,19 +279,9 @@ fn execute_batch(
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
-                        let (tx, rx) = oneshot::channel();
+                        let (waiter, rx) = client.block(engine, keys, op);
                         // Redis 7 answers every blocking timeout, BLMOVE's included, with a null array.
                         let on_timeout = Reply::NullArray;
-                        let waiter = Waiter {
-                            client: client.id,
-                            client_name: client.name.clone(),
-                            db: client.db,
-                            keys,
-                            op,
-                            tx,
-                        };
-                        let waiter = engine.block(waiter);
-                        client.info.blocked.store(true, Relaxed);
                         return Batch::Block {
                             waiter,
                             rx,

@@ -39,7 +39,6 @@ pub use targets::Finding;
 
 use crate::commands::{dispatch, is_script_command, unwatch_all, Outcome};
 use crate::db::Value;
-use crate::engine::Waiter;
 use crate::reply::{Protocol, Reply};
 use crate::state::{BrokerConfig, ClientInfo, ClientState, Shared};
 use bytes::{Bytes, BytesMut};
@@ -150,16 +149,7 @@ impl Harness {
             } else {
                 let outcome = dispatch(&shared, &mut engine, client, args);
                 if let Outcome::Block { keys, op, .. } = outcome {
-                    let (tx, rx) = oneshot::channel();
-                    let waiter = engine.block(Waiter {
-                        client: client.id,
-                        client_name: client.name.clone(),
-                        db: client.db,
-                        keys,
-                        op,
-                        tx,
-                    });
-                    client.info.blocked.store(true, Relaxed);
+                    let (waiter, rx) = client.block(&mut engine, keys, op);
                     session.blocked = Some(Blocked { waiter, rx });
                     return out.to_vec();
                 }

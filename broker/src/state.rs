@@ -1,7 +1,7 @@
 //! State shared by all connections: configuration, the engine behind its lock, the client
 //! registry, server statistics, and each connection's own client state.
 
-use crate::engine::Engine;
+use crate::engine::{BlockOp, Engine, Waiter};
 use crate::metrics::{unix_ms, QueueRegistry};
 use crate::reply::{Protocol, Reply};
 use crate::resp::Limits;
@@ -284,6 +284,27 @@ pub struct ClientState {
 }
 
 impl ClientState {
+    /// Registers this client as blocked on `keys` (a command's `Outcome::Block`); returns the
+    /// waiter's id and where its reply will arrive.
+    pub fn block(
+        &self,
+        engine: &mut Engine,
+        keys: Vec<Bytes>,
+        op: BlockOp,
+    ) -> (u64, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let waiter = engine.block(Waiter {
+            client: self.id,
+            client_name: self.name.clone(),
+            db: self.db,
+            keys,
+            op,
+            tx,
+        });
+        self.info.blocked.store(true, Relaxed);
+        (waiter, rx)
+    }
+
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         ClientState {
             id: info.id,
