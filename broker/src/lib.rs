@@ -5,17 +5,27 @@
 //! time-in-queue histogram, blocked consumers — readable in-process without a network hop.
 //!
 //! # Layout
+//! Bottom-up; each module uses only those above it in this list (docs/architecture.md draws it).
+//! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text ([`reply::msg`]).
 //! - [`resp`]: request parsing (multibulk and inline) with Redis's limits.
-//! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text.
-//! - [`commands`]: the command table and one module per command family.
-//! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
-//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox;
-//!   `scripting::call` (`redis.call`), `scripting::sandbox` (read-only tables, text-only
-//!   loading, the stop hook) and `scripting::reply` (returned tables → RESP) are its raw Lua
-//!   API parts, `scripting::libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
-//! - [`state`]: configuration, the client registry and server statistics.
-//! - `conn`: one connection's read → execute → reply loop.
+//! - [`version`]: the Redis version whose behaviour we reproduce.
+//! - [`db`]: the keyspace — values, databases, expiry, list push and pop with their counters. It
+//!   knows nothing of commands, clients or Lua.
+//! - [`scripting`]: the Lua 5.1 interpreter with Redis's API and sandbox; `scripting::call`
+//!   (`redis.call`), `scripting::sandbox` (read-only tables, text-only loading, the stop hook)
+//!   and `scripting::reply` (returned tables → RESP) are its raw Lua API parts,
+//!   `scripting::libs` its `cjson`, `bit`, `struct` and `cmsgpack`, `scripting::monitor` what
+//!   other connections see of a running script. It reaches commands only through
+//!   [`scripting::CommandRunner`].
+//! - [`engine`]: the keyspace plus what changes atomically with it (blocked clients, WATCH,
+//!   command statistics) and the interpreter's slot, behind one lock.
+//! - [`state`]: configuration, the shared state (the engine behind its lock, the client
+//!   registry, server statistics) and each connection's client state.
+//! - [`commands`]: the command table, typed flags, dispatch, and one module per command family.
+//! - `conn` (one connection's read → execute → reply loop), `script_thread` (where scripts not
+//!   known to be short run), and `harness` (in-process clients and input generators for the
+//!   fuzzers; see docs/fuzzing.md).
 //!
 //! # Example
 //! ```no_run
