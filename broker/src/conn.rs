@@ -1,12 +1,11 @@
 //! One client connection: read, parse, execute under the keyspace lock, batch replies, block.
 
-use crate::commands::{dispatch, Outcome};
-use crate::db::{Store, Waiter};
+use crate::commands::{dispatch, is_script_command, Outcome};
+use crate::engine::Engine;
 use crate::metrics::QueueEvent;
 use crate::reply::{msg, Reply};
 use crate::resp::{parse_request, Parsed};
-use crate::script_thread::ScriptJob;
-use crate::state::{ClientInfo, ClientState, Shared};
+use crate::state::{ClientInfo, ClientState, ScriptJob, Shared};
 use bytes::{Bytes, BytesMut};
 use parking_lot::MutexGuard;
 use std::sync::atomic::Ordering::Relaxed;
@@ -60,23 +59,13 @@ const LOCK_WAIT: Duration = Duration::from_micros(500);
 
 /// Runs `f` on the keyspace from async code without blocking the event loop behind a long
 /// script: the lock is tried briefly, and the task yields between tries.
-pub(crate) async fn with_store<R>(shared: &Shared, f: impl FnOnce(&mut Store) -> R) -> R {
+pub(crate) async fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) -> R) -> R {
     loop {
-        if let Some(mut store) = shared.store.try_lock_for(LOCK_WAIT) {
-            return f(&mut store);
+        if let Some(mut engine) = shared.engine.try_lock_for(LOCK_WAIT) {
+            return f(&mut engine);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-}
-
-fn is_migrate(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Reply(Reply::Error(e)) if e == crate::scripting::MIGRATE_MARKER)
-}
-
-fn is_script_command(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
@@ -120,7 +109,7 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
             }
             Ok(Parsed::Incomplete { .. }) => return true,
             Err(e) => {
-                Reply::error(format!("ERR {e}")).encode(client.proto, out);
+                Reply::error(msg::err(e)).encode(client.proto, out);
                 return false;
             }
         }
@@ -184,7 +173,10 @@ pub async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, shutdo
         },
         "connection closed"
     );
-    with_store(&shared, |store| crate::commands::unwatch_all(store, &mut client)).await;
+    with_engine(&shared, |engine| {
+        crate::commands::unwatch_all(engine, &mut client)
+    })
+    .await;
     shared.clients.lock().remove(&id);
     let name = client.name.clone();
     shared
@@ -223,7 +215,7 @@ fn execute_batch(
     inbuf: &mut BytesMut,
     out: &mut BytesMut,
 ) -> Batch {
-    let mut guard: Option<MutexGuard<'_, Store>> = None;
+    let mut guard: Option<MutexGuard<'_, Engine>> = None;
     let limits = shared.config.read().limits();
     loop {
         if client.info.killed.load(Relaxed) {
@@ -231,12 +223,12 @@ fn execute_batch(
         }
         if guard.is_none() {
             // Never block the event loop behind a long script: wait briefly, then report.
-            match shared.store.try_lock_for(LOCK_WAIT) {
+            match shared.engine.try_lock_for(LOCK_WAIT) {
                 Some(g) => guard = Some(g),
                 None => return Batch::Contended,
             }
         }
-        let Some(store) = guard.as_mut() else {
+        let Some(engine) = guard.as_mut() else {
             return Batch::Contended;
         };
         match parse_request(inbuf, &limits, client.authenticated) {
@@ -248,21 +240,21 @@ fn execute_batch(
                 // writing, comes back as a migration and goes to the script thread below.
                 let monitor = &shared.script_monitor;
                 monitor.inline.store(true, Relaxed);
-                let outcome = dispatch(shared, store, client, &args);
+                let outcome = dispatch(shared, engine, client, &args);
                 monitor.inline.store(false, Relaxed);
-                if !is_migrate(&outcome) {
-                    match outcome {
-                        Outcome::Reply(r) => r.encode(client.proto, out),
-                        Outcome::Close(r) => {
-                            r.encode(client.proto, out);
-                            return Batch::Close;
+                match outcome {
+                    Outcome::Migrate => {}
+                    Outcome::Close(r) => {
+                        r.encode(client.proto, out);
+                        return Batch::Close;
+                    }
+                    done => {
+                        done.into_reply().encode(client.proto, out);
+                        if out.len() >= FLUSH_AT {
+                            return Batch::Flush;
                         }
-                        Outcome::Block { .. } => Reply::NullArray.encode(client.proto, out),
+                        continue;
                     }
-                    if out.len() >= FLUSH_AT {
-                        return Batch::Flush;
-                    }
-                    continue;
                 }
                 // Consecutive pipelined script commands travel to the script thread together.
                 let mut scripts = vec![args];
@@ -280,26 +272,16 @@ fn execute_batch(
                 return Batch::Script(scripts);
             }
             Ok(Parsed::Command(args)) => {
-                match dispatch(shared, store, client, &args) {
+                match dispatch(shared, engine, client, &args) {
                     Outcome::Reply(r) => r.encode(client.proto, out),
                     Outcome::Close(r) => {
                         r.encode(client.proto, out);
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
-                        let (tx, rx) = oneshot::channel();
+                        let (waiter, rx) = client.block(engine, keys, op);
                         // Redis 7 answers every blocking timeout, BLMOVE's included, with a null array.
                         let on_timeout = Reply::NullArray;
-                        let waiter = Waiter {
-                            client: client.id,
-                            client_name: client.name.clone(),
-                            db: client.db,
-                            keys,
-                            op,
-                            tx,
-                        };
-                        let waiter = store.block(waiter);
-                        client.info.blocked.store(true, Relaxed);
                         return Batch::Block {
                             waiter,
                             rx,
@@ -307,6 +289,8 @@ fn execute_batch(
                             on_timeout,
                         };
                     }
+                    // Only a script command tried inline (above) moves.
+                    moved @ Outcome::Migrate => moved.into_reply().encode(client.proto, out),
                 }
                 if out.len() >= FLUSH_AT {
                     return Batch::Flush;
@@ -319,7 +303,7 @@ fn execute_batch(
                 return Batch::NeedInput;
             }
             Err(e) => {
-                Reply::error(format!("ERR {e}")).encode(client.proto, out);
+                Reply::error(msg::err(e)).encode(client.proto, out);
                 return Batch::Close;
             }
         }
@@ -394,13 +378,10 @@ async fn run(
                     return Exit::Eof;
                 }
                 match rx.await {
-                    Ok((back, outcomes)) => {
+                    Ok((back, replies)) => {
                         *client = back;
-                        for outcome in outcomes {
-                            match outcome {
-                                Outcome::Reply(r) | Outcome::Close(r) => r.encode(client.proto, &mut out),
-                                Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
-                            }
+                        for reply in replies {
+                            reply.encode(client.proto, &mut out);
                         }
                     }
                     Err(_) => {
@@ -497,7 +478,7 @@ async fn wait_blocked(
         tokio::select! {
             r = &mut rx => return Ok(r.unwrap_or(Reply::NullArray)),
             _ = &mut sleep => {
-                let served_already = !with_store(shared, |store| store.unblock(wid)).await;
+                let served_already = !with_engine(shared, |engine| engine.unblock(wid)).await;
                 if served_already {
                     // Served between the timer firing and taking the lock: deliver it.
                     return Ok(rx.try_recv().unwrap_or(on_timeout));
@@ -506,22 +487,22 @@ async fn wait_blocked(
             }
             n = read_more(stream, inbuf) => match n {
                 Ok(0) | Err(_) => {
-                    with_store(shared, |store| store.unblock(wid)).await;
+                    with_engine(shared, |engine| engine.unblock(wid)).await;
                     return Err(Exit::Eof);
                 }
                 Ok(_) => {
                     if inbuf.len() > shared.config.read().client_query_buffer_limit {
-                        with_store(shared, |store| store.unblock(wid)).await;
+                        with_engine(shared, |engine| engine.unblock(wid)).await;
                         return Err(Exit::Eof);
                     }
                 }
             },
             _ = client.info.kill.notified() => {
-                with_store(shared, |store| store.unblock(wid)).await;
+                with_engine(shared, |engine| engine.unblock(wid)).await;
                 return Err(Exit::Killed);
             }
             _ = shutdown.cancelled() => {
-                with_store(shared, |store| store.unblock(wid)).await;
+                with_engine(shared, |engine| engine.unblock(wid)).await;
                 return Err(Exit::Shutdown);
             }
         }

@@ -1,15 +1,13 @@
-//! The keyspace: databases, values, expiry, WATCH bookkeeping and blocked-client queues.
+//! The keyspace: values (strings, and lists that are instrumented queues), numbered
+//! databases and their expiry.
 //!
-//! Everything here runs under the one keyspace lock, so a command, a MULTI/EXEC block or a
-//! script sees and changes the data atomically. No I/O happens here.
+//! It knows nothing of commands, clients or scripts: the engine above it adds what must change
+//! together with the data (WATCH flags, blocked clients, statistics). No I/O happens here.
 
-use crate::metrics::{unix_us, QueueCounters, QueueEvent, QueueRegistry};
-use crate::reply::Reply;
+use crate::metrics::{QueueCounters, QueueRegistry};
 use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
@@ -182,216 +180,122 @@ pub enum End {
     Right,
 }
 
-/// What a blocked client is waiting to do once one of its keys has elements.
-#[derive(Clone, Debug)]
-pub enum BlockOp {
-    /// BLPOP/BRPOP: reply `[key, element]`.
-    Pop(End),
-    /// BLMOVE/BRPOPLPUSH: move one element, reply with it.
-    Move { from: End, to: End, dest: Bytes },
-    /// BLMPOP: reply `[key, [elements]]`.
-    MPop { from: End, count: usize },
-}
-
-/// A client blocked on one or more list keys.
-pub struct Waiter {
-    pub client: u64,
-    pub client_name: Option<String>,
-    pub db: usize,
-    pub keys: Vec<Bytes>,
-    pub op: BlockOp,
-    pub tx: oneshot::Sender<Reply>,
-}
-
-/// Blocked clients by key, in arrival order, plus the keys that became ready.
-#[derive(Default)]
-pub struct Blocking {
-    next_id: u64,
-    waiters: Map<u64, Waiter>,
-    by_key: Map<(usize, Bytes), VecDeque<u64>>,
-    ready: Vec<(usize, Bytes)>,
-}
-
-impl Blocking {
-    pub fn blocked_clients(&self) -> usize {
-        self.waiters.len()
-    }
-
-    pub fn has_waiters(&self, db: usize, key: &Bytes) -> bool {
-        // Checked on every push: avoid cloning the key when nobody waits at all.
-        !self.by_key.is_empty() && self.by_key.contains_key(&(db, key.clone()))
-    }
-}
-
-/// The whole keyspace plus the per-connection bookkeeping that must change atomically with it.
-pub struct Store {
-    pub dbs: Vec<Db>,
+/// Every database, and the registry whose counters each list carries.
+pub struct Keyspace {
+    dbs: Vec<Db>,
+    /// Where a new list gets its queue counters.
     pub queues: Arc<QueueRegistry>,
-    pub blocking: Blocking,
-    /// WATCHed keys → dirty flags of the watching clients.
-    watches: Map<(usize, Bytes), Vec<Arc<AtomicBool>>>,
     /// Lazily-expired or actively-expired keys, counted for INFO.
     pub expired_keys: u64,
-    /// The clock of the command being executed, µs since the Unix epoch. Read once per
-    /// command; every timestamp the command writes (enqueue times, metrics) uses it.
-    pub now_us: u64,
-    /// The Lua interpreter and script cache, created on first use; FLUSHALL leaves it alone.
-    pub scripting: Option<Box<crate::scripting::Scripting>>,
-    /// Commands executed (INFO `total_commands_processed`).
-    pub total_commands: u64,
-    /// Per-command statistics, indexed like `commands::COMMANDS` (kept here because every
-    /// command already holds this lock: no second lock on the hot path).
-    pub command_stats: Vec<crate::state::CommandStat>,
 }
 
-impl Store {
-    pub fn new(databases: usize, queues: Arc<QueueRegistry>) -> Store {
-        Store {
+impl std::ops::Index<usize> for Keyspace {
+    type Output = Db;
+
+    fn index(&self, db: usize) -> &Db {
+        &self.dbs[db]
+    }
+}
+
+impl std::ops::IndexMut<usize> for Keyspace {
+    fn index_mut(&mut self, db: usize) -> &mut Db {
+        &mut self.dbs[db]
+    }
+}
+
+impl Keyspace {
+    pub fn new(databases: usize, queues: Arc<QueueRegistry>) -> Keyspace {
+        Keyspace {
             dbs: (0..databases).map(|_| Db::default()).collect(),
             queues,
-            blocking: Blocking::default(),
-            watches: Map::default(),
             expired_keys: 0,
-            now_us: unix_us(),
-            scripting: None,
-            total_commands: 0,
-            command_stats: vec![Default::default(); crate::commands::COMMANDS.len()],
         }
     }
 
-    /// An empty stand-in (no databases) for the moment a script owns the real keyspace.
-    pub fn placeholder(queues: Arc<QueueRegistry>) -> Store {
-        Store {
-            dbs: Vec::new(),
-            queues,
-            blocking: Blocking::default(),
-            watches: Map::default(),
-            expired_keys: 0,
-            now_us: 0,
-            scripting: None,
-            total_commands: 0,
-            command_stats: Vec::new(),
-        }
+    /// Number of databases.
+    pub fn len(&self) -> usize {
+        self.dbs.len()
     }
 
-    /// Deletes `key` if its expiry has passed. Call before every read or write of a key.
-    pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) {
-        if self.dbs[db].is_expired(key, now_ms) {
-            self.dbs[db].remove(key);
-            self.expired_keys += 1;
-            self.touch(db, key);
-        }
+    pub fn is_empty(&self) -> bool {
+        self.dbs.is_empty()
     }
 
-    /// Removes up to `limit` due keys across all databases; returns how many were removed.
-    pub fn active_expire(&mut self, now_ms: u64, limit: usize) -> usize {
+    pub fn get(&self, db: usize) -> Option<&Db> {
+        self.dbs.get(db)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Db> {
+        self.dbs.iter()
+    }
+
+    /// Deletes `key` if its expiry has passed; true if it did.
+    pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
+        if !self.dbs[db].is_expired(key, now_ms) {
+            return false;
+        }
+        self.dbs[db].remove(key);
+        self.expired_keys += 1;
+        true
+    }
+
+    /// Removes up to `limit` due keys from each database, telling `expired` about each one;
+    /// returns how many were removed.
+    pub fn expire_due(&mut self, now_ms: u64, limit: usize, mut expired: impl FnMut(usize, &[u8])) -> usize {
         let mut removed = 0;
         for db in 0..self.dbs.len() {
             for key in self.dbs[db].due(now_ms, limit) {
                 self.dbs[db].remove(&key);
                 self.expired_keys += 1;
-                self.touch(db, &key);
+                expired(db, &key);
                 removed += 1;
             }
             self.dbs[db].shrink();
         }
-        self.queues.sweep();
         removed
     }
 
-    /// Marks a key as modified: invalidates WATCHes on it.
-    pub fn touch(&mut self, db: usize, key: &[u8]) {
-        if self.watches.is_empty() {
-            return;
-        }
-        if let Some(flags) = self.watches.get(&(db, Bytes::copy_from_slice(key))) {
-            for f in flags {
-                f.store(true, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// Marks every watched key of `db` (or of all databases) as modified (FLUSHDB/FLUSHALL).
-    pub fn touch_all(&mut self, db: Option<usize>) {
-        for ((d, _), flags) in self.watches.iter() {
-            if db.is_none_or(|x| x == *d) {
-                for f in flags {
-                    f.store(true, Ordering::Relaxed);
-                }
-            }
-        }
-    }
-
-    pub fn watch(&mut self, db: usize, key: Bytes, flag: &Arc<AtomicBool>) {
-        let list = self
-            .watches
-            .entry((db, Bytes::copy_from_slice(&key)))
-            .or_default();
-        if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
-            list.push(flag.clone());
-        }
-    }
-
-    pub fn unwatch(&mut self, keys: &[(usize, Bytes)], flag: &Arc<AtomicBool>) {
-        for k in keys {
-            if let Some(list) = self.watches.get_mut(k) {
-                list.retain(|f| !Arc::ptr_eq(f, flag));
-                if list.is_empty() {
-                    self.watches.remove(k);
-                }
-            }
-        }
-    }
-
     /// Pushes elements to the list at `key`, creating it (with its queue counters) if absent,
-    /// records metrics and readies waiters. Returns the new length, or `None` if the key holds
+    /// and records the push in its counters. Returns the new length, or `None` if the key holds
     /// another type. The key is hashed once for an existing list.
-    pub fn push(&mut self, db: usize, key: &Bytes, end: End, elements: &[Bytes]) -> Option<usize> {
-        let now = self.now_us;
+    pub fn push(
+        &mut self,
+        db: usize,
+        key: &Bytes,
+        end: End,
+        elements: &[Bytes],
+        now_us: u64,
+    ) -> Option<usize> {
         let d = &mut self.dbs[db];
-        let len = match d.map.get_mut(key.as_ref()) {
-            Some(Value::List(list)) => push_items(list, end, elements, now),
-            Some(Value::Str(_)) => return None,
+        match d.map.get_mut(key.as_ref()) {
+            Some(Value::List(list)) => Some(push_items(list, end, elements, now_us)),
+            Some(Value::Str(_)) => None,
             None => {
                 let mut list = List {
                     items: VecDeque::with_capacity(elements.len()),
                     stats: self.queues.counters(db, key),
                 };
-                let len = push_items(&mut list, end, elements, now);
+                let len = push_items(&mut list, end, elements, now_us);
                 // Own the key: a slice of the request buffer would pin the whole buffer.
                 d.map.insert(Bytes::copy_from_slice(key), Value::List(list));
-                len
+                Some(len)
             }
-        };
-        self.after_push(db, key, elements.len(), len);
-        Some(len)
-    }
-
-    /// Bookkeeping after elements were added to the list at `key`.
-    pub fn after_push(&mut self, db: usize, key: &Bytes, count: usize, len: usize) {
-        self.touch(db, key);
-        if self.blocking.has_waiters(db, key) {
-            self.blocking.ready.push((db, key.clone()));
         }
-        self.queues.emit(|| QueueEvent::Pushed {
-            db,
-            queue: key.clone(),
-            count,
-            length: len,
-        });
     }
 
-    /// Pops up to `count` elements from one end of an existing list; deletes it when emptied.
-    /// Returns the popped elements (in pop order) or `None` if the key holds no list.
+    /// Pops up to `count` elements from one end of an existing list, records the pop in its
+    /// counters (for `consumer`, if the client is named) and deletes the list once empty.
+    /// Returns the popped elements (in pop order) and the length left, or `None` if the key
+    /// holds no list.
     pub fn pop(
         &mut self,
         db: usize,
         key: &Bytes,
         end: End,
         count: usize,
-        client: u64,
+        now_us: u64,
         consumer: Option<&str>,
-    ) -> Option<Vec<Bytes>> {
+    ) -> Option<(Vec<Bytes>, usize)> {
         let Some(Value::List(list)) = self.dbs[db].map.get_mut(key) else {
             return None;
         };
@@ -410,136 +314,20 @@ impl Store {
         }
         let len = list.items.len();
         list.stats
-            .record_pop(times.into_iter(), len, list.oldest_us(), self.now_us, consumer);
+            .record_pop(times.into_iter(), len, list.oldest_us(), now_us, consumer);
         if len == 0 {
             self.dbs[db].remove(key);
         }
-        self.touch(db, key);
-        self.queues.emit(|| QueueEvent::Popped {
-            db,
-            queue: key.clone(),
-            count: out.len(),
-            length: len,
-            client,
-        });
-        Some(out)
+        Some((out, len))
     }
 
-    /// Registers a blocked client; returns its waiter id.
-    pub fn block(&mut self, waiter: Waiter) -> u64 {
-        let b = &mut self.blocking;
-        b.next_id += 1;
-        let id = b.next_id;
-        for k in &waiter.keys {
-            b.by_key.entry((waiter.db, k.clone())).or_default().push_back(id);
-            self.queues.counters(waiter.db, k).blocked_delta(1);
-        }
-        let (client, keys) = (waiter.client, waiter.keys.clone());
-        b.waiters.insert(id, waiter);
-        self.queues.emit(|| QueueEvent::Blocked { client, queues: keys });
-        id
-    }
-
-    /// Removes a waiter (timeout, disconnect, kill). False if it was already served.
-    pub fn unblock(&mut self, id: u64) -> bool {
-        match self.take_waiter(id) {
-            Some(w) => {
-                self.queues.emit(|| QueueEvent::Unblocked { client: w.client });
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
-        let b = &mut self.blocking;
-        let w = b.waiters.remove(&id)?;
-        for k in &w.keys {
-            let slot = (w.db, k.clone());
-            if let Some(q) = b.by_key.get_mut(&slot) {
-                q.retain(|&x| x != id);
-                if q.is_empty() {
-                    b.by_key.remove(&slot);
-                }
-            }
-            let counters = self.queues.counters(w.db, k);
-            counters.blocked_delta(-1);
-            // Nothing may hold the key any more (a pop that timed out on a missing key).
-            counters.detach();
-        }
-        Some(w)
-    }
-
-    /// Serves blocked clients whose keys received elements, first come first served.
-    /// Runs after every command (and after EXEC or a script as a whole).
-    pub fn serve_ready(&mut self) {
-        while let Some((db, key)) = self.blocking.ready.pop() {
-            loop {
-                let has_items =
-                    matches!(self.dbs[db].map.get(&key), Some(Value::List(l)) if !l.items.is_empty());
-                if !has_items {
-                    break;
-                }
-                let Some(&id) = self
-                    .blocking
-                    .by_key
-                    .get(&(db, key.clone()))
-                    .and_then(|q| q.front())
-                else {
-                    break;
-                };
-                let Some(w) = self.take_waiter(id) else { break };
-                if w.tx.is_closed() {
-                    // The client went away while blocked: it consumes nothing.
-                    continue;
-                }
-                let reply = self.serve_one(db, &key, &w);
-                self.queues.emit(|| QueueEvent::Unblocked { client: w.client });
-                let _ = w.tx.send(reply);
-            }
-        }
-        self.queues.sweep();
-    }
-
-    fn serve_one(&mut self, db: usize, key: &Bytes, w: &Waiter) -> Reply {
-        let name = w.client_name.as_deref();
-        match &w.op {
-            BlockOp::Pop(end) => {
-                let mut v = self.pop(db, key, *end, 1, w.client, name).unwrap_or_default();
-                match v.pop() {
-                    Some(e) => Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(e)]),
-                    None => Reply::NullArray,
-                }
-            }
-            BlockOp::MPop { from, count } => {
-                let v = self
-                    .pop(db, key, *from, *count, w.client, name)
-                    .unwrap_or_default();
-                Reply::Array(vec![
-                    Reply::Bulk(key.clone()),
-                    Reply::Array(v.into_iter().map(Reply::Bulk).collect()),
-                ])
-            }
-            BlockOp::Move { from, to, dest } => {
-                if matches!(self.dbs[db].map.get(dest), Some(Value::Str(_))) {
-                    // Redis answers the waiter with the type error and leaves the source alone.
-                    return Reply::error(crate::reply::msg::WRONGTYPE);
-                }
-                let mut v = self.pop(db, key, *from, 1, w.client, name).unwrap_or_default();
-                match v.pop() {
-                    Some(e) => {
-                        self.push(db, dest, *to, std::slice::from_ref(&e));
-                        Reply::Bulk(e)
-                    }
-                    None => Reply::Null,
-                }
-            }
-        }
+    /// Whether `key` holds a non-empty list.
+    pub fn has_items(&self, db: usize, key: &[u8]) -> bool {
+        matches!(self.dbs[db].map.get(key), Some(Value::List(l)) if !l.items.is_empty())
     }
 
     /// Empties one database (or all) and resets their queue counters.
-    pub fn flush(&mut self, db: Option<usize>) {
-        self.touch_all(db);
+    pub fn clear(&mut self, db: Option<usize>) {
         match db {
             Some(d) => self.dbs[d].clear(),
             None => self.dbs.iter_mut().for_each(Db::clear),

@@ -37,8 +37,8 @@ pub mod targets;
 pub use choices::{ByteChoices, Choices, RngChoices};
 pub use targets::Finding;
 
-use crate::commands::{dispatch, unwatch_all, Outcome};
-use crate::db::{Value, Waiter};
+use crate::commands::{dispatch, is_script_command, unwatch_all, Outcome};
+use crate::db::Value;
 use crate::reply::{Protocol, Reply};
 use crate::state::{BrokerConfig, ClientInfo, ClientState, Shared};
 use bytes::{Bytes, BytesMut};
@@ -65,16 +65,6 @@ pub struct Harness {
     sessions: Vec<Session>,
     /// Restored by [`Harness::reset`]: inputs may `CONFIG SET` anything (even `requirepass`).
     config: BrokerConfig,
-}
-
-fn is_script_command(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
-        .iter()
-        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
-}
-
-fn is_migrate(outcome: &Outcome) -> bool {
-    matches!(outcome, Outcome::Reply(Reply::Error(e)) if e == crate::scripting::MIGRATE_MARKER)
 }
 
 impl Harness {
@@ -141,35 +131,25 @@ impl Harness {
         let session = &mut self.sessions[c];
         let client = &mut session.state;
         let outcome = {
-            let mut store = shared.store.lock();
+            let mut engine = shared.engine.lock();
             if client.multi.is_none() && is_script_command(&args[0]) {
                 // As a connection does: tried inline first; a migration runs it again from
                 // the start, as the script thread would.
                 shared.script_monitor.inline.store(true, Relaxed);
-                let first = dispatch(&shared, &mut store, client, args);
+                let first = dispatch(&shared, &mut engine, client, args);
                 shared.script_monitor.inline.store(false, Relaxed);
-                let outcome = if is_migrate(&first) {
-                    dispatch(&shared, &mut store, client, args)
-                } else {
-                    first
+                let outcome = match first {
+                    Outcome::Migrate => dispatch(&shared, &mut engine, client, args),
+                    first => first,
                 };
                 match outcome {
                     Outcome::Block { .. } => Outcome::Reply(Reply::NullArray),
                     other => other,
                 }
             } else {
-                let outcome = dispatch(&shared, &mut store, client, args);
+                let outcome = dispatch(&shared, &mut engine, client, args);
                 if let Outcome::Block { keys, op, .. } = outcome {
-                    let (tx, rx) = oneshot::channel();
-                    let waiter = store.block(Waiter {
-                        client: client.id,
-                        client_name: client.name.clone(),
-                        db: client.db,
-                        keys,
-                        op,
-                        tx,
-                    });
-                    client.info.blocked.store(true, Relaxed);
+                    let (waiter, rx) = client.block(&mut engine, keys, op);
                     session.blocked = Some(Blocked { waiter, rx });
                     return out.to_vec();
                 }
@@ -182,7 +162,7 @@ impl Harness {
                 r.encode(client.proto, &mut out);
                 self.reconnect(c);
             }
-            Outcome::Block { .. } => Reply::NullArray.encode(client.proto, &mut out),
+            other => other.into_reply().encode(client.proto, &mut out),
         }
         out.to_vec()
     }
@@ -197,7 +177,7 @@ impl Harness {
         let reply = match blocked.rx.try_recv() {
             Ok(r) => r,
             Err(_) => {
-                let removed = self.shared.store.lock().unblock(blocked.waiter);
+                let removed = self.shared.engine.lock().unblock(blocked.waiter);
                 if removed {
                     Reply::NullArray
                 } else {
@@ -218,11 +198,11 @@ impl Harness {
     fn disconnect(&mut self, c: usize) {
         let shared = self.shared.clone();
         let session = &mut self.sessions[c];
-        let mut store = shared.store.lock();
+        let mut engine = shared.engine.lock();
         if let Some(b) = session.blocked.take() {
-            store.unblock(b.waiter);
+            engine.unblock(b.waiter);
         }
-        unwatch_all(&mut store, &mut session.state);
+        unwatch_all(&mut engine, &mut session.state);
         shared.clients.lock().remove(&session.state.id);
     }
 
@@ -237,9 +217,9 @@ impl Harness {
         *self.shared.config.write() = self.config.clone();
         // Error codes are keyed by the reply's first word, which scripts choose freely.
         self.shared.stats.errors.lock().clear();
-        let mut store = self.shared.store.lock();
-        store.flush(None);
-        if let Some(s) = store.scripting.as_mut() {
+        let mut engine = self.shared.engine.lock();
+        engine.flush(None);
+        if let Some(s) = engine.scripting_mut() {
             s.flush();
         }
     }
@@ -250,8 +230,8 @@ impl Harness {
     /// - every key with an expiry exists;
     /// - the keyspace knows no more waiters than there are blocked sessions.
     pub fn check_invariants(&self) -> Result<(), String> {
-        let store = self.shared.store.lock();
-        for (db, d) in store.dbs.iter().enumerate() {
+        let engine = self.shared.engine.lock();
+        for (db, d) in engine.keyspace.iter().enumerate() {
             for (key, value) in &d.map {
                 if let Value::List(l) = value {
                     let len = l.items.len() as u64;
@@ -285,7 +265,7 @@ impl Harness {
         // A served waiter leaves the keyspace before its client reads the reply, so the
         // keyspace may know fewer waiters than there are blocked sessions, never more.
         let sessions_blocked = self.sessions.iter().filter(|s| s.blocked.is_some()).count();
-        let waiters = store.blocking.blocked_clients();
+        let waiters = engine.blocking.blocked_clients();
         if waiters > sessions_blocked {
             return Err(format!(
                 "{waiters} waiters registered, {sessions_blocked} clients blocked"
@@ -298,10 +278,10 @@ impl Harness {
     /// keys long gone): no queue reports a length its key does not hold, and none reports a
     /// blocked client when no client is blocked.
     fn check_registry(&self) -> Result<(), String> {
-        let store = self.shared.store.lock();
+        let engine = self.shared.engine.lock();
         let blocked = self.sessions.iter().any(|s| s.blocked.is_some());
         for q in self.shared.queues.snapshot() {
-            let live = match store.dbs.get(q.db).and_then(|d| d.map.get(&q.name)) {
+            let live = match engine.keyspace.get(q.db).and_then(|d| d.map.get(&q.name)) {
                 Some(Value::List(l)) => l.items.len() as u64,
                 _ => 0,
             };
@@ -523,8 +503,8 @@ mod tests {
         h.execute(a, &args(&["RPUSH", "q", "x", "y"]));
         h.check_invariants().unwrap();
         {
-            let store = h.shared.store.lock();
-            let Some(Value::List(l)) = store.dbs[0].map.get(&b"q"[..]) else {
+            let engine = h.shared.engine.lock();
+            let Some(Value::List(l)) = engine.keyspace[0].map.get(&b"q"[..]) else {
                 panic!("q is a list");
             };
             l.stats.record_length(5, 0);
@@ -533,7 +513,7 @@ mod tests {
         h.execute(a, &args(&["DEL", "q"]));
         h.execute(a, &args(&["SET", "k", "v"]));
         h.check_invariants().unwrap();
-        h.shared.store.lock().dbs[0].set_expiry(&Bytes::from_static(b"gone"), u64::MAX);
+        h.shared.engine.lock().keyspace[0].set_expiry(&Bytes::from_static(b"gone"), u64::MAX);
         assert!(h.check_invariants().unwrap_err().contains("expiry left"));
     }
 

@@ -5,17 +5,27 @@
 //! time-in-queue histogram, blocked consumers — readable in-process without a network hop.
 //!
 //! # Layout
+//! Bottom-up; each module uses only those above it in this list (docs/architecture.md draws it).
+//! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text ([`reply::msg`]).
 //! - [`resp`]: request parsing (multibulk and inline) with Redis's limits.
-//! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text.
-//! - [`commands`]: the command table and one module per command family.
-//! - [`db`]: the keyspace, expiry, WATCH bookkeeping and blocked clients.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
-//! - [`scripting`]: Lua 5.1 scripting (EVAL, EVALSHA, SCRIPT) with Redis's API and sandbox;
-//!   `scripting_call` (`redis.call`), `scripting_sandbox` (read-only tables, text-only loading,
-//!   the stop hook) and `scripting_reply` (returned tables → RESP) are its raw Lua API parts,
-//!   `scripting_libs` its `cjson`, `bit`, `struct` and `cmsgpack`.
-//! - [`state`]: configuration, the client registry and server statistics.
-//! - `conn`: one connection's read → execute → reply loop.
+//! - [`version`]: the Redis version whose behaviour we reproduce.
+//! - [`db`]: the keyspace — values, databases, expiry, list push and pop with their counters. It
+//!   knows nothing of commands, clients or Lua.
+//! - [`scripting`]: the Lua 5.1 interpreter with Redis's API and sandbox; `scripting::call`
+//!   (`redis.call`), `scripting::sandbox` (read-only tables, text-only loading, the stop hook)
+//!   and `scripting::reply` (returned tables → RESP) are its raw Lua API parts,
+//!   `scripting::libs` its `cjson`, `bit`, `struct` and `cmsgpack`, `scripting::monitor` what
+//!   other connections see of a running script. It reaches commands only through
+//!   [`scripting::CommandRunner`].
+//! - [`engine`]: the keyspace plus what changes atomically with it (blocked clients, WATCH,
+//!   command statistics) and the interpreter's slot, behind one lock.
+//! - [`state`]: configuration, the shared state (the engine behind its lock, the client
+//!   registry, server statistics) and each connection's client state.
+//! - [`commands`]: the command table, typed flags, dispatch, and one module per command family.
+//! - `conn` (one connection's read → execute → reply loop), `script_thread` (where scripts not
+//!   known to be short run), and `harness` (in-process clients and input generators for the
+//!   fuzzers; see docs/fuzzing.md).
 //!
 //! # Example
 //! ```no_run
@@ -47,6 +57,7 @@
 pub mod commands;
 mod conn;
 pub mod db;
+pub mod engine;
 #[doc(hidden)]
 pub mod harness;
 pub mod metrics;
@@ -54,11 +65,8 @@ pub mod reply;
 pub mod resp;
 mod script_thread;
 pub mod scripting;
-mod scripting_call;
-mod scripting_libs;
-mod scripting_reply;
-mod scripting_sandbox;
 pub mod state;
+pub mod version;
 
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
 pub use state::BrokerConfig;
@@ -94,14 +102,14 @@ impl Broker {
     /// Reads the keyspace in-process, for the node's control loop (no network hop). `None`
     /// when the keyspace stays busy (a long script) for more than 100 ms: the caller skips
     /// this round rather than stall.
-    fn read<R>(&self, f: impl FnOnce(&db::Store, u64) -> R) -> Option<R> {
-        let store = self.shared.store.try_lock_for(Duration::from_millis(100))?;
-        Some(f(&store, metrics::unix_ms()))
+    fn read<R>(&self, f: impl FnOnce(&db::Keyspace, u64) -> R) -> Option<R> {
+        let engine = self.shared.engine.try_lock_for(Duration::from_millis(100))?;
+        Some(f(&engine.keyspace, metrics::unix_ms()))
     }
 
     /// The value of `key` in `db` if it exists and has not expired (nothing is deleted).
-    fn live<'s>(store: &'s db::Store, db: usize, key: &str, now_ms: u64) -> Option<&'s db::Value> {
-        let d = store.dbs.get(db)?;
+    fn live<'k>(keyspace: &'k db::Keyspace, db: usize, key: &str, now_ms: u64) -> Option<&'k db::Value> {
+        let d = keyspace.get(db)?;
         if d.is_expired(key.as_bytes(), now_ms) {
             return None;
         }
@@ -111,9 +119,9 @@ impl Broker {
     /// The values of string keys in database `db` (`None` for a missing, expired or
     /// non-string key), e.g. the collector's totals.
     pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
-        self.read(|store, now| {
+        self.read(|keyspace, now| {
             keys.iter()
-                .map(|k| match Broker::live(store, db, k, now) {
+                .map(|k| match Broker::live(keyspace, db, k, now) {
                     Some(db::Value::Str(b)) => Some(b.clone()),
                     _ => None,
                 })
@@ -124,7 +132,7 @@ impl Broker {
     /// The length of list `key` and up to `n` of its elements from the head (the newest, for a
     /// queue producers LPUSH to). A missing key is an empty list.
     pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
-        self.read(|store, now| match Broker::live(store, db, key, now) {
+        self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
             Some(db::Value::List(l)) => (
                 l.items.len(),
                 l.items.iter().take(n).map(|i| i.data.clone()).collect(),
@@ -270,12 +278,15 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
             _ = token.cancelled() => return,
         }
         // A long script holds the keyspace: skip this round rather than block the event loop.
-        if let Some(mut store) = shared.store.try_lock_for(Duration::from_micros(500)) {
+        if let Some(mut engine) = shared.engine.try_lock_for(Duration::from_micros(500)) {
             let now = metrics::unix_ms();
-            store.active_expire(now, 200);
+            engine.active_expire(now, 200);
             if now.saturating_sub(last_forget) >= 10_000 {
                 last_forget = now;
-                store.queues.forget_idle(now, metrics::IDLE_QUEUE_FORGET_MS);
+                engine
+                    .keyspace
+                    .queues
+                    .forget_idle(now, metrics::IDLE_QUEUE_FORGET_MS);
             }
         }
     }

@@ -230,6 +230,53 @@ pub mod msg {
     pub const SHUTDOWN_FAILED: &str = "ERR Errors trying to SHUTDOWN. Check logs.";
     /// Our own: Redis has no limit (a table that refers to itself twice never finishes).
     pub const SCRIPT_REPLY_TOO_LARGE: &str = "ERR reply of the script is larger than 512 MB";
+    pub const RANK_OUT_OF_RANGE: &str =
+        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+    pub const DECR_OVERFLOW: &str = "ERR decrement would overflow";
+    pub const EXPIRE_NX_AND_XX_GT_LT: &str =
+        "ERR NX and XX, GT or LT options at the same time are not compatible";
+    pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";
+
+    // Connection, CLIENT, COMMAND and CONFIG.
+    pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
+    pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+    pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
+    pub const CLIENT_ID_POSITIVE: &str = "ERR client-id should be greater than 0";
+    pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
+    pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
+    pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
+    /// Reasons for [`config_set_failed`].
+    pub const CONFIG_NOT_INTEGER: &str = "argument couldn't be parsed into an integer";
+    pub const CONFIG_MAXCLIENTS_RANGE: &str = "argument must be between 1 and 4294967295 inclusive";
+    pub const CONFIG_NOT_YES_NO: &str = "argument must be 'yes' or 'no'";
+    pub const CONFIG_IMMUTABLE: &str = "can't set immutable config";
+
+    // Scripting.
+    pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+    pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+    pub const NUMKEYS_NEGATIVE: &str = "ERR Number of keys can't be negative";
+    pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+    pub const SCRIPT_FLUSH_OPTION: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
+    pub const SCRIPT_UNKNOWN_COMMAND: &str = "ERR Unknown Redis command called from script";
+    pub const SCRIPT_WRONG_ARGS: &str = "ERR Wrong number of args calling Redis command from script";
+    pub const SCRIPT_NOT_ALLOWED: &str = "ERR This Redis command is not allowed from script";
+    pub const SCRIPT_WRITE_IN_READONLY: &str = "ERR Write commands are not allowed from read-only scripts.";
+    pub const CALL_ARGS_NOT_STRINGS: &str = "ERR Lua redis lib command arguments must be strings or integers";
+    pub const CALL_WITHOUT_ARGS: &str = "ERR Please specify at least one argument for this redis lib call";
+    pub const LUA_STACK_LIMIT: &str = "ERR reached lua stack limit";
+    /// The Lua error that stops a script for SCRIPT KILL (the reply adds `ERR`, the script's
+    /// SHA and line: [`script_killed`]).
+    pub const SCRIPT_KILLED: &str = "Script killed by user with SCRIPT KILL...";
+    /// Our own, with the next five: the Lua error that stops an inline script overrunning its
+    /// budget, and the reply its later `redis.call`s get (it runs again on the script thread).
+    pub const SCRIPT_MOVED: &str = "script moved to the script thread";
+    pub const SCRIPT_MOVED_REPLY: &str = "ERR script moved to the script thread";
+    pub const SCRIPT_UNKNOWN_ERROR: &str = "ERR unknown error";
+    pub const NO_SCRIPT_RUNNING: &str = "ERR no script is running";
+    pub const CALL_OUTSIDE_SCRIPT: &str = "ERR redis.call used outside of a running script";
+    pub const CALL_PANICKED: &str = "ERR internal error while running a command from a script";
+    pub const SCRIPT_RUNNER_LOST: &str = "ERR script runner lost";
+    pub const SHUTTING_DOWN: &str = "ERR server is shutting down";
 
     /// `ERR wrong number of arguments for 'cmd' command`
     pub fn wrong_args(cmd: &str) -> String {
@@ -265,6 +312,90 @@ pub mod msg {
 
     pub fn invalid_expire(cmd: &str) -> String {
         format!("ERR invalid expire time in '{cmd}' command")
+    }
+
+    /// `ERR <text>`: a message from elsewhere (a protocol error, a Lua error) as an error reply.
+    pub fn err(text: impl std::fmt::Display) -> String {
+        format!("ERR {text}")
+    }
+
+    /// `ERR Unsupported option <opt>` (EXPIRE family).
+    pub fn unsupported_option(opt: &[u8]) -> String {
+        format!("ERR Unsupported option {}", String::from_utf8_lossy(opt))
+    }
+
+    /// `ERR unknown subcommand or wrong number of arguments for 'sub'. Try CMD HELP.`: a known
+    /// subcommand with the wrong number of arguments.
+    pub fn subcommand_arity(cmd: &str, sub: &[u8]) -> String {
+        format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(sub),
+            cmd.to_ascii_uppercase()
+        )
+    }
+
+    pub fn hello_syntax(opt: &[u8]) -> String {
+        format!(
+            "ERR Syntax error in HELLO option '{}'",
+            String::from_utf8_lossy(opt)
+        )
+    }
+
+    /// CLIENT SETINFO with a value that is not printable ASCII without spaces.
+    pub fn client_info_invalid(attr: &[u8]) -> String {
+        format!(
+            "ERR {} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(attr)
+        )
+    }
+
+    pub fn unrecognized_option(opt: &[u8]) -> String {
+        format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(opt))
+    }
+
+    pub fn unknown_client_type(kind: &[u8]) -> String {
+        format!("ERR Unknown client type '{}'", String::from_utf8_lossy(kind))
+    }
+
+    /// `CONFIG SET` refused a value; `reason` is one of the `CONFIG_*` texts or
+    /// [`config_maxclients_os`].
+    pub fn config_set_failed(name: &str, reason: &str) -> String {
+        format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+    }
+
+    pub fn config_maxclients_os(most: usize) -> String {
+        format!("The operating system is not able to handle the specified number of clients, try with {most}")
+    }
+
+    pub fn config_set_unknown(name: &str) -> String {
+        format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+    }
+
+    pub fn lua_start_failed(error: impl std::fmt::Display) -> String {
+        format!("ERR could not start the Lua interpreter: {error}")
+    }
+
+    /// A body that does not compile; `message` is Lua's (`user_script:1: ...`).
+    pub fn script_compile_error(message: &str) -> String {
+        format!("ERR Error compiling script (new function): {message}")
+    }
+
+    /// A script stopped by SCRIPT KILL at `line` of the user's script.
+    pub fn script_killed(sha: &str, line: i64) -> String {
+        format!("ERR {SCRIPT_KILLED} script: {sha}, on @user_script:{line}.")
+    }
+
+    /// A script that failed before any of its own lines ran.
+    pub fn script_failed_at_start(message: &str, sha: &str) -> String {
+        format!("ERR {message} script: {sha}, on @user_script:0.")
+    }
+
+    /// A script's error reply: its message, the script and, when known, where it was raised.
+    pub fn script_error(message: &str, sha: &str, place: Option<(&str, i64)>) -> String {
+        match place {
+            Some((source, line)) => format!("{message} script: {sha}, on {source}:{line}."),
+            None => format!("{message} script: {sha}"),
+        }
     }
 
     fn trunc(b: &[u8], max: usize) -> String {

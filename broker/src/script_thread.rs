@@ -1,13 +1,11 @@
 //! The thread that runs scripts, so a long script never stalls the event loop: while it runs,
 //! other connections still get served (-BUSY past the threshold, SCRIPT KILL).
 
-use crate::commands::{dispatch, Outcome};
-use crate::state::{ClientState, Shared};
-use bytes::Bytes;
+use crate::commands::dispatch;
+use crate::state::{ScriptJob, Shared};
 use parking_lot::MutexGuard;
 use std::sync::mpsc;
 use std::sync::Arc;
-use tokio::sync::oneshot;
 
 /// Scripts run back to back under one lock acquisition, at most this many.
 const JOBS_PER_LOCK: usize = 64;
@@ -18,14 +16,6 @@ const JOBS_PER_LOCK: usize = 64;
 /// `deep_structures_fit_in_a_small_thread_stack` runs them in 1 MB); ten times that, set here
 /// rather than left to `RUST_MIN_STACK`.
 const STACK_BYTES: usize = 4 * 1024 * 1024;
-
-/// Consecutive EVAL-family commands of one client, with the client they run for (handed back
-/// with the outcomes, in order).
-pub struct ScriptJob {
-    pub commands: Vec<Vec<Bytes>>,
-    pub client: ClientState,
-    pub reply: oneshot::Sender<(ClientState, Vec<Outcome>)>,
-}
 
 /// Queues a script job, starting the script thread on first use. False if it is gone.
 pub fn submit(shared: &Arc<Shared>, job: ScriptJob) -> bool {
@@ -46,24 +36,25 @@ pub fn submit(shared: &Arc<Shared>, job: ScriptJob) -> bool {
 
 fn run(shared: &Shared, jobs: mpsc::Receiver<ScriptJob>) {
     while let Ok(first) = jobs.recv() {
-        let mut store = shared.store.lock();
+        let mut engine = shared.engine.lock();
         let mut next = Some(first);
         let mut done = 0;
         while let Some(mut job) = next.take() {
-            let outcomes = job
+            // Here a script neither blocks nor moves: each command has its reply.
+            let replies = job
                 .commands
                 .iter()
-                .map(|args| dispatch(shared, &mut store, &mut job.client, args))
+                .map(|args| dispatch(shared, &mut engine, &mut job.client, args).into_reply())
                 .collect();
             // The connection may have gone; its client state goes with it.
-            let _ = job.reply.send((job.client, outcomes));
+            let _ = job.reply.send((job.client, replies));
             done += 1;
             if done < JOBS_PER_LOCK {
                 next = jobs.try_recv().ok();
             }
         }
         // Hand the lock straight to a waiting connection rather than re-taking it.
-        MutexGuard::unlock_fair(store);
+        MutexGuard::unlock_fair(engine);
         shared.script_monitor.done.notify_waiters();
     }
 }

@@ -1,9 +1,11 @@
-//! State shared by all connections: configuration, the client registry and server statistics.
+//! State shared by all connections: configuration, the engine behind its lock, the client
+//! registry, server statistics, and each connection's own client state.
 
-use crate::db::Store;
+use crate::engine::{BlockOp, Engine, Waiter};
 use crate::metrics::{unix_ms, QueueRegistry};
-use crate::reply::Protocol;
+use crate::reply::{Protocol, Reply};
 use crate::resp::Limits;
+use crate::scripting::ScriptMonitor;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -11,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 /// Broker configuration. Fields with units carry them in their names.
 #[derive(Clone, Debug)]
@@ -113,7 +115,7 @@ pub struct ClientInfo {
     pub db: AtomicUsize,
     pub resp: AtomicUsize,
     pub last_interaction: Mutex<Instant>,
-    /// Index into `COMMANDS` of the last command run (`usize::MAX` before the first).
+    /// The command table's index of the last command run (`usize::MAX` before the first).
     pub last_cmd: AtomicUsize,
     pub blocked: AtomicBool,
     pub in_multi: AtomicBool,
@@ -148,8 +150,9 @@ impl ClientInfo {
         self.kill.notify_one();
     }
 
-    /// One `CLIENT LIST` line (without the trailing newline).
-    pub fn describe(&self) -> String {
+    /// One `CLIENT LIST` line (without the trailing newline); `last_command` is the name of
+    /// the command at [`ClientInfo::last_cmd`].
+    pub fn describe(&self, last_command: Option<&str>) -> String {
         let now = Instant::now();
         let flags = if self.blocked.load(Relaxed) {
             "b"
@@ -168,21 +171,12 @@ impl ClientInfo {
             now.duration_since(*self.last_interaction.lock()).as_secs(),
             flags,
             self.db.load(Relaxed),
-            crate::commands::COMMANDS.get(self.last_cmd.load(Relaxed)).map_or("NULL", |c| c.name),
+            last_command.unwrap_or("NULL"),
             self.resp.load(Relaxed),
             self.lib_name.lock().as_deref().unwrap_or(""),
             self.lib_ver.lock().as_deref().unwrap_or(""),
         )
     }
-}
-
-/// Per-command call statistics (INFO commandstats).
-#[derive(Default, Debug, Clone, Copy)]
-pub struct CommandStat {
-    pub calls: u64,
-    pub usec: u64,
-    pub rejected_calls: u64,
-    pub failed_calls: u64,
 }
 
 /// Counters for INFO stats / commandstats / errorstats.
@@ -202,9 +196,18 @@ impl ServerStats {
     }
 }
 
+/// Consecutive EVAL-family commands of one client, for the script thread, which runs them and
+/// hands the client back with their replies, in order.
+pub struct ScriptJob {
+    pub commands: Vec<Vec<Bytes>>,
+    pub client: ClientState,
+    pub reply: oneshot::Sender<(ClientState, Vec<Reply>)>,
+}
+
 /// The state every connection shares.
 pub struct Shared {
-    pub store: Mutex<Store>,
+    /// The keyspace lock: the engine (keyspace, blocked clients, WATCH, statistics, scripts).
+    pub engine: Mutex<Engine>,
     pub queues: Arc<QueueRegistry>,
     pub config: RwLock<BrokerConfig>,
     pub clients: Mutex<BTreeMap<u64, Arc<ClientInfo>>>,
@@ -218,9 +221,9 @@ pub struct Shared {
     pub port: AtomicUsize,
     pub run_id: String,
     /// Which script is running since when, and SCRIPT KILL's request.
-    pub script_monitor: Arc<crate::scripting::ScriptMonitor>,
+    pub script_monitor: Arc<ScriptMonitor>,
     /// The queue of the script thread, started on the first script.
-    pub script_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<crate::script_thread::ScriptJob>>,
+    pub script_jobs: std::sync::OnceLock<std::sync::mpsc::Sender<ScriptJob>>,
     /// This state's own handle, for work that must own a reference (scripts).
     pub me: std::sync::Weak<Shared>,
     /// Cancelled when the server stops (SHUTDOWN, or the shutdown given to `Broker::serve`):
@@ -240,7 +243,7 @@ impl Shared {
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
         Arc::new_cyclic(|me| Shared {
-            store: Mutex::new(Store::new(config.databases, queues.clone())),
+            engine: Mutex::new(Engine::new(config.databases, queues.clone())),
             queues,
             config: RwLock::new(config),
             clients: Mutex::new(BTreeMap::new()),
@@ -275,12 +278,33 @@ pub struct ClientState {
     /// Set when a WATCHed key changes.
     pub dirty: Arc<AtomicBool>,
     pub info: Arc<ClientInfo>,
-    /// Handlers may answer with pre-encoded [`Reply::Raw`](crate::reply::Reply::Raw) bytes:
+    /// Handlers may answer with pre-encoded [`Reply::Raw`] bytes:
     /// true for network clients, false where the structured reply is needed (scripts).
     pub raw_replies: bool,
 }
 
 impl ClientState {
+    /// Registers this client as blocked on `keys` (a command's `Outcome::Block`); returns the
+    /// waiter's id and where its reply will arrive.
+    pub fn block(
+        &self,
+        engine: &mut Engine,
+        keys: Vec<Bytes>,
+        op: BlockOp,
+    ) -> (u64, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let waiter = engine.block(Waiter {
+            client: self.id,
+            client_name: self.name.clone(),
+            db: self.db,
+            keys,
+            op,
+            tx,
+        });
+        self.info.blocked.store(true, Relaxed);
+        (waiter, rx)
+    }
+
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> ClientState {
         ClientState {
             id: info.id,

@@ -329,8 +329,8 @@ proptest! {
         for op in &ops {
             let (args, expected) = apply(&mut model, op);
             let args: Vec<Bytes> = args.into_iter().map(Bytes::from).collect();
-            let mut store = shared.store.lock();
-            let got = match dispatch(&shared, &mut store, &mut client, &args) {
+            let mut engine = shared.engine.lock();
+            let got = match dispatch(&shared, &mut engine, &mut client, &args) {
                 Outcome::Reply(r) => r,
                 other => panic!("unexpected outcome {other:?}"),
             };

@@ -9,9 +9,9 @@ pub fn del(ctx: &mut Ctx) -> Outcome {
     let mut n = 0;
     let db = ctx.client.db;
     for key in &ctx.args[1..] {
-        ctx.store.expire_if_due(db, key, ctx.now_ms);
-        if ctx.store.dbs[db].remove(key).is_some() {
-            ctx.store.touch(db, key);
+        ctx.engine.expire_if_due(db, key, ctx.now_ms);
+        if ctx.engine.keyspace[db].remove(key).is_some() {
+            ctx.engine.touch(db, key);
             n += 1;
         }
     }
@@ -144,15 +144,15 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
     if nx && ctx.lookup(&dst).is_some() {
         return Reply::Int(0).into();
     }
-    let expiry = ctx.store.dbs[db].expiry_of(&src);
-    let Some(value) = ctx.store.dbs[db].remove(&src) else {
+    let expiry = ctx.engine.keyspace[db].expiry_of(&src);
+    let Some(value) = ctx.engine.keyspace[db].remove(&src) else {
         return Reply::error(msg::NO_SUCH_KEY).into();
     };
-    ctx.store.dbs[db].remove(&dst);
+    ctx.engine.keyspace[db].remove(&dst);
     let value = match value {
         // A renamed list becomes a different queue: it takes the destination's counters.
         Value::List(mut l) => {
-            l.retarget(ctx.store.queues.counters(db, &dst));
+            l.retarget(ctx.engine.keyspace.queues.counters(db, &dst));
             let len = l.items.len();
             l.stats
                 .record_push(0, len, l.oldest_us(), crate::metrics::unix_ms());
@@ -161,19 +161,21 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         v => v,
     };
     let was_list = matches!(value, Value::List(_));
-    ctx.store.dbs[db].map.insert(Bytes::copy_from_slice(&dst), value);
+    ctx.engine.keyspace[db]
+        .map
+        .insert(Bytes::copy_from_slice(&dst), value);
     if let Some(at) = expiry {
-        ctx.store.dbs[db].set_expiry(&dst, at);
+        ctx.engine.keyspace[db].set_expiry(&dst, at);
     }
-    ctx.store.touch(db, &src);
+    ctx.engine.touch(db, &src);
     if was_list {
-        let len = match ctx.store.dbs[db].map.get(&dst) {
+        let len = match ctx.engine.keyspace[db].map.get(&dst) {
             Some(Value::List(l)) => l.items.len(),
             _ => 0,
         };
-        ctx.store.after_push(db, &dst, 0, len);
+        ctx.engine.after_push(db, &dst, 0, len);
     } else {
-        ctx.store.touch(db, &dst);
+        ctx.engine.touch(db, &dst);
     }
     if nx { Reply::Int(1) } else { Reply::Ok }.into()
 }
@@ -200,17 +202,14 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
             b"xx" => xx = true,
             b"gt" => gt = true,
             b"lt" => lt = true,
-            _ => {
-                return Reply::error(format!("ERR Unsupported option {}", String::from_utf8_lossy(opt)))
-                    .into()
-            }
+            _ => return Reply::error(msg::unsupported_option(opt)).into(),
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible").into();
+        return Reply::error(msg::EXPIRE_NX_AND_XX_GT_LT).into();
     }
     if gt && lt {
-        return Reply::error("ERR GT and LT options at the same time are not compatible").into();
+        return Reply::error(msg::EXPIRE_GT_AND_LT).into();
     }
     let Some(ms) = n.checked_mul(unit_ms) else {
         return Reply::error(msg::invalid_expire(name)).into();
@@ -227,7 +226,7 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
         return Reply::Int(0).into();
     }
     let db = ctx.client.db;
-    let current = ctx.store.dbs[db].expiry_of(&key);
+    let current = ctx.engine.keyspace[db].expiry_of(&key);
     if (nx && current.is_some()) || (xx && current.is_none()) {
         return Reply::Int(0).into();
     }
@@ -238,11 +237,11 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
         return Reply::Int(0).into();
     }
     if when <= ctx.now_ms as i64 {
-        ctx.store.dbs[db].remove(&key);
+        ctx.engine.keyspace[db].remove(&key);
     } else {
-        ctx.store.dbs[db].set_expiry(&key, when as u64);
+        ctx.engine.keyspace[db].set_expiry(&key, when as u64);
     }
-    ctx.store.touch(db, &key);
+    ctx.engine.touch(db, &key);
     Reply::Int(1).into()
 }
 
@@ -291,8 +290,8 @@ pub fn persist(ctx: &mut Ctx) -> Outcome {
         return Reply::Int(0).into();
     }
     let db = ctx.client.db;
-    if ctx.store.dbs[db].clear_expiry(&key) {
-        ctx.store.touch(db, &key);
+    if ctx.engine.keyspace[db].clear_expiry(&key) {
+        ctx.engine.touch(db, &key);
         Reply::Int(1).into()
     } else {
         Reply::Int(0).into()

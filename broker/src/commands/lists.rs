@@ -1,7 +1,8 @@
 //! List commands, including the blocking pops and moves.
 
 use super::{end_arg, int_arg, parse_i64, timeout_arg, Ctx, Outcome};
-use crate::db::{BlockOp, End, Item, Value};
+use crate::db::{End, Item, Value};
+use crate::engine::BlockOp;
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
 
@@ -29,9 +30,9 @@ fn push(ctx: &mut Ctx, end: End, only_existing: bool) -> Outcome {
         }
     } else {
         // `push` itself tells a list from another type: one hash lookup on the hot path.
-        ctx.store.expire_if_due(db, key, ctx.now_ms);
+        ctx.engine.expire_if_due(db, key, ctx.now_ms);
     }
-    match ctx.store.push(db, key, end, &ctx.args[2..]) {
+    match ctx.engine.push(db, key, end, &ctx.args[2..]) {
         Some(len) => Reply::Int(len as i64).into(),
         None => wrongtype(),
     }
@@ -83,7 +84,7 @@ fn pop(ctx: &mut Ctx, end: End) -> Outcome {
     let (db, id) = (ctx.client.db, ctx.client.id);
     let name = ctx.client.name.clone();
     let popped = ctx
-        .store
+        .engine
         .pop(db, &key, end, count.unwrap_or(1), id, name.as_deref())
         .unwrap_or_default();
     match count {
@@ -194,7 +195,7 @@ pub fn lset(ctx: &mut Ctx) -> Outcome {
         Some(_) => return wrongtype(),
     };
     let db = ctx.client.db;
-    ctx.store.touch(db, &key);
+    ctx.engine.touch(db, &key);
     out.into()
 }
 
@@ -208,7 +209,7 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
     };
     let key = ctx.args[1].clone();
     let (pivot, element) = (ctx.args[3].clone(), ctx.args[4].clone());
-    let now_us = ctx.store.now_us;
+    let now_us = ctx.engine.now_us;
     let len = match ctx.lookup(&key) {
         None => return Reply::Int(0).into(),
         Some(Value::List(l)) => {
@@ -230,7 +231,7 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
         Some(_) => return wrongtype(),
     };
     let db = ctx.client.db;
-    ctx.store.after_push(db, &key, 1, len);
+    ctx.engine.after_push(db, &key, 1, len);
     Reply::Int(len as i64).into()
 }
 
@@ -277,10 +278,10 @@ pub fn lrem(ctx: &mut Ctx) -> Outcome {
     };
     let db = ctx.client.db;
     if empty {
-        ctx.store.dbs[db].remove(&key);
+        ctx.engine.keyspace[db].remove(&key);
     }
     if removed > 0 {
-        ctx.store.touch(db, &key);
+        ctx.engine.touch(db, &key);
     }
     Reply::Int(removed as i64).into()
 }
@@ -308,9 +309,9 @@ pub fn ltrim(ctx: &mut Ctx) -> Outcome {
     };
     let db = ctx.client.db;
     if empty {
-        ctx.store.dbs[db].remove(&key);
+        ctx.engine.keyspace[db].remove(&key);
     }
-    ctx.store.touch(db, &key);
+    ctx.engine.touch(db, &key);
     Reply::Ok.into()
 }
 
@@ -326,12 +327,7 @@ pub fn lpos(ctx: &mut Ctx) -> Outcome {
         };
         if opt.eq_ignore_ascii_case(b"rank") {
             rank = match int_arg(val) {
-                Ok(r) if r == i64::MIN => {
-                    return Reply::error(
-                        "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
-                    )
-                    .into()
-                }
+                Ok(r) if r == i64::MIN => return Reply::error(msg::RANK_OUT_OF_RANGE).into(),
                 Ok(0) => return Reply::error(msg::RANK_ZERO).into(),
                 Ok(r) => r,
                 Err(e) => return e.into(),
@@ -404,13 +400,13 @@ fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Resu
     let (db, id) = (ctx.client.db, ctx.client.id);
     let name = ctx.client.name.clone();
     let mut popped = ctx
-        .store
+        .engine
         .pop(db, src, from, 1, id, name.as_deref())
         .unwrap_or_default();
     let Some(e) = popped.pop() else {
         return Ok(None);
     };
-    ctx.store.push(db, dst, to, std::slice::from_ref(&e));
+    ctx.engine.push(db, dst, to, std::slice::from_ref(&e));
     Ok(Some(e))
 }
 
@@ -476,7 +472,7 @@ fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Result<Opt
             let (db, id) = (ctx.client.db, ctx.client.id);
             let name = ctx.client.name.clone();
             let popped = ctx
-                .store
+                .engine
                 .pop(db, key, end, count, id, name.as_deref())
                 .unwrap_or_default();
             return Ok(Some(Reply::Array(vec![
@@ -538,7 +534,7 @@ fn bpop(ctx: &mut Ctx, end: End) -> Outcome {
                 let (db, id) = (ctx.client.db, ctx.client.id);
                 let name = ctx.client.name.clone();
                 let mut popped = ctx
-                    .store
+                    .engine
                     .pop(db, key, end, 1, id, name.as_deref())
                     .unwrap_or_default();
                 if let Some(e) = popped.pop() {

@@ -1,15 +1,36 @@
-//! The command table, argument helpers, and dispatch of one command against the keyspace.
+//! The command table and dispatch (auth, MULTI queueing, arity, statistics, serving the
+//! clients a command unblocked), with one module per command family.
+//!
+//! Families: `connection` (PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET), `client`, `command`
+//! (COMMAND and its DOCS), `info`, `config`, `server` (DBSIZE, FLUSHDB, FLUSHALL, TIME),
+//! `qstats`, `transactions` (MULTI, EXEC, DISCARD, WATCH), [`shutdown`], `keys`, `strings`,
+//! `lists` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
+//! [`flags`] types the table's flags.
 
+mod args;
+mod client;
+mod command;
+mod config;
+mod connection;
+pub mod flags;
+mod info;
 mod keys;
 mod lists;
+mod qstats;
 mod scripting;
 mod server;
 pub mod shutdown;
-
-pub use server::{resident_bytes, unwatch_all, REDIS_VERSION};
 mod strings;
+mod transactions;
 
-use crate::db::{BlockOp, End, Store, Value};
+pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
+pub use flags::CommandFlags;
+pub use info::resident_bytes;
+pub use scripting::is_script_command;
+pub use transactions::unwatch_all;
+
+use crate::db::{Db, Value};
+use crate::engine::{BlockOp, Engine};
 use crate::reply::{msg, Reply};
 use crate::state::{ClientState, Shared};
 use bytes::Bytes;
@@ -29,6 +50,24 @@ pub enum Outcome {
     },
     /// Reply, then close the connection (QUIT).
     Close(Reply),
+    /// An EVAL-family command tried inline, on a connection's event loop, must run on the
+    /// script thread instead: its script has no record of finishing fast, or it overran its
+    /// budget before writing. Nothing changed and the call was not counted; the connection
+    /// hands the command to the script thread, which runs it from the start.
+    Migrate,
+}
+
+impl Outcome {
+    /// The reply where a command can neither block nor move: inside EXEC, in a script, on the
+    /// script thread. A blocking command answers as if it had timed out at once.
+    pub fn into_reply(self) -> Reply {
+        match self {
+            Outcome::Reply(r) | Outcome::Close(r) => r,
+            Outcome::Block { .. } => Reply::NullArray,
+            // Only a command tried inline can move; where none is, say what happened.
+            Outcome::Migrate => Reply::error(msg::SCRIPT_MOVED_REPLY),
+        }
+    }
 }
 
 impl From<Reply> for Outcome {
@@ -39,7 +78,7 @@ impl From<Reply> for Outcome {
 
 /// Everything a command handler may touch.
 pub struct Ctx<'a> {
-    pub store: &'a mut Store,
+    pub engine: &'a mut Engine,
     pub client: &'a mut ClientState,
     pub shared: &'a Shared,
     pub args: &'a [Bytes],
@@ -49,15 +88,15 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn db(&mut self) -> &mut crate::db::Db {
-        &mut self.store.dbs[self.client.db]
+    pub fn db(&mut self) -> &mut Db {
+        &mut self.engine.keyspace[self.client.db]
     }
 
     /// Looks a key up for reading or writing, expiring it first if due.
     pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Value> {
         let db = self.client.db;
-        self.store.expire_if_due(db, key, self.now_ms);
-        self.store.dbs[db].map.get_mut(key)
+        self.engine.expire_if_due(db, key, self.now_ms);
+        self.engine.keyspace[db].map.get_mut(key)
     }
 }
 
@@ -68,7 +107,7 @@ pub struct CommandSpec {
     pub name: &'static str,
     /// Redis convention: `n` exactly n arguments (with the name), `-n` at least n.
     pub arity: i32,
-    pub flags: &'static [&'static str],
+    pub flags: CommandFlags,
     pub first_key: i32,
     pub last_key: i32,
     pub step: i32,
@@ -81,16 +120,16 @@ pub struct CommandSpec {
 
 impl CommandSpec {
     pub fn is_write(&self) -> bool {
-        self.flags.contains(&"write")
+        self.flags.contains(CommandFlags::WRITE)
     }
 }
 
 macro_rules! cmd {
-    ($name:literal, $arity:expr, [$($flag:literal),*], ($f:expr, $l:expr, $s:expr), $group:literal, $summary:literal, $syntax:literal, $handler:path) => {
+    ($name:literal, $arity:expr, [$($flag:ident),*], ($f:expr, $l:expr, $s:expr), $group:literal, $summary:literal, $syntax:literal, $handler:path) => {
         CommandSpec {
             name: $name,
             arity: $arity,
-            flags: &[$($flag),*],
+            flags: CommandFlags::empty()$(.union(CommandFlags::$flag))*,
             first_key: $f,
             last_key: $l,
             step: $s,
@@ -105,94 +144,94 @@ macro_rules! cmd {
 /// Every command the broker implements.
 pub static COMMANDS: &[CommandSpec] = &[
     // connection
-    cmd!("ping", -1, ["fast", "stale"], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", server::ping),
-    cmd!("echo", 2, ["fast"], (0, 0, 0), "connection", "Returns the given string.", "message", server::echo),
-    cmd!("hello", -1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", server::hello),
-    cmd!("auth", -2, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", server::auth),
-    cmd!("select", 2, ["loading", "stale", "fast"], (0, 0, 0), "connection", "Changes the selected database.", "index", server::select),
-    cmd!("quit", -1, ["allow_busy", "noscript", "loading", "stale", "fast", "no_auth"], (0, 0, 0), "connection", "Closes the connection.", "", server::quit),
-    cmd!("reset", 1, ["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"], (0, 0, 0), "connection", "Resets the connection.", "", server::reset),
-    cmd!("client", -2, ["noscript", "loading", "stale"], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", server::client),
+    cmd!("ping", -1, [FAST, STALE], (0, 0, 0), "connection", "Returns the server's liveliness response.", "[message]", connection::ping),
+    cmd!("echo", 2, [FAST], (0, 0, 0), "connection", "Returns the given string.", "message", connection::echo),
+    cmd!("hello", -1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Handshakes with the Redis server.", "[protover [AUTH username password] [SETNAME clientname]]", connection::hello),
+    cmd!("auth", -2, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY], (0, 0, 0), "connection", "Authenticates the connection.", "[username] password", connection::auth),
+    cmd!("select", 2, [LOADING, STALE, FAST], (0, 0, 0), "connection", "Changes the selected database.", "index", connection::select),
+    cmd!("quit", -1, [ALLOW_BUSY, NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, TX_IMMEDIATE], (0, 0, 0), "connection", "Closes the connection.", "", connection::quit),
+    cmd!("reset", 1, [NOSCRIPT, LOADING, STALE, FAST, NO_AUTH, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "connection", "Resets the connection.", "", connection::reset),
+    cmd!("client", -2, [NOSCRIPT, LOADING, STALE], (0, 0, 0), "connection", "A container for client connection commands.", "subcommand [arg ...]", client::client),
     // server
-    cmd!("command", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", server::command),
-    cmd!("info", -1, ["loading", "stale"], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", server::info),
-    cmd!("shutdown", -1, ["admin", "noscript", "loading", "stale", "no_multi", "allow_busy"], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
-    cmd!("config", -2, ["admin", "noscript", "loading", "stale"], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", server::config),
-    cmd!("dbsize", 1, ["readonly", "fast"], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
-    cmd!("flushdb", -1, ["write"], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
-    cmd!("flushall", -1, ["write"], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
-    cmd!("time", 1, ["loading", "stale", "fast"], (0, 0, 0), "server", "Returns the server time.", "", server::time),
-    cmd!("qstats", -1, ["readonly", "fast"], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", server::qstats),
+    cmd!("command", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns detailed information about all commands.", "[subcommand [arg ...]]", command::command),
+    cmd!("info", -1, [LOADING, STALE], (0, 0, 0), "server", "Returns information and statistics about the server.", "[section [section ...]]", info::info),
+    cmd!("shutdown", -1, [ADMIN, NOSCRIPT, LOADING, STALE, NO_MULTI, ALLOW_BUSY], (0, 0, 0), "server", "Synchronously save the dataset to disk and then shut down the server", "[NOSAVE|SAVE] [NOW] [FORCE] [ABORT]", shutdown::shutdown),
+    cmd!("config", -2, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "A container for server configuration commands.", "subcommand [arg ...]", config::config),
+    cmd!("dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
+    cmd!("flushdb", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
+    cmd!("flushall", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
+    cmd!("time", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Returns the server time.", "", server::time),
+    cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", qstats::qstats),
     // transactions (dispatch handles their special cases)
-    cmd!("multi", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Starts a transaction.", "", server::multi),
-    cmd!("exec", 1, ["noscript", "loading", "stale", "skip_slowlog"], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", server::exec_outside),
-    cmd!("discard", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Discards a transaction.", "", server::discard),
-    cmd!("watch", -2, ["noscript", "loading", "stale", "fast", "allow_busy"], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", server::watch),
-    cmd!("unwatch", 1, ["noscript", "loading", "stale", "fast", "allow_busy"], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", server::unwatch),
+    cmd!("multi", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Starts a transaction.", "", transactions::multi),
+    cmd!("exec", 1, [NOSCRIPT, LOADING, STALE, SKIP_SLOWLOG, TX_IMMEDIATE, EXEC], (0, 0, 0), "transactions", "Executes all commands in a transaction.", "", transactions::exec_outside),
+    cmd!("discard", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Discards a transaction.", "", transactions::discard),
+    cmd!("watch", -2, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (1, -1, 1), "transactions", "Monitors changes to keys to determine the execution of a transaction.", "key [key ...]", transactions::watch),
+    cmd!("unwatch", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY], (0, 0, 0), "transactions", "Forgets about watched keys of a transaction.", "", transactions::unwatch),
     // scripting
-    cmd!("eval", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
-    cmd!("evalsha", -3, ["noscript", "skip_monitor", "may_replicate", "no_mandatory_keys", "stale"], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
-    cmd!("eval_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
-    cmd!("evalsha_ro", -3, ["noscript", "skip_monitor", "no_mandatory_keys", "stale", "readonly"], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
-    cmd!("script", -2, ["noscript"], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
+    cmd!("eval", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval),
+    cmd!("evalsha", -3, [NOSCRIPT, SKIP_MONITOR, MAY_REPLICATE, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Executes a server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha),
+    cmd!("eval_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
+    cmd!("evalsha_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
+    cmd!("script", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
     // keys
-    cmd!("del", -2, ["write"], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
-    cmd!("unlink", -2, ["write", "fast"], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
-    cmd!("exists", -2, ["readonly", "fast"], (1, -1, 1), "generic", "Determines whether one or more keys exist.", "key [key ...]", keys::exists),
-    cmd!("type", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
-    cmd!("keys", 2, ["readonly"], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
-    cmd!("scan", -2, ["readonly"], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
-    cmd!("rename", 3, ["write"], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
-    cmd!("renamenx", 3, ["write", "fast"], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
-    cmd!("expire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
-    cmd!("pexpire", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
-    cmd!("expireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
-    cmd!("pexpireat", -3, ["write", "fast"], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
-    cmd!("ttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
-    cmd!("pttl", 2, ["readonly", "fast"], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
-    cmd!("persist", 2, ["write", "fast"], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
+    cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
+    cmd!("exists", -2, [READONLY, FAST], (1, -1, 1), "generic", "Determines whether one or more keys exist.", "key [key ...]", keys::exists),
+    cmd!("type", 2, [READONLY, FAST], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
+    cmd!("keys", 2, [READONLY], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
+    cmd!("scan", -2, [READONLY], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    cmd!("rename", 3, [WRITE], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
+    cmd!("renamenx", 3, [WRITE, FAST], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
+    cmd!("expire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
+    cmd!("pexpire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in milliseconds.", "key milliseconds [NX|XX|GT|LT]", keys::pexpire),
+    cmd!("expireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix timestamp.", "key unix-time-seconds [NX|XX|GT|LT]", keys::expireat),
+    cmd!("pexpireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
+    cmd!("ttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
+    cmd!("pttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
+    cmd!("persist", 2, [WRITE, FAST], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
     // strings
-    cmd!("get", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
-    cmd!("set", -3, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value of a key.", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
-    cmd!("setnx", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", "key value", strings::setnx),
-    cmd!("setex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time of a key.", "key seconds value", strings::setex),
-    cmd!("psetex", 4, ["write", "denyoom"], (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", "key milliseconds value", strings::psetex),
-    cmd!("getset", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", "key value", strings::getset),
-    cmd!("getdel", 2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", "key", strings::getdel),
-    cmd!("getex", -2, ["write", "fast"], (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
-    cmd!("mget", -2, ["readonly", "fast"], (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", "key [key ...]", strings::mget),
-    cmd!("mset", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", "key value [key value ...]", strings::mset),
-    cmd!("msetnx", -3, ["write", "denyoom"], (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "key value [key value ...]", strings::msetnx),
-    cmd!("incr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by one.", "key", strings::incr),
-    cmd!("decr", 2, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements the integer value of a key by one.", "key", strings::decr),
-    cmd!("incrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increments the integer value of a key by a number.", "key increment", strings::incrby),
-    cmd!("decrby", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
-    cmd!("incrbyfloat", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
-    cmd!("append", 3, ["write", "denyoom", "fast"], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
-    cmd!("strlen", 2, ["readonly", "fast"], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
+    cmd!("get", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
+    cmd!("set", -3, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value of a key.", "key value [NX|XX] [GET] [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|KEEPTTL]", strings::set),
+    cmd!("setnx", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Set the string value of a key only when the key doesn't exist.", "key value", strings::setnx),
+    cmd!("setex", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value and expiration time of a key.", "key seconds value", strings::setex),
+    cmd!("psetex", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Sets the string value and expiration time in milliseconds of a key.", "key milliseconds value", strings::psetex),
+    cmd!("getset", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Returns the previous string value of a key after setting it to a new value.", "key value", strings::getset),
+    cmd!("getdel", 2, [WRITE, FAST], (1, 1, 1), "string", "Returns the string value of a key after deleting the key.", "key", strings::getdel),
+    cmd!("getex", -2, [WRITE, FAST], (1, 1, 1), "string", "Returns the string value of a key after setting its expiration time.", "key [EX seconds|PX milliseconds|EXAT unix-time-seconds|PXAT unix-time-milliseconds|PERSIST]", strings::getex),
+    cmd!("mget", -2, [READONLY, FAST], (1, -1, 1), "string", "Atomically returns the string values of one or more keys.", "key [key ...]", strings::mget),
+    cmd!("mset", -3, [WRITE, DENYOOM], (1, -1, 2), "string", "Atomically creates or modifies the string values of one or more keys.", "key value [key value ...]", strings::mset),
+    cmd!("msetnx", -3, [WRITE, DENYOOM], (1, -1, 2), "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", "key value [key value ...]", strings::msetnx),
+    cmd!("incr", 2, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increments the integer value of a key by one.", "key", strings::incr),
+    cmd!("decr", 2, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements the integer value of a key by one.", "key", strings::decr),
+    cmd!("incrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increments the integer value of a key by a number.", "key increment", strings::incrby),
+    cmd!("decrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
+    cmd!("incrbyfloat", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
+    cmd!("append", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
+    cmd!("strlen", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
     // lists
-    cmd!("lpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
-    cmd!("rpush", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends one or more elements to a list.", "key element [element ...]", lists::rpush),
-    cmd!("lpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Prepends one or more elements to a list only when the list exists.", "key element [element ...]", lists::lpushx),
-    cmd!("rpushx", -3, ["write", "denyoom", "fast"], (1, 1, 1), "list", "Appends an element to a list only when the list exists.", "key element [element ...]", lists::rpushx),
-    cmd!("lpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns the first elements in a list after removing it.", "key [count]", lists::lpop),
-    cmd!("rpop", -2, ["write", "fast"], (1, 1, 1), "list", "Returns and removes the last elements of a list.", "key [count]", lists::rpop),
-    cmd!("llen", 2, ["readonly", "fast"], (1, 1, 1), "list", "Returns the length of a list.", "key", lists::llen),
-    cmd!("lrange", 4, ["readonly"], (1, 1, 1), "list", "Returns a range of elements from a list.", "key start stop", lists::lrange),
-    cmd!("lindex", 3, ["readonly"], (1, 1, 1), "list", "Returns an element from a list by its index.", "key index", lists::lindex),
-    cmd!("lset", 4, ["write", "denyoom"], (1, 1, 1), "list", "Sets the value of an element in a list by its index.", "key index element", lists::lset),
-    cmd!("linsert", 5, ["write", "denyoom"], (1, 1, 1), "list", "Inserts an element before or after another element in a list.", "key BEFORE|AFTER pivot element", lists::linsert),
-    cmd!("lrem", 4, ["write"], (1, 1, 1), "list", "Removes elements from a list.", "key count element", lists::lrem),
-    cmd!("ltrim", 4, ["write"], (1, 1, 1), "list", "Removes elements from both ends a list.", "key start stop", lists::ltrim),
-    cmd!("lpos", -3, ["readonly"], (1, 1, 1), "list", "Returns the index of matching elements in a list.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", lists::lpos),
-    cmd!("lmove", 5, ["write", "denyoom"], (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another.", "source destination LEFT|RIGHT LEFT|RIGHT", lists::lmove),
-    cmd!("rpoplpush", 3, ["write", "denyoom"], (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list.", "source destination", lists::rpoplpush),
-    cmd!("lmpop", -4, ["write"], (0, 0, 0), "list", "Returns multiple elements from a list after removing them.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::lmpop),
-    cmd!("blpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::blpop),
-    cmd!("brpop", -3, ["write", "noscript", "blocking"], (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::brpop),
-    cmd!("blmove", 6, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
-    cmd!("brpoplpush", 4, ["write", "denyoom", "noscript", "blocking"], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
-    cmd!("blmpop", -5, ["write", "blocking"], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
+    cmd!("lpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
+    cmd!("rpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Appends one or more elements to a list.", "key element [element ...]", lists::rpush),
+    cmd!("lpushx", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list only when the list exists.", "key element [element ...]", lists::lpushx),
+    cmd!("rpushx", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Appends an element to a list only when the list exists.", "key element [element ...]", lists::rpushx),
+    cmd!("lpop", -2, [WRITE, FAST], (1, 1, 1), "list", "Returns the first elements in a list after removing it.", "key [count]", lists::lpop),
+    cmd!("rpop", -2, [WRITE, FAST], (1, 1, 1), "list", "Returns and removes the last elements of a list.", "key [count]", lists::rpop),
+    cmd!("llen", 2, [READONLY, FAST], (1, 1, 1), "list", "Returns the length of a list.", "key", lists::llen),
+    cmd!("lrange", 4, [READONLY], (1, 1, 1), "list", "Returns a range of elements from a list.", "key start stop", lists::lrange),
+    cmd!("lindex", 3, [READONLY], (1, 1, 1), "list", "Returns an element from a list by its index.", "key index", lists::lindex),
+    cmd!("lset", 4, [WRITE, DENYOOM], (1, 1, 1), "list", "Sets the value of an element in a list by its index.", "key index element", lists::lset),
+    cmd!("linsert", 5, [WRITE, DENYOOM], (1, 1, 1), "list", "Inserts an element before or after another element in a list.", "key BEFORE|AFTER pivot element", lists::linsert),
+    cmd!("lrem", 4, [WRITE], (1, 1, 1), "list", "Removes elements from a list.", "key count element", lists::lrem),
+    cmd!("ltrim", 4, [WRITE], (1, 1, 1), "list", "Removes elements from both ends a list.", "key start stop", lists::ltrim),
+    cmd!("lpos", -3, [READONLY], (1, 1, 1), "list", "Returns the index of matching elements in a list.", "key element [RANK rank] [COUNT num-matches] [MAXLEN len]", lists::lpos),
+    cmd!("lmove", 5, [WRITE, DENYOOM], (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another.", "source destination LEFT|RIGHT LEFT|RIGHT", lists::lmove),
+    cmd!("rpoplpush", 3, [WRITE, DENYOOM], (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list.", "source destination", lists::rpoplpush),
+    cmd!("lmpop", -4, [WRITE], (0, 0, 0), "list", "Returns multiple elements from a list after removing them.", "numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::lmpop),
+    cmd!("blpop", -3, [WRITE, NOSCRIPT, BLOCKING], (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::blpop),
+    cmd!("brpop", -3, [WRITE, NOSCRIPT, BLOCKING], (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise.", "key [key ...] timeout", lists::brpop),
+    cmd!("blmove", 6, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
+    cmd!("brpoplpush", 4, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
+    cmd!("blmpop", -5, [WRITE, BLOCKING], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
 ];
 
 fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {
@@ -234,7 +273,7 @@ fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
 
 /// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
 /// serving of clients that the command unblocked.
-pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, args: &[Bytes]) -> Outcome {
+pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, args: &[Bytes]) -> Outcome {
     let Some(index) = lookup_index(&args[0]) else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
@@ -244,7 +283,7 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
         return Reply::error(err).into();
     };
     let spec = &COMMANDS[index];
-    if !client.authenticated && !spec.flags.contains(&"no_auth") {
+    if !client.authenticated && !spec.flags.contains(CommandFlags::NO_AUTH) {
         shared.stats.record_error(msg::NOAUTH);
         return Reply::error(msg::NOAUTH).into();
     }
@@ -253,49 +292,44 @@ pub fn dispatch(shared: &Shared, store: &mut Store, client: &mut ClientState, ar
             client.multi_error = true;
         }
         let err = msg::wrong_args(spec.name);
-        store.command_stats[index].rejected_calls += 1;
+        engine.stats.of(index).rejected_calls += 1;
         shared.stats.record_error(&err);
         return Reply::error(err).into();
     }
-    if client.multi.is_some() && spec.flags.contains(&"no_multi") {
+    if client.multi.is_some() && spec.flags.contains(CommandFlags::NO_MULTI) {
         client.multi_error = true;
-        store.command_stats[index].rejected_calls += 1;
+        engine.stats.of(index).rejected_calls += 1;
         shared.stats.record_error(msg::NO_MULTI);
         return Reply::error(msg::NO_MULTI).into();
     }
-    if client.multi.is_some()
-        && !matches!(
-            spec.name,
-            "exec" | "discard" | "multi" | "watch" | "quit" | "reset"
-        )
-    {
+    if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
         if let Some(q) = client.multi.as_mut() {
             q.push(args.to_vec());
         }
         return Reply::status("QUEUED").into();
     }
-    if spec.name == "exec" {
-        return exec(shared, store, client).into();
+    if spec.flags.contains(CommandFlags::EXEC) {
+        return transactions::exec(shared, engine, client, index).into();
     }
-    let out = call(shared, store, client, index, args, false);
-    store.serve_ready();
+    let out = call(shared, engine, client, index, args, false);
+    engine.serve_ready();
     out
 }
 
 /// Calls a handler and records its statistics.
 fn call(
     shared: &Shared,
-    store: &mut Store,
+    engine: &mut Engine,
     client: &mut ClientState,
     index: usize,
     args: &[Bytes],
     nested: bool,
 ) -> Outcome {
     let start = Instant::now();
-    store.now_us = shared.unix_us_at(start);
-    let now_ms = store.now_us / 1000;
+    engine.now_us = shared.unix_us_at(start);
+    let now_ms = engine.now_us / 1000;
     let mut ctx = Ctx {
-        store,
+        engine,
         client,
         shared,
         args,
@@ -303,19 +337,17 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
-    if let Outcome::Reply(Reply::Error(e)) = &out {
-        if e == crate::scripting::MIGRATE_MARKER {
-            // Not a call: the script runs again on the script thread and is counted there.
-            return out;
-        }
+    if let Outcome::Migrate = out {
+        // Not a call: the script runs again on the script thread and is counted there.
+        return out;
     }
     let usec = start.elapsed().as_micros() as u64;
-    store.total_commands += 1;
+    engine.stats.total += 1;
     client
         .info
         .last_cmd
         .store(index, std::sync::atomic::Ordering::Relaxed);
-    let st = &mut store.command_stats[index];
+    let st = engine.stats.of(index);
     st.calls += 1;
     st.usec += usec;
     if let Outcome::Reply(Reply::Error(e)) = &out {
@@ -325,289 +357,9 @@ fn call(
     out
 }
 
-/// EXEC: runs the queued commands atomically, or aborts on errors and WATCH conflicts.
-fn exec(shared: &Shared, store: &mut Store, client: &mut ClientState) -> Reply {
-    let Some(queued) = client.multi.take() else {
-        shared.stats.record_error(msg::EXEC_WITHOUT_MULTI);
-        return Reply::error(msg::EXEC_WITHOUT_MULTI);
-    };
-    client
-        .info
-        .in_multi
-        .store(false, std::sync::atomic::Ordering::Relaxed);
-    let had_error = std::mem::take(&mut client.multi_error);
-    let dirty = client.dirty.load(std::sync::atomic::Ordering::Relaxed);
-    server::unwatch_all(store, client);
-    if had_error {
-        shared.stats.record_error(msg::EXECABORT);
-        return Reply::error(msg::EXECABORT);
-    }
-    if dirty {
-        return Reply::NullArray;
-    }
-    let mut replies = Vec::with_capacity(queued.len());
-    for args in &queued {
-        let Some(index) = lookup_index(&args[0]) else {
-            continue;
-        };
-        let reply = match call(shared, store, client, index, args, true) {
-            Outcome::Reply(r) | Outcome::Close(r) => r,
-            // Blocking commands inside MULTI never block (handlers check `nested`).
-            Outcome::Block { .. } => Reply::NullArray,
-        };
-        replies.push(reply);
-    }
-    if let Some(index) = lookup_index(b"exec") {
-        store.command_stats[index].calls += 1;
-    }
-    store.serve_ready();
-    Reply::Array(replies)
-}
-
-// ---- argument helpers -------------------------------------------------------------------
-
-/// Parses an integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading zeros).
-pub fn parse_i64(b: &[u8]) -> Option<i64> {
-    if b.is_empty() || b.len() > 20 {
-        return None;
-    }
-    if b == b"0" {
-        return Some(0);
-    }
-    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
-    if digits.is_empty() || digits[0] == b'0' {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &c in digits {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-    }
-    if neg {
-        if v > i64::MAX as u64 + 1 {
-            None
-        } else {
-            Some((v as i64).wrapping_neg())
-        }
-    } else if v > i64::MAX as u64 {
-        None
-    } else {
-        Some(v as i64)
-    }
-}
-
-/// Parses an integer argument or returns Redis's "not an integer" error.
-pub fn int_arg(b: &[u8]) -> Result<i64, Reply> {
-    parse_i64(b).ok_or_else(|| Reply::error(msg::NOT_INT))
-}
-
-/// Parses a float as Redis's `strtold`-based helpers do (no spaces, no NaN).
-pub fn parse_f64(b: &[u8]) -> Option<f64> {
-    let s = std::str::from_utf8(b).ok()?;
-    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
-        return None;
-    }
-    let lower = s.to_ascii_lowercase();
-    let v: f64 = match lower.as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
-        _ => {
-            if lower.contains("nan") || lower.starts_with("0x") {
-                return None;
-            }
-            lower.parse().ok()?
-        }
-    };
-    Some(v)
-}
-
-/// Parses a blocking timeout in seconds: `0` means forever.
-pub fn timeout_arg(b: &[u8]) -> Result<Option<Duration>, Reply> {
-    let v = parse_f64(b).ok_or_else(|| Reply::error(msg::TIMEOUT_NOT_FLOAT))?;
-    if v < 0.0 {
-        return Err(Reply::error(msg::TIMEOUT_NEGATIVE));
-    }
-    if !v.is_finite() || v * 1000.0 > i64::MAX as f64 / 2.0 {
-        return Err(Reply::error(msg::TIMEOUT_OUT_OF_RANGE));
-    }
-    let ms = (v * 1000.0) as u64;
-    Ok(if ms == 0 && v == 0.0 {
-        None
-    } else {
-        Some(Duration::from_millis(ms.max(1)))
-    })
-}
-
-/// `LEFT`/`RIGHT` argument.
-pub fn end_arg(b: &[u8]) -> Result<End, Reply> {
-    if b.eq_ignore_ascii_case(b"left") {
-        Ok(End::Left)
-    } else if b.eq_ignore_ascii_case(b"right") {
-        Ok(End::Right)
-    } else {
-        Err(Reply::error(msg::SYNTAX))
-    }
-}
-
-/// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as used by KEYS and SCAN.
-pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
-    fn eq(a: u8, b: u8, nocase: bool) -> bool {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    }
-    let (mut p, mut i) = (0usize, 0usize);
-    // Backtracking point for the last `*`.
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        let mut matched = false;
-        let mut next_p = p;
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' => {
-                    matched = true;
-                    next_p = p + 1;
-                }
-                b'[' => {
-                    let mut j = p + 1;
-                    let not = j < pattern.len() && pattern[j] == b'^';
-                    if not {
-                        j += 1;
-                    }
-                    let mut hit = false;
-                    loop {
-                        if j >= pattern.len() {
-                            // Unterminated class: Redis treats the end as the close.
-                            break;
-                        }
-                        if pattern[j] == b'\\' && j + 1 < pattern.len() {
-                            j += 1;
-                            if eq(pattern[j], s[i], nocase) {
-                                hit = true;
-                            }
-                        } else if pattern[j] == b']' {
-                            break;
-                        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
-                            let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            let c = s[i];
-                            let in_range = if nocase {
-                                let c = c.to_ascii_lowercase();
-                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
-                            } else {
-                                c >= lo && c <= hi
-                            };
-                            if in_range {
-                                hit = true;
-                            }
-                            j += 2;
-                        } else if eq(pattern[j], s[i], nocase) {
-                            hit = true;
-                        }
-                        j += 1;
-                    }
-                    matched = hit != not;
-                    next_p = j + 1;
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    matched = eq(pattern[p + 1], s[i], nocase);
-                    next_p = p + 2;
-                }
-                c => {
-                    matched = eq(c, s[i], nocase);
-                    next_p = p + 1;
-                }
-            }
-        }
-        if matched {
-            p = next_p;
-            i += 1;
-        } else if let Some((sp, si)) = star {
-            p = sp;
-            i = si + 1;
-            star = Some((sp, si + 1));
-        } else {
-            return false;
-        }
-    }
-    while p < pattern.len() && pattern[p] == b'*' {
-        p += 1;
-    }
-    p == pattern.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strict_integers() {
-        assert_eq!(parse_i64(b"0"), Some(0));
-        assert_eq!(parse_i64(b"-12"), Some(-12));
-        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b"9223372036854775808"[..],
-            b"+1",
-            b" 1",
-            b"01",
-            b"-0",
-            b"",
-            b"1.0",
-            b"-",
-        ] {
-            assert_eq!(parse_i64(bad), None, "{:?}", bad);
-        }
-    }
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(timeout_arg(b"0").unwrap(), None);
-        assert_eq!(timeout_arg(b"1.0").unwrap(), Some(Duration::from_millis(1000)));
-        assert_eq!(timeout_arg(b"0.01").unwrap(), Some(Duration::from_millis(10)));
-        assert_eq!(
-            timeout_arg(b"-1").unwrap_err(),
-            Reply::error(msg::TIMEOUT_NEGATIVE)
-        );
-        assert_eq!(
-            timeout_arg(b"abc").unwrap_err(),
-            Reply::error(msg::TIMEOUT_NOT_FLOAT)
-        );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match(b"*", b"anything", false));
-        assert!(glob_match(b"q*", b"queue", false));
-        assert!(!glob_match(b"q*", b"work", false));
-        assert!(glob_match(b"h?llo", b"hello", false));
-        assert!(glob_match(b"h[ae]llo", b"hallo", false));
-        assert!(!glob_match(b"h[^e]llo", b"hello", false));
-        assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
-        assert!(glob_match(
-            b"worker_queue:processing:*",
-            b"worker_queue:processing:w1",
-            false
-        ));
-        assert!(glob_match(b"a\\*b", b"a*b", false));
-        assert!(glob_match(b"*x*y", b"axbxcy", false));
-    }
 
     #[test]
     fn every_command_resolves() {

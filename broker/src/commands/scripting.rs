@@ -1,7 +1,7 @@
 //! EVAL, EVALSHA, their read-only forms, and SCRIPT.
 
-use super::{call, lookup_index, parse_i64, Ctx, Outcome, COMMANDS};
-use crate::db::Store;
+use super::{call, lookup_index, parse_i64, CommandFlags, Ctx, Outcome, COMMANDS};
+use crate::engine::Engine;
 use crate::reply::{msg, Reply};
 use crate::scripting::{CommandRunner, Scripting};
 use crate::state::{ClientState, Shared};
@@ -10,12 +10,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Runs a script's `redis.call`s through the normal command path, with scripts' restrictions.
-/// It owns the keyspace and the client while the script runs (both are swapped back after,
+/// It owns the engine and the client while the script runs (both are swapped back after,
 /// and the runner, holding stand-ins, is kept in `Scripting::spare_runner` for the next one).
 struct ScriptRunner {
     /// Set only while a script runs (a kept runner must not keep the server alive).
     shared: Option<Arc<Shared>>,
-    store: Store,
+    engine: Engine,
     client: ClientState,
     readonly: bool,
 }
@@ -27,92 +27,114 @@ impl CommandRunner for ScriptRunner {
 
     fn run(&mut self, args: Vec<Bytes>) -> Reply {
         let Some(index) = lookup_index(&args[0]) else {
-            return Reply::error("ERR Unknown Redis command called from script");
+            return Reply::error(msg::SCRIPT_UNKNOWN_COMMAND);
         };
         let spec = &COMMANDS[index];
         if !super::arity_ok(spec, args.len()) {
-            return Reply::error("ERR Wrong number of args calling Redis command from script");
+            return Reply::error(msg::SCRIPT_WRONG_ARGS);
         }
-        if spec.flags.contains(&"noscript") {
-            return Reply::error("ERR This Redis command is not allowed from script");
+        if spec.flags.contains(CommandFlags::NOSCRIPT) {
+            return Reply::error(msg::SCRIPT_NOT_ALLOWED);
         }
         let Some(shared) = self.shared.as_ref() else {
-            return Reply::error("ERR no script is running");
+            return Reply::error(msg::NO_SCRIPT_RUNNING);
         };
         if shared.script_monitor.migrate.load(Ordering::Relaxed) {
             // Stopped to be re-run from the start: it must not change anything any more.
-            return Reply::error("ERR script moved to the script thread");
+            return Reply::error(msg::SCRIPT_MOVED_REPLY);
         }
         if spec.is_write() {
             if self.readonly {
-                return Reply::error("ERR Write commands are not allowed from read-only scripts.");
+                return Reply::error(msg::SCRIPT_WRITE_IN_READONLY);
             }
             shared.script_monitor.wrote.store(true, Ordering::Relaxed);
         }
-        match call(shared, &mut self.store, &mut self.client, index, &args, true) {
-            Outcome::Reply(r) | Outcome::Close(r) => r,
-            Outcome::Block { .. } => Reply::NullArray,
-        }
+        call(shared, &mut self.engine, &mut self.client, index, &args, true).into_reply()
     }
 }
 
-/// The interpreter, created on first use (it costs ~100 KB and a few ms).
-fn engine(ctx: &mut Ctx) -> Result<Box<Scripting>, Reply> {
-    match ctx.store.scripting.take() {
-        Some(s) => Ok(s),
-        None => Scripting::new(ctx.shared.script_monitor.clone())
-            .map(Box::new)
-            .map_err(|e| Reply::error(format!("ERR could not start the Lua interpreter: {e}"))),
-    }
+/// Whether `name` is an EVAL-family command: the ones a connection tries inline and otherwise
+/// hands to the script thread.
+pub fn is_script_command(name: &[u8]) -> bool {
+    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+        .iter()
+        .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
+}
+
+/// One EVAL-family call: the script (body or SHA), its keys and arguments, and how to run it.
+struct EvalCall<'a> {
+    script: &'a Bytes,
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
+    by_sha: bool,
+    readonly: bool,
+    /// Tried on a connection's event loop (see [`Outcome::Migrate`]).
+    inline: bool,
 }
 
 fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
     let numkeys = match parse_i64(&ctx.args[2]) {
         None => return Reply::error(msg::NOT_INT).into(),
-        Some(n) if n < 0 => return Reply::error("ERR Number of keys can't be negative").into(),
-        Some(n) if n as usize > ctx.args.len() - 3 => {
-            return Reply::error("ERR Number of keys can't be greater than number of args").into()
-        }
+        Some(n) if n < 0 => return Reply::error(msg::NUMKEYS_NEGATIVE).into(),
+        Some(n) if n as usize > ctx.args.len() - 3 => return Reply::error(msg::NUMKEYS_TOO_MANY).into(),
         Some(n) => n as usize,
     };
-    let args = ctx.args;
-    let (keys, argv) = (&args[3..3 + numkeys], &args[3 + numkeys..]);
-    let mut scripting = match engine(ctx) {
-        Ok(s) => s,
-        Err(e) => return e.into(),
+    let Ctx {
+        engine,
+        client,
+        shared,
+        args,
+        ..
+    } = ctx;
+    let monitor = &shared.script_monitor;
+    let call = EvalCall {
+        script: &args[1],
+        keys: &args[3..3 + numkeys],
+        argv: &args[3 + numkeys..],
+        by_sha,
+        readonly,
+        inline: monitor.inline.load(Ordering::Relaxed),
     };
-    let monitor = ctx.shared.script_monitor.clone();
-    // Tried on a connection's event loop first: only a script with a record of finishing fast
-    // runs there; anything else (compiling a new body included) goes to the script thread.
-    let inline = monitor.inline.load(Ordering::Relaxed);
-    let sha: std::borrow::Cow<'_, str> = match (by_sha, inline) {
-        (true, _) => crate::scripting::normalized_sha(&args[1]),
-        (false, true) => crate::scripting::sha1_hex(&args[1]).into(),
-        (false, false) => match scripting.load(&args[1]) {
+    // The interpreter is created on first use (it costs ~100 KB and a few ms).
+    engine
+        .with_scripting(monitor, |scripting, engine| {
+            run_script(scripting, engine, client, shared, &call)
+        })
+        .unwrap_or_else(|e| Reply::error(msg::lua_start_failed(e)).into())
+}
+
+/// Runs a script with the interpreter the engine lends: the engine and the client move into the
+/// script's runner for the duration and come back before this returns.
+fn run_script(
+    scripting: &mut Scripting,
+    engine: &mut Engine,
+    client: &mut ClientState,
+    shared: &Shared,
+    call: &EvalCall,
+) -> Outcome {
+    let monitor = &shared.script_monitor;
+    // Only a script with a record of finishing fast runs inline; anything else (compiling a
+    // new body included) goes to the script thread.
+    let sha: std::borrow::Cow<'_, str> = match (call.by_sha, call.inline) {
+        (true, _) => crate::scripting::normalized_sha(call.script),
+        (false, true) => crate::scripting::sha1_hex(call.script).into(),
+        (false, false) => match scripting.load(call.script) {
             Ok(sha) => sha.into(),
-            Err(e) => {
-                ctx.store.scripting = Some(scripting);
-                return e.into();
-            }
+            Err(e) => return e.into(),
         },
     };
-    let refusal = match scripting.status(&sha) {
-        None if by_sha => Some("NOSCRIPT No matching script. Please use EVAL."),
-        Some(eligible) if inline && !eligible => Some(crate::scripting::MIGRATE_MARKER),
-        None if inline => Some(crate::scripting::MIGRATE_MARKER),
-        _ => None,
-    };
-    if let Some(refusal) = refusal {
-        ctx.store.scripting = Some(scripting);
-        return Reply::error(refusal).into();
+    match scripting.status(&sha) {
+        None if call.by_sha => return Reply::error(msg::NOSCRIPT).into(),
+        // Not known to finish fast (or not compiled yet): the script thread runs it.
+        Some(false) | None if call.inline => return Outcome::Migrate,
+        _ => {}
     }
+    let Some(shared) = shared.me.upgrade() else {
+        return Reply::error(msg::SHUTTING_DOWN).into();
+    };
     monitor.begin();
     // Scripts need structured replies from the commands they call.
-    let raw = std::mem::replace(&mut ctx.client.raw_replies, false);
-    let Some(shared) = ctx.shared.me.upgrade() else {
-        ctx.store.scripting = Some(scripting);
-        return Reply::error("ERR server is shutting down").into();
-    };
+    let raw = std::mem::replace(&mut client.raw_replies, false);
     let mut runner = match scripting
         .spare_runner
         .take()
@@ -121,23 +143,23 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         Some(Ok(r)) => r,
         _ => Box::new(ScriptRunner {
             shared: None,
-            store: Store::placeholder(ctx.store.queues.clone()),
-            client: ClientState::new(ctx.client.info.clone(), true),
-            readonly,
+            engine: Engine::placeholder(engine.keyspace.queues.clone()),
+            client: ClientState::new(client.info.clone(), true),
+            readonly: call.readonly,
         }),
     };
     runner.shared = Some(shared);
-    runner.readonly = readonly;
-    let proto = ctx.client.proto;
-    std::mem::swap(&mut runner.store, ctx.store);
-    std::mem::swap(&mut runner.client, ctx.client);
-    let (mut reply, runner) = scripting.run(&sha, keys, argv, proto, runner);
+    runner.readonly = call.readonly;
+    let proto = client.proto;
+    std::mem::swap(&mut runner.engine, engine);
+    std::mem::swap(&mut runner.client, client);
+    let (reply, runner) = scripting.run(&sha, call.keys, call.argv, proto, runner);
     let migrated = monitor.migrate.swap(false, Ordering::Relaxed);
     // Lua's instruction count runs on across scripts, so one tick may be a previous script's
     // remainder; two mean this one executed more than 10,000 instructions.
     let long = migrated || monitor.hook_ticks.load(Ordering::Relaxed) >= 2;
     scripting.record_run(&sha, long);
-    if inline {
+    if call.inline {
         let counter = if migrated {
             &monitor.migrations
         } else {
@@ -145,22 +167,21 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
-    if migrated {
-        // It wrote nothing (the hook only stops scripts that have not): run it again.
-        reply = Reply::error(crate::scripting::MIGRATE_MARKER);
-    }
     match runner.into_any().downcast::<ScriptRunner>() {
         Ok(mut r) => {
-            std::mem::swap(&mut r.store, ctx.store);
-            std::mem::swap(&mut r.client, ctx.client);
+            std::mem::swap(&mut r.engine, engine);
+            std::mem::swap(&mut r.client, client);
             r.shared = None;
             scripting.spare_runner = Some(r);
         }
         Err(_) => tracing::error!("script runner of an unexpected type came back"),
     }
-    ctx.client.raw_replies = raw;
+    client.raw_replies = raw;
     monitor.started_ms.store(0, Ordering::Relaxed);
-    ctx.store.scripting = Some(scripting);
+    if migrated {
+        // It wrote nothing (the hook only stops scripts that have not): run it again there.
+        return Outcome::Migrate;
+    }
     reply.into()
 }
 
@@ -183,28 +204,22 @@ pub fn evalsha_ro(ctx: &mut Ctx) -> Outcome {
 pub fn script(ctx: &mut Ctx) -> Outcome {
     let sub = ctx.args[1].to_ascii_lowercase();
     let n = ctx.args.len();
-    let arity = |name: &str| {
-        Reply::error(format!(
-            "ERR wrong number of arguments for 'script|{name}' command"
-        ))
-    };
+    let arity = |name: &str| Reply::error(msg::wrong_args(&format!("script|{name}")));
     match sub.as_slice() {
         b"load" if n == 3 => {
-            let mut scripting = match engine(ctx) {
-                Ok(s) => s,
-                Err(e) => return e.into(),
-            };
-            let body = ctx.args[2].clone();
-            let out = scripting.load(&body);
-            ctx.store.scripting = Some(scripting);
-            match out {
-                Ok(sha) => Reply::bulk(sha).into(),
-                Err(e) => e.into(),
+            let body = &ctx.args[2];
+            let loaded = ctx
+                .engine
+                .with_scripting(&ctx.shared.script_monitor, |scripting, _| scripting.load(body));
+            match loaded {
+                Ok(Ok(sha)) => Reply::bulk(sha).into(),
+                Ok(Err(e)) => e.into(),
+                Err(e) => Reply::error(msg::lua_start_failed(e)).into(),
             }
         }
         b"load" => arity("load").into(),
         b"exists" if n >= 3 => {
-            let known = |sha: &Bytes| ctx.store.scripting.as_ref().is_some_and(|s| s.exists(sha));
+            let known = |sha: &Bytes| ctx.engine.scripting().is_some_and(|s| s.exists(sha));
             Reply::Array(
                 ctx.args[2..]
                     .iter()
@@ -219,9 +234,9 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
                 && !ctx.args[2].eq_ignore_ascii_case(b"sync")
                 && !ctx.args[2].eq_ignore_ascii_case(b"async")
             {
-                return Reply::error("ERR SCRIPT FLUSH only support SYNC|ASYNC option").into();
+                return Reply::error(msg::SCRIPT_FLUSH_OPTION).into();
             }
-            if let Some(s) = ctx.store.scripting.as_mut() {
+            if let Some(s) = ctx.engine.scripting_mut() {
                 s.flush();
             }
             Reply::Ok.into()
@@ -229,7 +244,7 @@ pub fn script(ctx: &mut Ctx) -> Outcome {
         b"flush" => arity("flush").into(),
         // A script in progress is killed from another connection (see conn.rs); reaching
         // here means none is running.
-        b"kill" if n == 2 => Reply::error("NOTBUSY No scripts in execution right now.").into(),
+        b"kill" if n == 2 => Reply::error(msg::NOTBUSY).into(),
         b"kill" => arity("kill").into(),
         b"help" if n == 2 => Reply::Array(
             [

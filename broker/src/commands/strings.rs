@@ -22,14 +22,14 @@ fn get_str(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Bytes>, Outcome> {
 /// Stores a string, replacing any value; clears the expiry unless `keep_ttl`.
 fn store_str(ctx: &mut Ctx, key: &Bytes, value: Bytes, keep_ttl: bool) {
     let db = ctx.client.db;
-    let d = &mut ctx.store.dbs[db];
+    let d = &mut ctx.engine.keyspace[db];
     if !keep_ttl {
         d.clear_expiry(key);
     }
     if let Some(Value::List(l)) = d.map.insert(Bytes::copy_from_slice(key), Value::Str(value)) {
         l.stats.record_length(0, 0);
     }
-    ctx.store.touch(db, key);
+    ctx.engine.touch(db, key);
 }
 
 pub fn get(ctx: &mut Ctx) -> Outcome {
@@ -89,7 +89,7 @@ pub fn set(ctx: &mut Ctx) -> Outcome {
     store_str(ctx, &key, value, keep_ttl);
     if let Some(at) = expire {
         let db = ctx.client.db;
-        ctx.store.dbs[db].set_expiry(&key, at);
+        ctx.engine.keyspace[db].set_expiry(&key, at);
     }
     if get {
         old.map_or(Reply::Null, Reply::Bulk).into()
@@ -117,7 +117,7 @@ fn setex_impl(ctx: &mut Ctx, unit: i64, name: &str) -> Outcome {
     let v = Bytes::copy_from_slice(&ctx.args[3]);
     store_str(ctx, &key, v, false);
     let db = ctx.client.db;
-    ctx.store.dbs[db].set_expiry(&key, at);
+    ctx.engine.keyspace[db].set_expiry(&key, at);
     Reply::Ok.into()
 }
 
@@ -145,8 +145,8 @@ pub fn getdel(ctx: &mut Ctx) -> Outcome {
     match get_str(ctx, &key) {
         Ok(Some(v)) => {
             let db = ctx.client.db;
-            ctx.store.dbs[db].remove(&key);
-            ctx.store.touch(db, &key);
+            ctx.engine.keyspace[db].remove(&key);
+            ctx.engine.touch(db, &key);
             Reply::Bulk(v).into()
         }
         Ok(None) => Reply::Null.into(),
@@ -189,13 +189,13 @@ pub fn getex(ctx: &mut Ctx) -> Outcome {
     let db = ctx.client.db;
     if let Some(at) = expire {
         if at <= ctx.now_ms {
-            ctx.store.dbs[db].remove(&key);
+            ctx.engine.keyspace[db].remove(&key);
         } else {
-            ctx.store.dbs[db].set_expiry(&key, at);
+            ctx.engine.keyspace[db].set_expiry(&key, at);
         }
-        ctx.store.touch(db, &key);
-    } else if persist && ctx.store.dbs[db].clear_expiry(&key) {
-        ctx.store.touch(db, &key);
+        ctx.engine.touch(db, &key);
+    } else if persist && ctx.engine.keyspace[db].clear_expiry(&key) {
+        ctx.engine.touch(db, &key);
     }
     Reply::Bulk(v).into()
 }
@@ -272,7 +272,7 @@ pub fn incrby(ctx: &mut Ctx) -> Outcome {
 
 pub fn decrby(ctx: &mut Ctx) -> Outcome {
     match int_arg(&ctx.args[2]) {
-        Ok(i64::MIN) => Reply::error("ERR decrement would overflow").into(),
+        Ok(i64::MIN) => Reply::error(msg::DECR_OVERFLOW).into(),
         Ok(d) => incr_by(ctx, -d),
         Err(e) => e.into(),
     }

@@ -17,7 +17,7 @@
 //! becomes a deep `Reply` tree (whose encoding and drop would recurse again).
 //!
 //! # Soundness
-//! As in `scripting_call`: a Lua API call that can raise (here only `lua_checkstack`, on a
+//! As in [`call`](super::call): a Lua API call that can raise (here only `lua_checkstack`, on a
 //! memory error while growing the stack) `longjmp`s over the frames that made it, so those
 //! frames hold only `Copy` values. The output and the level stack live in the thread-local
 //! [`ENCODING`], touched through short borrows that make no Lua call; a jump leaves them to be
@@ -294,7 +294,7 @@ fn open(tag: u8, n: usize, level: Level) {
 /// scalar and pops it, or opens a level for a table (left on the stack).
 unsafe fn visit(state: *mut ffi::lua_State, slot: usize) {
     if slot + SLOTS_PER_CHECK > LUA_STACK_SLOTS || ffi::lua_checkstack(state, SLOTS_PER_CHECK as c_int) == 0 {
-        write(&Reply::error("ERR reached lua stack limit"));
+        write(&Reply::error(msg::LUA_STACK_LIMIT));
         ffi::lua_pop(state, 1);
         return;
     }
@@ -307,7 +307,7 @@ unsafe fn visit(state: *mut ffi::lua_State, slot: usize) {
         }
         ffi::LUA_TBOOLEAN => {
             let b = ffi::lua_toboolean(state, -1) != 0;
-            write(&match (crate::scripting::script_resp(), b) {
+            write(&match (super::script_resp(), b) {
                 (3, b) => Reply::Bool(b),
                 (_, true) => Reply::Int(1),
                 (_, false) => Reply::Null,

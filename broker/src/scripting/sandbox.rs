@@ -26,7 +26,7 @@
 //! code that catches the error raises again at its next instruction, until the script ends.
 //!
 //! # Soundness
-//! The functions follow the rules of `scripting_call`: a Lua error (an argument error, a
+//! The functions follow the rules of [`call`](super::call): a Lua error (an argument error, a
 //! read-only error, a memory error in any API call that allocates) `longjmp`s over the Rust
 //! frame that made the call, so every frame here that calls into Lua holds only `Copy` values
 //! and raw pointers — nothing that needs dropping. No function here can panic (no indexing,
@@ -36,7 +36,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::scripting::{ScriptMonitor, StopReason};
+use super::{ScriptMonitor, StopReason};
 use mlua::ffi;
 use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -436,8 +436,13 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(state, 2);
     ffi::lua_pushcclosure(state, guarded_handler, 1);
     ffi::lua_insert(state, 1);
-    // Both statuses are pushed before the call: after it the frame may have no room left
-    // (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+    call_handled(state)
+}
+
+/// With the stack `[handler, f]`, calls `f` under `handler` and returns its status and
+/// results. Both statuses are pushed before the call: after it the frame may have no room left
+/// (Lua 5.1's own xpcall pushes the status then, which overflows on many results).
+unsafe fn call_handled(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_pushboolean(state, 1);
     ffi::lua_insert(state, 1);
     ffi::lua_pushboolean(state, 0);
@@ -455,15 +460,7 @@ unsafe extern "C-unwind" fn xpcall(state: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn protected(state: *mut ffi::lua_State) -> c_int {
     ffi::lua_settop(state, 2);
     ffi::lua_insert(state, 1);
-    ffi::lua_pushboolean(state, 1);
-    ffi::lua_insert(state, 1);
-    ffi::lua_pushboolean(state, 0);
-    ffi::lua_insert(state, 2);
-    // [true, false, handler, f]
-    let status = ffi::lua_pcall(state, 0, ffi::LUA_MULTRET, 3);
-    ffi::lua_remove(state, 3);
-    ffi::lua_remove(state, if status == 0 { 2 } else { 1 });
-    ffi::lua_gettop(state)
+    call_handled(state)
 }
 
 /// `pcall`, as Redis 7's: an error table raised by `redis.call` (or `error{err=...}`) is

@@ -40,7 +40,7 @@
 
 #![allow(unsafe_code)]
 
-use crate::reply::Reply;
+use crate::reply::{msg, Reply};
 use bytes::Bytes;
 use mlua::ffi;
 use std::cell::Cell;
@@ -129,7 +129,7 @@ unsafe fn call(state: *mut ffi::lua_State, raise: bool) -> c_int {
             ffi::lua_tolstring(state, i, std::ptr::null_mut());
         }
     }
-    let resp = crate::scripting::script_resp();
+    let resp = super::script_resp();
     let failed = run_call(state, n, resp);
     // Left in the slot while it is pushed, so that a memory error cutting the push short
     // leaves it for the next call to free.
@@ -162,7 +162,7 @@ unsafe fn run_call(state: *mut ffi::lua_State, n: c_int, resp: u8) -> bool {
         let mut cmd = Vec::with_capacity(n.max(0) as usize);
         for i in 1..=n {
             if ffi::lua_type(state, i) != ffi::LUA_TSTRING {
-                return Reply::error("ERR Lua redis lib command arguments must be strings or integers");
+                return Reply::error(msg::CALL_ARGS_NOT_STRINGS);
             }
             let mut len = 0usize;
             // A string already: no conversion, no allocation, cannot raise.
@@ -173,16 +173,16 @@ unsafe fn run_call(state: *mut ffi::lua_State, n: c_int, resp: u8) -> bool {
             )));
         }
         if cmd.is_empty() {
-            return Reply::error("ERR Please specify at least one argument for this redis lib call");
+            return Reply::error(msg::CALL_WITHOUT_ARGS);
         }
-        let reply = crate::scripting::run_in_script(cmd);
+        let reply = super::run_in_script(cmd);
         if resp == 3 {
             reply
         } else {
             doubles_as_text(reply)
         }
     })
-    .unwrap_or_else(|_| Reply::error("ERR internal error while running a command from a script"));
+    .unwrap_or_else(|_| Reply::error(msg::CALL_PANICKED));
     let failed = matches!(reply, Reply::Error(_));
     REPLY.with(|slot| slot.set(Box::into_raw(Box::new(reply))));
     failed

@@ -5,127 +5,24 @@
 //! `redis.call` goes through the normal command path (metrics, WATCH, readiness of blocked
 //! clients, which are served once the script has finished).
 
-use crate::reply::Reply;
+mod call;
+mod libs;
+mod monitor;
+mod reply;
+mod sandbox;
+
+pub use monitor::{ScriptMonitor, StopReason, INLINE_AFTER_RUNS, INLINE_BUDGET_MS};
+
+use crate::reply::{msg, Reply};
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The sandbox, in Lua, run once per interpreter. It protects every library table and the
-/// globals with read-only proxies (see `scripting_sandbox`), removes what Redis 7 removes,
+/// globals with read-only proxies (see [`sandbox`]), removes what Redis 7 removes,
 /// and returns the function that starts a script.
-const PRELUDE: &str = r#"
-local raw_call, raw_pcall, handler, script_args, kit, encode = ...
-local G = _G
-local rawset, pairs, ipairs, type, error, tostring = rawset, pairs, ipairs, type, error, tostring
-local base_setmetatable, base_getmetatable = setmetatable, getmetatable
-local protected = kit.protected
--- Both are C functions, like Redis's: `return redis.call(...)` keeps the script's frame
--- (Lua 5.1 does not tail-call C functions), so errors can name the script's line.
-redis.call = raw_call
-redis.pcall = raw_pcall
--- The table functions that write raw refuse read-only tables.
-table.insert = kit.insert
-table.foreach = kit.foreach
-
-local readonly, presented, no_metatable = kit.readonly, kit.presented, kit.no_metatable
-local function refuse() error('Attempt to modify a readonly table', 2) end
--- A read-only view of `real`: reads go through, writes are refused, and getmetatable shows
--- `shown` (nothing by default) instead of the proxy's own metatable.
-local function protect(real, shown)
-  local proxy, mt = {}, { __index = real, __newindex = refuse, __metatable = false }
-  base_setmetatable(proxy, mt)
-  rawset(readonly, proxy, real)
-  if shown == nil then shown = no_metatable end
-  rawset(presented, mt, shown)
-  return proxy
-end
-
--- What scripts see as globals: all but what Redis 7 removes, the raw-access functions that
--- respect read-only tables, and the libraries behind read-only proxies.
-local removed = { loadfile = true, dofile = true, print = true, getfenv = true, setfenv = true,
-  newproxy = true, module = true, require = true, package = true }
-local backing = {}
-for k, v in pairs(G) do
-  if not removed[k] then backing[k] = v end
-end
-for k in pairs(G) do rawset(G, k, nil) end
-for _, name in ipairs({ 'rawset', 'rawget', 'next', 'pairs', 'setmetatable', 'getmetatable',
-  'loadstring', 'load', 'xpcall', 'pcall' }) do
-  backing[name] = kit[name]
-end
-for k, v in pairs(backing) do
-  if type(v) == 'table' and k ~= '_G' then backing[k] = protect(v) end
-end
-backing._G = G
--- Strings index the protected `string`; getmetatable('') shows a read-only view of their
--- metatable.
-local string_mt = base_getmetatable('')
-string_mt.__index = backing.string
-rawset(presented, string_mt, protect(string_mt))
-
-local function missing(_, k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-end
--- A global is looked up in `backing` without a function call (the common case); only a
--- missing one reaches the function that raises.
-base_setmetatable(backing, { __index = missing, __metatable = false })
-local g_mt = { __index = backing, __newindex = refuse, __metatable = false }
-base_setmetatable(G, g_mt)
-rawset(readonly, G, backing)
--- As in Redis, getmetatable(_G) is a read-only table whose __index names missing globals.
-rawset(presented, g_mt, protect({ __index = missing }))
-
--- Starts the script cached at `cache[slot]`. KEYS and ARGV come from a C function that
--- builds them straight from the command's arguments. A returned array, map or set is
--- converted to RESP by `encode` while it is still on the Lua stack.
-return function(cache, slot)
-  backing.KEYS, backing.ARGV = script_args()
-  local ok, v = protected(cache[slot], handler)
-  if ok then return true, encode(v) end
-  return false, v
-end
-"#;
-
-/// State shared with other connections while a script runs (for BUSY and SCRIPT KILL).
-#[derive(Debug)]
-pub struct ScriptMonitor {
-    /// The clock origin of `started_ms`.
-    origin: std::time::Instant,
-    /// Monotonic ms (since `origin`) at which the running script began; 0 when none runs.
-    pub started_ms: AtomicU64,
-    /// Set by SCRIPT KILL; the instruction hook stops the script at its next check.
-    pub kill: AtomicBool,
-    /// The running script has written: it can no longer be killed safely.
-    pub wrote: AtomicBool,
-    /// Signalled whenever the script thread releases the keyspace.
-    pub done: tokio::sync::Notify,
-    /// The running script was started inline, on a connection's event loop (see
-    /// [`INLINE_BUDGET_MS`]).
-    pub inline: AtomicBool,
-    /// Set by the hook: an inline script ran past its budget before writing anything, and was
-    /// stopped so that it can be run again from the start on the script thread.
-    pub migrate: AtomicBool,
-    /// Scripts run inline, and inline runs stopped and moved to the script thread (INFO).
-    pub inline_runs: AtomicU64,
-    pub migrations: AtomicU64,
-    /// Instruction-hook calls during the current script (each = 10,000 Lua instructions).
-    pub hook_ticks: AtomicU64,
-}
-
-/// An inline script that has not written yet is stopped after this long and re-run on the
-/// script thread, where it cannot hold up the event loop. Once it has written it cannot be
-/// undone, so it finishes inline — which is why only scripts with a record of finishing fast
-/// run inline at all (see [`Scripting::status`]).
-pub const INLINE_BUDGET_MS: u64 = 2;
-/// A script runs inline once it has finished this many times, each within about 10,000 Lua
-/// instructions (fewer than two instruction-hook calls) — a count, so scheduling noise cannot
-/// make a short script look long.
-pub const INLINE_AFTER_RUNS: u32 = 3;
-
-/// The reply that tells the connection to hand an inline script to the script thread.
-pub const MIGRATE_MARKER: &str = "\u{0}migrate to the script thread";
+const PRELUDE: &str = include_str!("prelude.lua");
 
 /// A SHA1 as given to EVALSHA, lower-cased (without an allocation when it already is).
 pub fn normalized_sha(raw: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -146,84 +43,6 @@ struct CachedScript {
     slow: bool,
 }
 
-impl Default for ScriptMonitor {
-    fn default() -> Self {
-        ScriptMonitor {
-            origin: std::time::Instant::now(),
-            started_ms: AtomicU64::new(0),
-            kill: AtomicBool::new(false),
-            wrote: AtomicBool::new(false),
-            done: tokio::sync::Notify::new(),
-            inline: AtomicBool::new(false),
-            migrate: AtomicBool::new(false),
-            inline_runs: AtomicU64::new(0),
-            migrations: AtomicU64::new(0),
-            hook_ticks: AtomicU64::new(0),
-        }
-    }
-}
-
-impl ScriptMonitor {
-    /// A script starts: its clock starts and the per-script flags are cleared.
-    pub fn begin(&self) {
-        self.kill.store(false, Ordering::Relaxed);
-        self.wrote.store(false, Ordering::Relaxed);
-        self.migrate.store(false, Ordering::Relaxed);
-        self.hook_ticks.store(0, Ordering::Relaxed);
-        let now = self.origin.elapsed().as_millis().max(1) as u64;
-        self.started_ms.store(now, Ordering::Relaxed);
-    }
-
-    /// How long the current script has run, in ms (0 when none runs).
-    pub fn running_for_ms(&self) -> u64 {
-        match self.started_ms.load(Ordering::Relaxed) {
-            0 => 0,
-            t => (self.origin.elapsed().as_millis() as u64).saturating_sub(t),
-        }
-    }
-
-    /// Asked by the instruction hook every [`HOOK_EVERY`](crate::scripting_sandbox::HOOK_EVERY)
-    /// instructions: whether the running script must stop now. An inline script that has not
-    /// written and overran its budget is stopped so that it can run again, from the start, on
-    /// the script thread.
-    pub fn stop_reason(&self) -> Option<StopReason> {
-        self.hook_ticks.fetch_add(1, Ordering::Relaxed);
-        if self.kill.load(Ordering::Relaxed) {
-            return Some(StopReason::Kill);
-        }
-        if self.inline.load(Ordering::Relaxed)
-            && !self.wrote.load(Ordering::Relaxed)
-            && (self.migrate.load(Ordering::Relaxed) || self.running_for_ms() >= INLINE_BUDGET_MS)
-        {
-            self.migrate.store(true, Ordering::Relaxed);
-            return Some(StopReason::Migrate);
-        }
-        None
-    }
-}
-
-/// Why the hook stopped a script.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopReason {
-    /// SCRIPT KILL, or SHUTDOWN NOSAVE.
-    Kill,
-    /// An inline run overran its budget before writing (see [`INLINE_BUDGET_MS`]).
-    Migrate,
-}
-
-impl StopReason {
-    /// The error raised inside the script.
-    pub fn message(self) -> &'static str {
-        match self {
-            StopReason::Kill => "Script killed by user with SCRIPT KILL...",
-            StopReason::Migrate => "script moved to the script thread",
-        }
-    }
-}
-
-/// A failure running a script, already worded as the reply.
-pub type ScriptReply = Reply;
-
 /// Executes one `redis.call`/`redis.pcall` for a script; provided by the command layer.
 ///
 /// The runner owns what it needs for the duration of the script (the keyspace is moved into
@@ -239,7 +58,7 @@ pub trait CommandRunner: std::any::Any {
 /// The Lua interpreter, the script cache and the sandboxed globals.
 pub struct Scripting {
     lua: Lua,
-    main: crate::scripting_sandbox::MainThread,
+    main: sandbox::MainThread,
     monitor: Arc<ScriptMonitor>,
     run: mlua::Function,
     /// The compiled functions, by [`CachedScript::slot`].
@@ -287,8 +106,8 @@ impl Scripting {
         redis.set("LOG_VERBOSE", 1)?;
         redis.set("LOG_NOTICE", 2)?;
         redis.set("LOG_WARNING", 3)?;
-        redis.set("REDIS_VERSION", crate::commands::REDIS_VERSION)?;
-        redis.set("REDIS_VERSION_NUM", 0x07000f)?;
+        redis.set("REDIS_VERSION", crate::version::REDIS_VERSION)?;
+        redis.set("REDIS_VERSION_NUM", crate::version::REDIS_VERSION_NUM)?;
         redis.set(
             "sha1hex",
             lua.create_function(|_, s: mlua::LuaString| Ok(sha1_hex(&s.as_bytes())))?,
@@ -333,15 +152,15 @@ impl Scripting {
             })?,
         )?;
         globals.set("redis", redis)?;
-        globals.set("cjson", crate::scripting_libs::cjson(&lua)?)?;
-        globals.set("bit", crate::scripting_libs::bit(&lua)?)?;
-        globals.set("struct", crate::scripting_libs::structlib(&lua)?)?;
-        globals.set("cmsgpack", crate::scripting_libs::cmsgpack(&lua)?)?;
+        globals.set("cjson", libs::cjson(&lua)?)?;
+        globals.set("bit", libs::bit(&lua)?)?;
+        globals.set("struct", libs::structlib(&lua)?)?;
+        globals.set("cmsgpack", libs::cmsgpack(&lua)?)?;
         // redis.call / redis.pcall dispatch to whatever runner the current EVAL installed.
-        let (raw_call, raw_pcall, script_args) = crate::scripting_call::functions(&lua)?;
+        let (raw_call, raw_pcall, script_args) = call::functions(&lua)?;
         let handler = lua.create_function(error_handler)?;
-        let kit = crate::scripting_sandbox::kit(&lua)?;
-        let encode = crate::scripting_reply::encoder(&lua)?;
+        let kit = sandbox::kit(&lua)?;
+        let encode = reply::encoder(&lua)?;
         let run: mlua::Function = lua.load(PRELUDE).set_name("=prelude").call((
             raw_call,
             raw_pcall,
@@ -350,8 +169,8 @@ impl Scripting {
             kit,
             encode,
         ))?;
-        crate::scripting_sandbox::install_hook(&lua)?;
-        let main = crate::scripting_sandbox::MainThread::of(&lua)?;
+        sandbox::install_hook(&lua)?;
+        let main = sandbox::MainThread::of(&lua)?;
         let cache = lua.create_table()?;
         Ok(Scripting {
             lua,
@@ -422,14 +241,13 @@ impl Scripting {
             return Ok(sha);
         }
         let slot = self.next_slot + 1;
-        let compiled = crate::scripting_sandbox::compile(&self.lua, &self.cache, slot, body)
+        let compiled = sandbox::compile(&self.lua, &self.cache, slot, body)
             .map_err(|e| lua_message(&e).into_bytes())
             .and_then(|r| r);
         if let Err(message) = compiled {
-            return Err(Reply::error(format!(
-                "ERR Error compiling script (new function): {}",
-                String::from_utf8_lossy(&message)
-            )));
+            return Err(Reply::error(msg::script_compile_error(&String::from_utf8_lossy(
+                &message,
+            ))));
         }
         self.next_slot = slot;
         self.body_bytes += body.len();
@@ -455,41 +273,32 @@ impl Scripting {
         runner: Box<dyn CommandRunner>,
     ) -> (Reply, Box<dyn CommandRunner>) {
         let Some(script) = self.scripts.get(sha) else {
-            return (
-                Reply::error("NOSCRIPT No matching script. Please use EVAL."),
-                runner,
-            );
+            return (Reply::error(msg::NOSCRIPT), runner);
         };
         SCRIPT_RESP.with(|r| r.set(2));
         RUNNER.with(|slot| *slot.borrow_mut() = Some(runner));
-        crate::scripting_reply::begin(proto);
-        let (result, stopped) = crate::scripting_sandbox::watch(&self.lua, &self.main, &self.monitor, || {
+        reply::begin(proto);
+        let (result, stopped) = sandbox::watch(&self.lua, &self.main, &self.monitor, || {
             // xpcall's status and the script's first result (Redis ignores the others).
-            crate::scripting_call::with_script_args(keys, argv, || {
+            call::with_script_args(keys, argv, || {
                 self.run.call::<(bool, Value)>((&self.cache, script.slot))
             })
         });
         let reply = match (stopped, result) {
-            (Some(s), _) if s.reason == StopReason::Kill => Reply::error(format!(
-                "ERR {} script: {sha}, on @user_script:{}.",
-                StopReason::Kill.message(),
-                s.line
-            )),
-            // The caller sees the monitor's flag and runs it again elsewhere.
-            (Some(_), _) => Reply::error(MIGRATE_MARKER),
-            (None, Ok((true, value))) => crate::scripting_reply::take()
-                .unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get()))),
+            (Some(s), _) if s.reason == StopReason::Kill => Reply::error(msg::script_killed(sha, s.line)),
+            // The caller sees the monitor's `migrate` flag and runs it again elsewhere.
+            (Some(_), _) => Reply::error(msg::SCRIPT_MOVED_REPLY),
+            (None, Ok((true, value))) => {
+                reply::take().unwrap_or_else(|| scalar_reply(&value, SCRIPT_RESP.with(|r| r.get())))
+            }
             (None, Ok((false, value))) => error_reply(&value, sha),
-            (None, Err(e)) => Reply::error(format!(
-                "ERR {} script: {sha}, on @user_script:0.",
-                lua_message(&e)
-            )),
+            (None, Err(e)) => Reply::error(msg::script_failed_at_start(&lua_message(&e), sha)),
         };
         let runner = RUNNER.with(|slot| slot.borrow_mut().take());
         match runner {
             Some(r) => (reply, r),
             // Unreachable in practice: nothing else takes the slot during a script.
-            None => (Reply::error("ERR script runner lost"), Box::new(NoRunner)),
+            None => (Reply::error(msg::SCRIPT_RUNNER_LOST), Box::new(NoRunner)),
         }
     }
 }
@@ -499,7 +308,7 @@ struct NoRunner;
 
 impl CommandRunner for NoRunner {
     fn run(&mut self, _args: Vec<Bytes>) -> Reply {
-        Reply::error("ERR no script is running")
+        Reply::error(msg::NO_SCRIPT_RUNNING)
     }
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
         self
@@ -519,7 +328,7 @@ fn error_handler(lua: &Lua, err: Value) -> mlua::Result<Table> {
                 v => format!("{v:?}"),
             };
             let t = lua.create_table()?;
-            t.set("err", format!("ERR {text}"))?;
+            t.set("err", msg::err(text))?;
             t
         }
     };
@@ -564,7 +373,7 @@ pub(crate) fn script_resp() -> u8 {
 pub(crate) fn run_in_script(cmd: Vec<Bytes>) -> Reply {
     RUNNER.with(|slot| match slot.borrow_mut().as_mut() {
         Some(runner) => runner.run(cmd),
-        None => Reply::error("ERR redis.call used outside of a running script"),
+        None => Reply::error(msg::CALL_OUTSIDE_SCRIPT),
     })
 }
 
@@ -585,28 +394,26 @@ fn lua_message(e: &mlua::Error) -> String {
 
 /// The reply for a script that raised `value` (a table from the error handler).
 fn error_reply(value: &Value, sha: &str) -> Reply {
-    let (msg, place) = match value {
+    let (message, place) = match value {
         Value::Table(t) => (
             t.get::<Option<String>>("err")
                 .ok()
                 .flatten()
-                .unwrap_or_else(|| "ERR unknown error".into()),
+                .unwrap_or_else(|| msg::SCRIPT_UNKNOWN_ERROR.into()),
             t.get::<Option<String>>("source")
                 .ok()
                 .flatten()
                 .zip(t.get::<Option<i64>>("line").ok().flatten()),
         ),
-        other => (format!("ERR {other:?}"), None),
+        other => (msg::err(format!("{other:?}")), None),
     };
-    let msg = msg.split("\nstack traceback:").next().unwrap_or("").to_string();
-    match place {
-        Some((source, line)) => Reply::error(format!("{msg} script: {sha}, on {source}:{line}.")),
-        None => Reply::error(format!("{msg} script: {sha}")),
-    }
+    let message = message.split("\nstack traceback:").next().unwrap_or("");
+    let place = place.as_ref().map(|(source, line)| (source.as_str(), *line));
+    Reply::error(msg::script_error(message, sha, place))
 }
 
 /// A script's return value → Redis reply, for everything but arrays, maps and sets (which
-/// `scripting_reply` converts on the Lua stack): scalars, `{err=}`, `{ok=}`, `{double=}`.
+/// [`reply`] converts on the Lua stack): scalars, `{err=}`, `{ok=}`, `{double=}`.
 fn scalar_reply(value: &Value, resp: u8) -> Reply {
     match value {
         Value::Nil => Reply::Null,

@@ -1,0 +1,250 @@
+//! Argument parsing shared by the command families: integers, floats and timeouts as Redis
+//! reads them, list ends, and glob patterns.
+
+use crate::db::End;
+use crate::reply::{msg, Reply};
+use std::time::Duration;
+
+/// Parses an integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading zeros).
+pub fn parse_i64(b: &[u8]) -> Option<i64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    if b == b"0" {
+        return Some(0);
+    }
+    let (neg, digits) = if b[0] == b'-' { (true, &b[1..]) } else { (false, b) };
+    if digits.is_empty() || digits[0] == b'0' {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    if neg {
+        if v > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((v as i64).wrapping_neg())
+        }
+    } else if v > i64::MAX as u64 {
+        None
+    } else {
+        Some(v as i64)
+    }
+}
+
+/// Parses an integer argument or returns Redis's "not an integer" error.
+pub fn int_arg(b: &[u8]) -> Result<i64, Reply> {
+    parse_i64(b).ok_or_else(|| Reply::error(msg::NOT_INT))
+}
+
+/// Parses a float as Redis's `strtold`-based helpers do (no spaces, no NaN).
+pub fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let lower = s.to_ascii_lowercase();
+    let v: f64 = match lower.as_str() {
+        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => {
+            if lower.contains("nan") || lower.starts_with("0x") {
+                return None;
+            }
+            lower.parse().ok()?
+        }
+    };
+    Some(v)
+}
+
+/// Parses a blocking timeout in seconds: `0` means forever.
+pub fn timeout_arg(b: &[u8]) -> Result<Option<Duration>, Reply> {
+    let v = parse_f64(b).ok_or_else(|| Reply::error(msg::TIMEOUT_NOT_FLOAT))?;
+    if v < 0.0 {
+        return Err(Reply::error(msg::TIMEOUT_NEGATIVE));
+    }
+    if !v.is_finite() || v * 1000.0 > i64::MAX as f64 / 2.0 {
+        return Err(Reply::error(msg::TIMEOUT_OUT_OF_RANGE));
+    }
+    let ms = (v * 1000.0) as u64;
+    Ok(if ms == 0 && v == 0.0 {
+        None
+    } else {
+        Some(Duration::from_millis(ms.max(1)))
+    })
+}
+
+/// `LEFT`/`RIGHT` argument.
+pub fn end_arg(b: &[u8]) -> Result<End, Reply> {
+    if b.eq_ignore_ascii_case(b"left") {
+        Ok(End::Left)
+    } else if b.eq_ignore_ascii_case(b"right") {
+        Ok(End::Right)
+    } else {
+        Err(Reply::error(msg::SYNTAX))
+    }
+}
+
+/// Redis glob matching (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes), as used by KEYS and SCAN.
+pub fn glob_match(pattern: &[u8], s: &[u8], nocase: bool) -> bool {
+    fn eq(a: u8, b: u8, nocase: bool) -> bool {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    }
+    let (mut p, mut i) = (0usize, 0usize);
+    // Backtracking point for the last `*`.
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        let mut matched = false;
+        let mut next_p = p;
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, i));
+                    continue;
+                }
+                b'?' => {
+                    matched = true;
+                    next_p = p + 1;
+                }
+                b'[' => {
+                    let mut j = p + 1;
+                    let not = j < pattern.len() && pattern[j] == b'^';
+                    if not {
+                        j += 1;
+                    }
+                    let mut hit = false;
+                    loop {
+                        if j >= pattern.len() {
+                            // Unterminated class: Redis treats the end as the close.
+                            break;
+                        }
+                        if pattern[j] == b'\\' && j + 1 < pattern.len() {
+                            j += 1;
+                            if eq(pattern[j], s[i], nocase) {
+                                hit = true;
+                            }
+                        } else if pattern[j] == b']' {
+                            break;
+                        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
+                            let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            let c = s[i];
+                            let in_range = if nocase {
+                                let c = c.to_ascii_lowercase();
+                                c >= lo.to_ascii_lowercase() && c <= hi.to_ascii_lowercase()
+                            } else {
+                                c >= lo && c <= hi
+                            };
+                            if in_range {
+                                hit = true;
+                            }
+                            j += 2;
+                        } else if eq(pattern[j], s[i], nocase) {
+                            hit = true;
+                        }
+                        j += 1;
+                    }
+                    matched = hit != not;
+                    next_p = j + 1;
+                }
+                b'\\' if p + 1 < pattern.len() => {
+                    matched = eq(pattern[p + 1], s[i], nocase);
+                    next_p = p + 2;
+                }
+                c => {
+                    matched = eq(c, s[i], nocase);
+                    next_p = p + 1;
+                }
+            }
+        }
+        if matched {
+            p = next_p;
+            i += 1;
+        } else if let Some((sp, si)) = star {
+            p = sp;
+            i = si + 1;
+            star = Some((sp, si + 1));
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && pattern[p] == b'*' {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"+1",
+            b" 1",
+            b"01",
+            b"-0",
+            b"",
+            b"1.0",
+            b"-",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(timeout_arg(b"0").unwrap(), None);
+        assert_eq!(timeout_arg(b"1.0").unwrap(), Some(Duration::from_millis(1000)));
+        assert_eq!(timeout_arg(b"0.01").unwrap(), Some(Duration::from_millis(10)));
+        assert_eq!(
+            timeout_arg(b"-1").unwrap_err(),
+            Reply::error(msg::TIMEOUT_NEGATIVE)
+        );
+        assert_eq!(
+            timeout_arg(b"abc").unwrap_err(),
+            Reply::error(msg::TIMEOUT_NOT_FLOAT)
+        );
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"q*", b"queue", false));
+        assert!(!glob_match(b"q*", b"work", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-c]llo", b"hbllo", false));
+        assert!(glob_match(
+            b"worker_queue:processing:*",
+            b"worker_queue:processing:w1",
+            false
+        ));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(glob_match(b"*x*y", b"axbxcy", false));
+    }
+}

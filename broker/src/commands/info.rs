@@ -1,0 +1,166 @@
+//! INFO: the server's sections, from `server` to our own `queues`.
+
+use super::{Ctx, Outcome, COMMANDS};
+use crate::reply::Reply;
+use crate::version::REDIS_VERSION;
+use bytes::Bytes;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Resident set size of this process in bytes, from /proc (0 where unavailable).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
+    let all = sections.iter().any(|s| s == "all" || s == "everything");
+    let default = sections.is_empty() || sections.iter().any(|s| s == "default");
+    let want =
+        |name: &str, in_default: bool| all || (default && in_default) || sections.iter().any(|s| s == name);
+    let shared = ctx.shared;
+    let mut out = String::new();
+    let uptime = shared.started.elapsed().as_secs();
+    if want("server", true) {
+        let _ = write!(
+            out,
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_mode:standalone\r\nserver_name:autoscale-node\r\nautoscale_node_version:{}\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nexecutable:autoscale-node\r\nconfig_file:\r\n\r\n",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::OS,
+            std::process::id(),
+            shared.run_id,
+            shared.port.load(Relaxed),
+            uptime,
+            uptime / 86400,
+            shared.config.read().hz,
+        );
+    }
+    if want("clients", true) {
+        let _ = write!(
+            out,
+            "# Clients\r\nconnected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\nclients_in_timeout_table:{}\r\n\r\n",
+            shared.clients.lock().len(),
+            shared.config.read().maxclients,
+            ctx.engine.blocking.blocked_clients(),
+            ctx.engine.blocking.blocked_clients(),
+        );
+    }
+    if want("memory", true) {
+        let rss = resident_bytes();
+        let _ = write!(
+            out,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size\r\n\r\n",
+            rss as f64 / 1048576.0,
+            ctx.engine.scripting().map_or(0, |s| s.used_memory()),
+            ctx.engine.scripting().map_or(0, |s| s.cached_scripts()),
+            shared.script_monitor.inline_runs.load(std::sync::atomic::Ordering::Relaxed),
+            shared.script_monitor.migrations.load(std::sync::atomic::Ordering::Relaxed),
+            shared.config.read().mem_allocator,
+        );
+    }
+    if want("persistence", true) {
+        out.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
+    }
+    if want("stats", true) {
+        let st = &shared.stats;
+        let _ = write!(
+            out,
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:{}\r\n\r\n",
+            st.total_connections.load(Relaxed),
+            ctx.engine.stats.total,
+            st.rejected_connections.load(Relaxed),
+            ctx.engine.keyspace.expired_keys,
+            st.total_error_replies.load(Relaxed),
+        );
+    }
+    if want("replication", true) {
+        out.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\nmaster_repl_offset:0\r\n\r\n");
+    }
+    if want("cpu", true) {
+        out.push_str("# CPU\r\n\r\n");
+    }
+    if want("modules", true) {
+        out.push_str("# Modules\r\n\r\n");
+    }
+    if want("errorstats", true) {
+        out.push_str("# Errorstats\r\n");
+        for (code, n) in shared.stats.errors.lock().iter() {
+            let _ = write!(out, "errorstat_{code}:count={n}\r\n");
+        }
+        out.push_str("\r\n");
+    }
+    if want("commandstats", false) {
+        out.push_str("# Commandstats\r\n");
+        let mut names: Vec<_> = ctx
+            .engine
+            .stats
+            .per_command
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.calls + s.rejected_calls > 0)
+            .map(|(i, s)| (COMMANDS[i].name, s))
+            .collect();
+        names.sort_by_key(|(n, _)| *n);
+        for (name, s) in names {
+            let per = if s.calls == 0 {
+                0.0
+            } else {
+                s.usec as f64 / s.calls as f64
+            };
+            let _ = write!(
+                out,
+                "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls={},failed_calls={}\r\n",
+                s.calls, s.usec, s.rejected_calls, s.failed_calls
+            );
+        }
+        out.push_str("\r\n");
+    }
+    if want("keyspace", true) {
+        out.push_str("# Keyspace\r\n");
+        for (i, db) in ctx.engine.keyspace.iter().enumerate() {
+            if !db.is_empty() {
+                let _ = write!(
+                    out,
+                    "db{i}:keys={},expires={},avg_ttl=0\r\n",
+                    db.len(),
+                    db.expires.len()
+                );
+            }
+        }
+        out.push_str("\r\n");
+    }
+    if want("queues", true) {
+        out.push_str("# Queues\r\n");
+        let (queues, omitted) = shared.queues.listed(crate::metrics::MAX_LISTED_QUEUES);
+        if omitted > 0 {
+            let _ = write!(out, "queues_omitted:{omitted}\r\n");
+        }
+        for q in queues {
+            let name = String::from_utf8_lossy(&q.name);
+            let prefix = if q.db == 0 {
+                String::new()
+            } else {
+                format!("db{}:", q.db)
+            };
+            let fields: Vec<String> = q.fields().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let _ = write!(out, "queue_{prefix}{name}:{}\r\n", fields.join(","));
+        }
+        out.push_str("\r\n");
+    }
+    // Redis ends the text with a single CRLF after the last section.
+    if out.ends_with("\r\n\r\n") {
+        out.truncate(out.len() - 2);
+    }
+    out
+}
+
+pub fn info(ctx: &mut Ctx) -> Outcome {
+    let sections: Vec<String> = ctx.args[1..]
+        .iter()
+        .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase())
+        .collect();
+    let text = info_text(ctx, &sections);
+    Reply::Verbatim(Bytes::from(text)).into()
+}

@@ -1,0 +1,167 @@
+//! Blocked clients: per-key FIFO queues of waiters, and serving them once a push readies a key.
+
+use super::Engine;
+use crate::db::{End, Map, Value};
+use crate::metrics::QueueEvent;
+use crate::reply::{msg, Reply};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use tokio::sync::oneshot;
+
+/// What a blocked client is waiting to do once one of its keys has elements.
+#[derive(Clone, Debug)]
+pub enum BlockOp {
+    /// BLPOP/BRPOP: reply `[key, element]`.
+    Pop(End),
+    /// BLMOVE/BRPOPLPUSH: move one element, reply with it.
+    Move { from: End, to: End, dest: Bytes },
+    /// BLMPOP: reply `[key, [elements]]`.
+    MPop { from: End, count: usize },
+}
+
+/// A client blocked on one or more list keys.
+pub struct Waiter {
+    pub client: u64,
+    pub client_name: Option<String>,
+    pub db: usize,
+    pub keys: Vec<Bytes>,
+    pub op: BlockOp,
+    pub tx: oneshot::Sender<Reply>,
+}
+
+/// Blocked clients by key, in arrival order, plus the keys that became ready.
+#[derive(Default)]
+pub struct Blocking {
+    next_id: u64,
+    waiters: Map<u64, Waiter>,
+    by_key: Map<(usize, Bytes), VecDeque<u64>>,
+    pub(super) ready: Vec<(usize, Bytes)>,
+}
+
+impl Blocking {
+    pub fn blocked_clients(&self) -> usize {
+        self.waiters.len()
+    }
+
+    pub fn has_waiters(&self, db: usize, key: &Bytes) -> bool {
+        // Checked on every push: avoid cloning the key when nobody waits at all.
+        !self.by_key.is_empty() && self.by_key.contains_key(&(db, key.clone()))
+    }
+}
+
+impl Engine {
+    /// Registers a blocked client; returns its waiter id.
+    pub fn block(&mut self, waiter: Waiter) -> u64 {
+        let b = &mut self.blocking;
+        b.next_id += 1;
+        let id = b.next_id;
+        let queues = &self.keyspace.queues;
+        for k in &waiter.keys {
+            b.by_key.entry((waiter.db, k.clone())).or_default().push_back(id);
+            queues.counters(waiter.db, k).blocked_delta(1);
+        }
+        let (client, keys) = (waiter.client, waiter.keys.clone());
+        b.waiters.insert(id, waiter);
+        queues.emit(|| QueueEvent::Blocked { client, queues: keys });
+        id
+    }
+
+    /// Removes a waiter (timeout, disconnect, kill). False if it was already served.
+    pub fn unblock(&mut self, id: u64) -> bool {
+        match self.take_waiter(id) {
+            Some(w) => {
+                self.keyspace
+                    .queues
+                    .emit(|| QueueEvent::Unblocked { client: w.client });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
+        let b = &mut self.blocking;
+        let w = b.waiters.remove(&id)?;
+        for k in &w.keys {
+            let slot = (w.db, k.clone());
+            if let Some(q) = b.by_key.get_mut(&slot) {
+                q.retain(|&x| x != id);
+                if q.is_empty() {
+                    b.by_key.remove(&slot);
+                }
+            }
+            let counters = self.keyspace.queues.counters(w.db, k);
+            counters.blocked_delta(-1);
+            // Nothing may hold the key any more (a pop that timed out on a missing key).
+            counters.detach();
+        }
+        Some(w)
+    }
+
+    /// Serves blocked clients whose keys received elements, first come first served.
+    /// Runs after every command (and after EXEC or a script as a whole).
+    pub fn serve_ready(&mut self) {
+        while let Some((db, key)) = self.blocking.ready.pop() {
+            loop {
+                if !self.keyspace.has_items(db, &key) {
+                    break;
+                }
+                let Some(&id) = self
+                    .blocking
+                    .by_key
+                    .get(&(db, key.clone()))
+                    .and_then(|q| q.front())
+                else {
+                    break;
+                };
+                let Some(w) = self.take_waiter(id) else { break };
+                if w.tx.is_closed() {
+                    // The client went away while blocked: it consumes nothing.
+                    continue;
+                }
+                let reply = self.serve_one(db, &key, &w);
+                self.keyspace
+                    .queues
+                    .emit(|| QueueEvent::Unblocked { client: w.client });
+                let _ = w.tx.send(reply);
+            }
+        }
+        self.keyspace.queues.sweep();
+    }
+
+    fn serve_one(&mut self, db: usize, key: &Bytes, w: &Waiter) -> Reply {
+        let name = w.client_name.as_deref();
+        match &w.op {
+            BlockOp::Pop(end) => {
+                let mut v = self.pop(db, key, *end, 1, w.client, name).unwrap_or_default();
+                match v.pop() {
+                    Some(e) => Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(e)]),
+                    None => Reply::NullArray,
+                }
+            }
+            BlockOp::MPop { from, count } => {
+                let v = self
+                    .pop(db, key, *from, *count, w.client, name)
+                    .unwrap_or_default();
+                Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Array(v.into_iter().map(Reply::Bulk).collect()),
+                ])
+            }
+            BlockOp::Move { from, to, dest } => {
+                if matches!(self.keyspace[db].map.get(dest), Some(Value::Str(_))) {
+                    // Redis answers the waiter with the type error and leaves the source alone.
+                    return Reply::error(msg::WRONGTYPE);
+                }
+                let mut v = self.pop(db, key, *from, 1, w.client, name).unwrap_or_default();
+                match v.pop() {
+                    Some(e) => {
+                        self.push(db, dest, *to, std::slice::from_ref(&e));
+                        Reply::Bulk(e)
+                    }
+                    None => Reply::Null,
+                }
+            }
+        }
+    }
+}

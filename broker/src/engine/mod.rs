@@ -1,0 +1,202 @@
+//! The engine: the keyspace plus everything that must change atomically with it — WATCH flags,
+//! blocked clients, command statistics — and the slot of the Lua interpreter.
+//!
+//! One lock guards it (`Shared::engine`), so a command, a MULTI/EXEC block or a script sees and
+//! changes all of it at once. It knows the keyspace and the interpreter, not the command table:
+//! statistics are indexed by a command number the command layer chooses. No I/O happens here.
+
+mod blocking;
+mod watch;
+
+pub use blocking::{BlockOp, Blocking, Waiter};
+
+use crate::db::{End, Keyspace};
+use crate::metrics::{unix_us, QueueEvent, QueueRegistry};
+use crate::scripting::{ScriptMonitor, Scripting};
+use bytes::Bytes;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use watch::Watches;
+
+/// The keyspace and the per-connection bookkeeping that must change atomically with it.
+pub struct Engine {
+    pub keyspace: Keyspace,
+    pub blocking: Blocking,
+    watches: Watches,
+    /// The clock of the command being executed, µs since the Unix epoch. Read once per
+    /// command; every timestamp the command writes (enqueue times, metrics) uses it.
+    pub now_us: u64,
+    /// Commands executed (kept here because every command already holds this lock: no second
+    /// lock on the hot path).
+    pub stats: CommandStats,
+    /// The Lua interpreter and script cache, created on first use; FLUSHALL leaves it alone.
+    /// Lent out while a script runs ([`Engine::with_scripting`]).
+    scripting: Option<Box<Scripting>>,
+}
+
+/// Per-command call statistics (INFO commandstats).
+#[derive(Default, Debug, Clone, Copy)]
+pub struct CommandStat {
+    pub calls: u64,
+    pub usec: u64,
+    pub rejected_calls: u64,
+    pub failed_calls: u64,
+}
+
+/// INFO's `total_commands_processed` and commandstats.
+#[derive(Default)]
+pub struct CommandStats {
+    pub total: u64,
+    /// By command number (the command layer's table index), grown on first use.
+    pub per_command: Vec<CommandStat>,
+}
+
+impl CommandStats {
+    /// The statistics of command number `index`.
+    pub fn of(&mut self, index: usize) -> &mut CommandStat {
+        if index >= self.per_command.len() {
+            self.per_command.resize(index + 1, CommandStat::default());
+        }
+        &mut self.per_command[index]
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&mut self) {
+        self.per_command
+            .iter_mut()
+            .for_each(|s| *s = CommandStat::default());
+        self.total = 0;
+    }
+}
+
+impl Engine {
+    pub fn new(databases: usize, queues: Arc<QueueRegistry>) -> Engine {
+        Engine {
+            keyspace: Keyspace::new(databases, queues),
+            blocking: Blocking::default(),
+            watches: Watches::default(),
+            now_us: unix_us(),
+            stats: CommandStats::default(),
+            scripting: None,
+        }
+    }
+
+    /// An empty stand-in (no databases) for the moment a script owns the real engine.
+    pub fn placeholder(queues: Arc<QueueRegistry>) -> Engine {
+        Engine {
+            now_us: 0,
+            ..Engine::new(0, queues)
+        }
+    }
+
+    /// Deletes `key` if its expiry has passed. Call before every read or write of a key.
+    pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) {
+        if self.keyspace.expire_if_due(db, key, now_ms) {
+            self.watches.touch(db, key);
+        }
+    }
+
+    /// Removes up to `limit` due keys from each database; returns how many were removed.
+    pub fn active_expire(&mut self, now_ms: u64, limit: usize) -> usize {
+        let watches = &self.watches;
+        let removed = self
+            .keyspace
+            .expire_due(now_ms, limit, |db, key| watches.touch(db, key));
+        self.keyspace.queues.sweep();
+        removed
+    }
+
+    /// Marks a key as modified: invalidates WATCHes on it.
+    pub fn touch(&mut self, db: usize, key: &[u8]) {
+        self.watches.touch(db, key);
+    }
+
+    pub fn watch(&mut self, db: usize, key: Bytes, flag: &Arc<AtomicBool>) {
+        self.watches.watch(db, key, flag);
+    }
+
+    pub fn unwatch(&mut self, keys: &[(usize, Bytes)], flag: &Arc<AtomicBool>) {
+        self.watches.unwatch(keys, flag);
+    }
+
+    /// Pushes elements to the list at `key` (see [`Keyspace::push`]), then invalidates
+    /// WATCHes, readies waiters and reports the push. Returns the new length, or `None` if the
+    /// key holds another type.
+    pub fn push(&mut self, db: usize, key: &Bytes, end: End, elements: &[Bytes]) -> Option<usize> {
+        let len = self.keyspace.push(db, key, end, elements, self.now_us)?;
+        self.after_push(db, key, elements.len(), len);
+        Some(len)
+    }
+
+    /// Bookkeeping after elements were added to the list at `key`.
+    pub fn after_push(&mut self, db: usize, key: &Bytes, count: usize, len: usize) {
+        self.watches.touch(db, key);
+        if self.blocking.has_waiters(db, key) {
+            self.blocking.ready.push((db, key.clone()));
+        }
+        self.keyspace.queues.emit(|| QueueEvent::Pushed {
+            db,
+            queue: key.clone(),
+            count,
+            length: len,
+        });
+    }
+
+    /// Pops up to `count` elements from one end of an existing list for `client` (see
+    /// [`Keyspace::pop`]), then invalidates WATCHes and reports the pop. `None` if the key
+    /// holds no list.
+    pub fn pop(
+        &mut self,
+        db: usize,
+        key: &Bytes,
+        end: End,
+        count: usize,
+        client: u64,
+        consumer: Option<&str>,
+    ) -> Option<Vec<Bytes>> {
+        let (out, len) = self.keyspace.pop(db, key, end, count, self.now_us, consumer)?;
+        self.watches.touch(db, key);
+        self.keyspace.queues.emit(|| QueueEvent::Popped {
+            db,
+            queue: key.clone(),
+            count: out.len(),
+            length: len,
+            client,
+        });
+        Some(out)
+    }
+
+    /// Empties one database (or all) and resets their queue counters.
+    pub fn flush(&mut self, db: Option<usize>) {
+        self.watches.touch_all(db);
+        self.keyspace.clear(db);
+    }
+
+    /// The interpreter, if one was created (INFO, SCRIPT EXISTS and FLUSH). `None` while a
+    /// script runs: it is lent to the script.
+    pub fn scripting(&self) -> Option<&Scripting> {
+        self.scripting.as_deref()
+    }
+
+    pub fn scripting_mut(&mut self) -> Option<&mut Scripting> {
+        self.scripting.as_deref_mut()
+    }
+
+    /// Lends the interpreter (created on first use, reporting to `monitor`) to `f` along with
+    /// the rest of the engine, which `f` may hand to the script's commands; the interpreter is
+    /// back in its slot when this returns, so no caller can forget to put it back. Fails only
+    /// if a new interpreter cannot be created.
+    pub fn with_scripting<R>(
+        &mut self,
+        monitor: &Arc<ScriptMonitor>,
+        f: impl FnOnce(&mut Scripting, &mut Engine) -> R,
+    ) -> mlua::Result<R> {
+        let mut scripting = match self.scripting.take() {
+            Some(s) => s,
+            None => Box::new(Scripting::new(monitor.clone())?),
+        };
+        let out = f(&mut scripting, self);
+        self.scripting = Some(scripting);
+        Ok(out)
+    }
+}
