@@ -1,5 +1,7 @@
 //! The emitter: takes phase configs from `input_queue` and emits each phase's tasks in real
-//! time, scheduled against absolute instants (no drift), counting every push atomically.
+//! time, scheduled against absolute instants (no drift), counting every push — and its
+//! processing time, so that the node knows the queued work without reading the queue —
+//! atomically.
 //!
 //! A phase survives the emitter: the config is moved (not popped) into the emitter's own
 //! processing list, and every push records how far the phase got in the same transaction.
@@ -231,6 +233,10 @@ async fn step(
             .lpush(&q.worker, json(&task))
             .ignore()
             .incr(q.enqueued_total(), 1)
+            .ignore()
+            .cmd("INCRBYFLOAT")
+            .arg(q.enqueued_work_s())
+            .arg(crate::protocol::counted_work_s(spec.processing_s).unwrap_or(0.0))
             .ignore()
             .set(&progress_key, json(&record))
             .ignore()

@@ -70,6 +70,19 @@ impl Queues {
         format!("{}:enqueued_total", self.worker)
     }
 
+    /// Σ processing times (`task_processing_time_simulated`, wall seconds) of the tasks the
+    /// emitter enqueued, incremented (INCRBYFLOAT) in the same transaction as each push.
+    pub fn enqueued_work_s(&self) -> String {
+        format!("{}:enqueued_work_s", self.worker)
+    }
+
+    /// Σ processing times of the tasks workers took from the queue (a worker adds a task's time
+    /// when it takes it; a re-queue subtracts it). Queued work = enqueued − taken: what waits,
+    /// in seconds of processing, read in O(1) however long the queue.
+    pub fn taken_work_s(&self) -> String {
+        format!("{}:taken_work_s", self.worker)
+    }
+
     /// The phase config an emitter is working through, moved here from the input queue so that
     /// an emitter that dies mid-phase finds it again when restarted under the same id.
     pub fn emitter_processing(&self, emitter_id: &str) -> String {
@@ -169,6 +182,13 @@ pub struct Invocation {
     pub program_start_time: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<u32>,
+}
+
+/// The processing time a task adds to the queued-work counters ([`Queues::enqueued_work_s`],
+/// [`Queues::taken_work_s`]): a positive, finite time below 10^9 s, else none (the re-queue
+/// script applies the same rule, so every side counts the same tasks).
+pub fn counted_work_s(processing_s: f64) -> Option<f64> {
+    (processing_s > 0.0 && processing_s < 1e9).then_some(processing_s)
 }
 
 /// Key patterns a fresh run clears: every queue of the farm (with processing lists, dead

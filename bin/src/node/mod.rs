@@ -373,7 +373,7 @@ impl Node {
     /// Moves a worker's unfinished tasks back to the queue.
     async fn requeue(&mut self, id: &WorkerId, reason: &str) -> Result<(), NodeError> {
         let list = self.queues.processing(id);
-        let n = functions::requeue_processing(&mut self.conn, &list, &self.queues.worker).await?;
+        let n = functions::requeue_tasks(&mut self.conn, &list, &self.queues).await?;
         if n > 0 {
             tracing::warn!(worker = %id, tasks = n, reason, "re-queued the tasks of a vanished worker");
         }
