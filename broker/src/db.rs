@@ -363,6 +363,8 @@ impl Store {
                 len
             }
         };
+        self.queues
+            .emit_elements(db, key, matches!(end, End::Left), elements);
         self.after_push(db, key, elements.len(), len);
         Some(len)
     }
