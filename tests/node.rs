@@ -416,7 +416,10 @@ async fn both_readers_see_what_the_collector_published() {
         .to_string()
     };
     let mut readers: Vec<(&str, Box<dyn FarmReader>)> = vec![
-        ("embedded", Box::new(EmbeddedReader::new(broker.clone()))),
+        (
+            "embedded",
+            Box::new(EmbeddedReader::new(broker.clone(), program_start)),
+        ),
         ("redis", Box::new(RedisReader::new(c.clone(), program_start))),
     ];
     for (_, r) in readers.iter_mut() {

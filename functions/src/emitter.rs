@@ -71,16 +71,17 @@ pub fn task_ids(seed: u64) -> impl Iterator<Item = String> {
     })
 }
 
-/// How far the emitter got through its current phase (see the module docs).
+/// How far the emitter got through its current phase (see the module docs), kept at
+/// `input_queue:progress:<id>`; the node reads `started_at` to anchor the job's plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Progress {
+pub struct Progress {
     /// The task seed in use (the message's, or one drawn for a message without one).
-    seed: u64,
+    pub seed: u64,
     /// When the phase started, in seconds of the run's clock: a resumed phase keeps its
     /// schedule and its tasks' generation timestamps.
-    started_at: f64,
+    pub started_at: f64,
     /// Tasks pushed so far.
-    emitted: usize,
+    pub emitted: usize,
 }
 
 /// Runs the emitter until TERMINATE or cancellation. `workload` supplies the task model and

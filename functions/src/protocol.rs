@@ -89,6 +89,13 @@ impl Queues {
         format!("{}:processing:{emitter_id}", self.input)
     }
 
+    /// The emitter whose processing list `key` is, if it is one.
+    pub fn emitter_of_processing<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.input)?
+            .strip_prefix(":processing:")
+            .filter(|id| !id.is_empty())
+    }
+
     /// How far that emitter got through the phase (seed, start, tasks pushed), written with
     /// every push, so a restart resumes after the last task pushed and duplicates none.
     pub fn emitter_progress(&self, emitter_id: &str) -> String {
@@ -151,22 +158,38 @@ pub struct FunctionName {
 }
 
 impl FunctionName {
+    const EMITTER: &'static str = "emitter";
+    const COLLECTOR: &'static str = "collector";
+
     pub fn emitter(id: &str) -> FunctionName {
         FunctionName {
-            role: "emitter",
+            role: Self::EMITTER,
             id: id.into(),
         }
     }
 
     pub fn collector(id: &str) -> FunctionName {
         FunctionName {
-            role: "collector",
+            role: Self::COLLECTOR,
             id: id.into(),
         }
     }
 
+    pub fn is_emitter(&self) -> bool {
+        self.role == Self::EMITTER
+    }
+
     pub fn client_name(&self) -> String {
         format!("{}:{}", self.role, self.id)
+    }
+
+    /// The emitter or collector behind a connection name, if it is one of theirs.
+    pub fn from_client_name(name: &str) -> Option<FunctionName> {
+        let (role, id) = name.split_once(':')?;
+        let role = [Self::EMITTER, Self::COLLECTOR]
+            .into_iter()
+            .find(|r| *r == role)?;
+        (!id.is_empty()).then(|| FunctionName { role, id: id.into() })
     }
 
     pub fn pod_name(&self) -> String {
@@ -476,6 +499,14 @@ mod tests {
             ("emitter:1".to_string(), "emitter-1".to_string())
         );
         assert_eq!(FunctionName::collector("x").client_name(), "collector:x");
+        assert_eq!(FunctionName::from_client_name("emitter:1"), Some(e.clone()));
+        assert!(e.is_emitter() && !FunctionName::collector("1").is_emitter());
+        assert_eq!(FunctionName::from_client_name("worker:1"), None);
+        assert_eq!(FunctionName::from_client_name("emitter:"), None);
+        let q = Queues::default();
+        assert_eq!(q.emitter_of_processing(&q.emitter_processing("7")), Some("7"));
+        assert_eq!(q.emitter_of_processing("worker_queue:processing:7"), None);
+        assert_eq!(q.emitter_of_processing("input_queue:processing:"), None);
         let inv = Invocation {
             program_start_time: 1.5,
             worker_id: Some(3),
