@@ -105,7 +105,8 @@ async fn scale_without_a_node_says_so() {
 
 #[tokio::test]
 async fn node_stops_its_workers_when_it_stops() {
-    let mut node = start_node(&["--scaler", "local", "--policy", "static:3"]);
+    // `--workers 3`: an idle node never scales up on its own, static policy or not.
+    let mut node = start_node(&["--scaler", "local", "--policy", "static:3", "--workers", "3"]);
     let mut c = within(conn(&node.url())).await;
     within(wait_for_workers(&mut c, 3)).await;
     drop(c);
@@ -416,7 +417,10 @@ async fn both_readers_see_what_the_collector_published() {
         .to_string()
     };
     let mut readers: Vec<(&str, Box<dyn FarmReader>)> = vec![
-        ("embedded", Box::new(EmbeddedReader::new(broker.clone()))),
+        (
+            "embedded",
+            Box::new(EmbeddedReader::new(broker.clone(), program_start)),
+        ),
         ("redis", Box::new(RedisReader::new(c.clone(), program_start))),
     ];
     for (_, r) in readers.iter_mut() {
@@ -462,4 +466,503 @@ async fn both_readers_see_what_the_collector_published() {
     }
     stop.cancel();
     let _ = collector.join();
+}
+
+/// The node's published status (`autoscale:node:status`), `null` if none.
+async fn status(c: &mut redis::aio::MultiplexedConnection) -> serde_json::Value {
+    let raw: Option<String> = within(c.get("autoscale:node:status")).await.unwrap();
+    raw.map_or(serde_json::Value::Null, |r| serde_json::from_str(&r).unwrap())
+}
+
+/// Polls the status until `done` holds, failing after `secs` with `what` and the last status.
+async fn status_until(
+    c: &mut redis::aio::MultiplexedConnection,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let s = status(c).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s; status {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Acceptance: an idle `serve --scaler local` for the equivalent of 60 s never scales up —
+/// although its policy (`static:10`) asks for more workers at every decision — and ends at
+/// `--min-workers`, where it stays.
+#[tokio::test]
+async fn an_idle_node_never_scales_up_and_settles_at_the_minimum() {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--workers",
+        "4",
+        "--min-workers",
+        "2",
+        "--policy",
+        "static:10",
+        "--decision-period-s",
+        "1",
+        "--time-scale",
+        "0.1",
+    ]);
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 4)).await;
+    // 60 s of workload time with no client at all.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let s = status_until(&mut c, 20, "down to the minimum", |s| {
+        s["target"] == 2 && s["workers"]["live"] == 2 && s["workers"]["leaving"] == 0
+    })
+    .await;
+    assert_eq!(s["scale_ups"], 0, "{s}");
+    assert!(s["decisions"].as_u64().unwrap() >= 20, "{s}");
+    // It stays there: more decisions, no change.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let later = status(&mut c).await;
+    assert_eq!(
+        (later["target"].as_u64(), later["scale_ups"].as_u64()),
+        (Some(2), Some(0)),
+        "{later}"
+    );
+    assert_eq!(later["scaling_actions"], 1, "4 → 2 in one step: {later}");
+    assert!(later["decisions"].as_u64() > s["decisions"].as_u64(), "{later}");
+    assert_eq!(worker_clients(&mut c).await.len(), 2);
+}
+
+/// A burst wakes an embedded node at once: with a 10-minute decision period, only the queue
+/// hook can make it scale within the test's bounds.
+#[tokio::test]
+async fn a_burst_wakes_the_node_long_before_its_period() {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--workers",
+        "1",
+        "--policy",
+        "queue-proportional:5",
+        "--decision-period-s",
+        "600",
+    ]);
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 1)).await;
+    let before = status_until(&mut c, 10, "a first decision", |s| s["target"] == 1).await;
+    let tasks: Vec<String> = (0..40).map(|i| task_json(&format!("b{i}"), 5.0)).collect();
+    let _: () = within(c.lpush("worker_queue", &tasks)).await.unwrap();
+    let s = status_until(&mut c, 20, "scaled up on the burst", |s| {
+        s["target"].as_u64().unwrap_or(0) > 1
+    })
+    .await;
+    assert!(s["scale_ups"].as_u64().unwrap() >= 1, "{s}");
+    // Event decisions are rate-limited: a handful, not one per pushed task.
+    let decisions = s["decisions"].as_u64().unwrap() - before["decisions"].as_u64().unwrap();
+    assert!((1..=5).contains(&decisions), "{decisions} decisions: {s}");
+}
+
+/// Runs `autoscale-node ARGS` to completion (under a generous bound) and returns it.
+fn run_to_end(args: &[&str]) -> std::process::Output {
+    let child = Command::new(EXE)
+        .args(args)
+        .env("AUTOSCALE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(180)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(id.to_string()).status();
+            panic!("autoscale-node {args:?} did not finish in 180 s");
+        }
+    }
+}
+
+fn report_of(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// Acceptance: the README's `serve` + `run --redis` example, as written (only the ports and
+/// the job's size differ): `serve` has no time scale and no plan, `run` announces its clock
+/// (0.1) and pushes its phases. The node adopts the clock, reads the plan from `input_queue`
+/// and decides with the calendar model; the job reaches about the QoS of `run` alone, and the
+/// report names the node's policy and the node's own scaling actions.
+#[tokio::test]
+async fn the_readme_serve_and_run_example_reaches_the_qos_of_run_alone() {
+    let node = start_node(&["--scaler", "local", "--workers", "4"]);
+    let url = node.url();
+    let mut c = within(conn(&url)).await;
+    within(wait_for_workers(&mut c, 4)).await;
+    let idle_policy = status_until(&mut c, 10, "a status", |s| s.is_object()).await["policy"].clone();
+    let base = std::env::temp_dir().join(format!("autoscale-node-readme-{}", std::process::id()));
+    let (served_dir, alone_dir) = (base.join("served"), base.join("alone"));
+
+    let served = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), served_dir.clone());
+        move || {
+            run_to_end(&[
+                "run",
+                "--redis",
+                &url,
+                "--tasks",
+                "150",
+                "--report",
+                dir.to_str().unwrap(),
+            ])
+        }
+    });
+    // While the job runs, the node says it decides on the job's clock and plan.
+    let during = status_until(&mut c, 30, "the job's clock and plan", |s| {
+        s["time_scale"] == 0.1 && s["plan"] == "input_queue"
+    })
+    .await;
+    assert_ne!(
+        during["policy"], idle_policy,
+        "bundled switches to its calendar model: {during}"
+    );
+    let out = served.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "run --redis failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("adopted the job's time scale 0.1"), "{stdout}");
+    let after = status(&mut c).await;
+    let alone = tokio::task::spawn_blocking({
+        let dir = alone_dir.clone();
+        move || run_to_end(&["run", "--tasks", "150", "--report", dir.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert!(
+        alone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alone.stderr)
+    );
+
+    let (served, alone) = (report_of(&served_dir), report_of(&alone_dir));
+    let qos = |r: &serde_json::Value| r["qos_percent"].as_f64().unwrap();
+    eprintln!(
+        "README example: QoS {:.2} % with serve + run --redis, {:.2} % with run alone",
+        qos(&served),
+        qos(&alone)
+    );
+    assert_eq!(served["lost"], 0, "{served}");
+    assert!(
+        qos(&served) >= 95.0 && qos(&served) >= qos(&alone) - 3.0,
+        "{served}\n{alone}"
+    );
+    // The report names the node's policy and counts the node's actions.
+    let policy = served["policy"].as_str().unwrap();
+    assert!(policy.contains("the serving node's"), "{policy}");
+    assert!(
+        policy.starts_with(during["policy"].as_str().unwrap()),
+        "{policy} vs {during}"
+    );
+    let actions = served["scaling_actions"].as_u64().unwrap();
+    assert!(actions > 0, "{served}");
+    assert!(
+        actions <= after["scaling_actions"].as_u64().unwrap(),
+        "{served}\n{after}"
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// A node whose operator fixed its clock refuses a job on another one, and `run` stops before
+/// emitting anything, with the node's reason.
+#[tokio::test]
+async fn a_job_on_another_clock_is_refused_by_a_node_with_a_fixed_one() {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--workers",
+        "1",
+        "--policy",
+        "manual",
+        "--time-scale",
+        "1",
+    ]);
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 1)).await;
+    let out = tokio::task::spawn_blocking({
+        let url = node.url();
+        move || {
+            run_to_end(&[
+                "run",
+                "--redis",
+                &url,
+                "--tasks",
+                "10",
+                "--report",
+                "/nonexistent/report",
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("refused the job") && stderr.contains("--time-scale 1"),
+        "{stderr}"
+    );
+    let pushed: Option<u64> = within(c.get("worker_queue:enqueued_total")).await.unwrap();
+    assert_eq!(pushed, None, "nothing was emitted");
+    assert_eq!(status(&mut c).await["time_scale"], 1.0);
+}
+
+/// A controller that publishes a plan at `autoscale:plan` gives the node its calendar (and
+/// the bundled policy its calendar model) without any phase in `input_queue`; without it the
+/// node is back on its metrics.
+#[tokio::test]
+async fn a_published_plan_switches_the_node_to_the_calendar_and_back() {
+    let node = start_node(&["--scaler", "local", "--workers", "1"]);
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 1)).await;
+    let before = status_until(&mut c, 10, "a status", |s| s.is_object()).await;
+    assert_eq!(before["plan"], serde_json::Value::Null, "{before}");
+    let start: f64 = within(c.get::<_, String>("program_start_time"))
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    let phases = functions::emitter::phase_messages(&workload::WorkloadConfig::default(), 1);
+    let plan = serde_json::json!({
+        "start_s": functions::runtime::unix_now() - start,
+        "phases": phases,
+    });
+    let _: () = within(c.set("autoscale:plan", plan.to_string())).await.unwrap();
+    let planned = status_until(&mut c, 20, "the published plan", |s| {
+        s["plan"] == "autoscale:plan"
+    })
+    .await;
+    assert_ne!(planned["policy"], before["policy"], "{planned}");
+    let _: () = within(c.del("autoscale:plan")).await.unwrap();
+    let after = status_until(&mut c, 20, "no plan", |s| s["plan"].is_null()).await;
+    assert_eq!(after["policy"], before["policy"], "{after}");
+}
+
+/// `serve --record`: the traffic a job brought is written as a trace, and `eval --trace`
+/// replays it.
+#[tokio::test]
+async fn serve_records_the_traffic_and_eval_replays_it() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("served.csv");
+    let mut node = start_node(&[
+        "--scaler",
+        "local",
+        "--workers",
+        "3",
+        "--policy",
+        "static:3",
+        "--record",
+        trace.to_str().unwrap(),
+    ]);
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 3)).await;
+    let out = tokio::task::spawn_blocking({
+        let (url, report) = (node.url(), dir.join("report"));
+        move || {
+            run_to_end(&[
+                "run",
+                "--redis",
+                &url,
+                "--tasks",
+                "40",
+                "--time-scale",
+                "0.05",
+                "--report",
+                report.to_str().unwrap(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let emitted = report_of(&dir.join("report"))["emitted"].as_u64().unwrap();
+    // A re-queued or foreign non-task element is not an arrival of work.
+    let _: () = within(c.rpush("worker_queue", "not a task")).await.unwrap();
+    // SIGTERM: the node writes what is left and exits.
+    Command::new("kill")
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    while node.child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "node did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "timestamp,processing_s");
+    assert_eq!(rows.len() as u64 - 1, emitted, "one row per emitted task");
+    // The processing times are the workload's (about 1.5 s on average), not the scaled ones.
+    let mean: f64 = rows[1..]
+        .iter()
+        .map(|r| r.split(',').nth(1).unwrap().parse::<f64>().unwrap())
+        .sum::<f64>()
+        / emitted as f64;
+    assert!((0.5..4.0).contains(&mean), "mean processing time {mean}");
+
+    let eval = run_to_end(&[
+        "eval",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--baselines",
+        "static:4",
+        "--episodes",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&eval.stdout);
+    assert!(
+        eval.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    assert!(stdout.contains("static:4"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Queued work and the oldest task's slack, read in-process and over the network alike, from
+/// what the real emitter and worker count: the emitter adds each task's time, the worker adds
+/// what it takes, a hand-back subtracts it.
+#[tokio::test]
+async fn both_readers_see_the_queued_work_and_the_oldest_slack() {
+    use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
+    use functions::protocol::keys;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let broker = broker::Broker::new(broker::BrokerConfig::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let mut c = within(conn(&url)).await;
+    let program_start = functions::runtime::unix_now();
+    let _: () = within(c.set(keys::PROGRAM_START, program_start)).await.unwrap();
+    // One phase of 3 tasks, emitted within a second at time scale 10 (so each takes 3–30 s
+    // to process: the worker below holds its first task for the whole check).
+    let mut workload = workload::WorkloadConfig {
+        base_rate_per_min: 1800.0,
+        window_s: 0.1,
+        ..workload::WorkloadConfig::default()
+    };
+    workload.phases.truncate(1);
+    workload.phases[0].multiplier = 1.0;
+    workload.phases[0].duration_s = 0.1;
+    assert_eq!(
+        within(functions::emitter::feed_phases(
+            &mut c,
+            "input_queue",
+            &workload,
+            3
+        ))
+        .await
+        .unwrap(),
+        3
+    );
+    let function = |stop: tokio_util::sync::CancellationToken, url: String, worker: bool| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let config = functions::FunctionConfig {
+                redis_url: url,
+                poll_interval_s: 0.1,
+                grace_period_s: 0.0,
+                ..functions::FunctionConfig::default()
+            };
+            if worker {
+                let _ = rt.block_on(functions::worker::run_worker(config, stop));
+            } else {
+                let slow = workload::WorkloadConfig {
+                    time_scale: 10.0,
+                    ..workload::WorkloadConfig::default()
+                };
+                let _ = rt.block_on(functions::emitter::run_emitter(config, slow, stop));
+            }
+        })
+    };
+    let emitter_stop = tokio_util::sync::CancellationToken::new();
+    let emitter = function(emitter_stop.clone(), url.clone(), false);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while within(c.get::<_, Option<u64>>("worker_queue:enqueued_total"))
+        .await
+        .unwrap()
+        != Some(3)
+    {
+        assert!(Instant::now() < deadline, "the emitter did not emit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut readers: Vec<(&str, Box<dyn FarmReader>)> = vec![
+        (
+            "embedded",
+            Box::new(EmbeddedReader::new(broker.clone(), program_start)),
+        ),
+        ("redis", Box::new(RedisReader::new(c.clone(), program_start))),
+    ];
+    // The reference: the waiting tasks themselves.
+    let waiting = |tasks: Vec<String>| -> (f64, f64) {
+        let tasks: Vec<functions::messages::Task> =
+            tasks.iter().map(|t| serde_json::from_str(t).unwrap()).collect();
+        let work = tasks.iter().map(|t| t.task_processing_time_simulated).sum();
+        let oldest = tasks.last().unwrap();
+        let slack = oldest.task_gen_timestamp + oldest.task_deadline
+            - oldest.task_processing_time_simulated
+            - (functions::runtime::unix_now() - program_start);
+        (work, slack)
+    };
+    let check = async |readers: &mut Vec<(&str, Box<dyn FarmReader>)>,
+                       c: &mut redis::aio::MultiplexedConnection| {
+        let (work, slack) = waiting(within(c.lrange("worker_queue", 0, -1)).await.unwrap());
+        for (name, r) in readers.iter_mut() {
+            let q = within(r.read()).await.unwrap().queue;
+            assert!((q.queued_work_s - work).abs() < 1e-6, "{name}: {q:?} vs {work}");
+            assert!((q.oldest_slack_s - slack).abs() < 0.5, "{name}: {q:?} vs {slack}");
+        }
+    };
+    check(&mut readers, &mut c).await;
+
+    // A worker takes one task: its work leaves the count.
+    let worker_stop = tokio_util::sync::CancellationToken::new();
+    let worker = function(worker_stop.clone(), url.clone(), true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while within(c.llen::<_, u64>("worker_queue:processing:1"))
+        .await
+        .unwrap()
+        != 1
+    {
+        assert!(Instant::now() < deadline, "the worker took nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(within(c.llen::<_, u64>("worker_queue")).await.unwrap(), 2);
+    check(&mut readers, &mut c).await;
+    // Stopped with no grace, it hands the task back: the work is queued again.
+    worker_stop.cancel();
+    // Joined off the runtime: the broker the worker talks to runs on this one.
+    within(tokio::task::spawn_blocking(move || worker.join()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(within(c.llen::<_, u64>("worker_queue")).await.unwrap(), 3);
+    check(&mut readers, &mut c).await;
+    emitter_stop.cancel();
+    within(tokio::task::spawn_blocking(move || emitter.join()))
+        .await
+        .unwrap()
+        .unwrap();
+    stop.cancel();
 }

@@ -16,6 +16,11 @@ use serde::{Deserialize, Serialize};
 pub const REQUESTS: &str = "autoscale:scale_requests";
 pub const STATUS: &str = "autoscale:node:status";
 pub const CONTROLLER_NAME: &str = "autoscale-node:controller";
+/// Where a job's driver (`run --redis`) announces its clock ([`JobRequest`]).
+pub const JOB: &str = "autoscale:job";
+/// Where any controller may publish the job's plan ([`PublishedPlan`]) instead of the node
+/// reading it from `input_queue`.
+pub const PLAN: &str = "autoscale:plan";
 
 pub fn reply_key(id: &str) -> String {
     format!("autoscale:scale_replies:{id}")
@@ -53,10 +58,39 @@ pub struct ScaleReply {
     pub workers: WorkerCounts,
 }
 
+/// A job announcing itself to a serving node: the clock its emitter runs on. The node adopts
+/// the time scale (its policy decides in workload time) or refuses, and says which in its
+/// status ([`NodeStatus::job`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    pub id: String,
+    /// Wall seconds per workload second, as given to the emitter.
+    pub time_scale: f64,
+}
+
+/// The node's answer to a [`JobRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobAnswer {
+    pub id: String,
+    pub accepted: bool,
+    pub message: String,
+}
+
+/// A job's plan published by a controller at [`PLAN`]: phase configurations as the emitter
+/// takes them from `input_queue` (rates and shapes — a plan, never recorded arrivals), run one
+/// after the other from `start_s`, seconds of the farm's clock (since `program_start_time`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PublishedPlan {
+    pub start_s: f64,
+    pub phases: Vec<functions::messages::PhaseConfigMsg>,
+}
+
 /// What a node publishes about itself every tick.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub scaler: String,
+    /// The policy deciding now (`bundled` names the model it runs: the calendar model while a
+    /// plan is known).
     pub policy: String,
     pub target: u32,
     pub workers: WorkerCounts,
@@ -64,6 +98,20 @@ pub struct NodeStatus {
     pub scaling_actions: u64,
     pub min_workers: u32,
     pub max_workers: u32,
+    #[serde(default)]
+    pub scale_ups: u64,
+    #[serde(default)]
+    pub scale_downs: u64,
+    /// Wall seconds per workload second the node decides on.
+    #[serde(default)]
+    pub time_scale: f64,
+    /// Where the job's plan comes from (`input_queue`, `autoscale:plan`, the run's own), if
+    /// one is known.
+    #[serde(default)]
+    pub plan: Option<String>,
+    /// The answer to the last job that announced itself.
+    #[serde(default)]
+    pub job: Option<JobAnswer>,
 }
 
 /// True when a node's controller is connected to this broker.

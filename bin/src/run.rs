@@ -15,8 +15,8 @@ mod supervise;
 use crate::limits;
 use agent::spec::PolicySpec;
 use anyhow::Context;
-use autoscale_node::node::decide::Limits;
 use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
+use autoscale_node::node::wake::QueueWake;
 use autoscale_node::node::{Node, NodeConfig};
 use autoscale_node::requests;
 use autoscale_node::scaler::local::stop_children;
@@ -99,6 +99,9 @@ pub struct RunArgs {
     /// `--trace`, `--trace-replay`, `--trace-plan`: replay a recorded trace as the job.
     #[command(flatten)]
     pub trace: crate::trace_args::TraceArgs,
+    /// Rate limits, the idle rule and the start-up hint, as `serve`'s.
+    #[command(flatten)]
+    pub decisions: crate::serve::DecisionArgs,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -118,6 +121,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(p) = args.decision_period_s {
         limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
     }
+    args.decisions.validate(args.max_workers)?;
     if args.scaler == ScalerKind::None {
         anyhow::bail!("run needs workers: use --scaler local, openfaas or kubernetes");
     }
@@ -213,15 +217,15 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             &workload,
             args.seed,
             period,
-            // How long a new worker takes to serve, in workload time: a local process ~0.3 s
-            // of wall clock; a cold-started function or pod ~5 s.
-            match args.scaler {
-                ScalerKind::Local | ScalerKind::None => (0.3 / scale).min(5.0),
-                ScalerKind::Openfaas | ScalerKind::Kubernetes => 5.0,
-            },
+            // How long a new worker takes to serve, in workload time.
+            args.decisions.worker_startup_wall_s(args.scaler) / scale,
         )
     });
 
+    // The serving node's status when the job starts: its actions during the job are counted
+    // from here.
+    let mut node_before: Option<requests::NodeStatus> = None;
+    let job_id = uuid::Uuid::new_v4().simple().to_string();
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
         println!(
@@ -230,6 +234,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             status.scaler,
             status.policy
         );
+        let answer = announce_job(&mut conn, &job_id, scale).await?;
+        println!("autoscale-node run: {}", answer.message);
+        node_before = Some(status.clone());
         (Box::new(RemoteNode { status }), None)
     } else {
         (
@@ -239,15 +246,24 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     };
     let stats = Arc::new(NodeStats::default());
     let cfg = NodeConfig {
-        decision_period: Duration::from_secs_f64(period * scale),
+        decision_period_s: period,
+        min_decision_gap_s: args.decisions.min_decision_gap_s,
         time_scale: scale,
-        limits: Limits::bounds(args.min_workers, args.max_workers),
+        time_scale_fixed: true,
+        worker_startup_wall_s: args.decisions.worker_startup_wall_s(args.scaler),
+        limits: args.decisions.limits(args.min_workers, args.max_workers),
         // Local workers are reaped the moment they exit; this catches remote ones.
         orphan_grace: Duration::from_secs_f64((30.0 * scale).max(2.0)),
         passive: delegate,
     };
+    // The embedded broker wakes the loop on bursts.
+    let wake = source.as_ref().map(|b| {
+        let wake = Arc::new(QueueWake::new(&functions::Queues::default().worker));
+        b.queues().add_hook(wake.clone());
+        wake
+    });
     let reader: Box<dyn FarmReader> = match source {
-        Some(b) => Box::new(EmbeddedReader::new(b)),
+        Some(b) => Box::new(EmbeddedReader::new(b, program_start)),
         None => Box::new(RedisReader::new(conn.clone(), program_start)),
     };
     let initial = match (delegate, args.workers) {
@@ -265,6 +281,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     )
     .await?;
     controller.set_calendar(calendar);
+    if let Some(wake) = wake {
+        controller.set_wake(wake);
+    }
 
     // The emitter and the collector: on the platform when the scaler has one (OpenFaaS
     // functions, Kubernetes Deployments, which restart them themselves), else as local
@@ -304,7 +323,10 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     println!(
         "autoscale-node run: {total} tasks over {:.0} s (time scale {scale}), policy {}, broker {}",
         workload_duration * scale,
-        controller.policy_name(),
+        match &node_before {
+            Some(node) => format!("{} (the serving node's)", node.policy),
+            None => controller.policy_name(),
+        },
         crate::serve::redacted(&url)
     );
 
@@ -316,15 +338,14 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let started = Instant::now();
     // Workload time plus a drain allowance, then give up waiting.
     let limit = Duration::from_secs_f64((workload_duration + 120.0) * scale + 30.0);
-    let mut ticker = tokio::time::interval(controller.tick_interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let interrupted = signals.recv();
     tokio::pin!(interrupted);
     let stop = loop {
         tokio::select! {
             biased;
             _ = &mut interrupted => break Stop::Interrupted,
-            _ = ticker.tick() => {}
+            _ = controller.woken() => controller.request_decision(),
+            _ = tokio::time::sleep(controller.next_tick_in()) => {}
         }
         if let Some(exit) = roles.exited() {
             // A Ctrl-C in a terminal reaches the whole process group: the functions stop
@@ -387,6 +408,12 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         }
     };
 
+    // What the serving node did during the job, from its own status (this side only watched).
+    let node_after = match node_before {
+        Some(_) => requests::node_status(&mut conn).await?,
+        None => None,
+    };
+
     // Stop the job: TERMINATE to the emitter and the collector, the workers through the scaler.
     let end = ControlMsg::terminate().to_json();
     let _: () = conn.lpush(&queues.emitter_control_syn, &end).await?;
@@ -408,9 +435,30 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     times.sort_by(f64::total_cmp);
     let wall = started.elapsed().as_secs_f64();
     let not_emitted = (total as u64).saturating_sub(emitted);
+    if delegate {
+        // The job is over: its announcement goes (a later job announces its own).
+        let current: Option<String> = conn.get(requests::JOB).await?;
+        if current.is_some_and(|raw| raw.contains(&job_id)) {
+            let _: () = conn.del(requests::JOB).await?;
+        }
+    }
     let summary = controller.summary();
+    let (policy_name, scaling_actions) = match (&node_before, &node_after) {
+        (Some(before), Some(after)) => (
+            format!("{} (the serving node's)", after.policy),
+            after.scaling_actions.saturating_sub(before.scaling_actions),
+        ),
+        (Some(before), None) => (
+            format!(
+                "{} (the serving node's; it stopped before the end)",
+                before.policy
+            ),
+            0,
+        ),
+        _ => (controller.policy_name(), summary.scaling_actions),
+    };
     let report = RunReport {
-        policy: controller.policy_name().to_string(),
+        policy: policy_name,
         time_scale: scale,
         tasks: total,
         completed: ledger.completed,
@@ -428,7 +476,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         mean_workers: summary.worker_seconds_wall / wall.max(1e-9),
         max_workers: summary.max_workers_seen,
         worker_seconds: summary.worker_seconds_wall / scale,
-        scaling_actions: summary.scaling_actions,
+        scaling_actions,
         crashed_workers: summary.vanished_workers,
         completion_p50_s: report::quantile(&times, 0.50),
         completion_p95_s: report::quantile(&times, 0.95),
@@ -449,6 +497,39 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     println!("{}", report.markdown());
     println!("report written to {}", args.report.display());
     Ok(report)
+}
+
+/// Announces the job's clock to the serving node and waits for its answer: adopted, or
+/// refused (then the run stops here with the node's reason, before anything is emitted).
+async fn announce_job(
+    conn: &mut MultiplexedConnection,
+    id: &str,
+    time_scale: f64,
+) -> anyhow::Result<requests::JobAnswer> {
+    let job = requests::JobRequest {
+        id: id.to_string(),
+        time_scale,
+    };
+    let _: () = conn.set(requests::JOB, json(&job)).await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = requests::node_status(conn).await?.and_then(|s| s.job);
+        match answer {
+            Some(a) if a.id == id && a.accepted => return Ok(a),
+            Some(a) if a.id == id => {
+                let _: () = conn.del(requests::JOB).await?;
+                anyhow::bail!("the serving node refused the job: {}", a.message)
+            }
+            _ if Instant::now() >= deadline => {
+                let _: () = conn.del(requests::JOB).await?;
+                anyhow::bail!(
+                    "the serving node did not answer the job's announcement ({}) within 10 s;                      is its control loop running?",
+                    requests::JOB
+                )
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Deletes what an earlier run left (queues, collector totals; with `with_clock`, the farm's

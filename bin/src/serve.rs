@@ -5,7 +5,9 @@ use anyhow::Context;
 use autoscale_node::http::{Access, Endpoint};
 use autoscale_node::node::decide::Limits;
 use autoscale_node::node::reader::EmbeddedReader;
-use autoscale_node::node::{Node, NodeConfig};
+use autoscale_node::node::record::ArrivalRecorder;
+use autoscale_node::node::wake::QueueWake;
+use autoscale_node::node::{Node, NodeConfig, PeriodicPolicy};
 use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
 use autoscale_node::stats::NodeStats;
 use broker::{Broker, BrokerConfig};
@@ -79,20 +81,37 @@ pub struct NodeArgs {
     #[arg(long, env = "AUTOSCALE_DECISION_PERIOD_S")]
     pub decision_period_s: Option<f64>,
     /// Wall-clock seconds per workload second, as given to the emitter (the policy was trained
-    /// in workload time).
-    #[arg(long, env = "AUTOSCALE_TIME_SCALE", default_value_t = 1.0)]
-    pub time_scale: f64,
+    /// in workload time). Left unset, it is 1 until a job (`run --redis`) announces its own,
+    /// which the node then adopts; set, a job on another clock is refused.
+    #[arg(long, env = "AUTOSCALE_TIME_SCALE")]
+    pub time_scale: Option<f64>,
     /// A worker disconnected this long (wall seconds) has its unfinished tasks re-queued.
     #[arg(long, env = "AUTOSCALE_ORPHAN_GRACE_S", default_value_t = 30.0)]
     pub orphan_grace_s: f64,
+    /// Do not read the job's plan from the broker (`input_queue`, `autoscale:plan`): decide on
+    /// the farm's metrics alone.
+    #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
+    pub no_calendar: bool,
+    /// Record every task pushed to worker_queue to this CSV file (`timestamp,processing_s`,
+    /// workload seconds since the farm's start): a trace `eval --trace` and `train --trace`
+    /// replay. Flushed every second and at shutdown.
+    #[arg(long, env = "AUTOSCALE_RECORD")]
+    pub record: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub decisions: DecisionArgs,
     #[command(flatten)]
     pub scalers: ScalerArgs,
 }
 
+/// The time scale of a node whose operator did not set one: jobs announce theirs.
+pub const DEFAULT_TIME_SCALE: f64 = 1.0;
+
 impl NodeArgs {
     pub fn validate(&self) -> anyhow::Result<()> {
         use crate::limits;
-        limits::check("--time-scale", self.time_scale, &limits::TIME_SCALE)?;
+        if let Some(t) = self.time_scale {
+            limits::check("--time-scale", t, &limits::TIME_SCALE)?;
+        }
         if let Some(p) = self.decision_period_s {
             limits::check("--decision-period-s", p, &limits::DECISION_PERIOD_S)?;
         }
@@ -102,18 +121,104 @@ impl NodeArgs {
             limits::check("--workers", w, &(self.min_workers..=self.max_workers))?;
         }
         limits::check("--orphan-grace-s", self.orphan_grace_s, &limits::GRACE_PERIOD_S)?;
-        Ok(())
+        self.decisions.validate(self.max_workers)
+    }
+
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale.unwrap_or(DEFAULT_TIME_SCALE)
     }
 
     /// The control loop's settings, deciding every `decision_period_s` of workload time.
     pub fn node_config(&self, decision_period_s: f64) -> NodeConfig {
         NodeConfig {
-            decision_period: Duration::from_secs_f64(decision_period_s * self.time_scale),
-            time_scale: self.time_scale,
-            limits: Limits::bounds(self.min_workers, self.max_workers),
+            decision_period_s,
+            min_decision_gap_s: self.decisions.min_decision_gap_s,
+            time_scale: self.time_scale(),
+            time_scale_fixed: self.time_scale.is_some(),
+            worker_startup_wall_s: self.decisions.worker_startup_wall_s(self.scaler),
+            limits: self.decisions.limits(self.min_workers, self.max_workers),
             orphan_grace: Duration::from_secs_f64(self.orphan_grace_s),
             passive: false,
         }
+    }
+}
+
+/// How the node decides: rate limits, the idle rule, the start-up hint (`serve` and `run`).
+#[derive(Args, Debug, Clone)]
+pub struct DecisionArgs {
+    /// A scale-down waits this many workload seconds after the previous change of the count
+    /// (0: none).
+    #[arg(long, env = "AUTOSCALE_SCALE_DOWN_COOLDOWN_S", default_value_t = Limits::SCALE_DOWN_COOLDOWN_S)]
+    pub scale_down_cooldown_s: f64,
+    /// Hysteresis: a scale-down goes no lower than the largest count the policy asked for in
+    /// the last this-many workload seconds, so a wish that flickers does not move the farm at
+    /// every decision (0: none).
+    #[arg(long, env = "AUTOSCALE_SCALE_DOWN_WINDOW_S", default_value_t = Limits::SCALE_DOWN_WINDOW_S)]
+    pub scale_down_window_s: f64,
+    /// Most workers one decision may add [default: no limit].
+    #[arg(long, env = "AUTOSCALE_MAX_STEP_UP")]
+    pub max_step_up: Option<u32>,
+    /// A farm with no arrival, no queue and no busy worker for this many workload seconds goes
+    /// to --min-workers, whatever the policy says (0 turns this off). Independently, a
+    /// scale-up is refused while no task arrived in the last 30 s and nothing is queued.
+    #[arg(long, env = "AUTOSCALE_IDLE_AFTER_S", default_value_t = Limits::IDLE_AFTER_S)]
+    pub idle_after_s: f64,
+    /// When the work queue jumps (it doubles, or outgrows the idle workers by a few tasks),
+    /// an embedded node decides at once instead of at the next period — but never sooner than
+    /// this many workload seconds after the previous decision.
+    #[arg(long, env = "AUTOSCALE_MIN_DECISION_GAP_S", default_value_t = 0.25)]
+    pub min_decision_gap_s: f64,
+    /// How long a new worker takes to serve, in wall seconds: what every observation tells
+    /// the policy (converted to workload time) [default: 0.3 for local processes, 5 for
+    /// OpenFaaS functions and Kubernetes pods].
+    #[arg(long, env = "AUTOSCALE_WORKER_STARTUP_S")]
+    pub worker_startup_s: Option<f64>,
+}
+
+/// The range of the decision flags given in seconds.
+const DECISION_SECONDS: std::ops::RangeInclusive<f64> = 0.0..=3600.0;
+
+impl DecisionArgs {
+    pub fn validate(&self, max_workers: u32) -> anyhow::Result<()> {
+        use crate::limits::check;
+        check(
+            "--scale-down-cooldown-s",
+            self.scale_down_cooldown_s,
+            &DECISION_SECONDS,
+        )?;
+        check(
+            "--scale-down-window-s",
+            self.scale_down_window_s,
+            &DECISION_SECONDS,
+        )?;
+        check("--idle-after-s", self.idle_after_s, &DECISION_SECONDS)?;
+        check("--min-decision-gap-s", self.min_decision_gap_s, &(0.01..=3600.0))?;
+        if let Some(n) = self.max_step_up {
+            check("--max-step-up", n, &(1..=max_workers))?;
+        }
+        if let Some(s) = self.worker_startup_s {
+            check("--worker-startup-s", s, &DECISION_SECONDS)?;
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self, min_workers: u32, max_workers: u32) -> Limits {
+        Limits {
+            scale_down_cooldown_s: self.scale_down_cooldown_s,
+            scale_down_window_s: self.scale_down_window_s,
+            max_step_up: self.max_step_up,
+            idle_after_s: (self.idle_after_s > 0.0).then_some(self.idle_after_s),
+            ..Limits::bounds(min_workers, max_workers)
+        }
+    }
+
+    /// The start-up hint in wall seconds: as given, else what `scaler`'s workers take.
+    pub fn worker_startup_wall_s(&self, scaler: ScalerKind) -> f64 {
+        self.worker_startup_s.unwrap_or(match scaler {
+            ScalerKind::Local => 0.3,
+            ScalerKind::Openfaas | ScalerKind::Kubernetes => 5.0,
+            ScalerKind::None => 0.0,
+        })
     }
 }
 
@@ -239,9 +344,25 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             n.workers, n.min_workers, n.max_workers
         );
         println!(
-            "decisions   every {period} s of workload time, time scale {}",
-            n.time_scale
+            "decisions   every {period} s of workload time (sooner on bursts, {} s apart at least), time scale {}",
+            n.decisions.min_decision_gap_s,
+            match n.time_scale {
+                Some(t) => format!("{t}"),
+                None => format!("{DEFAULT_TIME_SCALE} until a job sets it"),
+            }
         );
+        let l = n.decisions.limits(n.min_workers, n.max_workers);
+        println!(
+            "limits      scale-down cooldown {} s, window {} s, step up {}, idle after {}, worker start-up {} s",
+            l.scale_down_cooldown_s,
+            l.scale_down_window_s,
+            l.max_step_up.map_or("unlimited".to_string(), |n| format!("≤ {n}")),
+            l.idle_after_s.map_or("never".to_string(), |s| format!("{s} s")),
+            n.decisions.worker_startup_wall_s(n.scaler)
+        );
+        if let Some(path) = &n.record {
+            println!("record      {}", path.display());
+        }
         println!("configuration ok");
         return Ok(());
     }
@@ -369,29 +490,47 @@ async fn control_loop(
         functions::protocol::agree_program_start(&mut conn, functions::runtime::unix_now()).await?;
     let scaler = scaler::build(args.node.scaler, &args.node.scalers, &url, program_start).await?;
     let initial = args.node.workers.unwrap_or(args.node.min_workers);
+    let plan_policy = if args.node.no_calendar {
+        None
+    } else {
+        plan_policy(&args.node.policy, args.node.decision_period_s)
+    };
     let mut node = Node::new(
         policy,
         scaler,
-        Box::new(EmbeddedReader::new(broker.clone())),
+        Box::new(EmbeddedReader::new(broker.clone(), program_start)),
         conn,
         args.node.node_config(period),
         initial,
         stats,
     )
     .await?;
+    if !args.node.no_calendar {
+        node.read_plans(plan_policy);
+    }
+    let queues = functions::Queues::default();
+    let wake = Arc::new(QueueWake::new(&queues.worker));
+    broker.queues().add_hook(wake.clone());
+    node.set_wake(wake);
+    if let Some(path) = &args.node.record {
+        let (recorder, hook) = ArrivalRecorder::create(path, &queues.worker)
+            .with_context(|| format!("creating the recording {}", path.display()))?;
+        broker.queues().add_hook(hook);
+        node.set_recorder(recorder, program_start);
+        tracing::info!(path = %path.display(), "recording arrivals");
+    }
     node.start().await?;
     tracing::info!(
         policy = node.policy_name(),
         workers = initial,
         "control loop started"
     );
-    let mut ticker = tokio::time::interval(node.tick_interval());
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = stop_requested(broker, signals);
     tokio::pin!(shutdown);
     let by_command = loop {
         tokio::select! {
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(node.next_tick_in()) => {}
+            _ = node.woken() => node.request_decision(),
             by_command = &mut shutdown => break by_command,
         }
         node.tick_or_log().await;
@@ -404,6 +543,26 @@ async fn control_loop(
             Ok(())
         }
         other => Ok(other?),
+    }
+}
+
+/// The policy for when the job's plan is known, if it is another one than `spec` without a
+/// plan: `bundled` is then the calendar model (trained with the plan's outlook among its
+/// inputs). A calendar model that cannot run at the asked period is left out, with a warning.
+fn plan_policy(spec: &agent::spec::PolicySpec, asked: Option<f64>) -> Option<PeriodicPolicy> {
+    if *spec != agent::spec::PolicySpec::Bundled {
+        return None;
+    }
+    // The node reads a plan's rates, not a workload file: the model needs only to know that
+    // there is one.
+    let workload = workload::WorkloadConfig::default();
+    match autoscale_node::node_policy(spec, asked, Some(&workload)) {
+        Ok((Some(policy), period_s)) => Some(PeriodicPolicy { policy, period_s }),
+        Ok((None, _)) => None,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the calendar model is not used; the metrics-only model decides with or without a plan");
+            None
+        }
     }
 }
 

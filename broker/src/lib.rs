@@ -141,6 +141,19 @@ impl Broker {
         })
     }
 
+    /// The length of list `key` and up to `n` of its elements from the tail, the tail first
+    /// (the oldest, for a queue producers LPUSH to and consumers take from the right). A
+    /// missing key is an empty list.
+    pub fn list_tail(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
+        self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
+            Some(db::Value::List(l)) => (
+                l.items.len(),
+                l.items.iter().rev().take(n).map(|i| i.data.clone()).collect(),
+            ),
+            _ => (0, Vec::new()),
+        })
+    }
+
     /// Completes when the broker is told to stop: by a client's SHUTDOWN, or by the shutdown
     /// future given to [`Broker::serve`]. A binary selects on it to exit with its broker.
     pub fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {

@@ -380,6 +380,11 @@ pub enum QueueEvent {
 /// short and non-blocking (update an atomic, `try_send` on a channel).
 pub trait QueueHook: Send + Sync {
     fn on_event(&self, event: &QueueEvent);
+
+    /// The elements a push (LPUSH, RPUSH, LMOVE, BLMOVE, …) added to list `queue`, just before
+    /// its [`QueueEvent::Pushed`]; `at_head` for pushes to the left end. For hooks that read
+    /// what arrives (copy what you keep: the slices may borrow a request buffer).
+    fn on_elements(&self, _db: usize, _queue: &[u8], _at_head: bool, _elements: &[Bytes]) {}
 }
 
 /// All queues' counters, by database and key, plus the registered hooks.
@@ -584,6 +589,16 @@ impl QueueRegistry {
     pub fn add_hook(&self, hook: Arc<dyn QueueHook>) {
         self.hooks.write().push(hook);
         self.has_hooks.store(true, Relaxed);
+    }
+
+    /// Hands the elements of a push to the hooks (see [`QueueHook::on_elements`]).
+    pub(crate) fn emit_elements(&self, db: usize, queue: &[u8], at_head: bool, elements: &[Bytes]) {
+        if !self.has_hooks.load(Relaxed) {
+            return;
+        }
+        for h in self.hooks.read().iter() {
+            h.on_elements(db, queue, at_head, elements);
+        }
     }
 
     pub(crate) fn emit(&self, event: impl FnOnce() -> QueueEvent) {

@@ -1,5 +1,7 @@
 //! The emitter: takes phase configs from `input_queue` and emits each phase's tasks in real
-//! time, scheduled against absolute instants (no drift), counting every push atomically.
+//! time, scheduled against absolute instants (no drift), counting every push — and its
+//! processing time, so that the node knows the queued work without reading the queue —
+//! atomically.
 //!
 //! A phase survives the emitter: the config is moved (not popped) into the emitter's own
 //! processing list, and every push records how far the phase got in the same transaction.
@@ -69,16 +71,17 @@ pub fn task_ids(seed: u64) -> impl Iterator<Item = String> {
     })
 }
 
-/// How far the emitter got through its current phase (see the module docs).
+/// How far the emitter got through its current phase (see the module docs), kept at
+/// `input_queue:progress:<id>`; the node reads `started_at` to anchor the job's plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct Progress {
+pub struct Progress {
     /// The task seed in use (the message's, or one drawn for a message without one).
-    seed: u64,
+    pub seed: u64,
     /// When the phase started, in seconds of the run's clock: a resumed phase keeps its
     /// schedule and its tasks' generation timestamps.
-    started_at: f64,
+    pub started_at: f64,
     /// Tasks pushed so far.
-    emitted: usize,
+    pub emitted: usize,
 }
 
 /// Runs the emitter until TERMINATE or cancellation. `workload` supplies the task model and
@@ -231,6 +234,10 @@ async fn step(
             .lpush(&q.worker, json(&task))
             .ignore()
             .incr(q.enqueued_total(), 1)
+            .ignore()
+            .cmd("INCRBYFLOAT")
+            .arg(q.enqueued_work_s())
+            .arg(crate::protocol::counted_work_s(spec.processing_s).unwrap_or(0.0))
             .ignore()
             .set(&progress_key, json(&record))
             .ignore()

@@ -28,4 +28,4 @@ pub mod runtime;
 pub mod worker;
 
 pub use protocol::{Queues, WorkerId};
-pub use runtime::{requeue_processing, FunctionConfig, FunctionError};
+pub use runtime::{requeue_processing, requeue_tasks, FunctionConfig, FunctionError};

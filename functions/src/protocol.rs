@@ -70,10 +70,30 @@ impl Queues {
         format!("{}:enqueued_total", self.worker)
     }
 
+    /// Σ processing times (`task_processing_time_simulated`, wall seconds) of the tasks the
+    /// emitter enqueued, incremented (INCRBYFLOAT) in the same transaction as each push.
+    pub fn enqueued_work_s(&self) -> String {
+        format!("{}:enqueued_work_s", self.worker)
+    }
+
+    /// Σ processing times of the tasks workers took from the queue (a worker adds a task's time
+    /// when it takes it; a re-queue subtracts it). Queued work = enqueued − taken: what waits,
+    /// in seconds of processing, read in O(1) however long the queue.
+    pub fn taken_work_s(&self) -> String {
+        format!("{}:taken_work_s", self.worker)
+    }
+
     /// The phase config an emitter is working through, moved here from the input queue so that
     /// an emitter that dies mid-phase finds it again when restarted under the same id.
     pub fn emitter_processing(&self, emitter_id: &str) -> String {
         format!("{}:processing:{emitter_id}", self.input)
+    }
+
+    /// The emitter whose processing list `key` is, if it is one.
+    pub fn emitter_of_processing<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.input)?
+            .strip_prefix(":processing:")
+            .filter(|id| !id.is_empty())
     }
 
     /// How far that emitter got through the phase (seed, start, tasks pushed), written with
@@ -138,22 +158,38 @@ pub struct FunctionName {
 }
 
 impl FunctionName {
+    const EMITTER: &'static str = "emitter";
+    const COLLECTOR: &'static str = "collector";
+
     pub fn emitter(id: &str) -> FunctionName {
         FunctionName {
-            role: "emitter",
+            role: Self::EMITTER,
             id: id.into(),
         }
     }
 
     pub fn collector(id: &str) -> FunctionName {
         FunctionName {
-            role: "collector",
+            role: Self::COLLECTOR,
             id: id.into(),
         }
     }
 
+    pub fn is_emitter(&self) -> bool {
+        self.role == Self::EMITTER
+    }
+
     pub fn client_name(&self) -> String {
         format!("{}:{}", self.role, self.id)
+    }
+
+    /// The emitter or collector behind a connection name, if it is one of theirs.
+    pub fn from_client_name(name: &str) -> Option<FunctionName> {
+        let (role, id) = name.split_once(':')?;
+        let role = [Self::EMITTER, Self::COLLECTOR]
+            .into_iter()
+            .find(|r| *r == role)?;
+        (!id.is_empty()).then(|| FunctionName { role, id: id.into() })
     }
 
     pub fn pod_name(&self) -> String {
@@ -169,6 +205,13 @@ pub struct Invocation {
     pub program_start_time: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_id: Option<u32>,
+}
+
+/// The processing time a task adds to the queued-work counters ([`Queues::enqueued_work_s`],
+/// [`Queues::taken_work_s`]): a positive, finite time below 10^9 s, else none (the re-queue
+/// script applies the same rule, so every side counts the same tasks).
+pub fn counted_work_s(processing_s: f64) -> Option<f64> {
+    (processing_s > 0.0 && processing_s < 1e9).then_some(processing_s)
 }
 
 /// Key patterns a fresh run clears: every queue of the farm (with processing lists, dead
@@ -456,6 +499,14 @@ mod tests {
             ("emitter:1".to_string(), "emitter-1".to_string())
         );
         assert_eq!(FunctionName::collector("x").client_name(), "collector:x");
+        assert_eq!(FunctionName::from_client_name("emitter:1"), Some(e.clone()));
+        assert!(e.is_emitter() && !FunctionName::collector("1").is_emitter());
+        assert_eq!(FunctionName::from_client_name("worker:1"), None);
+        assert_eq!(FunctionName::from_client_name("emitter:"), None);
+        let q = Queues::default();
+        assert_eq!(q.emitter_of_processing(&q.emitter_processing("7")), Some("7"));
+        assert_eq!(q.emitter_of_processing("worker_queue:processing:7"), None);
+        assert_eq!(q.emitter_of_processing("input_queue:processing:"), None);
         let inv = Invocation {
             program_start_time: 1.5,
             worker_id: Some(3),

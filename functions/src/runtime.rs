@@ -194,9 +194,9 @@ async fn connect_with_backoff(
     }
 }
 
-/// Puts every task left in `processing` back at the consumer end of `queue`, oldest first.
-/// Used by a worker at start-up for its own list, and by a scaler for a dead worker's list.
-/// Returns how many were moved.
+/// Puts every message left in `processing` back at the consumer end of `queue`, oldest first
+/// (the collector's results; a worker's tasks go back with [`requeue_tasks`], which keeps the
+/// queued-work count). Returns how many were moved.
 pub async fn requeue_processing(
     conn: &mut MultiplexedConnection,
     processing: &str,
@@ -209,6 +209,50 @@ pub async fn requeue_processing(
             .arg(queue)
             .arg("RIGHT")
             .arg("RIGHT")
+            .query_async(conn)
+            .await?;
+        if v.is_none() {
+            return Ok(moved);
+        }
+        moved += 1;
+    }
+}
+
+/// Moves one task from a worker's processing list back to the consumer end of the work queue
+/// and, in the same step, takes its processing time off `taken_work_s` (the task waits
+/// again). A script, so that the move and the count cannot part; an element that is not a
+/// task moves without a count.
+const REQUEUE_TASK: &str = r#"
+local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'RIGHT')
+if v then
+  local ok, task = pcall(cjson.decode, v)
+  if ok and type(task) == 'table' then
+    local t = task['task_processing_time_simulated']
+    if type(t) == 'number' and t == t and t > 0 and t < 1e9 then
+      redis.call('INCRBYFLOAT', KEYS[3], -t)
+    end
+  end
+end
+return v
+"#;
+
+/// Puts every task a worker left in `processing` back at the consumer end of the work queue,
+/// oldest first, taking each one's processing time off the queue's `taken_work_s` (see
+/// [`Queues::taken_work_s`]). Used by a worker at start-up and when it hands a task back, and
+/// by the node for a vanished worker. Returns how many were moved.
+pub async fn requeue_tasks(
+    conn: &mut MultiplexedConnection,
+    processing: &str,
+    queues: &Queues,
+) -> redis::RedisResult<usize> {
+    let mut moved = 0;
+    loop {
+        let v: Option<String> = redis::cmd("EVAL")
+            .arg(REQUEUE_TASK)
+            .arg(3)
+            .arg(processing)
+            .arg(&queues.worker)
+            .arg(queues.taken_work_s())
             .query_async(conn)
             .await?;
         if v.is_none() {

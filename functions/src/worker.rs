@@ -4,7 +4,7 @@
 use crate::messages::{Task, TaskResult};
 use crate::protocol::{AckMsg, ControlKind, WorkerId};
 use crate::runtime::supervise;
-use crate::runtime::{json, poll_control, requeue_processing, Broker, FunctionConfig, FunctionError};
+use crate::runtime::{json, poll_control, requeue_tasks, Broker, FunctionConfig, FunctionError};
 use redis::AsyncCommands;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,7 @@ pub async fn run_worker(
         WorkerExit::Cancelled,
         async |broker: &mut Broker| {
             // Whatever this worker held when it last died goes back to the queue first.
-            let n = requeue_processing(&mut broker.conn, &processing, &q.worker).await?;
+            let n = requeue_tasks(&mut broker.conn, &processing, &q).await?;
             if n > 0 {
                 tracing::info!(worker = %id, tasks = n, "re-queued unfinished tasks");
             }
@@ -95,6 +95,14 @@ async fn step(
             return Ok(None);
         }
     };
+    // The task no longer waits: its work leaves the queue's count (docs/protocol.md).
+    if let Some(work_s) = crate::protocol::counted_work_s(task.task_processing_time_simulated) {
+        redis::cmd("INCRBYFLOAT")
+            .arg(q.taken_work_s())
+            .arg(work_s)
+            .query_async::<()>(&mut broker.conn)
+            .await?;
+    }
     let work = process(&task);
     tokio::pin!(work);
     let (processing_time, status) = tokio::select! {
@@ -107,8 +115,7 @@ async fn step(
                     return Ok(Some(WorkerExit::Cancelled));
                 }
                 Err(_) => {
-                    redis::cmd("LMOVE").arg(processing).arg(&q.worker).arg("LEFT").arg("RIGHT")
-                        .query_async::<Option<String>>(&mut broker.conn).await?;
+                    requeue_tasks(&mut broker.conn, processing, q).await?;
                     return Ok(Some(WorkerExit::Cancelled));
                 }
             }

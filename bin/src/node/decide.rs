@@ -1,30 +1,56 @@
 //! Decide: a pure function from what the node observed to the plan it will apply — the
-//! policy's wish, clamped to the node's bounds and rate-limited so that fast decisions cannot
-//! thrash the farm.
+//! policy's wish, clamped to the node's bounds, held while the farm is idle, and rate-limited
+//! so that fast decisions cannot thrash the farm — and the cadence that says when to decide
+//! (every period, and sooner when the broker reports a burst, at most so often).
 
 use agent::observe::Observation;
 use agent::policy::Policy;
+use std::collections::VecDeque;
 
-/// What bounds a plan.
+/// What bounds a plan. Durations in workload seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     pub min_workers: u32,
     pub max_workers: u32,
-    /// A scale-down follows the previous change of the target by at least this long (workload
-    /// seconds); 0 lets every decision lower the target.
+    /// A scale-down follows the previous change of the target by at least this long; 0 lets
+    /// every decision lower the target.
     pub scale_down_cooldown_s: f64,
+    /// A scale-down goes no lower than the largest wish of this last stretch of time
+    /// (hysteresis: a wish that flickers around a value does not move the count at every
+    /// decision); 0 takes each wish as it comes.
+    pub scale_down_window_s: f64,
     /// A target may rise by at most this many workers per decision (`None`: no limit).
     pub max_step_up: Option<u32>,
+    /// A farm with no arrival, nothing queued and nothing in progress for this long goes to
+    /// `min_workers`, whatever the policy wants (`None`: never on the node's own account).
+    pub idle_after_s: Option<f64>,
 }
 
 impl Limits {
-    /// Only the bounds: no rate limiting.
+    /// The defaults of `serve` and `run`.
+    pub const SCALE_DOWN_COOLDOWN_S: f64 = 2.0;
+    pub const SCALE_DOWN_WINDOW_S: f64 = 5.0;
+    pub const IDLE_AFTER_S: f64 = 30.0;
+
+    /// Only the bounds: no rate limiting, no idle rule.
     pub fn bounds(min_workers: u32, max_workers: u32) -> Limits {
         Limits {
             min_workers,
             max_workers,
             scale_down_cooldown_s: 0.0,
+            scale_down_window_s: 0.0,
             max_step_up: None,
+            idle_after_s: None,
+        }
+    }
+
+    /// The bounds with the node's default rate limits and idle rule.
+    pub fn node(min_workers: u32, max_workers: u32) -> Limits {
+        Limits {
+            scale_down_cooldown_s: Self::SCALE_DOWN_COOLDOWN_S,
+            scale_down_window_s: Self::SCALE_DOWN_WINDOW_S,
+            idle_after_s: Some(Self::IDLE_AFTER_S),
+            ..Limits::bounds(min_workers, max_workers)
         }
     }
 }
@@ -38,8 +64,14 @@ pub enum Adjustment {
     Clamped,
     /// A scale-down held back by the cooldown.
     CoolingDown,
+    /// A scale-down held at the largest wish of the recent window.
+    Stabilized,
     /// A scale-up cut to `max_step_up`.
     StepLimited,
+    /// A scale-up refused: no task arrived in the last 30 s and nothing is queued.
+    NoDemand,
+    /// The farm has been idle for `idle_after_s`: down to `min_workers`.
+    Idle,
 }
 
 /// The decision: the target to apply and how it came about.
@@ -57,6 +89,10 @@ pub struct Plan {
 pub struct DecisionState {
     /// Workload time of the last change of the target, if any.
     pub last_change_s: Option<f64>,
+    /// Since when the farm has been idle (no arrival, empty queue, no busy worker), if it is.
+    pub idle_since_s: Option<f64>,
+    /// The wishes (clamped to the bounds) of the last `scale_down_window_s`, oldest first.
+    wishes: VecDeque<(f64, u32)>,
 }
 
 /// Asks `policy` and turns its answer into a plan for a farm whose target is `current`.
@@ -68,22 +104,66 @@ pub fn decide(
     state: &mut DecisionState,
 ) -> Plan {
     let wanted = policy.decide(obs);
-    plan(wanted, obs.now.time_s, current, limits, state)
+    plan(wanted, obs, current, limits, state)
 }
 
 /// The rules of [`decide`] without the policy: pure, for tests.
-pub fn plan(wanted: u32, now_s: f64, current: u32, limits: &Limits, state: &mut DecisionState) -> Plan {
-    let mut target = wanted.clamp(limits.min_workers, limits.max_workers.max(limits.min_workers));
+pub fn plan(
+    wanted: u32,
+    obs: &Observation,
+    current: u32,
+    limits: &Limits,
+    state: &mut DecisionState,
+) -> Plan {
+    let now_s = obs.now.time_s;
+    let (lo, hi) = (limits.min_workers, limits.max_workers.max(limits.min_workers));
+    let wish = wanted.clamp(lo, hi);
+    let mut target = wish;
     let mut adjustment = if target == wanted {
         Adjustment::None
     } else {
         Adjustment::Clamped
     };
-    if target < current {
+
+    // The window of recent wishes, this one included.
+    state.wishes.push_back((now_s, wish));
+    while state
+        .wishes
+        .front()
+        .is_some_and(|&(t, _)| t < now_s - limits.scale_down_window_s)
+    {
+        state.wishes.pop_front();
+    }
+
+    let idle_now = obs.arrival_rate == 0.0 && obs.now.queue_length == 0 && obs.now.workers_busy == 0;
+    state.idle_since_s = if idle_now {
+        Some(state.idle_since_s.unwrap_or(now_s))
+    } else {
+        None
+    };
+    // Nothing to serve: no arrival over the last 30 s and nothing waiting.
+    let no_demand = obs.rate_30s == 0.0 && obs.now.queue_length == 0 && obs.now.queued_work_s == 0.0;
+    let idle_long = match (limits.idle_after_s, state.idle_since_s) {
+        (Some(after), Some(since)) => now_s - since >= after,
+        _ => false,
+    };
+
+    if idle_long {
+        target = lo;
+        adjustment = Adjustment::Idle;
+    } else if target > current && no_demand {
+        target = current.clamp(lo, hi);
+        adjustment = Adjustment::NoDemand;
+    } else if target < current {
+        let floor = state.wishes.iter().map(|&(_, w)| w).max().unwrap_or(wish);
+        if floor > target {
+            target = floor.min(current);
+            adjustment = Adjustment::Stabilized;
+        }
         let cooling = state
             .last_change_s
             .is_some_and(|t| now_s - t < limits.scale_down_cooldown_s);
-        if cooling {
+        if target < current && cooling {
             target = current;
             adjustment = Adjustment::CoolingDown;
         }
@@ -103,22 +183,102 @@ pub fn plan(wanted: u32, now_s: f64, current: u32, limits: &Limits, state: &mut 
     }
 }
 
+/// When to decide, in workload seconds: every `period_s`, and — when the broker reports a
+/// burst — as soon as `min_gap_s` has passed since the previous decision, so that events can
+/// make decisions sooner but never more often than one per `min_gap_s`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cadence {
+    pub period_s: f64,
+    pub min_gap_s: f64,
+    last_s: Option<f64>,
+    requested: bool,
+}
+
+impl Cadence {
+    pub fn new(period_s: f64, min_gap_s: f64) -> Cadence {
+        Cadence {
+            period_s,
+            min_gap_s: min_gap_s.min(period_s),
+            last_s: None,
+            requested: false,
+        }
+    }
+
+    /// An event asks for a decision as soon as the gap allows.
+    pub fn request(&mut self) {
+        self.requested = true;
+    }
+
+    /// Whether a decision is due at `now_s`.
+    pub fn due(&self, now_s: f64) -> bool {
+        self.wait_s(now_s) <= 0.0
+    }
+
+    /// Workload seconds until the next decision is due (0: now).
+    pub fn wait_s(&self, now_s: f64) -> f64 {
+        let Some(last) = self.last_s else { return 0.0 };
+        // A hair of slack, so that a timer firing on the dot counts as due.
+        let eps = 1e-6;
+        let periodic = last + self.period_s - now_s - eps;
+        let wait = if self.requested {
+            periodic.min(last + self.min_gap_s - now_s - eps)
+        } else {
+            periodic
+        };
+        wait.max(0.0)
+    }
+
+    /// A decision was made at `now_s`.
+    pub fn decided(&mut self, now_s: f64) {
+        self.last_s = Some(now_s);
+        self.requested = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use agent::observe::FarmMetrics;
 
     fn limits() -> Limits {
         Limits::bounds(2, 10)
     }
 
+    /// A busy farm at `t`: tasks arrive and some wait.
+    fn busy(t: f64) -> Observation {
+        Observation {
+            now: FarmMetrics {
+                time_s: t,
+                queue_length: 3,
+                workers_busy: 4,
+                queued_work_s: 4.5,
+                ..FarmMetrics::default()
+            },
+            arrival_rate: 5.0,
+            rate_30s: 5.0,
+            ..Observation::default()
+        }
+    }
+
+    /// A farm with nothing to do at `t`.
+    fn idle(t: f64) -> Observation {
+        Observation {
+            now: FarmMetrics {
+                time_s: t,
+                ..FarmMetrics::default()
+            },
+            ..Observation::default()
+        }
+    }
+
     #[test]
     fn a_wish_within_bounds_is_taken_as_is() {
         let mut s = DecisionState::default();
-        let p = plan(7, 0.0, 4, &limits(), &mut s);
+        let p = plan(7, &busy(0.0), 4, &limits(), &mut s);
         assert_eq!((p.target, p.adjustment), (7, Adjustment::None));
         assert_eq!(s.last_change_s, Some(0.0));
         // No change, no change recorded.
-        let p = plan(7, 5.0, 7, &limits(), &mut s);
+        let p = plan(7, &busy(5.0), 7, &limits(), &mut s);
         assert_eq!((p.target, p.adjustment), (7, Adjustment::None));
         assert_eq!(s.last_change_s, Some(0.0));
     }
@@ -126,12 +286,12 @@ mod tests {
     #[test]
     fn wishes_beyond_the_bounds_are_clamped() {
         let mut s = DecisionState::default();
-        let p = plan(40, 0.0, 4, &limits(), &mut s);
+        let p = plan(40, &busy(0.0), 4, &limits(), &mut s);
         assert_eq!((p.wanted, p.target, p.adjustment), (40, 10, Adjustment::Clamped));
-        let p = plan(0, 1.0, 10, &limits(), &mut s);
+        let p = plan(0, &busy(1.0), 10, &limits(), &mut s);
         assert_eq!((p.target, p.adjustment), (2, Adjustment::Clamped));
         // Bounds given upside down never panic: the minimum wins.
-        let p = plan(5, 2.0, 3, &Limits::bounds(6, 4), &mut s);
+        let p = plan(5, &busy(2.0), 3, &Limits::bounds(6, 4), &mut s);
         assert_eq!(p.target, 6);
     }
 
@@ -142,15 +302,18 @@ mod tests {
             ..limits()
         };
         let mut s = DecisionState::default();
-        assert_eq!(plan(8, 0.0, 4, &l, &mut s).target, 8);
+        assert_eq!(plan(8, &busy(0.0), 4, &l, &mut s).target, 8);
         // 4 s after the rise: held.
-        let p = plan(5, 4.0, 8, &l, &mut s);
+        let p = plan(5, &busy(4.0), 8, &l, &mut s);
         assert_eq!((p.target, p.adjustment), (8, Adjustment::CoolingDown));
         // A rise is never held, and restarts the cooldown.
-        assert_eq!(plan(9, 6.0, 8, &l, &mut s).target, 9);
-        assert_eq!(plan(5, 15.0, 9, &l, &mut s).adjustment, Adjustment::CoolingDown);
+        assert_eq!(plan(9, &busy(6.0), 8, &l, &mut s).target, 9);
+        assert_eq!(
+            plan(5, &busy(15.0), 9, &l, &mut s).adjustment,
+            Adjustment::CoolingDown
+        );
         // 10 s after the last change: allowed.
-        let p = plan(5, 16.0, 9, &l, &mut s);
+        let p = plan(5, &busy(16.0), 9, &l, &mut s);
         assert_eq!((p.target, p.adjustment), (5, Adjustment::None));
     }
 
@@ -161,16 +324,149 @@ mod tests {
             ..limits()
         };
         let mut s = DecisionState::default();
-        let p = plan(10, 0.0, 4, &l, &mut s);
+        let p = plan(10, &busy(0.0), 4, &l, &mut s);
         assert_eq!((p.target, p.adjustment), (7, Adjustment::StepLimited));
-        assert_eq!(plan(10, 1.0, 7, &l, &mut s).target, 10);
+        assert_eq!(plan(10, &busy(1.0), 7, &l, &mut s).target, 10);
+    }
+
+    #[test]
+    fn a_scale_down_goes_no_lower_than_the_recent_wishes() {
+        let l = Limits {
+            scale_down_window_s: 5.0,
+            ..limits()
+        };
+        let mut s = DecisionState::default();
+        plan(8, &busy(0.0), 8, &l, &mut s);
+        plan(6, &busy(1.0), 8, &l, &mut s);
+        // 8 was wished 2 s ago: hold 8; 5 s after it, 6 (the window's largest) is allowed.
+        let p = plan(4, &busy(2.0), 8, &l, &mut s);
+        assert_eq!((p.target, p.adjustment), (8, Adjustment::Stabilized));
+        let p = plan(4, &busy(5.5), 8, &l, &mut s);
+        assert_eq!((p.target, p.adjustment), (6, Adjustment::Stabilized));
+        let p = plan(4, &busy(6.5), 6, &l, &mut s);
+        assert_eq!((p.target, p.adjustment), (4, Adjustment::None));
+    }
+
+    /// The acceptance case for fast decisions: a wish that flickers at every decision (noise
+    /// around a level) changes the count a few times, not at every decision.
+    #[test]
+    fn noisy_wishes_at_ten_decisions_a_second_do_not_thrash() {
+        let l = Limits::node(1, 32);
+        let mut s = DecisionState::default();
+        let mut current = 12;
+        let (mut actions, mut unlimited_actions, mut unlimited) = (0, 0, 12);
+        let mut free = DecisionState::default();
+        // 60 s at 10 decisions per second; the wish cycles 11, 13, 12, 14, 12, 13, …
+        let noise = [11, 13, 12, 14, 12, 13, 11, 12, 14, 13];
+        for i in 0..600 {
+            let t = i as f64 * 0.1;
+            let wish = noise[i % noise.len()];
+            let p = plan(wish, &busy(t), current, &l, &mut s);
+            if p.target != current {
+                actions += 1;
+                current = p.target;
+            }
+            let p = plan(wish, &busy(t), unlimited, &Limits::bounds(1, 32), &mut free);
+            if p.target != unlimited {
+                unlimited_actions += 1;
+                unlimited = p.target;
+            }
+        }
+        assert!(unlimited_actions > 400, "{unlimited_actions} without limits");
+        // 12 → 11 at the first decision (no history yet), → 13, → 14, then held.
+        assert!(actions <= 3, "{actions} scaling actions in 60 s of noise");
+        assert_eq!(current, 14, "held at the top of the noise");
+    }
+
+    #[test]
+    fn an_idle_farm_never_scales_up_and_goes_to_the_minimum() {
+        let l = Limits::node(2, 32);
+        let mut s = DecisionState::default();
+        let mut current = 4;
+        let mut targets = Vec::new();
+        // A policy that always wants 14, on a farm with nothing to do, one decision a second.
+        for t in 0..60 {
+            let p = plan(14, &idle(t as f64), current, &l, &mut s);
+            assert!(p.target <= current, "scaled up at {t} s: {p:?}");
+            if t < 30 {
+                assert_eq!(p.adjustment, Adjustment::NoDemand, "at {t} s");
+            }
+            current = p.target;
+            targets.push(current);
+        }
+        assert_eq!(targets[29], 4, "held until idle for 30 s");
+        assert_eq!(targets[30], 2, "then the minimum");
+        assert!(targets[30..].iter().all(|&t| t == 2), "and it stays there");
+        // Work arrives: the policy is followed again at once.
+        let p = plan(14, &busy(61.0), current, &l, &mut s);
+        assert_eq!((p.target, p.adjustment), (14, Adjustment::None));
+        assert_eq!(s.idle_since_s, None);
+    }
+
+    #[test]
+    fn a_queue_or_a_recent_arrival_is_demand() {
+        let l = Limits::node(1, 32);
+        let mut s = DecisionState::default();
+        // No arrival for a while, but tasks wait (e.g. re-queued): scale-ups are allowed.
+        let mut waiting = idle(0.0);
+        waiting.now.queue_length = 5;
+        waiting.now.queued_work_s = 7.0;
+        assert_eq!(plan(6, &waiting, 1, &l, &mut s).target, 6);
+        // An arrival 20 s ago (the 30 s rate is not 0): allowed too.
+        let mut recent = idle(1.0);
+        recent.rate_30s = 0.05;
+        assert_eq!(plan(8, &recent, 6, &l, &mut s).target, 8);
     }
 
     #[test]
     fn decide_asks_the_policy_with_the_observation() {
         let mut policy = agent::policy::Static(30);
         let mut s = DecisionState::default();
-        let p = decide(&Observation::default(), &mut policy, 4, &limits(), &mut s);
+        let p = decide(&busy(0.0), &mut policy, 4, &limits(), &mut s);
         assert_eq!((p.wanted, p.target), (30, 10));
+    }
+
+    #[test]
+    fn events_make_decisions_sooner_but_never_more_often_than_the_gap() {
+        let mut c = Cadence::new(1.0, 0.25);
+        let mut decisions = 0;
+        let mut t = 0.0;
+        // 10 s of events every 10 ms (a queue that keeps jumping).
+        while t < 10.0 {
+            c.request();
+            if c.due(t) {
+                c.decided(t);
+                decisions += 1;
+            }
+            t += 0.01;
+        }
+        assert!((39..=41).contains(&decisions), "{decisions} decisions");
+        // Without events: one per period.
+        let mut c = Cadence::new(1.0, 0.25);
+        let mut periodic = 0;
+        let mut t = 0.0;
+        while t < 10.0 {
+            if c.due(t) {
+                c.decided(t);
+                periodic += 1;
+            }
+            t += 0.01;
+        }
+        assert!((10..=11).contains(&periodic), "{periodic} decisions");
+    }
+
+    #[test]
+    fn the_cadence_says_how_long_to_wait() {
+        let mut c = Cadence::new(8.0, 0.25);
+        assert_eq!(c.wait_s(0.0), 0.0, "the first decision is due at once");
+        c.decided(0.0);
+        assert!((c.wait_s(1.0) - 7.0).abs() < 1e-3);
+        c.request();
+        assert_eq!(c.wait_s(1.0), 0.0, "an event after the gap: now");
+        c.decided(1.0);
+        c.request();
+        assert!((c.wait_s(1.1) - 0.15).abs() < 1e-3, "{}", c.wait_s(1.1));
+        // A gap longer than the period is the period.
+        assert_eq!(Cadence::new(1.0, 5.0).min_gap_s, 1.0);
     }
 }

@@ -5,36 +5,48 @@
 //!            │ scaler.reconcile  → vanished workers' tasks re-queued      │
 //!            │ reader.connected  → scaler.observe_connected               │
 //!            │ scale requests    → target, replies                        │
+//!            │ a job's clock     → adopted or refused (autoscale:job)     │
+//!            │ recorded arrivals → the trace file (serve --record)        │
 //!            │ status published  (autoscale:node:status, /metrics)        │
 //!            └────────────────────────────────────────────────────────────┘
-//!  every decision period:
-//!   FarmReader::read ──▶ FarmMetrics (workload time) ──▶ observe() ──▶ decide() ──▶ Plan ──▶ act: Scaler::scale_to
-//!   (embedded: in-process; redis: over the connection)      (pure: policy, bounds, rate limit)
+//!  every decision period, or sooner when the work queue jumps (QueueWake, rate-limited):
+//!   FarmReader::read ─▶ FarmMetrics (workload time) ─▶ Observer (1/5/30 s rates) ─▶ + start-up,
+//!   + the plan's outlook ─▶ decide() ─▶ Plan ─▶ act: Scaler::scale_to
+//!   (embedded: in-process; redis: over the connection)   (pure: policy, bounds, idle, rate limit)
 //! ```
 //!
 //! Errors are typed ([`NodeError`]), logged and counted by kind (`/metrics`
 //! `autoscale_reconcile_errors_total{kind}`); the loop carries on at the next tick, in `serve`
 //! and in `run` alike.
 
+pub mod clock;
 pub mod decide;
+pub mod job;
+pub mod plan;
 pub mod reader;
+pub mod record;
 pub mod scale_requests;
+pub mod wake;
 
-use crate::requests::{self, NodeStatus};
+use crate::requests::{self, JobAnswer, NodeStatus};
 use crate::scaler::{Scaler, WorkerCounts};
 use crate::stats::NodeStats;
 use agent::eval::StepRecord;
-use agent::observe::{observe, Calendar, FarmMetrics};
+use agent::observe::{Calendar, FarmMetrics, Observation, Observer};
 use agent::policy::Policy;
-use decide::{DecisionState, Limits, Plan};
+use clock::FarmClock;
+use decide::{Cadence, DecisionState, Limits, Plan};
 use functions::protocol::{Queues, WorkerId};
+use plan::{JobPlan, PlanBook};
 use reader::{FarmReader, FarmReading, ReadError};
+use record::ArrivalRecorder;
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use scale_requests::ScaleRequests;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wake::QueueWake;
 
 /// Why a tick failed. The loop logs it, counts it by [`NodeError::kind`] and carries on.
 #[derive(Debug, thiserror::Error)]
@@ -58,37 +70,27 @@ impl NodeError {
     }
 }
 
-/// The loop's settings.
+/// The loop's settings. Durations of the farm in workload seconds unless named `wall`.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Wall-clock time between decisions.
-    pub decision_period: Duration,
+    /// Workload seconds between decisions (of the policy deciding without a plan).
+    pub decision_period_s: f64,
+    /// Events (a jump of the work queue) bring a decision forward, but never closer than this
+    /// to the previous one (workload seconds).
+    pub min_decision_gap_s: f64,
     /// Wall-clock seconds per workload second (the policy sees workload time).
     pub time_scale: f64,
-    /// Bounds and rate limits of every plan.
+    /// The operator set the time scale: a job announcing another one is refused.
+    pub time_scale_fixed: bool,
+    /// How long a new worker takes to serve, wall seconds: every observation's `startup_s`.
+    pub worker_startup_wall_s: f64,
+    /// Bounds, rate limits and the idle rule of every plan.
     pub limits: Limits,
     /// A processing list whose worker has been disconnected this long is re-queued.
     pub orphan_grace: Duration,
     /// Observe only: another node on this broker owns the workers, answers `scale` requests,
     /// publishes the status and re-queues orphans (`run` against a serving node).
     pub passive: bool,
-}
-
-/// The farm's clock in workload time: the one place wall-clock readings are converted.
-#[derive(Clone, Debug)]
-struct FarmClock {
-    started: Instant,
-    time_scale: f64,
-}
-
-impl FarmClock {
-    fn now_s(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() / self.time_scale
-    }
-
-    fn workload_s(&self, wall_s: f64) -> f64 {
-        wall_s / self.time_scale
-    }
 }
 
 /// What a run reports about the loop: one record per decision and the totals.
@@ -103,10 +105,19 @@ pub struct LoopSummary {
     pub vanished_workers: u64,
 }
 
+/// A policy and the period it decides at (workload seconds).
+pub struct PeriodicPolicy {
+    pub policy: Box<dyn Policy>,
+    pub period_s: f64,
+}
+
 pub struct Node {
     /// `None`: manual mode, the target changes only through `scale`.
     policy: Option<Box<dyn Policy>>,
-    policy_name: String,
+    /// The policy for when a plan is known (the bundled calendar model), if it is another one.
+    plan_policy: Option<PeriodicPolicy>,
+    /// Whether `plan_policy` decides now.
+    on_plan_policy: bool,
     scaler: Box<dyn Scaler>,
     reader: Box<dyn FarmReader>,
     conn: MultiplexedConnection,
@@ -114,15 +125,25 @@ pub struct Node {
     cfg: NodeConfig,
     stats: Arc<NodeStats>,
     clock: FarmClock,
-    prev: Option<FarmMetrics>,
+    observer: Observer,
+    last: Option<FarmMetrics>,
     target: u32,
     decision_state: DecisionState,
-    last_decision: Option<Instant>,
+    cadence: Cadence,
     last_tick: Instant,
     orphans: HashMap<WorkerId, Instant>,
     requests: ScaleRequests,
     /// The load calendar, when the node knows the workload's schedule (`run` does).
     calendar: Option<Calendar>,
+    /// Read the job's plan from the broker at every decision (`serve`).
+    read_plans: bool,
+    plan_book: PlanBook,
+    job_plan: Option<JobPlan>,
+    wake: Option<Arc<QueueWake>>,
+    recorder: Option<ArrivalRecorder>,
+    /// The last job announcement seen, and the answer given.
+    job_seen: Option<String>,
+    job: Option<JobAnswer>,
     summary: LoopSummary,
 }
 
@@ -144,35 +165,42 @@ impl Node {
                 .query_async(&mut conn)
                 .await?;
         }
-        let policy_name = policy.as_ref().map_or("manual".to_string(), |p| p.name());
-        stats.update(|s| {
-            s.scaler = scaler.kind().to_string();
-            s.policy = policy_name.clone();
-        });
         let target = initial_target.clamp(cfg.limits.min_workers, cfg.limits.max_workers);
-        Ok(Node {
+        let node = Node {
             policy,
-            policy_name,
+            plan_policy: None,
+            on_plan_policy: false,
             scaler,
             reader,
             conn,
             queues: Queues::default(),
-            clock: FarmClock {
-                started: Instant::now(),
-                time_scale: cfg.time_scale,
-            },
-            cfg,
-            stats,
-            prev: None,
+            clock: FarmClock::new(cfg.time_scale),
+            observer: Observer::new(),
+            last: None,
             target,
             decision_state: DecisionState::default(),
-            last_decision: None,
+            cadence: Cadence::new(cfg.decision_period_s, cfg.min_decision_gap_s),
             last_tick: Instant::now(),
             orphans: HashMap::new(),
             requests: ScaleRequests::default(),
             calendar: None,
+            read_plans: false,
+            plan_book: PlanBook::default(),
+            job_plan: None,
+            wake: None,
+            recorder: None,
+            job_seen: None,
+            job: None,
             summary: LoopSummary::default(),
-        })
+            cfg,
+            stats,
+        };
+        let (scaler_kind, policy_name) = (node.scaler.kind().to_string(), node.policy_name());
+        node.stats.update(|s| {
+            s.scaler = scaler_kind;
+            s.policy = policy_name;
+        });
+        Ok(node)
     }
 
     /// Gives every observation the calendar's outlook (in workload time, as the snapshots).
@@ -180,12 +208,42 @@ impl Node {
         self.calendar = calendar;
     }
 
-    pub fn policy_name(&self) -> &str {
-        &self.policy_name
+    /// Reads the job's plan from the broker at every decision (needs a reader that can: the
+    /// embedded broker's), and decides with `plan_policy` while one is known (`None`: the one
+    /// policy, which then sees the plan's outlook).
+    pub fn read_plans(&mut self, plan_policy: Option<PeriodicPolicy>) {
+        self.read_plans = true;
+        self.plan_policy = plan_policy;
+    }
+
+    /// Wakes the loop on bursts: `wake` is registered on the embedded broker's queue hooks,
+    /// and the loop waits on it beside its timer ([`Self::woken`]).
+    pub fn set_wake(&mut self, wake: Arc<QueueWake>) {
+        self.wake = Some(wake);
+    }
+
+    /// Records every arrival to a trace (see [`record`]); the hook must already be registered.
+    pub fn set_recorder(&mut self, mut recorder: ArrivalRecorder, program_start: f64) {
+        let since_start = functions::runtime::unix_now() - program_start;
+        recorder.set_origin(self.clock.workload_s(since_start) - self.clock.now_s());
+        self.recorder = Some(recorder);
+    }
+
+    /// The policy deciding now, by name (`manual` without one).
+    pub fn policy_name(&self) -> String {
+        match (&self.plan_policy, self.on_plan_policy, &self.policy) {
+            (Some(p), true, _) => p.policy.name(),
+            (_, _, Some(p)) => p.name(),
+            (_, _, None) => "manual".to_string(),
+        }
     }
 
     pub fn target(&self) -> u32 {
         self.target
+    }
+
+    pub fn time_scale(&self) -> f64 {
+        self.clock.time_scale()
     }
 
     pub fn scaler(&mut self) -> &mut dyn Scaler {
@@ -200,9 +258,35 @@ impl Node {
         &self.summary
     }
 
-    /// How often `tick` should run: often enough to answer requests and ACKs promptly.
+    /// How often the housekeeping should run: often enough to answer requests and ACKs
+    /// promptly.
     pub fn tick_interval(&self) -> Duration {
-        (self.cfg.decision_period / 4).clamp(Duration::from_millis(50), Duration::from_millis(250))
+        let period = Duration::from_secs_f64(self.clock.wall_s(self.cadence.period_s));
+        (period / 4).clamp(Duration::from_millis(50), Duration::from_millis(250))
+    }
+
+    /// How long the loop may sleep before the next [`Self::tick`]: until the housekeeping or
+    /// a decision is due, whichever comes first.
+    pub fn next_tick_in(&self) -> Duration {
+        let housekeeping = self.tick_interval().saturating_sub(self.last_tick.elapsed());
+        let decision = self.clock.wall_s(self.cadence.wait_s(self.clock.now_s()));
+        housekeeping
+            .min(Duration::from_secs_f64(decision.clamp(0.0, 3600.0)))
+            .max(Duration::from_millis(1))
+    }
+
+    /// Completes when the work queue jumped since the last decision (never without a wake
+    /// hook); the loop then calls [`Self::request_decision`].
+    pub async fn woken(&self) {
+        match &self.wake {
+            Some(w) => w.woken().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Brings the next decision forward, as far as the minimum gap allows.
+    pub fn request_decision(&mut self) {
+        self.cadence.request();
     }
 
     /// Starts the initial workers.
@@ -248,22 +332,31 @@ impl Node {
         self.scaler.observe_connected(connected.len() as u32);
         if !self.cfg.passive {
             self.handle_requests().await?;
+            self.check_job().await?;
         }
+        self.record();
 
-        let due = self
-            .last_decision
-            .is_none_or(|t| t.elapsed() >= self.cfg.decision_period);
         let mut decided = None;
-        if due {
-            self.last_decision = Some(Instant::now());
+        let now_s = self.clock.now_s();
+        if self.cadence.due(now_s) {
+            self.cadence.decided(now_s);
             let reading = self.reader.read().await?;
             if !self.cfg.passive {
                 self.requeue_orphans(&reading).await?;
             }
             let now = self.metrics(&reading);
-            if let Some(prev) = self.prev.replace(now.clone()) {
-                self.decide_and_act(&prev, &now).await?;
+            if self.read_plans {
+                self.update_plan(now.time_s);
             }
+            if let Some(obs) = self.observer.observe(now.clone()) {
+                self.decide_and_act(obs).await?;
+            }
+            if let Some(wake) = &self.wake {
+                let idle = now.workers_live.saturating_sub(now.workers_busy);
+                wake.arm(now.queue_length, idle);
+            }
+            self.stats.update(|s| s.last = now.clone());
+            self.last = Some(now.clone());
             decided = Some(now);
         }
         let counts = self.scaler.counts();
@@ -276,7 +369,7 @@ impl Node {
     /// The reading in workload time, with the scaler's view of the workers.
     fn metrics(&self, reading: &FarmReading) -> FarmMetrics {
         let counts = self.scaler.counts();
-        let prev = self.prev.clone().unwrap_or_default();
+        let last = self.last.clone().unwrap_or_default();
         let (completed, met, sum_s, max_s) = match &reading.collected {
             Some(c) => (
                 c.tasks_total,
@@ -286,9 +379,9 @@ impl Node {
             ),
             // The keyspace was busy (a long script): keep the last totals.
             None => (
-                prev.completed_total,
-                prev.qos_met_total,
-                prev.completion_sum_s,
+                last.completed_total,
+                last.qos_met_total,
+                last.completion_sum_s,
                 0.0,
             ),
         };
@@ -310,19 +403,67 @@ impl Node {
         }
     }
 
-    async fn decide_and_act(&mut self, prev: &FarmMetrics, now: &FarmMetrics) -> Result<(), NodeError> {
-        let obs = observe(prev, now).with_calendar(self.calendar.as_ref());
-        if let Some(policy) = self.policy.as_mut() {
+    /// How long a new worker takes to serve, workload seconds.
+    fn startup_s(&self) -> f64 {
+        self.clock.workload_s(self.cfg.worker_startup_wall_s)
+    }
+
+    /// Reads the job's plan and, with a policy of its own, switches to it (or back).
+    fn update_plan(&mut self, now_s: f64) {
+        let plan = self
+            .reader
+            .plan_inputs()
+            .and_then(|inputs| self.plan_book.build(&inputs, now_s, self.clock.time_scale()));
+        let before = self.job_plan.as_ref().map(|p| p.source);
+        let after = plan.as_ref().map(|p| p.source);
+        self.job_plan = plan;
+        if before == after {
+            return;
+        }
+        let on_plan = self.job_plan.is_some() && self.plan_policy.is_some();
+        if on_plan != self.on_plan_policy {
+            self.on_plan_policy = on_plan;
+            self.cadence.period_s = match (&self.plan_policy, on_plan) {
+                (Some(p), true) => p.period_s,
+                _ => self.cfg.decision_period_s,
+            };
+        }
+        let policy = self.policy_name();
+        self.stats.update(|s| s.policy = policy.clone());
+        match &self.job_plan {
+            Some(p) => tracing::info!(
+                source = p.source.describe(),
+                phases = p.phases(),
+                ends_in_s = format!("{:.0}", p.end_s() - now_s),
+                policy,
+                "the job's plan is known"
+            ),
+            None => tracing::info!(policy, "no job plan any more"),
+        }
+    }
+
+    async fn decide_and_act(&mut self, obs: Observation) -> Result<(), NodeError> {
+        let startup_s = self.startup_s();
+        let mut obs = obs.with_startup(startup_s).with_calendar(self.calendar.as_ref());
+        if let Some(plan) = &self.job_plan {
+            // As a calendar looks: one period plus the slowest start-up.
+            obs.outlook = Some(plan.outlook(obs.now.time_s, self.cadence.period_s + 1.2 * startup_s));
+        }
+        let policy = match (&mut self.plan_policy, self.on_plan_policy) {
+            (Some(p), true) => Some(p.policy.as_mut()),
+            _ => self.policy.as_deref_mut(),
+        };
+        if let Some(policy) = policy {
             let t0 = Instant::now();
             let plan: Plan = decide::decide(
                 &obs,
-                policy.as_mut(),
+                policy,
                 self.target,
                 &self.cfg.limits,
                 &mut self.decision_state,
             );
             self.stats.record_decision(t0.elapsed());
-            tracing::debug!(wanted = plan.wanted, target = plan.target, adjustment = ?plan.adjustment, queue = now.queue_length, "decision");
+            tracing::debug!(wanted = plan.wanted, target = plan.target, adjustment = ?plan.adjustment, queue = obs.now.queue_length, "decision");
             self.target = plan.target;
         }
         if !self.cfg.passive {
@@ -330,14 +471,13 @@ impl Node {
             self.act().await;
         }
         self.summary.steps.push(StepRecord {
-            time_s: now.time_s,
+            time_s: obs.now.time_s,
             workers: self.scaler.counts().effective(),
             target: self.target,
-            queue_length: now.queue_length,
+            queue_length: obs.now.queue_length,
             arrival_rate: obs.arrival_rate,
             window_qos: obs.window_qos,
         });
-        self.stats.update(|s| s.last = now.clone());
         Ok(())
     }
 
@@ -370,10 +510,41 @@ impl Node {
         }
     }
 
+    /// A job's announced clock (`autoscale:job`): adopted or refused, once per announcement.
+    async fn check_job(&mut self) -> Result<(), NodeError> {
+        let raw: Option<String> = self.conn.get(requests::JOB).await?;
+        if raw == self.job_seen {
+            return Ok(());
+        }
+        self.job_seen = raw.clone();
+        let Some(raw) = raw else { return Ok(()) };
+        let verdict = job::answer(&raw, self.clock.time_scale(), self.cfg.time_scale_fixed);
+        if let Some(scale) = verdict.adopt {
+            self.clock.set_time_scale(scale);
+            // Rates and sums measured on the old clock do not mix with the new one.
+            self.observer = Observer::new();
+            tracing::info!(time_scale = scale, job = %verdict.answer.id, "adopted the job's time scale");
+        } else if !verdict.answer.accepted {
+            tracing::warn!(job = %verdict.answer.id, reason = %verdict.answer.message, "refused a job's time scale");
+        }
+        self.job = Some(verdict.answer);
+        Ok(())
+    }
+
+    /// Writes the arrivals recorded since the last tick; a failing file stops the recording
+    /// (with an error in the log), never the node.
+    fn record(&mut self) {
+        let Some(rec) = self.recorder.as_mut() else { return };
+        if let Err(e) = rec.drain(&self.clock) {
+            tracing::error!(path = %rec.path().display(), error = %e, "recording stopped");
+            self.recorder = None;
+        }
+    }
+
     /// Moves a worker's unfinished tasks back to the queue.
     async fn requeue(&mut self, id: &WorkerId, reason: &str) -> Result<(), NodeError> {
         let list = self.queues.processing(id);
-        let n = functions::requeue_processing(&mut self.conn, &list, &self.queues.worker).await?;
+        let n = functions::requeue_tasks(&mut self.conn, &list, &self.queues).await?;
         if n > 0 {
             tracing::warn!(worker = %id, tasks = n, reason, "re-queued the tasks of a vanished worker");
         }
@@ -424,7 +595,7 @@ impl Node {
             if self.policy.is_some() {
                 note.push_str(&format!(
                     "; policy {} decides again at its next period",
-                    self.policy_name
+                    self.policy_name()
                 ));
             }
             tracing::info!(op = ?taken.request.op, n = taken.request.n, from = before, to = self.target, "scale request");
@@ -442,15 +613,26 @@ impl Node {
             return Ok(());
         }
         let counts = self.scaler.counts();
+        let stats = self.stats.snapshot();
+        let plan = match (&self.job_plan, &self.calendar) {
+            (Some(p), _) => Some(p.source.describe().to_string()),
+            (None, Some(_)) => Some("the run's workload".to_string()),
+            (None, None) => None,
+        };
         let status = NodeStatus {
             scaler: self.scaler.kind().to_string(),
-            policy: self.policy_name.clone(),
+            policy: self.policy_name(),
             target: self.target,
             workers: counts.clone(),
-            decisions: self.stats.decisions(),
+            decisions: stats.decisions,
             scaling_actions: self.summary.scaling_actions,
             min_workers: self.cfg.limits.min_workers,
             max_workers: self.cfg.limits.max_workers,
+            scale_ups: stats.scale_ups,
+            scale_downs: stats.scale_downs,
+            time_scale: self.clock.time_scale(),
+            plan,
+            job: self.job.clone(),
         };
         let target = self.target;
         self.stats.update(|s| {
@@ -465,9 +647,20 @@ impl Node {
         Ok(())
     }
 
-    /// Stops the workers the scaler started.
+    /// Stops the workers the scaler started, and finishes the recording.
     pub async fn shutdown(&mut self) -> Result<(), NodeError> {
         self.stats.update(|s| s.ready = false);
+        if let Some(rec) = self.recorder.as_mut() {
+            match rec.finish(&self.clock) {
+                Ok(()) => tracing::info!(
+                    path = %rec.path().display(),
+                    arrivals = rec.recorded,
+                    not_tasks = rec.skipped,
+                    "recording written"
+                ),
+                Err(e) => tracing::error!(path = %rec.path().display(), error = %e, "recording failed"),
+            }
+        }
         self.scaler
             .shutdown(&mut self.conn)
             .await

@@ -1,7 +1,8 @@
 //! Observe: what the broker says about the farm, read in-process from the embedded broker or
 //! over a Redis connection, with one meaning per field whichever way it was read.
 
-use functions::protocol::{keys, Queues, WorkerId};
+use super::plan::{PlanInputs, MAX_QUEUED_PHASES};
+use functions::protocol::{keys, FunctionName, Queues, WorkerId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use std::future::Future;
@@ -77,6 +78,12 @@ pub trait FarmReader: Send {
     fn connected(&mut self) -> ReadFuture<'_, Vec<WorkerId>>;
     /// Everything a decision needs.
     fn read(&mut self) -> ReadFuture<'_, FarmReading>;
+    /// What the broker holds about the job's plan (after a [`FarmReader::read`]), for a node
+    /// that reads it there; `None` for readers that do not (over a connection, `run` knows
+    /// its own plan) or when the keyspace stayed busy.
+    fn plan_inputs(&mut self) -> Option<PlanInputs> {
+        None
+    }
 }
 
 /// The window-maximum buckets to read: the complete ones (the current bucket may still fill)
@@ -89,6 +96,28 @@ fn buckets_since(next: &mut Option<u64>, now_s: f64) -> std::ops::Range<u64> {
     from..current
 }
 
+/// The slack of the oldest waiting task (its raw message, the queue's tail): deadline − age −
+/// processing time, wall seconds, with `since_start_s` the farm's clock now; 0 for an element
+/// that is not a task.
+fn oldest_slack_s(oldest: Option<&[u8]>, since_start_s: f64) -> f64 {
+    oldest
+        .and_then(|raw| serde_json::from_slice::<functions::messages::Task>(raw).ok())
+        .map_or(0.0, |t| {
+            let slack =
+                t.task_gen_timestamp + t.task_deadline - t.task_processing_time_simulated - since_start_s;
+            if slack.is_finite() {
+                slack
+            } else {
+                0.0
+            }
+        })
+}
+
+/// Queued work from the two counters (enqueued − taken, never below 0), wall seconds.
+fn queued_work_s(enqueued: f64, taken: f64) -> f64 {
+    (enqueued - taken).max(0.0)
+}
+
 fn parse_f64(raw: Option<&[u8]>) -> f64 {
     raw.and_then(|b| std::str::from_utf8(b).ok()?.parse::<f64>().ok())
         .filter(|v| v.is_finite())
@@ -99,11 +128,15 @@ fn parse_f64(raw: Option<&[u8]>) -> f64 {
 pub struct EmbeddedReader {
     broker: broker::Broker,
     queues: Queues,
+    program_start: f64,
     next_bucket: Option<u64>,
+    /// Emitters with a phase in their processing list at the last reading.
+    emitters_running: Vec<String>,
 }
 
 impl EmbeddedReader {
-    pub fn new(broker: broker::Broker) -> EmbeddedReader {
+    /// Reads `broker`; `program_start` is the farm's clock (task timestamps are relative to it).
+    pub fn new(broker: broker::Broker, program_start: f64) -> EmbeddedReader {
         let queues = Queues::default();
         // The farm's queues keep their counters (and their `/metrics` series) while empty.
         for name in queues.data_queues() {
@@ -112,7 +145,9 @@ impl EmbeddedReader {
         EmbeddedReader {
             broker,
             queues,
+            program_start,
             next_bucket: None,
+            emitters_running: Vec::new(),
         }
     }
 
@@ -131,21 +166,52 @@ impl FarmReader for EmbeddedReader {
         Box::pin(async move { Ok(connected) })
     }
 
+    fn plan_inputs(&mut self) -> Option<PlanInputs> {
+        let b = &self.broker;
+        let q = &self.queues;
+        let published = b.get_strings(0, &[crate::requests::PLAN])?.pop().flatten();
+        let mut running = Vec::new();
+        for id in &self.emitters_running {
+            let (_, config) = b.list_tail(0, &q.emitter_processing(id), 1)?;
+            let Some(config) = config.into_iter().next() else {
+                continue;
+            };
+            let progress = b.get_strings(0, &[&q.emitter_progress(id)])?.pop().flatten();
+            running.push((config, progress));
+        }
+        let (_, queued) = b.list_tail(0, &q.input, MAX_QUEUED_PHASES)?;
+        let idle_emitters = b
+            .client_names()
+            .into_iter()
+            .filter_map(|(_, n)| FunctionName::from_client_name(n.as_deref()?))
+            .filter(|f| f.is_emitter() && !self.emitters_running.contains(&f.id))
+            .count();
+        Some(PlanInputs {
+            published,
+            running,
+            queued,
+            idle_emitters,
+            since_start_s: functions::runtime::unix_now() - self.program_start,
+        })
+    }
+
     fn read(&mut self) -> ReadFuture<'_, FarmReading> {
         Box::pin(async move {
             let registry = self.broker.queues();
-            let processing = registry
-                .snapshot()
-                .into_iter()
-                .filter(|q| q.db == 0 && q.length > 0)
-                .filter_map(|q| {
-                    let id = self
-                        .queues
-                        .worker_of_processing(&String::from_utf8_lossy(&q.name))?;
-                    Some((id, q.length))
-                })
-                .collect();
-            let queue = registry
+            let mut processing = Vec::new();
+            self.emitters_running.clear();
+            for q in registry.snapshot() {
+                if q.db != 0 || q.length == 0 {
+                    continue;
+                }
+                let name = String::from_utf8_lossy(&q.name);
+                if let Some(id) = self.queues.worker_of_processing(&name) {
+                    processing.push((id, q.length));
+                } else if let Some(emitter) = self.queues.emitter_of_processing(&name) {
+                    self.emitters_running.push(emitter.to_string());
+                }
+            }
+            let mut queue = registry
                 .queue(0, self.queues.worker.as_bytes())
                 .map(|q| QueueReading {
                     length: q.length,
@@ -155,18 +221,37 @@ impl FarmReader for EmbeddedReader {
                     ..QueueReading::default()
                 })
                 .unwrap_or_default();
-            let buckets: Vec<String> = buckets_since(&mut self.next_bucket, functions::runtime::unix_now())
+            let now = functions::runtime::unix_now();
+            if queue.length > 0 {
+                // One element, however long the queue: the tail is the oldest task.
+                let (_, oldest) = self
+                    .broker
+                    .list_tail(0, &self.queues.worker, 1)
+                    .ok_or(ReadError::Busy)?;
+                queue.oldest_slack_s =
+                    oldest_slack_s(oldest.first().map(|b| b.as_ref()), now - self.program_start);
+            }
+            let buckets: Vec<String> = buckets_since(&mut self.next_bucket, now)
                 .map(keys::latency_max_s)
                 .collect();
-            let mut names = vec![keys::TASKS_TOTAL, keys::QOS_MET_TOTAL, keys::LATENCY_SUM_S];
+            let (enqueued_work, taken_work) = (self.queues.enqueued_work_s(), self.queues.taken_work_s());
+            let mut names = vec![
+                enqueued_work.as_str(),
+                taken_work.as_str(),
+                keys::TASKS_TOTAL,
+                keys::QOS_MET_TOTAL,
+                keys::LATENCY_SUM_S,
+            ];
             names.extend(buckets.iter().map(String::as_str));
-            let collected = self.broker.get_strings(0, &names).map(|v| {
+            let values = self.broker.get_strings(0, &names);
+            let collected = values.as_ref().map(|v| {
                 let f = |i: usize| parse_f64(v.get(i).and_then(|b| b.as_deref()));
+                queue.queued_work_s = queued_work_s(f(0), f(1));
                 CollectedReading {
-                    tasks_total: f(0).max(0.0) as u64,
-                    qos_met_total: f(1).max(0.0) as u64,
-                    latency_sum_s: f(2),
-                    window_max_s: (3..v.len()).map(f).fold(0.0, f64::max),
+                    tasks_total: f(2).max(0.0) as u64,
+                    qos_met_total: f(3).max(0.0) as u64,
+                    latency_sum_s: f(4),
+                    window_max_s: (5..v.len()).map(f).fold(0.0, f64::max),
                 }
             });
             Ok(FarmReading {
@@ -249,7 +334,24 @@ impl RedisReader {
         Ok(out)
     }
 
+    /// The queue's counters, plus its oldest task's slack and the queued work (one `LINDEX`
+    /// and one `MGET`, whatever the queue's length).
     async fn queue(&mut self) -> Result<QueueReading, ReadError> {
+        let mut reading = self.queue_counters().await?;
+        let oldest: Option<Vec<u8>> = self.conn.lindex(&self.queues.worker, -1).await?;
+        let since_start = functions::runtime::unix_now() - self.program_start;
+        reading.oldest_slack_s = oldest_slack_s(oldest.as_deref(), since_start);
+        let work: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(self.queues.enqueued_work_s())
+            .arg(self.queues.taken_work_s())
+            .query_async(&mut self.conn)
+            .await?;
+        let f = |i: usize| parse_f64(work.get(i).and_then(|v| v.as_deref()).map(str::as_bytes));
+        reading.queued_work_s = queued_work_s(f(0), f(1));
+        Ok(reading)
+    }
+
+    async fn queue_counters(&mut self) -> Result<QueueReading, ReadError> {
         if self.has_qstats != Some(false) {
             let answer: redis::RedisResult<redis::Value> = redis::cmd("QSTATS")
                 .arg(&self.queues.worker)
@@ -399,6 +501,22 @@ mod tests {
             queue_from_qstats(&Value::Array(vec![]), "worker_queue"),
             QueueReading::default()
         );
+    }
+
+    #[test]
+    fn the_oldest_tasks_slack_and_the_queued_work() {
+        let task = serde_json::json!({"task_id": "t", "task_gen_timestamp": 10.0,
+            "task_application": "image", "task_priority": "normal", "task_data_size": 1024,
+            "task_processing_time_simulated": 1.5, "task_expected_duration": 1.5,
+            "task_deadline": 3.0, "task_emit_timestamp": 10.0, "task_emit_time": 0.0})
+        .to_string();
+        // Generated at 10 s with a 3 s budget and 1.5 s of work: at 11 s, 0.5 s to spare.
+        assert!((oldest_slack_s(Some(task.as_bytes()), 11.0) - 0.5).abs() < 1e-12);
+        assert!((oldest_slack_s(Some(task.as_bytes()), 12.0) + 0.5).abs() < 1e-12);
+        assert_eq!(oldest_slack_s(Some(b"not a task"), 11.0), 0.0);
+        assert_eq!(oldest_slack_s(None, 11.0), 0.0);
+        assert_eq!(queued_work_s(7.5, 3.0), 4.5);
+        assert_eq!(queued_work_s(1.0, 3.0), 0.0, "never negative");
     }
 
     #[test]

@@ -124,6 +124,9 @@ impl Engine {
     /// key holds another type.
     pub fn push(&mut self, db: usize, key: &Bytes, end: End, elements: &[Bytes]) -> Option<usize> {
         let len = self.keyspace.push(db, key, end, elements, self.now_us)?;
+        self.keyspace
+            .queues
+            .emit_elements(db, key, matches!(end, End::Left), elements);
         self.after_push(db, key, elements.len(), len);
         Some(len)
     }
