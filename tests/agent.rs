@@ -648,11 +648,62 @@ fn run_replays_a_trace_exactly_and_train_checks_its_trace() {
         err.contains("bad.csv: trace line 3: timestamp 1 is before the previous one (2)"),
         "{err}"
     );
-    // ... but its trainers cannot use one yet, which it says instead of ignoring the flag.
+    // ... the network trainers cannot use one, which they say instead of ignoring the flag ...
     let err = refusal(&node_within(&["train", "--trace", trace.to_str().unwrap()]));
     assert!(
-        err.contains("the trainer does not take a recorded workload"),
+        err.contains("only --method guided trains on a recorded workload"),
         "{err}"
     );
+    // ... and the guided trainer fine-tunes on it: a policy file `eval` runs on the trace.
+    let tuned = dir.join("tuned.safetensors");
+    let out = node_within(&[
+        "train",
+        "--method",
+        "guided",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--decision-period-s",
+        "1",
+        "--generations",
+        "2",
+        "--pairs",
+        "2",
+        "--scenarios",
+        "1",
+        "--out",
+        tuned.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let curve = std::fs::read_to_string(dir.join("tuned.curve.csv")).unwrap();
+    assert_eq!(curve.lines().count(), 3, "a header and one row per generation: {curve}");
+    let out = node_within(&[
+        "eval",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--policy",
+        tuned.to_str().unwrap(),
+        "--baselines",
+        "static:2",
+        "--episodes",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("tuned.safetensors"), "{stdout}");
+    // Continuing it at another decision period is refused, naming the file's.
+    let err = refusal(&node_within(&[
+        "train",
+        "--method",
+        "guided",
+        "--init",
+        tuned.to_str().unwrap(),
+        "--decision-period-s",
+        "4",
+        "--generations",
+        "1",
+        "--out",
+        dir.join("other.safetensors").to_str().unwrap(),
+    ]));
+    assert!(err.contains("decides every 1 s"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
