@@ -29,7 +29,8 @@ fn spawn_worker(env: &BTreeMap<String, String>, hostname: &str) -> Child {
 /// many instances share this machine).
 fn spawn_function(role: &str, env: &BTreeMap<String, String>, hostname: &str) -> Child {
     Command::new(EXE)
-        .args([role, "--poll-interval-s", "0.2", "--exit-with-parent"])
+        .args([role, "--poll-interval-s", "0.2"])
+        .args(["--parent-pid", &std::process::id().to_string()])
         .envs(env)
         .env("HOSTNAME", hostname)
         .env("AUTOSCALE_LOG", "warn")
@@ -695,4 +696,35 @@ async fn kubernetes_scaler_on_a_real_cluster_reads_the_worker_scale() {
     })
     .await
     .expect("read the worker Deployment's scale");
+}
+
+/// A function started by a node that died before the function looked at its parent still
+/// stops: it is told its node's pid, not left to notice a change it can no longer see.
+#[cfg(unix)]
+#[test]
+fn a_function_whose_node_is_already_gone_stops_at_once() {
+    // No broker listens on this port: the worker would retry its connection for ever.
+    let mut child = Command::new(EXE)
+        .args(["worker", "--poll-interval-s", "0.2", "--grace-period-s", "0"])
+        // A pid that is not this worker's parent: its "node" is gone before it starts.
+        .args(["--parent-pid", &u32::MAX.to_string()])
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}/", free_port()))
+        .env("AUTOSCALE_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the orphaned worker kept running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
 }

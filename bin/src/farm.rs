@@ -27,10 +27,11 @@ pub struct FunctionArgs {
     /// Seconds a blocking wait lasts before control queues are checked again.
     #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_S", default_value_t = 1.0)]
     pub poll_interval_s: f64,
-    /// Stop (as on SIGTERM) when the parent process goes away: set by a node for the functions
-    /// it starts, so none outlives a node that was killed.
-    #[arg(long, hide = true)]
-    pub exit_with_parent: bool,
+    /// Stop (as on SIGTERM) when this process's parent is no longer PID: set by a node (its
+    /// own pid) for the functions it starts, so none outlives a node that was killed — even
+    /// one killed before the function got to look at its parent.
+    #[arg(long, hide = true, value_name = "PID")]
+    pub parent_pid: Option<u32>,
     /// Also serve HTTP for the OpenFaaS of-watchdog (`mode: http`) on this address, e.g.
     /// `127.0.0.1:8082`: `GET /_/health` and `POST /` (the original's invocation).
     #[arg(long, env = "AUTOSCALE_HTTP")]
@@ -148,21 +149,18 @@ fn stopped_ok<T>(r: Result<T, functions::FunctionError>) -> anyhow::Result<Optio
 }
 
 /// Cancels when this process is re-parented (its parent exited, however it died).
-async fn watch_parent(cancel: CancellationToken) {
+async fn watch_parent(parent: u32, cancel: CancellationToken) {
     #[cfg(unix)]
-    {
-        let parent = std::os::unix::process::parent_id();
-        loop {
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-            if std::os::unix::process::parent_id() != parent {
-                tracing::warn!("the node that started this function is gone; stopping");
-                cancel.cancel();
-                return;
-            }
+    loop {
+        if std::os::unix::process::parent_id() != parent {
+            tracing::warn!(parent, "the node that started this function is gone; stopping");
+            cancel.cancel();
+            return;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     #[cfg(not(unix))]
-    let _ = cancel;
+    let _ = (parent, cancel);
 }
 
 pub fn run(role: Role) -> anyhow::Result<()> {
@@ -183,8 +181,8 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             Role::Collector(a) => a,
         };
         common.check()?;
-        if common.exit_with_parent {
-            tokio::spawn(watch_parent(cancel.clone()));
+        if let Some(parent) = common.parent_pid {
+            tokio::spawn(watch_parent(parent, cancel.clone()));
         }
         match role {
             Role::Emitter(args) => {

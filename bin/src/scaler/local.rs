@@ -170,7 +170,8 @@ pub fn function_process(
     // The broker URL (it may hold the password) travels in the environment, which only this
     // user can read, never on the command line, which `ps` shows to everyone.
     cmd.env("REDIS_URL", url);
-    cmd.args([role, "--id", id, "--poll-interval-s", "0.2", "--exit-with-parent"])
+    cmd.args([role, "--id", id, "--poll-interval-s", "0.2"])
+        .args(["--parent-pid", &std::process::id().to_string()])
         .args(["--program-start-time", &program_start.to_string()])
         .args(extra)
         .env(
