@@ -64,7 +64,7 @@ fn run_without_the_calendar_uses_the_metrics_only_model() {
     let dir = std::env::temp_dir().join(format!("autoscale-node-run-nocal-{}", std::process::id()));
     let report = run(&["--no-calendar"], &dir);
     check(&report);
-    assert_eq!(report["policy"], "neural");
+    assert_eq!(report["policy"], "guided");
     assert!(report["qos_percent"].as_f64().unwrap() > 95.0, "{report}");
     std::fs::remove_dir_all(&dir).ok();
     // The calendar rule cannot run without its calendar.

@@ -364,7 +364,7 @@ fn load_model(path: &std::path::Path, setting: &Setting) -> Result<Box<dyn Polic
         path: shown.clone(),
         source,
     })?;
-    model_from_bytes(&bytes, &shown, setting)
+    model_from_bytes(&bytes, &shown, None, setting)
 }
 
 /// The decision period a policy file was trained at (either kind).
@@ -381,16 +381,23 @@ pub fn model_period(path: &std::path::Path) -> Result<f64, PolicyError> {
     })
 }
 
-/// [`load_model`] from a file's bytes (the bundled models).
+/// [`load_model`] from a file's bytes (the bundled models). `source` names the bytes in errors;
+/// `name` is what the policy is called in reports (by default `neural` for a network, `source`
+/// for a guided policy).
 pub fn model_from_bytes(
     bytes: &[u8],
-    label: &str,
+    source: &str,
+    name: Option<&str>,
     setting: &Setting,
 ) -> Result<Box<dyn Policy>, PolicyError> {
     if !GuidedPolicy::is_guided(bytes) {
-        return Ok(Box::new(NeuralPolicy::from_bytes(bytes, label)?));
+        let policy = NeuralPolicy::from_bytes(bytes, source)?;
+        return Ok(Box::new(match name {
+            Some(name) => policy.labelled(name),
+            None => policy,
+        }));
     }
-    let policy = GuidedPolicy::from_bytes(bytes, label)?.labelled(label);
+    let policy = GuidedPolicy::from_bytes(bytes, source)?.labelled(name.unwrap_or(source));
     Ok(match setting {
         Setting::Episode { workload, .. } => {
             Box::new(policy.with_service_prior(workload.mean_processing_s * workload.time_scale))
@@ -472,8 +479,13 @@ impl PolicySpec {
                     calendar, bundled, ..
                 },
             ) => match calendar {
-                Some(_) => model_from_bytes(bundled.calendar, "the bundled calendar model", setting)?,
-                None => model_from_bytes(bundled.metrics, "the bundled model", setting)?,
+                Some(_) => model_from_bytes(
+                    bundled.calendar,
+                    "the bundled calendar model",
+                    Some("neural+calendar"),
+                    setting,
+                )?,
+                None => model_from_bytes(bundled.metrics, "the bundled model", Some("guided"), setting)?,
             },
             (
                 PolicySpec::Calendar { risk, wait_s },

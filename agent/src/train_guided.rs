@@ -262,6 +262,13 @@ pub fn train_guided(
         progress(&point);
         curve.push(point);
     }
+    if config.generations == 0 {
+        // Nothing trained: the file is the starting point, and says so.
+        policy.provenance.algorithm =
+            "none: the staffing rule's parameters as given and a zero correction".into();
+        policy.provenance.seed = config.seed;
+        return Ok((policy, curve));
+    }
     let p = &mut policy.provenance;
     p.algorithm = format!(
         "openai-es over {} (pairs={}, scenarios={}, sigma={}, lr={}, miss_weight={})",

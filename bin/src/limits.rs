@@ -20,6 +20,8 @@ pub const EPISODES: RangeInclusive<usize> = 1..=100_000;
 pub const STARTUP_DELAY_S: RangeInclusive<f64> = 0.0..=3600.0;
 /// `train --generations` (ES iterations or DAgger rounds) and `--epochs`.
 pub const ITERATIONS: RangeInclusive<u32> = 1..=100_000;
+/// `train --method guided --generations`: 0 writes the untrained starting policy.
+pub const GUIDED_GENERATIONS: RangeInclusive<u32> = 0..=100_000;
 /// `train --pairs` and `--scenarios`.
 pub const PER_ITERATION: RangeInclusive<u32> = 1..=10_000;
 /// `train --sigma` and `--learning-rate`.

@@ -14,7 +14,7 @@ pub struct TrainArgs {
     /// Seed of every random choice; the same seed gives the same model.
     #[arg(long, env = "AUTOSCALE_SEED", default_value_t = 1)]
     pub seed: u64,
-    /// Evolution-strategies iterations.
+    /// Evolution-strategies iterations (`--method guided`: 0 writes the starting policy).
     #[arg(long, env = "AUTOSCALE_GENERATIONS", default_value_t = 300)]
     pub generations: u32,
     /// Antithetic perturbation pairs per iteration.
@@ -122,7 +122,14 @@ pub fn single_threaded_tensors() {
 
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     single_threaded_tensors();
-    limits::check("--generations", args.generations, &limits::ITERATIONS)?;
+    // `--method guided --generations 0` writes the starting policy (the rule as a file, to
+    // fine-tune later or to run as it is).
+    let generations = if args.method == Method::Guided {
+        limits::GUIDED_GENERATIONS
+    } else {
+        limits::ITERATIONS
+    };
+    limits::check("--generations", args.generations, &generations)?;
     limits::check("--pairs", args.pairs, &limits::PER_ITERATION)?;
     limits::check("--scenarios", args.scenarios, &limits::PER_ITERATION)?;
     limits::check("--epochs", args.epochs, &limits::ITERATIONS)?;
@@ -321,6 +328,7 @@ fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyh
     policy.provenance.code_version = env!("CARGO_PKG_VERSION").into();
     policy.provenance.command = std::env::args().collect::<Vec<_>>().join(" ");
     policy.provenance.workload = match &args.trace.trace {
+        _ if args.generations == 0 => "none (untrained)".into(),
         Some(path) => format!("recorded trace {}", path.display()),
         None => {
             "randomised: the workload families' sampler and the original phases, start-up 0.1-10 s".into()
