@@ -966,3 +966,59 @@ async fn both_readers_see_the_queued_work_and_the_oldest_slack() {
         .unwrap();
     stop.cancel();
 }
+
+/// Acceptance: the metrics-only path — `serve` told to ignore the job's plan runs the bundled
+/// staffing policy every second of workload time; a job fed with `run --redis` loses nothing,
+/// and the node's decisions are many while its scaling actions stay few (no thrash).
+#[tokio::test]
+async fn the_metrics_only_bundled_policy_decides_every_second_and_loses_nothing() {
+    let node = start_node(&["--scaler", "local", "--workers", "2", "--no-calendar"]);
+    let url = node.url();
+    let mut c = within(conn(&url)).await;
+    within(wait_for_workers(&mut c, 2)).await;
+    let dir = std::env::temp_dir().join(format!("autoscale-node-metrics-only-{}", std::process::id()));
+    let before = status_until(&mut c, 10, "a status", |s| s.is_object()).await;
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking({
+        let (url, dir) = (url.clone(), dir.clone());
+        move || {
+            run_to_end(&[
+                "run",
+                "--redis",
+                &url,
+                "--tasks",
+                "300",
+                "--report",
+                dir.to_str().unwrap(),
+            ])
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = report_of(&dir);
+    let after = status(&mut c).await;
+    assert_eq!(report["lost"], 0, "{report}");
+    assert!(
+        report["policy"].as_str().unwrap().starts_with("guided"),
+        "{report}"
+    );
+    assert!(after["plan"].is_null(), "{after}");
+    // At the job's 0.1 time scale a workload second is 0.1 s of wall time: one decision per
+    // workload second makes ~10 a second (event decisions add a few; a loaded machine fewer).
+    let wall_s = started.elapsed().as_secs_f64();
+    let (decisions, actions) = (
+        after["decisions"].as_u64().unwrap() - before["decisions"].as_u64().unwrap(),
+        after["scaling_actions"].as_u64().unwrap(),
+    );
+    assert!(
+        decisions as f64 >= 5.0 * wall_s,
+        "{decisions} decisions in {wall_s:.1} s: {after}"
+    );
+    assert!(actions >= 1 && actions * 4 <= decisions, "{after}");
+    eprintln!(
+        "metrics only: QoS {} %, {decisions} decisions, {actions} scaling actions",
+        report["qos_percent"]
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

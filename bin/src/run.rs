@@ -47,8 +47,9 @@ pub struct RunArgs {
     /// unless this is given).
     #[arg(long, env = "AUTOSCALE_WORKERS")]
     pub workers: Option<u32>,
-    /// Scaling policy: `bundled`, a `*.safetensors` file, a baseline name (static:N,
-    /// reactive-average, reactive-maximum, queue-proportional, load-proportional), `manual`, or
+    /// Scaling policy: `bundled` (the calendar model; with `--no-calendar` the staffing rule
+    /// `serve` runs), a `*.safetensors` file, a rule (staffing[:…], static:N, reactive-average,
+    /// reactive-maximum, queue-proportional, load-proportional), `manual`, or
     /// `calendar[:RISK[:WAIT_S]]` — predictive scaling from the workload's planned rates, which
     /// `run` knows because it drives the emitter.
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]

@@ -64,9 +64,12 @@ pub struct NodeArgs {
     /// processes), `openfaas` (gateway API) or `kubernetes` (a Deployment's scale).
     #[arg(long, env = "AUTOSCALE_SCALER", value_enum, default_value_t = ScalerKind::None)]
     pub scaler: ScalerKind,
-    /// Scaling policy: `bundled` (the trained model in this binary), a `*.safetensors` file,
-    /// a baseline (static:N, reactive-average, reactive-maximum, queue-proportional,
-    /// load-proportional) or `manual` (only `autoscale-node scale` changes the count).
+    /// Scaling policy: `bundled` (the policies in this binary: the staffing rule deciding every
+    /// second from the broker's metrics; the calendar model while a job's plan is known), a
+    /// `*.safetensors` file (e.g. one `train --method guided --trace` fine-tuned on traffic
+    /// `--record` captured), a rule (staffing[:…], static:N, reactive-average,
+    /// reactive-maximum, queue-proportional, load-proportional) or `manual` (only
+    /// `autoscale-node scale` changes the count).
     #[arg(long, env = "AUTOSCALE_POLICY", default_value = "bundled")]
     pub policy: agent::spec::PolicySpec,
     /// Workers to start with.

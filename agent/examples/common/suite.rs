@@ -102,12 +102,23 @@ pub fn suite() -> Vec<(&'static str, WorkloadConfig, f64)> {
 }
 
 pub fn run(spec: &PolicySpec, w: &WorkloadConfig, startup: f64, episodes: u64) -> (f64, f64) {
+    run_at(spec, w, startup, episodes, 1.0)
+}
+
+/// [`run`] with decisions every `period_s`.
+pub fn run_at(
+    spec: &PolicySpec,
+    w: &WorkloadConfig,
+    startup: f64,
+    episodes: u64,
+    period_s: f64,
+) -> (f64, f64) {
     let (mut qos, mut workers) = (0.0, 0.0);
     for i in 0..episodes {
         let seed = 1000 + i;
         let tasks: Vec<_> = Workload::new(w, seed).collect();
         let config = SimConfig {
-            decision_period_s: 1.0,
+            decision_period_s: period_s,
             startup_delay_s: startup,
             max_workers: 80,
             ..SimConfig::default()
