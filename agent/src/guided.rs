@@ -259,37 +259,22 @@ impl GuidedPolicy {
     }
 
     fn sorted_vars(&self) -> Vec<(String, candle_core::Var)> {
-        let data = self.varmap.data().lock().map(|d| d.clone()).unwrap_or_default();
-        let mut vars: Vec<(String, candle_core::Var)> = data.into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
+        crate::weights::sorted(&self.varmap)
     }
 
     /// Number of network weights.
     pub fn weight_count(&self) -> usize {
-        self.sorted_vars().iter().map(|(_, v)| v.elem_count()).sum()
+        crate::weights::count(&self.varmap)
     }
 
     /// The network's weights flattened in a stable order (sorted tensor names).
     pub fn weights(&self) -> Result<Vec<f32>, ModelError> {
-        let mut out = Vec::new();
-        for (_, v) in self.sorted_vars() {
-            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
-        }
-        Ok(out)
+        Ok(crate::weights::flatten(&self.varmap)?)
     }
 
     /// Replaces the network's weights (same order as [`Self::weights`]).
     pub fn set_weights(&mut self, flat: &[f32]) -> Result<(), ModelError> {
-        let mut at = 0;
-        for (_, v) in self.sorted_vars() {
-            let n = v.elem_count();
-            let slice = flat.get(at..at + n).ok_or_else(|| {
-                candle_core::Error::Msg(format!("weight vector too short: {} < {}", flat.len(), at + n))
-            })?;
-            v.set(&Tensor::from_slice(slice, v.shape(), &Device::Cpu)?)?;
-            at += n;
-        }
+        crate::weights::assign(&self.varmap, flat)?;
         self.dense = Dense::from_vars(&self.sorted_vars())?;
         Ok(())
     }

@@ -40,3 +40,4 @@ pub mod sim;
 pub mod spec;
 pub mod train;
 pub mod train_guided;
+mod weights;

@@ -190,38 +190,22 @@ impl NeuralPolicy {
     }
 
     fn sorted_vars(&self) -> Vec<(String, candle_core::Var)> {
-        let data = self.varmap.data().lock().map(|d| d.clone()).unwrap_or_default();
-        let mut vars: Vec<(String, candle_core::Var)> = data.into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        vars
+        crate::weights::sorted(&self.varmap)
     }
 
     /// Number of trainable parameters.
     pub fn parameter_count(&self) -> usize {
-        self.sorted_vars().iter().map(|(_, v)| v.elem_count()).sum()
+        crate::weights::count(&self.varmap)
     }
 
     /// All parameters flattened in a stable order (sorted tensor names).
     pub fn parameters(&self) -> Result<Vec<f32>, ModelError> {
-        let mut out = Vec::new();
-        for (_, v) in self.sorted_vars() {
-            out.extend(v.as_tensor().flatten_all()?.to_vec1::<f32>()?);
-        }
-        Ok(out)
+        Ok(crate::weights::flatten(&self.varmap)?)
     }
 
     /// Replaces all parameters from a flat vector (same order as [`Self::parameters`]).
     pub fn set_parameters(&mut self, flat: &[f32]) -> Result<(), ModelError> {
-        let mut at = 0;
-        for (_, v) in self.sorted_vars() {
-            let n = v.elem_count();
-            let slice = flat.get(at..at + n).ok_or_else(|| {
-                candle_core::Error::Msg(format!("parameter vector too short: {} < {}", flat.len(), at + n))
-            })?;
-            v.set(&Tensor::from_slice(slice, v.shape(), &Device::Cpu)?)?;
-            at += n;
-        }
-        Ok(())
+        Ok(crate::weights::assign(&self.varmap, flat)?)
     }
 
     /// The same network under another name in reports.

@@ -185,23 +185,39 @@ fn score_candidates(
     scenarios: &[Scenario],
     config: &TrainConfig,
 ) -> Result<Vec<f64>, crate::neural::ModelError> {
+    score_in_parallel(
+        candidates,
+        || {
+            let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
+            policy.reads_calendar = config.calendar_share > 0.0;
+            Ok(policy)
+        },
+        |policy, c| {
+            policy.set_parameters(c)?;
+            Ok(mean_result(policy, scenarios, config.miss_weight).0)
+        },
+    )
+}
+
+/// `score` of every candidate, on up to 8 threads, each with its own policy from `make`; the
+/// results in candidate order (so a run is deterministic whatever the thread count).
+pub(crate) fn score_in_parallel<P>(
+    candidates: &[Vec<f32>],
+    make: impl Fn() -> Result<P, crate::neural::ModelError> + Sync,
+    score: impl Fn(&mut P, &[f32]) -> Result<f64, crate::neural::ModelError> + Sync,
+) -> Result<Vec<f64>, crate::neural::ModelError> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     let chunk = candidates.len().div_ceil(threads).max(1);
+    let (make, score) = (&make, &score);
     std::thread::scope(|scope| {
         let handles: Vec<_> = candidates
             .chunks(chunk)
             .map(|part| {
                 scope.spawn(move || -> Result<Vec<f64>, crate::neural::ModelError> {
-                    let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
-                    policy.reads_calendar = config.calendar_share > 0.0;
-                    let mut out = Vec::with_capacity(part.len());
-                    for c in part {
-                        policy.set_parameters(c)?;
-                        out.push(mean_result(&mut policy, scenarios, config.miss_weight).0);
-                    }
-                    Ok(out)
+                    let mut policy = make()?;
+                    part.iter().map(|c| score(&mut policy, c)).collect()
                 })
             })
             .collect();
@@ -217,7 +233,7 @@ fn score_candidates(
 }
 
 /// Centered ranks in [−0.5, 0.5] (robust to the scale of returns).
-fn centered_ranks(values: &[f64]) -> Vec<f32> {
+pub(crate) fn centered_ranks(values: &[f64]) -> Vec<f32> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
     idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
     let mut ranks = vec![0.0f32; values.len()];

@@ -158,48 +158,19 @@ fn score_candidates(
     episodes: &[Episode],
     miss_weight: f64,
 ) -> Result<Vec<f64>, ModelError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
-    let chunk = candidates.len().div_ceil(threads).max(1);
     let (seed, period, reads) = (base.provenance.seed, base.decision_period_s, base.reads_calendar);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = candidates
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || -> Result<Vec<f64>, ModelError> {
-                    let mut policy = GuidedPolicy::new(seed, period)?;
-                    policy.reads_calendar = reads;
-                    let mut out = Vec::with_capacity(part.len());
-                    for c in part {
-                        apply(&mut policy, c)?;
-                        out.push(mean_return(&mut policy, episodes, miss_weight).0);
-                    }
-                    Ok(out)
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(candidates.len());
-        for h in handles {
-            match h.join() {
-                Ok(part) => all.extend(part?),
-                Err(_) => return Err(candle_core::Error::Msg("a training thread panicked".into()).into()),
-            }
-        }
-        Ok(all)
-    })
-}
-
-/// Centered ranks in [−0.5, 0.5].
-fn centered_ranks(values: &[f64]) -> Vec<f32> {
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| values[a].total_cmp(&values[b]));
-    let mut ranks = vec![0.0f32; values.len()];
-    let denom = (values.len().max(2) - 1) as f32;
-    for (rank, &i) in idx.iter().enumerate() {
-        ranks[i] = rank as f32 / denom - 0.5;
-    }
-    ranks
+    crate::train::score_in_parallel(
+        candidates,
+        || {
+            let mut policy = GuidedPolicy::new(seed, period)?;
+            policy.reads_calendar = reads;
+            Ok(policy)
+        },
+        |policy, c| {
+            apply(policy, c)?;
+            Ok(mean_return(policy, episodes, miss_weight).0)
+        },
+    )
 }
 
 /// Trains from `policy`; `progress` is called after every generation.
@@ -240,7 +211,7 @@ pub fn train_guided(
             })
             .collect();
         let returns = score_candidates(&policy, &candidates, &episodes, config.miss_weight)?;
-        let ranks = centered_ranks(&returns);
+        let ranks = crate::train::centered_ranks(&returns);
         let scale = config.learning_rate / (2.0 * config.pairs as f32 * config.sigma);
         for (i, eps) in noises.iter().enumerate() {
             let weight = (ranks[2 * i] - ranks[2 * i + 1]) * scale;
