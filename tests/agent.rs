@@ -151,6 +151,43 @@ fn tiny_train_then_eval_with_the_model() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("reads the load calendar"), "{err}");
+    // A model told the calendar in every training scenario (the bundled calendar model) never
+    // learned to decide without one: refused where none is known, with the way out.
+    let bundled_calendar = concat!(env!("CARGO_MANIFEST_DIR"), "/../models/calendar.safetensors");
+    for args in [
+        &[
+            "eval",
+            "--policy",
+            bundled_calendar,
+            "--no-calendar",
+            "--baselines",
+            "none",
+        ][..],
+        &[
+            "run",
+            "--policy",
+            bundled_calendar,
+            "--no-calendar",
+            "--tasks",
+            "10",
+        ][..],
+        &[
+            "serve",
+            "--check",
+            "--scaler",
+            "local",
+            "--policy",
+            bundled_calendar,
+        ][..],
+    ] {
+        let out = node(args);
+        assert!(!out.status.success(), "{args:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("never learned to decide without one") && err.contains("--policy bundled"),
+            "{args:?}: {err}"
+        );
+    }
     let out = node(&["serve", "--check", "--scaler", "local", "--policy", cal_s]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);

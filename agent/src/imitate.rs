@@ -189,6 +189,7 @@ pub fn imitate(
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
     policy.reads_calendar = config.calendar_share > 0.0;
+    policy.needs_calendar = config.calendar_share >= 1.0;
     let mut opt = AdamW::new(
         policy.varmap.all_vars(),
         ParamsAdamW {

@@ -160,6 +160,10 @@ pub struct NeuralPolicy {
     /// without one is never shown one (its calendar inputs then carry the observed rate, as in
     /// training).
     pub reads_calendar: bool,
+    /// Whether it was told the calendar in every training scenario, so that it never learned
+    /// to decide without one: it is then refused where no calendar is known. Metadata
+    /// `needs_calendar`; a file without the key needs one if it reads one.
+    pub needs_calendar: bool,
 }
 
 impl NeuralPolicy {
@@ -178,6 +182,7 @@ impl NeuralPolicy {
             },
             label: "neural".into(),
             reads_calendar: true,
+            needs_calendar: false,
         };
         // candle's initialisers use their own RNG; overwrite with seeded values for determinism.
         let n = policy.parameter_count();
@@ -258,6 +263,7 @@ impl NeuralPolicy {
             ("hidden", HIDDEN.to_string()),
             ("decision_period_s", self.decision_period_s.to_string()),
             ("reads_calendar", self.reads_calendar.to_string()),
+            ("needs_calendar", self.needs_calendar.to_string()),
             ("seed", p.seed.to_string()),
             ("algorithm", p.algorithm.clone()),
             ("iterations", p.iterations.to_string()),
@@ -353,9 +359,16 @@ impl NeuralPolicy {
             "" => return Err(mismatch("reads_calendar is missing".into())),
             other => return Err(mismatch(format!("reads_calendar {other:?} is not true or false"))),
         };
+        let needs_calendar = match get("needs_calendar").as_str() {
+            "true" => true,
+            "false" => false,
+            "" => reads_calendar,
+            other => return Err(mismatch(format!("needs_calendar {other:?} is not true or false"))),
+        };
         let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)?;
         let mut policy = NeuralPolicy::new_random(0, period)?;
         policy.reads_calendar = reads_calendar;
+        policy.needs_calendar = needs_calendar && reads_calendar;
         for (name, v) in policy.sorted_vars() {
             let t = tensors
                 .get(&name)
@@ -429,6 +442,14 @@ mod tests {
         a.reads_calendar = false;
         a.save(&path).unwrap();
         assert!(!NeuralPolicy::load(&path).unwrap().reads_calendar);
+        // Needing the calendar round-trips, and implies reading it.
+        a.reads_calendar = true;
+        a.needs_calendar = true;
+        a.save(&path).unwrap();
+        assert!(NeuralPolicy::load(&path).unwrap().needs_calendar);
+        a.reads_calendar = false;
+        a.save(&path).unwrap();
+        assert!(!NeuralPolicy::load(&path).unwrap().needs_calendar);
         for (q, r) in [(0, 0.0), (5, 2.0), (40, 9.0), (120, 12.0)] {
             let o = sample_obs(q, r);
             assert_eq!(

@@ -392,6 +392,16 @@ pub fn model_from_bytes(
 ) -> Result<Box<dyn Policy>, PolicyError> {
     if !GuidedPolicy::is_guided(bytes) {
         let policy = NeuralPolicy::from_bytes(bytes, source)?;
+        let calendar_known = match setting {
+            Setting::Episode { calendar, .. } => *calendar,
+            Setting::Node { calendar, .. } => calendar.is_some(),
+        };
+        if policy.needs_calendar && !calendar_known {
+            return Err(PolicyError::Unavailable {
+                spec: source.into(),
+                reason: "this model was trained with the load calendar in every scenario and never learned to decide without one, which is withheld here (`eval --no-calendar`, `run --no-calendar`, or `serve`, which knows a calendar only while a job's plan is known: `--policy bundled` switches to the calendar model then)".into(),
+            });
+        }
         return Ok(Box::new(match name {
             Some(name) => policy.labelled(name),
             None => policy,

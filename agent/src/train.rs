@@ -190,6 +190,7 @@ fn score_candidates(
         || {
             let mut policy = NeuralPolicy::new_random(config.seed, config.decision_period_s)?;
             policy.reads_calendar = config.calendar_share > 0.0;
+            policy.needs_calendar = config.calendar_share >= 1.0;
             Ok(policy)
         },
         |policy, c| {
@@ -261,6 +262,7 @@ pub fn train_from(
 ) -> Result<(NeuralPolicy, Vec<CurvePoint>), crate::neural::ModelError> {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     policy.reads_calendar = config.calendar_share > 0.0;
+    policy.needs_calendar = config.calendar_share >= 1.0;
     let mut theta = policy.parameters()?;
     let n = theta.len();
     let original = original_scenario(config.decision_period_s, config.seed, config.calendar_share > 0.0);
