@@ -33,6 +33,16 @@ struct Cli {
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info`, `broker=debug`.
     #[arg(long, global = true, env = "AUTOSCALE_LOG", default_value = "info")]
     log: String,
+    /// Log lines as text (coloured only on a terminal, and never with NO_COLOR set) or as one
+    /// JSON object per line, for a cluster's log pipeline.
+    #[arg(long, global = true, env = "AUTOSCALE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -53,6 +63,26 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Train the neural policy in the simulator and write it as safetensors.
     Train(train::TrainArgs),
+}
+
+/// Logs to stderr: JSON lines, or text with colour only when a person reads it (a terminal,
+/// NO_COLOR unset) — escape codes in a file or a pipe are noise.
+fn init_logs(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => {
+            // The functions a node starts log in the same format (they read the environment).
+            std::env::set_var("AUTOSCALE_LOG_FORMAT", "json");
+            builder.json().init()
+        }
+        LogFormat::Text => {
+            let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(colour).init()
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -80,10 +110,7 @@ fn main() -> ExitCode {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(filter, cli.log_format);
     let result = match cli.command {
         Some(Command::Serve(args)) => serve::run(args),
         Some(Command::Run(args)) => run::run(args),

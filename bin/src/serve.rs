@@ -440,6 +440,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker_task = tokio::spawn(broker.clone().serve(listener, broker_stop.cancelled_owned()));
 
     if args.node.scaler == ScalerKind::None {
+        if args.node.policy != agent::spec::PolicySpec::Bundled || args.node.workers.is_some() {
+            tracing::warn!(
+                policy = %args.node.policy,
+                "no --scaler: this node is a plain broker and will not start or scale workers, so --policy and --workers have no effect (add --scaler local, openfaas or kubernetes)"
+            );
+        }
         stats.update(|s| {
             s.ready = true;
             s.scaler = "none".into();
