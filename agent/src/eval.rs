@@ -47,6 +47,13 @@ pub fn run_episode_clamped(
     mut decide: impl FnMut(&Simulator, &crate::observe::Observation) -> u32,
 ) -> (EpisodeResult, Vec<StepRecord>, u32) {
     let period = sim.config().decision_period_s;
+    let (lo, hi) = (sim.config().min_workers, sim.config().max_workers);
+    let rules = sim
+        .config()
+        .node_rules
+        .then(|| crate::scaling_rules::Limits::node(lo, hi));
+    let mut rule_state = crate::scaling_rules::DecisionState::default();
+    let mut current = sim.config().initial_workers.clamp(lo, hi.max(lo));
     let mut clamped = 0;
     let mut observer = Observer::new();
     observer.observe(sim.snapshot());
@@ -63,10 +70,15 @@ pub fn run_episode_clamped(
             .with_calendar(calendar)
             .with_startup(sim.config().startup_delay_s);
         let wanted = decide(sim, &obs);
-        let target = sim.scale_to(wanted);
-        if target != wanted {
+        if wanted.clamp(lo, hi.max(lo)) != wanted {
             clamped += 1;
         }
+        let planned = match &rules {
+            Some(limits) => crate::scaling_rules::plan(wanted, &obs, current, limits, &mut rule_state).target,
+            None => wanted,
+        };
+        let target = sim.scale_to(planned);
+        current = target;
         steps.push(StepRecord {
             time_s: now.time_s,
             workers: now.workers_live + now.workers_starting,

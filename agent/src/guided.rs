@@ -31,7 +31,7 @@ pub const KIND: &str = "guided-staffing";
 /// | `planned_rate` | the rate the rule sizes for (rises at once, decays slowly) | tasks/s |
 /// | `held_rate` | the rate the rule holds capacity for (a quantile of the sustained 5 s rates) | tasks/s, held window |
 /// | `volatility` | how far the 5 s rate strays from the 30 s rate, relative to it | ratio, ~60 s |
-/// | `service_s` | the rule's estimate of the mean processing time (Little's law) | s, ~30 s |
+/// | `service_s` | the rule's estimate of the mean processing time (Little's law) | s, ~120 s |
 /// | `queue_length` | tasks waiting | tasks, now |
 /// | `queued_work_s` | Σ processing times of waiting tasks | s of work, now |
 /// | `oldest_age_s` | how long the oldest waiting task has waited | s, now |
@@ -243,9 +243,19 @@ impl GuidedPolicy {
     /// The same policy assuming `service_s` as the mean processing time until it measures it
     /// (the workload's, when known).
     pub fn with_service_prior(mut self, service_s: f64) -> GuidedPolicy {
+        self.set_service_prior(service_s);
+        self
+    }
+
+    /// The mean processing time it assumes until it measures one, seconds.
+    pub fn service_prior_s(&self) -> f64 {
+        self.service_prior_s
+    }
+
+    /// [`Self::with_service_prior`] in place.
+    pub fn set_service_prior(&mut self, service_s: f64) {
         self.service_prior_s = service_s.max(0.01);
         self.state = StaffingState::new(self.service_prior_s);
-        self
     }
 
     /// Forgets what it learned about the current farm (a new episode).
@@ -398,6 +408,12 @@ impl GuidedPolicy {
                 .ok_or_else(|| mismatch(format!("{key} {:?} is not a number", get(key))))
         };
         let period = number("decision_period_s")?;
+        if !crate::neural::PERIOD_RANGE.contains(&period) {
+            return Err(mismatch(format!(
+                "decision_period_s {period} is not within {:?} s",
+                crate::neural::PERIOD_RANGE
+            )));
+        }
         let prior = number("service_prior_s")?;
         let values: Vec<f64> = get("rule_params")
             .split(',')
@@ -406,8 +422,9 @@ impl GuidedPolicy {
             .filter(|v| v.len() == StaffingParams::NAMES.len())
             .ok_or_else(|| {
                 mismatch(format!(
-                    "rule_params {:?} are not 7 numbers ≥ 0",
-                    get("rule_params")
+                    "rule_params {:?} are not {} numbers ≥ 0",
+                    get("rule_params"),
+                    StaffingParams::NAMES.len()
                 ))
             })?;
         let reads_calendar = match get("reads_calendar").as_str() {
@@ -540,6 +557,22 @@ mod tests {
         old.save(&old_path).unwrap();
         let e = GuidedPolicy::load(&old_path).err().unwrap().to_string();
         assert!(e.contains("kind"), "{e}");
+        // A period the node cannot run (0 would decide without pause, 1e20 overflows a timer)
+        // is refused at load, for both kinds of file.
+        for period in [0.0, -1.0, 1e20] {
+            GuidedPolicy::new(5, period).unwrap().save(&path).unwrap();
+            let e = GuidedPolicy::load(&path).err().unwrap().to_string();
+            assert!(e.contains("decision_period_s"), "{e}");
+            crate::neural::NeuralPolicy::new_random(1, period)
+                .unwrap()
+                .save(&old_path)
+                .unwrap();
+            let e = crate::neural::NeuralPolicy::load(&old_path)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(e.contains("decision_period_s"), "{e}");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

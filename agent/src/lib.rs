@@ -36,6 +36,7 @@ pub mod neural;
 pub mod observe;
 pub mod plot;
 pub mod policy;
+pub mod scaling_rules;
 pub mod sim;
 pub mod spec;
 pub mod train;

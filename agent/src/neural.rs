@@ -55,6 +55,10 @@ pub const ACTIONS: &[i32] = &[-4, -2, -1, 0, 1, 2, 4];
 /// Hidden layer width.
 pub const HIDDEN: usize = 32;
 
+/// The decision periods a policy file may declare, seconds (what the node and the simulator
+/// can run; a file saying 0, a negative or an endless period is refused).
+pub const PERIOD_RANGE: std::ops::RangeInclusive<f64> = 0.1..=3600.0;
+
 /// Errors loading or saving a policy file.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -347,12 +351,16 @@ impl NeuralPolicy {
                 get("hidden")
             )));
         }
-        let period: f64 = get("decision_period_s").parse().map_err(|_| {
-            mismatch(format!(
-                "decision_period_s {:?} is not a number",
-                get("decision_period_s")
-            ))
-        })?;
+        let period: f64 = get("decision_period_s")
+            .parse()
+            .ok()
+            .filter(|p| PERIOD_RANGE.contains(p))
+            .ok_or_else(|| {
+                mismatch(format!(
+                    "decision_period_s {:?} is not a number of seconds within {PERIOD_RANGE:?}",
+                    get("decision_period_s")
+                ))
+            })?;
         let reads_calendar = match get("reads_calendar").as_str() {
             "true" => true,
             "false" => false,

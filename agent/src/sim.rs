@@ -24,6 +24,10 @@ pub struct SimConfig {
     /// After the last arrival, the run ends when the farm is empty or this many seconds pass;
     /// tasks still unfinished then count as missed.
     pub drain_s: f64,
+    /// Apply the node's scaling rules ([`crate::scaling_rules::Limits::node`]: idle farm held,
+    /// scale-down cooldown and hysteresis) to every decision, as `serve` and `run` do; off, a
+    /// policy's wish is only clamped to the bounds.
+    pub node_rules: bool,
 }
 
 impl Default for SimConfig {
@@ -36,6 +40,7 @@ impl Default for SimConfig {
             startup_delay_s: 5.0,
             startup_jitter: 0.2,
             drain_s: 60.0,
+            node_rules: true,
         }
     }
 }

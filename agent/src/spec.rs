@@ -10,7 +10,7 @@
 //! | `reactive-average`, `reactive-maximum` | the original system's ±1 rules | everywhere |
 //! | `queue-proportional[:TARGET]` | KEDA's list-length scaler, TARGET tasks per worker (5) | everywhere |
 //! | `load-proportional[:HEADROOM]` | measured load × (1 + HEADROOM) (0.3) | everywhere |
-//! | `staffing[:SQRT_SPARE[:BASE_SPARE[:STARTUP_SPARE[:DECAY_S[:JUMP_Z[:DRAIN_S[:HOLD_QUANTILE[:HOLD_S]]]]]]]]` | Erlang C on the rates of the last 1/5/30 s, spare workers for a start-up, slow steps down | everywhere |
+//! | `staffing[:SQRT_SPARE[:BASE_SPARE[:STARTUP_SPARE[:DECAY_S[:JUMP_Z[:DRAIN_S[:HOLD_QUANTILE[:HOLD_S]]]]]]]]` | square-root staffing on a rate estimated from the last 1/5/30 s (jumps at once, falls slowly, holds a high quantile), plus draining the queued work (defaults: `agent::policy::StaffingParams`) | everywhere |
 //! | `calendar[:RISK[:WAIT_S]]` | Erlang C on the load calendar (5 %, 0.8 s) | `run` |
 //! | `oracle` | lookahead on the known tasks | `eval` |
 //! | `rate-oracle[:RISK[:WAIT_S]]` | `calendar` as a reference, on the simulator's calendar | `eval` |
@@ -356,7 +356,7 @@ impl fmt::Display for PolicySpec {
     }
 }
 
-/// A policy file: a guided policy (`kind=guided-erlang`) or a plain network. In an episode a
+/// A policy file: a guided policy (`kind=guided-staffing`) or a plain network. In an episode a
 /// guided policy assumes the workload's mean processing time until it measures it.
 fn load_model(path: &std::path::Path, setting: &Setting) -> Result<Box<dyn Policy>, PolicyError> {
     let shown = path.display().to_string();

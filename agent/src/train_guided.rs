@@ -109,11 +109,15 @@ pub fn original_episode(period_s: f64, seed: u64) -> Episode {
     }
 }
 
-/// Runs `policy` on one episode (metrics only: no calendar).
+/// Runs `policy` on one episode (metrics only: no calendar), assuming the workload's mean
+/// processing time until it measures one, as `eval` does; its own prior is kept.
 pub fn score(policy: &mut GuidedPolicy, episode: &Episode) -> EpisodeResult {
-    policy.reset();
+    let own = policy.service_prior_s();
+    policy.set_service_prior(episode.workload.mean_processing_s * episode.workload.time_scale);
     let mut sim = episode.simulator();
-    run_episode(policy, &mut sim, None).0
+    let result = run_episode(policy, &mut sim, None).0;
+    policy.set_service_prior(own);
+    result
 }
 
 /// The training vector of a policy: its rule parameters in log space, then its weights.
@@ -128,14 +132,18 @@ fn theta_of(policy: &GuidedPolicy) -> Result<Vec<f32>, ModelError> {
     Ok(theta)
 }
 
-/// Sets a policy from a training vector.
-fn apply(policy: &mut GuidedPolicy, theta: &[f32]) -> Result<(), ModelError> {
+/// Sets a policy from a training vector: its weights, and its rule's parameters if `rule`
+/// (the log-space round trip moves them by a hair, and 0 becomes 1e-6: a rule that is not
+/// trained keeps its parameters exactly).
+fn apply(policy: &mut GuidedPolicy, theta: &[f32], rule: bool) -> Result<(), ModelError> {
     let k = StaffingParams::NAMES.len();
-    let params: Vec<f64> = theta[..k]
-        .iter()
-        .map(|t| (f64::from(*t) * LOG_SCALE).exp())
-        .collect();
-    policy.params = StaffingParams::from_slice(&params);
+    if rule {
+        let params: Vec<f64> = theta[..k]
+            .iter()
+            .map(|t| (f64::from(*t) * LOG_SCALE).exp())
+            .collect();
+        policy.params = StaffingParams::from_slice(&params);
+    }
     policy.set_weights(&theta[k..])
 }
 
@@ -157,17 +165,21 @@ fn score_candidates(
     candidates: &[Vec<f32>],
     episodes: &[Episode],
     miss_weight: f64,
+    rule: bool,
 ) -> Result<Vec<f64>, ModelError> {
     let (seed, period, reads) = (base.provenance.seed, base.decision_period_s, base.reads_calendar);
     crate::train::score_in_parallel(
         candidates,
         || {
+            // Each thread's copy of the base: its rule's parameters and prior included.
             let mut policy = GuidedPolicy::new(seed, period)?;
             policy.reads_calendar = reads;
+            policy.params = base.params.clone();
+            policy.set_service_prior(base.service_prior_s());
             Ok(policy)
         },
         |policy, c| {
-            apply(policy, c)?;
+            apply(policy, c, rule)?;
             Ok(mean_return(policy, episodes, miss_weight).0)
         },
     )
@@ -210,7 +222,13 @@ pub fn train_guided(
                 })
             })
             .collect();
-        let returns = score_candidates(&policy, &candidates, &episodes, config.miss_weight)?;
+        let returns = score_candidates(
+            &policy,
+            &candidates,
+            &episodes,
+            config.miss_weight,
+            !config.correction_only,
+        )?;
         let ranks = crate::train::centered_ranks(&returns);
         let scale = config.learning_rate / (2.0 * config.pairs as f32 * config.sigma);
         for (i, eps) in noises.iter().enumerate() {
@@ -219,7 +237,7 @@ pub fn train_guided(
                 *t += weight * e;
             }
         }
-        apply(&mut policy, &theta)?;
+        apply(&mut policy, &theta, !config.correction_only)?;
         let (mean_return, mean_qos, mean_workers) = mean_return(&mut policy, &episodes, config.miss_weight);
         let orig = score(&mut policy, &original);
         let point = CurvePoint {
@@ -261,4 +279,51 @@ pub fn train_guided(
         u64::from(config.generations) * u64::from(2 * config.pairs + 1) * u64::from(config.scenarios);
     p.seed = config.seed;
     Ok((policy, curve))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(correction_only: bool) -> GuidedTrainConfig {
+        GuidedTrainConfig {
+            generations: 1,
+            pairs: 2,
+            scenarios: 1,
+            decision_period_s: 1.0,
+            correction_only,
+            rule_only: false,
+            ..GuidedTrainConfig::default()
+        }
+    }
+
+    fn short_episode(rng: &mut ChaCha8Rng) -> Episode {
+        let mut e = original_episode(1.0, rng.gen());
+        e.workload.phases.truncate(1);
+        e
+    }
+
+    #[test]
+    fn training_the_correction_keeps_the_rule_and_the_prior_exactly() {
+        let mut base = GuidedPolicy::new(1, 1.0).unwrap().with_service_prior(2.5);
+        base.params.sqrt_spare = 1.1;
+        let before = base.params.clone();
+        let weights = base.weights().unwrap();
+        let (trained, curve) = train_guided(base, &tiny(true), short_episode, |_| {}).unwrap();
+        assert_eq!(curve.len(), 1);
+        assert_eq!(
+            trained.params, before,
+            "startup_spare 0 stays 0, the rest unmoved"
+        );
+        assert_eq!(trained.service_prior_s(), 2.5);
+        assert_ne!(trained.weights().unwrap(), weights, "the correction was trained");
+    }
+
+    #[test]
+    fn training_both_moves_the_rule() {
+        let base = GuidedPolicy::new(1, 1.0).unwrap();
+        let before = base.params.clone();
+        let (trained, _) = train_guided(base, &tiny(false), short_episode, |_| {}).unwrap();
+        assert_ne!(trained.params, before);
+    }
 }

@@ -63,6 +63,11 @@ pub struct EvalArgs {
     /// `serve`; `rate-oracle` then cannot run.
     #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
     pub no_calendar: bool,
+    /// Apply only the worker bounds to the policies' decisions, not the node's other scaling
+    /// rules (idle farm held, scale-down cooldown and hysteresis) that `serve` and `run`
+    /// apply: the policies' raw trade-offs, as measured before the simulator had the rules.
+    #[arg(long)]
+    pub no_node_rules: bool,
     /// Also write the results as JSON to this file.
     #[arg(long, env = "AUTOSCALE_EVAL_JSON")]
     pub json: Option<std::path::PathBuf>,
@@ -193,6 +198,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         decision_period_s,
         min_workers: args.min_workers,
         max_workers,
+        node_rules: !args.no_node_rules,
         ..SimConfig::default()
     };
     let start = Instant::now();

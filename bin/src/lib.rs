@@ -69,6 +69,12 @@ pub fn decision_period(asked: Option<f64>, own: Option<f64>) -> anyhow::Result<f
         (Some(a), _) if !(a.is_finite() && a > 0.0) => {
             anyhow::bail!("--decision-period-s must be a positive number")
         }
+        (_, Some(o)) if !agent::neural::PERIOD_RANGE.contains(&o) => {
+            anyhow::bail!(
+                "the policy's own decision period {o} s is not within {:?} s",
+                agent::neural::PERIOD_RANGE
+            )
+        }
         (Some(a), Some(o)) if (a - o).abs() > 1e-9 => {
             anyhow::bail!("--decision-period-s {a} differs from the {o} s the policy was trained with")
         }

@@ -256,6 +256,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         // Local workers are reaped the moment they exit; this catches remote ones.
         orphan_grace: Duration::from_secs_f64((30.0 * scale).max(2.0)),
         passive: delegate,
+        keep_steps: true,
     };
     // The embedded broker wakes the loop on bursts.
     let wake = source.as_ref().map(|b| {

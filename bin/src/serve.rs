@@ -142,6 +142,7 @@ impl NodeArgs {
             limits: self.decisions.limits(self.min_workers, self.max_workers),
             orphan_grace: Duration::from_secs_f64(self.orphan_grace_s),
             passive: false,
+            keep_steps: false,
         }
     }
 }

@@ -23,7 +23,8 @@ pub struct StaffingParams {
     pub startup_spare: f64,
     /// The planned rate falls toward a lower measured one with this time constant, seconds.
     pub decay_s: f64,
-    /// A short-window rate this many standard deviations above the planned one is a jump.
+    /// The 5 s rate this many Poisson standard deviations above the 30 s rate (or the 1 s rate
+    /// as far above the 5 s one) is a jump, which the planned rate follows at once.
     pub jump_z: f64,
     /// Work already waiting beyond what idle workers take at once is drained within this long,
     /// seconds.

@@ -91,6 +91,9 @@ pub struct NodeConfig {
     /// Observe only: another node on this broker owns the workers, answers `scale` requests,
     /// publishes the status and re-queues orphans (`run` against a serving node).
     pub passive: bool,
+    /// Keep one record per decision for a report (`run`); a long-running `serve` does not,
+    /// or its memory would grow with every decision.
+    pub keep_steps: bool,
 }
 
 /// What a run reports about the loop: one record per decision and the totals.
@@ -339,8 +342,10 @@ impl Node {
         let mut decided = None;
         let now_s = self.clock.now_s();
         if self.cadence.due(now_s) {
-            self.cadence.decided(now_s);
+            // Marked decided only once the farm was read: a failed read is retried at the next
+            // tick, not a whole period later.
             let reading = self.reader.read().await?;
+            self.cadence.decided(now_s);
             if !self.cfg.passive {
                 self.requeue_orphans(&reading).await?;
             }
@@ -469,6 +474,9 @@ impl Node {
         if !self.cfg.passive {
             // Also in manual mode: a worker that died is replaced to hold the target.
             self.act().await;
+        }
+        if !self.cfg.keep_steps {
+            return Ok(());
         }
         self.summary.steps.push(StepRecord {
             time_s: obs.now.time_s,

@@ -113,9 +113,15 @@ fn oldest_slack_s(oldest: Option<&[u8]>, since_start_s: f64) -> f64 {
         })
 }
 
-/// Queued work from the two counters (enqueued − taken, never below 0), wall seconds.
-fn queued_work_s(enqueued: f64, taken: f64) -> f64 {
-    (enqueued - taken).max(0.0)
+/// Queued work from the two counters (enqueued − taken, never below 0), wall seconds; 0 for
+/// an empty queue whatever the counters say (a worker that died between taking a task and
+/// counting it, or sums added in different orders, must not leave phantom work behind).
+fn queued_work_s(length: u64, enqueued: f64, taken: f64) -> f64 {
+    if length == 0 {
+        0.0
+    } else {
+        (enqueued - taken).max(0.0)
+    }
 }
 
 fn parse_f64(raw: Option<&[u8]>) -> f64 {
@@ -246,7 +252,7 @@ impl FarmReader for EmbeddedReader {
             let values = self.broker.get_strings(0, &names);
             let collected = values.as_ref().map(|v| {
                 let f = |i: usize| parse_f64(v.get(i).and_then(|b| b.as_deref()));
-                queue.queued_work_s = queued_work_s(f(0), f(1));
+                queue.queued_work_s = queued_work_s(queue.length, f(0), f(1));
                 CollectedReading {
                     tasks_total: f(2).max(0.0) as u64,
                     qos_met_total: f(3).max(0.0) as u64,
@@ -347,7 +353,7 @@ impl RedisReader {
             .query_async(&mut self.conn)
             .await?;
         let f = |i: usize| parse_f64(work.get(i).and_then(|v| v.as_deref()).map(str::as_bytes));
-        reading.queued_work_s = queued_work_s(f(0), f(1));
+        reading.queued_work_s = queued_work_s(reading.length, f(0), f(1));
         Ok(reading)
     }
 
@@ -515,8 +521,9 @@ mod tests {
         assert!((oldest_slack_s(Some(task.as_bytes()), 12.0) + 0.5).abs() < 1e-12);
         assert_eq!(oldest_slack_s(Some(b"not a task"), 11.0), 0.0);
         assert_eq!(oldest_slack_s(None, 11.0), 0.0);
-        assert_eq!(queued_work_s(7.5, 3.0), 4.5);
-        assert_eq!(queued_work_s(1.0, 3.0), 0.0, "never negative");
+        assert_eq!(queued_work_s(2, 7.5, 3.0), 4.5);
+        assert_eq!(queued_work_s(2, 1.0, 3.0), 0.0, "never negative");
+        assert_eq!(queued_work_s(0, 7.5, 3.0), 0.0, "an empty queue holds no work");
     }
 
     #[test]

@@ -58,9 +58,18 @@ impl QueueHook for QueueWake {
             db: 0, queue, length, ..
         } = event
         {
-            if queue.as_ref() == self.queue.as_slice() && *length as u64 >= self.threshold.load(Relaxed) {
-                // Once per arming: the decision re-arms it.
-                self.threshold.store(u64::MAX, Relaxed);
+            if queue.as_ref() != self.queue.as_slice() {
+                return;
+            }
+            let armed = self.threshold.load(Relaxed);
+            // Once per arming: the decision re-arms it. Disarmed only if still armed at the
+            // value that fired, so a re-arming in between is not lost.
+            if *length as u64 >= armed
+                && self
+                    .threshold
+                    .compare_exchange(armed, u64::MAX, Relaxed, Relaxed)
+                    .is_ok()
+            {
                 self.notify.notify_one();
             }
         }
