@@ -1,6 +1,8 @@
 //! The deployment files are checked, so a typo fails the build: the Kubernetes manifests
 //! against the Kubernetes schemas (`kubernetes-validate --strict`, from PyPI), the OpenFaaS
-//! stack against the stack format's keys, and the node's ConfigMap against our own options.
+//! stack against the stack format's keys, the pods against the restricted Pod Security profile
+//! and our readiness rule, the node's ConfigMap against our own options, and the image's build
+//! context against what it must leave out.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,8 +50,55 @@ fn kubernetes_manifests_match_the_schemas() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !text.contains("ERROR"), "{text}");
-    // Every resource was checked, not skipped.
-    assert!(text.matches("passed for resource").count() >= 8, "{text}");
+    // Every resource was checked, not skipped (the node's PodDisruptionBudget included).
+    assert!(text.matches("passed for resource").count() >= 13, "{text}");
+    assert!(text.contains("poddisruptionbudget/autoscale-node"), "{text}");
+}
+
+#[test]
+fn kubernetes_pods_are_restricted_limited_and_ready_only_when_connected() {
+    if !have("python3", &["-c", "import yaml"]) {
+        return;
+    }
+    let out = Command::new("python3")
+        .arg(repo().join("deploy/check_manifests.py"))
+        .arg(repo().join("deploy/kubernetes"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains(": ok (4 Deployments)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_image_build_context_leaves_out_target_and_git() {
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    let rules: Vec<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for needed in ["target", ".git"] {
+        assert!(
+            rules.contains(&needed),
+            "{needed} missing from .dockerignore: {rules:?}"
+        );
+    }
+    // What the build needs stays in: the bundled models and traces are compiled in.
+    for kept in ["models", "traces", "Cargo.lock"] {
+        assert!(
+            !rules.iter().any(|r| r.trim_start_matches('/').starts_with(kept)),
+            "{kept} must stay in the build context"
+        );
+    }
+    let dockerfile = std::fs::read_to_string(repo().join("deploy/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("healthcheck_interval="),
+        "the watchdog's drain is not bounded"
+    );
+    assert!(!dockerfile.contains("proxies the gateway's health checks"));
 }
 
 #[test]

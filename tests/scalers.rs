@@ -7,49 +7,21 @@
 
 mod common;
 
-use autoscale_node::scaler::openfaas::{Gateway, GatewayError, Mode, OpenFaasConfig};
-use common::fake_http::{self, Request, Response};
-use common::node::{scale_ok, task_json, wait_for_workers};
+use autoscale_node::scaler::openfaas::{
+    EditionArg, FunctionDeployment, Gateway, GatewayError, Mode, OpenFaasConfig,
+};
+use common::fake_http::{self, Request};
+use common::fake_kube::{FakeCluster, NAMESPACE};
+use common::fake_openfaas::{terminate, FakeEdition, FakeGateway, PUBLIC_IMAGE};
+use common::node::{scale, scale_ok, task_json, wait_for_workers};
 use common::{conn, free_port, start_node_on, within};
 use redis::AsyncCommands;
-use serde_json::json;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_autoscale-node");
-
-/// Starts a worker the way the platform would: the deployment's environment, our binary.
-fn spawn_worker(env: &BTreeMap<String, String>, hostname: &str) -> Child {
-    spawn_function("worker", env, hostname)
-}
-
-/// Starts `autoscale-node ROLE` as the platform would (the watchdog's HTTP port is left out:
-/// many instances share this machine).
-fn spawn_function(role: &str, env: &BTreeMap<String, String>, hostname: &str) -> Child {
-    Command::new(EXE)
-        .args([role, "--poll-interval-s", "0.2"])
-        .args(["--parent-pid", &std::process::id().to_string()])
-        .envs(env)
-        .env("HOSTNAME", hostname)
-        .env("AUTOSCALE_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn worker")
-}
-
-fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let start = Instant::now();
-    while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
 
 /// Polls `cond` every 100 ms for up to 20 s.
 async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
@@ -64,144 +36,28 @@ async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Fake OpenFaaS gateway
+// Fake OpenFaaS gateway (tests/common/fake_openfaas.rs)
 // ---------------------------------------------------------------------------------------
 
-const AUTH: &str = "Basic YWRtaW46c2VjcmV0"; // admin:secret
-
-#[derive(Default)]
-struct FakeFunction {
-    /// The role in `envProcess` (`autoscale-node ROLE --http ...`).
-    role: String,
-    env: BTreeMap<String, String>,
-    replicas: u32,
-    procs: Vec<Child>,
-    invocations: u32,
-}
-
-#[derive(Default)]
-struct FakeGateway {
-    functions: BTreeMap<String, FakeFunction>,
-    /// `METHOD path` of every authorised call, in order.
-    calls: Vec<String>,
-    /// Answer the next N calls with 500 (to exercise retries).
-    fail_next: u32,
-}
-
-impl FakeGateway {
-    /// Brings the function's processes to its replica count (the provider's job).
-    fn converge(&mut self, name: &str) {
-        let f = self.functions.get_mut(name).unwrap();
-        while (f.procs.len() as u32) < f.replicas {
-            let host = format!("{name}-{}", f.procs.len() + 1 + f.invocations as usize * 100);
-            f.procs.push(spawn_function(&f.role, &f.env, &host));
-        }
-        while (f.procs.len() as u32) > f.replicas {
-            let mut p = f.procs.pop().unwrap();
-            terminate(&mut p);
-        }
-    }
-
-    fn status(name: &str, f: &mut FakeFunction) -> serde_json::Value {
-        let available = f
-            .procs
-            .iter_mut()
-            .map(|p| p.try_wait().ok().flatten().is_none())
-            .filter(|alive| *alive)
-            .count();
-        json!({"name": name, "image": "autoscale-node:latest", "namespace": "openfaas-fn",
-               "replicas": f.replicas, "availableReplicas": available, "invocationCount": f.invocations})
-    }
-
-    fn handle(&mut self, r: &Request) -> Response {
-        if r.headers.get("authorization").map(String::as_str) != Some(AUTH) {
-            return Response::empty(401);
-        }
-        if self.fail_next > 0 {
-            self.fail_next -= 1;
-            return Response::empty(500);
-        }
-        self.calls.push(format!("{} {}", r.method, r.path));
-        let body = r.json();
-        match (r.method.as_str(), r.path.as_str()) {
-            ("GET", "/system/functions") => {
-                let all: Vec<_> = self
-                    .functions
-                    .iter_mut()
-                    .map(|(n, f)| FakeGateway::status(n, f))
-                    .collect();
-                Response::json(200, json!(all))
-            }
-            ("POST", "/system/functions") => {
-                let (Some(name), Some(_image)) = (body["service"].as_str(), body["image"].as_str()) else {
-                    return Response::empty(400);
-                };
-                let env: BTreeMap<String, String> =
-                    serde_json::from_value(body["envVars"].clone()).unwrap_or_default();
-                let process: Vec<&str> = body["envProcess"].as_str().unwrap_or("").split(' ').collect();
-                assert_eq!(process[0], "autoscale-node", "{body}");
-                self.functions.insert(
-                    name.to_string(),
-                    FakeFunction {
-                        role: process[1].to_string(),
-                        env,
-                        replicas: 1,
-                        ..Default::default()
-                    },
-                );
-                self.converge(name);
-                Response::empty(202)
-            }
-            ("DELETE", "/system/functions") => {
-                let name = body["functionName"].as_str().unwrap_or("").to_string();
-                match self.functions.remove(&name) {
-                    Some(mut f) => {
-                        for p in &mut f.procs {
-                            terminate(p);
-                        }
-                        Response::empty(200)
-                    }
-                    None => Response::empty(404),
-                }
-            }
-            ("GET", p) if p.starts_with("/system/function/") => {
-                let name = &p["/system/function/".len()..];
-                match self.functions.get_mut(name) {
-                    Some(f) => Response::json(200, FakeGateway::status(name, f)),
-                    None => Response::empty(404),
-                }
-            }
-            ("POST", p) if p.starts_with("/system/scale-function/") => {
-                let name = p["/system/scale-function/".len()..].to_string();
-                assert_eq!(body["serviceName"], json!(name));
-                match self.functions.get_mut(&name) {
-                    Some(f) => {
-                        f.replicas = body["replicas"].as_u64().unwrap() as u32;
-                        self.converge(&name);
-                        Response::empty(202)
-                    }
-                    None => Response::empty(404),
-                }
-            }
-            ("POST", p) if p.starts_with("/async-function/") => {
-                match self.functions.get_mut(&p["/async-function/".len()..]) {
-                    Some(f) => {
-                        f.invocations += 1;
-                        Response::empty(202)
-                    }
-                    None => Response::empty(404),
-                }
-            }
-            _ => Response::empty(404),
-        }
-    }
-}
-
 fn fake_gateway() -> (Arc<Mutex<FakeGateway>>, u16) {
-    let state = Arc::new(Mutex::new(FakeGateway::default()));
-    let s = state.clone();
-    let port = fake_http::serve(Arc::new(move |r: &Request| s.lock().unwrap().handle(r)));
-    (state, port)
+    FakeGateway::new(FakeEdition::Ce).serve()
+}
+
+/// `serve --scaler openfaas` against the fake on `gw_port`, with a public image.
+fn openfaas_node(gw_port: u16, extra: &[&str]) -> common::ServerProcess {
+    let gateway = format!("http://127.0.0.1:{gw_port}");
+    let mut args = vec![
+        "--scaler",
+        "openfaas",
+        "--openfaas-url",
+        &gateway,
+        "--openfaas-password",
+        "secret",
+        "--openfaas-image",
+        PUBLIC_IMAGE,
+    ];
+    args.extend_from_slice(extra);
+    start_node_on(0, &args)
 }
 
 fn gateway_config(port: u16, password: &str) -> OpenFaasConfig {
@@ -210,8 +66,9 @@ fn gateway_config(port: u16, password: &str) -> OpenFaasConfig {
         user: "admin".into(),
         password: Some(password.into()),
         mode: Mode::Instances,
+        edition: EditionArg::Auto,
         function: "worker".into(),
-        image: "autoscale-node:latest".into(),
+        image: PUBLIC_IMAGE.into(),
         namespace: None,
         worker_redis_url: "redis://127.0.0.1:1/".into(),
         program_start: 0.0,
@@ -223,21 +80,7 @@ fn gateway_config(port: u16, password: &str) -> OpenFaasConfig {
 #[tokio::test]
 async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledging_worker() {
     let (gw, gw_port) = fake_gateway();
-    let node = start_node_on(
-        0,
-        &[
-            "--scaler",
-            "openfaas",
-            "--policy",
-            "manual",
-            "--workers",
-            "2",
-            "--openfaas-url",
-            &format!("http://127.0.0.1:{gw_port}"),
-            "--openfaas-password",
-            "secret",
-        ],
-    );
+    let node = openfaas_node(gw_port, &["--policy", "manual", "--workers", "2"]);
     let url = node.url();
     let mut c = within(conn(&url)).await;
     assert_eq!(within(wait_for_workers(&mut c, 2)).await, ["1", "2"]);
@@ -281,14 +124,21 @@ async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledgin
     let deployed: Vec<String> = gw.lock().unwrap().functions.keys().cloned().collect();
     assert_eq!(deployed, [format!("worker-{}", left[0])]);
 
-    // The lowest free index is reused.
+    // A deleted function keeps its name for a while (the fake: 3 s): the new worker takes
+    // the lowest index that is neither running nor still being deleted, and no deploy meets
+    // "already exists".
     let u = url.clone();
     tokio::task::spawn_blocking(move || scale_ok(&u, "+1"))
         .await
         .unwrap();
     let ids = within(wait_for_workers(&mut c, 2)).await;
-    let expected_new = if left[0] == "1" { "2" } else { "1" };
-    assert!(ids.contains(&expected_new.to_string()), "{ids:?}");
+    // 1, 2 and 3 are running or still being deleted.
+    assert!(ids.contains(&"4".to_string()), "{ids:?}");
+    assert!(
+        gw.lock().unwrap().errors.is_empty(),
+        "{:?}",
+        gw.lock().unwrap().errors
+    );
 
     // A node that stops takes its functions with it.
     let mut node = node;
@@ -306,21 +156,15 @@ async fn openfaas_instances_deploys_invokes_and_deletes_exactly_the_acknowledgin
 #[tokio::test]
 async fn openfaas_replicas_mode_deploys_one_function_and_scales_it() {
     let (gw, gw_port) = fake_gateway();
-    let node = start_node_on(
-        0,
+    let node = openfaas_node(
+        gw_port,
         &[
-            "--scaler",
-            "openfaas",
             "--openfaas-mode",
             "replicas",
             "--policy",
             "manual",
             "--workers",
             "3",
-            "--openfaas-url",
-            &format!("http://127.0.0.1:{gw_port}"),
-            "--openfaas-password",
-            "secret",
         ],
     );
     let mut c = within(conn(&node.url())).await;
@@ -357,6 +201,7 @@ async fn run_on_openfaas_deploys_every_function_through_the_gateway() {
         move || {
             Command::new(EXE)
                 .args(["run", "--scaler", "openfaas", "--openfaas-url", &gateway])
+                .args(["--openfaas-image", PUBLIC_IMAGE])
                 .args([
                     "--openfaas-password",
                     "secret",
@@ -424,9 +269,11 @@ async fn gateway_errors_are_clear_and_transient_ones_are_retried() {
     gw.lock().unwrap().fail_next = 3;
     let err = good.list().await.unwrap_err();
     assert!(matches!(err, GatewayError::Status { status: 500, .. }), "{err}");
-    // Scaling a function that does not exist is a 404, reported as such.
+    // Scaling a function that does not exist is a 500 from faas-netes (not a 404), reported
+    // with the gateway's words after the retries.
     let err = good.scale("ghost", 2).await.unwrap_err();
-    assert!(matches!(err, GatewayError::NotFound(_)), "{err}");
+    assert!(matches!(err, GatewayError::Status { status: 500, .. }), "{err}");
+    assert!(err.to_string().contains("ghost"), "{err}");
     // Nothing listening: unreachable, after the retries.
     let gone = Gateway::new(gateway_config(free_port(), "secret")).unwrap();
     let err = gone.list().await.unwrap_err();
@@ -436,163 +283,259 @@ async fn gateway_errors_are_clear_and_transient_ones_are_retried() {
     );
 }
 
-// ---------------------------------------------------------------------------------------
-// Fake Kubernetes API server
-// ---------------------------------------------------------------------------------------
-
-/// Where the fake cluster keeps the worker Deployment (the kubeconfig's namespace is this too).
-const NAMESPACE: &str = "farm";
-const DEPLOYMENT: &str = "autoscale-worker";
-
-struct FakePod {
-    annotations: BTreeMap<String, String>,
-    created: u32,
-    proc: Child,
-}
-
-#[derive(Default)]
-struct FakeCluster {
-    replicas: u32,
-    pods: BTreeMap<String, FakePod>,
-    /// Pods deleted, in order.
-    deleted: Vec<String>,
-    /// Pods given a deletion cost, in order.
-    annotated: Vec<String>,
-    created: u32,
-    worker_env: BTreeMap<String, String>,
-}
-
-impl FakeCluster {
-    /// The ReplicaSet controller: create pods up to `replicas`, delete the surplus — lowest
-    /// `pod-deletion-cost` first, then (unlike the real one, to catch a missing annotation)
-    /// the newest.
-    fn converge(&mut self) {
-        while (self.pods.len() as u32) < self.replicas {
-            self.created += 1;
-            let name = format!("autoscale-worker-{:05}", self.created);
-            let proc = spawn_worker(&self.worker_env, &name);
-            self.pods.insert(
-                name,
-                FakePod {
-                    annotations: BTreeMap::new(),
-                    created: self.created,
-                    proc,
-                },
-            );
-        }
-        while (self.pods.len() as u32) > self.replicas {
-            let victim = self
-                .pods
-                .iter()
-                .min_by_key(|(_, p)| {
-                    let cost: i64 = p
-                        .annotations
-                        .get("controller.kubernetes.io/pod-deletion-cost")
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(0);
-                    (cost, std::cmp::Reverse(p.created))
-                })
-                .map(|(n, _)| n.clone())
-                .unwrap();
-            let mut pod = self.pods.remove(&victim).unwrap();
-            terminate(&mut pod.proc);
-            self.deleted.push(victim);
-        }
-    }
-
-    fn scale_json(&self) -> serde_json::Value {
-        json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
-               "metadata": {"name": DEPLOYMENT, "namespace": NAMESPACE},
-               "spec": {"replicas": self.replicas},
-               "status": {"replicas": self.pods.len(), "selector": "app=autoscale-worker"}})
-    }
-
-    fn pod_json(name: &str, p: &FakePod) -> serde_json::Value {
-        json!({"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": "autoscale-worker"},
-                            "annotations": p.annotations},
-               "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}})
-    }
-
-    fn handle(&mut self, r: &Request) -> Response {
-        // The apps/v1 scale subresource and the core/v1 pod collection of the fake's namespace.
-        let scale_path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments/{DEPLOYMENT}/scale");
-        let pods_path = format!("/api/v1/namespaces/{NAMESPACE}/pods");
-        let (scale, pods) = (scale_path.as_str(), pods_path.as_str());
-        match (r.method.as_str(), r.path.as_str()) {
-            ("GET", p) if p == scale => Response::json(200, self.scale_json()),
-            ("PATCH", p) if p == scale => {
-                let ct = r.headers.get("content-type").cloned().unwrap_or_default();
-                assert_eq!(ct, "application/merge-patch+json");
-                self.replicas = r.json()["spec"]["replicas"].as_u64().expect("replicas") as u32;
-                self.converge();
-                Response::json(200, self.scale_json())
-            }
-            ("GET", p) if p == pods => {
-                assert!(
-                    r.query.contains("labelSelector=app%3Dautoscale-worker"),
-                    "{}",
-                    r.query
-                );
-                let items: Vec<_> = self
-                    .pods
-                    .iter()
-                    .map(|(n, p)| FakeCluster::pod_json(n, p))
-                    .collect();
-                Response::json(
-                    200,
-                    json!({"apiVersion": "v1", "kind": "PodList",
-                                           "metadata": {"resourceVersion": "1"}, "items": items}),
-                )
-            }
-            ("PATCH", p) if p.starts_with(pods) => {
-                let name = &p[pods.len() + 1..];
-                let Some(pod) = self.pods.get_mut(name) else {
-                    return Response::json(
-                        404,
-                        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                                      "reason": "NotFound", "code": 404, "message": "pod not found"}),
-                    );
-                };
-                if let Some(a) = r.json()["metadata"]["annotations"].as_object() {
-                    if a.contains_key("controller.kubernetes.io/pod-deletion-cost") {
-                        self.annotated.push(name.to_string());
-                    }
-                    for (k, v) in a {
-                        pod.annotations
-                            .insert(k.clone(), v.as_str().unwrap_or("").to_string());
-                    }
-                }
-                Response::json(200, FakeCluster::pod_json(name, &self.pods[name]))
-            }
-            _ => Response::json(
-                404,
-                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                            "reason": "NotFound", "code": 404, "message": "no route"}),
-            ),
-        }
-    }
-}
-
+/// The fake gateway itself follows the CE rules the scalers must live with.
 #[tokio::test]
-async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
-    // The node's port is chosen first: the fake cluster's pods must know where the broker is.
-    let node_port = free_port();
-    let broker_url = format!("redis://127.0.0.1:{node_port}/");
-    let cluster = Arc::new(Mutex::new(FakeCluster {
-        replicas: 1,
-        worker_env: BTreeMap::from([
-            ("REDIS_URL".into(), broker_url.clone()),
+async fn the_fake_ce_gateway_clamps_caps_refuses_and_keeps_deleted_names() {
+    let (gw, port) = fake_gateway();
+    let g = Gateway::new(gateway_config(port, "secret")).unwrap();
+    let dep = |name: &str, image: &str| {
+        let mut d: FunctionDeployment = g.worker_deployment(name, Some("1"));
+        d.image = image.into();
+        d
+    };
+    // A private image: 400, not retried, the gateway's words kept.
+    let err = g
+        .deploy(&dep("private", "registry.example/autoscale-node:latest"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GatewayError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("public images"), "{err}");
+    assert_eq!(gw.lock().unwrap().calls.len(), 1, "a 400 must not be retried");
+    // Replicas are clamped to 1..5 with a 202.
+    within(g.deploy(&dep("clamped", PUBLIC_IMAGE))).await.unwrap();
+    within(g.scale("clamped", 9)).await.unwrap();
+    assert_eq!(within(g.status("clamped")).await.unwrap().unwrap().replicas, 5);
+    within(g.scale("clamped", 0)).await.unwrap();
+    assert_eq!(within(g.status("clamped")).await.unwrap().unwrap().replicas, 1);
+    // Async calls to a function that does not exist are accepted.
+    let payload = functions::protocol::Invocation {
+        program_start_time: 0.0,
+        worker_id: None,
+    };
+    within(g.invoke_async("ghost", &payload)).await.unwrap();
+    assert_eq!(gw.lock().unwrap().orphan_invocations, 1);
+    // A deleted function's name stays taken for a while: "already exists", not retried blindly.
+    within(g.delete("clamped")).await.unwrap();
+    assert_eq!(within(g.status("clamped")).await.unwrap(), None);
+    let err = within(g.deploy(&dep("clamped", PUBLIC_IMAGE))).await.unwrap_err();
+    assert!(matches!(err, GatewayError::AlreadyExists(_)), "{err}");
+    // The 16th function (the lingering one counts) is refused.
+    for i in 1..=14 {
+        within(g.deploy(&dep(&format!("f{i}"), PUBLIC_IMAGE)))
+            .await
+            .unwrap();
+    }
+    let err = within(g.deploy(&dep("f15", PUBLIC_IMAGE))).await.unwrap_err();
+    assert!(matches!(err, GatewayError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("15 functions"), "{err}");
+    for i in 1..=14 {
+        within(g.delete(&format!("f{i}"))).await.unwrap();
+    }
+}
+
+/// `serve --scaler openfaas` on CE with an image the gateway cannot pull: the node stops at
+/// start with an error that names the fix, after one refused deploy (no retry loop).
+#[tokio::test]
+async fn openfaas_ce_refusing_a_private_image_stops_the_node_with_a_clear_error() {
+    let (gw, gw_port) = fake_gateway();
+    for mode in ["replicas", "instances"] {
+        let gateway = format!("http://127.0.0.1:{gw_port}");
+        let out = tokio::task::spawn_blocking(move || {
+            let mut child = Command::new(EXE)
+                .args(["serve", "--port", "0", "--http-port", "0", "--scaler", "openfaas"])
+                .args(["--openfaas-url", &gateway, "--openfaas-password", "secret"])
+                .args(["--openfaas-mode", mode, "--workers", "2", "--policy", "manual"])
+                .env("AUTOSCALE_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let start = Instant::now();
+            while child.try_wait().unwrap().is_none() {
+                if start.elapsed() > Duration::from_secs(30) {
+                    let _ = child.kill();
+                    panic!("the node kept running with a refused image ({mode})");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains("public registry"), "{mode}: {stderr}");
+        assert!(stderr.contains("--openfaas-image"), "{mode}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{mode}: {stderr}");
+    }
+    let g = gw.lock().unwrap();
+    let refusals = g.errors.iter().filter(|e| e.starts_with("400")).count();
+    assert_eq!(refusals, 2, "one refused deploy per node: {:?}", g.errors);
+    assert!(g.functions.is_empty());
+}
+
+/// Fetches `path` from the node's HTTP endpoint: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
+
+/// Replicas mode on CE: 12 workers asked, 5 run, and the node says so in its status and on
+/// `/metrics` instead of counting 7 "starting" workers that never come; its shutdown leaves
+/// nothing running (CE cannot scale to 0: the function is deleted).
+#[tokio::test]
+async fn openfaas_ce_replicas_target_of_12_is_reported_capped_at_5_and_shutdown_leaves_nothing() {
+    let (gw, gw_port) = fake_gateway();
+    let node = openfaas_node(
+        gw_port,
+        &[
+            "--openfaas-mode",
+            "replicas",
+            "--policy",
+            "manual",
+            "--workers",
+            "12",
+            "--max-workers",
+            "32",
+        ],
+    );
+    let mut c = within(conn(&node.url())).await;
+    within(wait_for_workers(&mut c, 5)).await;
+    let status = {
+        let start = Instant::now();
+        loop {
+            let raw: Option<String> = c.get("autoscale:node:status").await.unwrap();
+            let st: serde_json::Value = serde_json::from_str(&raw.unwrap_or_default()).unwrap_or_default();
+            if st["workers"]["live"] == 5 {
+                break st;
+            }
+            assert!(start.elapsed() < Duration::from_secs(20), "{st}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    assert_eq!(status["target"], 12, "{status}");
+    assert_eq!(status["workers"]["starting"], 0, "{status}");
+    let capped = &status["workers"]["capped"];
+    assert_eq!(
+        (capped["requested"].as_u64(), capped["running"].as_u64()),
+        (Some(12), Some(5)),
+        "{status}"
+    );
+    assert!(
+        capped["reason"]
+            .as_str()
+            .unwrap()
+            .contains("capped by OpenFaaS CE"),
+        "{status}"
+    );
+    let (code, metrics) = http_get(node.http_port, "/metrics");
+    assert_eq!(code, 200);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("autoscale_workers_capped{"))
+        .unwrap_or_else(|| panic!("no capped gauge in {metrics}"));
+    assert!(
+        line.contains("requested=\"12\"") && line.contains("capped by OpenFaaS CE"),
+        "{line}"
+    );
+    assert!(line.ends_with(" 5"), "{line}");
+    assert_eq!(gw.lock().unwrap().functions["worker"].replicas, 5);
+
+    let mut node = node;
+    Command::new("kill")
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = node.child.wait();
+    let mut g = gw.lock().unwrap();
+    assert_eq!(g.running(), 0, "workers left running after shutdown");
+    assert!(
+        g.functions.is_empty(),
+        "{:?}",
+        g.functions.keys().collect::<Vec<_>>()
+    );
+    assert!(!g.errors.iter().any(|e| e.starts_with("500")), "{:?}", g.errors);
+}
+
+/// Instances mode on CE through 30 scale-up/scale-down cycles: a deleted function keeps its
+/// name for 3 s in the fake, so reusing the lowest index would meet "already exists" (500);
+/// the scaler never does, and every scale request succeeds.
+#[tokio::test]
+async fn openfaas_ce_instances_survive_30_scale_cycles_without_a_500() {
+    let (gw, gw_port) = fake_gateway();
+    let node = openfaas_node(
+        gw_port,
+        &["--policy", "manual", "--workers", "2", "--max-workers", "4"],
+    );
+    let url = node.url();
+    let mut c = within(conn(&url)).await;
+    within(wait_for_workers(&mut c, 2)).await;
+    for cycle in 0..30 {
+        let u = url.clone();
+        let up = tokio::task::spawn_blocking(move || scale(&u, "+1"))
+            .await
+            .unwrap();
+        assert!(up.0, "cycle {cycle}: {}", up.1);
+        within(wait_for_workers(&mut c, 3)).await;
+        let u = url.clone();
+        let down = tokio::task::spawn_blocking(move || scale(&u, "-1"))
+            .await
+            .unwrap();
+        assert!(down.0, "cycle {cycle}: {}", down.1);
+        within(wait_for_workers(&mut c, 2)).await;
+    }
+    {
+        let g = gw.lock().unwrap();
+        assert!(!g.errors.iter().any(|e| e.starts_with("500")), "{:?}", g.errors);
+        let deletes = g.calls.iter().filter(|c| c.starts_with("DELETE")).count();
+        assert_eq!(deletes, 30, "one deletion per cycle");
+        assert!(g.max_functions_seen <= 15);
+    }
+    let mut node = node;
+    Command::new("kill")
+        .arg(node.child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = node.child.wait();
+    assert_eq!(gw.lock().unwrap().running(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Fake Kubernetes API server (tests/common/fake_kube.rs)
+// ---------------------------------------------------------------------------------------
+
+/// A fake cluster whose workers reach the broker at `broker_url`, served on a loopback port,
+/// and a kubeconfig pointing at it (set as `KUBECONFIG` for the nodes this test starts).
+fn fake_cluster(
+    broker_url: &str,
+    tag: &str,
+    setup: impl FnOnce(&mut FakeCluster),
+) -> (Arc<Mutex<FakeCluster>>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-kube-{tag}-{}", std::process::id()));
+    let mut cluster = FakeCluster::new(
+        BTreeMap::from([
+            ("REDIS_URL".into(), broker_url.to_string()),
             ("AUTOSCALE_ID".into(), "auto".into()),
             ("AUTOSCALE_ON_SCALE_DOWN".into(), "wait".into()),
         ]),
-        ..Default::default()
-    }));
-    cluster.lock().unwrap().converge();
+        dir.join("pods"),
+    );
+    setup(&mut cluster);
+    cluster.converge();
+    let cluster = Arc::new(Mutex::new(cluster));
     let cl = cluster.clone();
     let api_port = fake_http::serve(Arc::new(move |r: &Request| cl.lock().unwrap().handle(r)));
-    let dir = std::env::temp_dir().join(format!("autoscale-node-kube-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("config");
     std::fs::write(
         &kubeconfig,
@@ -603,25 +546,22 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
         ),
     )
     .unwrap();
-    std::env::set_var("KUBECONFIG", &kubeconfig);
-    let node = start_node_on(
-        node_port,
-        &["--scaler", "kubernetes", "--policy", "manual", "--workers", "3"],
-    );
-    let mut c = within(conn(&broker_url)).await;
-    let ids = within(wait_for_workers(&mut c, 3)).await;
-    assert!(ids.iter().all(|i| i.starts_with("autoscale-worker-")), "{ids:?}");
+    (cluster, kubeconfig)
+}
 
-    let u = broker_url.clone();
-    let text = tokio::task::spawn_blocking(move || scale_ok(&u, "-1"))
-        .await
-        .unwrap();
-    assert!(text.contains("every removed worker acknowledged"), "{text}");
-    let survivors = within(wait_for_workers(&mut c, 2)).await;
-    // Who took the SYN (and so acknowledged): the broker records the consumers of a queue.
+/// `serve --scaler kubernetes` with `kubeconfig`.
+fn kube_node(port: u16, kubeconfig: &std::path::Path, extra: &[&str]) -> common::ServerProcess {
+    std::env::set_var("KUBECONFIG", kubeconfig);
+    let mut args = vec!["--scaler", "kubernetes", "--policy", "manual"];
+    args.extend_from_slice(extra);
+    start_node_on(port, &args)
+}
+
+/// The id of the worker that took the scale-down SYN: the broker records a queue's consumers.
+async fn syn_consumer(c: &mut redis::aio::MultiplexedConnection) -> String {
     let stats: Vec<redis::Value> = redis::cmd("QSTATS")
         .arg("worker_control_syn_queue")
-        .query_async(&mut c)
+        .query_async(c)
         .await
         .unwrap();
     fn flatten(v: &redis::Value, out: &mut Vec<String>) {
@@ -637,10 +577,36 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
         .iter()
         .position(|f| f == "consumers")
         .expect("consumers field");
-    let acked = fields[at + 1]
+    fields[at + 1]
         .strip_prefix("worker:")
         .expect("one consumer")
-        .to_string();
+        .to_string()
+}
+
+/// The node's published status.
+async fn node_status(c: &mut redis::aio::MultiplexedConnection) -> serde_json::Value {
+    let raw: Option<String> = c.get("autoscale:node:status").await.unwrap();
+    serde_json::from_str(&raw.unwrap_or_default()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
+    // The node's port is chosen first: the fake cluster's pods must know where the broker is.
+    let node_port = free_port();
+    let broker_url = format!("redis://127.0.0.1:{node_port}/");
+    let (cluster, kubeconfig) = fake_cluster(&broker_url, "ack", |c| c.replicas = 1);
+    let node = kube_node(node_port, &kubeconfig, &["--workers", "3"]);
+    let mut c = within(conn(&broker_url)).await;
+    let ids = within(wait_for_workers(&mut c, 3)).await;
+    assert!(ids.iter().all(|i| i.starts_with("autoscale-worker-")), "{ids:?}");
+
+    let u = broker_url.clone();
+    let text = tokio::task::spawn_blocking(move || scale_ok(&u, "-1"))
+        .await
+        .unwrap();
+    assert!(text.contains("every removed worker acknowledged"), "{text}");
+    let survivors = within(wait_for_workers(&mut c, 2)).await;
+    let acked = syn_consumer(&mut c).await;
     {
         let g = cluster.lock().unwrap();
         assert_eq!(g.replicas, 2);
@@ -650,6 +616,7 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
             "the ReplicaSet must delete the pod that acknowledged"
         );
         assert_eq!(g.annotated, std::slice::from_ref(&acked));
+        assert!(g.deleted_by_api.is_empty(), "no correction was needed");
     }
     assert!(!survivors.contains(&acked), "{survivors:?}");
 
@@ -672,6 +639,125 @@ async fn kubernetes_scaler_removes_the_pod_that_acknowledged() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    drop(node);
+    std::fs::remove_dir_all(kubeconfig.parent().unwrap()).ok();
+}
+
+/// A scale-down right after a scale-up: the new pod is still Pending, so the ReplicaSet's
+/// ranking deletes it rather than the pod whose worker acknowledged (the deletion cost only
+/// breaks ties between pods in the same state). The node notices and deletes the acknowledged
+/// pod itself; the farm ends at the target without the acknowledged worker.
+#[tokio::test]
+async fn kubernetes_scale_down_while_a_pod_starts_still_removes_the_acknowledged_pod() {
+    let node_port = free_port();
+    let broker_url = format!("redis://127.0.0.1:{node_port}/");
+    let (cluster, kubeconfig) = fake_cluster(&broker_url, "starting", |c| c.replicas = 2);
+    let node = kube_node(node_port, &kubeconfig, &["--workers", "2"]);
+    let mut c = within(conn(&broker_url)).await;
+    within(wait_for_workers(&mut c, 2)).await;
+    // From now on, new pods take 8 s to start.
+    cluster.lock().unwrap().start_delay = Duration::from_secs(8);
+    let u = broker_url.clone();
+    tokio::task::spawn_blocking(move || scale_ok(&u, "+1"))
+        .await
+        .unwrap();
+    let starting = {
+        let g = cluster.lock().unwrap();
+        assert_eq!(g.replicas, 3);
+        g.pods.keys().last().unwrap().clone()
+    };
+    let u = broker_url.clone();
+    let text = tokio::task::spawn_blocking(move || scale_ok(&u, "-1"))
+        .await
+        .unwrap();
+    assert!(text.contains("every removed worker acknowledged"), "{text}");
+    let acked = syn_consumer(&mut c).await;
+    assert_ne!(acked, starting);
+    eventually("the acknowledged pod deleted", || {
+        !cluster.lock().unwrap().pods.contains_key(&acked)
+    })
+    .await;
+    {
+        let g = cluster.lock().unwrap();
+        assert_eq!(g.replicas, 2);
+        // The controller took the starting pod first: that is what the node had to correct.
+        assert_eq!(g.deleted.first(), Some(&starting), "{:?}", g.deleted);
+        assert_eq!(g.deleted_by_api, std::slice::from_ref(&acked));
+        assert_eq!(g.pods.len(), 2, "{:?}", g.pods.keys().collect::<Vec<_>>());
+    }
+    // The replacement starts, and the farm is back at 2 connected workers, none of them the
+    // acknowledged one.
+    let ids = within(wait_for_workers(&mut c, 2)).await;
+    assert!(!ids.contains(&acked), "{ids:?}");
+    drop(node);
+    std::fs::remove_dir_all(kubeconfig.parent().unwrap()).ok();
+}
+
+/// Pods Ready without a readiness probe (a container that merely started) whose workers never
+/// reach the broker: the node counts none of them live.
+#[tokio::test]
+async fn kubernetes_live_count_never_includes_a_worker_that_has_not_connected() {
+    let node_port = free_port();
+    // The workers are pointed at a port where no broker listens.
+    let nowhere = format!("redis://127.0.0.1:{}/", free_port());
+    let (cluster, kubeconfig) = fake_cluster(&nowhere, "unconnected", |c| {
+        c.replicas = 2;
+        c.probe = false;
+    });
+    let node = kube_node(node_port, &kubeconfig, &["--workers", "2"]);
+    let mut c = within(conn(&node.url())).await;
+    let mut samples = 0;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        let st = node_status(&mut c).await;
+        if st["workers"].is_object() {
+            samples += 1;
+            assert_eq!(st["workers"]["live"], 0, "{st}");
+            assert_eq!(st["workers"]["starting"], 2, "{st}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(samples > 5, "the node published no status");
+    // The pods were Ready as far as the API said.
+    let ready = {
+        let g = cluster.lock().unwrap();
+        g.pods.len()
+    };
+    assert_eq!(ready, 2);
+    drop(node);
+    std::fs::remove_dir_all(kubeconfig.parent().unwrap()).ok();
+}
+
+/// With the readiness probe the deploy files give workers (the ready file), a pod is Ready
+/// only once its worker has connected, and a worker that stops working takes it away.
+#[test]
+fn a_worker_keeps_its_ready_file_exactly_while_connected() {
+    let dir = std::env::temp_dir().join(format!("autoscale-node-ready-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ready");
+    let port = free_port();
+    let mut worker = Command::new(EXE)
+        .args(["worker", "--poll-interval-s", "0.2", "--grace-period-s", "0"])
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .args(["--ready-file", file.to_str().unwrap()])
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}/"))
+        .env("AUTOSCALE_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // No broker yet: not ready.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(!file.exists(), "ready before connecting");
+    let node = start_node_on(port, &["--scaler", "none"]);
+    let start = Instant::now();
+    while !file.exists() {
+        assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminate(&mut worker);
+    assert!(!file.exists(), "the ready file outlived the worker");
     drop(node);
     std::fs::remove_dir_all(&dir).ok();
 }

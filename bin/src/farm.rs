@@ -36,6 +36,11 @@ pub struct FunctionArgs {
     /// `127.0.0.1:8082`: `GET /_/health` and `POST /` (the original's invocation).
     #[arg(long, env = "AUTOSCALE_HTTP")]
     pub http: Option<String>,
+    /// Keep this file present exactly while the function is connected to the broker, for a
+    /// Kubernetes `exec` readiness probe (`test -f PATH`): the of-watchdog answers its own
+    /// health path and never asks the function.
+    #[arg(long, env = "AUTOSCALE_READY_FILE")]
+    pub ready_file: Option<std::path::PathBuf>,
 }
 
 /// What a worker does after acknowledging a scale-down.
@@ -119,24 +124,82 @@ pub enum Role {
     Collector(FunctionArgs),
 }
 
-/// Binds the optional OpenFaaS endpoint and records its state in `config`.
+/// Binds the optional OpenFaaS endpoint and starts the optional ready file, both fed by the
+/// connection state recorded in `config`. Cancelling the returned token (the function loop
+/// ended) takes the ready file away; await the handle to be sure it is gone.
 async fn start_http(
     args: &FunctionArgs,
     role: &str,
     config: &mut FunctionConfig,
     cancel: &CancellationToken,
-) -> anyhow::Result<()> {
-    let Some(addr) = &args.http else {
-        return Ok(());
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("binding the HTTP endpoint {addr}: {e}"))?;
+) -> anyhow::Result<(CancellationToken, Option<tokio::task::JoinHandle<()>>)> {
+    let done = CancellationToken::new();
+    if args.http.is_none() && args.ready_file.is_none() {
+        return Ok((done, None));
+    }
     let state = functions::http::HealthState::new(role);
     config.health = Some(state.clone());
-    tracing::info!(addr = %listener.local_addr()?, "OpenFaaS endpoint ready");
-    tokio::spawn(functions::http::serve_http(listener, state, cancel.clone()));
-    Ok(())
+    if let Some(addr) = &args.http {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("binding the HTTP endpoint {addr}: {e}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "OpenFaaS endpoint ready");
+        tokio::spawn(functions::http::serve_http(
+            listener,
+            state.clone(),
+            cancel.clone(),
+        ));
+    }
+    let mirror = args
+        .ready_file
+        .clone()
+        .map(|path| tokio::spawn(mirror_ready(path, state, done.clone())));
+    Ok((done, mirror))
+}
+
+/// Keeps `path` present while the function is connected and its loop runs.
+async fn mirror_ready(
+    path: std::path::PathBuf,
+    state: std::sync::Arc<functions::http::HealthState>,
+    done: CancellationToken,
+) {
+    let (mut shown, mut warned) = (false, false);
+    loop {
+        let up = !done.is_cancelled() && state.connected.load(std::sync::atomic::Ordering::Relaxed);
+        if up != shown {
+            let r = if up {
+                std::fs::write(&path, b"connected\n")
+            } else {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    r => r,
+                }
+            };
+            match r {
+                Ok(()) => (shown, warned) = (up, false),
+                Err(e) if !warned => {
+                    warned = true;
+                    tracing::warn!(path = %path.display(), error = %e, "updating the ready file failed; retrying");
+                }
+                Err(_) => {}
+            }
+        }
+        if done.is_cancelled() && !shown {
+            return;
+        }
+        tokio::select! {
+            _ = done.cancelled(), if !done.is_cancelled() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// Ends what [`start_http`] started for the ready file.
+async fn stop_ready(ready: (CancellationToken, Option<tokio::task::JoinHandle<()>>)) {
+    ready.0.cancel();
+    if let Some(h) = ready.1 {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
+    }
 }
 
 /// A stop requested (SIGTERM, parent gone) before the broker was ever reached is a clean exit.
@@ -188,17 +251,23 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             Role::Emitter(args) => {
                 limits::check("--time-scale", args.time_scale, &limits::TIME_SCALE)?;
                 let mut config = args.common.config();
-                start_http(&args.common, "emitter", &mut config, &cancel).await?;
+                let ready = start_http(&args.common, "emitter", &mut config, &cancel).await?;
                 let workload = WorkloadConfig {
                     time_scale: args.time_scale,
                     ..WorkloadConfig::default()
                 };
-                stopped_ok(functions::emitter::run_emitter(config, workload, cancel).await)?;
+                let r = functions::emitter::run_emitter(config, workload, cancel).await;
+                stop_ready(ready).await;
+                stopped_ok(r)?;
             }
             Role::Worker(args) => {
                 let mut config = args.common.config();
-                start_http(&args.common, "worker", &mut config, &cancel).await?;
-                let exit = stopped_ok(functions::worker::run_worker(config, cancel.clone()).await)?;
+                let ready = start_http(&args.common, "worker", &mut config, &cancel).await?;
+                let r = functions::worker::run_worker(config, cancel.clone()).await;
+                // A worker that stopped taking tasks (scaled down, waiting for deletion) is no
+                // longer ready, whatever its connection.
+                stop_ready(ready).await;
+                let exit = stopped_ok(r)?;
                 tracing::info!(?exit, "worker stopped");
                 if exit == Some(functions::worker::WorkerExit::ScaledDown)
                     && args.on_scale_down == OnScaleDown::Wait
@@ -209,8 +278,10 @@ pub fn run(role: Role) -> anyhow::Result<()> {
             }
             Role::Collector(args) => {
                 let mut config = args.config();
-                start_http(&args, "collector", &mut config, &cancel).await?;
-                stopped_ok(functions::collector::run_collector(config, cancel).await)?;
+                let ready = start_http(&args, "collector", &mut config, &cancel).await?;
+                let r = functions::collector::run_collector(config, cancel).await;
+                stop_ready(ready).await;
+                stopped_ok(r)?;
             }
         }
         Ok(())

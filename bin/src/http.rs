@@ -216,6 +216,18 @@ impl Endpoint {
         ] {
             m.sample("autoscale_workers", &format!("state=\"{state}\""), n as f64);
         }
+        if let Some(c) = &s.workers.capped {
+            m.family(
+                "autoscale_workers_capped",
+                "gauge",
+                "Workers the platform runs while the target is beyond its limits (absent when not capped).",
+            );
+            m.sample(
+                "autoscale_workers_capped",
+                &format!("requested=\"{}\",reason=\"{}\"", c.requested, escape(&c.reason)),
+                c.running as f64,
+            );
+        }
         m.family(
             "autoscale_workers_busy",
             "gauge",

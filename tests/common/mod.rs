@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_http;
+pub mod fake_kube;
+pub mod fake_openfaas;
 pub mod node;
 
 use std::io::{BufRead, BufReader, Read, Write};

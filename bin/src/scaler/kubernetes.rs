@@ -5,16 +5,23 @@
 //! Scale-down keeps the farm's SYN/ACK protocol: the worker that acknowledges stops taking
 //! tasks and waits (`--on-scale-down wait`, so the container does not exit and restart); the
 //! node marks its pod with a low `controller.kubernetes.io/pod-deletion-cost` and lowers the
-//! replica count, so the ReplicaSet deletes exactly that idle pod. Pods are listed by label to
-//! count ready workers (every 2 s, and right after the node changes the scale); a pod that
-//! disappears without having acknowledged has its processing list re-queued.
+//! replica count. The ReplicaSet controller only uses that cost among pods in the same state:
+//! it deletes unscheduled, Pending and not-Ready pods first, so a scale-down right after a
+//! scale-up removes a pod still starting and leaves the acknowledged one idle. The node checks
+//! its work: when the pods are down to the replica count and the acknowledged pod is still
+//! there, it deletes that pod itself, and the controller replaces the starting pod it took
+//! (the farm ends at the target, with the acknowledged worker gone). Pods are listed by label
+//! to count ready workers (every 2 s, and right after the node changes the scale); a pod that
+//! disappears without having acknowledged has its processing list re-queued. A pod counts as
+//! live only while it is Ready and no more pods are counted than `worker:*` clients are
+//! connected to the broker: Ready alone may mean only that a container started.
 
 use super::{ScaleDown, Scaler, ScalerFuture, Vanished, WorkerCounts};
 use anyhow::Context;
 use functions::protocol::WorkerId;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Config};
 use redis::aio::MultiplexedConnection;
 use std::collections::BTreeSet;
@@ -43,6 +50,12 @@ pub struct KubernetesScaler {
     known: BTreeSet<String>,
     /// Pods that acknowledged a scale-down (their removal is expected).
     acked: BTreeSet<String>,
+    /// Acknowledged pods the replicas were lowered for, not yet seen gone.
+    unconfirmed: BTreeSet<String>,
+    /// Pods the node deleted itself because the controller took another one.
+    pub corrected: u64,
+    /// `worker:*` clients connected to the broker, last observed.
+    connected: Option<u32>,
     scale_down: ScaleDown,
     /// When pods were last listed; `None` forces a list at the next reconcile (after a change).
     last_list: Option<std::time::Instant>,
@@ -89,6 +102,9 @@ impl KubernetesScaler {
             terminating: 0,
             known: BTreeSet::new(),
             acked: BTreeSet::new(),
+            unconfirmed: BTreeSet::new(),
+            corrected: 0,
+            connected: None,
             scale_down: ScaleDown::default(),
             last_list: None,
         })
@@ -116,15 +132,51 @@ impl KubernetesScaler {
             .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .with_context(|| format!("annotating pod {pod} for deletion"))?;
-        self.set_replicas(self.replicas.saturating_sub(1)).await
+        self.set_replicas(self.replicas.saturating_sub(1)).await?;
+        self.unconfirmed.insert(pod.to_string());
+        Ok(())
+    }
+
+    /// The controller is done when no more pods than replicas remain (terminating ones aside);
+    /// an acknowledged pod still among them was passed over for one that was starting, and is
+    /// deleted here.
+    async fn confirm_removals(&mut self, pods: &[Pod]) {
+        let active: Vec<&str> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name.as_deref())
+            .collect();
+        let settled = active.len() as u32 <= self.replicas;
+        for pod in self.unconfirmed.clone() {
+            if !active.contains(&pod.as_str()) {
+                self.unconfirmed.remove(&pod);
+            } else if settled {
+                tracing::warn!(%pod, "the ReplicaSet removed another pod instead of the acknowledged one; deleting it");
+                match self.pods.delete(&pod, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        self.corrected += 1;
+                        self.unconfirmed.remove(&pod);
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 404 => {
+                        self.unconfirmed.remove(&pod);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, %pod, "deleting an acknowledged pod failed; retrying")
+                    }
+                }
+                self.last_list = None;
+            }
+        }
     }
 }
 
+/// Ready and not being deleted: only such a pod's worker may be counted, or asked to leave.
 fn is_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    p.metadata.deletion_timestamp.is_none()
+        && p.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 impl Scaler for KubernetesScaler {
@@ -132,13 +184,18 @@ impl Scaler for KubernetesScaler {
         "kubernetes"
     }
 
+    fn observe_connected(&mut self, workers: u32) {
+        self.connected = Some(workers);
+    }
+
     fn counts(&self) -> WorkerCounts {
-        let live = self.ready.min(self.replicas);
+        let live = self.ready.min(self.replicas).min(self.connected.unwrap_or(0));
         WorkerCounts {
             live,
             starting: self.replicas - live,
             leaving: self.terminating,
             pending_scale_down: self.scale_down.pending,
+            capped: None,
         }
     }
 
@@ -161,6 +218,7 @@ impl Scaler for KubernetesScaler {
                 .list(&ListParams::default().labels(&self.cfg.selector))
                 .await
                 .with_context(|| format!("listing pods with {}", self.cfg.selector))?;
+            self.confirm_removals(&list.items).await;
             let mut seen = BTreeSet::new();
             let (mut ready, mut terminating) = (0, 0);
             for p in &list.items {
@@ -169,7 +227,7 @@ impl Scaler for KubernetesScaler {
                 };
                 if p.metadata.deletion_timestamp.is_some() {
                     terminating += 1;
-                } else if is_ready(p) {
+                } else if is_ready(p) && !self.acked.contains(&name) {
                     ready += 1;
                 }
                 seen.insert(name);

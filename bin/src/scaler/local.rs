@@ -81,6 +81,7 @@ impl Scaler for LocalScaler {
             starting: 0,
             leaving,
             pending_scale_down: self.scale_down.pending,
+            capped: None,
         }
     }
 

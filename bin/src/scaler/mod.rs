@@ -32,6 +32,21 @@ pub struct WorkerCounts {
     pub leaving: u32,
     /// Scale-down requests no worker has taken yet.
     pub pending_scale_down: u32,
+    /// Set while the platform cannot run what the node asked for: the node then reports the
+    /// limit instead of waiting for workers that will never come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped: Option<Capped>,
+}
+
+/// A target the platform cannot meet, and what runs instead.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Capped {
+    /// The target the node asked for.
+    pub requested: u32,
+    /// The workers the scaler runs instead.
+    pub running: u32,
+    /// Why, worded for the operator (e.g. "capped by OpenFaaS CE: at most 5 replicas").
+    pub reason: String,
 }
 
 impl WorkerCounts {
@@ -208,13 +223,19 @@ pub struct ScalerArgs {
     /// File holding the password, e.g. the mounted secret `/var/secrets/basic-auth-password`.
     #[arg(long, env = "OPENFAAS_PASSWORD_FILE")]
     pub openfaas_password_file: Option<std::path::PathBuf>,
+    /// Which OpenFaaS the gateway runs: `ce` (Community Edition: 1..5 replicas a function, 15
+    /// functions), `pro` (no such limits) or `auto` (the gateway's /system/info, CE limits
+    /// when it does not say).
+    #[arg(long, env = "OPENFAAS_EDITION", value_enum, default_value_t = openfaas::EditionArg::Auto)]
+    pub openfaas_edition: openfaas::EditionArg,
     /// `instances`: one function per worker (worker-1..N); `replicas`: one function scaled.
     #[arg(long, env = "OPENFAAS_MODE", value_enum, default_value_t = openfaas::Mode::Instances)]
     pub openfaas_mode: openfaas::Mode,
     /// Worker function name (prefix in `instances` mode).
     #[arg(long, env = "OPENFAAS_FUNCTION", default_value = "worker")]
     pub openfaas_function: String,
-    /// Image of the worker functions (this binary's image).
+    /// Image of the worker functions (this binary's image). OpenFaaS CE only runs images it can
+    /// pull anonymously: push it to a public registry and name it here.
     #[arg(long, env = "OPENFAAS_IMAGE", default_value = "autoscale-node:latest")]
     pub openfaas_image: String,
     /// Namespace for functions (default: the gateway's, usually openfaas-fn).
@@ -287,6 +308,7 @@ pub async fn build(
                 user: args.openfaas_user.clone(),
                 password,
                 mode: args.openfaas_mode,
+                edition: args.openfaas_edition,
                 function: args.openfaas_function.clone(),
                 image: args.openfaas_image.clone(),
                 namespace: args.openfaas_namespace.clone(),

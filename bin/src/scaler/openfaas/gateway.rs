@@ -50,6 +50,13 @@ pub enum GatewayError {
     Unauthorized(String),
     #[error("not found on the OpenFaaS gateway (404): {0}")]
     NotFound(String),
+    /// 400: the gateway will not do this however often it is asked (OpenFaaS CE: an image it
+    /// cannot pull anonymously, or a function beyond its 15).
+    #[error("the OpenFaaS gateway refused {what} (400): {body}")]
+    Refused { what: String, body: String },
+    /// The name is taken, usually by a function whose deletion has not finished.
+    #[error("the OpenFaaS gateway answered that {0} already exists (a deleted function keeps its name until its pods are gone)")]
+    AlreadyExists(String),
     #[error("the OpenFaaS gateway answered {status} to {what}: {body}")]
     Status { status: u16, what: String, body: String },
     #[error("cannot reach the OpenFaaS gateway for {what} after {attempts} attempts: {source}")]
@@ -112,17 +119,24 @@ impl Gateway {
                     if status.is_success() {
                         return Ok(text);
                     }
+                    let body: String = text.trim().chars().take(300).collect();
                     match status {
                         StatusCode::UNAUTHORIZED => {
                             return Err(GatewayError::Unauthorized(self.cfg.url.clone()))
                         }
                         StatusCode::NOT_FOUND => return Err(GatewayError::NotFound(what)),
+                        StatusCode::BAD_REQUEST => return Err(GatewayError::Refused { what, body }),
+                        // faas-netes answers a create whose Deployment still exists with a 500
+                        // saying so: waiting helps, retrying at once does not.
+                        s if s.is_server_error() && body.contains("already exists") => {
+                            return Err(GatewayError::AlreadyExists(what))
+                        }
                         s if s.is_server_error() && attempt < self.cfg.attempts => None,
                         s => {
                             return Err(GatewayError::Status {
                                 status: s.as_u16(),
                                 what,
-                                body: text.trim().chars().take(300).collect(),
+                                body,
                             })
                         }
                     }
@@ -197,6 +211,17 @@ impl Gateway {
         }
     }
 
+    /// The provider's name from `/system/info` (`provider.provider`), if the gateway says.
+    pub async fn provider(&self) -> Result<Option<String>, GatewayError> {
+        let text = match self.call(Method::GET, "/system/info", None).await {
+            Ok(t) => t,
+            Err(GatewayError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let info: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Ok(info["provider"]["provider"].as_str().map(str::to_string))
+    }
+
     pub async fn list(&self) -> Result<Vec<FunctionStatus>, GatewayError> {
         let path = format!("/system/functions{}", self.ns_query());
         let text = self.call(Method::GET, &path, None).await?;
@@ -244,6 +269,9 @@ impl Gateway {
             ("read_timeout".to_string(), "3600s".to_string()),
             ("mode".to_string(), "http".to_string()),
             ("upstream_url".to_string(), "http://127.0.0.1:8082".to_string()),
+            // On SIGTERM the watchdog waits this long before it stops (default: write_timeout,
+            // an hour here): a deleted function's pod, and so its name, would linger that long.
+            ("healthcheck_interval".to_string(), "2s".to_string()),
         ]);
         FunctionDeployment {
             service: service.to_string(),

@@ -9,8 +9,12 @@
 //! (SIGTERM: the worker finishes or hands back its task), so scale-down is not SYN/ACK there.
 //! Both run `run`'s emitter and collector as functions too ([`start_role`], [`stop_role`]).
 //!
-//! OpenFaaS Community Edition caps a function at 5 replicas and an installation at 15
-//! functions: farms larger than that need the `kubernetes` scaler or OpenFaaS Pro.
+//! OpenFaaS Community Edition keeps a function between 1 and 5 replicas (the gateway clamps
+//! and still answers 202), refuses a 16th function and any image it cannot pull anonymously.
+//! The scalers know those [`Limits`] ([`Edition`], from `--openfaas-edition` or the gateway's
+//! `/system/info`): a target beyond them is clamped and reported as
+//! [`Capped`](crate::scaler::Capped) rather than waited for; farms larger than that need the
+//! `kubernetes` scaler or OpenFaaS Pro.
 
 pub mod gateway;
 pub mod instances;
@@ -22,6 +26,71 @@ use super::Scaler;
 use anyhow::Context;
 use functions::protocol::Invocation;
 use std::time::Duration;
+
+/// `--openfaas-edition`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EditionArg {
+    Ce,
+    Pro,
+    /// Ask the gateway (`/system/info`); CE limits when it does not say.
+    Auto,
+}
+
+/// The OpenFaaS edition the gateway runs, as far as the node can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edition {
+    Ce,
+    Pro,
+}
+
+impl Edition {
+    /// The edition a provider names itself as in `/system/info` (`faas-netes-ce`,
+    /// `faas-netes-pro`, `openfaas-operator`...): `None` when the name does not tell.
+    pub fn from_provider(provider: &str) -> Option<Edition> {
+        let p = provider.to_ascii_lowercase();
+        let words: Vec<&str> = p.split(|c: char| !c.is_ascii_alphanumeric()).collect();
+        if words.contains(&"ce") || words.contains(&"community") {
+            Some(Edition::Ce)
+        } else if words.contains(&"pro") || words.contains(&"enterprise") || words.contains(&"operator") {
+            // The operator ships with Pro only.
+            Some(Edition::Pro)
+        } else {
+            None
+        }
+    }
+
+    pub fn limits(self) -> Limits {
+        match self {
+            Edition::Ce => Limits {
+                min_replicas: 1,
+                max_replicas: Some(5),
+                max_functions: Some(15),
+            },
+            Edition::Pro => Limits {
+                min_replicas: 0,
+                max_replicas: None,
+                max_functions: None,
+            },
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Edition::Ce => "OpenFaaS CE",
+            Edition::Pro => "OpenFaaS Pro",
+        }
+    }
+}
+
+/// What the gateway lets one node run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// CE never scales a function below one replica (a request for 0 becomes 1).
+    pub min_replicas: u32,
+    pub max_replicas: Option<u32>,
+    /// Functions in the whole installation (CE: the 16th deploy is refused).
+    pub max_functions: Option<u32>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -39,6 +108,7 @@ pub struct OpenFaasConfig {
     pub user: String,
     pub password: Option<String>,
     pub mode: Mode,
+    pub edition: EditionArg,
     /// Function name (`replicas`) or name prefix (`instances`: `<name>-<i>`).
     pub function: String,
     pub image: String,
@@ -53,14 +123,59 @@ pub struct OpenFaasConfig {
 
 /// Running functions are re-read at most this often (functions still starting, every tick):
 /// the control loop ticks 4–20 times a second and the gateway should not see that.
-const POLL_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a deploy waits for a deleted function's name to be released.
+pub(crate) const NAME_FREE_WAIT: Duration = Duration::from_secs(60);
 
 /// The scaler for `cfg.mode`, connected to the gateway and caught up with what it runs.
 pub async fn build(cfg: OpenFaasConfig) -> anyhow::Result<Box<dyn Scaler>> {
-    Ok(match cfg.mode {
-        Mode::Instances => Box::new(instances::InstancesScaler::new(Gateway::new(cfg)?).await?),
-        Mode::Replicas => Box::new(replicas::ReplicasScaler::new(Gateway::new(cfg)?).await?),
+    let gateway = Gateway::new(cfg)?;
+    let edition = edition(&gateway).await;
+    tracing::info!(edition = edition.name(), "OpenFaaS limits");
+    Ok(match gateway.cfg.mode {
+        Mode::Instances => Box::new(instances::InstancesScaler::new(gateway, edition).await?),
+        Mode::Replicas => Box::new(replicas::ReplicasScaler::new(gateway, edition).await?),
     })
+}
+
+/// The edition `--openfaas-edition` names, or the one the gateway reports. A gateway that does
+/// not say (older providers, an unreadable answer) gets CE's limits: assuming Pro there would
+/// wait for replicas CE never starts.
+pub async fn edition(gateway: &Gateway) -> Edition {
+    match gateway.cfg.edition {
+        EditionArg::Ce => Edition::Ce,
+        EditionArg::Pro => Edition::Pro,
+        EditionArg::Auto => match gateway.provider().await {
+            Ok(Some(p)) => Edition::from_provider(&p).unwrap_or_else(|| {
+                tracing::warn!(provider = %p, "the gateway's provider does not name its edition; assuming OpenFaaS CE's limits (set --openfaas-edition pro otherwise)");
+                Edition::Ce
+            }),
+            Ok(None) => Edition::Ce,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the gateway's /system/info failed; assuming OpenFaaS CE's limits");
+                Edition::Ce
+            }
+        },
+    }
+}
+
+/// Deploys `dep`, waiting while its name is still taken by a deletion in progress (OpenFaaS
+/// deletes a function's pods in the foreground, and the name stays taken until they are gone).
+pub async fn deploy_when_free(
+    gateway: &Gateway,
+    dep: &FunctionDeployment,
+    wait: Duration,
+) -> Result<(), GatewayError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match gateway.deploy(dep).await {
+            Err(GatewayError::AlreadyExists(_)) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Runs `autoscale-node ROLE` (the emitter or the collector) as a function: deployed (or
@@ -75,8 +190,7 @@ pub async fn start_role(gateway: &Gateway, role: &str, env: &[(String, String)])
             .await
             .with_context(|| format!("updating {role}"))?;
     } else {
-        gateway
-            .deploy(&dep)
+        deploy_when_free(gateway, &dep, NAME_FREE_WAIT)
             .await
             .with_context(|| format!("deploying {role}"))?;
     }
@@ -107,5 +221,20 @@ pub async fn stop_role(gateway: &Gateway, role: &str) -> anyhow::Result<()> {
     match gateway.delete(role).await {
         Ok(()) | Err(GatewayError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_name_their_edition_or_get_none() {
+        assert_eq!(Edition::from_provider("faas-netes-ce"), Some(Edition::Ce));
+        assert_eq!(Edition::from_provider("faas-netes-pro"), Some(Edition::Pro));
+        assert_eq!(Edition::from_provider("openfaas-operator"), Some(Edition::Pro));
+        assert_eq!(Edition::from_provider("faas-netes"), None);
+        // "ce" as a word, not a substring: "faasd-service" is not CE by name.
+        assert_eq!(Edition::from_provider("faasd-service"), None);
     }
 }
