@@ -498,6 +498,9 @@ impl Node {
             return;
         }
         match self.scaler.scale_to(self.target, &mut self.conn).await {
+            // Nothing changed: the platform caps the farm (the scaler reports it in the
+            // counts' `capped`), which is no scaling action.
+            Ok(()) if self.scaler.counts().effective() == before => {}
             Ok(()) => {
                 self.summary.scaling_actions += 1;
                 tracing::info!(
