@@ -4,6 +4,7 @@
 
 pub mod allocator;
 pub mod http;
+pub mod keda;
 pub mod node;
 pub mod requests;
 pub mod scaler;

@@ -49,6 +49,14 @@ pub struct ServeArgs {
     /// 0.0.0.0 so that Prometheus and the kubelet's probes reach it.
     #[arg(long, env = "AUTOSCALE_HTTP_BIND", default_value = "127.0.0.1")]
     pub http_bind: String,
+    /// Serve KEDA's external scaler (gRPC) on this port, for `--scaler keda`: KEDA reads the
+    /// node's target and applies it (0 picks a free port).
+    #[arg(long, env = "AUTOSCALE_KEDA_PORT")]
+    pub keda_port: Option<u16>,
+    /// Address of the KEDA external scaler: loopback by default; in a cluster 0.0.0.0, with a
+    /// NetworkPolicy that lets only KEDA's operator in (the gRPC service has no password).
+    #[arg(long, env = "AUTOSCALE_KEDA_BIND", default_value = "127.0.0.1")]
+    pub keda_bind: String,
     /// Check the options (flags, environment, --config file) and the policy, print the
     /// effective settings, and exit without serving.
     #[arg(long)]
@@ -220,7 +228,7 @@ impl DecisionArgs {
     pub fn worker_startup_wall_s(&self, scaler: ScalerKind) -> f64 {
         self.worker_startup_s.unwrap_or(match scaler {
             ScalerKind::Local => 0.3,
-            ScalerKind::Openfaas | ScalerKind::Kubernetes => 5.0,
+            ScalerKind::Openfaas | ScalerKind::Kubernetes | ScalerKind::Keda => 5.0,
             ScalerKind::None => 0.0,
         })
     }
@@ -400,6 +408,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ),
         _ => autoscale_node::node_policy(&args.node.policy, args.node.decision_period_s, None)?,
     };
+    match (args.node.scaler, args.keda_port) {
+        (ScalerKind::Keda, None) => anyhow::bail!(
+            "--scaler keda: KEDA applies the node's target, which it reads from the external scaler; add --keda-port"
+        ),
+        (kind, Some(_)) if kind != ScalerKind::Keda => anyhow::bail!(
+            "--keda-port: KEDA applies the node's target only with --scaler keda (with another scaler the two would fight over the workers)"
+        ),
+        _ => {}
+    }
     let password = args.access.password()?;
     args.access
         .warn_about_exposure(password.as_deref(), &[&args.bind, &args.http_bind]);
@@ -414,9 +431,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         format!("binding the HTTP endpoint {http_addr} (choose another with --http-port)")
     })?;
     let http_local = http_listener.local_addr()?;
+    let keda_listener = match args.keda_port {
+        Some(port) => {
+            let addr = format!("{}:{port}", args.keda_bind);
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding the KEDA external scaler {addr}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
     // The bound addresses on stdout, so scripts and tests that pass port 0 can find them.
     println!("autoscale-node listening on {local}");
     println!("autoscale-node http on {http_local}");
+    if let Some(listener) = &keda_listener {
+        println!("autoscale-node keda on {}", listener.local_addr()?);
+    }
     std::io::stdout().flush().ok();
     tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
 
@@ -437,6 +467,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stop.clone(),
     ));
     tokio::spawn(release_memory_periodically(stop.clone()));
+    if let Some(listener) = keda_listener {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Err(e) = autoscale_node::keda::serve(listener, stats, stop).await {
+                tracing::error!(error = %format!("{e:#}"), "the KEDA external scaler stopped");
+            }
+        });
+    }
     let broker_stop = stop.clone();
     let broker_task = tokio::spawn(broker.clone().serve(listener, broker_stop.cancelled_owned()));
 

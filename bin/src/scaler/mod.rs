@@ -6,6 +6,7 @@
 //! withdrawn (LREM) when the target goes up again, so no worker is started only to replace
 //! one that is about to leave.
 
+pub mod keda;
 pub mod kubernetes;
 pub mod local;
 pub mod openfaas;
@@ -206,6 +207,8 @@ pub enum ScalerKind {
     Local,
     Openfaas,
     Kubernetes,
+    /// The node decides, KEDA applies: serve the external scaler with `--keda-port`.
+    Keda,
 }
 
 /// Flags of the remote scalers (shared by `serve` and `run`).
@@ -319,6 +322,7 @@ pub async fn build(
             })
             .await?
         }
+        ScalerKind::Keda => Box::new(keda::KedaScaler::default()),
         ScalerKind::Kubernetes => Box::new(
             kubernetes::KubernetesScaler::new(kubernetes::KubernetesConfig {
                 namespace: args.k8s_namespace.clone(),
