@@ -348,47 +348,9 @@ pub(crate) fn stamp(policy: &mut NeuralPolicy, algorithm: String, iterations: u6
     p.workload = "randomised: phase order, base rate 200-400/min, bursts, start-up 0.1-8 s".into();
 }
 
-/// The training curve as a small standalone SVG (return and original-workload QoS per iteration).
+/// The training curve as an SVG chart (see [`crate::plot::curve_svg`]).
 pub fn curve_svg(curve: &[CurvePoint]) -> String {
-    let (w, h, pad) = (720.0, 360.0, 40.0);
-    let n = curve.len().max(2) as f64 - 1.0;
-    let (lo, hi) = curve
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.mean_return), hi.max(p.mean_return))
-        });
-    let span = (hi - lo).max(1e-9);
-    let x = |i: usize| pad + (w - 2.0 * pad) * i as f64 / n;
-    let y_ret = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / span;
-    let y_qos = |q: f64| h - pad - (h - 2.0 * pad) * q;
-    let path = |f: &dyn Fn(usize, &CurvePoint) -> (f64, f64)| -> String {
-        curve
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let (px, py) = f(i, p);
-                format!("{}{px:.1},{py:.1}", if i == 0 { "M" } else { " L" })
-            })
-            .collect()
-    };
-    format!(
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="white"/>
-<text x="{pad}" y="20">training curve: mean return (blue, {lo:.1} … {hi:.1}) and QoS on the original workload (green, 0 … 100 %)</text>
-<line x1="{pad}" y1="{b}" x2="{r}" y2="{b}" stroke="black"/>
-<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{b}" stroke="black"/>
-<path d="{ret}" fill="none" stroke="#1f77b4" stroke-width="1.5"/>
-<path d="{qos}" fill="none" stroke="#2ca02c" stroke-width="1.5"/>
-<text x="{r}" y="{bl}" text-anchor="end">iteration {last}</text>
-</svg>
-"##,
-        b = h - pad,
-        r = w - pad,
-        bl = h - pad + 16.0,
-        last = curve.len().saturating_sub(1),
-        ret = path(&|i, p| (x(i), y_ret(p.mean_return))),
-        qos = path(&|i, p| (x(i), y_qos(p.original_qos))),
-    )
+    crate::plot::curve_svg(curve)
 }
 
 #[cfg(test)]

@@ -345,6 +345,10 @@ fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyh
         ));
     }
     std::fs::write(&curve_csv, csv)?;
+    let curve_svg = args.out.with_extension("curve.svg");
+    if !curve.is_empty() {
+        std::fs::write(&curve_svg, agent::train::curve_svg(&curve))?;
+    }
     println!("wrote {}, {}", args.out.display(), curve_csv.display());
     Ok(())
 }
