@@ -9,11 +9,11 @@
 //! - [`reply`]: replies, their RESP2/RESP3 encoding, and every error text ([`reply::msg`]).
 //! - [`resp`]: request parsing (multibulk and inline) with Redis's limits.
 //! - [`metrics`]: per-queue counters, snapshots and the [`QueueHook`] trait.
-//! - [`aof`]: the append-only file — what the engine logs, the writer thread and its fsync
-//!   policies, parsing a log back, rewrite snapshots (docs/persistence.md).
 //! - [`version`]: the Redis version whose behaviour we reproduce.
 //! - [`db`]: the keyspace — values, databases, expiry, list push and pop with their counters. It
 //!   knows nothing of commands, clients or Lua.
+//! - [`aof`]: the append-only file — what the engine logs, the writer thread and its fsync
+//!   policies, parsing a log back, rewrite snapshots (docs/persistence.md).
 //! - [`scripting`]: the Lua 5.1 interpreter with Redis's API and sandbox; `scripting::call`
 //!   (`redis.call`), `scripting::sandbox` (read-only tables, text-only loading, the stop hook)
 //!   and `scripting::reply` (returned tables → RESP) are its raw Lua API parts,

@@ -3,8 +3,9 @@
 //! ([`snapshot`]).
 //!
 //! It knows the keyspace (to snapshot it) but not the command table: the command layer decides
-//! what to log and replays a file through its own dispatch (`crate::persist`). See
-//! docs/persistence.md for the format and the guarantees of each `appendfsync` policy.
+//! what to log (`commands::logged`) and replays a file through its own dispatch
+//! (`commands::persistence`). See docs/persistence.md for the format and the guarantees of each
+//! `appendfsync` policy.
 
 pub mod parse;
 pub mod snapshot;

@@ -250,7 +250,13 @@ pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<(), RewriteRefu
     if !log.begin_rewrite() {
         return Err(RewriteRefused::InProgress);
     }
+    let copying = Instant::now();
     let snapshot = Snapshot::take(&engine.keyspace, now_ms);
+    tracing::info!(
+        keys = snapshot.counts().keys,
+        lock_held_ms = copying.elapsed().as_secs_f64() * 1000.0,
+        "rewriting the append-only file from a copy of the keyspace"
+    );
     let spawned = std::thread::Builder::new().name("aof-rewrite".into()).spawn({
         let log = log.clone();
         move || rewrite(&log, &snapshot)
