@@ -308,16 +308,23 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
         if let Some(mut engine) = shared.engine.try_lock_for(Duration::from_micros(500)) {
             let now = metrics::unix_ms();
             engine.active_expire(now, 200);
-            let wants_rewrite = engine.feed.as_ref().is_some_and(|f| {
-                let c = shared.config.read();
-                f.log()
-                    .wants_rewrite(c.aof.auto_rewrite_percentage, c.aof.auto_rewrite_min_size_bytes)
-            });
-            if wants_rewrite {
-                tracing::info!(
-                    "the append-only file has grown past auto-aof-rewrite-percentage: rewriting it"
-                );
-                let _ = commands::persistence::start_rewrite(&mut engine, now);
+            if let Some(log) = engine.feed.as_ref().map(|f| f.log().clone()) {
+                let scheduled = log
+                    .status
+                    .rewrite_scheduled
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let grown = {
+                    let c = shared.config.read();
+                    log.wants_rewrite(c.aof.auto_rewrite_percentage, c.aof.auto_rewrite_min_size_bytes)
+                };
+                if grown {
+                    tracing::info!(
+                        "the append-only file has grown past auto-aof-rewrite-percentage: rewriting it"
+                    );
+                }
+                if scheduled || grown {
+                    let _ = commands::persistence::start_rewrite(&mut engine, now);
+                }
             }
             if now.saturating_sub(last_forget) >= 10_000 {
                 last_forget = now;

@@ -1,7 +1,8 @@
 //! The append-only file rebuilds what was logged: random command sessions (the fuzzers'
 //! grammar — lists, strings, expiries, MULTI/EXEC, WATCH, blocking pops served by pushes,
 //! FLUSHALL, SELECT, scripts) run with the log on, then a fresh broker loads the file, and
-//! both keyspaces must be equal: every key, type, value, list order and expiry time.
+//! both keyspaces must be equal: every key, type, value, list order and expiry time. A third of
+//! the sessions rewrite the log halfway, while commands carry on.
 
 use broker::aof::{AofConfig, Fsync};
 use broker::commands::persistence;
@@ -53,7 +54,9 @@ fn config(dir: &Path) -> BrokerConfig {
     }
 }
 
-fn run(h: &mut Harness, session: &Session) {
+/// Runs the session; with `rewrite_at`, a rewrite starts before that step, so that the commands
+/// after it reach the new file through the rewrite's copy.
+fn run(h: &mut Harness, session: &Session, rewrite_at: Option<usize>) {
     for &resp3 in &session.resp3 {
         let id = h.connect();
         if resp3 {
@@ -63,9 +66,40 @@ fn run(h: &mut Harness, session: &Session) {
     if h.clients() == 0 {
         h.connect();
     }
-    for (pick, args) in &session.steps {
+    for (i, (pick, args)) in session.steps.iter().enumerate() {
+        if rewrite_at == Some(i) {
+            let mut engine = h.shared().engine.lock();
+            let now = broker::metrics::unix_ms();
+            let _ = persistence::start_rewrite(&mut engine, now);
+        }
         let client = pick % h.clients();
         h.execute(client, args);
+    }
+    // The rewrite runs on its own thread: let it finish before the log is closed. One that a
+    // transaction scheduled starts now (a running broker's background task would start it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while let Some(log) = h.shared().aof.read().clone() {
+        if log
+            .status
+            .rewrite_scheduled
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut engine = h.shared().engine.lock();
+            let _ = persistence::start_rewrite(&mut engine, broker::metrics::unix_ms());
+        }
+        if !log
+            .status
+            .rewrite_in_progress
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !log
+                .status
+                .rewrite_scheduled
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rewrite did not finish");
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
@@ -73,7 +107,9 @@ fn check(name: &str, seed: u64, session: &Session, dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
     let mut h = Harness::new(config(dir));
     persistence::open(h.shared()).expect("open the log");
-    run(&mut h, session);
+    // Every third session rewrites the log halfway through.
+    let rewrite_at = (seed % 3 == 0).then_some(session.steps.len() / 2);
+    run(&mut h, session, rewrite_at);
     // A session may CONFIG SET appendonly: the property is about a log that stayed on.
     if h.shared().aof.read().is_none() {
         return;

@@ -175,6 +175,18 @@ impl Feed {
         Some(offset)
     }
 
+    /// Whether a transaction's or a script's block is open (its commands are not in the log
+    /// yet).
+    pub fn in_block(&self) -> bool {
+        self.depth > 0
+    }
+
+    /// Forgets which database the log's reader is in, so that the next command is preceded by
+    /// a SELECT: a rewritten file ends in whatever database its snapshot ended in.
+    pub fn forget_db(&mut self) {
+        self.db = None;
+    }
+
     /// Opens a block: the commands logged until the matching [`Feed::end_block`] are wrapped
     /// in MULTI … EXEC (nothing at all if none was logged).
     pub fn begin_block(&mut self) {

@@ -40,6 +40,8 @@ pub struct AofStatus {
     pub base_size: AtomicU64,
     pub last_write_ok: AtomicBool,
     pub rewrite_in_progress: AtomicBool,
+    /// A rewrite was asked for inside a transaction: it starts once the transaction is over.
+    pub rewrite_scheduled: AtomicBool,
     pub last_rewrite_ok: AtomicBool,
     pub rewrites: AtomicU64,
     pub rewrites_consecutive_failures: AtomicU64,
@@ -60,6 +62,7 @@ impl Default for AofStatus {
             base_size: AtomicU64::new(0),
             last_write_ok: AtomicBool::new(true),
             rewrite_in_progress: AtomicBool::new(false),
+            rewrite_scheduled: AtomicBool::new(false),
             last_rewrite_ok: AtomicBool::new(true),
             rewrites: AtomicU64::new(0),
             rewrites_consecutive_failures: AtomicU64::new(0),

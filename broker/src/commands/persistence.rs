@@ -238,17 +238,39 @@ pub enum RewriteRefused {
     InProgress,
 }
 
+/// How a rewrite request was taken.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RewriteStarted {
+    Now,
+    /// Asked for inside a transaction, whose commands are only logged when it ends: the
+    /// snapshot would already hold them and the copy of the log too. It starts at the next
+    /// tick of the background task.
+    Scheduled,
+}
+
 /// Starts a rewrite of the log: the keyspace is copied now (cheaply: reference-counted
 /// values), written out as commands by a thread of its own, and the commands logged meanwhile
 /// are appended to the new file before it replaces the old one.
-pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<(), RewriteRefused> {
-    let log = engine
+pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<RewriteStarted, RewriteRefused> {
+    let (log, in_block) = engine
         .feed
         .as_ref()
-        .map(|f| f.log().clone())
+        .map(|f| (f.log().clone(), f.in_block()))
         .ok_or(RewriteRefused::Disabled)?;
+    if log.status.rewrite_in_progress.load(Relaxed) {
+        return Err(RewriteRefused::InProgress);
+    }
+    if in_block {
+        log.status.rewrite_scheduled.store(true, Relaxed);
+        return Ok(RewriteStarted::Scheduled);
+    }
+    log.status.rewrite_scheduled.store(false, Relaxed);
     if !log.begin_rewrite() {
         return Err(RewriteRefused::InProgress);
+    }
+    // The commands logged from now on follow the snapshot in the new file.
+    if let Some(f) = engine.feed.as_mut() {
+        f.forget_db();
     }
     let copying = Instant::now();
     let snapshot = Snapshot::take(&engine.keyspace, now_ms);
@@ -264,7 +286,7 @@ pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<(), RewriteRefu
     if let Err(e) = spawned {
         log.abort_rewrite(&e);
     }
-    Ok(())
+    Ok(RewriteStarted::Now)
 }
 
 fn rewrite(log: &AofLog, snapshot: &Snapshot) {
@@ -311,7 +333,9 @@ pub fn enable(shared: &Shared, engine: &mut Engine, now_ms: u64) -> Result<(), S
     let log = AofLog::without_file(&config.path(), config.fsync).map_err(|e| e.to_string())?;
     engine.feed = Some(Feed::new(log.clone()));
     *shared.aof.write() = Some(log);
-    start_rewrite(engine, now_ms).map_err(|e| format!("{e:?}"))
+    start_rewrite(engine, now_ms)
+        .map(|_| ())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// Turns the log off (CONFIG SET appendonly no, or shutdown): what was appended is written and
@@ -354,7 +378,10 @@ pub fn close(shared: &Shared) {
 /// BGREWRITEAOF.
 pub fn bgrewriteaof(ctx: &mut Ctx) -> Outcome {
     match start_rewrite(ctx.engine, ctx.now_ms) {
-        Ok(()) => Reply::status("Background append only file rewriting started").into(),
+        Ok(RewriteStarted::Now) => Reply::status("Background append only file rewriting started").into(),
+        Ok(RewriteStarted::Scheduled) => {
+            Reply::status("Background append only file rewriting scheduled").into()
+        }
         Err(RewriteRefused::InProgress) => Reply::error(msg::AOF_REWRITE_IN_PROGRESS).into(),
         Err(RewriteRefused::Disabled) => Reply::error(msg::AOF_DISABLED).into(),
     }
