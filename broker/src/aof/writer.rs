@@ -156,7 +156,11 @@ impl AofLog {
         self.wake.notify_one();
     }
 
-    /// Appends encoded commands; returns the offset at which they end.
+    /// Appends encoded commands; returns the offset at which they end. The writer is not woken
+    /// here but by [`AofLog::wait_durable`], when a connection is about to answer: by then every
+    /// connection that had input has run its commands, so one write (and fsync) covers them all,
+    /// as Redis writes its log once per event-loop iteration. Writes nobody waits for (expired
+    /// keys) go out within a second.
     pub fn append(&self, bytes: &[u8]) -> u64 {
         let end = {
             let mut p = self.pending.lock();
@@ -168,7 +172,6 @@ impl AofLog {
             p.appended
         };
         self.appended.store(end, Relaxed);
-        self.wake.notify_one();
         end
     }
 
@@ -182,9 +185,14 @@ impl AofLog {
         self.pending.lock().buf.len()
     }
 
-    /// Completes once everything up to `offset` is durable — at once unless the policy is
-    /// `always` (the other policies never hold a reply back).
+    /// Wakes the writer for what was appended up to `offset`, and completes once it is
+    /// durable — at once unless the policy is `always` (the other policies never hold a reply
+    /// back).
     pub async fn wait_durable(&self, offset: u64) {
+        if *self.durable.borrow() >= offset {
+            return;
+        }
+        self.wake.notify_one();
         if self.fsync() != Fsync::Always {
             return;
         }
