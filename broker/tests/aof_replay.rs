@@ -108,7 +108,7 @@ fn check(name: &str, seed: u64, session: &Session, dir: &Path) {
     let mut h = Harness::new(config(dir));
     persistence::open(h.shared()).expect("open the log");
     // Every third session rewrites the log halfway through.
-    let rewrite_at = (seed % 3 == 0).then_some(session.steps.len() / 2);
+    let rewrite_at = seed.is_multiple_of(3).then_some(session.steps.len() / 2);
     run(&mut h, session, rewrite_at);
     // A session may CONFIG SET appendonly: the property is about a log that stayed on.
     if h.shared().aof.read().is_none() {
