@@ -335,6 +335,45 @@ async fn a_truncated_tail_loads_with_a_warning() {
     }
 }
 
+/// Runs `serve --appendonly yes --dir DIR <extra>`, which must exit by itself within 10 s;
+/// returns its exit status, stdout and stderr.
+fn refused_start(dir: &Path, extra: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--http-port",
+            "0",
+            "--appendonly",
+            "yes",
+            "--dir",
+        ])
+        .arg(dir)
+        .args(extra)
+        .env("AUTOSCALE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn autoscale-node");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("the node kept running on a log it should refuse");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
+    let mut stdout = String::new();
+    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
+    (status, stdout, stderr)
+}
+
 /// Damage before the end is not a crash mid-write: the node refuses to start, naming the byte
 /// offset, and exits non-zero rather than serving a partial keyspace.
 #[test]
@@ -348,38 +387,7 @@ fn a_corrupt_middle_is_refused_with_its_offset() {
     ]
     .concat();
     std::fs::write(dir.join("appendonly.aof"), &bytes).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--http-port",
-            "0",
-            "--appendonly",
-            "yes",
-            "--dir",
-        ])
-        .arg(&dir)
-        .env("AUTOSCALE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn autoscale-node");
-    let deadline = Instant::now() + IO_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the node kept running on a corrupt file"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    let _ = child.stderr.take().map(|mut s| s.read_to_string(&mut stderr));
-    let mut stdout = String::new();
-    let _ = child.stdout.take().map(|mut s| s.read_to_string(&mut stdout));
+    let (status, stdout, stderr) = refused_start(&dir, &[]);
     assert!(!status.success(), "exit status {status}");
     assert!(
         stderr.contains(&format!("corrupt at byte offset {}", first.len())),
@@ -388,6 +396,23 @@ fn a_corrupt_middle_is_refused_with_its_offset() {
     assert!(!stdout.contains("listening"), "it served: {stdout}");
     // The file is left as it was for the operator to inspect.
     assert_eq!(std::fs::read(dir.join("appendonly.aof")).unwrap(), bytes);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A log written with more databases than the node now has is refused at the SELECT that no
+/// longer fits, rather than replaying the rest into the wrong database.
+#[test]
+fn a_select_beyond_the_databases_is_refused() {
+    let dir = temp_dir("databases");
+    let first = resp(&["SELECT", "0"]);
+    let bytes = [first.clone(), resp(&["SELECT", "9"]), resp(&["RPUSH", "q", "a"])].concat();
+    std::fs::write(dir.join("appendonly.aof"), &bytes).unwrap();
+    let (status, _, stderr) = refused_start(&dir, &["--databases", "4"]);
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        stderr.contains(&format!("byte offset {}", first.len())) && stderr.contains("--databases"),
+        "stderr: {stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

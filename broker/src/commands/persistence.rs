@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 const REPLAY_PER_LOCK: usize = 4096;
 /// How much of the file is read at a time.
 const READ_CHUNK: usize = 1024 * 1024;
+/// The start of a rewrite's temporary file name (then the process id and `.aof`).
+const REWRITE_PREFIX: &str = "temp-rewriteaof-";
 
 /// Why the log could not be loaded or opened.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,7 @@ pub fn open(shared: &Arc<Shared>) -> Result<Option<LoadReport>, PersistError> {
         return Ok(None);
     }
     std::fs::create_dir_all(&config.dir).map_err(io_error(&config.dir))?;
+    remove_stale_rewrites(&config.dir);
     let path = config.path();
     let report = if path.exists() {
         load(shared, &path)?
@@ -94,6 +97,28 @@ pub fn open(shared: &Arc<Shared>) -> Result<Option<LoadReport>, PersistError> {
     engine.feed = Some(Feed::new(log.clone()));
     *shared.aof.write() = Some(log);
     Ok(Some(report))
+}
+
+/// Deletes the temporary files of rewrites that a crash interrupted (the log they were to
+/// replace is still complete).
+fn remove_stale_rewrites(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(REWRITE_PREFIX) && name.ends_with(".aof") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %name, "removed the temporary file of an interrupted rewrite")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "could not remove the temporary file of an interrupted rewrite")
+                }
+            }
+        }
+    }
 }
 
 /// Replays the log at `path` into the keyspace. An incomplete last command (or MULTI block) is
@@ -135,7 +160,19 @@ pub fn load(shared: &Arc<Shared>, path: &Path) -> Result<LoadReport, PersistErro
                 if name == b"multi" {
                     multi = true;
                 }
-                let _ = dispatch(shared, &mut engine, &mut client, &args);
+                let outcome = dispatch(shared, &mut engine, &mut client, &args);
+                if name == b"select" {
+                    if let Outcome::Reply(Reply::Error(e)) = outcome {
+                        // Everything after it would land in the wrong database.
+                        break Err(PersistError::Corrupt {
+                            path: path.to_path_buf(),
+                            offset: start,
+                            reason: format!(
+                                "SELECT refused ({e}): fewer --databases than when the log was written?"
+                            ),
+                        });
+                    }
+                }
                 if name == b"exec" || name == b"discard" {
                     multi = false;
                 }
@@ -292,7 +329,7 @@ pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<RewriteStarted,
 fn rewrite(log: &AofLog, snapshot: &Snapshot) {
     let started = Instant::now();
     let dir = log.path().parent().unwrap_or(Path::new("."));
-    let temp_path = dir.join(format!("temp-rewriteaof-{}.aof", std::process::id()));
+    let temp_path = dir.join(format!("{REWRITE_PREFIX}{}.aof", std::process::id()));
     let written = (|| -> std::io::Result<std::fs::File> {
         let mut out = BufWriter::with_capacity(256 * 1024, std::fs::File::create(&temp_path)?);
         snapshot.write_to(&mut out)?;
