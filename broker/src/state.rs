@@ -87,6 +87,8 @@ pub struct MemoryGauge {
     pub limit_bytes: AtomicU64,
     used_bytes: AtomicU64,
     sampled_us: AtomicU64,
+    /// The largest resident size seen (INFO `used_memory_peak`).
+    peak_bytes: AtomicU64,
 }
 
 impl MemoryGauge {
@@ -99,9 +101,15 @@ impl MemoryGauge {
         }
         if now_us.saturating_sub(self.sampled_us.load(Relaxed)) >= MEMORY_SAMPLE_US {
             self.sampled_us.store(now_us, Relaxed);
-            self.used_bytes.store(resident_bytes(), Relaxed);
+            self.observe(resident_bytes());
         }
         self.used_bytes.load(Relaxed) > limit
+    }
+
+    /// Records a reading of the resident size; returns the peak so far.
+    pub fn observe(&self, resident: u64) -> u64 {
+        self.used_bytes.store(resident, Relaxed);
+        self.peak_bytes.fetch_max(resident, Relaxed).max(resident)
     }
 }
 

@@ -474,6 +474,31 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_disk_is_reported_and_nothing_counts_as_durable() {
+        // Every write to /dev/full fails with ENOSPC, as a full disk does.
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            return;
+        }
+        let log = AofLog::open(full, Fsync::Always).unwrap();
+        let end = log.append(b"*1\r\n$4\r\nPING\r\n");
+        log.wake.notify_one();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while log.status.last_write_ok.load(Relaxed) {
+            assert!(Instant::now() < deadline, "the failed write was not reported");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(log
+            .status
+            .last_error
+            .lock()
+            .as_deref()
+            .is_some_and(|e| e.contains("space")));
+        assert!(*log.durable.borrow() < end, "a failed write counted as durable");
+        assert!(!log.stop(), "stop reports the lost writes");
+    }
+
+    #[test]
     fn growth_triggers_automatic_rewrites() {
         let dir = temp_dir("auto");
         let log = AofLog::open(&dir.join("a.aof"), Fsync::No).unwrap();

@@ -99,10 +99,11 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("memory", true) {
         let rss = resident_bytes();
+        let peak = shared.memory.observe(rss);
         let maxmemory = shared.memory.limit_bytes.load(Relaxed);
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size, which maxmemory is compared with\r\n\r\n",
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{peak}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size, which maxmemory is compared with\r\n\r\n",
             human_bytes(rss),
             ctx.engine.scripting().map_or(0, |s| s.used_memory()),
             ctx.engine.scripting().map_or(0, |s| s.cached_scripts()),
