@@ -92,6 +92,11 @@ pub struct MemoryGauge {
 }
 
 impl MemoryGauge {
+    /// Whether a limit is set at all (one atomic load: the common case costs nothing more).
+    pub fn limited(&self) -> bool {
+        self.limit_bytes.load(Relaxed) > 0
+    }
+
     /// Whether a limit is set and the resident size (sampled at most every 10 ms, `now_us`
     /// being the command's clock) is above it.
     pub fn over_limit(&self, now_us: u64) -> bool {

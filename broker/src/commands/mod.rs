@@ -311,7 +311,7 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
     if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
         // Past maxmemory, queueing (of anything) is refused and the transaction aborts, as in
         // Redis: a transaction would otherwise run half of its commands.
-        if shared.memory.over_limit(shared.unix_us_at(Instant::now())) {
+        if shared.memory.limited() && shared.memory.over_limit(shared.unix_us_at(Instant::now())) {
             client.multi_error = true;
             engine.stats.of(index).rejected_calls += 1;
             shared.stats.record_error(msg::OOM);
