@@ -374,7 +374,7 @@ impl AofLog {
             // What was appended before the snapshot is in it, and the rest is in `diff`.
             (diff, std::mem::take(&mut p.buf), p.appended)
         };
-        let switched = (|| -> std::io::Result<u64> {
+        let switched = (|| -> std::io::Result<(File, u64)> {
             temp.write_all(&diff)?;
             temp.sync_all()?;
             std::fs::rename(temp_path, &self.path)?;
@@ -386,11 +386,15 @@ impl AofLog {
                 };
                 File::open(dir)?.sync_all()?;
             }
-            temp.metadata().map(|m| m.len())
+            // In append mode, as at start-up: cutting a failed partial write (set_len) must
+            // leave the next write at the end, not after a hole.
+            let appending = OpenOptions::new().append(true).open(&self.path)?;
+            let size = appending.metadata()?.len();
+            Ok((appending, size))
         })();
         match switched {
-            Ok(size) => {
-                *file = Some(temp);
+            Ok((appending, size)) => {
+                *file = Some(appending);
                 drop(file);
                 self.status.current_size.store(size, Relaxed);
                 self.status.base_size.store(size, Relaxed);
