@@ -675,11 +675,7 @@ fn run_replays_a_trace_exactly_and_train_checks_its_trace() {
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let curve = std::fs::read_to_string(dir.join("tuned.curve.csv")).unwrap();
-    assert_eq!(
-        curve.lines().count(),
-        3,
-        "a header and one row per generation: {curve}"
-    );
+    assert_eq!(curve.lines().count(), 3, "a header and one row per generation: {curve}");
     let out = node_within(&[
         "eval",
         "--trace",
@@ -692,11 +688,7 @@ fn run_replays_a_trace_exactly_and_train_checks_its_trace() {
         "1",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("tuned.safetensors"), "{stdout}");
     // Continuing it at another decision period is refused, naming the file's.
     let err = refusal(&node_within(&[
