@@ -4,6 +4,7 @@
 # Prints Markdown tables.
 #
 # usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)] [rounds (default 3)]
+#        ONLY=persistence RECOVERY_ELEMENTS=8000000 scripts/bench-broker.sh   (the append-only file part alone)
 # Each round runs redis-server then autoscale-node; the table shows the median of the rounds, so
 # machine noise hits both sides alike.
 set -euo pipefail
@@ -24,12 +25,14 @@ OP=$(free_port); "$BIN" serve --port "$OP" --http-port 0 >/dev/null 2>&1 & OPID=
 trap 'kill $RPID $OPID 2>/dev/null || true' EXIT
 wait_up "$RP"; wait_up "$OP"
 
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# ONLY=persistence skips to the append-only file section at the end.
+if [ "${ONLY:-all}" != persistence ]; then
 # One pass of redis-benchmark --csv; prints "test,rps" lines.
 bench() { redis-benchmark -p "$1" -t "$TESTS" -c "$C" -n "$N" -P "$2" --csv -q 2>/dev/null | tail -n +2 | cut -d, -f1,2 | tr -d '"'; }
 
 echo "| test | pipeline | redis-server req/s | autoscale-node req/s | ratio |"
 echo "|---|---|---|---|---|"
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for P in 1 16; do
   declare -A R=() O=()
   for _ in $(seq "$ROUNDS"); do
@@ -122,3 +125,85 @@ echo "| 5,000 idle connections, KB each | redis-server | autoscale-node |"
 echo "|---|---|---|"
 printf '| connected, silent | %.2f | %.2f |\n' "$rs" "$os"
 printf '| after one PING each (3 s later) | %.2f | %.2f |\n' "$rp" "$op"
+fi
+
+# Persistence (issue 15): both servers with the append-only file on, at appendfsync everysec
+# and always, on fresh servers with empty logs in temporary directories. Our INFO shows how many
+# commands each fsync covered (group commit). Then recovery: a log of RECOVERY_ELEMENTS (env,
+# default 1,000,000) 100-byte elements pushed one per command, and the time from start to the
+# first PONG for each server.
+kill $RPID $OPID 2>/dev/null; wait $RPID $OPID 2>/dev/null || true
+AOF_TESTS=rpush,lpush
+aof_start() { # fsync dir_redis dir_ours
+  RP=$(free_port); redis-server --port "$RP" --save "" --appendonly yes --appendfsync "$1" --dir "$2" --bind 127.0.0.1 >/dev/null & RPID=$!
+  OP=$(free_port); "$BIN" serve --port "$OP" --http-port 0 --appendonly yes --appendfsync "$1" --dir "$3" >/dev/null 2>&1 & OPID=$!
+  wait_up "$RP"; wait_up "$OP"
+}
+aof_bench() { redis-benchmark -p "$1" -t "$AOF_TESTS" -c "$C" -n "$N" -P "$2" --csv -q 2>/dev/null | tail -n +2 | cut -d, -f1,2 | tr -d '"'; }
+info() { redis-cli -p "$1" INFO "$2" | tr -d '\r' | awk -F: -v f="$3" '$1 == f {print $2}'; }
+echo
+echo "| appendonly yes: test | appendfsync | pipeline | redis-server req/s | autoscale-node req/s | ratio | our commands per fsync |"
+echo "|---|---|---|---|---|---|---|"
+for FSYNC in everysec always; do
+  RDIR=$(mktemp -d); ODIR=$(mktemp -d)
+  aof_start "$FSYNC" "$RDIR" "$ODIR"
+  for P in 1 16; do
+    declare -A R=() O=()
+    cmds0=$(info "$OP" stats total_commands_processed); fs0=$(info "$OP" persistence aof_fsyncs)
+    for _ in $(seq "$ROUNDS"); do
+      redis-cli -p "$RP" FLUSHALL >/dev/null; redis-cli -p "$OP" FLUSHALL >/dev/null
+      while IFS=, read -r t v; do R[$t]="${R[$t]:-} $v"; done < <(aof_bench "$RP" "$P")
+      while IFS=, read -r t v; do O[$t]="${O[$t]:-} $v"; done < <(aof_bench "$OP" "$P")
+    done
+    cmds1=$(info "$OP" stats total_commands_processed); fs1=$(info "$OP" persistence aof_fsyncs)
+    per=$(echo "($cmds1 - $cmds0) / ($fs1 - $fs0 + 0.000001)" | bc -l)
+    for t in "${!R[@]}"; do
+      r=$(echo "${R[$t]}" | median); o=$(echo "${O[$t]:-0}" | median)
+      printf '| %s | %s | %s | %.0f | %.0f | %.2f | %.0f |\n' "$t" "$FSYNC" "$P" "$r" "$o" "$(echo "$o / $r" | bc -l)" "$per"
+    done | sort
+    unset R O
+  done
+  kill $RPID $OPID 2>/dev/null; wait $RPID $OPID 2>/dev/null || true
+  rm -rf "$RDIR" "$ODIR"
+done
+
+ELEMENTS=${RECOVERY_ELEMENTS:-1000000}
+fill_n() {
+  python3 - "$1" "$2" <<'PY'
+import socket, sys
+port, total = int(sys.argv[1]), int(sys.argv[2]); s = socket.create_connection(("127.0.0.1", port))
+cmd = b"*3\r\n$5\r\nRPUSH\r\n$3\r\nmem\r\n$100\r\n" + b"x" * 100 + b"\r\n"
+left = total
+while left:
+    n = min(1000, left); left -= n
+    s.sendall(cmd * n)
+    need = n; buf = b""
+    while need:
+        buf += s.recv(65536); need = n - buf.count(b"\r\n")
+PY
+}
+RDIR=$(mktemp -d); ODIR=$(mktemp -d)
+aof_start everysec "$RDIR" "$ODIR"
+fill_n "$RP" "$ELEMENTS"; fill_n "$OP" "$ELEMENTS"
+redis-cli -p "$RP" SHUTDOWN >/dev/null 2>&1 || true; redis-cli -p "$OP" SHUTDOWN >/dev/null 2>&1 || true
+wait $RPID $OPID 2>/dev/null || true
+rsize=$(du -sb "$RDIR" | cut -f1); osize=$(du -sb "$ODIR" | cut -f1)
+# Seconds from start until the server answers PONG with every element loaded.
+recover() { # port cmd...
+  local port=$1; shift
+  local t0; t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 &
+  local pid=$!
+  until [ "$(redis-cli -p "$port" PING 2>/dev/null)" = "PONG" ]; do sleep 0.01; done
+  echo "$(echo "$(date +%s.%N) - $t0" | bc -l) $pid"
+}
+RP=$(free_port); read -r rt RPID < <(recover "$RP" redis-server --port "$RP" --save "" --appendonly yes --dir "$RDIR" --bind 127.0.0.1)
+OP=$(free_port); read -r ot OPID < <(recover "$OP" "$BIN" serve --port "$OP" --http-port 0 --appendonly yes --dir "$ODIR")
+echo
+echo "| recovery of $ELEMENTS pushes | redis-server | autoscale-node | ratio |"
+echo "|---|---|---|---|"
+printf '| log size (MB) | %.0f | %.0f | %.2f |\n' "$(echo "$rsize/1000000" | bc -l)" "$(echo "$osize/1000000" | bc -l)" "$(echo "$osize/$rsize" | bc -l)"
+printf '| start to first PONG (s) | %.2f | %.2f | %.2f |\n' "$rt" "$ot" "$(echo "$ot/$rt" | bc -l)"
+echo "llen after recovery: redis-server $(redis-cli -p "$RP" LLEN mem), autoscale-node $(redis-cli -p "$OP" LLEN mem)"
+kill $RPID $OPID 2>/dev/null; wait $RPID $OPID 2>/dev/null || true
+rm -rf "$RDIR" "$ODIR"

@@ -57,12 +57,55 @@ pub struct ServeArgs {
     /// NetworkPolicy that lets only KEDA's operator in (the gRPC service has no password).
     #[arg(long, env = "AUTOSCALE_KEDA_BIND", default_value = "127.0.0.1")]
     pub keda_bind: String,
+    #[command(flatten)]
+    pub persistence: PersistenceArgs,
     /// Check the options (flags, environment, --config file) and the policy, print the
     /// effective settings, and exit without serving.
     #[arg(long)]
     pub check: bool,
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+/// The append-only file and the memory limit (`serve` only: `run`'s embedded broker keeps
+/// nothing across restarts). See docs/persistence.md.
+#[derive(Args, Debug, Clone)]
+pub struct PersistenceArgs {
+    /// Log every write to an append-only file and replay it at start-up (`yes`/`no`).
+    #[arg(long, env = "AUTOSCALE_APPENDONLY", default_value = "no", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub appendonly: bool,
+    /// When the log reaches the disk: `always` (a reply waits for the fsync covering its write;
+    /// writes arriving meanwhile share one fsync), `everysec` (at most about a second is lost
+    /// in a crash) or `no` (when the operating system decides).
+    #[arg(long, env = "AUTOSCALE_APPENDFSYNC", default_value = "everysec")]
+    pub appendfsync: broker::aof::Fsync,
+    /// Directory of the append-only file (created if missing).
+    #[arg(long, env = "AUTOSCALE_DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
+    /// File name of the append-only file inside `--dir`.
+    #[arg(long, env = "AUTOSCALE_APPENDFILENAME", default_value = "appendonly.aof")]
+    pub appendfilename: String,
+    /// Refuse commands that grow memory (`-OOM`) once the process's resident memory is above
+    /// this (bytes, or Redis units: 50mb, 2gb); 0 = no limit. Policy: noeviction.
+    #[arg(long, env = "AUTOSCALE_MAXMEMORY", default_value = "0", value_parser = parse_maxmemory)]
+    pub maxmemory: u64,
+}
+
+fn parse_maxmemory(v: &str) -> Result<u64, String> {
+    broker::commands::parse_memory(v)
+        .ok_or_else(|| "must be a memory value (bytes, or e.g. 50mb, 2gb)".into())
+}
+
+impl PersistenceArgs {
+    fn aof_config(&self) -> broker::aof::AofConfig {
+        broker::aof::AofConfig {
+            enabled: self.appendonly,
+            fsync: self.appendfsync,
+            dir: self.dir.clone(),
+            filename: self.appendfilename.clone(),
+            ..broker::aof::AofConfig::default()
+        }
+    }
 }
 
 /// The control loop's flags, shared by `serve` and `run`.
@@ -325,6 +368,8 @@ impl ServeArgs {
             databases: self.databases.max(1),
             proto_max_bulk_len: self.proto_max_bulk_len,
             mem_allocator: autoscale_node::MEM_ALLOCATOR,
+            aof: self.persistence.aof_config(),
+            maxmemory_bytes: self.persistence.maxmemory,
             ..BrokerConfig::default()
         }
     }
@@ -345,6 +390,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.http_port,
             if password.is_some() { "set" } else { "none" },
             if args.access.protected_mode { "yes" } else { "no" }
+        );
+        let p = &args.persistence;
+        println!(
+            "persistence appendonly {}, appendfsync {}, file {}, maxmemory {}",
+            if p.appendonly { "yes" } else { "no" },
+            p.appendfsync.name(),
+            p.aof_config().path().display(),
+            p.maxmemory
         );
         println!("scaler      {:?}", n.scaler);
         println!(
@@ -441,6 +494,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let broker = Broker::new(args.broker_config(password.clone(), maxclients));
+    // Before the address is printed: clients find the data there once they can connect.
+    broker.open_log().context("opening the append-only file")?;
     // The bound addresses on stdout, so scripts and tests that pass port 0 can find them.
     println!("autoscale-node listening on {local}");
     println!("autoscale-node http on {http_local}");
@@ -450,7 +506,6 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
 
-    let broker = Broker::new(args.broker_config(password.clone(), maxclients));
     let stats = Arc::new(NodeStats::default());
     let stop = CancellationToken::new();
     let endpoint = Endpoint {

@@ -333,6 +333,9 @@ async fn run(
                 // pipelines this halves the kernel time per request).
                 tokio::task::yield_now().await;
             }
+            if client.aof_wait > 0 {
+                wait_durable(shared, client).await;
+            }
             if stream.write_all(&out).await.is_err() {
                 return Exit::Eof;
             }
@@ -358,6 +361,10 @@ async fn run(
                     Err(exit) => return exit,
                 };
                 client.info.blocked.store(false, Relaxed);
+                // Whoever served it logged the pop: the reply waits for that to be durable.
+                if let Some(log) = shared.aof.read().as_ref() {
+                    client.aof_wait = log.appended();
+                }
                 reply.encode(client.proto, &mut out);
                 continue;
             }
@@ -441,6 +448,16 @@ async fn run(
             _ = shutdown.cancelled() => return Exit::Shutdown,
             _ = idle_timer(idle) => return Exit::Eof,
         }
+    }
+}
+
+/// Holds a client's replies until the append-only file is durable (as `appendfsync` defines
+/// it) up to the client's last write.
+async fn wait_durable(shared: &Shared, client: &mut ClientState) {
+    let offset = std::mem::take(&mut client.aof_wait);
+    let log = shared.aof.read().clone();
+    if let Some(log) = log {
+        log.wait_durable(offset).await;
     }
 }
 

@@ -215,6 +215,10 @@ impl Harness {
         }
         self.sessions.clear();
         *self.shared.config.write() = self.config.clone();
+        self.shared
+            .memory
+            .limit_bytes
+            .store(self.config.maxmemory_bytes, Relaxed);
         // Error codes are keyed by the reply's first word, which scripts choose freely.
         self.shared.stats.errors.lock().clear();
         let mut engine = self.shared.engine.lock();
@@ -305,6 +309,10 @@ impl Harness {
     /// still answer `PING` with `PONG` — the "server still answers" property.
     pub fn check_answers(&mut self) -> Result<(), String> {
         *self.shared.config.write() = self.config.clone();
+        self.shared
+            .memory
+            .limit_bytes
+            .store(self.config.maxmemory_bytes, Relaxed);
         let ping = [Bytes::from_static(b"PING")];
         for c in 0..self.sessions.len() {
             let mut out = BytesMut::new();

@@ -12,6 +12,8 @@
 //! - [`version`]: the Redis version whose behaviour we reproduce.
 //! - [`db`]: the keyspace — values, databases, expiry, list push and pop with their counters. It
 //!   knows nothing of commands, clients or Lua.
+//! - [`aof`]: the append-only file — what the engine logs, the writer thread and its fsync
+//!   policies, parsing a log back, rewrite snapshots (docs/persistence.md).
 //! - [`scripting`]: the Lua 5.1 interpreter with Redis's API and sandbox; `scripting::call`
 //!   (`redis.call`), `scripting::sandbox` (read-only tables, text-only loading, the stop hook)
 //!   and `scripting::reply` (returned tables → RESP) are its raw Lua API parts,
@@ -22,7 +24,8 @@
 //!   command statistics) and the interpreter's slot, behind one lock.
 //! - [`state`]: configuration, the shared state (the engine behind its lock, the client
 //!   registry, server statistics) and each connection's client state.
-//! - [`commands`]: the command table, typed flags, dispatch, and one module per command family.
+//! - [`commands`]: the command table, typed flags, dispatch, and one module per command family
+//!   (`commands::persistence` loads, rewrites and closes the append-only file).
 //! - `conn` (one connection's read → execute → reply loop), `script_thread` (where scripts not
 //!   known to be short run), and `harness` (in-process clients and input generators for the
 //!   fuzzers; see docs/fuzzing.md).
@@ -54,6 +57,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod aof;
 pub mod commands;
 mod conn;
 pub mod db;
@@ -68,6 +72,7 @@ pub mod scripting;
 pub mod state;
 pub mod version;
 
+pub use commands::persistence::{LoadReport, PersistError};
 pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
 pub use state::BrokerConfig;
 
@@ -218,7 +223,16 @@ impl Broker {
         if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
             tracing::warn!("connections did not close within the grace period");
         }
+        // Every connection has finished its last batch: nothing more will be logged.
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || commands::persistence::close(&shared)).await;
         Ok(())
+    }
+
+    /// Opens the append-only file the configuration asks for (`aof.enabled`), replaying it into
+    /// the keyspace first. Call once, before [`Broker::serve`]. `None` when the log is off.
+    pub fn open_log(&self) -> Result<Option<LoadReport>, PersistError> {
+        commands::persistence::open(&self.shared)
     }
 }
 
@@ -294,6 +308,24 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
         if let Some(mut engine) = shared.engine.try_lock_for(Duration::from_micros(500)) {
             let now = metrics::unix_ms();
             engine.active_expire(now, 200);
+            if let Some(log) = engine.feed.as_ref().map(|f| f.log().clone()) {
+                let scheduled = log
+                    .status
+                    .rewrite_scheduled
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                let grown = {
+                    let c = shared.config.read();
+                    log.wants_rewrite(c.aof.auto_rewrite_percentage, c.aof.auto_rewrite_min_size_bytes)
+                };
+                if grown {
+                    tracing::info!(
+                        "the append-only file has grown past auto-aof-rewrite-percentage: rewriting it"
+                    );
+                }
+                if scheduled || grown {
+                    let _ = commands::persistence::start_rewrite(&mut engine, now);
+                }
+            }
             if now.saturating_sub(last_forget) >= 10_000 {
                 last_forget = now;
                 engine

@@ -244,12 +244,32 @@ pub mod msg {
     pub const CLIENT_ID_POSITIVE: &str = "ERR client-id should be greater than 0";
     pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
     pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
+    pub const AOF_REWRITE_IN_PROGRESS: &str = "ERR Background append only file rewriting already in progress";
+    /// Ours: Redis would write a file even with the log off.
+    pub const AOF_DISABLED: &str =
+        "ERR the append-only file is off (appendonly no): there is nothing to rewrite";
+    /// Ours: this server persists only through the append-only file.
+    pub const NO_RDB: &str =
+        "ERR this server keeps no RDB snapshot; its persistence is the append-only file (CONFIG SET appendonly yes)";
+    pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
     pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
     /// Reasons for [`config_set_failed`].
     pub const CONFIG_NOT_INTEGER: &str = "argument couldn't be parsed into an integer";
     pub const CONFIG_MAXCLIENTS_RANGE: &str = "argument must be between 1 and 4294967295 inclusive";
     pub const CONFIG_NOT_YES_NO: &str = "argument must be 'yes' or 'no'";
     pub const CONFIG_IMMUTABLE: &str = "can't set immutable config";
+    pub const CONFIG_NOT_MEMORY: &str = "argument must be a memory value";
+    pub const CONFIG_APPENDFSYNC_VALUES: &str =
+        "argument(s) must be one of the following: everysec, always, no";
+    pub const CONFIG_MAXMEMORY_POLICY_VALUES: &str = "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction";
+    /// Ours: evicting would drop queued elements.
+    pub const CONFIG_ONLY_NOEVICTION: &str =
+        "only noeviction is supported: a broker of queues must not evict elements";
+    /// Ours: there is no RDB file to save to.
+    pub const CONFIG_NO_SAVE_POINTS: &str =
+        "RDB save points are not supported (persistence is the append-only file): only '' is accepted";
+    /// Ours: a corrupt tail of the append-only file is always cut off with a warning.
+    pub const CONFIG_LOAD_TRUNCATED_ONLY_YES: &str = "only 'yes' is supported";
 
     // Scripting.
     pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -365,6 +385,15 @@ pub mod msg {
 
     pub fn config_maxclients_os(most: usize) -> String {
         format!("The operating system is not able to handle the specified number of clients, try with {most}")
+    }
+
+    /// Ours: CONFIG SET appendonly yes could not create the log.
+    pub fn aof_enable_failed(error: &str) -> String {
+        format!("ERR could not start the append-only file: {error}")
+    }
+
+    pub fn misconf_aof(error: &str) -> String {
+        format!("MISCONF Errors writing to the AOF file: {error}")
     }
 
     pub fn config_set_unknown(name: &str) -> String {

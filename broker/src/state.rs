@@ -41,6 +41,12 @@ pub struct BrokerConfig {
     pub busy_reply_threshold_ms: u64,
     /// The allocator the process runs with, for INFO `mem_allocator` ("libc" is the system's).
     pub mem_allocator: &'static str,
+    /// The append-only file (`appendonly`, `appendfsync`, `dir`, `appendfilename`, automatic
+    /// rewrites).
+    pub aof: crate::aof::AofConfig,
+    /// `maxmemory`: past this many bytes of resident memory, commands that may grow memory are
+    /// refused with `-OOM` (`noeviction`); 0 = no limit.
+    pub maxmemory_bytes: u64,
 }
 
 impl Default for BrokerConfig {
@@ -56,7 +62,59 @@ impl Default for BrokerConfig {
             hz: 10,
             busy_reply_threshold_ms: 5000,
             mem_allocator: "libc",
+            aof: crate::aof::AofConfig::default(),
+            maxmemory_bytes: 0,
         }
+    }
+}
+
+/// Resident set size of this process in bytes, from /proc (0 where unavailable).
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
+
+/// How often the resident size is read again when a limit is set: at a million writes a second
+/// of 100-byte elements, 10 ms is about a megabyte past the limit at most.
+const MEMORY_SAMPLE_US: u64 = 10_000;
+
+/// `maxmemory` and the memory it is compared with: the process's resident set size, read from
+/// /proc at most every 10 ms (a read costs a few µs, too much for every command).
+#[derive(Debug, Default)]
+pub struct MemoryGauge {
+    pub limit_bytes: AtomicU64,
+    used_bytes: AtomicU64,
+    sampled_us: AtomicU64,
+    /// The largest resident size seen (INFO `used_memory_peak`).
+    peak_bytes: AtomicU64,
+}
+
+impl MemoryGauge {
+    /// Whether a limit is set at all (one atomic load: the common case costs nothing more).
+    pub fn limited(&self) -> bool {
+        self.limit_bytes.load(Relaxed) > 0
+    }
+
+    /// Whether a limit is set and the resident size (sampled at most every 10 ms, `now_us`
+    /// being the command's clock) is above it.
+    pub fn over_limit(&self, now_us: u64) -> bool {
+        let limit = self.limit_bytes.load(Relaxed);
+        if limit == 0 {
+            return false;
+        }
+        if now_us.saturating_sub(self.sampled_us.load(Relaxed)) >= MEMORY_SAMPLE_US {
+            self.sampled_us.store(now_us, Relaxed);
+            self.observe(resident_bytes());
+        }
+        self.used_bytes.load(Relaxed) > limit
+    }
+
+    /// Records a reading of the resident size; returns the peak so far.
+    pub fn observe(&self, resident: u64) -> u64 {
+        self.used_bytes.store(resident, Relaxed);
+        self.peak_bytes.fetch_max(resident, Relaxed).max(resident)
     }
 }
 
@@ -229,6 +287,11 @@ pub struct Shared {
     /// Cancelled when the server stops (SHUTDOWN, or the shutdown given to `Broker::serve`):
     /// the accept loop, every connection and the background tasks end on it.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// The append-only file while it is on (the engine holds its feed).
+    pub aof: RwLock<Option<Arc<crate::aof::AofLog>>>,
+    /// Set while the log is replayed at start-up (INFO `loading`).
+    pub loading: AtomicBool,
+    pub memory: MemoryGauge,
 }
 
 impl Shared {
@@ -242,6 +305,8 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| format!("{:x}", rand::random::<u8>() % 16))
             .collect();
+        let memory = MemoryGauge::default();
+        memory.limit_bytes.store(config.maxmemory_bytes, Relaxed);
         Arc::new_cyclic(|me| Shared {
             engine: Mutex::new(Engine::new(config.databases, queues.clone())),
             queues,
@@ -258,6 +323,9 @@ impl Shared {
             script_jobs: std::sync::OnceLock::new(),
             me: me.clone(),
             shutdown: tokio_util::sync::CancellationToken::new(),
+            aof: RwLock::new(None),
+            loading: AtomicBool::new(false),
+            memory,
         })
     }
 }
@@ -281,6 +349,9 @@ pub struct ClientState {
     /// Handlers may answer with pre-encoded [`Reply::Raw`] bytes:
     /// true for network clients, false where the structured reply is needed (scripts).
     pub raw_replies: bool,
+    /// The append-only file's offset this client's last write ends at: with `appendfsync
+    /// always`, its replies wait until the log is durable up to there.
+    pub aof_wait: u64,
 }
 
 impl ClientState {
@@ -318,6 +389,7 @@ impl ClientState {
             dirty: Arc::new(AtomicBool::new(false)),
             info,
             raw_replies: true,
+            aof_wait: 0,
         }
     }
 }

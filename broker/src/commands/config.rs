@@ -9,9 +9,42 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
     let c = ctx.shared.config.read();
     vec![
         ("save", String::new(), true),
-        ("appendonly", "no".into(), true),
-        ("appendfsync", "everysec".into(), true),
-        ("maxmemory", "0".into(), true),
+        (
+            "appendonly",
+            if ctx.shared.aof.read().is_some() {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+            true,
+        ),
+        ("appendfsync", c.aof.fsync.name().into(), true),
+        ("appendfilename", c.aof.filename.clone(), false),
+        (
+            "dir",
+            std::fs::canonicalize(&c.aof.dir)
+                .unwrap_or_else(|_| c.aof.dir.clone())
+                .display()
+                .to_string(),
+            false,
+        ),
+        (
+            "auto-aof-rewrite-percentage",
+            c.aof.auto_rewrite_percentage.to_string(),
+            true,
+        ),
+        (
+            "auto-aof-rewrite-min-size",
+            c.aof.auto_rewrite_min_size_bytes.to_string(),
+            true,
+        ),
+        ("aof-load-truncated", "yes".into(), true),
+        (
+            "maxmemory",
+            ctx.shared.memory.limit_bytes.load(Relaxed).to_string(),
+            true,
+        ),
         ("maxmemory-policy", "noeviction".into(), true),
         ("databases", c.databases.to_string(), false),
         ("port", ctx.shared.port.load(Relaxed).to_string(), false),
@@ -76,12 +109,102 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
+/// A memory amount as Redis reads one: bytes, or a number with `k`/`m`/`g` (powers of 1000)
+/// or `kb`/`mb`/`gb` (powers of 1024), case-insensitive.
+pub fn parse_memory(value: &str) -> Option<u64> {
+    let lower = value.to_ascii_lowercase();
+    let digits = lower.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit: u64 = match &lower[digits.len()..] {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+/// Parameters about persistence and memory: applied to the running log and the memory gauge.
+/// `None` when `name` is not one of them.
+fn config_set_persistence(ctx: &mut Ctx, name: &str, value: &str) -> Option<Result<(), Reply>> {
+    let bad = |reason: &str| Reply::error(msg::config_set_failed(name, reason));
+    let result = match name {
+        "appendonly" => match value.to_ascii_lowercase().as_str() {
+            "yes" => {
+                ctx.shared.config.write().aof.enabled = true;
+                super::persistence::enable(ctx.shared, ctx.engine, ctx.now_ms)
+                    .map_err(|e| Reply::error(msg::aof_enable_failed(&e)))
+            }
+            "no" => {
+                ctx.shared.config.write().aof.enabled = false;
+                super::persistence::disable(ctx.shared, ctx.engine);
+                Ok(())
+            }
+            _ => Err(bad(msg::CONFIG_NOT_YES_NO)),
+        },
+        "appendfsync" => match value.parse::<crate::aof::Fsync>() {
+            Ok(f) => {
+                ctx.shared.config.write().aof.fsync = f;
+                if let Some(log) = ctx.shared.aof.read().as_ref() {
+                    log.set_fsync(f);
+                }
+                Ok(())
+            }
+            Err(_) => Err(bad(msg::CONFIG_APPENDFSYNC_VALUES)),
+        },
+        "auto-aof-rewrite-percentage" => match value.parse::<u64>() {
+            Ok(n) => {
+                ctx.shared.config.write().aof.auto_rewrite_percentage = n;
+                Ok(())
+            }
+            Err(_) => Err(bad(msg::CONFIG_NOT_INTEGER)),
+        },
+        "auto-aof-rewrite-min-size" => match parse_memory(value) {
+            Some(n) => {
+                ctx.shared.config.write().aof.auto_rewrite_min_size_bytes = n;
+                Ok(())
+            }
+            None => Err(bad(msg::CONFIG_NOT_MEMORY)),
+        },
+        "maxmemory" => match parse_memory(value) {
+            Some(n) => {
+                ctx.shared.config.write().maxmemory_bytes = n;
+                ctx.shared.memory.limit_bytes.store(n, Relaxed);
+                Ok(())
+            }
+            None => Err(bad(msg::CONFIG_NOT_MEMORY)),
+        },
+        "maxmemory-policy" => match value.to_ascii_lowercase().as_str() {
+            "noeviction" => Ok(()),
+            "volatile-lru" | "volatile-lfu" | "volatile-random" | "volatile-ttl" | "allkeys-lru"
+            | "allkeys-lfu" | "allkeys-random" => Err(bad(msg::CONFIG_ONLY_NOEVICTION)),
+            _ => Err(bad(msg::CONFIG_MAXMEMORY_POLICY_VALUES)),
+        },
+        // Only the answer that holds here: no RDB save points, truncated tails loaded.
+        "save" if value.trim().is_empty() => Ok(()),
+        "save" => Err(bad(msg::CONFIG_NO_SAVE_POINTS)),
+        "aof-load-truncated" if value.eq_ignore_ascii_case("yes") => Ok(()),
+        "aof-load-truncated" => Err(bad(msg::CONFIG_LOAD_TRUNCATED_ONLY_YES)),
+        "dir" | "appendfilename" => Err(bad(msg::CONFIG_IMMUTABLE)),
+        _ => return None,
+    };
+    Some(result)
+}
+
+fn config_set(ctx: &mut Ctx, name: &str, value: &str) -> Result<(), Reply> {
+    if let Some(result) = config_set_persistence(ctx, name, value) {
+        return result;
+    }
     let bad = |reason: &str| Reply::error(msg::config_set_failed(name, reason));
     let num = || value.parse::<u64>().map_err(|_| bad(msg::CONFIG_NOT_INTEGER));
     let mut c = ctx.shared.config.write();
     match name {
-        "save" | "appendonly" | "appendfsync" | "maxmemory" | "maxmemory-policy" => {}
         "requirepass" => c.requirepass = (!value.is_empty()).then(|| value.to_string()),
         "proto-max-bulk-len" => c.proto_max_bulk_len = num()? as usize,
         "client-query-buffer-limit" => c.client_query_buffer_limit = num()? as usize,
@@ -112,4 +235,22 @@ fn config_set(ctx: &Ctx, name: &str, value: &str) -> Result<(), Reply> {
         _ => return Err(Reply::error(msg::config_set_unknown(name))),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_memory;
+
+    #[test]
+    fn memory_values_read_as_redis_reads_them() {
+        assert_eq!(parse_memory("0"), Some(0));
+        assert_eq!(parse_memory("100"), Some(100));
+        assert_eq!(parse_memory("50mb"), Some(50 * 1024 * 1024));
+        assert_eq!(parse_memory("50MB"), Some(50 * 1024 * 1024));
+        assert_eq!(parse_memory("2k"), Some(2000));
+        assert_eq!(parse_memory("1gb"), Some(1 << 30));
+        for bad in ["", "mb", "50xb", "-1", "1.5mb", "ten"] {
+            assert_eq!(parse_memory(bad), None, "{bad}");
+        }
+    }
 }

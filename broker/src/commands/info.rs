@@ -7,12 +7,62 @@ use bytes::Bytes;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
-/// Resident set size of this process in bytes, from /proc (0 where unavailable).
-pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()))
-        .map_or(0, |pages| pages * 4096)
+use crate::state::resident_bytes;
+
+/// Bytes as Redis's `*_human` fields print them (`917.48K`, `50.00M`, `0B`).
+fn human_bytes(n: u64) -> String {
+    let units = [("G", 1u64 << 30), ("M", 1 << 20), ("K", 1 << 10)];
+    for (unit, size) in units {
+        if n >= size {
+            return format!("{:.2}{unit}", n as f64 / size as f64);
+        }
+    }
+    format!("{n}B")
+}
+
+/// INFO persistence, with Redis 7.0's field names; the RDB and fork fields are constant (there
+/// is no RDB, and nothing forks).
+fn persistence_section(ctx: &Ctx, out: &mut String) {
+    let shared = ctx.shared;
+    let log = shared.aof.read().clone();
+    let status = log.as_ref().map(|l| &l.status);
+    let flag = |b: bool| u8::from(b);
+    let rewriting = status.is_some_and(|s| s.rewrite_in_progress.load(Relaxed));
+    let current_rewrite_s = match status {
+        Some(s) if rewriting => {
+            (crate::metrics::unix_ms().saturating_sub(s.rewrite_started_ms.load(Relaxed)) / 1000) as i64
+        }
+        _ => -1,
+    };
+    let ok = |b: bool| if b { "ok" } else { "err" };
+    let _ = write!(
+        out,
+        "# Persistence\r\nloading:{}\r\nasync_loading:0\r\ncurrent_cow_peak:0\r\ncurrent_cow_size:0\r\ncurrent_cow_size_age:0\r\ncurrent_fork_perc:0.00\r\ncurrent_save_keys_processed:0\r\ncurrent_save_keys_total:0\r\nrdb_changes_since_last_save:{}\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:{}\r\nrdb_last_bgsave_status:ok\r\nrdb_last_bgsave_time_sec:-1\r\nrdb_current_bgsave_time_sec:-1\r\nrdb_saves:0\r\nrdb_last_cow_size:0\r\nrdb_last_load_keys_expired:0\r\nrdb_last_load_keys_loaded:0\r\naof_enabled:{}\r\naof_rewrite_in_progress:{}\r\naof_rewrite_scheduled:{}\r\naof_last_rewrite_time_sec:{}\r\naof_current_rewrite_time_sec:{current_rewrite_s}\r\naof_last_bgrewrite_status:{}\r\naof_rewrites:{}\r\naof_rewrites_consecutive_failures:{}\r\naof_last_write_status:{}\r\naof_last_cow_size:0\r\nmodule_fork_in_progress:0\r\nmodule_fork_last_cow_size:0\r\n",
+        flag(shared.loading.load(Relaxed)),
+        ctx.engine.dirty,
+        shared.started_unix_ms / 1000,
+        flag(log.is_some()),
+        flag(rewriting),
+        flag(status.is_some_and(|s| s.rewrite_scheduled.load(Relaxed))),
+        status.map_or(-1, |s| s.last_rewrite_time_s.load(Relaxed)),
+        ok(status.is_none_or(|s| s.last_rewrite_ok.load(Relaxed))),
+        status.map_or(0, |s| s.rewrites.load(Relaxed)),
+        status.map_or(0, |s| s.rewrites_consecutive_failures.load(Relaxed)),
+        ok(status.is_none_or(|s| s.last_write_ok.load(Relaxed))),
+    );
+    if let Some(log) = &log {
+        let _ = write!(
+            out,
+            "aof_current_size:{}\r\naof_base_size:{}\r\naof_pending_rewrite:0\r\naof_buffer_length:{}\r\naof_pending_bio_fsync:0\r\naof_delayed_fsync:0\r\naof_fsync_policy:{}\r\naof_writes:{}\r\naof_fsyncs:{}\r\n",
+            log.status.current_size.load(Relaxed),
+            log.status.base_size.load(Relaxed),
+            log.buffered(),
+            log.fsync().name(),
+            log.status.writes.load(Relaxed),
+            log.status.fsyncs.load(Relaxed),
+        );
+    }
+    out.push_str("\r\n");
 }
 
 fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
@@ -49,19 +99,22 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("memory", true) {
         let rss = resident_bytes();
+        let peak = shared.memory.observe(rss);
+        let maxmemory = shared.memory.limit_bytes.load(Relaxed);
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{:.2}M\r\nused_memory_rss:{rss}\r\nused_memory_peak:{rss}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:0\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size\r\n\r\n",
-            rss as f64 / 1048576.0,
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{peak}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size, which maxmemory is compared with\r\n\r\n",
+            human_bytes(rss),
             ctx.engine.scripting().map_or(0, |s| s.used_memory()),
             ctx.engine.scripting().map_or(0, |s| s.cached_scripts()),
             shared.script_monitor.inline_runs.load(std::sync::atomic::Ordering::Relaxed),
             shared.script_monitor.migrations.load(std::sync::atomic::Ordering::Relaxed),
+            human_bytes(maxmemory),
             shared.config.read().mem_allocator,
         );
     }
     if want("persistence", true) {
-        out.push_str("# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\nrdb_bgsave_in_progress:0\r\nrdb_last_save_time:0\r\naof_enabled:0\r\naof_rewrite_in_progress:0\r\n\r\n");
+        persistence_section(ctx, &mut out);
     }
     if want("stats", true) {
         let st = &shared.stats;

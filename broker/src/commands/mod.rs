@@ -16,6 +16,8 @@ pub mod flags;
 mod info;
 mod keys;
 mod lists;
+mod logged;
+pub mod persistence;
 mod qstats;
 mod scripting;
 mod server;
@@ -23,9 +25,10 @@ pub mod shutdown;
 mod strings;
 mod transactions;
 
+pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
+pub use config::parse_memory;
 pub use flags::CommandFlags;
-pub use info::resident_bytes;
 pub use scripting::is_script_command;
 pub use transactions::unwatch_all;
 
@@ -160,6 +163,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("dbsize", 1, [READONLY, FAST], (0, 0, 0), "server", "Returns the number of keys in the database.", "", server::dbsize),
     cmd!("flushdb", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from the current database.", "[ASYNC|SYNC]", server::flushdb),
     cmd!("flushall", -1, [WRITE], (0, 0, 0), "server", "Removes all keys from all databases.", "[ASYNC|SYNC]", server::flushall),
+    cmd!("bgrewriteaof", 1, [ADMIN, NOSCRIPT], (0, 0, 0), "server", "Asynchronously rewrites the append-only file to disk.", "", persistence::bgrewriteaof),
+    cmd!("save", 1, [ADMIN, NOSCRIPT, NO_MULTI], (0, 0, 0), "server", "Synchronously saves the database(s) to disk.", "", persistence::save),
+    cmd!("bgsave", -1, [ADMIN, NOSCRIPT], (0, 0, 0), "server", "Asynchronously saves the database(s) to disk.", "[SCHEDULE]", persistence::save),
     cmd!("time", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Returns the server time.", "", server::time),
     cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", qstats::qstats),
     // transactions (dispatch handles their special cases)
@@ -303,6 +309,14 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         return Reply::error(msg::NO_MULTI).into();
     }
     if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
+        // Past maxmemory, queueing (of anything) is refused and the transaction aborts, as in
+        // Redis: a transaction would otherwise run half of its commands.
+        if shared.memory.limited() && shared.memory.over_limit(shared.unix_us_at(Instant::now())) {
+            client.multi_error = true;
+            engine.stats.of(index).rejected_calls += 1;
+            shared.stats.record_error(msg::OOM);
+            return Reply::error(msg::OOM).into();
+        }
         if let Some(q) = client.multi.as_mut() {
             q.push(args.to_vec());
         }
@@ -327,7 +341,16 @@ fn call(
 ) -> Outcome {
     let start = Instant::now();
     engine.now_us = shared.unix_us_at(start);
-    let now_ms = engine.now_us / 1000;
+    // While the log is replayed nothing expires: its absolute expiry times are compared with
+    // the start of time (deletions of keys that expired are in the log where they happened).
+    let now_ms = if engine.loading { 0 } else { engine.now_us / 1000 };
+    let spec = &COMMANDS[index];
+    if let Some(refusal) = refusal(shared, engine, spec) {
+        engine.stats.of(index).rejected_calls += 1;
+        shared.stats.record_error(&refusal);
+        return Reply::error(refusal).into();
+    }
+    let (dirty, db) = (engine.dirty, client.db);
     let mut ctx = Ctx {
         engine,
         client,
@@ -340,6 +363,11 @@ fn call(
     if let Outcome::Migrate = out {
         // Not a call: the script runs again on the script thread and is counted there.
         return out;
+    }
+    if engine.dirty != dirty && spec.is_write() && engine.feed.is_some() {
+        if let Some(offset) = logged::log(engine, db, spec.name, args) {
+            client.aof_wait = offset;
+        }
     }
     let usec = start.elapsed().as_micros() as u64;
     engine.stats.total += 1;
@@ -355,6 +383,27 @@ fn call(
         shared.stats.record_error(e);
     }
     out
+}
+
+/// Why a command may not run now: a write while the append-only file cannot be written
+/// (`-MISCONF`, as Redis refuses them), or a command that grows memory past `maxmemory`.
+fn refusal(shared: &Shared, engine: &Engine, spec: &CommandSpec) -> Option<String> {
+    if engine.loading {
+        return None;
+    }
+    if spec.is_write() {
+        if let Some(feed) = engine.feed.as_ref() {
+            let status = &feed.log().status;
+            if !status.last_write_ok.load(std::sync::atomic::Ordering::Relaxed) {
+                let error = status.last_error.lock().clone().unwrap_or_default();
+                return Some(msg::misconf_aof(&error));
+            }
+        }
+    }
+    if spec.flags.contains(CommandFlags::DENYOOM) && shared.memory.over_limit(engine.now_us) {
+        return Some(msg::OOM.to_string());
+    }
+    None
 }
 
 #[cfg(test)]

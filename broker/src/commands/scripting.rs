@@ -95,12 +95,21 @@ fn eval_generic(ctx: &mut Ctx, by_sha: bool, readonly: bool) -> Outcome {
         readonly,
         inline: monitor.inline.load(Ordering::Relaxed),
     };
+    // A script is logged as its effects: the write commands it ran, as one MULTI … EXEC
+    // block (none if it wrote nothing), so a replay needs neither the script nor its cache.
+    if let Some(f) = engine.feed.as_mut() {
+        f.begin_block();
+    }
     // The interpreter is created on first use (it costs ~100 KB and a few ms).
-    engine
+    let out = engine
         .with_scripting(monitor, |scripting, engine| {
             run_script(scripting, engine, client, shared, &call)
         })
-        .unwrap_or_else(|e| Reply::error(msg::lua_start_failed(e)).into())
+        .unwrap_or_else(|e| Reply::error(msg::lua_start_failed(e)).into());
+    if let Some(offset) = engine.feed.as_mut().and_then(|f| f.end_block()) {
+        client.aof_wait = offset;
+    }
+    out
 }
 
 /// Runs a script with the interpreter the engine lends: the engine and the client move into the

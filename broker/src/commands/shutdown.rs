@@ -1,10 +1,13 @@
-//! SHUTDOWN, with Redis 7.0's options, for a server that has no persistence yet.
+//! SHUTDOWN, with Redis 7.0's options, for a server whose only persistence is the append-only
+//! file.
 //!
-//! There is nothing to save: a plain SHUTDOWN (Redis saves only when save points are set) and
-//! NOSAVE stop at once. SAVE asks for a save that cannot happen, so it fails as a failed save
-//! fails in Redis ("Errors trying to SHUTDOWN"), unless FORCE says to exit anyway. NOW skips
-//! waiting for lagging replicas, of which there are none. A shutdown never waits, so ABORT
-//! always finds none in progress. An append-only file would hook in at [`stop`].
+//! There is no RDB to save: a plain SHUTDOWN (Redis saves only when save points are set) and
+//! NOSAVE stop at once. SAVE asks for an RDB save that cannot happen, so it fails as a failed
+//! save fails in Redis ("Errors trying to SHUTDOWN"), unless FORCE says to exit anyway. NOW
+//! skips waiting for lagging replicas, of which there are none. A shutdown never waits, so
+//! ABORT always finds none in progress. Whatever the options, the append-only file is written
+//! and fsynced once the connections have stopped (`Broker::serve` closes it, as it does on
+//! SIGTERM), as Redis flushes its log on every shutdown.
 
 use super::{Ctx, Outcome};
 use crate::reply::{msg, Reply};
@@ -70,10 +73,12 @@ pub fn decide(shared: &Shared, args: &[Bytes], busy: bool) -> ShutdownOutcome {
     }
     if request.save {
         if !request.force {
-            tracing::warn!("SHUTDOWN SAVE: this server has no persistence, so it cannot save; not exiting");
+            tracing::warn!(
+                "SHUTDOWN SAVE: this server keeps no RDB snapshot, so it cannot save one; not exiting"
+            );
             return ShutdownOutcome::Reply(Reply::error(msg::SHUTDOWN_FAILED));
         }
-        tracing::warn!("SHUTDOWN SAVE FORCE: this server has no persistence, exiting without saving");
+        tracing::warn!("SHUTDOWN SAVE FORCE: this server keeps no RDB snapshot, exiting without one");
     }
     stop(shared);
     ShutdownOutcome::Stop

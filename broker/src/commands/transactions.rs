@@ -43,12 +43,19 @@ pub(super) fn exec(
         return Reply::NullArray;
     }
     let mut replies = Vec::with_capacity(queued.len());
+    // The log gets the transaction's effects as one MULTI … EXEC block.
+    if let Some(f) = engine.feed.as_mut() {
+        f.begin_block();
+    }
     for args in &queued {
         let Some(index) = lookup_index(&args[0]) else {
             continue;
         };
         // Blocking commands inside MULTI never block (handlers check `nested`).
         replies.push(call(shared, engine, client, index, args, true).into_reply());
+    }
+    if let Some(offset) = engine.feed.as_mut().and_then(|f| f.end_block()) {
+        client.aof_wait = offset;
     }
     engine.stats.of(exec_index).calls += 1;
     engine.serve_ready();

@@ -134,6 +134,9 @@ impl Engine {
         match &w.op {
             BlockOp::Pop(end) => {
                 let mut v = self.pop(db, key, *end, 1, w.client, name).unwrap_or_default();
+                if !v.is_empty() {
+                    self.log(db, &[pop_name(*end), &key[..]]);
+                }
                 match v.pop() {
                     Some(e) => Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(e)]),
                     None => Reply::NullArray,
@@ -143,6 +146,10 @@ impl Engine {
                 let v = self
                     .pop(db, key, *from, *count, w.client, name)
                     .unwrap_or_default();
+                if !v.is_empty() {
+                    let n = itoa::Buffer::new().format(v.len()).as_bytes().to_vec();
+                    self.log(db, &[pop_name(*from), &key[..], &n[..]]);
+                }
                 Reply::Array(vec![
                     Reply::Bulk(key.clone()),
                     Reply::Array(v.into_iter().map(Reply::Bulk).collect()),
@@ -157,11 +164,31 @@ impl Engine {
                 match v.pop() {
                     Some(e) => {
                         self.push(db, dest, *to, std::slice::from_ref(&e));
+                        self.log(
+                            db,
+                            &[&b"LMOVE"[..], &key[..], &dest[..], end_name(*from), end_name(*to)],
+                        );
                         Reply::Bulk(e)
                     }
                     None => Reply::Null,
                 }
             }
         }
+    }
+}
+
+/// The pop command a served waiter's pop is logged as.
+fn pop_name(end: End) -> &'static [u8] {
+    match end {
+        End::Left => b"LPOP",
+        End::Right => b"RPOP",
+    }
+}
+
+/// LMOVE's name for a list end.
+fn end_name(end: End) -> &'static [u8] {
+    match end {
+        End::Left => b"LEFT",
+        End::Right => b"RIGHT",
     }
 }

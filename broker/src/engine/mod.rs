@@ -10,6 +10,7 @@ mod watch;
 
 pub use blocking::{BlockOp, Blocking, Waiter};
 
+use crate::aof::Feed;
 use crate::db::{End, Keyspace};
 use crate::metrics::{unix_us, QueueEvent, QueueRegistry};
 use crate::scripting::{ScriptMonitor, Scripting};
@@ -32,6 +33,15 @@ pub struct Engine {
     /// The Lua interpreter and script cache, created on first use; FLUSHALL leaves it alone.
     /// Lent out while a script runs ([`Engine::with_scripting`]).
     scripting: Option<Box<Scripting>>,
+    /// Changes made to the data since start-up (Redis's `dirty`): a command that leaves it
+    /// alone changed nothing, so nothing of it is logged.
+    pub dirty: u64,
+    /// The append-only file's feed, when the log is on. It moves with the engine (a script
+    /// holds the engine while it runs, and its effects are logged from there).
+    pub feed: Option<Feed>,
+    /// Replaying the log at start-up: nothing expires (the log holds the deletions of keys
+    /// that expired while it was written, in their place).
+    pub loading: bool,
 }
 
 /// Per-command call statistics (INFO commandstats).
@@ -78,6 +88,9 @@ impl Engine {
             now_us: unix_us(),
             stats: CommandStats::default(),
             scripting: None,
+            dirty: 0,
+            feed: None,
+            loading: false,
         }
     }
 
@@ -91,23 +104,41 @@ impl Engine {
 
     /// Deletes `key` if its expiry has passed. Call before every read or write of a key.
     pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) {
+        if self.loading {
+            return;
+        }
         if self.keyspace.expire_if_due(db, key, now_ms) {
             self.watches.touch(db, key);
+            self.log(db, &[&b"DEL"[..], key]);
         }
+    }
+
+    /// Logs a command run in database `db` to the append-only file, if it is on; returns the
+    /// log offset that covers it (see [`Feed::command`]).
+    pub fn log<A: AsRef<[u8]>>(&mut self, db: usize, args: &[A]) -> Option<u64> {
+        self.feed.as_mut().and_then(|f| f.command(db, args))
     }
 
     /// Removes up to `limit` due keys from each database; returns how many were removed.
     pub fn active_expire(&mut self, now_ms: u64, limit: usize) -> usize {
+        if self.loading {
+            return 0;
+        }
         let watches = &self.watches;
-        let removed = self
-            .keyspace
-            .expire_due(now_ms, limit, |db, key| watches.touch(db, key));
+        let feed = &mut self.feed;
+        let removed = self.keyspace.expire_due(now_ms, limit, |db, key| {
+            watches.touch(db, key);
+            if let Some(f) = feed.as_mut() {
+                f.command(db, &[&b"DEL"[..], key]);
+            }
+        });
         self.keyspace.queues.sweep();
         removed
     }
 
     /// Marks a key as modified: invalidates WATCHes on it.
     pub fn touch(&mut self, db: usize, key: &[u8]) {
+        self.dirty += 1;
         self.watches.touch(db, key);
     }
 
@@ -133,6 +164,7 @@ impl Engine {
 
     /// Bookkeeping after elements were added to the list at `key`.
     pub fn after_push(&mut self, db: usize, key: &Bytes, count: usize, len: usize) {
+        self.dirty += 1;
         self.watches.touch(db, key);
         if self.blocking.has_waiters(db, key) {
             self.blocking.ready.push((db, key.clone()));
@@ -158,6 +190,7 @@ impl Engine {
         consumer: Option<&str>,
     ) -> Option<Vec<Bytes>> {
         let (out, len) = self.keyspace.pop(db, key, end, count, self.now_us, consumer)?;
+        self.dirty += 1;
         self.watches.touch(db, key);
         self.keyspace.queues.emit(|| QueueEvent::Popped {
             db,
@@ -171,6 +204,7 @@ impl Engine {
 
     /// Empties one database (or all) and resets their queue counters.
     pub fn flush(&mut self, db: Option<usize>) {
+        self.dirty += 1;
         self.watches.touch_all(db);
         self.keyspace.clear(db);
     }
