@@ -853,3 +853,52 @@ async fn info_persistence_has_redis_field_names() {
     kill9(node);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A worker had taken a task when the node died, and never comes back: after the restart the
+/// node finds its processing list in the replayed keyspace, waits out the orphan grace, and
+/// the task goes back to the queue, where a new worker completes it.
+#[tokio::test]
+async fn after_a_restart_the_tasks_of_workers_that_are_gone_go_back_to_the_queue() {
+    let dir = temp_dir("orphans");
+    let log = ["--appendonly", "yes", "--appendfsync", "always"];
+    let (node, _) = start(&dir, &log);
+    let mut c = conn(&node).await;
+    let task = common::node::task_json("orphan-1", 0.2);
+    let _: i64 = cmd(&mut c, &["RPUSH", "worker_queue:processing:7", &task])
+        .await
+        .unwrap();
+    kill9(node);
+
+    let mut args = log.to_vec();
+    args.extend([
+        "--scaler",
+        "local",
+        "--policy",
+        "manual",
+        "--workers",
+        "1",
+        "--orphan-grace-s",
+        "1",
+    ]);
+    let (node, stderr) = start(&dir, &args);
+    let mut c = conn(&node).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held: i64 = cmd(&mut c, &["LLEN", "worker_queue:processing:7"]).await.unwrap();
+        let results: i64 = cmd(&mut c, &["LLEN", "result_queue"]).await.unwrap();
+        if held == 0 && results == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "held {held}, results {results}; log:\n{}",
+            read(&stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let result: String = cmd(&mut c, &["LINDEX", "result_queue", "0"]).await.unwrap();
+    assert!(result.contains("orphan-1"), "{result}");
+    assert!(read(&stderr).contains("re-queued the tasks of a vanished worker"));
+    assert!(terminate(node));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -135,6 +135,10 @@ pub struct Node {
     cadence: Cadence,
     last_tick: Instant,
     orphans: HashMap<WorkerId, Instant>,
+    /// Processing lists the broker held when the node started (replayed from its log after a
+    /// restart, or left by a node before this one), whose workers may never come back: they
+    /// follow the orphan rule even if the reader does not list them.
+    inherited: Vec<WorkerId>,
     requests: ScaleRequests,
     /// The load calendar, when the node knows the workload's schedule (`run` does).
     calendar: Option<Calendar>,
@@ -169,6 +173,21 @@ impl Node {
                 .await?;
         }
         let target = initial_target.clamp(cfg.limits.min_workers, cfg.limits.max_workers);
+        let inherited = if cfg.passive {
+            Vec::new()
+        } else {
+            reader::scan_processing(&mut conn, &Queues::default())
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        if !inherited.is_empty() {
+            tracing::info!(
+                lists = inherited.len(),
+                "found the processing lists of workers from before this node; their tasks go back to the queue unless the workers reconnect within the orphan grace"
+            );
+        }
         let node = Node {
             policy,
             plan_policy: None,
@@ -185,6 +204,7 @@ impl Node {
             cadence: Cadence::new(cfg.decision_period_s, cfg.min_decision_gap_s),
             last_tick: Instant::now(),
             orphans: HashMap::new(),
+            inherited,
             requests: ScaleRequests::default(),
             calendar: None,
             read_plans: false,
@@ -568,12 +588,19 @@ impl Node {
     /// queue: the worker died without its process being ours to reap (a pod, a remote host).
     async fn requeue_orphans(&mut self, reading: &FarmReading) -> Result<(), NodeError> {
         let now = Instant::now();
-        let held = |id: &WorkerId| reading.processing.iter().any(|(l, _)| l == id);
+        // An inherited list stays a candidate until its worker connects or it is re-queued.
+        self.inherited.retain(|id| !reading.connected.contains(id));
+        let candidates: Vec<WorkerId> = reading
+            .processing
+            .iter()
+            .map(|(id, _)| id.clone())
+            .chain(self.inherited.iter().cloned())
+            .collect();
         self.orphans
-            .retain(|id, _| held(id) && !reading.connected.contains(id));
+            .retain(|id, _| candidates.contains(id) && !reading.connected.contains(id));
         let mut due = Vec::new();
-        for (id, _) in &reading.processing {
-            if reading.connected.contains(id) {
+        for id in &candidates {
+            if reading.connected.contains(id) || due.contains(id) {
                 continue;
             }
             let since = *self.orphans.entry(id.clone()).or_insert(now);
@@ -583,6 +610,7 @@ impl Node {
         }
         for id in due {
             self.orphans.remove(&id);
+            self.inherited.retain(|i| *i != id);
             self.summary.vanished_workers += 1;
             self.requeue(&id, "disconnected past the grace period").await?;
         }

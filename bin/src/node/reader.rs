@@ -309,35 +309,7 @@ impl RedisReader {
     }
 
     async fn processing(&mut self) -> Result<Vec<(WorkerId, u64)>, ReadError> {
-        let pattern = format!("{}*", self.queues.processing_prefix());
-        let mut keys = Vec::new();
-        let mut cursor = 0u64;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut self.conn)
-                .await?;
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-        let mut out = Vec::new();
-        for key in keys {
-            let Some(id) = self.queues.worker_of_processing(&key) else {
-                continue;
-            };
-            let n: u64 = self.conn.llen(&key).await?;
-            if n > 0 {
-                out.push((id, n));
-            }
-        }
-        Ok(out)
+        scan_processing(&mut self.conn, &self.queues).await
     }
 
     /// The queue's counters, plus its oldest task's slack and the queued work (one `LINDEX`
@@ -472,6 +444,43 @@ impl FarmReader for RedisReader {
             })
         })
     }
+}
+
+/// Every non-empty worker processing list, found by SCAN (whatever the queue registry
+/// tracks: a list replayed from the append-only log is found too).
+pub async fn scan_processing(
+    conn: &mut MultiplexedConnection,
+    queues: &Queues,
+) -> Result<Vec<(WorkerId, u64)>, ReadError> {
+    let pattern = format!("{}*", queues.processing_prefix());
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await?;
+        keys.extend(batch);
+        if next == 0 {
+            break;
+        }
+        cursor = next;
+    }
+    let mut out = Vec::new();
+    for key in keys {
+        let Some(id) = queues.worker_of_processing(&key) else {
+            continue;
+        };
+        let n: u64 = conn.llen(&key).await?;
+        if n > 0 {
+            out.push((id, n));
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
