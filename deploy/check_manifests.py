@@ -13,6 +13,22 @@ import yaml
 FUNCTIONS = {"autoscale-worker", "autoscale-emitter", "autoscale-collector"}
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A loader that refuses a mapping with a key twice: YAML keeps the last one silently,
+    so a second `securityContext:` would quietly replace the first."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def check_pod(name, spec):
     errors = []
     pod = spec.get("securityContext") or {}
@@ -60,7 +76,7 @@ def main(root):
     errors, pods, pdb = [], 0, False
     for path in sorted(pathlib.Path(root).glob("*.yaml")):
         with open(path) as f:
-            for doc in yaml.safe_load_all(f):
+            for doc in yaml.load_all(f, Loader=UniqueKeyLoader):
                 if not doc:
                     continue
                 kind, name = doc.get("kind"), doc["metadata"]["name"]
