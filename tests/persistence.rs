@@ -34,10 +34,15 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Starts `serve --port 0 --dir DIR <extra>` with its log (info level) in `DIR/stderr-N.log`
 /// and waits for the port it prints.
 fn start(dir: &Path, extra: &[&str]) -> (ServerProcess, PathBuf) {
+    start_on(dir, 0, extra)
+}
+
+/// [`start`] on `port` (0: a free one), for a restart where clients expect the node.
+fn start_on(dir: &Path, port: u16, extra: &[&str]) -> (ServerProcess, PathBuf) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let log = dir.join(format!("stderr-{}.log", NEXT.fetch_add(1, Ordering::Relaxed)));
     let mut child = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
-        .args(["serve", "--port", "0", "--http-port", "0", "--dir"])
+        .args(["serve", "--port", &port.to_string(), "--http-port", "0", "--dir"])
         .arg(dir)
         .args(extra)
         .env("AUTOSCALE_LOG", "info")
@@ -899,6 +904,82 @@ async fn after_a_restart_the_tasks_of_workers_that_are_gone_go_back_to_the_queue
     let result: String = cmd(&mut c, &["LINDEX", "result_queue", "0"]).await.unwrap();
     assert!(result.contains("orphan-1"), "{result}");
     assert!(read(&stderr).contains("re-queued the tasks of a vanished worker"));
+    assert!(terminate(node));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Acceptance: `run --redis` against `serve --appendonly yes --scaler local`; the node is
+/// killed with -9 mid-job and restarted on its port and log: the job completes with nothing
+/// lost (the broker's state is replayed, the new workers take back what the old ones held, the
+/// orphan rule the rest, and `run` reconnects).
+#[tokio::test]
+async fn a_job_survives_kill_9_of_its_node() {
+    let dir = temp_dir("job");
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--scaler",
+        "local",
+        "--workers",
+        "4",
+        "--policy",
+        "static:4",
+        "--orphan-grace-s",
+        "2",
+    ];
+    let (node, _) = start(&dir, &args);
+    let port = node.port;
+    let report = dir.join("report");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["run", "--redis", &node.url(), "--tasks", "150", "--report"])
+        .arg(&report)
+        .env("AUTOSCALE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // Mid-job: tasks emitted, some done, some waiting or in a worker's hands.
+    let mut c = conn(&node).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: i64 = cmd(&mut c, &["LLEN", "output_queue"]).await.unwrap_or(0);
+        if done >= 30 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job did not get going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(c);
+    kill9(node);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (node, stderr) = start_on(&dir, port, &args);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(180) {
+            let _ = run.kill();
+            panic!(
+                "the job did not finish; run:\n{}\nnode:\n{}",
+                read(&dir.join("run.log")),
+                read(&stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    assert!(status.success(), "{r}\n{}", read(&dir.join("run.log")));
+    assert_eq!(r["lost"], 0, "{r}");
+    assert_eq!(r["outcome"], "completed", "{r}");
+    assert!(read(&dir.join("run.log")).contains("reconnected to the broker"));
+    eprintln!(
+        "after kill -9 of the node: {} of {} tasks completed, QoS {:.2} %",
+        r["completed"], r["tasks"], r["qos_percent"]
+    );
     assert!(terminate(node));
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -364,7 +364,33 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             }
         }
         let decided = controller.tick_or_log().await;
-        ledger.poll(&mut conn).await?;
+        if let Err(e) = ledger.poll(&mut conn).await {
+            // The serving node went away (a restart: with its append-only log the job's state
+            // survives it): wait for it to come back and carry on, as the farm's functions do.
+            let lost = e.kind() == redis::ErrorKind::IoError
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_unrecoverable_error();
+            if !(delegate && lost) {
+                return Err(e.into());
+            }
+            bar.suspend(|| {
+                eprintln!("autoscale-node run: lost the broker ({e}); waiting for it to come back")
+            });
+            match reconnect(&client, RECONNECT_FOR).await {
+                Ok(fresh) => {
+                    conn = fresh;
+                    controller.reconnect(
+                        conn.clone(),
+                        Box::new(RedisReader::new(conn.clone(), program_start)),
+                    );
+                    bar.suspend(|| eprintln!("autoscale-node run: reconnected to the broker"));
+                    continue;
+                }
+                Err(e) => break Stop::Failed(format!("{e:#}")),
+            }
+        }
         if let Some(why) = &ledger.refused_phase {
             break Stop::Failed(why.clone());
         }
@@ -536,6 +562,27 @@ async fn announce_job(
 
 /// Deletes what an earlier run left (queues, collector totals; with `with_clock`, the farm's
 /// clock too — not when a node's workers already agreed on it).
+/// How long a passive `run` waits for its serving node to come back.
+const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// A new connection to the broker, retried with back-off for up to `within`.
+async fn reconnect(client: &redis::Client, within: Duration) -> anyhow::Result<MultiplexedConnection> {
+    let deadline = Instant::now() + within;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match client.get_multiplexed_async_connection().await {
+            Ok(conn) => return Ok(conn),
+            Err(e) if Instant::now() + delay > deadline => {
+                anyhow::bail!("the broker did not come back within {} s: {e}", within.as_secs())
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 async fn clear_farm_keys(conn: &mut MultiplexedConnection, with_clock: bool) -> anyhow::Result<()> {
     let mut keys: Vec<String> = Vec::new();
     for pattern in functions::protocol::farm_key_patterns(with_clock) {

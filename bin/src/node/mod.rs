@@ -322,6 +322,13 @@ impl Node {
         self.publish().await
     }
 
+    /// Carries on over a new connection to the broker (and a reader on it), after the old one
+    /// was lost — a serving node restarted under a passive `run`.
+    pub fn reconnect(&mut self, conn: MultiplexedConnection, reader: Box<dyn FarmReader>) {
+        self.conn = conn;
+        self.reader = reader;
+    }
+
     /// [`Self::tick`] under the loop's error policy: a failure is logged and counted by kind,
     /// and the next tick tries again.
     pub async fn tick_or_log(&mut self) -> Option<FarmMetrics> {
