@@ -140,6 +140,26 @@ impl PolicyError {
     }
 }
 
+/// The `MISS[:SAMPLES]` of the sampled MPC references (`plan-mpc`, `ce-mpc`).
+fn mpc_sampling(p: Params<'_>) -> Result<(Option<f64>, Option<u32>), SpecError> {
+    Ok((
+        p.get(
+            0,
+            |m| {
+                m.parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && (0.0..1.0).contains(v))
+            },
+            |_| "MISS must be a fraction in [0, 1)".into(),
+        )?,
+        p.get(
+            1,
+            |n| n.parse::<u32>().ok().filter(|n| (1..=256).contains(n)),
+            |_| "SAMPLES must be a whole number from 1 to 256".into(),
+        )?,
+    ))
+}
+
 /// The parameters after a policy's name, checked one by one.
 struct Params<'a> {
     spec: &'a str,
@@ -246,42 +266,12 @@ impl FromStr for PolicySpec {
                 }
             }
             PLAN_MPC => {
-                let p = params(2, "plan-mpc[:MISS[:SAMPLES]]")?;
-                PolicySpec::PlanMpc {
-                    miss: p.get(
-                        0,
-                        |m| {
-                            m.parse::<f64>()
-                                .ok()
-                                .filter(|v| v.is_finite() && (0.0..1.0).contains(v))
-                        },
-                        |_| "MISS must be a fraction in [0, 1)".into(),
-                    )?,
-                    samples: p.get(
-                        1,
-                        |n| n.parse::<u32>().ok().filter(|n| (1..=256).contains(n)),
-                        |_| "SAMPLES must be a whole number from 1 to 256".into(),
-                    )?,
-                }
+                let (miss, samples) = mpc_sampling(params(2, "plan-mpc[:MISS[:SAMPLES]]")?)?;
+                PolicySpec::PlanMpc { miss, samples }
             }
             CE_MPC => {
-                let p = params(2, "ce-mpc[:MISS[:SAMPLES]]")?;
-                PolicySpec::CeMpc {
-                    miss: p.get(
-                        0,
-                        |m| {
-                            m.parse::<f64>()
-                                .ok()
-                                .filter(|v| v.is_finite() && (0.0..1.0).contains(v))
-                        },
-                        |_| "MISS must be a fraction in [0, 1)".into(),
-                    )?,
-                    samples: p.get(
-                        1,
-                        |n| n.parse::<u32>().ok().filter(|n| (1..=256).contains(n)),
-                        |_| "SAMPLES must be a whole number from 1 to 256".into(),
-                    )?,
-                }
+                let (miss, samples) = mpc_sampling(params(2, "ce-mpc[:MISS[:SAMPLES]]")?)?;
+                PolicySpec::CeMpc { miss, samples }
             }
             MPC_ORACLE => PolicySpec::MpcOracle {
                 horizon_s: params(1, "mpc-oracle[:HORIZON_S]")?.positive(0)?,

@@ -166,22 +166,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         learning_rate: args.learning_rate,
         miss_weight: args.miss_weight,
     };
-    let bar = ProgressBar::new(u64::from(args.generations));
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let show = |p: &agent::train::CurvePoint| {
-        bar.set_message(format!(
-            "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
-            p.mean_return,
-            p.mean_qos * 100.0,
-            p.mean_workers,
-            p.original_qos * 100.0,
-            p.original_workers
-        ));
-        bar.inc(1);
-    };
+    let bar = progress_bar(args.generations);
+    let show = |p: &agent::train::CurvePoint| show_progress(&bar, p);
     let (mut policy, curve) = match args.method {
         Method::Es => match &args.init {
             Some(path) => {
@@ -282,22 +268,8 @@ fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyh
         initial_workers: initial.clamp(args.min_workers, args.max_workers),
         ..agent::sim::SimConfig::default()
     };
-    let bar = ProgressBar::new(u64::from(args.generations));
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let show = |p: &agent::train::CurvePoint| {
-        bar.set_message(format!(
-            "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
-            p.mean_return,
-            p.mean_qos * 100.0,
-            p.mean_workers,
-            p.original_qos * 100.0,
-            p.original_workers
-        ));
-        bar.inc(1);
-    };
+    let bar = progress_bar(args.generations);
+    let show = |p: &agent::train::CurvePoint| show_progress(&bar, p);
     let (mut policy, curve) = match trace {
         Some(workload) => {
             use rand::Rng;
@@ -351,4 +323,27 @@ fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyh
     }
     println!("wrote {}, {}", args.out.display(), curve_csv.display());
     Ok(())
+}
+
+/// The training progress bar: one step per iteration.
+fn progress_bar(iterations: u32) -> ProgressBar {
+    let bar = ProgressBar::new(u64::from(iterations));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// One iteration done: its return, and QoS and workers on its scenarios and the original.
+fn show_progress(bar: &ProgressBar, p: &agent::train::CurvePoint) {
+    bar.set_message(format!(
+        "return {:.1}  qos {:.2}%  workers {:.1}  | original: qos {:.2}% workers {:.1}",
+        p.mean_return,
+        p.mean_qos * 100.0,
+        p.mean_workers,
+        p.original_qos * 100.0,
+        p.original_workers
+    ));
+    bar.inc(1);
 }
