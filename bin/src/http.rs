@@ -88,11 +88,22 @@ impl Endpoint {
         match req.path {
             "/metrics" => match self.access.check(req) {
                 Some(refusal) => refusal,
-                None => Response {
-                    status: 200,
-                    content_type: "text/plain; version=0.0.4; charset=utf-8",
-                    body: self.render(),
-                },
+                None => Response::text(200, "text/plain; version=0.0.4; charset=utf-8", self.render()),
+            },
+            // The live dashboard and its event stream: what /metrics shows, for people.
+            "/" | "/dashboard" => match self.access.check(req) {
+                Some(refusal) => refusal,
+                None => Response::text(200, "text/html; charset=utf-8", DASHBOARD),
+            },
+            "/events" => match self.access.check(req) {
+                Some(refusal) => refusal,
+                None => {
+                    let (stats, broker) = (self.stats.clone(), self.broker.clone());
+                    Response::events(functions::http::EventSource {
+                        period: std::time::Duration::from_millis(500),
+                        next: Arc::new(move || dashboard_state(&stats, broker.as_ref())),
+                    })
+                }
             },
             // Alive: the process answers.
             "/healthz" => Response::json(200, r#"{"status":"ok"}"#),
@@ -104,7 +115,10 @@ impl Endpoint {
                     Response::json(503, r#"{"status":"starting"}"#)
                 }
             }
-            _ => Response::json(404, r#"{"error":"not found; try /metrics, /healthz or /readyz"}"#),
+            _ => Response::json(
+                404,
+                r#"{"error":"not found; try / (the dashboard), /metrics, /healthz or /readyz"}"#,
+            ),
         }
     }
 
@@ -381,6 +395,61 @@ impl Metrics {
 /// Escapes a label value as the exposition format requires.
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The dashboard page: one self-contained file (no CDN), charts drawn on canvases by its own
+/// script from `/events`.
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Queues the dashboard lists at most (the longest first).
+const DASHBOARD_QUEUES: usize = 20;
+
+/// One dashboard event: the node's state now, as JSON (the page derives rates from the
+/// differences between events).
+fn dashboard_state(stats: &NodeStats, broker: Option<&broker::Broker>) -> String {
+    let s = stats.snapshot();
+    let mut queues: Vec<(String, usize, u64)> = broker
+        .map(|b| {
+            b.queues()
+                .snapshot()
+                .into_iter()
+                .map(|q| (String::from_utf8_lossy(&q.name).into_owned(), q.db, q.length))
+                .collect()
+        })
+        .unwrap_or_default();
+    queues.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+    queues.truncate(DASHBOARD_QUEUES);
+    let unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    serde_json::json!({
+        "unix_s": unix_s,
+        "ready": s.ready,
+        "scaler": s.scaler,
+        "policy": s.policy,
+        "target": s.target,
+        "live": s.workers.live,
+        "starting": s.workers.starting,
+        "leaving": s.workers.leaving,
+        "busy": s.last.workers_busy,
+        "queue": s.last.queue_length,
+        "oldest_age_s": s.last.oldest_age_s,
+        "queued_work_s": s.last.queued_work_s,
+        "pushed": s.last.pushed_total,
+        "popped": s.last.popped_total,
+        "completed": s.last.completed_total,
+        "qos_met": s.last.qos_met_total,
+        "decisions": s.decisions,
+        "scale_ups": s.scale_ups,
+        "scale_downs": s.scale_downs,
+        "scaler_errors": s.scaler_errors,
+        "requeued": s.requeued_tasks,
+        "queues": queues
+            .iter()
+            .map(|(name, db, length)| serde_json::json!({"name": name, "db": db, "length": length}))
+            .collect::<Vec<_>>(),
+    })
+    .to_string()
 }
 
 #[cfg(test)]

@@ -505,6 +505,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     std::io::stdout().flush().ok();
     tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
+    tracing::info!("dashboard at http://{http_local}/");
 
     let stats = Arc::new(NodeStats::default());
     let stop = CancellationToken::new();

@@ -35,12 +35,37 @@ impl HealthState {
     }
 }
 
-/// One HTTP response.
+/// One HTTP response: a body, or a stream of server-sent events.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Set: the body is `text/event-stream`, one event from this source every period, until
+    /// the client goes away or the server stops.
+    pub events: Option<EventSource>,
+}
+
+/// Where server-sent events come from: called once per period, it returns the event's data
+/// (one line, e.g. JSON).
+#[derive(Clone)]
+pub struct EventSource {
+    pub period: std::time::Duration,
+    pub next: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSource")
+            .field("period", &self.period)
+            .finish()
+    }
+}
+
+impl PartialEq for EventSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.period == other.period && Arc::ptr_eq(&self.next, &other.next)
+    }
 }
 
 impl Response {
@@ -49,6 +74,27 @@ impl Response {
             status,
             content_type: "application/json",
             body: body.into(),
+            events: None,
+        }
+    }
+
+    /// A page or another text body of `content_type`.
+    pub fn text(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
+        Response {
+            status,
+            content_type,
+            body: body.into(),
+            events: None,
+        }
+    }
+
+    /// Server-sent events from `source` (`text/event-stream`).
+    pub fn events(source: EventSource) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/event-stream",
+            body: String::new(),
+            events: Some(source),
         }
     }
 }
@@ -239,10 +285,38 @@ async fn handle(stream: TcpStream, peer: std::net::SocketAddr, handler: &Handler
             authorization: request.authorization.as_deref(),
             peer,
         });
+        if let Some(source) = &response.events {
+            // The connection is the stream's from here on.
+            return stream_events(reader.get_mut(), source).await;
+        }
         respond(reader.get_mut(), &response).await?;
         if request.close {
             return Ok(());
         }
+    }
+}
+
+/// Writes the event stream's head, then an event every period until a write fails (the client
+/// went away); a keep-alive comment keeps proxies from closing a quiet stream.
+async fn stream_events(stream: &mut TcpStream, source: &EventSource) -> std::io::Result<()> {
+    stream
+        .write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\nretry: 2000\n\n",
+        )
+        .await?;
+    let mut every = tokio::time::interval(source.period.max(std::time::Duration::from_millis(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        // One line of data: a newline inside would end the event early.
+        let data = (source.next)().replace(['\r', '\n'], " ");
+        let event = format!("data: {data}\n\n");
+        tokio::time::timeout(REQUEST_TIMEOUT, async {
+            stream.write_all(event.as_bytes()).await?;
+            stream.flush().await
+        })
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "event stream stalled"))??;
     }
 }
 

@@ -1,0 +1,142 @@
+//! The live dashboard in a real browser: headless chromium (driven over its DevTools protocol
+//! by `tests/py/dashboard_probe.py`) loads the page of a node serving a real job, and the page
+//! must show live values — updated by the event stream between two screenshots — that agree
+//! with `/metrics`.
+
+mod common;
+
+use common::start_node;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn http_get(port: u16, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn the_dashboard_shows_live_values_that_agree_with_the_metrics() {
+    let node = start_node(&["--scaler", "local", "--policy", "static:3", "--workers", "3"]);
+    // A job, so that the page has something to show.
+    let dir = std::env::temp_dir().join(format!("autoscale-node-dashboard-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut job = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["run", "--redis", &node.url(), "--tasks", "400", "--report"])
+        .arg(dir.join("report"))
+        .env("AUTOSCALE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let (_, m) = http_get(node.http_port, "/metrics", None);
+        if sample(
+            &m,
+            "autoscale_queue_pushed_total{db=\"0\",queue=\"worker_queue\"}",
+        )
+        .unwrap_or(0.0)
+            > 0.0
+        {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the job did not start");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let expression = "({updates: +document.getElementById('status').dataset.updates || 0, \
+        decisions: +document.getElementById('decisions').textContent, \
+        target: +document.getElementById('target').textContent, \
+        live: +document.getElementById('live').textContent, \
+        policy: document.getElementById('policy').textContent, \
+        queues: document.querySelectorAll('#queues tbody tr').length, \
+        lines: document.getElementById('c-workers').toDataURL().length})";
+    let shots = dir.join("dashboard");
+    let probe = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/py/dashboard_probe.py"
+        ))
+        .arg(format!("http://127.0.0.1:{}/", node.http_port))
+        .arg(&shots)
+        .arg(expression)
+        .arg("2.5")
+        .output()
+        .expect("run the browser probe");
+    let _ = job.kill();
+    let _ = job.wait();
+    let stdout = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success(),
+        "probe failed: {stdout}\n{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("probe JSON");
+    let (first, second) = (&seen["first"], &seen["second"]);
+    eprintln!("dashboard: {first} then {second}");
+    // Live: the event stream kept the page updating between the two screenshots.
+    let n = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+    assert!(n(first, "updates") >= 1.0, "{first}");
+    assert!(n(second, "updates") > n(first, "updates"), "{first} {second}");
+    assert!(n(second, "decisions") > n(first, "decisions"), "{first} {second}");
+    // The values agree with /metrics (a static policy holds the target still).
+    let (_, metrics) = http_get(node.http_port, "/metrics", None);
+    assert_eq!(
+        Some(n(second, "target")),
+        sample(&metrics, "autoscale_workers_target")
+    );
+    assert_eq!(n(second, "target"), 3.0);
+    assert_eq!(second["policy"], "static:3");
+    assert!(
+        n(second, "queues") >= 3.0,
+        "the queue table lists the farm's queues: {second}"
+    );
+    for i in [1, 2] {
+        let png = std::fs::read(format!("{}-{i}.png", shots.display())).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "screenshot {i}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_dashboard_asks_for_the_password_when_there_is_one() {
+    let node = start_node(&["--requirepass", "s3cret"]);
+    let (status, _) = http_get(node.http_port, "/", None);
+    assert_eq!(status, 401);
+    let (status, _) = http_get(node.http_port, "/events", None);
+    assert_eq!(status, 401);
+    let (status, page) = http_get(node.http_port, "/", Some("Bearer s3cret"));
+    assert_eq!(status, 200);
+    assert!(page.contains("<canvas id=\"c-workers\">") && page.contains("EventSource"));
+    // The page needs nothing from elsewhere.
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "external asset"
+    );
+}
