@@ -140,3 +140,59 @@ fn the_dashboard_asks_for_the_password_when_there_is_one() {
         "external asset"
     );
 }
+
+/// `/metrics` read by the Prometheus reference client's own parser (Python
+/// `prometheus_client.parser`): every family well-formed, with HELP and TYPE, samples numeric.
+#[test]
+fn metrics_parse_with_the_prometheus_reference_parser() {
+    let node = start_node(&["--scaler", "local", "--policy", "static:2", "--workers", "2"]);
+    // Some queue traffic, so that the per-queue families have samples.
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", node.port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"RPUSH jobs a b c\r\nLPOP jobs\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let _ = c.read(&mut buf).unwrap();
+    let start = Instant::now();
+    let metrics = loop {
+        let (status, m) = http_get(node.http_port, "/metrics", None);
+        assert_eq!(status, 200);
+        if sample(&m, "autoscale_decisions_total").unwrap_or(0.0) > 0.0 {
+            break m;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "no decision yet:\n{m}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut parser = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/py/parse_metrics.py"
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    parser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = parser.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{metrics}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(parsed["families"].as_u64().unwrap() >= 15, "{parsed}");
+    for (family, kind) in [
+        ("autoscale_queue_length", "gauge"),
+        ("autoscale_queue_pushed_total", "counter"),
+        ("autoscale_queue_wait_seconds", "summary"),
+        ("autoscale_decision_latency_seconds", "histogram"),
+        ("autoscale_workers_target", "gauge"),
+    ] {
+        assert_eq!(parsed["types"][family], kind, "{family}: {parsed}");
+    }
+}
