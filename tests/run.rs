@@ -36,6 +36,7 @@ fn run_at(time_scale: &str, extra: &[&str], dir: &std::path::Path) -> serde_json
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("| lost | 0 |"), "{text}");
+    assert!(text.contains("dashboard at http://127.0.0.1:"), "{text}");
     for f in ["report.json", "report.md", "timeseries.svg"] {
         assert!(dir.join(f).exists(), "{f} missing");
     }

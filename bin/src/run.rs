@@ -87,6 +87,10 @@ pub struct RunArgs {
     /// Port of the embedded broker (0 picks a free one).
     #[arg(long, env = "AUTOSCALE_RUN_PORT", default_value_t = 0)]
     pub port: u16,
+    /// Port of the live dashboard (and /metrics) on 127.0.0.1 while the job runs (0 picks a
+    /// free one; the address is printed).
+    #[arg(long, env = "AUTOSCALE_RUN_HTTP_PORT", default_value_t = 0)]
+    pub http_port: u16,
     /// Do not tell the policy the workload's planned rates (the load calendar): it then sees
     /// only what `serve` sees, the farm's metrics.
     #[arg(long, env = "AUTOSCALE_NO_CALENDAR")]
@@ -246,6 +250,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         )
     };
     let stats = Arc::new(NodeStats::default());
+    // The dashboard on loopback only (so it needs no password), for as long as the job runs.
+    let http = tokio::net::TcpListener::bind(("127.0.0.1", args.http_port))
+        .await
+        .context("binding the dashboard (choose another port with --http-port)")?;
+    println!("autoscale-node run: dashboard at http://{}/", http.local_addr()?);
+    let endpoint = autoscale_node::http::Endpoint {
+        stats: stats.clone(),
+        broker: source.clone(),
+        access: autoscale_node::http::Access {
+            password: None,
+            protected_mode: false,
+        },
+    };
+    tokio::spawn(functions::http::serve(http, endpoint.handler(), shutdown.clone()));
     let cfg = NodeConfig {
         decision_period_s: period,
         min_decision_gap_s: args.decisions.min_decision_gap_s,
