@@ -14,7 +14,7 @@ const EXE: &str = env!("CARGO_BIN_EXE_autoscale-node");
 /// Basic auth of `admin:secret`.
 pub const AUTH: &str = "Basic YWRtaW46c2VjcmV0";
 /// An image the fake can pull anonymously (see [`FakeGateway::public_prefixes`]).
-pub const PUBLIC_IMAGE: &str = "docker.io/farm/autoscale-node:latest";
+pub const PUBLIC_IMAGE: &str = "public-registry.example/autoscale-node:latest";
 
 /// Starts `autoscale-node ROLE` as the platform would (the watchdog's HTTP port is left out:
 /// many instances share this machine).
@@ -88,7 +88,7 @@ impl FakeGateway {
     pub fn new(edition: FakeEdition) -> FakeGateway {
         FakeGateway {
             edition,
-            public_prefixes: vec!["docker.io/farm/".into()],
+            public_prefixes: vec!["public-registry.example/".into()],
             linger: Duration::from_secs(3),
             functions: BTreeMap::new(),
             lingering: BTreeMap::new(),

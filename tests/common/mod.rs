@@ -289,3 +289,38 @@ pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
     .await
     .expect("connect with redis-rs")
 }
+
+/// GET `path` on an HTTP port of this machine, with an `Authorization` header if given:
+/// (status, body).
+pub fn http_get_with(port: u16, path: &str, auth: Option<&str>) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect http");
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let auth = auth
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// [`http_get_with`] without credentials.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_get_with(port, path, None)
+}
+
+/// The value of a sample line `name{labels} value` in a Prometheus exposition.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
