@@ -408,10 +408,12 @@ const DASHBOARD_QUEUES: usize = 20;
 /// differences between events).
 fn dashboard_state(stats: &NodeStats, broker: Option<&broker::Broker>) -> String {
     let s = stats.snapshot();
+    // The queues /metrics lists (real queues, capped), not every counter the registry holds.
     let mut queues: Vec<(String, usize, u64)> = broker
         .map(|b| {
             b.queues()
-                .snapshot()
+                .listed(broker::metrics::MAX_LISTED_QUEUES)
+                .0
                 .into_iter()
                 .map(|q| (String::from_utf8_lossy(&q.name).into_owned(), q.db, q.length))
                 .collect()
