@@ -1,0 +1,130 @@
+//! Real job frameworks, unchanged, on our broker: RQ and Celery (Python) and BullMQ (Node.js)
+//! each run a workload of 1,000 jobs with delayed jobs, retries and a worker killed mid-job,
+//! once against redis-server and once against autoscale-node. Every job must come back with
+//! its result (none lost), and the summaries — what became of every job, including the killed
+//! worker's — must be identical: whatever the framework promises on Redis, it keeps on ours.
+//!
+//! The drivers live in `tests/frameworks/`; `.ci/run` installs the frameworks (pinned).
+
+mod common;
+
+use common::{have_redis_server, start_node, start_redis_server, ServerProcess};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const JOBS: usize = 1000;
+/// A whole driver run (1,000 jobs, a killed worker, retries) takes 15-40 s against
+/// redis-server; this bound only turns a hang into a failure.
+const DRIVER_TIMEOUT: Duration = Duration::from_secs(480);
+
+fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/frameworks")
+}
+
+/// Whether `probe` succeeds; in CI a missing framework is a failure, not a skip.
+fn have(tool: &str, probe: &[&str]) -> bool {
+    let ok = Command::new(tool)
+        .args(probe)
+        .current_dir(dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "`{tool} {}` failed: required in CI (.ci/run installs it)",
+            probe.join(" ")
+        );
+        eprintln!("skipped: `{tool} {}` failed", probe.join(" "));
+    }
+    ok
+}
+
+/// Runs a driver against `server` and returns its JSON summary (its last stdout line).
+fn run_driver(program: &str, script: &str, target: &str, label: &str) -> serde_json::Value {
+    let mut child = Command::new(program)
+        .arg(dir().join(script))
+        .arg(target)
+        .arg(JOBS.to_string())
+        .current_dir(dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {program} {script}: {e}"));
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait for the driver").is_some() {
+            break;
+        }
+        if start.elapsed() > DRIVER_TIMEOUT {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("driver output");
+            panic!(
+                "{script} against {label} did not finish in {DRIVER_TIMEOUT:?}\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().expect("driver output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{script} against {label} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("{script} against {label} printed no summary:\n{stdout}\n{stderr}"));
+    eprintln!("{script} against {label} ({:.1} s): {line}", start.elapsed().as_secs_f64());
+    serde_json::from_str(line).expect("the driver's summary is JSON")
+}
+
+/// The same workload against redis-server and our broker: nothing lost, same outcome.
+fn same_outcome_on_both(program: &str, script: &str, target: impl Fn(&ServerProcess) -> String) {
+    let reference = start_redis_server();
+    let theirs = run_driver(program, script, &target(&reference), "redis-server");
+    drop(reference);
+    let node = start_node(&[]);
+    let ours = run_driver(program, script, &target(&node), "autoscale-node");
+    assert_eq!(theirs["wrong_or_lost"], 0, "the reference run itself lost jobs: {theirs}");
+    assert_eq!(ours["wrong_or_lost"], 0, "jobs lost or wrong on our broker: {ours}");
+    assert_eq!(ours["retried_once"], (JOBS / 20) as u64, "{ours}");
+    assert_eq!(ours, theirs, "the framework behaved differently on our broker");
+}
+
+#[test]
+fn rq_runs_unchanged_on_the_broker() {
+    if !have_redis_server() || !have("python3", &["-c", "import rq"]) {
+        return;
+    }
+    same_outcome_on_both("python3", "rq_driver.py", |s| format!("{}0", s.url()));
+}
+
+#[test]
+fn celery_runs_unchanged_on_the_broker() {
+    if !have_redis_server() || !have("python3", &["-c", "import celery, redis"]) {
+        return;
+    }
+    same_outcome_on_both("python3", "celery_driver.py", |s| format!("{}0", s.url()));
+}
+
+#[test]
+fn bullmq_runs_unchanged_on_the_broker() {
+    if !have_redis_server()
+        || !have(
+            "node",
+            &["--input-type=module", "-e", "await import('bullmq'); await import('ioredis')"],
+        )
+    {
+        return;
+    }
+    same_outcome_on_both("node", "bullmq_driver.mjs", |s| s.port.to_string());
+}
