@@ -270,6 +270,23 @@ pub mod msg {
         "RDB save points are not supported (persistence is the append-only file): only '' is accepted";
     /// Ours: a corrupt tail of the append-only file is always cut off with a warning.
     pub const CONFIG_LOAD_TRUNCATED_ONLY_YES: &str = "only 'yes' is supported";
+    pub const CONFIG_NOT_MEMORY_OR_PERCENT: &str = "argument must be a memory or percent value";
+    pub const CONFIG_PERCENT_RANGE: &str = "percentage argument must be less or equal to 100";
+    pub const CONFIG_PROTECTED: &str = "can't set protected config";
+    pub const CONFIG_DUPLICATE: &str = "duplicate parameter";
+    pub const CONFIG_INVALID_SAVE: &str = "Invalid save parameters";
+    pub const CONFIG_BUFFER_LIMIT_ARGS: &str = "Wrong number of arguments in buffer limit configuration.";
+    pub const CONFIG_BUFFER_LIMIT_CLASS: &str =
+        "Invalid client class specified in buffer limit configuration.";
+    pub const CONFIG_BUFFER_LIMIT_VALUES: &str =
+        "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+    pub const CONFIG_WRONG_ARG_COUNT: &str = "wrong number of arguments";
+    pub const CONFIG_OOM_SCORE_VALUES: &str =
+        "Invalid oom-score-adj-values, elements must be between -2000 and 2000.";
+    pub const CONFIG_PROC_TITLE_INVALID: &str = "template format is invalid or contains unknown variables";
+    pub const CONFIG_PERCENTILES_INVALID: &str = "Invalid latency-tracking-info-percentiles parameters";
+    pub const CONFIG_PERCENTILES_RANGE: &str =
+        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]";
 
     // Scripting.
     pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -381,6 +398,16 @@ pub mod msg {
     /// [`config_maxclients_os`].
     pub fn config_set_failed(name: &str, reason: &str) -> String {
         format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+    }
+
+    /// A number outside a parameter's range.
+    pub fn config_range(min: i64, max: i64) -> String {
+        format!("argument must be between {min} and {max} inclusive")
+    }
+
+    /// A value that is none of an enumerated parameter's names.
+    pub fn config_one_of(names: &[&str]) -> String {
+        format!("argument(s) must be one of the following: {}", names.join(", "))
     }
 
     pub fn config_maxclients_os(most: usize) -> String {

@@ -11,6 +11,7 @@ mod args;
 mod client;
 mod command;
 mod config;
+mod config_params;
 mod connection;
 pub mod flags;
 mod info;
