@@ -17,6 +17,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
     ("config", include_str!("diff/config.txt")),
+    ("functions", include_str!("diff/functions.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

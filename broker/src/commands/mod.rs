@@ -14,6 +14,7 @@ mod config;
 mod config_params;
 mod connection;
 pub mod flags;
+mod functions;
 mod info;
 mod keys;
 mod lists;
@@ -187,6 +188,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("eval_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
     cmd!("evalsha_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
     cmd!("script", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
+    cmd!("fcall", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Invokes a function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall),
+    cmd!("fcall_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Invokes a read-only function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall_ro),
+    cmd!("function", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for function commands.", "subcommand [arg ...]", functions::function),
     // keys
     cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
     cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),

@@ -28,6 +28,9 @@ pub struct ScriptMonitor {
     pub migrations: AtomicU64,
     /// Instruction-hook calls during the current script (each = 10,000 Lua instructions).
     pub hook_ticks: AtomicU64,
+    /// While a library's top-level code runs (FUNCTION LOAD): how long it may run, in ms
+    /// (0 otherwise).
+    pub load_deadline_ms: AtomicU64,
 }
 
 /// An inline script that has not written yet is stopped after this long and re-run on the
@@ -53,6 +56,7 @@ impl Default for ScriptMonitor {
             inline_runs: AtomicU64::new(0),
             migrations: AtomicU64::new(0),
             hook_ticks: AtomicU64::new(0),
+            load_deadline_ms: AtomicU64::new(0),
         }
     }
 }
@@ -85,6 +89,10 @@ impl ScriptMonitor {
         if self.kill.load(Ordering::Relaxed) {
             return Some(StopReason::Kill);
         }
+        let deadline = self.load_deadline_ms.load(Ordering::Relaxed);
+        if deadline > 0 && self.running_for_ms() >= deadline {
+            return Some(StopReason::LoadTimeout);
+        }
         if self.inline.load(Ordering::Relaxed)
             && !self.wrote.load(Ordering::Relaxed)
             && (self.migrate.load(Ordering::Relaxed) || self.running_for_ms() >= INLINE_BUDGET_MS)
@@ -103,6 +111,8 @@ pub enum StopReason {
     Kill,
     /// An inline run overran its budget before writing (see [`INLINE_BUDGET_MS`]).
     Migrate,
+    /// A library's top-level code ran too long (FUNCTION LOAD).
+    LoadTimeout,
 }
 
 impl StopReason {
@@ -111,6 +121,7 @@ impl StopReason {
         match self {
             StopReason::Kill => msg::SCRIPT_KILLED,
             StopReason::Migrate => msg::SCRIPT_MOVED,
+            StopReason::LoadTimeout => msg::FUNCTION_LOAD_TIMEOUT,
         }
     }
 }
