@@ -69,7 +69,7 @@ pub(crate) async fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) 
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
-/// threshold: SCRIPT KILL and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
+/// threshold: SCRIPT KILL (or FUNCTION KILL) and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
 /// when the connection must close (a protocol error, or the server stopping).
 fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
     use crate::commands::shutdown::{decide, ShutdownOutcome};
@@ -95,7 +95,7 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
             Ok(Parsed::Command(args)) => {
                 let kill = args.len() == 2
                     && client.authenticated
-                    && args[0].eq_ignore_ascii_case(b"script")
+                    && (args[0].eq_ignore_ascii_case(b"script") || args[0].eq_ignore_ascii_case(b"function"))
                     && args[1].eq_ignore_ascii_case(b"kill");
                 let reply = if !kill {
                     Reply::error(msg::BUSY)
