@@ -238,21 +238,48 @@ async fn a_library_or_function_that_never_returns_is_stopped() {
         run::<String>(&mut c, &[b"FCALL", b"forever", b"0"]).await
     });
     let mut killer = conn(&node).await;
+    let mut raw = common::ReplyReader::new(node.connect());
     let deadline = Instant::now() + IO_TIMEOUT;
-    loop {
-        match run::<String>(&mut killer, &[b"FUNCTION", b"KILL"]).await {
-            Ok(ok) => {
-                assert_eq!(ok, "OK");
-                break;
-            }
-            // Not running yet, or not busy long enough yet.
-            Err(e) => assert!(Instant::now() < deadline, "FUNCTION KILL never took: {e}"),
-        }
+    let busy =
+        b"-BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.\r\n";
+    // Busy once the function has run past the threshold; SCRIPT KILL is not for functions.
+    while raw.command(&["PING"]) != busy {
+        assert!(Instant::now() < deadline, "never busy");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(raw.command(&["SCRIPT", "KILL"]), busy);
+    let ok: String = run(&mut killer, &[b"FUNCTION", b"KILL"]).await.unwrap();
+    assert_eq!(ok, "OK");
     let outcome = within(caller).await.expect("the caller's task");
     let err = outcome.expect_err("a killed function answers with an error");
     assert!(err.to_string().contains("killed"), "{err}");
     let pong: String = run(&mut killer, &[b"PING"]).await.unwrap();
     assert_eq!(pong, "PONG");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_maxmemory_only_functions_that_cannot_write_or_allow_oom_run() {
+    let node = start_node(&[]);
+    let mut c = conn(&node).await;
+    let code = "#!lua name=oom\n\
+        redis.register_function('writer', function() return 1 end)\n\
+        redis.register_function{function_name='allowed', callback=function() return 2 end, flags={'allow-oom'}}\n\
+        redis.register_function{function_name='reader', callback=function() return 3 end, flags={'no-writes'}}";
+    let _: String = run(&mut c, &[b"FUNCTION", b"LOAD", code.as_bytes()])
+        .await
+        .unwrap();
+    let _: () = run(&mut c, &[b"CONFIG", b"SET", b"maxmemory", b"1"])
+        .await
+        .unwrap();
+    let mut raw = common::ReplyReader::new(node.connect());
+    assert_eq!(
+        raw.command(&["FCALL", "writer", "0"]),
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    assert_eq!(raw.command(&["FCALL", "allowed", "0"]), b":2\r\n");
+    assert_eq!(raw.command(&["FCALL", "reader", "0"]), b":3\r\n");
+    let _: () = run(&mut c, &[b"CONFIG", b"SET", b"maxmemory", b"0"])
+        .await
+        .unwrap();
+    assert_eq!(raw.command(&["FCALL", "writer", "0"]), b":1\r\n");
 }

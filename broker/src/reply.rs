@@ -223,6 +223,9 @@ pub mod msg {
         "ERR Client names cannot contain spaces, newlines or special characters.";
     pub const BUSY: &str =
         "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    /// -BUSY while a function (FCALL) runs.
+    pub const BUSY_FUNCTION: &str =
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
     pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
     pub const HELLO_PROTO: &str = "NOPROTO unsupported protocol version";
     pub const NO_MULTI: &str = "ERR Command not allowed inside a transaction";

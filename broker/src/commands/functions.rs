@@ -7,7 +7,7 @@
 use super::scripting::run_with_runner;
 use super::{glob_match, parse_i64, Ctx, Outcome};
 use crate::reply::{msg, Reply};
-use crate::scripting::functions::{RestorePolicy, NO_WRITES};
+use crate::scripting::functions::{RestorePolicy, ALLOW_OOM, NO_WRITES};
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -280,6 +280,10 @@ fn fcall_generic(ctx: &mut Ctx, readonly_command: bool) -> Outcome {
     if readonly_command && !no_writes {
         return Reply::error(msg::FUNCTION_RO_WRITE).into();
     }
+    // Past maxmemory only a function that cannot write, or says it may, runs.
+    if flags & (NO_WRITES | ALLOW_OOM) == 0 && ctx.shared.memory.over_limit(ctx.engine.now_us) {
+        return Reply::error(msg::OOM).into();
+    }
     // Functions run on the script thread (or where the caller already is: EXEC, the
     // thread itself), never inline on an event loop: none has a record of finishing fast.
     if ctx.shared.script_monitor.inline.load(Relaxed) {
@@ -287,7 +291,11 @@ fn fcall_generic(ctx: &mut Ctx, readonly_command: bool) -> Outcome {
     }
     let keys = ctx.args[3..3 + numkeys].to_vec();
     let argv = ctx.args[3 + numkeys..].to_vec();
-    run_with_runner(ctx, no_writes || readonly_command, |scripting, runner, proto| {
+    let monitor = ctx.shared.script_monitor.clone();
+    monitor.function_running.store(true, Relaxed);
+    let out = run_with_runner(ctx, no_writes || readonly_command, |scripting, runner, proto| {
         scripting.function_call(&name, &keys, &argv, proto, runner)
-    })
+    });
+    monitor.function_running.store(false, Relaxed);
+    out
 }

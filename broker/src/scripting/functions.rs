@@ -30,6 +30,8 @@ pub const FLAG_NAMES: [&str; 5] = [
 ];
 /// The flag that lets FCALL_RO run a function (and makes its writes errors).
 pub const NO_WRITES: u8 = 1;
+/// The flag that lets a function that may write run past `maxmemory`.
+pub const ALLOW_OOM: u8 = 1 << 1;
 
 /// A FUNCTION LOAD that has not returned after this long is stopped, as Redis stops it.
 const LOAD_TIMEOUT_MS: u64 = 500;

@@ -31,6 +31,9 @@ pub struct ScriptMonitor {
     /// While a library's top-level code runs (FUNCTION LOAD): how long it may run, in ms
     /// (0 otherwise).
     pub load_deadline_ms: AtomicU64,
+    /// The running script is a function (FCALL), not an EVAL: each is killed only by its own
+    /// KILL, and -BUSY names that one.
+    pub function_running: AtomicBool,
 }
 
 /// An inline script that has not written yet is stopped after this long and re-run on the
@@ -57,6 +60,7 @@ impl Default for ScriptMonitor {
             migrations: AtomicU64::new(0),
             hook_ticks: AtomicU64::new(0),
             load_deadline_ms: AtomicU64::new(0),
+            function_running: AtomicBool::new(false),
         }
     }
 }
