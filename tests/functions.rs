@@ -248,6 +248,15 @@ async fn a_library_or_function_that_never_returns_is_stopped() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(raw.command(&["SCRIPT", "KILL"]), busy);
+    // FUNCTION STATS answers while the function runs, naming it and its command.
+    let stats = raw.command(&["FUNCTION", "STATS"]);
+    let expected = b"*4\r\n$14\r\nrunning_script\r\n*6\r\n$4\r\nname\r\n$7\r\nforever\r\n$7\r\ncommand\r\n*3\r\n$5\r\nFCALL\r\n$7\r\nforever\r\n$1\r\n0\r\n$11\r\nduration_ms\r\n:";
+    assert!(stats.starts_with(expected), "{}", String::from_utf8_lossy(&stats));
+    assert!(
+        stats.ends_with(b"$7\r\nengines\r\n*2\r\n$3\r\nLUA\r\n*4\r\n$15\r\nlibraries_count\r\n:1\r\n$15\r\nfunctions_count\r\n:1\r\n"),
+        "{}",
+        String::from_utf8_lossy(&stats)
+    );
     let ok: String = run(&mut killer, &[b"FUNCTION", b"KILL"]).await.unwrap();
     assert_eq!(ok, "OK");
     let outcome = within(caller).await.expect("the caller's task");

@@ -103,6 +103,15 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                 // that applies.
                 let function = shared.script_monitor.function_running.load(Relaxed);
                 let busy = if function { msg::BUSY_FUNCTION } else { msg::BUSY };
+                if function
+                    && client.authenticated
+                    && args.len() == 2
+                    && args[0].eq_ignore_ascii_case(b"function")
+                    && args[1].eq_ignore_ascii_case(b"stats")
+                {
+                    crate::commands::function_stats(&shared.script_monitor).encode(client.proto, out);
+                    continue;
+                }
                 let kill = kill_of(if function { b"function" } else { b"script" });
                 let reply = if !kill && !kill_of(if function { b"script" } else { b"function" }) {
                     Reply::error(busy)

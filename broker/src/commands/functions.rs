@@ -8,6 +8,7 @@ use super::scripting::run_with_runner;
 use super::{glob_match, parse_i64, Ctx, Outcome};
 use crate::reply::{msg, Reply};
 use crate::scripting::functions::{RestorePolicy, ALLOW_OOM, NO_WRITES};
+use crate::scripting::ScriptMonitor;
 use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -233,23 +234,45 @@ fn list(ctx: &mut Ctx) -> Outcome {
 }
 
 fn stats(ctx: &mut Ctx) -> Outcome {
-    let (libraries, functions) = ctx.engine.scripting().map_or((0, 0), |s| s.libraries.counts());
-    // A running function is answered from another connection while it runs (BUSY); under
-    // the lock here, none is.
+    stats_reply(&ctx.shared.script_monitor).into()
+}
+
+/// FUNCTION STATS: the running function (answered from another connection while one runs),
+/// and what is loaded.
+pub fn stats_reply(monitor: &ScriptMonitor) -> Reply {
+    let running = match monitor.function_call.lock().as_ref() {
+        Some((name, command)) => Reply::Map(vec![
+            (Reply::bulk("name"), Reply::bulk(name.clone())),
+            (
+                Reply::bulk("command"),
+                Reply::Array(command.iter().cloned().map(Reply::Bulk).collect()),
+            ),
+            (
+                Reply::bulk("duration_ms"),
+                Reply::Int(monitor.running_for_ms() as i64),
+            ),
+        ]),
+        None => Reply::Null,
+    };
     Reply::Map(vec![
-        (Reply::bulk("running_script"), Reply::Null),
+        (Reply::bulk("running_script"), running),
         (
             Reply::bulk("engines"),
             Reply::Map(vec![(
                 Reply::bulk("LUA"),
                 Reply::Map(vec![
-                    (Reply::bulk("libraries_count"), Reply::Int(libraries as i64)),
-                    (Reply::bulk("functions_count"), Reply::Int(functions as i64)),
+                    (
+                        Reply::bulk("libraries_count"),
+                        Reply::Int(monitor.libraries_count.load(Relaxed) as i64),
+                    ),
+                    (
+                        Reply::bulk("functions_count"),
+                        Reply::Int(monitor.functions_count.load(Relaxed) as i64),
+                    ),
                 ]),
             )]),
         ),
     ])
-    .into()
 }
 
 pub fn fcall(ctx: &mut Ctx) -> Outcome {
@@ -292,10 +315,12 @@ fn fcall_generic(ctx: &mut Ctx, readonly_command: bool) -> Outcome {
     let keys = ctx.args[3..3 + numkeys].to_vec();
     let argv = ctx.args[3 + numkeys..].to_vec();
     let monitor = ctx.shared.script_monitor.clone();
+    *monitor.function_call.lock() = Some((name.clone(), ctx.args.to_vec()));
     monitor.function_running.store(true, Relaxed);
     let out = run_with_runner(ctx, no_writes || readonly_command, |scripting, runner, proto| {
         scripting.function_call(&name, &keys, &argv, proto, runner)
     });
     monitor.function_running.store(false, Relaxed);
+    *monitor.function_call.lock() = None;
     out
 }

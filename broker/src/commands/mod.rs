@@ -31,6 +31,7 @@ pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
 pub use config::parse_memory;
 pub use flags::CommandFlags;
+pub use functions::stats_reply as function_stats;
 pub use scripting::is_script_command;
 pub use transactions::unwatch_all;
 

@@ -282,7 +282,16 @@ impl Scripting {
                 functions: staged.functions,
             },
         );
+        self.publish_counts();
         Ok(name)
+    }
+
+    /// Tells the monitor how many libraries and functions there are now.
+    fn publish_counts(&self) {
+        let (libraries, functions) = self.libraries.counts();
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        self.monitor.libraries_count.store(libraries as u64, relaxed);
+        self.monitor.functions_count.store(functions as u64, relaxed);
     }
 
     /// Compiles a library and runs its top-level code with `redis.register_function`.
@@ -356,7 +365,10 @@ impl Scripting {
     /// FUNCTION DELETE.
     pub fn function_delete(&mut self, name: &str) -> Result<(), Reply> {
         match self.libraries.remove(name) {
-            Some(_) => Ok(()),
+            Some(_) => {
+                self.publish_counts();
+                Ok(())
+            }
             None => Err(Reply::error(msg::FUNCTION_NO_SUCH_LIBRARY)),
         }
     }
@@ -367,6 +379,7 @@ impl Scripting {
         for name in names {
             self.libraries.remove(&name);
         }
+        self.publish_counts();
         self.lua.gc_collect().ok();
     }
 

@@ -34,6 +34,13 @@ pub struct ScriptMonitor {
     /// The running script is a function (FCALL), not an EVAL: each is killed only by its own
     /// KILL, and -BUSY names that one.
     pub function_running: AtomicBool,
+    /// The running function's name and the command that called it, for FUNCTION STATS from
+    /// another connection.
+    pub function_call: parking_lot::Mutex<Option<(String, Vec<bytes::Bytes>)>>,
+    /// How many libraries and functions are loaded (FUNCTION STATS answers while a function
+    /// holds the keyspace, so it cannot ask the interpreter).
+    pub libraries_count: AtomicU64,
+    pub functions_count: AtomicU64,
 }
 
 /// An inline script that has not written yet is stopped after this long and re-run on the
@@ -61,6 +68,9 @@ impl Default for ScriptMonitor {
             hook_ticks: AtomicU64::new(0),
             load_deadline_ms: AtomicU64::new(0),
             function_running: AtomicBool::new(false),
+            function_call: parking_lot::Mutex::new(None),
+            libraries_count: AtomicU64::new(0),
+            functions_count: AtomicU64::new(0),
         }
     }
 }
