@@ -16,6 +16,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("tx", include_str!("diff/tx.txt")),
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
+    ("config", include_str!("diff/config.txt")),
+    ("functions", include_str!("diff/functions.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

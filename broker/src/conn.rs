@@ -69,7 +69,7 @@ pub(crate) async fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) 
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
-/// threshold: SCRIPT KILL and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
+/// threshold: SCRIPT KILL (FUNCTION KILL for a function) and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
 /// when the connection must close (a protocol error, or the server stopping).
 fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
     use crate::commands::shutdown::{decide, ShutdownOutcome};
@@ -93,14 +93,32 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                 Reply::error(msg::NOAUTH).encode(client.proto, out);
             }
             Ok(Parsed::Command(args)) => {
-                let kill = args.len() == 2
+                let kill_of = |family: &[u8]| {
+                    args.len() == 2
+                        && client.authenticated
+                        && args[0].eq_ignore_ascii_case(family)
+                        && args[1].eq_ignore_ascii_case(b"kill")
+                };
+                // SCRIPT KILL stops an EVAL, FUNCTION KILL a function; -BUSY names the one
+                // that applies.
+                let function = shared.script_monitor.function_running.load(Relaxed);
+                let busy = if function { msg::BUSY_FUNCTION } else { msg::BUSY };
+                if function
                     && client.authenticated
-                    && args[0].eq_ignore_ascii_case(b"script")
-                    && args[1].eq_ignore_ascii_case(b"kill");
-                let reply = if !kill {
-                    Reply::error(msg::BUSY)
+                    && args.len() == 2
+                    && args[0].eq_ignore_ascii_case(b"function")
+                    && args[1].eq_ignore_ascii_case(b"stats")
+                {
+                    crate::commands::function_stats(&shared.script_monitor).encode(client.proto, out);
+                    continue;
+                }
+                let kill = kill_of(if function { b"function" } else { b"script" });
+                let reply = if !kill && !kill_of(if function { b"script" } else { b"function" }) {
+                    Reply::error(busy)
                 } else if shared.script_monitor.wrote.load(Relaxed) {
                     Reply::error(msg::UNKILLABLE)
+                } else if !kill {
+                    Reply::error(busy)
                 } else {
                     shared.script_monitor.kill.store(true, Relaxed);
                     Reply::Ok

@@ -223,6 +223,9 @@ pub mod msg {
         "ERR Client names cannot contain spaces, newlines or special characters.";
     pub const BUSY: &str =
         "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+    /// -BUSY while a function (FCALL) runs.
+    pub const BUSY_FUNCTION: &str =
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
     pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
     pub const HELLO_PROTO: &str = "NOPROTO unsupported protocol version";
     pub const NO_MULTI: &str = "ERR Command not allowed inside a transaction";
@@ -270,6 +273,23 @@ pub mod msg {
         "RDB save points are not supported (persistence is the append-only file): only '' is accepted";
     /// Ours: a corrupt tail of the append-only file is always cut off with a warning.
     pub const CONFIG_LOAD_TRUNCATED_ONLY_YES: &str = "only 'yes' is supported";
+    pub const CONFIG_NOT_MEMORY_OR_PERCENT: &str = "argument must be a memory or percent value";
+    pub const CONFIG_PERCENT_RANGE: &str = "percentage argument must be less or equal to 100";
+    pub const CONFIG_PROTECTED: &str = "can't set protected config";
+    pub const CONFIG_DUPLICATE: &str = "duplicate parameter";
+    pub const CONFIG_INVALID_SAVE: &str = "Invalid save parameters";
+    pub const CONFIG_BUFFER_LIMIT_ARGS: &str = "Wrong number of arguments in buffer limit configuration.";
+    pub const CONFIG_BUFFER_LIMIT_CLASS: &str =
+        "Invalid client class specified in buffer limit configuration.";
+    pub const CONFIG_BUFFER_LIMIT_VALUES: &str =
+        "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+    pub const CONFIG_WRONG_ARG_COUNT: &str = "wrong number of arguments";
+    pub const CONFIG_OOM_SCORE_VALUES: &str =
+        "Invalid oom-score-adj-values, elements must be between -2000 and 2000.";
+    pub const CONFIG_PROC_TITLE_INVALID: &str = "template format is invalid or contains unknown variables";
+    pub const CONFIG_PERCENTILES_INVALID: &str = "Invalid latency-tracking-info-percentiles parameters";
+    pub const CONFIG_PERCENTILES_RANGE: &str =
+        "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]";
 
     // Scripting.
     pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
@@ -373,6 +393,61 @@ pub mod msg {
         format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(opt))
     }
 
+    // Functions (FUNCTION, FCALL).
+    pub const FUNCTION_NO_METADATA: &str = "ERR Missing library metadata";
+    pub const FUNCTION_NAME_TWICE: &str =
+        "ERR Invalid metadata value, name argument was given multiple times";
+    pub const FUNCTION_NO_LIBRARY_NAME: &str = "ERR Library name was not given";
+    /// Without "ERR ": Redis 7.0 raises it inside the library for a bad function name too.
+    pub const FUNCTION_BAD_NAME: &str = "Library names can only contain letters, numbers, or underscores(_) and must be at least one character long";
+    pub const FUNCTION_NONE_REGISTERED: &str = "ERR No functions registered";
+    pub const FUNCTION_NO_SUCH_LIBRARY: &str = "ERR Library not found";
+    pub const FUNCTION_NOT_FOUND: &str = "ERR Function not found";
+    pub const FUNCTION_PAYLOAD_INVALID: &str = "ERR DUMP payload version or checksum are wrong";
+    pub const FUNCTION_PAYLOAD_NOT_FUNCTION: &str = "ERR given type is not a function";
+    /// Ours: a payload whose trailer checks out but whose records do not parse.
+    pub const FUNCTION_PAYLOAD_DAMAGED: &str = "ERR the payload's library records are damaged";
+    pub const FUNCTION_RO_WRITE: &str = "ERR Can not execute a script with write flag using *_ro command.";
+    pub const FUNCTION_BAD_NUMKEYS: &str = "ERR Bad number of keys provided";
+    pub const FUNCTION_FLUSH_OPTION: &str = "ERR FUNCTION FLUSH only supports SYNC|ASYNC option";
+    pub const FUNCTION_RESTORE_POLICY: &str =
+        "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.";
+    pub const FUNCTION_LIST_NO_PATTERN: &str = "ERR library name argument was not given";
+    pub const FUNCTION_LOAD_TIMEOUT: &str = "FUNCTION LOAD timeout";
+
+    pub fn function_engine_not_found(engine: &str) -> String {
+        format!("ERR Engine '{engine}' not found")
+    }
+
+    pub fn function_bad_metadata(part: &str) -> String {
+        format!("ERR Invalid metadata value given: {part}")
+    }
+
+    pub fn function_library_exists(name: &str) -> String {
+        format!("ERR Library '{name}' already exists")
+    }
+
+    pub fn function_exists(name: &str) -> String {
+        format!("ERR Function {name} already exists")
+    }
+
+    pub fn function_compile_error(message: &str) -> String {
+        format!("ERR Error compiling function: {message}")
+    }
+
+    /// The library's top-level code failed; `message` is the error reply it raised.
+    pub fn function_register_error(message: &str) -> String {
+        format!("ERR Error registering functions: {message}")
+    }
+
+    pub fn function_list_unknown(arg: &[u8]) -> String {
+        format!("ERR Unknown argument {}", String::from_utf8_lossy(arg))
+    }
+
+    pub fn function_load_unknown_option(arg: &[u8]) -> String {
+        format!("ERR Unknown option given: {}", String::from_utf8_lossy(arg))
+    }
+
     pub fn unknown_client_type(kind: &[u8]) -> String {
         format!("ERR Unknown client type '{}'", String::from_utf8_lossy(kind))
     }
@@ -381,6 +456,16 @@ pub mod msg {
     /// [`config_maxclients_os`].
     pub fn config_set_failed(name: &str, reason: &str) -> String {
         format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+    }
+
+    /// A number outside a parameter's range.
+    pub fn config_range(min: i64, max: i64) -> String {
+        format!("argument must be between {min} and {max} inclusive")
+    }
+
+    /// A value that is none of an enumerated parameter's names.
+    pub fn config_one_of(names: &[&str]) -> String {
+        format!("argument(s) must be one of the following: {}", names.join(", "))
     }
 
     pub fn config_maxclients_os(most: usize) -> String {

@@ -47,6 +47,9 @@ pub struct BrokerConfig {
     /// `maxmemory`: past this many bytes of resident memory, commands that may grow memory are
     /// refused with `-OOM` (`noeviction`); 0 = no limit.
     pub maxmemory_bytes: u64,
+    /// Values CONFIG SET gave the parameters nothing here depends on (by canonical name), so
+    /// CONFIG GET echoes them; unset ones show Redis's default.
+    pub stored_params: BTreeMap<&'static str, String>,
 }
 
 impl Default for BrokerConfig {
@@ -64,6 +67,7 @@ impl Default for BrokerConfig {
             mem_allocator: "libc",
             aof: crate::aof::AofConfig::default(),
             maxmemory_bytes: 0,
+            stored_params: BTreeMap::new(),
         }
     }
 }

@@ -19,6 +19,8 @@ enum Copied {
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
 pub struct Snapshot {
     entries: Vec<(usize, Bytes, Copied, Option<u64>)>,
+    /// The code of every library of functions, loaded again before the keys.
+    pub functions: Vec<Bytes>,
 }
 
 /// What a snapshot holds, for the log line after a rewrite or at shutdown.
@@ -46,7 +48,10 @@ impl Snapshot {
                 entries.push((db, key.clone(), copied, expiry));
             }
         }
-        Snapshot { entries }
+        Snapshot {
+            entries,
+            functions: Vec::new(),
+        }
     }
 
     pub fn counts(&self) -> Counts {
@@ -66,6 +71,9 @@ impl Snapshot {
     /// Writes the commands that rebuild the snapshot to `out`, in chunks.
     pub fn write_to(&self, out: &mut impl Write) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(64 * 1024);
+        for code in &self.functions {
+            encode_command(&mut buf, &[&b"FUNCTION"[..], b"LOAD", code]);
+        }
         let mut db = None;
         let mut order: Vec<usize> = (0..self.entries.len()).collect();
         order.sort_by_key(|&i| self.entries[i].0);

@@ -1,100 +1,24 @@
 //! CONFIG GET, SET, RESETSTAT and REWRITE over the broker's configuration.
+//!
+//! Every Redis 7.0 parameter is known (`config_params.rs`) and its values are checked as Redis
+//! checks them. The ones that mean something here are applied to the running broker and read
+//! back from it; the rest are stored and echoed. A SET of several parameters is all or
+//! nothing: names are checked first, then every value, and if applying one fails the ones
+//! already applied get their old values back.
 
+use super::config_params::{self, Access, Param};
 use super::{glob_match, Ctx, Outcome};
 use crate::reply::{msg, Reply};
 use std::sync::atomic::Ordering::Relaxed;
 
-/// `(name, value, mutable)` for CONFIG GET.
-fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
-    let c = ctx.shared.config.read();
-    vec![
-        ("save", String::new(), true),
-        (
-            "appendonly",
-            if ctx.shared.aof.read().is_some() {
-                "yes"
-            } else {
-                "no"
-            }
-            .into(),
-            true,
-        ),
-        ("appendfsync", c.aof.fsync.name().into(), true),
-        ("appendfilename", c.aof.filename.clone(), false),
-        (
-            "dir",
-            std::fs::canonicalize(&c.aof.dir)
-                .unwrap_or_else(|_| c.aof.dir.clone())
-                .display()
-                .to_string(),
-            false,
-        ),
-        (
-            "auto-aof-rewrite-percentage",
-            c.aof.auto_rewrite_percentage.to_string(),
-            true,
-        ),
-        (
-            "auto-aof-rewrite-min-size",
-            c.aof.auto_rewrite_min_size_bytes.to_string(),
-            true,
-        ),
-        ("aof-load-truncated", "yes".into(), true),
-        (
-            "maxmemory",
-            ctx.shared.memory.limit_bytes.load(Relaxed).to_string(),
-            true,
-        ),
-        ("maxmemory-policy", "noeviction".into(), true),
-        ("databases", c.databases.to_string(), false),
-        ("port", ctx.shared.port.load(Relaxed).to_string(), false),
-        ("requirepass", c.requirepass.clone().unwrap_or_default(), true),
-        ("proto-max-bulk-len", c.proto_max_bulk_len.to_string(), true),
-        (
-            "client-query-buffer-limit",
-            c.client_query_buffer_limit.to_string(),
-            true,
-        ),
-        ("maxclients", c.maxclients.to_string(), true),
-        (
-            "protected-mode",
-            if c.protected_mode { "yes" } else { "no" }.into(),
-            true,
-        ),
-        ("timeout", c.timeout_s.to_string(), true),
-        ("hz", c.hz.to_string(), true),
-        (
-            "busy-reply-threshold",
-            c.busy_reply_threshold_ms.to_string(),
-            true,
-        ),
-        ("lua-time-limit", c.busy_reply_threshold_ms.to_string(), true),
-    ]
-}
-
 pub fn config(ctx: &mut Ctx) -> Outcome {
     let sub = ctx.args[1].to_ascii_lowercase();
     match sub.as_slice() {
-        b"get" if ctx.args.len() >= 3 => {
-            let params = config_params(ctx);
-            let mut pairs = Vec::new();
-            for (name, value, _) in &params {
-                if ctx.args[2..].iter().any(|p| glob_match(p, name.as_bytes(), true)) {
-                    pairs.push((Reply::bulk(name), Reply::bulk(value)));
-                }
-            }
-            Reply::Map(pairs).into()
-        }
-        b"set" if ctx.args.len() >= 4 && ctx.args.len().is_multiple_of(2) => {
-            for pair in ctx.args[2..].chunks(2) {
-                let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-                let value = String::from_utf8_lossy(&pair[1]).into_owned();
-                if let Err(e) = config_set(ctx, &name, &value) {
-                    return e.into();
-                }
-            }
-            Reply::Ok.into()
-        }
+        b"get" if ctx.args.len() >= 3 => config_get(ctx).into(),
+        b"set" if ctx.args.len() >= 4 => match config_set(ctx) {
+            Ok(()) => Reply::Ok.into(),
+            Err(e) => e.into(),
+        },
         b"resetstat" if ctx.args.len() == 2 => {
             ctx.engine.stats.reset();
             ctx.shared.stats.errors.lock().clear();
@@ -102,11 +26,230 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             Reply::Ok.into()
         }
         b"rewrite" if ctx.args.len() == 2 => Reply::error(msg::NO_CONFIG_FILE).into(),
-        b"get" | b"set" | b"resetstat" | b"rewrite" => {
-            Reply::error(msg::subcommand_arity("config", &ctx.args[1])).into()
-        }
+        b"get" | b"set" | b"resetstat" | b"rewrite" => Reply::error(msg::wrong_args(&format!(
+            "config|{}",
+            String::from_utf8_lossy(&sub)
+        )))
+        .into(),
         _ => Reply::error(msg::unknown_subcommand("config", &ctx.args[1])).into(),
     }
+}
+
+/// Whether a CONFIG GET argument is a pattern (otherwise it names one parameter, and the reply
+/// repeats it as given).
+fn is_pattern(arg: &[u8]) -> bool {
+    arg.iter().any(|b| matches!(b, b'*' | b'?' | b'['))
+}
+
+fn config_get(ctx: &Ctx) -> Reply {
+    let mut seen: Vec<&'static str> = Vec::new();
+    let mut pairs = Vec::new();
+    for arg in &ctx.args[2..] {
+        if !is_pattern(arg) {
+            let name = String::from_utf8_lossy(arg);
+            if let Some(param) = config_params::lookup(&name) {
+                if !seen.contains(&param.name) {
+                    seen.push(param.name);
+                    pairs.push((Reply::bulk(arg.clone()), Reply::bulk(value_of(ctx, param))));
+                }
+            }
+            continue;
+        }
+        for param in config_params::PARAMS {
+            if glob_match(arg, param.name.as_bytes(), true) && !seen.contains(&param.name) {
+                seen.push(param.name);
+                pairs.push((Reply::bulk(param.name), Reply::bulk(value_of(ctx, param))));
+            }
+        }
+    }
+    Reply::Map(pairs)
+}
+
+/// What CONFIG GET shows for `param`: the running value for those we apply, else the stored
+/// one (or the default).
+fn value_of(ctx: &Ctx, param: &Param) -> String {
+    live(ctx, param.canonical).unwrap_or_else(|| {
+        ctx.shared
+            .config
+            .read()
+            .stored_params
+            .get(param.canonical)
+            .cloned()
+            .unwrap_or_else(|| param.default.to_string())
+    })
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// The running value of a parameter the broker applies; `None` for stored-only ones.
+fn live(ctx: &Ctx, canonical: &str) -> Option<String> {
+    let c = ctx.shared.config.read();
+    Some(match canonical {
+        "appendonly" => yes_no(ctx.shared.aof.read().is_some()),
+        "appendfsync" => c.aof.fsync.name().into(),
+        "appendfilename" => c.aof.filename.clone(),
+        "dir" => std::fs::canonicalize(&c.aof.dir)
+            .unwrap_or_else(|_| c.aof.dir.clone())
+            .display()
+            .to_string(),
+        "auto-aof-rewrite-percentage" => c.aof.auto_rewrite_percentage.to_string(),
+        "auto-aof-rewrite-min-size" => c.aof.auto_rewrite_min_size_bytes.to_string(),
+        "aof-load-truncated" => "yes".into(),
+        "save" => String::new(),
+        "maxmemory" => ctx.shared.memory.limit_bytes.load(Relaxed).to_string(),
+        "maxmemory-policy" => "noeviction".into(),
+        "databases" => c.databases.to_string(),
+        "port" => ctx.shared.port.load(Relaxed).to_string(),
+        "bind" => ctx.client.info.laddr.ip().to_string(),
+        "requirepass" => c.requirepass.clone().unwrap_or_default(),
+        "proto-max-bulk-len" => c.proto_max_bulk_len.to_string(),
+        "client-query-buffer-limit" => c.client_query_buffer_limit.to_string(),
+        "maxclients" => c.maxclients.to_string(),
+        "protected-mode" => yes_no(c.protected_mode),
+        "timeout" => c.timeout_s.to_string(),
+        "hz" => c.hz.to_string(),
+        "busy-reply-threshold" => c.busy_reply_threshold_ms.to_string(),
+        _ => return None,
+    })
+}
+
+fn config_set(ctx: &mut Ctx) -> Result<(), Reply> {
+    if !ctx.args.len().is_multiple_of(2) {
+        return Err(Reply::error(msg::SYNTAX));
+    }
+    let failed = |name: &[u8], reason: &str| {
+        Reply::error(msg::config_set_failed(&String::from_utf8_lossy(name), reason))
+    };
+    // Names first: unknown, unchangeable or repeated parameters refuse the whole command.
+    let mut params: Vec<&'static Param> = Vec::new();
+    for pair in ctx.args[2..].chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]);
+        let Some(param) = config_params::lookup(&name) else {
+            return Err(Reply::error(msg::config_set_unknown(&name)));
+        };
+        match param.access {
+            Access::Immutable => return Err(failed(&pair[0], msg::CONFIG_IMMUTABLE)),
+            Access::Protected => return Err(failed(&pair[0], msg::CONFIG_PROTECTED)),
+            Access::Mutable => {}
+        }
+        // As in Redis, an alias and its parameter are two names: only a name given twice is.
+        if params.iter().any(|p| p.name == param.name) {
+            return Err(failed(&pair[0], msg::CONFIG_DUPLICATE));
+        }
+        params.push(param);
+    }
+    // Then every value, before anything changes.
+    let mut values = Vec::with_capacity(params.len());
+    for (param, pair) in params.iter().zip(ctx.args[2..].chunks(2)) {
+        let given = String::from_utf8_lossy(&pair[1]);
+        let current = value_of(ctx, param);
+        let value =
+            config_params::check(param.kind, &given, &current).map_err(|reason| failed(&pair[0], &reason))?;
+        values.push((current, value));
+    }
+    // Then apply them in order; a failure restores those already applied.
+    for (i, (param, (_, value))) in params.iter().zip(&values).enumerate() {
+        if let Err(reason) = apply(ctx, param.canonical, value) {
+            for (earlier, (old, _)) in params[..i].iter().zip(&values).rev() {
+                if let Err(e) = apply(ctx, earlier.canonical, old) {
+                    tracing::warn!(param = earlier.name, error = ?e, "could not restore a parameter");
+                }
+            }
+            return Err(match reason {
+                Refusal::Reason(r) => failed(&ctx.args[2 + 2 * i], &r),
+                Refusal::Reply(r) => r,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why applying a checked value failed.
+#[derive(Debug)]
+enum Refusal {
+    /// Worded as CONFIG SET's "failed … - reason".
+    Reason(String),
+    /// A reply of its own.
+    Reply(Reply),
+}
+
+impl From<&str> for Refusal {
+    fn from(reason: &str) -> Refusal {
+        Refusal::Reason(reason.to_string())
+    }
+}
+
+/// Applies a checked value (as `config_params::check` wrote it) to the running broker, or
+/// stores it if nothing here depends on it.
+fn apply(ctx: &mut Ctx, canonical: &'static str, value: &str) -> Result<(), Refusal> {
+    let number = || value.parse::<u64>().unwrap_or(0);
+    match canonical {
+        "appendonly" if value == "yes" => {
+            ctx.shared.config.write().aof.enabled = true;
+            super::persistence::enable(ctx.shared, ctx.engine, ctx.now_ms)
+                .map_err(|e| Refusal::Reply(Reply::error(msg::aof_enable_failed(&e))))?;
+        }
+        "appendonly" => {
+            ctx.shared.config.write().aof.enabled = false;
+            super::persistence::disable(ctx.shared, ctx.engine);
+        }
+        "appendfsync" => {
+            let fsync = value
+                .parse::<crate::aof::Fsync>()
+                .map_err(|_| Refusal::from(msg::CONFIG_APPENDFSYNC_VALUES))?;
+            ctx.shared.config.write().aof.fsync = fsync;
+            if let Some(log) = ctx.shared.aof.read().as_ref() {
+                log.set_fsync(fsync);
+            }
+        }
+        "auto-aof-rewrite-percentage" => ctx.shared.config.write().aof.auto_rewrite_percentage = number(),
+        "auto-aof-rewrite-min-size" => ctx.shared.config.write().aof.auto_rewrite_min_size_bytes = number(),
+        "maxmemory" => {
+            ctx.shared.config.write().maxmemory_bytes = number();
+            ctx.shared.memory.limit_bytes.store(number(), Relaxed);
+        }
+        "maxmemory-policy" if value == "noeviction" => {}
+        "maxmemory-policy" => return Err(msg::CONFIG_ONLY_NOEVICTION.into()),
+        // Only the answers that hold here: no RDB save points, truncated tails loaded.
+        "save" if value.is_empty() => {}
+        "save" => return Err(msg::CONFIG_NO_SAVE_POINTS.into()),
+        "aof-load-truncated" if value == "yes" => {}
+        "aof-load-truncated" => return Err(msg::CONFIG_LOAD_TRUNCATED_ONLY_YES.into()),
+        // The listener is the embedding program's: it cannot move while we run.
+        "port" | "bind" => return Err(msg::CONFIG_IMMUTABLE.into()),
+        "requirepass" => {
+            ctx.shared.config.write().requirepass = (!value.is_empty()).then(|| value.to_string())
+        }
+        "proto-max-bulk-len" => ctx.shared.config.write().proto_max_bulk_len = number() as usize,
+        "client-query-buffer-limit" => {
+            ctx.shared.config.write().client_query_buffer_limit = number() as usize
+        }
+        "maxclients" => {
+            let n = number() as usize;
+            if let Some(limit) = crate::state::open_file_limit() {
+                let most = crate::state::fd_limited_maxclients(usize::MAX, limit);
+                if n > most {
+                    return Err(Refusal::Reason(msg::config_maxclients_os(most)));
+                }
+            }
+            ctx.shared.config.write().maxclients = n;
+        }
+        "protected-mode" => ctx.shared.config.write().protected_mode = value == "yes",
+        "timeout" => ctx.shared.config.write().timeout_s = number(),
+        // As Redis: stored within 1..=500 (CONFIG GET shows the clamped value).
+        "hz" => ctx.shared.config.write().hz = number().clamp(1, 500) as u32,
+        "busy-reply-threshold" => ctx.shared.config.write().busy_reply_threshold_ms = number(),
+        _ => {
+            ctx.shared
+                .config
+                .write()
+                .stored_params
+                .insert(canonical, value.to_string());
+        }
+    }
+    Ok(())
 }
 
 /// A memory amount as Redis reads one: bytes, or a number with `k`/`m`/`g` (powers of 1000)
@@ -128,113 +271,6 @@ pub fn parse_memory(value: &str) -> Option<u64> {
         return None;
     }
     digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
-/// Parameters about persistence and memory: applied to the running log and the memory gauge.
-/// `None` when `name` is not one of them.
-fn config_set_persistence(ctx: &mut Ctx, name: &str, value: &str) -> Option<Result<(), Reply>> {
-    let bad = |reason: &str| Reply::error(msg::config_set_failed(name, reason));
-    let result = match name {
-        "appendonly" => match value.to_ascii_lowercase().as_str() {
-            "yes" => {
-                ctx.shared.config.write().aof.enabled = true;
-                super::persistence::enable(ctx.shared, ctx.engine, ctx.now_ms)
-                    .map_err(|e| Reply::error(msg::aof_enable_failed(&e)))
-            }
-            "no" => {
-                ctx.shared.config.write().aof.enabled = false;
-                super::persistence::disable(ctx.shared, ctx.engine);
-                Ok(())
-            }
-            _ => Err(bad(msg::CONFIG_NOT_YES_NO)),
-        },
-        "appendfsync" => match value.parse::<crate::aof::Fsync>() {
-            Ok(f) => {
-                ctx.shared.config.write().aof.fsync = f;
-                if let Some(log) = ctx.shared.aof.read().as_ref() {
-                    log.set_fsync(f);
-                }
-                Ok(())
-            }
-            Err(_) => Err(bad(msg::CONFIG_APPENDFSYNC_VALUES)),
-        },
-        "auto-aof-rewrite-percentage" => match value.parse::<u64>() {
-            Ok(n) => {
-                ctx.shared.config.write().aof.auto_rewrite_percentage = n;
-                Ok(())
-            }
-            Err(_) => Err(bad(msg::CONFIG_NOT_INTEGER)),
-        },
-        "auto-aof-rewrite-min-size" => match parse_memory(value) {
-            Some(n) => {
-                ctx.shared.config.write().aof.auto_rewrite_min_size_bytes = n;
-                Ok(())
-            }
-            None => Err(bad(msg::CONFIG_NOT_MEMORY)),
-        },
-        "maxmemory" => match parse_memory(value) {
-            Some(n) => {
-                ctx.shared.config.write().maxmemory_bytes = n;
-                ctx.shared.memory.limit_bytes.store(n, Relaxed);
-                Ok(())
-            }
-            None => Err(bad(msg::CONFIG_NOT_MEMORY)),
-        },
-        "maxmemory-policy" => match value.to_ascii_lowercase().as_str() {
-            "noeviction" => Ok(()),
-            "volatile-lru" | "volatile-lfu" | "volatile-random" | "volatile-ttl" | "allkeys-lru"
-            | "allkeys-lfu" | "allkeys-random" => Err(bad(msg::CONFIG_ONLY_NOEVICTION)),
-            _ => Err(bad(msg::CONFIG_MAXMEMORY_POLICY_VALUES)),
-        },
-        // Only the answer that holds here: no RDB save points, truncated tails loaded.
-        "save" if value.trim().is_empty() => Ok(()),
-        "save" => Err(bad(msg::CONFIG_NO_SAVE_POINTS)),
-        "aof-load-truncated" if value.eq_ignore_ascii_case("yes") => Ok(()),
-        "aof-load-truncated" => Err(bad(msg::CONFIG_LOAD_TRUNCATED_ONLY_YES)),
-        "dir" | "appendfilename" => Err(bad(msg::CONFIG_IMMUTABLE)),
-        _ => return None,
-    };
-    Some(result)
-}
-
-fn config_set(ctx: &mut Ctx, name: &str, value: &str) -> Result<(), Reply> {
-    if let Some(result) = config_set_persistence(ctx, name, value) {
-        return result;
-    }
-    let bad = |reason: &str| Reply::error(msg::config_set_failed(name, reason));
-    let num = || value.parse::<u64>().map_err(|_| bad(msg::CONFIG_NOT_INTEGER));
-    let mut c = ctx.shared.config.write();
-    match name {
-        "requirepass" => c.requirepass = (!value.is_empty()).then(|| value.to_string()),
-        "proto-max-bulk-len" => c.proto_max_bulk_len = num()? as usize,
-        "client-query-buffer-limit" => c.client_query_buffer_limit = num()? as usize,
-        "maxclients" => {
-            let n = num()?;
-            if n == 0 || n > u64::from(u32::MAX) {
-                return Err(bad(msg::CONFIG_MAXCLIENTS_RANGE));
-            }
-            if let Some(limit) = crate::state::open_file_limit() {
-                let most = crate::state::fd_limited_maxclients(usize::MAX, limit);
-                if n as usize > most {
-                    return Err(bad(&msg::config_maxclients_os(most)));
-                }
-            }
-            c.maxclients = n as usize;
-        }
-        "protected-mode" => {
-            c.protected_mode = match value.to_ascii_lowercase().as_str() {
-                "yes" => true,
-                "no" => false,
-                _ => return Err(bad(msg::CONFIG_NOT_YES_NO)),
-            }
-        }
-        "timeout" => c.timeout_s = num()?,
-        "hz" => c.hz = (num()? as u32).clamp(1, 500),
-        "busy-reply-threshold" | "lua-time-limit" => c.busy_reply_threshold_ms = num()?,
-        "databases" | "port" | "bind" => return Err(bad(msg::CONFIG_IMMUTABLE)),
-        _ => return Err(Reply::error(msg::config_set_unknown(name))),
-    }
-    Ok(())
 }
 
 #[cfg(test)]

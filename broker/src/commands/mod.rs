@@ -11,8 +11,10 @@ mod args;
 mod client;
 mod command;
 mod config;
+mod config_params;
 mod connection;
 pub mod flags;
+mod functions;
 mod info;
 mod keys;
 mod lists;
@@ -29,6 +31,7 @@ pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
 pub use config::parse_memory;
 pub use flags::CommandFlags;
+pub use functions::stats_reply as function_stats;
 pub use scripting::is_script_command;
 pub use transactions::unwatch_all;
 
@@ -186,6 +189,9 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("eval_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
     cmd!("evalsha_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
     cmd!("script", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
+    cmd!("fcall", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Invokes a function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall),
+    cmd!("fcall_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Invokes a read-only function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall_ro),
+    cmd!("function", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for function commands.", "subcommand [arg ...]", functions::function),
     // keys
     cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
     cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),

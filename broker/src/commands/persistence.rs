@@ -310,7 +310,11 @@ pub fn start_rewrite(engine: &mut Engine, now_ms: u64) -> Result<RewriteStarted,
         f.forget_db();
     }
     let copying = Instant::now();
-    let snapshot = Snapshot::take(&engine.keyspace, now_ms);
+    let mut snapshot = Snapshot::take(&engine.keyspace, now_ms);
+    snapshot.functions = engine
+        .scripting()
+        .map(|s| s.libraries.codes())
+        .unwrap_or_default();
     tracing::info!(
         keys = snapshot.counts().keys,
         lock_held_ms = copying.elapsed().as_secs_f64() * 1000.0,

@@ -56,7 +56,7 @@ impl CommandRunner for ScriptRunner {
 /// Whether `name` is an EVAL-family command: the ones a connection tries inline and otherwise
 /// hands to the script thread.
 pub fn is_script_command(name: &[u8]) -> bool {
-    ["eval", "evalsha", "eval_ro", "evalsha_ro"]
+    ["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"]
         .iter()
         .any(|c| name.eq_ignore_ascii_case(c.as_bytes()))
 }
@@ -192,6 +192,75 @@ fn run_script(
         return Outcome::Migrate;
     }
     reply.into()
+}
+
+/// Runs `run` (a registered function's call, FCALL) with the engine and the client moved
+/// into a script runner for the duration, as [`run_script`] does for EVAL; `readonly`
+/// refuses writes. The interpreter is lent by the engine.
+pub(super) fn run_with_runner(
+    ctx: &mut Ctx,
+    readonly: bool,
+    run: impl FnOnce(
+        &mut Scripting,
+        Box<dyn CommandRunner>,
+        crate::reply::Protocol,
+    ) -> (Reply, Box<dyn CommandRunner>),
+) -> Outcome {
+    let Ctx {
+        engine,
+        client,
+        shared,
+        ..
+    } = ctx;
+    let Some(me) = shared.me.upgrade() else {
+        return Reply::error(msg::SHUTTING_DOWN).into();
+    };
+    let monitor = &shared.script_monitor;
+    // The function's effects are logged as one MULTI … EXEC block, as a script's are.
+    if let Some(f) = engine.feed.as_mut() {
+        f.begin_block();
+    }
+    let out = engine
+        .with_scripting(monitor, |scripting, engine| {
+            monitor.begin();
+            let raw = std::mem::replace(&mut client.raw_replies, false);
+            let mut runner = match scripting
+                .spare_runner
+                .take()
+                .map(|r| r.downcast::<ScriptRunner>())
+            {
+                Some(Ok(r)) => r,
+                _ => Box::new(ScriptRunner {
+                    shared: None,
+                    engine: Engine::placeholder(engine.keyspace.queues.clone()),
+                    client: ClientState::new(client.info.clone(), true),
+                    readonly,
+                }),
+            };
+            runner.shared = Some(me);
+            runner.readonly = readonly;
+            let proto = client.proto;
+            std::mem::swap(&mut runner.engine, engine);
+            std::mem::swap(&mut runner.client, client);
+            let (reply, runner) = run(scripting, runner, proto);
+            match runner.into_any().downcast::<ScriptRunner>() {
+                Ok(mut r) => {
+                    std::mem::swap(&mut r.engine, engine);
+                    std::mem::swap(&mut r.client, client);
+                    r.shared = None;
+                    scripting.spare_runner = Some(r);
+                }
+                Err(_) => tracing::error!("script runner of an unexpected type came back"),
+            }
+            client.raw_replies = raw;
+            monitor.started_ms.store(0, Ordering::Relaxed);
+            reply
+        })
+        .unwrap_or_else(|e| Reply::error(msg::lua_start_failed(e)));
+    if let Some(offset) = engine.feed.as_mut().and_then(|f| f.end_block()) {
+        client.aof_wait = offset;
+    }
+    out.into()
 }
 
 pub fn eval(ctx: &mut Ctx) -> Outcome {

@@ -6,6 +6,7 @@
 //! clients, which are served once the script has finished).
 
 mod call;
+pub mod functions;
 mod libs;
 mod monitor;
 mod reply;
@@ -61,6 +62,12 @@ pub struct Scripting {
     main: sandbox::MainThread,
     monitor: Arc<ScriptMonitor>,
     run: mlua::Function,
+    /// The prelude's loader of a library's top-level code and its caller of a registered
+    /// function (see `functions.rs`).
+    load_library: mlua::Function,
+    call_function: mlua::Function,
+    /// Libraries of functions (FUNCTION LOAD), with their callbacks.
+    pub libraries: functions::Libraries,
     /// The compiled functions, by [`CachedScript::slot`].
     cache: Table,
     next_slot: i64,
@@ -161,22 +168,22 @@ impl Scripting {
         let handler = lua.create_function(error_handler)?;
         let kit = sandbox::kit(&lua)?;
         let encode = reply::encoder(&lua)?;
-        let run: mlua::Function = lua.load(PRELUDE).set_name("=prelude").call((
-            raw_call,
-            raw_pcall,
-            handler,
-            script_args,
-            kit,
-            encode,
-        ))?;
+        let (run, load_library, call_function): (mlua::Function, mlua::Function, mlua::Function) = lua
+            .load(PRELUDE)
+            .set_name("=prelude")
+            .call((raw_call, raw_pcall, handler, script_args, kit, encode))?;
         sandbox::install_hook(&lua)?;
         let main = sandbox::MainThread::of(&lua)?;
         let cache = lua.create_table()?;
+        let libraries = functions::Libraries::new(&lua)?;
         Ok(Scripting {
             lua,
             main,
             monitor,
             run,
+            load_library,
+            call_function,
+            libraries,
             cache,
             next_slot: 0,
             scripts: HashMap::new(),

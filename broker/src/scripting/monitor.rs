@@ -28,6 +28,19 @@ pub struct ScriptMonitor {
     pub migrations: AtomicU64,
     /// Instruction-hook calls during the current script (each = 10,000 Lua instructions).
     pub hook_ticks: AtomicU64,
+    /// While a library's top-level code runs (FUNCTION LOAD): how long it may run, in ms
+    /// (0 otherwise).
+    pub load_deadline_ms: AtomicU64,
+    /// The running script is a function (FCALL), not an EVAL: each is killed only by its own
+    /// KILL, and -BUSY names that one.
+    pub function_running: AtomicBool,
+    /// The running function's name and the command that called it, for FUNCTION STATS from
+    /// another connection.
+    pub function_call: parking_lot::Mutex<Option<(String, Vec<bytes::Bytes>)>>,
+    /// How many libraries and functions are loaded (FUNCTION STATS answers while a function
+    /// holds the keyspace, so it cannot ask the interpreter).
+    pub libraries_count: AtomicU64,
+    pub functions_count: AtomicU64,
 }
 
 /// An inline script that has not written yet is stopped after this long and re-run on the
@@ -53,6 +66,11 @@ impl Default for ScriptMonitor {
             inline_runs: AtomicU64::new(0),
             migrations: AtomicU64::new(0),
             hook_ticks: AtomicU64::new(0),
+            load_deadline_ms: AtomicU64::new(0),
+            function_running: AtomicBool::new(false),
+            function_call: parking_lot::Mutex::new(None),
+            libraries_count: AtomicU64::new(0),
+            functions_count: AtomicU64::new(0),
         }
     }
 }
@@ -85,6 +103,10 @@ impl ScriptMonitor {
         if self.kill.load(Ordering::Relaxed) {
             return Some(StopReason::Kill);
         }
+        let deadline = self.load_deadline_ms.load(Ordering::Relaxed);
+        if deadline > 0 && self.running_for_ms() >= deadline {
+            return Some(StopReason::LoadTimeout);
+        }
         if self.inline.load(Ordering::Relaxed)
             && !self.wrote.load(Ordering::Relaxed)
             && (self.migrate.load(Ordering::Relaxed) || self.running_for_ms() >= INLINE_BUDGET_MS)
@@ -103,6 +125,8 @@ pub enum StopReason {
     Kill,
     /// An inline run overran its budget before writing (see [`INLINE_BUDGET_MS`]).
     Migrate,
+    /// A library's top-level code ran too long (FUNCTION LOAD).
+    LoadTimeout,
 }
 
 impl StopReason {
@@ -111,6 +135,7 @@ impl StopReason {
         match self {
             StopReason::Kill => msg::SCRIPT_KILLED,
             StopReason::Migrate => msg::SCRIPT_MOVED,
+            StopReason::LoadTimeout => msg::FUNCTION_LOAD_TIMEOUT,
         }
     }
 }

@@ -60,12 +60,45 @@ rawset(readonly, G, backing)
 -- As in Redis, getmetatable(_G) is a read-only table whose __index names missing globals.
 rawset(presented, g_mt, protect({ __index = missing }))
 
+-- What a library's top-level code sees (FUNCTION LOAD), as in Redis 7.0: only `redis`, with
+-- `register_function` (set for the duration of a load), `log` and the constants; reading
+-- anything else names the missing global. Functions the library registers run later with the
+-- ordinary globals, since every global lookup goes through `g_mt.__index`.
+local library_redis = { log = redis.log, LOG_DEBUG = redis.LOG_DEBUG, LOG_VERBOSE = redis.LOG_VERBOSE,
+  LOG_NOTICE = redis.LOG_NOTICE, LOG_WARNING = redis.LOG_WARNING,
+  REDIS_VERSION = redis.REDIS_VERSION, REDIS_VERSION_NUM = redis.REDIS_VERSION_NUM }
+base_setmetatable(library_redis, { __index = missing, __metatable = false })
+local library_api = { redis = protect(library_redis) }
+base_setmetatable(library_api, { __index = missing, __metatable = false })
+
+-- Runs a library's compiled top-level `chunk` with `register` as redis.register_function.
+local function load_library(chunk, register)
+  rawset(library_redis, 'register_function', register)
+  g_mt.__index = library_api
+  local ok, v = protected(chunk, handler)
+  g_mt.__index = backing
+  rawset(library_redis, 'register_function', nil)
+  return ok, v
+end
+
+-- Calls a registered function with its keys and arguments as two tables (FCALL); there are
+-- no KEYS or ARGV globals then.
+local function call_function(fn)
+  local keys, args = script_args()
+  backing.KEYS, backing.ARGV = nil, nil
+  local ok, v = protected(function() return fn(keys, args) end, handler)
+  if ok then return true, encode(v) end
+  return false, v
+end
+
 -- Starts the script cached at `cache[slot]`. KEYS and ARGV come from a C function that
 -- builds them straight from the command's arguments. A returned array, map or set is
 -- converted to RESP by `encode` while it is still on the Lua stack.
-return function(cache, slot)
+local function run_script(cache, slot)
   backing.KEYS, backing.ARGV = script_args()
   local ok, v = protected(cache[slot], handler)
   if ok then return true, encode(v) end
   return false, v
 end
+
+return run_script, load_library, call_function

@@ -626,12 +626,24 @@ pub fn compile(
     slot: i64,
     body: &[u8],
 ) -> mlua::Result<Result<(), Vec<u8>>> {
+    compile_named(lua, cache, slot, body, c"@user_script")
+}
+
+/// [`compile`] under another chunk name (errors and tracebacks name it): libraries of
+/// functions are `@user_function`.
+pub fn compile_named(
+    lua: &mlua::Lua,
+    cache: &mlua::Table,
+    slot: i64,
+    body: &[u8],
+    chunk_name: &'static std::ffi::CStr,
+) -> mlua::Result<Result<(), Vec<u8>>> {
     let slot = c_int::try_from(slot).map_err(|_| mlua::Error::runtime("too many scripts"))?;
     let (data, len) = (body.as_ptr().cast::<c_char>(), body.len());
     // SAFETY: `body` outlives the call; the frame holds only Copy values.
     let message: Option<mlua::LuaString> = unsafe {
         lua.exec_raw(cache, |state| {
-            if load_text(state, data, len, c"@user_script".as_ptr()) == 0 {
+            if load_text(state, data, len, chunk_name.as_ptr()) == 0 {
                 ffi::lua_rawseti_(state, 1, slot);
                 ffi::lua_settop(state, 0);
                 ffi::lua_pushnil(state);
