@@ -16,6 +16,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("tx", include_str!("diff/tx.txt")),
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
+    ("hashes", include_str!("diff/hashes.txt")),
+    ("sets", include_str!("diff/sets.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
