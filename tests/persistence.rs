@@ -1012,9 +1012,15 @@ async fn hashes_and_sets_survive_restarts_and_rewrites() {
     let args = ["--appendonly", "yes", "--appendfsync", "always"];
     let (node, _) = start(&dir, &args);
     let mut c = conn(&node).await;
-    let _: i64 = cmd(&mut c, &["HSET", "small-h", "a", "1", "b", "two"]).await.unwrap();
-    let _: String = cmd(&mut c, &["HINCRBYFLOAT", "small-h", "f", "0.1"]).await.unwrap();
-    let _: String = cmd(&mut c, &["HINCRBYFLOAT", "small-h", "f", "0.2"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["HSET", "small-h", "a", "1", "b", "two"])
+        .await
+        .unwrap();
+    let _: String = cmd(&mut c, &["HINCRBYFLOAT", "small-h", "f", "0.1"])
+        .await
+        .unwrap();
+    let _: String = cmd(&mut c, &["HINCRBYFLOAT", "small-h", "f", "0.2"])
+        .await
+        .unwrap();
     for i in 0..300 {
         let (f, v) = (format!("field:{i}"), format!("value:{i}"));
         let _: i64 = cmd(&mut c, &["HSET", "big-h", &f, &v]).await.unwrap();
@@ -1037,12 +1043,19 @@ async fn hashes_and_sets_survive_restarts_and_rewrites() {
     kill9(node);
     let text = String::from_utf8_lossy(&std::fs::read(dir.join("appendonly.aof")).unwrap()).into_owned();
     assert!(!text.contains("SPOP"), "SPOP is logged as its effect");
-    assert!(!text.contains("HINCRBYFLOAT"), "HINCRBYFLOAT is logged as its result");
+    assert!(
+        !text.contains("HINCRBYFLOAT"),
+        "HINCRBYFLOAT is logged as its result"
+    );
 
     // A plain restart replays the commands.
     let (node, _) = start(&dir, &args);
     let mut c = conn(&node).await;
-    assert_eq!(hash_and_set_state(&mut c).await, expected, "after replaying the log");
+    assert_eq!(
+        hash_and_set_state(&mut c).await,
+        expected,
+        "after replaying the log"
+    );
     let started: String = cmd(&mut c, &["BGREWRITEAOF"]).await.unwrap();
     assert_eq!(started, "Background append only file rewriting started");
     let deadline = Instant::now() + IO_TIMEOUT;
@@ -1056,8 +1069,14 @@ async fn hashes_and_sets_survive_restarts_and_rewrites() {
     );
     kill9(node);
     let text = String::from_utf8_lossy(&std::fs::read(dir.join("appendonly.aof")).unwrap()).into_owned();
-    assert!(text.contains("HSET") && text.contains("SADD"), "the rewrite wrote hashes and sets");
-    assert!(!text.contains("SREM") && !text.contains("HDEL"), "a rewrite holds no churn");
+    assert!(
+        text.contains("HSET") && text.contains("SADD"),
+        "the rewrite wrote hashes and sets"
+    );
+    assert!(
+        !text.contains("SREM") && !text.contains("HDEL"),
+        "a rewrite holds no churn"
+    );
 
     // A restart from the rewritten file.
     let (node, _) = start(&dir, &args);

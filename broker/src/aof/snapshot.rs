@@ -124,7 +124,10 @@ impl Snapshot {
 
 fn pexpireat(buf: &mut Vec<u8>, key: &[u8], expiry: Option<u64>) {
     if let Some(t) = expiry {
-        encode_command(buf, &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(t).as_bytes()]);
+        encode_command(
+            buf,
+            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(t).as_bytes()],
+        );
     }
 }
 

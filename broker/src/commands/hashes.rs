@@ -29,7 +29,9 @@ fn hash_or_create<'c>(ctx: &'c mut Ctx, key: &Bytes) -> Result<&'c mut Hash, Out
         None => {
             // Own the key: a slice of the request buffer would pin the whole buffer.
             let value = Value::Hash(Hash::default());
-            ctx.engine.keyspace[db].map.insert(Bytes::copy_from_slice(key), value);
+            ctx.engine.keyspace[db]
+                .map
+                .insert(Bytes::copy_from_slice(key), value);
         }
     }
     match ctx.engine.keyspace[db].map.get_mut(key) {

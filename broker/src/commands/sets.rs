@@ -50,7 +50,9 @@ pub fn sadd(ctx: &mut Ctx) -> Outcome {
         Some(_) => return wrongtype(),
         None => {
             let value = Value::Set(Set::for_member(&args[2]));
-            ctx.engine.keyspace[db].map.insert(Bytes::copy_from_slice(&key), value);
+            ctx.engine.keyspace[db]
+                .map
+                .insert(Bytes::copy_from_slice(&key), value);
         }
     }
     let Some(Value::Set(s)) = ctx.engine.keyspace[db].map.get_mut(&key) else {
@@ -226,7 +228,10 @@ pub fn srandmember(ctx: &mut Ctx) -> Outcome {
     let len = s.len();
     let mut rng = rand::thread_rng();
     let Some(count) = count else {
-        return s.nth(rng.gen_range(0..len.max(1))).map_or(Reply::Null, |m| bulk(&m)).into();
+        return s
+            .nth(rng.gen_range(0..len.max(1)))
+            .map_or(Reply::Null, |m| bulk(&m))
+            .into();
     };
     let out: Vec<Reply> = if count < 0 {
         // Repetitions allowed: each pick independent.
@@ -258,7 +263,8 @@ pub fn smove(ctx: &mut Ctx) -> Outcome {
     }
     debug_assert!(src_exists);
     if src == dst {
-        let there = matches!(ctx.engine.keyspace[db].map.get(&src), Some(Value::Set(s)) if s.contains(&member));
+        let there =
+            matches!(ctx.engine.keyspace[db].map.get(&src), Some(Value::Set(s)) if s.contains(&member));
         return Reply::Int(i64::from(there)).into();
     }
     let removed = match ctx.engine.keyspace[db].map.get_mut(&src) {

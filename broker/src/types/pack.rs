@@ -150,7 +150,10 @@ mod tests {
         p.push(b"");
         p.push(b"c");
         assert_eq!(p.len(), 4);
-        assert_eq!(p.iter().collect::<Vec<_>>(), vec![&b"a"[..], &long[..], b"", b"c"]);
+        assert_eq!(
+            p.iter().collect::<Vec<_>>(),
+            vec![&b"a"[..], &long[..], b"", b"c"]
+        );
         let at = p.find(b"c", 1).unwrap();
         p.replace_at(at, b"cc");
         let at = p.find(&long, 1).unwrap();

@@ -198,7 +198,15 @@ mod tests {
     fn canonical_integers_only() {
         assert_eq!(as_int(b"-12"), Some(-12));
         assert_eq!(as_int(b"9223372036854775807"), Some(i64::MAX));
-        for not in [&b"01"[..], b"+1", b"-0", b" 1", b"1.0", b"", b"9223372036854775808"] {
+        for not in [
+            &b"01"[..],
+            b"+1",
+            b"-0",
+            b" 1",
+            b"1.0",
+            b"",
+            b"9223372036854775808",
+        ] {
             assert_eq!(as_int(not), None, "{:?}", String::from_utf8_lossy(not));
         }
     }

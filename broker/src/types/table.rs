@@ -70,7 +70,11 @@ pub fn scan_hash(key: &[u8]) -> u64 {
 
 /// Picks the up to `count` positions whose scan hash is the smallest at or past `cursor`
 /// (elements sharing a hash are never split), and the cursor to resume from (0: finished).
-pub fn scan_positions(hashes: impl Iterator<Item = (u64, usize)>, cursor: u64, count: usize) -> (Vec<usize>, u64) {
+pub fn scan_positions(
+    hashes: impl Iterator<Item = (u64, usize)>,
+    cursor: u64,
+    count: usize,
+) -> (Vec<usize>, u64) {
     let mut c: Vec<(u64, usize)> = hashes.filter(|(h, _)| *h >= cursor).collect();
     let count = count.max(1);
     if c.len() <= count {
@@ -84,7 +88,12 @@ pub fn scan_positions(hashes: impl Iterator<Item = (u64, usize)>, cursor: u64, c
     }
     // The count+1 smallest all share one hash: return that whole group.
     let group = c.iter().filter(|(h, _)| *h == pivot).map(|(_, i)| *i).collect();
-    let next = c.iter().map(|(h, _)| *h).filter(|h| *h > pivot).min().unwrap_or(0);
+    let next = c
+        .iter()
+        .map(|(h, _)| *h)
+        .filter(|h| *h > pivot)
+        .min()
+        .unwrap_or(0);
     (group, next)
 }
 
@@ -122,18 +131,18 @@ impl<const PAIRS: bool> Table<PAIRS> {
     pub fn insert(&mut self, entry: Box<[u8]>) -> bool {
         let h = self.hasher.hash_one(key_of::<PAIRS>(&entry));
         let entries = &mut self.entries;
-        if let Some(&i) = self
-            .index
-            .find(h, |&i| key_of::<PAIRS>(&entries[i as usize]) == key_of::<PAIRS>(&entry))
-        {
+        if let Some(&i) = self.index.find(h, |&i| {
+            key_of::<PAIRS>(&entries[i as usize]) == key_of::<PAIRS>(&entry)
+        }) {
             entries[i as usize] = entry;
             return false;
         }
         let pos = entries.len() as u32;
         entries.push(entry);
         let hasher = &self.hasher;
-        self.index
-            .insert_unique(h, pos, |&i| hasher.hash_one(key_of::<PAIRS>(&entries[i as usize])));
+        self.index.insert_unique(h, pos, |&i| {
+            hasher.hash_one(key_of::<PAIRS>(&entries[i as usize]))
+        });
         true
     }
 
@@ -159,8 +168,9 @@ impl<const PAIRS: bool> Table<PAIRS> {
         if self.entries.capacity() > 64 && self.entries.len() < self.entries.capacity() / 4 {
             self.entries.shrink_to(self.entries.len() * 2);
             let (entries, hasher) = (&self.entries, &self.hasher);
-            self.index
-                .shrink_to(entries.len(), |&i| hasher.hash_one(key_of::<PAIRS>(&entries[i as usize])));
+            self.index.shrink_to(entries.len(), |&i| {
+                hasher.hash_one(key_of::<PAIRS>(&entries[i as usize]))
+            });
         }
         Some(removed)
     }
