@@ -57,7 +57,7 @@ fn written(ctx: &mut Ctx, key: &Bytes, event: &str) {
 
 fn set_fields(ctx: &mut Ctx, name: &str) -> Result<i64, Outcome> {
     let args: &[Bytes] = ctx.args;
-    if args.len() % 2 != 0 {
+    if !args.len().is_multiple_of(2) {
         return Err(Reply::error(msg::wrong_args(name)).into());
     }
     let key = args[1].clone();

@@ -10,6 +10,9 @@ pub const MAX_PACK_ENTRIES: usize = 128;
 /// `hash-max-listpack-value`: a field or value longer than this and the hash becomes a table.
 pub const MAX_PACK_VALUE: usize = 64;
 
+/// A field and its value, borrowed from the hash.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 #[derive(Clone, Debug)]
 pub enum Hash {
     Pack(Pack),
@@ -132,7 +135,7 @@ impl Hash {
     }
 
     /// One HSCAN step: the small form returns everything at once with cursor 0, as Redis does.
-    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<(&[u8], &[u8])>, u64) {
+    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<Pair<'_>>, u64) {
         match self {
             Hash::Pack(_) => (self.iter().collect(), 0),
             Hash::Table(t) => {

@@ -88,7 +88,7 @@ impl Set {
         }
     }
 
-    fn to_table(&mut self) {
+    fn convert_to_table(&mut self) {
         let mut t = Table::with_capacity(self.len() + 1);
         for m in self.iter() {
             t.insert(Box::from(&m[..]));
@@ -105,7 +105,7 @@ impl Set {
                     Err(at) => {
                         v.insert(at, n);
                         if v.len() > MAX_INTSET_ENTRIES {
-                            self.to_table();
+                            self.convert_to_table();
                         }
                         true
                     }
@@ -118,7 +118,7 @@ impl Set {
                         }
                         *self = Set::Pack(p);
                     } else {
-                        self.to_table();
+                        self.convert_to_table();
                     }
                     self.add(member)
                 }
@@ -128,7 +128,7 @@ impl Set {
                     return false;
                 }
                 if p.len() >= MAX_PACK_ENTRIES || member.len() > MAX_PACK_VALUE {
-                    self.to_table();
+                    self.convert_to_table();
                     return self.add(member);
                 }
                 p.push(member);
