@@ -18,6 +18,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("scripting", include_str!("diff/scripting.txt")),
     ("config", include_str!("diff/config.txt")),
     ("functions", include_str!("diff/functions.txt")),
+    ("hashes", include_str!("diff/hashes.txt")),
+    ("sets", include_str!("diff/sets.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

@@ -236,6 +236,13 @@ pub mod msg {
     pub const RANK_OUT_OF_RANGE: &str =
         "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
     pub const DECR_OVERFLOW: &str = "ERR decrement would overflow";
+    // Hashes and sets.
+    pub const HASH_NOT_INT: &str = "ERR hash value is not an integer";
+    pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
+    pub const NAN_OR_INFINITY: &str = "ERR value is NaN or Infinity";
+    pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+    pub const NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
+    pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
     pub const EXPIRE_NX_AND_XX_GT_LT: &str =
         "ERR NX and XX, GT or LT options at the same time are not compatible";
     pub const EXPIRE_GT_AND_LT: &str = "ERR GT and LT options at the same time are not compatible";

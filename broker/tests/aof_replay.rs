@@ -35,6 +35,16 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
             let (kind, items) = match value {
                 Value::Str(s) => ("string", vec![s.to_vec()]),
                 Value::List(l) => ("list", l.items.iter().map(|i| i.data.to_vec()).collect()),
+                Value::Hash(h) => {
+                    let mut pairs: Vec<Vec<u8>> = h.iter().map(|(f, v)| [f, b"\0", v].concat()).collect();
+                    pairs.sort();
+                    ("hash", pairs)
+                }
+                Value::Set(s) => {
+                    let mut members: Vec<Vec<u8>> = s.iter().map(|m| m.to_vec()).collect();
+                    members.sort();
+                    ("set", members)
+                }
             };
             out.insert((db, key.to_vec()), (kind.to_string(), items, expiry));
         }

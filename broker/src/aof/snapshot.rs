@@ -4,6 +4,7 @@
 
 use super::encode_command;
 use crate::db::{Keyspace, Value};
+use crate::types::{hash::Hash, set::Set};
 use bytes::Bytes;
 use std::io::Write;
 
@@ -14,6 +15,9 @@ const ITEMS_PER_COMMAND: usize = 64;
 enum Copied {
     Str(Bytes),
     List(Vec<Bytes>),
+    /// Hashes and sets are copied whole: their elements are not reference-counted.
+    Hash(Hash),
+    Set(Set),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -44,6 +48,8 @@ impl Snapshot {
                 let copied = match value {
                     Value::Str(s) => Copied::Str(s.clone()),
                     Value::List(l) => Copied::List(l.items.iter().map(|i| i.data.clone()).collect()),
+                    Value::Hash(h) => Copied::Hash(h.duplicate()),
+                    Value::Set(s) => Copied::Set(s.duplicate()),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -63,6 +69,8 @@ impl Snapshot {
                 .map(|(_, _, v, _)| match v {
                     Copied::Str(_) => 0,
                     Copied::List(l) => l.len(),
+                    Copied::Hash(h) => h.len(),
+                    Copied::Set(s) => s.len(),
                 })
                 .sum(),
         }
@@ -98,23 +106,19 @@ impl Snapshot {
                     None => encode_command(&mut buf, &[&b"SET"[..], key, s]),
                 },
                 Copied::List(items) => {
-                    for chunk in items.chunks(ITEMS_PER_COMMAND) {
-                        let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);
-                        args.push(b"RPUSH");
-                        args.push(key);
-                        args.extend(chunk.iter().map(|b| &b[..]));
-                        encode_command(&mut buf, &args);
-                        if buf.len() >= 60 * 1024 {
-                            out.write_all(&buf)?;
-                            buf.clear();
-                        }
-                    }
-                    if let Some(t) = expiry {
-                        encode_command(
-                            &mut buf,
-                            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(*t).as_bytes()],
-                        );
-                    }
+                    let items = items.iter().map(|b| vec![&b[..]]);
+                    write_batched(out, &mut buf, b"RPUSH", key, items)?;
+                    pexpireat(&mut buf, key, *expiry);
+                }
+                Copied::Hash(h) => {
+                    write_batched(out, &mut buf, b"HSET", key, h.iter().map(|(f, v)| vec![f, v]))?;
+                    pexpireat(&mut buf, key, *expiry);
+                }
+                Copied::Set(s) => {
+                    let members: Vec<_> = s.iter().collect();
+                    let members = members.iter().map(|m| vec![&m[..]]);
+                    write_batched(out, &mut buf, b"SADD", key, members)?;
+                    pexpireat(&mut buf, key, *expiry);
                 }
             }
             if buf.len() >= 60 * 1024 {
@@ -124,4 +128,43 @@ impl Snapshot {
         }
         out.write_all(&buf)
     }
+}
+
+fn pexpireat(buf: &mut Vec<u8>, key: &[u8], expiry: Option<u64>) {
+    if let Some(t) = expiry {
+        encode_command(
+            buf,
+            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(t).as_bytes()],
+        );
+    }
+}
+
+/// Writes `command key …` for `ITEMS_PER_COMMAND` items (each one or more arguments) at a
+/// time, flushing `buf` to `out` as it fills.
+fn write_batched<'a>(
+    out: &mut impl Write,
+    buf: &mut Vec<u8>,
+    command: &'a [u8],
+    key: &'a [u8],
+    items: impl Iterator<Item = Vec<&'a [u8]>>,
+) -> std::io::Result<()> {
+    let mut args: Vec<&[u8]> = vec![command, key];
+    let mut n = 0;
+    for item in items {
+        args.extend(item);
+        n += 1;
+        if n == ITEMS_PER_COMMAND {
+            encode_command(buf, &args);
+            args.truncate(2);
+            n = 0;
+            if buf.len() >= 60 * 1024 {
+                out.write_all(buf)?;
+                buf.clear();
+            }
+        }
+    }
+    if n > 0 {
+        encode_command(buf, &args);
+    }
+    Ok(())
 }

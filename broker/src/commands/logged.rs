@@ -4,7 +4,7 @@
 //! Those whose effect depends on the clock are logged as their result instead, so that a
 //! replay at another time rebuilds the same keyspace: a relative expiry becomes the absolute
 //! time it was given (`PEXPIREAT`, `SET … PXAT`), and an expiry in the past becomes the
-//! deletion it caused.
+//! deletion it caused. A random choice (SPOP) is logged as what it removed.
 
 use crate::db::Value;
 use crate::engine::Engine;
@@ -41,6 +41,22 @@ pub(super) fn log(engine: &mut Engine, db: usize, name: &str, args: &[Bytes]) ->
                 (false, _) => engine.log(db, &[&b"DEL"[..], &key]),
             }
         }
+        // Its float result is logged, not recomputed on replay (as Redis propagates it).
+        "hincrbyfloat" => {
+            let (key, field) = (args[1].clone(), args[2].clone());
+            match engine.keyspace[db].map.get(&key) {
+                Some(Value::Hash(h)) => match h.get(&field) {
+                    Some(v) => {
+                        let v = v.to_vec();
+                        engine.log(db, &[&b"HSET"[..], &key, &field, &v])
+                    }
+                    None => engine.log(db, args),
+                },
+                _ => engine.log(db, args),
+            }
+        }
+        // Logged by the command itself as the SREM (or DEL) of what it removed.
+        "spop" => None,
         _ => engine.log(db, args),
     }
 }

@@ -4,7 +4,7 @@
 //! Families: `connection` (PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET), `client`, `command`
 //! (COMMAND and its DOCS), `info`, `config`, `server` (DBSIZE, FLUSHDB, FLUSHALL, TIME),
 //! `qstats`, `transactions` (MULTI, EXEC, DISCARD, WATCH), [`shutdown`], `keys`, `strings`,
-//! `lists` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
+//! `lists`, `hashes`, `sets` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
 //! [`flags`] types the table's flags.
 
 mod args;
@@ -15,6 +15,7 @@ mod config_params;
 mod connection;
 pub mod flags;
 mod functions;
+mod hashes;
 mod info;
 mod keys;
 mod lists;
@@ -23,6 +24,7 @@ pub mod persistence;
 mod qstats;
 mod scripting;
 mod server;
+mod sets;
 pub mod shutdown;
 mod strings;
 mod transactions;
@@ -250,6 +252,41 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("blmove", 6, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise.", "source destination LEFT|RIGHT LEFT|RIGHT timeout", lists::blmove),
     cmd!("brpoplpush", 4, [WRITE, DENYOOM, NOSCRIPT, BLOCKING], (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise.", "source destination timeout", lists::brpoplpush),
     cmd!("blmpop", -5, [WRITE, BLOCKING], (0, 0, 0), "list", "Pops the first element from one of multiple lists. Blocks until an element is available otherwise.", "timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]", lists::blmpop),
+    // hashes
+    cmd!("hset", -4, [WRITE, DENYOOM, FAST], (1, 1, 1), "hash", "Set the string value of a hash field", "key field value [field value ...]", hashes::hset),
+    cmd!("hsetnx", 4, [WRITE, DENYOOM, FAST], (1, 1, 1), "hash", "Set the value of a hash field, only if the field does not exist", "key field value", hashes::hsetnx),
+    cmd!("hget", 3, [READONLY, FAST], (1, 1, 1), "hash", "Get the value of a hash field", "key field", hashes::hget),
+    cmd!("hmset", -4, [WRITE, DENYOOM, FAST], (1, 1, 1), "hash", "Set multiple hash fields to multiple values", "key field value [field value ...]", hashes::hmset),
+    cmd!("hmget", -3, [READONLY, FAST], (1, 1, 1), "hash", "Get the values of all the given hash fields", "key field [field ...]", hashes::hmget),
+    cmd!("hdel", -3, [WRITE, FAST], (1, 1, 1), "hash", "Delete one or more hash fields", "key field [field ...]", hashes::hdel),
+    cmd!("hlen", 2, [READONLY, FAST], (1, 1, 1), "hash", "Get the number of fields in a hash", "key", hashes::hlen),
+    cmd!("hstrlen", 3, [READONLY, FAST], (1, 1, 1), "hash", "Get the length of the value of a hash field", "key field", hashes::hstrlen),
+    cmd!("hexists", 3, [READONLY, FAST], (1, 1, 1), "hash", "Determine if a hash field exists", "key field", hashes::hexists),
+    cmd!("hkeys", 2, [READONLY], (1, 1, 1), "hash", "Get all the fields in a hash", "key", hashes::hkeys),
+    cmd!("hvals", 2, [READONLY], (1, 1, 1), "hash", "Get all the values in a hash", "key", hashes::hvals),
+    cmd!("hgetall", 2, [READONLY], (1, 1, 1), "hash", "Get all the fields and values in a hash", "key", hashes::hgetall),
+    cmd!("hincrby", 4, [WRITE, DENYOOM, FAST], (1, 1, 1), "hash", "Increment the integer value of a hash field by the given number", "key field increment", hashes::hincrby),
+    cmd!("hincrbyfloat", 4, [WRITE, DENYOOM, FAST], (1, 1, 1), "hash", "Increment the float value of a hash field by the given amount", "key field increment", hashes::hincrbyfloat),
+    cmd!("hrandfield", -2, [READONLY], (1, 1, 1), "hash", "Get one or multiple random fields from a hash", "key [count [WITHVALUES]]", hashes::hrandfield),
+    cmd!("hscan", -3, [READONLY], (1, 1, 1), "hash", "Incrementally iterate hash fields and associated values", "key cursor [MATCH pattern] [COUNT count]", hashes::hscan),
+    // sets
+    cmd!("sadd", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "set", "Add one or more members to a set", "key member [member ...]", sets::sadd),
+    cmd!("srem", -3, [WRITE, FAST], (1, 1, 1), "set", "Remove one or more members from a set", "key member [member ...]", sets::srem),
+    cmd!("scard", 2, [READONLY, FAST], (1, 1, 1), "set", "Get the number of members in a set", "key", sets::scard),
+    cmd!("sismember", 3, [READONLY, FAST], (1, 1, 1), "set", "Determine if a given value is a member of a set", "key member", sets::sismember),
+    cmd!("smismember", -3, [READONLY, FAST], (1, 1, 1), "set", "Returns the membership associated with the given elements for a set", "key member [member ...]", sets::smismember),
+    cmd!("smembers", 2, [READONLY], (1, 1, 1), "set", "Get all the members in a set", "key", sets::smembers),
+    cmd!("spop", -2, [WRITE, FAST], (1, 1, 1), "set", "Remove and return one or multiple random members from a set", "key [count]", sets::spop),
+    cmd!("srandmember", -2, [READONLY], (1, 1, 1), "set", "Get one or multiple random members from a set", "key [count]", sets::srandmember),
+    cmd!("smove", 4, [WRITE, FAST], (1, 2, 1), "set", "Move a member from one set to another", "source destination member", sets::smove),
+    cmd!("sinter", -2, [READONLY], (1, -1, 1), "set", "Intersect multiple sets", "key [key ...]", sets::sinter),
+    cmd!("sinterstore", -3, [WRITE, DENYOOM], (1, -1, 1), "set", "Intersect multiple sets and store the resulting set in a key", "destination key [key ...]", sets::sinterstore),
+    cmd!("sintercard", -3, [READONLY], (0, 0, 0), "set", "Intersect multiple sets and return the cardinality of the result", "numkeys key [key ...] [LIMIT limit]", sets::sintercard),
+    cmd!("sunion", -2, [READONLY], (1, -1, 1), "set", "Add multiple sets", "key [key ...]", sets::sunion),
+    cmd!("sunionstore", -3, [WRITE, DENYOOM], (1, -1, 1), "set", "Add multiple sets and store the resulting set in a key", "destination key [key ...]", sets::sunionstore),
+    cmd!("sdiff", -2, [READONLY], (1, -1, 1), "set", "Subtract multiple sets", "key [key ...]", sets::sdiff),
+    cmd!("sdiffstore", -3, [WRITE, DENYOOM], (1, -1, 1), "set", "Subtract multiple sets and store the resulting set in a key", "destination key [key ...]", sets::sdiffstore),
+    cmd!("sscan", -3, [READONLY], (1, 1, 1), "set", "Incrementally iterate Set elements", "key cursor [MATCH pattern] [COUNT count]", sets::sscan),
 ];
 
 fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {

@@ -70,6 +70,8 @@ fn count(engine: &Engine) -> (usize, usize) {
             .values()
             .map(|v| match v {
                 Value::List(l) => l.items.len(),
+                Value::Hash(h) => h.len(),
+                Value::Set(s) => s.len(),
                 Value::Str(_) => 0,
             })
             .sum::<usize>();

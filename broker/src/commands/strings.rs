@@ -279,7 +279,7 @@ pub fn decrby(ctx: &mut Ctx) -> Outcome {
 }
 
 /// Formats a float the way Redis's INCRBYFLOAT does: plain decimal, no exponent, no trailing zeros.
-fn human_float(v: f64) -> String {
+pub(super) fn human_float(v: f64) -> String {
     if v == v.trunc() && v.abs() < 1e17 {
         return format!("{}", v as i64);
     }

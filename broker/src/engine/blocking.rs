@@ -156,7 +156,7 @@ impl Engine {
                 ])
             }
             BlockOp::Move { from, to, dest } => {
-                if matches!(self.keyspace[db].map.get(dest), Some(Value::Str(_))) {
+                if !matches!(self.keyspace[db].map.get(dest), None | Some(Value::List(_))) {
                     // Redis answers the waiter with the type error and leaves the source alone.
                     return Reply::error(msg::WRONGTYPE);
                 }

@@ -1,3 +1,8 @@
 //! The value types beyond strings and lists, one module each: their in-memory representation
 //! and the operations the commands build on. Like `db`, they know nothing of commands,
 //! clients or I/O.
+
+pub mod hash;
+pub mod pack;
+pub mod set;
+pub mod table;
