@@ -71,7 +71,7 @@ pub(crate) async fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) 
 /// Answers the buffered commands of a client while a script has been running past the busy
 /// threshold: SCRIPT KILL and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
 /// when the connection must close (a protocol error, or the server stopping).
-fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
+fn answer_busy(shared: &Shared, client: &mut ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
     use crate::commands::shutdown::{decide, ShutdownOutcome};
     let limits = shared.config.read().limits();
     loop {
@@ -98,7 +98,7 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                     && args[0].eq_ignore_ascii_case(b"script")
                     && args[1].eq_ignore_ascii_case(b"kill");
                 let reply = if !kill {
-                    Reply::error(msg::BUSY)
+                    crate::commands::answer_busy(shared, client, &args)
                 } else if shared.script_monitor.wrote.load(Relaxed) {
                     Reply::error(msg::UNKILLABLE)
                 } else {

@@ -210,6 +210,8 @@ pub mod msg {
     pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
     pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
     pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+    /// EXEC refused while a script is busy: the transaction is discarded with the reason.
+    pub const EXECABORT_BUSY: &str = "EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
     pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const COUNT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";

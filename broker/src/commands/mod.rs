@@ -30,7 +30,7 @@ pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
 pub use config::parse_memory;
 pub use flags::CommandFlags;
 pub use scripting::is_script_command;
-pub use transactions::unwatch_all;
+pub use transactions::{answer_busy, unwatch_all};
 
 use crate::db::{Db, Value};
 use crate::engine::{BlockOp, Engine};
