@@ -198,6 +198,9 @@ pub mod msg {
     pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
     pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const SORT_SCORE: &str = "ERR One or more scores can't be converted into double";
+    pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+    pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
     pub const NOAUTH: &str = "NOAUTH Authentication required.";
     /// Sent (then the connection closes) to a non-loopback client while protected mode is on
     /// and no password is set; worded as Redis 7.0 words it, typo included.

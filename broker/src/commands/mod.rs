@@ -13,6 +13,7 @@ mod command;
 mod config;
 mod connection;
 pub mod flags;
+mod generic;
 mod info;
 mod keys;
 mod lists;
@@ -22,8 +23,10 @@ mod qstats;
 mod scripting;
 mod server;
 pub mod shutdown;
+mod sort;
 mod strings;
 mod transactions;
+mod values;
 
 pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
@@ -201,6 +204,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
     cmd!("ttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
     cmd!("pttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
+    cmd!("copy", -3, [WRITE, DENYOOM], (1, 2, 1), "generic", "Copy a key", "source destination [DB destination-db] [REPLACE]", generic::copy),
+    cmd!("randomkey", 1, [READONLY], (0, 0, 0), "generic", "Return a random key from the keyspace", "", generic::randomkey),
+    cmd!("expiretime", 2, [READONLY, FAST], (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key", "key", generic::expiretime),
+    cmd!("pexpiretime", 2, [READONLY, FAST], (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key in milliseconds", "key", generic::pexpiretime),
+    cmd!("touch", -2, [READONLY, FAST], (1, -1, 1), "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "key [key ...]", generic::touch),
+    cmd!("object", -2, [], (0, 0, 0), "generic", "A container for object introspection commands", "subcommand [arg ...]", generic::object),
+    cmd!("memory", -2, [], (0, 0, 0), "server", "A container for memory diagnostics commands", "subcommand [arg ...]", generic::memory),
+    cmd!("sort", -2, [WRITE, DENYOOM], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA] [STORE destination]", sort::sort),
+    cmd!("sort_ro", -2, [READONLY], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA]", sort::sort_ro),
     cmd!("persist", 2, [WRITE, FAST], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
     // strings
     cmd!("get", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
