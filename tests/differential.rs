@@ -20,6 +20,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
     ("generic", include_str!("diff/generic.txt")),
+    ("bits", include_str!("diff/bits.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

@@ -198,6 +198,17 @@ pub mod msg {
     pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
     pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+    pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+    pub const BITPOS_BIT: &str = "ERR The bit argument must be 1 or 0.";
+    pub const BITOP_NOT: &str = "ERR BITOP NOT must be called with a single source key.";
+    pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
+    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+    pub const LCS_IDX_AND_LEN: &str = "ERR If you want both the length and indexes, please just use IDX.";
+    pub const LCS_TOO_BIG: &str =
+        "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+    pub const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
     pub const SORT_SCORE: &str = "ERR One or more scores can't be converted into double";
     pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
     pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
@@ -215,7 +226,6 @@ pub mod msg {
     pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
     /// EXEC refused while a script is busy: the transaction is discarded with the reason.
     pub const EXECABORT_BUSY: &str = "EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
-    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
     pub const COUNT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
     pub const COUNT_ZERO: &str = "ERR count should be greater than 0";

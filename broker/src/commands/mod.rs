@@ -8,6 +8,7 @@
 //! [`flags`] types the table's flags.
 
 mod args;
+mod bits;
 mod client;
 mod command;
 mod config;
@@ -25,6 +26,7 @@ mod server;
 pub mod shutdown;
 mod sort;
 mod strings;
+mod substrings;
 mod transactions;
 mod values;
 
@@ -232,6 +234,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
     cmd!("incrbyfloat", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
     cmd!("append", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
+    cmd!("setrange", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Overwrite part of a string at key starting at the specified offset", "key offset value", substrings::setrange),
+    cmd!("getrange", 4, [READONLY], (1, 1, 1), "string", "Get a substring of the string stored at a key", "key start end", substrings::getrange),
+    cmd!("substr", 4, [READONLY], (1, 1, 1), "string", "Get a substring of the string stored at a key", "key start end", substrings::getrange),
+    cmd!("lcs", -3, [READONLY], (1, 2, 1), "string", "Find longest common substring", "key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]", substrings::lcs),
+    cmd!("setbit", 4, [WRITE, DENYOOM], (1, 1, 1), "bitmap", "Sets or clears the bit at offset in the string value stored at key", "key offset value", bits::setbit),
+    cmd!("getbit", 3, [READONLY, FAST], (1, 1, 1), "bitmap", "Returns the bit value at offset in the string value stored at key", "key offset", bits::getbit),
+    cmd!("bitcount", -2, [READONLY], (1, 1, 1), "bitmap", "Count set bits in a string", "key [start end [BYTE|BIT]]", bits::bitcount),
+    cmd!("bitpos", -3, [READONLY], (1, 1, 1), "bitmap", "Find first bit set or clear in a string", "key bit [start [end [BYTE|BIT]]]", bits::bitpos),
+    cmd!("bitop", -4, [WRITE, DENYOOM], (2, -1, 1), "bitmap", "Perform bitwise operations between strings", "operation destkey key [key ...]", bits::bitop),
     cmd!("strlen", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
     // lists
     cmd!("lpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),
