@@ -209,6 +209,12 @@ pub mod msg {
     pub const LCS_TOO_BIG: &str =
         "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
     pub const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
+    pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+    pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
+    pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+    pub const RESTORE_TTL: &str = "ERR Invalid TTL value, must be >= 0";
+    pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
+    pub const RESTORE_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
     pub const SORT_SCORE: &str = "ERR One or more scores can't be converted into double";
     pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
     pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";

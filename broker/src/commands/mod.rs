@@ -13,6 +13,7 @@ mod client;
 mod command;
 mod config;
 mod connection;
+mod dump;
 pub mod flags;
 mod generic;
 mod info;
@@ -215,6 +216,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("memory", -2, [], (0, 0, 0), "server", "A container for memory diagnostics commands", "subcommand [arg ...]", generic::memory),
     cmd!("sort", -2, [WRITE, DENYOOM], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA] [STORE destination]", sort::sort),
     cmd!("sort_ro", -2, [READONLY], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA]", sort::sort_ro),
+    cmd!("dump", 2, [READONLY], (1, 1, 1), "generic", "Return a serialized version of the value stored at the specified key.", "key", dump::dump),
+    cmd!("restore", -4, [WRITE, DENYOOM], (1, 1, 1), "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]", dump::restore),
     cmd!("persist", 2, [WRITE, FAST], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
     // strings
     cmd!("get", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),

@@ -104,7 +104,7 @@ fn shared_integer(s: &[u8]) -> bool {
 }
 
 /// The integer a string spells exactly as Redis would print it back.
-fn canonical_i64(s: &[u8]) -> Option<i64> {
+pub(super) fn canonical_i64(s: &[u8]) -> Option<i64> {
     let n: i64 = std::str::from_utf8(s).ok()?.parse().ok()?;
     (itoa::Buffer::new().format(n).as_bytes() == s).then_some(n)
 }
@@ -149,9 +149,9 @@ fn listpack_entry_size(e: &[u8]) -> usize {
     };
     let backlen = match body {
         0..128 => 1,
-        128..16_384 => 2,
-        16_384..2_097_152 => 3,
-        2_097_152..268_435_456 => 4,
+        128..16_383 => 2,
+        16_383..2_097_151 => 3,
+        2_097_151..268_435_455 => 4,
         _ => 5,
     };
     body + backlen
