@@ -64,7 +64,7 @@ fn lzf_compress(input: &[u8], limit: usize) -> Option<Vec<u8>> {
     if len == 0 || limit == 0 {
         return None;
     }
-    let idx = |h: u32| ((h >> 8).wrapping_sub(h) as usize) & (HSIZE - 1);
+    let idx = |h: u32| ((h >> 8).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1);
     let frst = |p: usize| (u32::from(input[p]) << 8) | u32::from(input[p + 1]);
     let next = |v: u32, p: usize| (v << 8) | u32::from(input[p + 2]);
     // Positions + 1, 0 for an empty slot.
@@ -98,9 +98,26 @@ fn lzf_compress(input: &[u8], limit: usize) -> Option<Vec<u8>> {
             } else {
                 out[run] = (lit - 1) as u8;
             }
-            let mut mlen = 3;
-            while mlen < maxlen && input[r + mlen] == input[ip + mlen] {
-                mlen += 1;
+            // liblzf compares 16 bytes unrolled before its bounded loop, so near the end of
+            // the input a match may run past `maxlen` (never past the input).
+            let mut mlen = 2;
+            let mut done = false;
+            if maxlen > 16 {
+                for _ in 0..16 {
+                    mlen += 1;
+                    if input[r + mlen] != input[ip + mlen] {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if !done {
+                loop {
+                    mlen += 1;
+                    if !(mlen < maxlen && input[r + mlen] == input[ip + mlen]) {
+                        break;
+                    }
+                }
             }
             let l = mlen - 2; // octets - 1
             if l < 7 {
