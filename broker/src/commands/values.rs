@@ -128,7 +128,7 @@ fn jemalloc_class(n: u64) -> u64 {
         9..=128 => n.div_ceil(16) * 16,
         _ => {
             // Four classes per doubling: 160, 192, 224, 256, 320, 384, …
-            let step = (n - 1).next_power_of_two() / 8;
+            let step = n.next_power_of_two() / 8;
             n.div_ceil(step) * step
         }
     }
