@@ -238,3 +238,42 @@ pub fn info(ctx: &mut Ctx) -> Outcome {
     let text = info_text(ctx, &sections);
     Reply::Verbatim(Bytes::from(text)).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_section;
+
+    #[test]
+    fn cpu_section_has_redis_fields_with_measured_times() {
+        // Burn a little CPU so the process's user time is visibly non-zero.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert_ne!(x, 1);
+        let mut out = String::new();
+        cpu_section(&mut out);
+        let fields: Vec<(&str, f64)> = out
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k, v.parse::<f64>().expect("seconds")))
+            .collect();
+        let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            names,
+            [
+                "used_cpu_sys",
+                "used_cpu_user",
+                "used_cpu_sys_children",
+                "used_cpu_user_children",
+                "used_cpu_sys_main_thread",
+                "used_cpu_user_main_thread"
+            ]
+        );
+        assert!(out.starts_with("# CPU\r\n") && out.ends_with("\r\n\r\n"));
+        assert!(fields[1].1 > 0.0, "user time measured: {out}");
+        assert!(fields[5].1 > 0.0 && fields[5].1 <= fields[1].1 + 0.01, "{out}");
+    }
+}
