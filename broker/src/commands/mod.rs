@@ -22,6 +22,7 @@ mod lists;
 mod logged;
 pub mod persistence;
 mod qstats;
+mod rdb;
 mod scripting;
 mod server;
 pub mod shutdown;
