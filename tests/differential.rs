@@ -3,7 +3,10 @@
 //!
 //! Scripts live in `tests/diff/*.txt`, one command per line in redis-cli quoting. Directives:
 //! `@2 CMD` sends on a second connection; `!nocompare CMD` runs without comparing (ids, clocks);
-//! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses.
+//! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses;
+//! `!send CMD` sends without reading the reply (a command that blocks) and `!recv` reads and
+//! compares the connection's next reply (usually after `@2 !send` and some commands on the
+//! first connection).
 
 mod common;
 
@@ -20,6 +23,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("functions", include_str!("diff/functions.txt")),
     ("hashes", include_str!("diff/hashes.txt")),
     ("sets", include_str!("diff/sets.txt")),
+    ("generic", include_str!("diff/generic.txt")),
+    ("bits", include_str!("diff/bits.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
@@ -81,10 +86,16 @@ fn replies_match_redis_server_byte_for_byte() {
                 continue;
             }
             let mut conn = 0;
-            let (mut compare, mut sorted) = (true, false);
+            let (mut compare, mut sorted, mut send, mut recv) = (true, false, true, true);
             if let Some(rest) = line.strip_prefix("@2 ") {
                 conn = 1;
                 line = rest;
+            }
+            if let Some(rest) = line.strip_prefix("!send ") {
+                recv = false;
+                line = rest;
+            } else if line == "!recv" {
+                send = false;
             }
             if let Some(rest) = line.strip_prefix("!nocompare ") {
                 compare = false;
@@ -93,14 +104,19 @@ fn replies_match_redis_server_byte_for_byte() {
                 sorted = true;
                 line = rest;
             }
-            let args: Vec<Vec<u8>> = broker::resp::split_args(line.as_bytes())
-                .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
-                .into_iter()
-                .map(|b| b.to_vec())
-                .collect();
-            let request = encode_command(&args);
-            a.conns[conn].send(&request);
-            b.conns[conn].send(&request);
+            if send {
+                let args: Vec<Vec<u8>> = broker::resp::split_args(line.as_bytes())
+                    .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
+                    .into_iter()
+                    .map(|b| b.to_vec())
+                    .collect();
+                let request = encode_command(&args);
+                a.conns[conn].send(&request);
+                b.conns[conn].send(&request);
+            }
+            if !recv {
+                continue;
+            }
             let ra = a.conns[conn].read_reply();
             let rb = b.conns[conn].read_reply();
             if !compare {

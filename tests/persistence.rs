@@ -1084,6 +1084,68 @@ async fn hashes_and_sets_survive_restarts_and_rewrites() {
     assert_eq!(hash_and_set_state(&mut c).await, expected, "after the rewrite");
     let ttl: i64 = cmd(&mut c, &["PTTL", "words"]).await.unwrap();
     assert!((90_000..=100_000).contains(&ttl), "PTTL words = {ttl}");
+/// Issue 16's generic and string writes survive a restart from the log, and a rewrite: a
+/// RESTORE with a relative TTL is logged with the absolute time it gave (ABSTTL).
+#[tokio::test]
+async fn generic_and_bit_writes_survive_restart_and_rewrite() {
+    let dir = temp_dir("generic");
+    let args = ["--appendonly", "yes", "--appendfsync", "always"];
+    let (node, _) = start(&dir, &args);
+    let mut c = conn(&node).await;
+    let _: i64 = cmd(&mut c, &["SETRANGE", "s", "2", "xy"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["SETBIT", "bm", "9", "1"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["BITOP", "NOT", "inv", "bm"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["RPUSH", "l", "3", "1", "2"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["COPY", "l", "l2"]).await.unwrap();
+    let _: i64 = cmd(&mut c, &["SORT", "l", "STORE", "sorted"]).await.unwrap();
+    let dump: Vec<u8> = cmd(&mut c, &["DUMP", "l"]).await.unwrap();
+    let mut restore = redis::cmd("RESTORE");
+    restore.arg("restored").arg(100_000).arg(dump);
+    within(restore.query_async::<()>(&mut c)).await.unwrap();
+    kill9(node);
+    let text = String::from_utf8_lossy(&std::fs::read(dir.join("appendonly.aof")).unwrap()).into_owned();
+    assert!(
+        text.contains("ABSTTL"),
+        "RESTORE logged with its absolute TTL: {text}"
+    );
+    let check = |c: &mut MultiplexedConnection| {
+        let mut c = c.clone();
+        async move {
+            let s: Vec<u8> = cmd(&mut c, &["GET", "s"]).await.unwrap();
+            assert_eq!(s, b"\0\0xy");
+            let bm: Vec<u8> = cmd(&mut c, &["GET", "bm"]).await.unwrap();
+            assert_eq!(bm, [0, 0x40]);
+            let inv: Vec<u8> = cmd(&mut c, &["GET", "inv"]).await.unwrap();
+            assert_eq!(inv, [0xff, 0xbf]);
+            for (key, want) in [
+                ("l2", ["3", "1", "2"]),
+                ("sorted", ["1", "2", "3"]),
+                ("restored", ["3", "1", "2"]),
+            ] {
+                let got: Vec<String> = cmd(&mut c, &["LRANGE", key, "0", "-1"]).await.unwrap();
+                assert_eq!(got, want, "{key}");
+            }
+            let ttl: i64 = cmd(&mut c, &["PTTL", "restored"]).await.unwrap();
+            assert!((50_000..=100_000).contains(&ttl), "PTTL restored = {ttl}");
+        }
+    };
+    let (node, _) = start(&dir, &args);
+    let mut c = conn(&node).await;
+    check(&mut c).await;
+    let _: String = cmd(&mut c, &["BGREWRITEAOF"]).await.unwrap();
+    for _ in 0..200 {
+        if info_field(&mut c, "persistence", "aof_rewrites").await == "1"
+            && info_field(&mut c, "persistence", "aof_rewrite_in_progress").await == "0"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(info_field(&mut c, "persistence", "aof_rewrites").await, "1");
+    kill9(node);
+    let (node, _) = start(&dir, &args);
+    let mut c = conn(&node).await;
+    check(&mut c).await;
     kill9(node);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -69,9 +69,10 @@ pub(crate) async fn with_engine<R>(shared: &Shared, f: impl FnOnce(&mut Engine) 
 }
 
 /// Answers the buffered commands of a client while a script has been running past the busy
-/// threshold: SCRIPT KILL (FUNCTION KILL for a function) and SHUTDOWN NOSAVE are honoured, everything else gets -BUSY. False
-/// when the connection must close (a protocol error, or the server stopping).
-fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
+/// threshold: SCRIPT KILL (FUNCTION KILL for a function) and SHUTDOWN NOSAVE are honoured, the
+/// rest is answered as Redis answers it during a busy script ([`crate::commands::answer_busy`]).
+/// False when the connection must close (a protocol error, or the server stopping).
+fn answer_busy(shared: &Shared, client: &mut ClientState, inbuf: &mut BytesMut, out: &mut BytesMut) -> bool {
     use crate::commands::shutdown::{decide, ShutdownOutcome};
     let limits = shared.config.read().limits();
     loop {
@@ -93,9 +94,10 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                 Reply::error(msg::NOAUTH).encode(client.proto, out);
             }
             Ok(Parsed::Command(args)) => {
+                let authenticated = client.authenticated;
                 let kill_of = |family: &[u8]| {
                     args.len() == 2
-                        && client.authenticated
+                        && authenticated
                         && args[0].eq_ignore_ascii_case(family)
                         && args[1].eq_ignore_ascii_case(b"kill")
                 };
@@ -104,7 +106,7 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                 let function = shared.script_monitor.function_running.load(Relaxed);
                 let busy = if function { msg::BUSY_FUNCTION } else { msg::BUSY };
                 if function
-                    && client.authenticated
+                    && authenticated
                     && args.len() == 2
                     && args[0].eq_ignore_ascii_case(b"function")
                     && args[1].eq_ignore_ascii_case(b"stats")
@@ -113,8 +115,9 @@ fn answer_busy(shared: &Shared, client: &ClientState, inbuf: &mut BytesMut, out:
                     continue;
                 }
                 let kill = kill_of(if function { b"function" } else { b"script" });
-                let reply = if !kill && !kill_of(if function { b"script" } else { b"function" }) {
-                    Reply::error(busy)
+                let wrong_kill = kill_of(if function { b"script" } else { b"function" });
+                let reply = if !kill && !wrong_kill {
+                    crate::commands::answer_busy(shared, client, &args, busy)
                 } else if shared.script_monitor.wrote.load(Relaxed) {
                     Reply::error(msg::UNKILLABLE)
                 } else if !kill {

@@ -198,6 +198,26 @@ pub mod msg {
     pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
     pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
     pub const DB_INDEX: &str = "ERR DB index is out of range";
+    pub const BIT_OFFSET: &str = "ERR bit offset is not an integer or out of range";
+    pub const BIT_VALUE: &str = "ERR bit is not an integer or out of range";
+    pub const BITPOS_BIT: &str = "ERR The bit argument must be 1 or 0.";
+    pub const BITOP_NOT: &str = "ERR BITOP NOT must be called with a single source key.";
+    pub const OFFSET_OUT_OF_RANGE: &str = "ERR offset is out of range";
+    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    pub const LCS_NOT_STRINGS: &str = "ERR The specified keys must contain string values";
+    pub const LCS_IDX_AND_LEN: &str = "ERR If you want both the length and indexes, please just use IDX.";
+    pub const LCS_TOO_BIG: &str =
+        "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
+    pub const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
+    pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+    pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
+    pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
+    pub const RESTORE_TTL: &str = "ERR Invalid TTL value, must be >= 0";
+    pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
+    pub const RESTORE_FREQ: &str = "ERR Invalid FREQ value, must be >= 0 and <= 255";
+    pub const SORT_SCORE: &str = "ERR One or more scores can't be converted into double";
+    pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
+    pub const LFU_NOT_SELECTED: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
     pub const NOAUTH: &str = "NOAUTH Authentication required.";
     /// Sent (then the connection closes) to a non-loopback client while protected mode is on
     /// and no password is set; worded as Redis 7.0 words it, typo included.
@@ -210,7 +230,11 @@ pub mod msg {
     pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
     pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
     pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
-    pub const STRING_TOO_LONG: &str = "ERR string exceeds maximum allowed size (proto-max-bulk-len)";
+    /// EXEC refused while a script is busy: the transaction is discarded with the reason.
+    /// EXEC of a transaction that a busy script or function made fail (`busy` is its -BUSY text).
+    pub fn execabort_because(busy: &str) -> String {
+        format!("EXECABORT Transaction discarded because of: {busy}")
+    }
     pub const COUNT_POSITIVE: &str = "ERR value is out of range, must be positive";
     pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
     pub const COUNT_ZERO: &str = "ERR count should be greater than 0";

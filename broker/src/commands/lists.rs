@@ -452,10 +452,11 @@ fn mpop_args(args: &[Bytes]) -> Result<(Vec<Bytes>, End, usize), Reply> {
     let mut i = 1;
     while i < rest.len() {
         if rest[i].eq_ignore_ascii_case(b"count") && i + 1 < rest.len() && count.is_none() {
+            // Redis words a count that is not a positive integer (or not a number at all,
+            // or out of range) the same way.
             count = match parse_i64(&rest[i + 1]) {
-                None => return Err(Reply::error(msg::NOT_INT)),
-                Some(c) if c <= 0 => return Err(Reply::error(msg::COUNT_ZERO)),
-                Some(c) => Some(c as usize),
+                Some(c) if c > 0 => Some(c as usize),
+                _ => return Err(Reply::error(msg::COUNT_ZERO)),
             };
             i += 2;
         } else {

@@ -57,6 +57,29 @@ pub(super) fn log(engine: &mut Engine, db: usize, name: &str, args: &[Bytes]) ->
         }
         // Logged by the command itself as the SREM (or DEL) of what it removed.
         "spop" => None,
+        // A relative TTL is logged as the absolute time it gave, as Redis propagates it.
+        "restore" if !args[4..].iter().any(|a| a.eq_ignore_ascii_case(b"absttl")) => {
+            let key = args[1].clone();
+            let d = &engine.keyspace[db];
+            match (d.map.contains_key(&key), d.expiry_of(&key)) {
+                (true, Some(at)) => {
+                    let at = at.to_string();
+                    engine.log(
+                        db,
+                        &[
+                            &b"RESTORE"[..],
+                            &key,
+                            at.as_bytes(),
+                            &args[3],
+                            b"REPLACE",
+                            b"ABSTTL",
+                        ],
+                    )
+                }
+                (true, None) => engine.log(db, &[&b"RESTORE"[..], &key, b"0", &args[3], b"REPLACE"]),
+                (false, _) => engine.log(db, &[&b"DEL"[..], &key]),
+            }
+        }
         _ => engine.log(db, args),
     }
 }

@@ -8,26 +8,33 @@
 //! [`flags`] types the table's flags.
 
 mod args;
+mod bits;
 mod client;
 mod command;
 mod config;
 mod config_params;
 mod connection;
+mod dump;
 pub mod flags;
 mod functions;
 mod hashes;
+mod generic;
 mod info;
 mod keys;
 mod lists;
 mod logged;
 pub mod persistence;
 mod qstats;
+mod rdb;
 mod scripting;
 mod server;
 mod sets;
 pub mod shutdown;
+mod sort;
 mod strings;
+mod substrings;
 mod transactions;
+mod values;
 
 pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
@@ -35,7 +42,7 @@ pub use config::parse_memory;
 pub use flags::CommandFlags;
 pub use functions::stats_reply as function_stats;
 pub use scripting::is_script_command;
-pub use transactions::unwatch_all;
+pub use transactions::{answer_busy, unwatch_all};
 
 use crate::db::{Db, Value};
 use crate::engine::{BlockOp, Engine};
@@ -209,6 +216,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("pexpireat", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", "key unix-time-milliseconds [NX|XX|GT|LT]", keys::pexpireat),
     cmd!("ttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in seconds of a key.", "key", keys::ttl),
     cmd!("pttl", 2, [READONLY, FAST], (1, 1, 1), "generic", "Returns the expiration time in milliseconds of a key.", "key", keys::pttl),
+    cmd!("copy", -3, [WRITE, DENYOOM], (1, 2, 1), "generic", "Copy a key", "source destination [DB destination-db] [REPLACE]", generic::copy),
+    cmd!("randomkey", 1, [READONLY], (0, 0, 0), "generic", "Return a random key from the keyspace", "", generic::randomkey),
+    cmd!("expiretime", 2, [READONLY, FAST], (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key", "key", generic::expiretime),
+    cmd!("pexpiretime", 2, [READONLY, FAST], (1, 1, 1), "generic", "Get the expiration Unix timestamp for a key in milliseconds", "key", generic::pexpiretime),
+    cmd!("touch", -2, [READONLY, FAST], (1, -1, 1), "generic", "Alters the last access time of a key(s). Returns the number of existing keys specified.", "key [key ...]", generic::touch),
+    cmd!("object", -2, [], (0, 0, 0), "generic", "A container for object introspection commands", "subcommand [arg ...]", generic::object),
+    cmd!("memory", -2, [], (0, 0, 0), "server", "A container for memory diagnostics commands", "subcommand [arg ...]", generic::memory),
+    cmd!("sort", -2, [WRITE, DENYOOM], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA] [STORE destination]", sort::sort),
+    cmd!("sort_ro", -2, [READONLY], (1, 1, 1), "generic", "Sort the elements in a list, set or sorted set. Read-only variant of SORT.", "key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern ...]] [ASC|DESC] [ALPHA]", sort::sort_ro),
+    cmd!("dump", 2, [READONLY], (1, 1, 1), "generic", "Return a serialized version of the value stored at the specified key.", "key", dump::dump),
+    cmd!("restore", -4, [WRITE, DENYOOM], (1, 1, 1), "generic", "Create a key using the provided serialized value, previously obtained using DUMP.", "key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]", dump::restore),
     cmd!("persist", 2, [WRITE, FAST], (1, 1, 1), "generic", "Removes the expiration time of a key.", "key", keys::persist),
     // strings
     cmd!("get", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the string value of a key.", "key", strings::get),
@@ -228,6 +246,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("decrby", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Decrements a number from the integer value of a key.", "key decrement", strings::decrby),
     cmd!("incrbyfloat", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Increment the floating point value of a key by a number.", "key increment", strings::incrbyfloat),
     cmd!("append", 3, [WRITE, DENYOOM, FAST], (1, 1, 1), "string", "Appends a string to the value of a key.", "key value", strings::append),
+    cmd!("setrange", 4, [WRITE, DENYOOM], (1, 1, 1), "string", "Overwrite part of a string at key starting at the specified offset", "key offset value", substrings::setrange),
+    cmd!("getrange", 4, [READONLY], (1, 1, 1), "string", "Get a substring of the string stored at a key", "key start end", substrings::getrange),
+    cmd!("substr", 4, [READONLY], (1, 1, 1), "string", "Get a substring of the string stored at a key", "key start end", substrings::getrange),
+    cmd!("lcs", -3, [READONLY], (1, 2, 1), "string", "Find longest common substring", "key1 key2 [LEN] [IDX] [MINMATCHLEN min-match-len] [WITHMATCHLEN]", substrings::lcs),
+    cmd!("setbit", 4, [WRITE, DENYOOM], (1, 1, 1), "bitmap", "Sets or clears the bit at offset in the string value stored at key", "key offset value", bits::setbit),
+    cmd!("getbit", 3, [READONLY, FAST], (1, 1, 1), "bitmap", "Returns the bit value at offset in the string value stored at key", "key offset", bits::getbit),
+    cmd!("bitcount", -2, [READONLY], (1, 1, 1), "bitmap", "Count set bits in a string", "key [start end [BYTE|BIT]]", bits::bitcount),
+    cmd!("bitpos", -3, [READONLY], (1, 1, 1), "bitmap", "Find first bit set or clear in a string", "key bit [start [end [BYTE|BIT]]]", bits::bitpos),
+    cmd!("bitop", -4, [WRITE, DENYOOM], (2, -1, 1), "bitmap", "Perform bitwise operations between strings", "operation destkey key [key ...]", bits::bitop),
     cmd!("strlen", 2, [READONLY, FAST], (1, 1, 1), "string", "Returns the length of a string value.", "key", strings::strlen),
     // lists
     cmd!("lpush", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "list", "Prepends one or more elements to a list.", "key element [element ...]", lists::lpush),

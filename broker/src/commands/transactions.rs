@@ -3,11 +3,14 @@
 //! Dispatch queues a client's commands after MULTI and calls [`exec`] itself when EXEC comes,
 //! so the queued commands run under the one lock dispatch already holds.
 
-use super::{call, lookup_index, Ctx, Outcome};
+use super::{arity_ok, call, lookup_index, CommandFlags, Ctx, Outcome, COMMANDS};
 use crate::engine::Engine;
 use crate::reply::{msg, Reply};
 use crate::state::{ClientState, Shared};
+use bytes::Bytes;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 pub fn multi(ctx: &mut Ctx) -> Outcome {
     if ctx.client.multi.is_some() {
@@ -107,4 +110,78 @@ pub fn unwatch_all(engine: &mut Engine, client: &mut ClientState) {
         engine.unwatch(&keys, &client.dirty);
     }
     client.dirty.store(false, Relaxed);
+}
+
+/// Answers one command of an authenticated client while a script has run past the busy
+/// threshold, without the keyspace (the script holds it), as Redis 7.0 does: an unknown command
+/// or wrong arity is refused as usual; MULTI, DISCARD and UNWATCH work (they are `allow-busy`);
+/// EXEC discards the transaction with `-EXECABORT` naming BUSY; anything else gets `-BUSY`
+/// and, inside MULTI, makes the transaction fail. WATCH outside MULTI answers `-BUSY`, unlike
+/// Redis: registering a watch needs the keyspace. SHUTDOWN and SCRIPT KILL are the caller's.
+/// `busy` is the -BUSY text that applies (a script's or a function's).
+pub fn answer_busy(shared: &Shared, client: &mut ClientState, args: &[Bytes], busy: &str) -> Reply {
+    let refuse = |client: &mut ClientState, err: String| {
+        if client.multi.is_some() {
+            client.multi_error = true;
+        }
+        shared.stats.record_error(&err);
+        Reply::error(err)
+    };
+    let Some(index) = lookup_index(&args[0]) else {
+        return refuse(client, msg::unknown_command(&args[0], &args[1..]));
+    };
+    let spec = &COMMANDS[index];
+    if !arity_ok(spec, args.len()) {
+        return refuse(client, msg::wrong_args(spec.name));
+    }
+    let in_multi = client.multi.is_some();
+    match spec.name {
+        "exec" => {
+            release_without_lock(client);
+            let err = msg::execabort_because(busy);
+            shared.stats.record_error(&err);
+            Reply::error(err)
+        }
+        "multi" if in_multi => refuse(client, msg::MULTI_NESTED.to_string()),
+        "multi" => {
+            client.multi = Some(Vec::new());
+            client.multi_error = false;
+            client.info.in_multi.store(true, Relaxed);
+            Reply::Ok
+        }
+        "discard" if !in_multi => refuse(client, msg::DISCARD_WITHOUT_MULTI.to_string()),
+        "discard" => {
+            release_without_lock(client);
+            Reply::Ok
+        }
+        "watch" if in_multi => refuse(client, msg::WATCH_IN_MULTI.to_string()),
+        _ if in_multi
+            && spec.flags.contains(CommandFlags::ALLOW_BUSY)
+            && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) =>
+        {
+            if let Some(q) = client.multi.as_mut() {
+                q.push(args.to_vec());
+            }
+            Reply::status("QUEUED")
+        }
+        "unwatch" => {
+            release_without_lock(client);
+            Reply::Ok
+        }
+        _ => refuse(client, busy.to_string()),
+    }
+}
+
+/// Ends a client's transaction and forgets its watches without the keyspace lock: the client
+/// takes a fresh dirty flag, and the registry drops the old one when it next sees it.
+fn release_without_lock(client: &mut ClientState) {
+    client.multi = None;
+    client.multi_error = false;
+    client.info.in_multi.store(false, Relaxed);
+    if !client.watched.is_empty() {
+        client.watched.clear();
+        client.dirty = Arc::new(AtomicBool::new(false));
+    } else {
+        client.dirty.store(false, Relaxed);
+    }
 }

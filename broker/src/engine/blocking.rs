@@ -101,32 +101,43 @@ impl Engine {
     /// Serves blocked clients whose keys received elements, first come first served.
     /// Runs after every command (and after EXEC or a script as a whole).
     pub fn serve_ready(&mut self) {
-        while let Some((db, key)) = self.blocking.ready.pop() {
-            loop {
-                if !self.keyspace.has_items(db, &key) {
-                    break;
-                }
-                let Some(&id) = self
-                    .blocking
-                    .by_key
-                    .get(&(db, key.clone()))
-                    .and_then(|q| q.front())
-                else {
-                    break;
-                };
-                let Some(w) = self.take_waiter(id) else { break };
-                if w.tx.is_closed() {
-                    // The client went away while blocked: it consumes nothing.
-                    continue;
-                }
-                let reply = self.serve_one(db, &key, &w);
-                self.keyspace
-                    .queues
-                    .emit(|| QueueEvent::Unblocked { client: w.client });
-                let _ = w.tx.send(reply);
+        // Keys are served in the order they became ready, as Redis does: after a transaction
+        // that pushed to two keys, a client blocked on both gets the key pushed first. Serving
+        // can ready more keys (BLMOVE pushes), so drain in rounds until nothing is left.
+        while !self.blocking.ready.is_empty() {
+            let round = std::mem::take(&mut self.blocking.ready);
+            for (db, key) in round {
+                self.serve_key(db, key);
             }
         }
         self.keyspace.queues.sweep();
+    }
+
+    /// Serves the waiters of one ready key, oldest first, while it has elements.
+    fn serve_key(&mut self, db: usize, key: Bytes) {
+        loop {
+            if !self.keyspace.has_items(db, &key) {
+                break;
+            }
+            let Some(&id) = self
+                .blocking
+                .by_key
+                .get(&(db, key.clone()))
+                .and_then(|q| q.front())
+            else {
+                break;
+            };
+            let Some(w) = self.take_waiter(id) else { break };
+            if w.tx.is_closed() {
+                // The client went away while blocked: it consumes nothing.
+                continue;
+            }
+            let reply = self.serve_one(db, &key, &w);
+            self.keyspace
+                .queues
+                .emit(|| QueueEvent::Unblocked { client: w.client });
+            let _ = w.tx.send(reply);
+        }
     }
 
     fn serve_one(&mut self, db: usize, key: &Bytes, w: &Waiter) -> Reply {

@@ -241,7 +241,9 @@ impl Engine {
     /// Empties one database (or all) and resets their queue counters.
     pub fn flush(&mut self, db: Option<usize>) {
         self.dirty += 1;
-        self.watches.touch_all(db);
+        let keyspace = &self.keyspace;
+        self.watches
+            .touch_all(db, |d, key| keyspace[d].map.contains_key(key));
         self.keyspace.clear(db);
     }
 

@@ -24,10 +24,12 @@ impl Watches {
         }
     }
 
-    /// Marks every watched key of `db` (or of all databases) as modified (FLUSHDB/FLUSHALL).
-    pub fn touch_all(&self, db: Option<usize>) {
-        for ((d, _), flags) in self.by_key.iter() {
-            if db.is_none_or(|x| x == *d) {
+    /// Marks the watched keys of `db` (or of all databases) that `exists` says hold a value
+    /// as modified (FLUSHDB/FLUSHALL, called before the data goes). A watched key that was
+    /// absent is not changed by a flush, so its transaction may still run, as in Redis.
+    pub fn touch_all(&self, db: Option<usize>, exists: impl Fn(usize, &[u8]) -> bool) {
+        for ((d, key), flags) in self.by_key.iter() {
+            if db.is_none_or(|x| x == *d) && exists(*d, key) {
                 for f in flags {
                     f.store(true, Ordering::Relaxed);
                 }
@@ -37,6 +39,9 @@ impl Watches {
 
     pub fn watch(&mut self, db: usize, key: Bytes, flag: &Arc<AtomicBool>) {
         let list = self.by_key.entry((db, Bytes::copy_from_slice(&key))).or_default();
+        // A flag only this registry still holds belongs to a client that let go of its
+        // watches without the lock (DISCARD or EXEC during a busy script): drop it here.
+        list.retain(|f| Arc::strong_count(f) > 1);
         if !list.iter().any(|f| Arc::ptr_eq(f, flag)) {
             list.push(flag.clone());
         }
