@@ -56,6 +56,8 @@ impl List {
 pub enum Value {
     Str(Bytes),
     List(List),
+    /// Boxed: a stream's bookkeeping is larger than the other variants.
+    Stream(Box<crate::types::stream::Stream>),
 }
 
 impl Value {
@@ -63,6 +65,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Stream(_) => "stream",
         }
     }
 }
@@ -269,7 +272,7 @@ impl Keyspace {
         let d = &mut self.dbs[db];
         match d.map.get_mut(key.as_ref()) {
             Some(Value::List(list)) => Some(push_items(list, end, elements, now_us)),
-            Some(Value::Str(_)) => None,
+            Some(_) => None,
             None => {
                 let mut list = List {
                     items: VecDeque::with_capacity(elements.len()),

@@ -14,6 +14,8 @@ const ITEMS_PER_COMMAND: usize = 64;
 enum Copied {
     Str(Bytes),
     List(Vec<Bytes>),
+    /// Streams are copied whole (entries hold packed fields, not shared `Bytes`).
+    Stream(Box<crate::types::stream::Stream>),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -42,6 +44,7 @@ impl Snapshot {
                 let copied = match value {
                     Value::Str(s) => Copied::Str(s.clone()),
                     Value::List(l) => Copied::List(l.items.iter().map(|i| i.data.clone()).collect()),
+                    Value::Stream(s) => Copied::Stream(Box::new(s.duplicate())),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -58,6 +61,7 @@ impl Snapshot {
                 .map(|(_, _, v, _)| match v {
                     Copied::Str(_) => 0,
                     Copied::List(l) => l.len(),
+                    Copied::Stream(s) => s.len(),
                 })
                 .sum(),
         }
@@ -89,6 +93,21 @@ impl Snapshot {
                     ),
                     None => encode_command(&mut buf, &[&b"SET"[..], key, s]),
                 },
+                Copied::Stream(s) => {
+                    for cmd in s.rebuild_commands(key) {
+                        encode_command(&mut buf, &cmd);
+                        if buf.len() >= 60 * 1024 {
+                            out.write_all(&buf)?;
+                            buf.clear();
+                        }
+                    }
+                    if let Some(t) = expiry {
+                        encode_command(
+                            &mut buf,
+                            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(*t).as_bytes()],
+                        );
+                    }
+                }
                 Copied::List(items) => {
                     for chunk in items.chunks(ITEMS_PER_COMMAND) {
                         let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);

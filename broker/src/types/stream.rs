@@ -1,0 +1,923 @@
+//! Streams: entries ordered by id, kept in append-ordered chunks, with the id bookkeeping Redis
+//! 7.0 keeps (last id, entries added, max deleted id) and consumer groups with their pending
+//! entries lists.
+//!
+//! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or about
+//! [`NODE_MAX_BYTES`] of field data), each entry one `(id, packed fields)` pair where the
+//! fields are packed into a single allocation (varint lengths + bytes). A chunk plays the role
+//! of Redis's listpack node: one allocation per chunk for the index, one per entry for its
+//! fields, no per-field `Bytes` headers (a `BTreeMap<StreamId, Vec<Bytes>>` costs ~32 bytes
+//! of header per field on top of the map's nodes). Chunks also give approximate trimming
+//! (`MAXLEN ~`) Redis's exact meaning: only whole chunks are dropped, and a chunk counts its
+//! deleted slots as Redis's node counts its deleted entries, so the same command sequence trims
+//! the same entries as redis-server does (for entries small enough that the 4096-byte node
+//! limit is not what closes a node, which is estimated here).
+
+use crate::reply::Reply;
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Entries per chunk, as Redis's `stream-node-max-entries` default.
+pub const NODE_MAX_ENTRIES: usize = 100;
+/// Estimated bytes per chunk, as Redis's `stream-node-max-bytes` default.
+pub const NODE_MAX_BYTES: usize = 4096;
+/// The entries-read counter Redis calls invalid (`SCG_INVALID_ENTRIES_READ`).
+pub const INVALID_ENTRIES_READ: i64 = -1;
+
+/// A stream entry id: milliseconds and a sequence number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub const MIN: StreamId = StreamId { ms: 0, seq: 0 };
+    pub const MAX: StreamId = StreamId {
+        ms: u64::MAX,
+        seq: u64::MAX,
+    };
+
+    pub fn new(ms: u64, seq: u64) -> StreamId {
+        StreamId { ms, seq }
+    }
+
+    pub fn is_zero(self) -> bool {
+        self == StreamId::MIN
+    }
+
+    /// The next id, or `None` past the last possible one.
+    pub fn next(self) -> Option<StreamId> {
+        if self.seq < u64::MAX {
+            Some(StreamId::new(self.ms, self.seq + 1))
+        } else if self.ms < u64::MAX {
+            Some(StreamId::new(self.ms + 1, 0))
+        } else {
+            None
+        }
+    }
+
+    /// The previous id, or `None` before 0-0.
+    pub fn prev(self) -> Option<StreamId> {
+        if self.seq > 0 {
+            Some(StreamId::new(self.ms, self.seq - 1))
+        } else if self.ms > 0 {
+            Some(StreamId::new(self.ms - 1, u64::MAX))
+        } else {
+            None
+        }
+    }
+
+    pub fn to_bytes(self) -> Bytes {
+        Bytes::from(self.to_string())
+    }
+
+    pub fn reply(self) -> Reply {
+        Reply::Bulk(self.to_bytes())
+    }
+
+    /// Parses `ms`, `ms-seq` (and `ms-*` when `seq_star`, which gives `seq_given == false`).
+    /// A missing sequence is `missing_seq`. `-` and `+` are 0-0 and the maximum id unless
+    /// `strict`. Numbers are read as Redis's `string2ull` reads them.
+    pub fn parse(b: &[u8], missing_seq: u64, strict: bool, seq_star: bool) -> Option<(StreamId, bool)> {
+        if b.len() > 127 {
+            return None;
+        }
+        if !strict && b == b"-" {
+            return Some((StreamId::MIN, true));
+        }
+        if !strict && b == b"+" {
+            return Some((StreamId::MAX, true));
+        }
+        match b.iter().position(|&c| c == b'-') {
+            None => Some((StreamId::new(parse_u64(b)?, missing_seq), true)),
+            Some(dash) => {
+                let ms = parse_u64(&b[..dash])?;
+                let rest = &b[dash + 1..];
+                if seq_star && rest == b"*" {
+                    return Some((StreamId::new(ms, 0), false));
+                }
+                Some((StreamId::new(ms, parse_u64(rest)?), true))
+            }
+        }
+    }
+
+    /// Parses an id as a command argument (`-`/`+` refused, missing sequence 0).
+    pub fn parse_strict(b: &[u8]) -> Option<StreamId> {
+        StreamId::parse(b, 0, true, false).map(|(id, _)| id)
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// An unsigned decimal as Redis's `string2ull` accepts it: `strtoull` syntax (leading blanks,
+/// an optional `+`, leading zeros), nothing after the digits, no overflow.
+fn parse_u64(b: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(b).ok()?;
+    let s = s.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Packs an entry's fields and values into one allocation.
+fn pack(fields: &[Bytes]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 2).sum::<usize>() + 2);
+    put_varint(&mut out, fields.len() as u64);
+    for f in fields {
+        put_varint(&mut out, f.len() as u64);
+        out.extend_from_slice(f);
+    }
+    out.into_boxed_slice()
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(b: &[u8], pos: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    while let Some(&c) = b.get(*pos) {
+        *pos += 1;
+        v |= u64::from(c & 0x7f) << shift;
+        if c & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// The fields and values of a packed entry, in order.
+pub fn unpack(packed: &[u8]) -> Vec<Bytes> {
+    let mut pos = 0;
+    let n = get_varint(packed, &mut pos) as usize;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = get_varint(packed, &mut pos) as usize;
+        let end = (pos + len).min(packed.len());
+        out.push(Bytes::copy_from_slice(&packed[pos..end]));
+        pos = end;
+    }
+    out
+}
+
+/// `[id, [field, value, ...]]`, an entry as every stream command replies with it.
+pub fn entry_reply(id: StreamId, packed: &[u8]) -> Reply {
+    Reply::Array(vec![
+        id.reply(),
+        Reply::Array(unpack(packed).into_iter().map(Reply::Bulk).collect()),
+    ])
+}
+
+/// A run of consecutive entries (Redis's listpack node).
+#[derive(Clone, Debug, Default)]
+struct Chunk {
+    entries: Vec<(StreamId, Box<[u8]>)>,
+    /// Entries ever appended here, deleted ones included: a chunk is full by this count.
+    slots: usize,
+    /// Estimated bytes appended here.
+    bytes: usize,
+}
+
+/// What XADD/XTRIM trim to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trim {
+    MaxLen(u64),
+    MinId(StreamId),
+}
+
+/// One pending (delivered, not yet acknowledged) entry of a group.
+#[derive(Clone, Debug)]
+pub struct Nack {
+    pub consumer: Bytes,
+    /// Unix ms of the last delivery.
+    pub delivery_ms: u64,
+    pub delivery_count: u64,
+}
+
+/// A consumer of a group: when it was last seen and the ids pending for it.
+#[derive(Clone, Debug, Default)]
+pub struct Consumer {
+    pub seen_ms: u64,
+    pub pel: BTreeSet<StreamId>,
+}
+
+/// A consumer group.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub last_id: StreamId,
+    /// Entries the group has read, or [`INVALID_ENTRIES_READ`] when unknown.
+    pub entries_read: i64,
+    pub pel: BTreeMap<StreamId, Nack>,
+    pub consumers: BTreeMap<Bytes, Consumer>,
+}
+
+impl Group {
+    pub fn new(last_id: StreamId, entries_read: i64) -> Group {
+        Group {
+            last_id,
+            entries_read,
+            pel: BTreeMap::new(),
+            consumers: BTreeMap::new(),
+        }
+    }
+
+    /// The consumer `name`, created if absent; true if it was created.
+    pub fn consumer(&mut self, name: &[u8], now_ms: u64) -> (&mut Consumer, bool) {
+        let created = !self.consumers.contains_key(name);
+        let c = self
+            .consumers
+            .entry(Bytes::copy_from_slice(name))
+            .or_insert_with(|| Consumer {
+                seen_ms: now_ms,
+                pel: BTreeSet::new(),
+            });
+        (c, created)
+    }
+
+    /// Acknowledges `id`: true if it was pending.
+    pub fn ack(&mut self, id: StreamId) -> bool {
+        match self.pel.remove(&id) {
+            Some(n) => {
+                if let Some(c) = self.consumers.get_mut(&n.consumer) {
+                    c.pel.remove(&id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes `id` pending for `consumer` (moving it from whoever held it).
+    pub fn assign(&mut self, id: StreamId, consumer: &Bytes, delivery_ms: u64, delivery_count: u64) {
+        if let Some(old) = self.pel.get(&id) {
+            if old.consumer != *consumer {
+                if let Some(c) = self.consumers.get_mut(&old.consumer) {
+                    c.pel.remove(&id);
+                }
+            }
+        }
+        self.pel.insert(
+            id,
+            Nack {
+                consumer: consumer.clone(),
+                delivery_ms,
+                delivery_count,
+            },
+        );
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.pel.insert(id);
+        }
+    }
+
+    /// Deletes a consumer and its pending entries; returns how many were pending.
+    pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
+        let c = self.consumers.remove(name)?;
+        for id in &c.pel {
+            self.pel.remove(id);
+        }
+        Some(c.pel.len())
+    }
+}
+
+/// A stream value.
+#[derive(Clone, Debug, Default)]
+pub struct Stream {
+    chunks: VecDeque<Chunk>,
+    len: usize,
+    pub last_id: StreamId,
+    pub entries_added: u64,
+    pub max_deleted: StreamId,
+    pub groups: BTreeMap<Bytes, Group>,
+}
+
+/// Why XADD could not pick an id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdError {
+    /// Equal to or below the last id.
+    TooSmall,
+    /// 0-0 was given.
+    Zero,
+    /// The last id is the maximum.
+    Exhausted,
+}
+
+impl Stream {
+    pub fn new() -> Stream {
+        Stream::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Redis's OBJECT ENCODING name.
+    pub fn encoding(&self) -> &'static str {
+        "stream"
+    }
+
+    /// A deep copy (COPY).
+    pub fn duplicate(&self) -> Stream {
+        self.clone()
+    }
+
+    /// Chunks (Redis's radix-tree keys, which hold one listpack node each).
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The first entry's id, or 0-0 when empty (Redis's `recorded-first-entry-id`).
+    pub fn first_id(&self) -> StreamId {
+        self.first().map_or(StreamId::MIN, |(id, _)| id)
+    }
+
+    pub fn first(&self) -> Option<(StreamId, &[u8])> {
+        self.chunks
+            .front()
+            .and_then(|c| c.entries.first())
+            .map(|(id, f)| (*id, &f[..]))
+    }
+
+    pub fn last(&self) -> Option<(StreamId, &[u8])> {
+        self.chunks
+            .back()
+            .and_then(|c| c.entries.last())
+            .map(|(id, f)| (*id, &f[..]))
+    }
+
+    /// The id XADD would give: `requested` is `None` for `*`, `(id, false)` for `ms-*`.
+    pub fn next_id(&self, requested: Option<(StreamId, bool)>, now_ms: u64) -> Result<StreamId, IdError> {
+        let last = self.last_id;
+        match requested {
+            None => {
+                if last.ms < now_ms {
+                    Ok(StreamId::new(now_ms, 0))
+                } else {
+                    last.next().ok_or(IdError::Exhausted)
+                }
+            }
+            Some((id, false)) => {
+                if id.ms == last.ms {
+                    if last.seq == u64::MAX {
+                        return Err(IdError::TooSmall);
+                    }
+                    Ok(StreamId::new(id.ms, last.seq + 1))
+                } else if id.ms > last.ms {
+                    Ok(id)
+                } else {
+                    Err(IdError::TooSmall)
+                }
+            }
+            Some((id, true)) => {
+                if id.is_zero() {
+                    Err(IdError::Zero)
+                } else if id <= last {
+                    Err(IdError::TooSmall)
+                } else {
+                    Ok(id)
+                }
+            }
+        }
+    }
+
+    /// Appends an entry whose id is above the last id.
+    pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
+        let packed = pack(fields);
+        let size = packed.len() + 8;
+        let fits = self
+            .chunks
+            .back()
+            .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
+        if !fits {
+            self.chunks.push_back(Chunk::default());
+        }
+        if let Some(c) = self.chunks.back_mut() {
+            c.entries.push((id, packed));
+            c.slots += 1;
+            c.bytes += size;
+        }
+        self.len += 1;
+        self.last_id = id;
+        self.entries_added += 1;
+    }
+
+    /// Index of the chunk that would hold `id`.
+    fn chunk_of(&self, id: StreamId) -> Option<usize> {
+        let i = self
+            .chunks
+            .partition_point(|c| c.entries.last().is_some_and(|(last, _)| *last < id));
+        (i < self.chunks.len()).then_some(i)
+    }
+
+    pub fn get(&self, id: StreamId) -> Option<&[u8]> {
+        let c = &self.chunks[self.chunk_of(id)?];
+        let pos = c.entries.binary_search_by_key(&id, |(i, _)| *i).ok()?;
+        Some(&c.entries[pos].1)
+    }
+
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Entries with `start <= id <= end`, in order (reversible).
+    pub fn range(
+        &self,
+        start: StreamId,
+        end: StreamId,
+    ) -> impl DoubleEndedIterator<Item = (StreamId, &[u8])> {
+        let from = self.chunk_of(start).unwrap_or(self.chunks.len());
+        let to = self
+            .chunks
+            .partition_point(|c| c.entries.first().is_some_and(|(first, _)| *first <= end));
+        let to = to.max(from);
+        self.chunks
+            .range(from..to)
+            .flat_map(|c| c.entries.iter())
+            .filter(move |(id, _)| *id >= start && *id <= end)
+            .map(|(id, f)| (*id, &f[..]))
+    }
+
+    /// Deletes one entry (XDEL); true if it existed.
+    pub fn delete(&mut self, id: StreamId) -> bool {
+        let Some(ci) = self.chunk_of(id) else { return false };
+        let c = &mut self.chunks[ci];
+        let Ok(pos) = c.entries.binary_search_by_key(&id, |(i, _)| *i) else {
+            return false;
+        };
+        c.entries.remove(pos);
+        if c.entries.is_empty() {
+            self.chunks.remove(ci);
+        }
+        self.len -= 1;
+        if id > self.max_deleted {
+            self.max_deleted = id;
+        }
+        true
+    }
+
+    /// Trims the oldest entries as Redis's `streamTrim` does: whole chunks first; with `approx`
+    /// only whole chunks. `limit` (0 = none) caps the entries removed. Returns how many were.
+    pub fn trim(&mut self, trim: Trim, approx: bool, limit: usize) -> usize {
+        if let Trim::MaxLen(n) = trim {
+            if self.len as u64 <= n {
+                return 0;
+            }
+        }
+        let mut deleted = 0;
+        while let Some(c) = self.chunks.front_mut() {
+            if limit > 0 && deleted >= limit {
+                break;
+            }
+            let live = c.entries.len();
+            let whole = match trim {
+                Trim::MaxLen(n) => (self.len - live) as u64 >= n,
+                Trim::MinId(min) => c.entries.last().is_some_and(|(last, _)| *last < min),
+            };
+            if whole {
+                if limit > 0 && deleted + live > limit {
+                    break;
+                }
+                self.chunks.pop_front();
+                self.len -= live;
+                deleted += live;
+                continue;
+            }
+            if approx {
+                break;
+            }
+            let drop = match trim {
+                Trim::MaxLen(n) => (self.len as u64 - n) as usize,
+                Trim::MinId(min) => c.entries.partition_point(|(id, _)| *id < min),
+            };
+            c.entries.drain(..drop.min(live));
+            self.len -= drop.min(live);
+            deleted += drop.min(live);
+            break;
+        }
+        deleted
+    }
+
+    /// Whether a deleted entry may lie in `start..` (Redis's `streamRangeHasTombstones`).
+    pub fn has_tombstones_from(&self, start: StreamId) -> bool {
+        if self.len == 0 || self.max_deleted.is_zero() {
+            return false;
+        }
+        if self.first_id() > self.max_deleted {
+            return false;
+        }
+        start <= self.max_deleted
+    }
+
+    /// How many entries were added up to `id`, when that can be known
+    /// (Redis's `streamEstimateDistanceFromFirstEverEntry`).
+    pub fn entries_read_at(&self, id: StreamId) -> i64 {
+        if self.entries_added == 0 {
+            return 0;
+        }
+        let added = self.entries_added as i64;
+        if self.len == 0 && id <= self.last_id {
+            return added;
+        }
+        if id == self.last_id {
+            return added;
+        } else if id > self.last_id {
+            return INVALID_ENTRIES_READ;
+        }
+        let first = self.first_id();
+        if self.max_deleted.is_zero() || self.max_deleted < first {
+            if id < first {
+                return added - self.len as i64;
+            } else if id == first {
+                return added - self.len as i64 + 1;
+            }
+        }
+        INVALID_ENTRIES_READ
+    }
+
+    /// A group's lag (entries not yet delivered to it), `None` when it cannot be known.
+    pub fn lag(&self, g: &Group) -> Option<i64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(g.last_id) {
+            return Some(self.entries_added as i64 - g.entries_read);
+        }
+        let read = self.entries_read_at(g.last_id);
+        (read != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - read)
+    }
+
+    /// Moves `group`'s last-delivered id to `id` (an entry it delivers), keeping its
+    /// entries-read counter as Redis does.
+    fn advance_group(&self, g: &mut Group, id: StreamId) {
+        if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(id) {
+            g.entries_read += 1;
+        } else if self.entries_added > 0 {
+            g.entries_read = self.entries_read_at(id);
+        }
+        g.last_id = id;
+    }
+
+    /// Whether `group` has entries it was never delivered.
+    pub fn group_has_new(&self, group: &[u8]) -> bool {
+        self.groups.get(group).is_some_and(|g| {
+            g.last_id
+                .next()
+                .is_some_and(|from| self.range(from, StreamId::MAX).next().is_some())
+        })
+    }
+
+    /// XREADGROUP on this stream: `start` `None` reads new entries (`>`), `Some(id)` the
+    /// consumer's pending entries above `id`. Returns the entries' reply and the commands that
+    /// reproduce the effect in the append-only file (XCLAIM per delivery, XGROUP SETID), or
+    /// `None` if the group does not exist.
+    pub fn read_group(
+        &mut self,
+        key: &Bytes,
+        req: &GroupRead,
+        now_ms: u64,
+    ) -> Option<(Vec<Reply>, Vec<Vec<Bytes>>)> {
+        let mut g = self.groups.remove(&req.group)?;
+        let out = self.read_group_in(&mut g, key, req, now_ms);
+        self.groups.insert(req.group.clone(), g);
+        Some(out)
+    }
+
+    fn read_group_in(
+        &self,
+        g: &mut Group,
+        key: &Bytes,
+        req: &GroupRead,
+        now_ms: u64,
+    ) -> (Vec<Reply>, Vec<Vec<Bytes>>) {
+        let mut log = Vec::new();
+        let (consumer, created) = g.consumer(&req.consumer, now_ms);
+        consumer.seen_ms = now_ms;
+        if created {
+            log.push(vec![
+                Bytes::from_static(b"XGROUP"),
+                Bytes::from_static(b"CREATECONSUMER"),
+                key.clone(),
+                req.group.clone(),
+                req.consumer.clone(),
+            ]);
+        }
+        let count = if req.count == 0 { usize::MAX } else { req.count };
+        let mut replies = Vec::new();
+        match req.start {
+            None => {
+                let from = g.last_id.next().unwrap_or(StreamId::MAX);
+                if g.last_id == StreamId::MAX {
+                    return (replies, log);
+                }
+                let picked: Vec<(StreamId, Reply)> = self
+                    .range(from, StreamId::MAX)
+                    .take(count)
+                    .map(|(id, f)| (id, entry_reply(id, f)))
+                    .collect();
+                for (id, reply) in picked {
+                    self.advance_group(g, id);
+                    if !req.noack {
+                        g.assign(id, &req.consumer, now_ms, 1);
+                        log.push(xclaim_effect(
+                            key,
+                            &req.group,
+                            &req.consumer,
+                            id,
+                            now_ms,
+                            1,
+                            g.last_id,
+                        ));
+                    }
+                    replies.push(reply);
+                }
+                if !replies.is_empty() {
+                    log.push(setid_effect(key, &req.group, g));
+                }
+            }
+            Some(after) => {
+                let Some(c) = g.consumers.get(&req.consumer) else {
+                    return (replies, log);
+                };
+                let ids: Vec<StreamId> = match after.next() {
+                    Some(from) => c.pel.range(from..).take(count).copied().collect(),
+                    None => Vec::new(),
+                };
+                for id in ids {
+                    match self.get(id) {
+                        Some(f) => replies.push(entry_reply(id, f)),
+                        None => replies.push(Reply::Array(vec![id.reply(), Reply::NullArray])),
+                    }
+                    if let Some(n) = g.pel.get_mut(&id) {
+                        n.delivery_ms = now_ms;
+                        n.delivery_count += 1;
+                        let (t, dc) = (n.delivery_ms, n.delivery_count);
+                        log.push(xclaim_effect(
+                            key,
+                            &req.group,
+                            &req.consumer,
+                            id,
+                            t,
+                            dc,
+                            g.last_id,
+                        ));
+                    }
+                }
+            }
+        }
+        (replies, log)
+    }
+
+    /// The commands that rebuild this stream at `key` (AOF rewrite): its entries, its id
+    /// bookkeeping, its groups, their consumers and pending entries.
+    pub fn rebuild_commands(&self, key: &Bytes) -> Vec<Vec<Bytes>> {
+        let b = |s: &'static [u8]| Bytes::from_static(s);
+        let n = |v: u64| Bytes::from(v.to_string());
+        let mut out = Vec::with_capacity(self.len + 2);
+        if self.len == 0 {
+            // An empty stream still exists and keeps its ids: add one entry and trim it away.
+            out.push(vec![
+                b(b"XADD"),
+                key.clone(),
+                b(b"MAXLEN"),
+                b(b"0"),
+                self.last_id.max(StreamId::new(0, 1)).to_bytes(),
+                b(b"x"),
+                b(b"y"),
+            ]);
+        }
+        for (id, packed) in self.range(StreamId::MIN, StreamId::MAX) {
+            let mut cmd = vec![b(b"XADD"), key.clone(), id.to_bytes()];
+            cmd.extend(unpack(packed));
+            out.push(cmd);
+        }
+        out.push(vec![
+            b(b"XSETID"),
+            key.clone(),
+            self.last_id.to_bytes(),
+            b(b"ENTRIESADDED"),
+            n(self.entries_added),
+            b(b"MAXDELETEDID"),
+            self.max_deleted.to_bytes(),
+        ]);
+        for (name, g) in &self.groups {
+            out.push(vec![
+                b(b"XGROUP"),
+                b(b"CREATE"),
+                key.clone(),
+                name.clone(),
+                g.last_id.to_bytes(),
+                b(b"ENTRIESREAD"),
+                Bytes::from(g.entries_read.to_string()),
+            ]);
+            for (cname, c) in &g.consumers {
+                out.push(vec![
+                    b(b"XGROUP"),
+                    b(b"CREATECONSUMER"),
+                    key.clone(),
+                    name.clone(),
+                    cname.clone(),
+                ]);
+                for id in &c.pel {
+                    if let Some(nack) = g.pel.get(id) {
+                        out.push(vec![
+                            b(b"XCLAIM"),
+                            key.clone(),
+                            name.clone(),
+                            cname.clone(),
+                            b(b"0"),
+                            id.to_bytes(),
+                            b(b"TIME"),
+                            n(nack.delivery_ms),
+                            b(b"RETRYCOUNT"),
+                            n(nack.delivery_count),
+                            b(b"JUSTID"),
+                            b(b"FORCE"),
+                        ]);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Pending entries over all groups (for persistence counts).
+    pub fn pending_total(&self) -> usize {
+        self.groups.values().map(|g| g.pel.len()).sum()
+    }
+}
+
+/// One XREADGROUP read on one stream.
+#[derive(Clone, Debug)]
+pub struct GroupRead {
+    pub group: Bytes,
+    pub consumer: Bytes,
+    /// `None` for `>` (new entries), else the consumer's pending entries after this id.
+    pub start: Option<StreamId>,
+    /// 0 = no limit.
+    pub count: usize,
+    pub noack: bool,
+}
+
+/// What a client blocked in XREAD/XREADGROUP waits for.
+#[derive(Clone, Debug)]
+pub struct StreamWait {
+    /// For XREAD: per key (in the command's order), the id after which entries are new.
+    pub after: Vec<StreamId>,
+    /// For XREADGROUP: the group read (with `start == None`).
+    pub group: Option<GroupRead>,
+    pub count: usize,
+    /// The client speaks RESP3: the reply is a map of key to entries.
+    pub resp3: bool,
+}
+
+/// XREAD/XREADGROUP's reply for the keys that had entries: `[[key, entries], ...]`, or in
+/// RESP3 a map from key to entries, as Redis 7.0 sends them.
+pub fn read_reply(resp3: bool, served: Vec<(Bytes, Vec<Reply>)>) -> Reply {
+    if resp3 {
+        Reply::Map(
+            served
+                .into_iter()
+                .map(|(k, e)| (Reply::Bulk(k), Reply::Array(e)))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            served
+                .into_iter()
+                .map(|(k, e)| Reply::Array(vec![Reply::Bulk(k), Reply::Array(e)]))
+                .collect(),
+        )
+    }
+}
+
+/// The XCLAIM that reproduces a delivery (Redis propagates deliveries this way, so a replica
+/// or a replayed log ends up with the same pending entry whatever the clock says).
+pub fn xclaim_effect(
+    key: &Bytes,
+    group: &Bytes,
+    consumer: &Bytes,
+    id: StreamId,
+    delivery_ms: u64,
+    delivery_count: u64,
+    last_id: StreamId,
+) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XCLAIM"),
+        key.clone(),
+        group.clone(),
+        consumer.clone(),
+        Bytes::from_static(b"0"),
+        id.to_bytes(),
+        Bytes::from_static(b"TIME"),
+        Bytes::from(delivery_ms.to_string()),
+        Bytes::from_static(b"RETRYCOUNT"),
+        Bytes::from(delivery_count.to_string()),
+        Bytes::from_static(b"FORCE"),
+        Bytes::from_static(b"JUSTID"),
+        Bytes::from_static(b"LASTID"),
+        last_id.to_bytes(),
+    ]
+}
+
+/// The XGROUP SETID that reproduces a group's position and read counter.
+pub fn setid_effect(key: &Bytes, group: &Bytes, g: &Group) -> Vec<Bytes> {
+    vec![
+        Bytes::from_static(b"XGROUP"),
+        Bytes::from_static(b"SETID"),
+        key.clone(),
+        group.clone(),
+        g.last_id.to_bytes(),
+        Bytes::from_static(b"ENTRIESREAD"),
+        Bytes::from(g.entries_read.to_string()),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(|x| Bytes::from(x.to_string())).collect()
+    }
+
+    #[test]
+    fn ids_parse_like_redis() {
+        assert_eq!(StreamId::parse_strict(b"5"), Some(StreamId::new(5, 0)));
+        assert_eq!(StreamId::parse_strict(b"5-3"), Some(StreamId::new(5, 3)));
+        assert_eq!(StreamId::parse_strict(b"-"), None);
+        assert_eq!(StreamId::parse_strict(b"5-"), None);
+        assert_eq!(StreamId::parse_strict(b"5--1"), None);
+        assert_eq!(StreamId::parse_strict(b"18446744073709551616"), None);
+        assert_eq!(
+            StreamId::parse(b"+", 0, false, false),
+            Some((StreamId::MAX, true))
+        );
+        assert_eq!(
+            StreamId::parse(b"7-*", 0, true, true),
+            Some((StreamId::new(7, 0), false))
+        );
+        assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
+        assert_eq!(StreamId::MAX.next(), None);
+    }
+
+    #[test]
+    fn fields_round_trip() {
+        let v = vec![
+            Bytes::new(),
+            Bytes::from(vec![7u8; 300]),
+            Bytes::from_static(b"x"),
+        ];
+        assert_eq!(unpack(&pack(&v)), v);
+    }
+
+    #[test]
+    fn chunks_close_at_100_and_approx_trim_drops_whole_chunks() {
+        let mut s = Stream::new();
+        for i in 1..=250 {
+            s.append(StreamId::new(i, 0), &f("a 1"));
+        }
+        assert_eq!(s.chunk_count(), 3);
+        assert_eq!(s.trim(Trim::MaxLen(200), true, 0), 0);
+        assert_eq!(s.trim(Trim::MaxLen(140), true, 0), 100);
+        assert_eq!(s.len(), 150);
+        assert_eq!(s.trim(Trim::MaxLen(10), false, 0), 140);
+        assert_eq!(s.first_id(), StreamId::new(241, 0));
+        let ids: Vec<u64> = s
+            .range(StreamId::new(245, 0), StreamId::MAX)
+            .rev()
+            .map(|(i, _)| i.ms)
+            .collect();
+        assert_eq!(ids, vec![250, 249, 248, 247, 246, 245]);
+    }
+
+    #[test]
+    fn delete_tracks_max_deleted_and_lag() {
+        let mut s = Stream::new();
+        for i in 1..=5 {
+            s.append(StreamId::new(i, 0), &f("a 1"));
+        }
+        let g = Group::new(StreamId::MIN, INVALID_ENTRIES_READ);
+        assert_eq!(s.lag(&g), Some(5));
+        assert!(s.delete(StreamId::new(3, 0)));
+        assert!(!s.delete(StreamId::new(3, 0)));
+        assert_eq!(s.max_deleted, StreamId::new(3, 0));
+        assert_eq!(s.lag(&g), None);
+        assert_eq!(s.len(), 4);
+    }
+}
