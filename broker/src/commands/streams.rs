@@ -297,7 +297,11 @@ fn range_generic(ctx: &mut Ctx, rev: bool) -> Outcome {
         Ok(None) => return Reply::Array(vec![]).into(),
         Ok(Some(s)) => s,
     };
-    if count == Some(0) || start > end {
+    if count == Some(0) {
+        // Redis answers a zero (or negative) COUNT with a null array, not an empty one.
+        return Reply::NullArray.into();
+    }
+    if start > end {
         return Reply::Array(vec![]).into();
     }
     let n = count.unwrap_or(usize::MAX);
@@ -615,6 +619,9 @@ pub fn xpending(ctx: &mut Ctx) -> Outcome {
     let key = args[1].clone();
     let group = args[2].clone();
     let mut extended = None;
+    if args.len() != 3 && (args.len() < 6 || args.len() > 9) {
+        return err(msg::SYNTAX);
+    }
     if args.len() >= 6 {
         let mut at = 3;
         let mut min_idle = 0i64;
@@ -640,13 +647,9 @@ pub fn xpending(ctx: &mut Ctx) -> Outcome {
             Ok(id) => id,
             Err(o) => return o,
         };
+        // Redis ignores anything after the consumer.
         let consumer = args.get(at + 3).cloned();
-        if args.len() > at + 4 {
-            return err(msg::SYNTAX);
-        }
         extended = Some((min_idle, start, end, count, consumer));
-    } else if args.len() != 3 {
-        return err(msg::SYNTAX);
     }
     let now = clock_ms(ctx);
     let s = match stream_mut(ctx, &key) {
@@ -929,12 +932,10 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     let mut effects = Vec::new();
-    let mut cursor = start;
-    let mut next: Option<StreamId> = g.pel.range(cursor..).next().map(|(id, _)| *id);
+    let mut next: Option<StreamId> = g.pel.range(start..).next().map(|(id, _)| *id);
     while attempts > 0 && count > 0 {
         let Some(id) = next else { break };
         attempts -= 1;
-        cursor = id;
         next = id.next().and_then(|n| g.pel.range(n..).next().map(|(i, _)| *i));
         let Some(n) = g.pel.get(&id).cloned() else {
             continue;
@@ -969,7 +970,6 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
         });
         count -= 1;
     }
-    let _ = cursor;
     let cursor = next.unwrap_or(StreamId::MIN);
     s.groups.insert(group, g);
     if !effects.is_empty() {
@@ -1205,13 +1205,6 @@ fn entries_read_reply(g: &Group) -> Reply {
     }
 }
 
-/// Radix-tree nodes Redis would report: we hold chunks, not a radix tree, so this is the
-/// count a tree of `keys` node keys with no shared prefix structure would have (exact for the
-/// 0 and 1 keys of small streams).
-fn tree_nodes(keys: usize) -> i64 {
-    keys as i64 + 1
-}
-
 pub fn xinfo(ctx: &mut Ctx) -> Outcome {
     let args = ctx.args;
     let sub = args[1].to_ascii_lowercase();
@@ -1232,15 +1225,16 @@ pub fn xinfo(ctx: &mut Ctx) -> Outcome {
         if !args[3].eq_ignore_ascii_case(b"full") {
             return err(msg::subcommand_arity("xinfo", &args[1]));
         }
+        // COUNT 0 lists everything; a negative COUNT is the default, 10.
         let mut count = 10usize;
         match n {
             4 => {}
             6 if args[4].eq_ignore_ascii_case(b"count") => match parse_i64(&args[5]) {
-                Some(c) if c <= 0 => count = 0,
-                Some(c) => count = c as usize,
+                Some(c) if c >= 0 => count = c as usize,
+                Some(_) => {}
                 None => return err(msg::NOT_INT),
             },
-            _ => return err(msg::SYNTAX),
+            _ => return err(msg::subcommand_arity("xinfo", &args[1])),
         }
         full = Some(count);
     }
@@ -1291,7 +1285,7 @@ pub fn xinfo(ctx: &mut Ctx) -> Outcome {
             let mut m = vec![
                 field("length", Reply::Int(s.len() as i64)),
                 field("radix-tree-keys", Reply::Int(keys as i64)),
-                field("radix-tree-nodes", Reply::Int(tree_nodes(keys))),
+                field("radix-tree-nodes", Reply::Int(s.radix_nodes() as i64)),
                 field("last-generated-id", s.last_id.reply()),
                 field("max-deleted-entry-id", s.max_deleted.reply()),
                 field("entries-added", Reply::Int(s.entries_added as i64)),

@@ -184,6 +184,8 @@ pub fn entry_reply(id: StreamId, packed: &[u8]) -> Reply {
 /// A run of consecutive entries (Redis's listpack node).
 #[derive(Clone, Debug, Default)]
 struct Chunk {
+    /// The id of the first entry ever appended here (Redis's node key), deleted or not.
+    master: StreamId,
     entries: Vec<(StreamId, Box<[u8]>)>,
     /// Entries ever appended here, deleted ones included: a chunk is full by this count.
     slots: usize,
@@ -342,6 +344,47 @@ impl Stream {
         self.chunks.len()
     }
 
+    /// Nodes of the radix tree Redis would index these chunks with (XINFO's
+    /// `radix-tree-nodes`): keyed by each chunk's first id in big-endian bytes, one node per
+    /// run of shared bytes, per branching byte, and per key.
+    pub fn radix_nodes(&self) -> usize {
+        fn node(keys: &[[u8; 16]], depth: usize) -> usize {
+            if keys.len() == 1 {
+                return if depth == 16 { 1 } else { 2 };
+            }
+            let (first, last) = (keys[0], keys[keys.len() - 1]);
+            let shared = (depth..16).take_while(|&i| first[i] == last[i]).count();
+            let compressed = usize::from(shared > 0);
+            compressed + branch(keys, depth + shared)
+        }
+        fn branch(keys: &[[u8; 16]], depth: usize) -> usize {
+            let mut total = 1;
+            let mut start = 0;
+            while start < keys.len() {
+                let byte = keys[start][depth];
+                let end = start + keys[start..].iter().take_while(|k| k[depth] == byte).count();
+                total += node(&keys[start..end], depth + 1);
+                start = end;
+            }
+            total
+        }
+        let keys: Vec<[u8; 16]> = self
+            .chunks
+            .iter()
+            .map(|c| {
+                let mut k = [0u8; 16];
+                k[..8].copy_from_slice(&c.master.ms.to_be_bytes());
+                k[8..].copy_from_slice(&c.master.seq.to_be_bytes());
+                k
+            })
+            .collect();
+        if keys.is_empty() {
+            1
+        } else {
+            node(&keys, 0)
+        }
+    }
+
     /// The first entry's id, or 0-0 when empty (Redis's `recorded-first-entry-id`).
     pub fn first_id(&self) -> StreamId {
         self.first().map_or(StreamId::MIN, |(id, _)| id)
@@ -405,7 +448,10 @@ impl Stream {
             .back()
             .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
         if !fits {
-            self.chunks.push_back(Chunk::default());
+            self.chunks.push_back(Chunk {
+                master: id,
+                ..Chunk::default()
+            });
         }
         if let Some(c) = self.chunks.back_mut() {
             c.entries.push((id, packed));
