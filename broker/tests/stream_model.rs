@@ -383,7 +383,7 @@ fn delivered_ids(r: &Reply) -> Vec<u64> {
                         if let Reply::Array(parts) = e {
                             if let Some(Reply::Bulk(id)) = parts.first() {
                                 let text = String::from_utf8_lossy(id);
-                                let ms = text.split('-').next().and_then(|m| m.parse().ok());
+                                let ms: Option<u64> = text.split('-').next().and_then(|m| m.parse().ok());
                                 out.extend(ms);
                             }
                         }
