@@ -306,8 +306,7 @@ fn range_generic(ctx: &mut Ctx, rev: bool) -> Outcome {
     }
     let n = count.unwrap_or(usize::MAX);
     let items: Vec<Reply> = if rev {
-        s.range(start, end)
-            .rev()
+        s.range_rev(start, end)
             .take(n)
             .map(|(id, f)| entry_reply(id, f))
             .collect()

@@ -181,16 +181,126 @@ pub fn entry_reply(id: StreamId, packed: &[u8]) -> Reply {
     ])
 }
 
-/// A run of consecutive entries (Redis's listpack node).
+/// A run of consecutive entries (Redis's listpack node), packed back to back in one buffer:
+/// a flag byte (deleted or not), the id as varint deltas from the chunk's master id, the
+/// length of the packed fields, and the fields. A deleted entry keeps its place until the
+/// whole chunk goes, as in a listpack node.
 #[derive(Clone, Debug, Default)]
 struct Chunk {
     /// The id of the first entry ever appended here (Redis's node key), deleted or not.
     master: StreamId,
-    entries: Vec<(StreamId, Box<[u8]>)>,
+    buf: Vec<u8>,
+    /// First and last live ids, for finding a chunk without decoding it.
+    first: StreamId,
+    last: StreamId,
+    /// Live entries.
+    live: usize,
     /// Entries ever appended here, deleted ones included: a chunk is full by this count.
     slots: usize,
-    /// Estimated bytes appended here.
+    /// Estimated bytes appended here, as Redis's node counts toward `stream-node-max-bytes`.
     bytes: usize,
+}
+
+const DELETED: u8 = 1;
+
+/// One decoded entry of a chunk.
+struct Slot<'a> {
+    /// Offset of its flag byte.
+    at: usize,
+    id: StreamId,
+    fields: &'a [u8],
+    deleted: bool,
+}
+
+/// Every slot of a chunk, deleted ones included, in order.
+struct Slots<'a> {
+    chunk: &'a Chunk,
+    pos: usize,
+}
+
+impl<'a> Iterator for Slots<'a> {
+    type Item = Slot<'a>;
+
+    fn next(&mut self) -> Option<Slot<'a>> {
+        let buf = &self.chunk.buf;
+        let at = self.pos;
+        let flag = *buf.get(at)?;
+        let mut pos = at + 1;
+        let dms = get_varint(buf, &mut pos);
+        let seq = get_varint(buf, &mut pos);
+        let master = self.chunk.master;
+        let id = if dms == 0 {
+            StreamId::new(master.ms, master.seq.wrapping_add(seq))
+        } else {
+            StreamId::new(master.ms.wrapping_add(dms), seq)
+        };
+        let len = get_varint(buf, &mut pos) as usize;
+        let end = (pos + len).min(buf.len());
+        self.pos = end;
+        Some(Slot {
+            at,
+            id,
+            fields: &buf[pos..end],
+            deleted: flag & DELETED != 0,
+        })
+    }
+}
+
+impl Chunk {
+    fn new(master: StreamId) -> Chunk {
+        Chunk {
+            master,
+            first: master,
+            last: master,
+            ..Chunk::default()
+        }
+    }
+
+    fn slots(&self) -> Slots<'_> {
+        Slots { chunk: self, pos: 0 }
+    }
+
+    /// Live entries in order.
+    fn entries(&self) -> impl Iterator<Item = (StreamId, &[u8])> {
+        self.slots().filter(|s| !s.deleted).map(|s| (s.id, s.fields))
+    }
+
+    fn push(&mut self, id: StreamId, packed: &[u8]) {
+        self.buf.push(0);
+        let (dms, seq) = if id.ms == self.master.ms {
+            (0, id.seq - self.master.seq)
+        } else {
+            (id.ms - self.master.ms, id.seq)
+        };
+        put_varint(&mut self.buf, dms);
+        put_varint(&mut self.buf, seq);
+        put_varint(&mut self.buf, packed.len() as u64);
+        self.buf.extend_from_slice(packed);
+        if self.live == 0 {
+            self.first = id;
+        }
+        self.last = id;
+        self.live += 1;
+        self.slots += 1;
+        self.bytes += packed.len() + 8;
+    }
+
+    /// Marks the entries at `offsets` deleted and refreshes the first and last live ids.
+    fn mark_deleted(&mut self, offsets: &[usize]) {
+        for &at in offsets {
+            if let Some(flag) = self.buf.get_mut(at) {
+                *flag |= DELETED;
+            }
+        }
+        self.live -= offsets.len();
+        let mut live = self.entries().map(|(id, _)| id);
+        let first = live.next();
+        let last = live.last().or(first);
+        if let (Some(first), Some(last)) = (first, last) {
+            self.first = first;
+            self.last = last;
+        }
+    }
 }
 
 /// What XADD/XTRIM trim to.
@@ -391,17 +501,11 @@ impl Stream {
     }
 
     pub fn first(&self) -> Option<(StreamId, &[u8])> {
-        self.chunks
-            .front()
-            .and_then(|c| c.entries.first())
-            .map(|(id, f)| (*id, &f[..]))
+        self.chunks.front().and_then(|c| c.entries().next())
     }
 
     pub fn last(&self) -> Option<(StreamId, &[u8])> {
-        self.chunks
-            .back()
-            .and_then(|c| c.entries.last())
-            .map(|(id, f)| (*id, &f[..]))
+        self.chunks.back().and_then(|c| c.entries().last())
     }
 
     /// The id XADD would give: `requested` is `None` for `*`, `(id, false)` for `ms-*`.
@@ -448,15 +552,14 @@ impl Stream {
             .back()
             .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
         if !fits {
-            self.chunks.push_back(Chunk {
-                master: id,
-                ..Chunk::default()
-            });
+            // A closed chunk never grows again: give its spare capacity back.
+            if let Some(c) = self.chunks.back_mut() {
+                c.buf.shrink_to_fit();
+            }
+            self.chunks.push_back(Chunk::new(id));
         }
         if let Some(c) = self.chunks.back_mut() {
-            c.entries.push((id, packed));
-            c.slots += 1;
-            c.bytes += size;
+            c.push(id, &packed);
         }
         self.len += 1;
         self.last_id = id;
@@ -465,49 +568,60 @@ impl Stream {
 
     /// Index of the chunk that would hold `id`.
     fn chunk_of(&self, id: StreamId) -> Option<usize> {
-        let i = self
-            .chunks
-            .partition_point(|c| c.entries.last().is_some_and(|(last, _)| *last < id));
+        let i = self.chunks.partition_point(|c| c.last < id);
         (i < self.chunks.len()).then_some(i)
     }
 
     pub fn get(&self, id: StreamId) -> Option<&[u8]> {
         let c = &self.chunks[self.chunk_of(id)?];
-        let pos = c.entries.binary_search_by_key(&id, |(i, _)| *i).ok()?;
-        Some(&c.entries[pos].1)
+        c.entries()
+            .find(|(i, _)| *i >= id)
+            .filter(|(i, _)| *i == id)
+            .map(|(_, f)| f)
     }
 
     pub fn contains(&self, id: StreamId) -> bool {
         self.get(id).is_some()
     }
 
-    /// Entries with `start <= id <= end`, in order (reversible).
-    pub fn range(
-        &self,
-        start: StreamId,
-        end: StreamId,
-    ) -> impl DoubleEndedIterator<Item = (StreamId, &[u8])> {
+    /// The chunks that may hold entries in `start..=end`.
+    fn chunk_span(&self, start: StreamId, end: StreamId) -> std::ops::Range<usize> {
         let from = self.chunk_of(start).unwrap_or(self.chunks.len());
-        let to = self
-            .chunks
-            .partition_point(|c| c.entries.first().is_some_and(|(first, _)| *first <= end));
-        let to = to.max(from);
+        let to = self.chunks.partition_point(|c| c.first <= end).max(from);
+        from..to
+    }
+
+    /// Entries with `start <= id <= end`, in order.
+    pub fn range(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, &[u8])> {
         self.chunks
-            .range(from..to)
-            .flat_map(|c| c.entries.iter())
+            .range(self.chunk_span(start, end))
+            .flat_map(|c| c.entries())
             .filter(move |(id, _)| *id >= start && *id <= end)
-            .map(|(id, f)| (*id, &f[..]))
+    }
+
+    /// Entries with `start <= id <= end`, last first (chunks decode forwards: one chunk at a
+    /// time is collected and reversed).
+    pub fn range_rev(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, &[u8])> {
+        self.chunks
+            .range(self.chunk_span(start, end))
+            .rev()
+            .flat_map(|c| {
+                let mut v: Vec<(StreamId, &[u8])> = c.entries().collect();
+                v.reverse();
+                v
+            })
+            .filter(move |(id, _)| *id >= start && *id <= end)
     }
 
     /// Deletes one entry (XDEL); true if it existed.
     pub fn delete(&mut self, id: StreamId) -> bool {
         let Some(ci) = self.chunk_of(id) else { return false };
         let c = &mut self.chunks[ci];
-        let Ok(pos) = c.entries.binary_search_by_key(&id, |(i, _)| *i) else {
+        let Some(at) = c.slots().find(|s| !s.deleted && s.id == id).map(|s| s.at) else {
             return false;
         };
-        c.entries.remove(pos);
-        if c.entries.is_empty() {
+        c.mark_deleted(&[at]);
+        if c.live == 0 {
             self.chunks.remove(ci);
         }
         self.len -= 1;
@@ -530,10 +644,10 @@ impl Stream {
             if limit > 0 && deleted >= limit {
                 break;
             }
-            let live = c.entries.len();
+            let live = c.live;
             let whole = match trim {
                 Trim::MaxLen(n) => (self.len - live) as u64 >= n,
-                Trim::MinId(min) => c.entries.last().is_some_and(|(last, _)| *last < min),
+                Trim::MinId(min) => c.last < min,
             };
             if whole {
                 if limit > 0 && deleted + live > limit {
@@ -547,13 +661,24 @@ impl Stream {
             if approx {
                 break;
             }
-            let drop = match trim {
-                Trim::MaxLen(n) => (self.len as u64 - n) as usize,
-                Trim::MinId(min) => c.entries.partition_point(|(id, _)| *id < min),
+            let offsets: Vec<usize> = match trim {
+                Trim::MaxLen(n) => {
+                    let drop = (self.len as u64 - n) as usize;
+                    c.slots()
+                        .filter(|s| !s.deleted)
+                        .take(drop)
+                        .map(|s| s.at)
+                        .collect()
+                }
+                Trim::MinId(min) => c
+                    .slots()
+                    .filter(|s| !s.deleted && s.id < min)
+                    .map(|s| s.at)
+                    .collect(),
             };
-            c.entries.drain(..drop.min(live));
-            self.len -= drop.min(live);
-            deleted += drop.min(live);
+            c.mark_deleted(&offsets);
+            self.len -= offsets.len();
+            deleted += offsets.len();
             break;
         }
         deleted
@@ -945,11 +1070,34 @@ mod tests {
         assert_eq!(s.trim(Trim::MaxLen(10), false, 0), 140);
         assert_eq!(s.first_id(), StreamId::new(241, 0));
         let ids: Vec<u64> = s
-            .range(StreamId::new(245, 0), StreamId::MAX)
-            .rev()
+            .range_rev(StreamId::new(245, 0), StreamId::MAX)
             .map(|(i, _)| i.ms)
             .collect();
         assert_eq!(ids, vec![250, 249, 248, 247, 246, 245]);
+    }
+
+    #[test]
+    fn deleted_slots_stay_until_their_chunk_goes() {
+        let mut s = Stream::new();
+        for i in 1..=10 {
+            s.append(StreamId::new(1000, i), &f("k v"));
+        }
+        s.append(StreamId::new(2000, 0), &f("k w"));
+        assert!(s.delete(StreamId::new(1000, 1)));
+        assert!(s.delete(StreamId::new(1000, 5)));
+        assert_eq!(s.get(StreamId::new(1000, 5)), None);
+        assert_eq!(s.get(StreamId::new(2000, 0)).map(unpack), Some(f("k w")));
+        assert_eq!(s.first_id(), StreamId::new(1000, 2));
+        assert_eq!(s.trim(Trim::MinId(StreamId::new(1000, 4)), false, 0), 2);
+        let ids: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX).map(|(id, _)| id).collect();
+        assert_eq!(ids.len(), 7);
+        assert_eq!(ids[0], StreamId::new(1000, 4));
+        assert_eq!(s.chunk_count(), 1, "deleted slots still count toward the chunk");
+        for _ in 0..7 {
+            let first = s.first_id();
+            assert!(s.delete(first));
+        }
+        assert_eq!((s.len(), s.chunk_count(), s.first_id()), (0, 0, StreamId::MIN));
     }
 
     #[test]
