@@ -35,6 +35,15 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
             let (kind, items) = match value {
                 Value::Str(s) => ("string", vec![s.to_vec()]),
                 Value::List(l) => ("list", l.items.iter().map(|i| i.data.to_vec()).collect()),
+                // Everything a stream holds, groups and pending entries included.
+                Value::Stream(s) => (
+                    "stream",
+                    s.rebuild_commands(key)
+                        .into_iter()
+                        .flatten()
+                        .map(|b| b.to_vec())
+                        .collect(),
+                ),
             };
             out.insert((db, key.to_vec()), (kind.to_string(), items, expiry));
         }
