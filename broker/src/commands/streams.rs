@@ -440,7 +440,7 @@ fn read_generic(ctx: &mut Ctx, group_cmd: bool) -> Outcome {
         return err(msg::SYNTAX);
     }
     let rest = args.len() - streams_at;
-    if rest % 2 != 0 {
+    if !rest.is_multiple_of(2) {
         // XREADGROUP words it as XREAD does.
         return err(msg::XREAD_UNBALANCED);
     }
@@ -718,24 +718,37 @@ pub fn xpending(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-/// Claims `id` in group `g` for `consumer` (created on first use), as XCLAIM and XAUTOCLAIM
-/// do. Returns the XCLAIM that reproduces it.
-fn claim_one(
-    g: &mut Group,
-    key: &Bytes,
-    group: &Bytes,
-    consumer: &Bytes,
-    id: StreamId,
-    delivery_ms: u64,
-    count: Option<u64>,
-    now: u64,
-) -> Vec<Bytes> {
-    let (c, _) = g.consumer(consumer, now);
-    c.seen_ms = now;
-    let prev = g.pel.get(&id).map_or(1, |n| n.delivery_count);
-    let dc = count.unwrap_or(prev);
-    g.assign(id, consumer, delivery_ms, dc);
-    xclaim_effect(key, group, consumer, id, delivery_ms, dc, g.last_id)
+/// Who claims: the stream's key, the group and the consumer.
+struct Claimer<'a> {
+    key: &'a Bytes,
+    group: &'a Bytes,
+    consumer: &'a Bytes,
+}
+
+impl Claimer<'_> {
+    /// Claims `id` in group `g` (creating the consumer on first use), as XCLAIM and XAUTOCLAIM
+    /// do, with this delivery time and count. Returns the XCLAIM that reproduces it.
+    fn claim(
+        &self,
+        g: &mut Group,
+        id: StreamId,
+        delivery_ms: u64,
+        delivery_count: u64,
+        now: u64,
+    ) -> Vec<Bytes> {
+        let (c, _) = g.consumer(self.consumer, now);
+        c.seen_ms = now;
+        g.assign(id, self.consumer, delivery_ms, delivery_count);
+        xclaim_effect(
+            self.key,
+            self.group,
+            self.consumer,
+            id,
+            delivery_ms,
+            delivery_count,
+            g.last_id,
+        )
+    }
 }
 
 pub fn xclaim(ctx: &mut Ctx) -> Outcome {
@@ -813,6 +826,11 @@ pub fn xclaim(ctx: &mut Ctx) -> Outcome {
         return err(msg::stream_nogroup(&key, &group));
     };
     let mut effects = Vec::new();
+    let claimer = Claimer {
+        key: &key,
+        group: &group,
+        consumer: &consumer,
+    };
     let mut set_last = false;
     if let Some(l) = lastid {
         if l > g.last_id {
@@ -855,16 +873,7 @@ pub fn xclaim(ctx: &mut Ctx) -> Outcome {
             None if justid => prev,
             None => prev + 1,
         };
-        effects.push(claim_one(
-            &mut g,
-            &key,
-            &group,
-            &consumer,
-            id,
-            delivery_ms,
-            Some(dc),
-            now,
-        ));
+        effects.push(claimer.claim(&mut g, id, delivery_ms, dc, now));
         set_last = false;
         out.push(if justid {
             id.reply()
@@ -906,7 +915,7 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
         let more = args.len() - 1 - j;
         if args[j].eq_ignore_ascii_case(b"count") && more >= 1 {
             match parse_i64(&args[j + 1]) {
-                Some(n) if n >= 1 && n <= i64::MAX / 10 => count = n as usize,
+                Some(n) if (1..=i64::MAX / 10).contains(&n) => count = n as usize,
                 _ => return err(msg::XAUTOCLAIM_COUNT),
             }
             j += 2;
@@ -931,6 +940,11 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     let mut effects = Vec::new();
+    let claimer = Claimer {
+        key: &key,
+        group: &group,
+        consumer: &consumer,
+    };
     let mut next: Option<StreamId> = g.pel.range(start..).next().map(|(id, _)| *id);
     while attempts > 0 && count > 0 {
         let Some(id) = next else { break };
@@ -961,7 +975,7 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
         } else {
             n.delivery_count + 1
         };
-        effects.push(claim_one(&mut g, &key, &group, &consumer, id, now, Some(dc), now));
+        effects.push(claimer.claim(&mut g, id, now, dc, now));
         claimed.push(if justid {
             id.reply()
         } else {
