@@ -552,9 +552,11 @@ impl Stream {
             .back()
             .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
         if !fits {
-            // A closed chunk never grows again: give its spare capacity back.
+            // A closed chunk never grows again: move it to an allocation of its size. (Not
+            // `shrink_to_fit`: mimalloc keeps a block that shrinks by less than half, so a
+            // 2.7 KB chunk would go on holding the 4 KB its last doubling gave it.)
             if let Some(c) = self.chunks.back_mut() {
-                c.buf.shrink_to_fit();
+                c.buf = c.buf.to_vec();
             }
             self.chunks.push_back(Chunk::new(id));
         }
