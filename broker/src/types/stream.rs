@@ -159,25 +159,47 @@ fn get_varint(b: &[u8], pos: &mut usize) -> u64 {
     v
 }
 
-/// The fields and values of a packed entry, in order.
-pub fn unpack(packed: &[u8]) -> Vec<Bytes> {
+/// The strings of a packed list (a count, then each string's length and bytes).
+fn unpack_list(packed: &[u8]) -> Vec<&[u8]> {
     let mut pos = 0;
     let n = get_varint(packed, &mut pos) as usize;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(packed.len()));
     for _ in 0..n {
         let len = get_varint(packed, &mut pos) as usize;
         let end = (pos + len).min(packed.len());
-        out.push(Bytes::copy_from_slice(&packed[pos..end]));
+        out.push(&packed[pos..end]);
         pos = end;
     }
     out
 }
 
+/// An entry's fields as stored: fields and values packed together, or only the values when
+/// the field names are those of its chunk's first entry (Redis's "same fields" entries).
+#[derive(Clone, Copy, Debug)]
+pub struct Fields<'a> {
+    names: Option<&'a [u8]>,
+    data: &'a [u8],
+}
+
+impl Fields<'_> {
+    /// Field, value, field, value…
+    pub fn to_vec(self) -> Vec<Bytes> {
+        match self.names {
+            None => unpack_list(self.data).into_iter().map(Bytes::copy_from_slice).collect(),
+            Some(names) => unpack_list(names)
+                .into_iter()
+                .zip(unpack_list(self.data))
+                .flat_map(|(n, v)| [Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)])
+                .collect(),
+        }
+    }
+}
+
 /// `[id, [field, value, ...]]`, an entry as every stream command replies with it.
-pub fn entry_reply(id: StreamId, packed: &[u8]) -> Reply {
+pub fn entry_reply(id: StreamId, fields: Fields<'_>) -> Reply {
     Reply::Array(vec![
         id.reply(),
-        Reply::Array(unpack(packed).into_iter().map(Reply::Bulk).collect()),
+        Reply::Array(fields.to_vec().into_iter().map(Reply::Bulk).collect()),
     ])
 }
 
@@ -189,6 +211,8 @@ pub fn entry_reply(id: StreamId, packed: &[u8]) -> Reply {
 struct Chunk {
     /// The id of the first entry ever appended here (Redis's node key), deleted or not.
     master: StreamId,
+    /// That entry's field names, packed: later entries with the same names store only values.
+    names: Box<[u8]>,
     buf: Vec<u8>,
     /// First and last live ids, for finding a chunk without decoding it.
     first: StreamId,
@@ -202,13 +226,15 @@ struct Chunk {
 }
 
 const DELETED: u8 = 1;
+/// The entry stores only values; the names are the chunk's.
+const SAME_FIELDS: u8 = 2;
 
 /// One decoded entry of a chunk.
 struct Slot<'a> {
     /// Offset of its flag byte.
     at: usize,
     id: StreamId,
-    fields: &'a [u8],
+    fields: Fields<'a>,
     deleted: bool,
 }
 
@@ -237,19 +263,25 @@ impl<'a> Iterator for Slots<'a> {
         let len = get_varint(buf, &mut pos) as usize;
         let end = (pos + len).min(buf.len());
         self.pos = end;
+        let names = (flag & SAME_FIELDS != 0).then_some(&self.chunk.names[..]);
         Some(Slot {
             at,
             id,
-            fields: &buf[pos..end],
+            fields: Fields {
+                names,
+                data: &buf[pos..end],
+            },
             deleted: flag & DELETED != 0,
         })
     }
 }
 
 impl Chunk {
-    fn new(master: StreamId) -> Chunk {
+    fn new(master: StreamId, fields: &[Bytes]) -> Chunk {
+        let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
         Chunk {
             master,
+            names: pack(&names),
             first: master,
             last: master,
             ..Chunk::default()
@@ -261,12 +293,20 @@ impl Chunk {
     }
 
     /// Live entries in order.
-    fn entries(&self) -> impl Iterator<Item = (StreamId, &[u8])> {
+    fn entries(&self) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
         self.slots().filter(|s| !s.deleted).map(|s| (s.id, s.fields))
     }
 
-    fn push(&mut self, id: StreamId, packed: &[u8]) {
-        self.buf.push(0);
+    /// Appends an entry; `size` is its estimated size toward the chunk's byte limit.
+    fn push(&mut self, id: StreamId, fields: &[Bytes], size: usize) {
+        let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
+        let same = *pack(&names) == *self.names;
+        let packed = if same {
+            pack(&fields.iter().skip(1).step_by(2).cloned().collect::<Vec<_>>())
+        } else {
+            pack(fields)
+        };
+        self.buf.push(if same { SAME_FIELDS } else { 0 });
         let (dms, seq) = if id.ms == self.master.ms {
             (0, id.seq - self.master.seq)
         } else {
@@ -275,14 +315,14 @@ impl Chunk {
         put_varint(&mut self.buf, dms);
         put_varint(&mut self.buf, seq);
         put_varint(&mut self.buf, packed.len() as u64);
-        self.buf.extend_from_slice(packed);
+        self.buf.extend_from_slice(&packed);
         if self.live == 0 {
             self.first = id;
         }
         self.last = id;
         self.live += 1;
         self.slots += 1;
-        self.bytes += packed.len() + 8;
+        self.bytes += size;
     }
 
     /// Marks the entries at `offsets` deleted and refreshes the first and last live ids.
@@ -500,11 +540,11 @@ impl Stream {
         self.first().map_or(StreamId::MIN, |(id, _)| id)
     }
 
-    pub fn first(&self) -> Option<(StreamId, &[u8])> {
+    pub fn first(&self) -> Option<(StreamId, Fields<'_>)> {
         self.chunks.front().and_then(|c| c.entries().next())
     }
 
-    pub fn last(&self) -> Option<(StreamId, &[u8])> {
+    pub fn last(&self) -> Option<(StreamId, Fields<'_>)> {
         self.chunks.back().and_then(|c| c.entries().last())
     }
 
@@ -545,8 +585,12 @@ impl Stream {
 
     /// Appends an entry whose id is above the last id.
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
-        let packed = pack(fields);
-        let size = packed.len() + 8;
+        // Sized as the entry packed whole, whatever is stored: the byte limit is Redis's
+        // estimate of an entry, so chunks close where its nodes do.
+        let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
+        let size = fields.iter().map(|f| f.len() + varint_len(f.len())).sum::<usize>()
+            + varint_len(fields.len())
+            + 8;
         let fits = self
             .chunks
             .back()
@@ -558,10 +602,10 @@ impl Stream {
             if let Some(c) = self.chunks.back_mut() {
                 c.buf = c.buf.to_vec();
             }
-            self.chunks.push_back(Chunk::new(id));
+            self.chunks.push_back(Chunk::new(id, fields));
         }
         if let Some(c) = self.chunks.back_mut() {
-            c.push(id, &packed);
+            c.push(id, fields, size);
         }
         self.len += 1;
         self.last_id = id;
@@ -574,7 +618,7 @@ impl Stream {
         (i < self.chunks.len()).then_some(i)
     }
 
-    pub fn get(&self, id: StreamId) -> Option<&[u8]> {
+    pub fn get(&self, id: StreamId) -> Option<Fields<'_>> {
         let c = &self.chunks[self.chunk_of(id)?];
         c.entries()
             .find(|(i, _)| *i >= id)
@@ -594,7 +638,7 @@ impl Stream {
     }
 
     /// Entries with `start <= id <= end`, in order.
-    pub fn range(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, &[u8])> {
+    pub fn range(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
         self.chunks
             .range(self.chunk_span(start, end))
             .flat_map(|c| c.entries())
@@ -603,12 +647,12 @@ impl Stream {
 
     /// Entries with `start <= id <= end`, last first (chunks decode forwards: one chunk at a
     /// time is collected and reversed).
-    pub fn range_rev(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, &[u8])> {
+    pub fn range_rev(&self, start: StreamId, end: StreamId) -> impl Iterator<Item = (StreamId, Fields<'_>)> {
         self.chunks
             .range(self.chunk_span(start, end))
             .rev()
             .flat_map(|c| {
-                let mut v: Vec<(StreamId, &[u8])> = c.entries().collect();
+                let mut v: Vec<(StreamId, Fields<'_>)> = c.entries().collect();
                 v.reverse();
                 v
             })
@@ -876,7 +920,7 @@ impl Stream {
         }
         for (id, packed) in self.range(StreamId::MIN, StreamId::MAX) {
             let mut cmd = vec![b(b"XADD"), key.clone(), id.to_bytes()];
-            cmd.extend(unpack(packed));
+            cmd.extend(packed.to_vec());
             out.push(cmd);
         }
         out.push(vec![
@@ -1056,7 +1100,9 @@ mod tests {
             Bytes::from(vec![7u8; 300]),
             Bytes::from_static(b"x"),
         ];
-        assert_eq!(unpack(&pack(&v)), v);
+        let data = pack(&v);
+        let whole = Fields { names: None, data: &data };
+        assert_eq!(whole.to_vec(), v);
     }
 
     #[test]
@@ -1079,6 +1125,19 @@ mod tests {
     }
 
     #[test]
+    fn entries_with_their_chunks_field_names_store_only_values() {
+        let mut s = Stream::new();
+        s.append(StreamId::new(1, 0), &f("a 1 b 2"));
+        s.append(StreamId::new(2, 0), &f("a 3 b 4"));
+        s.append(StreamId::new(3, 0), &f("b 5 a 6"));
+        s.append(StreamId::new(4, 0), &f("a 7"));
+        let all: Vec<Vec<Bytes>> = s.range(StreamId::MIN, StreamId::MAX).map(|(_, f)| f.to_vec()).collect();
+        assert_eq!(all, vec![f("a 1 b 2"), f("a 3 b 4"), f("b 5 a 6"), f("a 7")]);
+        let flags: Vec<bool> = s.chunks[0].slots().map(|slot| slot.fields.names.is_some()).collect();
+        assert_eq!(flags, vec![true, true, false, false]);
+    }
+
+    #[test]
     fn deleted_slots_stay_until_their_chunk_goes() {
         let mut s = Stream::new();
         for i in 1..=10 {
@@ -1087,8 +1146,8 @@ mod tests {
         s.append(StreamId::new(2000, 0), &f("k w"));
         assert!(s.delete(StreamId::new(1000, 1)));
         assert!(s.delete(StreamId::new(1000, 5)));
-        assert_eq!(s.get(StreamId::new(1000, 5)), None);
-        assert_eq!(s.get(StreamId::new(2000, 0)).map(unpack), Some(f("k w")));
+        assert!(s.get(StreamId::new(1000, 5)).is_none());
+        assert_eq!(s.get(StreamId::new(2000, 0)).map(Fields::to_vec), Some(f("k w")));
         assert_eq!(s.first_id(), StreamId::new(1000, 2));
         assert_eq!(s.trim(Trim::MinId(StreamId::new(1000, 4)), false, 0), 2);
         let ids: Vec<StreamId> = s.range(StreamId::MIN, StreamId::MAX).map(|(id, _)| id).collect();
