@@ -3,15 +3,16 @@
 //! entries lists.
 //!
 //! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or about
-//! [`NODE_MAX_BYTES`] of field data), each entry one `(id, packed fields)` pair where the
-//! fields are packed into a single allocation (varint lengths + bytes). A chunk plays the role
-//! of Redis's listpack node: one allocation per chunk for the index, one per entry for its
-//! fields, no per-field `Bytes` headers (a `BTreeMap<StreamId, Vec<Bytes>>` costs ~32 bytes
-//! of header per field on top of the map's nodes). Chunks also give approximate trimming
-//! (`MAXLEN ~`) Redis's exact meaning: only whole chunks are dropped, and a chunk counts its
-//! deleted slots as Redis's node counts its deleted entries, so the same command sequence trims
-//! the same entries as redis-server does (for entries small enough that the 4096-byte node
-//! limit is not what closes a node, which is estimated here).
+//! [`NODE_MAX_BYTES`], estimated as Redis estimates its nodes), each chunk one byte buffer like
+//! Redis's listpack node: per entry a flag byte, the id as varint deltas from the chunk's first
+//! id, and the fields packed with varint lengths; an entry whose field names are those of the
+//! chunk's first entry stores only its values. A `BTreeMap<StreamId, Vec<Bytes>>` costs a map
+//! slot, a vector and a 32-byte `Bytes` header per field on top of the data; this costs the
+//! data and about five bytes (1,000,000 entries of one 16-byte field: 27 MB resident against
+//! redis-server 7.0.15's 31 MB). Lookups find the chunk by binary search over its cached first
+//! and last ids, then decode at most 100 entries. A deleted entry keeps its slot (flagged) until
+//! its whole chunk goes, as in a listpack node, so approximate trimming (`MAXLEN ~`) drops the
+//! same whole chunks redis-server drops for the same command sequence.
 
 use crate::reply::Reply;
 use bytes::Bytes;
@@ -185,7 +186,10 @@ impl Fields<'_> {
     /// Field, value, field, value…
     pub fn to_vec(self) -> Vec<Bytes> {
         match self.names {
-            None => unpack_list(self.data).into_iter().map(Bytes::copy_from_slice).collect(),
+            None => unpack_list(self.data)
+                .into_iter()
+                .map(Bytes::copy_from_slice)
+                .collect(),
             Some(names) => unpack_list(names)
                 .into_iter()
                 .zip(unpack_list(self.data))
@@ -588,7 +592,10 @@ impl Stream {
         // Sized as the entry packed whole, whatever is stored: the byte limit is Redis's
         // estimate of an entry, so chunks close where its nodes do.
         let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
-        let size = fields.iter().map(|f| f.len() + varint_len(f.len())).sum::<usize>()
+        let size = fields
+            .iter()
+            .map(|f| f.len() + varint_len(f.len()))
+            .sum::<usize>()
             + varint_len(fields.len())
             + 8;
         let fits = self
@@ -1101,7 +1108,10 @@ mod tests {
             Bytes::from_static(b"x"),
         ];
         let data = pack(&v);
-        let whole = Fields { names: None, data: &data };
+        let whole = Fields {
+            names: None,
+            data: &data,
+        };
         assert_eq!(whole.to_vec(), v);
     }
 
@@ -1131,9 +1141,15 @@ mod tests {
         s.append(StreamId::new(2, 0), &f("a 3 b 4"));
         s.append(StreamId::new(3, 0), &f("b 5 a 6"));
         s.append(StreamId::new(4, 0), &f("a 7"));
-        let all: Vec<Vec<Bytes>> = s.range(StreamId::MIN, StreamId::MAX).map(|(_, f)| f.to_vec()).collect();
+        let all: Vec<Vec<Bytes>> = s
+            .range(StreamId::MIN, StreamId::MAX)
+            .map(|(_, f)| f.to_vec())
+            .collect();
         assert_eq!(all, vec![f("a 1 b 2"), f("a 3 b 4"), f("b 5 a 6"), f("a 7")]);
-        let flags: Vec<bool> = s.chunks[0].slots().map(|slot| slot.fields.names.is_some()).collect();
+        let flags: Vec<bool> = s.chunks[0]
+            .slots()
+            .map(|slot| slot.fields.names.is_some())
+            .collect();
         assert_eq!(flags, vec![true, true, false, false]);
     }
 
