@@ -39,6 +39,18 @@ fn clock_ms(ctx: &Ctx) -> u64 {
     ctx.engine.now_us / 1000
 }
 
+/// The XGROUP subcommand our effects use for a consumer created implicitly.
+const CREATECONSUMER: &[u8] = b"CREATECONSUMER";
+
+/// Reports the consumers a read or claim created (`cmds` are its effects), as Redis does.
+fn notify_created_consumers(ctx: &mut Ctx, cmds: &[Vec<Bytes>]) {
+    for c in cmds {
+        if c.len() == 5 && c[0].as_ref() == b"XGROUP" && c[1].as_ref() == CREATECONSUMER {
+            ctx.notify(EventClass::Stream, "xgroup-createconsumer", &c[2]);
+        }
+    }
+}
+
 /// Logs commands that reproduce what this command did (see the module docs).
 fn log_effects(ctx: &mut Ctx, cmds: &[Vec<Bytes>]) {
     let db = ctx.client.db;
@@ -547,6 +559,7 @@ fn read_generic(ctx: &mut Ctx, group_cmd: bool) -> Outcome {
             ctx.engine.touch(db, key);
         }
         log_effects(ctx, &effects);
+        notify_created_consumers(ctx, &effects);
     }
     if !served.is_empty() {
         return read_reply(resp3, served).into();
@@ -726,8 +739,9 @@ struct Claimer<'a> {
 }
 
 impl Claimer<'_> {
-    /// Claims `id` in group `g` (creating the consumer on first use), as XCLAIM and XAUTOCLAIM
-    /// do, with this delivery time and count. Returns the XCLAIM that reproduces it.
+    /// Claims `id` in group `g` (creating the consumer on first use, which is logged and
+    /// reported too), as XCLAIM and XAUTOCLAIM do, with this delivery time and count. Adds the
+    /// commands that reproduce it to `effects`.
     fn claim(
         &self,
         g: &mut Group,
@@ -735,11 +749,21 @@ impl Claimer<'_> {
         delivery_ms: u64,
         delivery_count: u64,
         now: u64,
-    ) -> Vec<Bytes> {
-        let (c, _) = g.consumer(self.consumer, now);
+        effects: &mut Vec<Vec<Bytes>>,
+    ) {
+        let (c, created) = g.consumer(self.consumer, now);
         c.seen_ms = now;
+        if created {
+            effects.push(vec![
+                Bytes::from_static(b"XGROUP"),
+                Bytes::from_static(CREATECONSUMER),
+                self.key.clone(),
+                self.group.clone(),
+                self.consumer.clone(),
+            ]);
+        }
         g.assign(id, self.consumer, delivery_ms, delivery_count);
-        xclaim_effect(
+        effects.push(xclaim_effect(
             self.key,
             self.group,
             self.consumer,
@@ -747,7 +771,7 @@ impl Claimer<'_> {
             delivery_ms,
             delivery_count,
             g.last_id,
-        )
+        ));
     }
 }
 
@@ -873,7 +897,7 @@ pub fn xclaim(ctx: &mut Ctx) -> Outcome {
             None if justid => prev,
             None => prev + 1,
         };
-        effects.push(claimer.claim(&mut g, id, delivery_ms, dc, now));
+        claimer.claim(&mut g, id, delivery_ms, dc, now, &mut effects);
         set_last = false;
         out.push(if justid {
             id.reply()
@@ -889,6 +913,7 @@ pub fn xclaim(ctx: &mut Ctx) -> Outcome {
         let db = ctx.client.db;
         ctx.engine.touch(db, &key);
         log_effects(ctx, &effects);
+        notify_created_consumers(ctx, &effects);
     }
     Reply::Array(out).into()
 }
@@ -975,7 +1000,7 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
         } else {
             n.delivery_count + 1
         };
-        effects.push(claimer.claim(&mut g, id, now, dc, now));
+        claimer.claim(&mut g, id, now, dc, now, &mut effects);
         claimed.push(if justid {
             id.reply()
         } else {
@@ -989,6 +1014,7 @@ pub fn xautoclaim(ctx: &mut Ctx) -> Outcome {
         let db = ctx.client.db;
         ctx.engine.touch(db, &key);
         log_effects(ctx, &effects);
+        notify_created_consumers(ctx, &effects);
     }
     Reply::Array(vec![cursor.reply(), Reply::Array(claimed), Reply::Array(deleted)]).into()
 }
