@@ -25,6 +25,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("sets", include_str!("diff/sets.txt")),
     ("generic", include_str!("diff/generic.txt")),
     ("bits", include_str!("diff/bits.txt")),
+    ("streams", include_str!("diff/streams.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

@@ -58,6 +58,8 @@ pub enum Value {
     List(List),
     Hash(crate::types::hash::Hash),
     Set(crate::types::set::Set),
+    /// Boxed: a stream's bookkeeping is larger than the other variants.
+    Stream(Box<crate::types::stream::Stream>),
 }
 
 impl Value {
@@ -67,6 +69,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
+            Value::Stream(_) => "stream",
         }
     }
 }

@@ -211,6 +211,8 @@ pub mod msg {
     pub const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
     pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
     pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
+    /// DUMP of a type whose RDB serialization we do not write (streams, for now).
+    pub const DUMP_UNSUPPORTED: &str = "ERR DUMP of this value type is not supported by autoscale-node yet";
     pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
     pub const RESTORE_TTL: &str = "ERR Invalid TTL value, must be >= 0";
     pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";
@@ -348,6 +350,86 @@ pub mod msg {
     pub const CALL_PANICKED: &str = "ERR internal error while running a command from a script";
     pub const SCRIPT_RUNNER_LOST: &str = "ERR script runner lost";
     pub const SHUTTING_DOWN: &str = "ERR server is shutting down";
+
+    // streams
+    pub const STREAM_INVALID_ID: &str = "ERR Invalid stream ID specified as stream command argument";
+    pub const STREAM_INVALID_START: &str = "ERR invalid start ID for the interval";
+    pub const STREAM_INVALID_END: &str = "ERR invalid end ID for the interval";
+    pub const STREAM_ID_ZERO: &str = "ERR The ID specified in XADD must be greater than 0-0";
+    pub const STREAM_ID_TOO_SMALL: &str =
+        "ERR The ID specified in XADD is equal or smaller than the target stream top item";
+    pub const STREAM_EXHAUSTED: &str =
+        "ERR The stream has exhausted the last possible ID, unable to add more items";
+    pub const STREAM_MAXLEN_NEGATIVE: &str = "ERR The MAXLEN argument must be >= 0.";
+    pub const STREAM_LIMIT_NEGATIVE: &str = "ERR The LIMIT argument must be >= 0.";
+    pub const STREAM_MAXLEN_AND_MINID: &str =
+        "ERR syntax error, MAXLEN and MINID options at the same time are not compatible";
+    pub const STREAM_LIMIT_NO_APPROX: &str =
+        "ERR syntax error, LIMIT cannot be used without the special ~ option";
+    pub const STREAM_LIMIT_NO_STRATEGY: &str =
+        "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
+    pub const TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
+    pub const XREAD_GROUP_OPTION: &str =
+        "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
+    pub const XREAD_NOACK_OPTION: &str =
+        "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.";
+    pub const XREAD_UNBALANCED: &str =
+        "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.";
+    pub const XREADGROUP_MISSING_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
+    pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
+    pub const XREAD_GT_ID: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+    pub const XREADGROUP_GROUP_GONE: &str =
+        "NOGROUP the consumer group this client was blocked on no longer exists";
+    pub const XGROUP_NO_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";
+    pub const BUSYGROUP: &str = "BUSYGROUP Consumer Group name already exists";
+    pub const ENTRIESREAD_RANGE: &str = "ERR value for ENTRIESREAD must be positive or -1";
+    pub const XCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XCLAIM";
+    pub const XCLAIM_IDLE: &str = "ERR Invalid IDLE option argument for XCLAIM";
+    pub const XCLAIM_TIME: &str = "ERR Invalid TIME option argument for XCLAIM";
+    pub const XCLAIM_RETRYCOUNT: &str = "ERR Invalid RETRYCOUNT option argument for XCLAIM";
+    pub const XAUTOCLAIM_MIN_IDLE: &str = "ERR Invalid min-idle-time argument for XAUTOCLAIM";
+    pub const XAUTOCLAIM_COUNT: &str = "ERR COUNT must be > 0";
+    pub const XSETID_TOO_SMALL: &str =
+        "ERR The ID specified in XSETID is smaller than the target stream top item";
+    pub const XSETID_ENTRIES_ADDED_SMALL: &str =
+        "ERR The entries_added specified in XSETID is smaller than the target stream length";
+    pub const XSETID_BELOW_MAX_DELETED: &str =
+        "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id";
+    pub const XSETID_ENTRIES_ADDED_NEGATIVE: &str = "ERR entries_added must be positive";
+
+    /// XREADGROUP on a missing key or group.
+    pub fn xreadgroup_nogroup(key: &[u8], group: &[u8]) -> String {
+        format!(
+            "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+            String::from_utf8_lossy(key),
+            String::from_utf8_lossy(group)
+        )
+    }
+
+    /// XPENDING, XCLAIM, XAUTOCLAIM on a missing key or group.
+    pub fn stream_nogroup(key: &[u8], group: &[u8]) -> String {
+        format!(
+            "NOGROUP No such key '{}' or consumer group '{}'",
+            String::from_utf8_lossy(key),
+            String::from_utf8_lossy(group)
+        )
+    }
+
+    /// XGROUP and XINFO CONSUMERS on a missing group.
+    pub fn xgroup_nogroup(group: &[u8], key: &[u8]) -> String {
+        format!(
+            "NOGROUP No such consumer group '{}' for key name '{}'",
+            String::from_utf8_lossy(group),
+            String::from_utf8_lossy(key)
+        )
+    }
+
+    pub fn xclaim_unrecognized(opt: &[u8]) -> String {
+        format!(
+            "ERR Unrecognized XCLAIM option '{}'",
+            String::from_utf8_lossy(opt)
+        )
+    }
 
     /// `ERR wrong number of arguments for 'cmd' command`
     pub fn wrong_args(cmd: &str) -> String {

@@ -45,6 +45,15 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
                     members.sort();
                     ("set", members)
                 }
+                // Everything a stream holds, groups and pending entries included.
+                Value::Stream(s) => (
+                    "stream",
+                    s.rebuild_commands(key)
+                        .into_iter()
+                        .flatten()
+                        .map(|b| b.to_vec())
+                        .collect(),
+                ),
             };
             out.insert((db, key.to_vec()), (kind.to_string(), items, expiry));
         }

@@ -18,6 +18,8 @@ enum Copied {
     /// Hashes and sets are copied whole: their elements are not reference-counted.
     Hash(Hash),
     Set(Set),
+    /// Streams are copied whole (entries hold packed fields, not shared `Bytes`).
+    Stream(Box<crate::types::stream::Stream>),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -50,6 +52,7 @@ impl Snapshot {
                     Value::List(l) => Copied::List(l.items.iter().map(|i| i.data.clone()).collect()),
                     Value::Hash(h) => Copied::Hash(h.duplicate()),
                     Value::Set(s) => Copied::Set(s.duplicate()),
+                    Value::Stream(s) => Copied::Stream(Box::new(s.duplicate())),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -71,6 +74,7 @@ impl Snapshot {
                     Copied::List(l) => l.len(),
                     Copied::Hash(h) => h.len(),
                     Copied::Set(s) => s.len(),
+                    Copied::Stream(s) => s.len(),
                 })
                 .sum(),
         }
@@ -105,6 +109,21 @@ impl Snapshot {
                     ),
                     None => encode_command(&mut buf, &[&b"SET"[..], key, s]),
                 },
+                Copied::Stream(s) => {
+                    for cmd in s.rebuild_commands(key) {
+                        encode_command(&mut buf, &cmd);
+                        if buf.len() >= 60 * 1024 {
+                            out.write_all(&buf)?;
+                            buf.clear();
+                        }
+                    }
+                    if let Some(t) = expiry {
+                        encode_command(
+                            &mut buf,
+                            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(*t).as_bytes()],
+                        );
+                    }
+                }
                 Copied::List(items) => {
                     let items = items.iter().map(|b| vec![&b[..]]);
                     write_batched(out, &mut buf, b"RPUSH", key, items)?;

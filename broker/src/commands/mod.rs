@@ -31,6 +31,7 @@ mod server;
 mod sets;
 pub mod shutdown;
 mod sort;
+mod streams;
 mod strings;
 mod substrings;
 mod transactions;
@@ -314,6 +315,22 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("sdiff", -2, [READONLY], (1, -1, 1), "set", "Subtract multiple sets", "key [key ...]", sets::sdiff),
     cmd!("sdiffstore", -3, [WRITE, DENYOOM], (1, -1, 1), "set", "Subtract multiple sets and store the resulting set in a key", "destination key [key ...]", sets::sdiffstore),
     cmd!("sscan", -3, [READONLY], (1, 1, 1), "set", "Incrementally iterate Set elements", "key cursor [MATCH pattern] [COUNT count]", sets::sscan),
+    // streams
+    cmd!("xadd", -5, [WRITE, DENYOOM, FAST], (1, 1, 1), "stream", "Appends a new message to a stream. Creates the key if it doesn't exist.", "key [NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]] *|id field value [field value ...]", streams::xadd),
+    cmd!("xlen", 2, [READONLY, FAST], (1, 1, 1), "stream", "Return the number of messages in a stream.", "key", streams::xlen),
+    cmd!("xrange", -4, [READONLY], (1, 1, 1), "stream", "Returns the messages from a stream within a range of IDs.", "key start end [COUNT count]", streams::xrange),
+    cmd!("xrevrange", -4, [READONLY], (1, 1, 1), "stream", "Returns the messages from a stream within a range of IDs in reverse order.", "key end start [COUNT count]", streams::xrevrange),
+    cmd!("xdel", -3, [WRITE, FAST], (1, 1, 1), "stream", "Returns the number of messages after removing them from a stream.", "key id [id ...]", streams::xdel),
+    cmd!("xtrim", -4, [WRITE], (1, 1, 1), "stream", "Deletes messages from the beginning of a stream.", "key MAXLEN|MINID [=|~] threshold [LIMIT count]", streams::xtrim),
+    cmd!("xread", -4, [READONLY, BLOCKING], (0, 0, 0), "stream", "Returns messages from multiple streams with IDs greater than the ones requested. Blocks until a message is available otherwise.", "[COUNT count] [BLOCK milliseconds] STREAMS key [key ...] id [id ...]", streams::xread),
+    cmd!("xreadgroup", -7, [WRITE, BLOCKING], (0, 0, 0), "stream", "Returns new or historical messages from a stream for a consumer in a group. Blocks until a message is available otherwise.", "GROUP group consumer [COUNT count] [BLOCK milliseconds] [NOACK] STREAMS key [key ...] id [id ...]", streams::xreadgroup),
+    cmd!("xgroup", -2, [], (0, 0, 0), "stream", "A container for consumer groups commands.", "subcommand [arg ...]", streams::xgroup),
+    cmd!("xack", -4, [WRITE, FAST], (1, 1, 1), "stream", "Returns the number of messages that were successfully acknowledged by the consumer group member of a stream.", "key group id [id ...]", streams::xack),
+    cmd!("xpending", -3, [READONLY], (1, 1, 1), "stream", "Returns the information and entries from a stream consumer group's pending entries list.", "key group [[IDLE min-idle-time] start end count [consumer]]", streams::xpending),
+    cmd!("xclaim", -6, [WRITE, FAST], (1, 1, 1), "stream", "Changes, or acquires, ownership of a message in a consumer group, as if the message was delivered a consumer group member.", "key group consumer min-idle-time id [id ...] [IDLE ms] [TIME unix-time-milliseconds] [RETRYCOUNT count] [FORCE] [JUSTID] [LASTID lastid]", streams::xclaim),
+    cmd!("xautoclaim", -6, [WRITE, FAST], (1, 1, 1), "stream", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", "key group consumer min-idle-time start [COUNT count] [JUSTID]", streams::xautoclaim),
+    cmd!("xinfo", -2, [], (0, 0, 0), "stream", "A container for stream introspection commands.", "subcommand [arg ...]", streams::xinfo),
+    cmd!("xsetid", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "stream", "An internal command for replicating stream values.", "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]", streams::xsetid),
 ];
 
 fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {

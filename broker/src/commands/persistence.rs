@@ -72,6 +72,7 @@ fn count(engine: &Engine) -> (usize, usize) {
                 Value::List(l) => l.items.len(),
                 Value::Hash(h) => h.len(),
                 Value::Set(s) => s.len(),
+                Value::Stream(s) => s.len(),
                 Value::Str(_) => 0,
             })
             .sum::<usize>();

@@ -17,6 +17,8 @@ pub enum BlockOp {
     Move { from: End, to: End, dest: Bytes },
     /// BLMPOP: reply `[key, [elements]]`.
     MPop { from: End, count: usize },
+    /// XREAD/XREADGROUP: new entries of a stream (served in `stream_waits.rs`).
+    Stream(Box<crate::types::stream::StreamWait>),
 }
 
 /// A client blocked on one or more list keys.
@@ -33,8 +35,8 @@ pub struct Waiter {
 #[derive(Default)]
 pub struct Blocking {
     next_id: u64,
-    waiters: Map<u64, Waiter>,
-    by_key: Map<(usize, Bytes), VecDeque<u64>>,
+    pub(super) waiters: Map<u64, Waiter>,
+    pub(super) by_key: Map<(usize, Bytes), VecDeque<u64>>,
     pub(super) ready: Vec<(usize, Bytes)>,
 }
 
@@ -79,7 +81,7 @@ impl Engine {
         }
     }
 
-    fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
+    pub(super) fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
         let b = &mut self.blocking;
         let w = b.waiters.remove(&id)?;
         for k in &w.keys {
@@ -107,7 +109,9 @@ impl Engine {
         while !self.blocking.ready.is_empty() {
             let round = std::mem::take(&mut self.blocking.ready);
             for (db, key) in round {
-                self.serve_key(db, key);
+                if !self.serve_stream_waiters(db, &key) {
+                    self.serve_key(db, key);
+                }
             }
         }
         self.keyspace.queues.sweep();
@@ -119,12 +123,15 @@ impl Engine {
             if !self.keyspace.has_items(db, &key) {
                 break;
             }
-            let Some(&id) = self
-                .blocking
-                .by_key
-                .get(&(db, key.clone()))
-                .and_then(|q| q.front())
-            else {
+            // Clients blocked in XREAD on a key that now holds a list keep waiting.
+            let waiters = &self.blocking.waiters;
+            let Some(&id) = self.blocking.by_key.get(&(db, key.clone())).and_then(|q| {
+                q.iter().find(|id| {
+                    waiters
+                        .get(id)
+                        .is_some_and(|w| !matches!(w.op, BlockOp::Stream(_)))
+                })
+            }) else {
                 break;
             };
             let Some(w) = self.take_waiter(id) else { break };
@@ -184,6 +191,8 @@ impl Engine {
                     None => Reply::Null,
                 }
             }
+            // Never chosen above: stream waiters are served by `serve_stream_waiters`.
+            BlockOp::Stream(_) => Reply::NullArray,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! statistics are indexed by a command number the command layer chooses. No I/O happens here.
 
 mod blocking;
+mod stream_waits;
 mod watch;
 
 pub use blocking::{BlockOp, Blocking, Waiter};

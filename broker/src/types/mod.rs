@@ -6,3 +6,4 @@ pub mod hash;
 pub mod pack;
 pub mod set;
 pub mod table;
+pub mod stream;
