@@ -16,6 +16,31 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// Moves the messages pushed to this client (pub/sub, MONITOR) into its reply buffer.
+fn take_pushed(client: &ClientState, out: &mut BytesMut) {
+    let mailbox = &client.info.pubsub;
+    if mailbox.has_pending() {
+        mailbox.drain_into(client.proto, out);
+    }
+}
+
+/// Writes `out`. For a client that receives pushed messages the bytes count towards its
+/// output limit while they are written, and going over the limit ends the write (and the
+/// connection) even if the client never reads.
+async fn write_out(stream: &mut TcpStream, client: &ClientState, out: &[u8]) -> bool {
+    let mailbox = &client.info.pubsub;
+    if !mailbox.subscribed() {
+        return stream.write_all(out).await.is_ok();
+    }
+    mailbox.set_writing(out.len());
+    let written = tokio::select! {
+        r = stream.write_all(out) => r.is_ok(),
+        _ = mailbox.closed() => false,
+    };
+    mailbox.set_writing(0);
+    written && !mailbox.is_closed()
+}
+
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 16 * 1024;
 /// A reply buffer that grew past this during a burst is released after it is written, so a
@@ -174,7 +199,8 @@ pub async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, shutdo
         "connection closed"
     );
     with_engine(&shared, |engine| {
-        crate::commands::unwatch_all(engine, &mut client)
+        crate::commands::unwatch_all(engine, &mut client);
+        engine.pubsub.remove_client(&client.info.pubsub);
     })
     .await;
     shared.clients.lock().remove(&id);
@@ -249,6 +275,7 @@ fn execute_batch(
                         return Batch::Close;
                     }
                     done => {
+                        take_pushed(client, out);
                         done.into_reply().encode(client.proto, out);
                         if out.len() >= FLUSH_AT {
                             return Batch::Flush;
@@ -272,7 +299,10 @@ fn execute_batch(
                 return Batch::Script(scripts);
             }
             Ok(Parsed::Command(args)) => {
-                match dispatch(shared, engine, client, &args) {
+                let outcome = dispatch(shared, engine, client, &args);
+                // Messages the command published to this client itself come before its reply.
+                take_pushed(client, out);
+                match outcome {
                     Outcome::Reply(r) => r.encode(client.proto, out),
                     Outcome::Close(r) => {
                         r.encode(client.proto, out);
@@ -336,7 +366,8 @@ async fn run(
             if client.aof_wait > 0 {
                 wait_durable(shared, client).await;
             }
-            if stream.write_all(&out).await.is_err() {
+            take_pushed(client, &mut out);
+            if !write_out(stream, client, &out).await {
                 return Exit::Eof;
             }
             out.clear();
@@ -447,6 +478,16 @@ async fn run(
             _ = client.info.kill.notified() => return Exit::Killed,
             _ = shutdown.cancelled() => return Exit::Shutdown,
             _ = idle_timer(idle) => return Exit::Eof,
+            _ = client.info.pubsub.wait() => {
+                if client.info.pubsub.is_closed() {
+                    return Exit::Killed;
+                }
+                take_pushed(client, &mut out);
+                if !write_out(stream, client, &out).await {
+                    return Exit::Eof;
+                }
+                out.clear();
+            }
         }
     }
 }
@@ -517,6 +558,15 @@ async fn wait_blocked(
             _ = client.info.kill.notified() => {
                 with_engine(shared, |engine| engine.unblock(wid)).await;
                 return Err(Exit::Killed);
+            }
+            _ = client.info.pubsub.wait() => {
+                // A RESP3 client may be subscribed while it blocks: its messages go out now.
+                let mut pushed = BytesMut::new();
+                take_pushed(client, &mut pushed);
+                if client.info.pubsub.is_closed() || !write_out(stream, client, &pushed).await {
+                    with_engine(shared, |engine| engine.unblock(wid)).await;
+                    return Err(Exit::Killed);
+                }
             }
             _ = shutdown.cancelled() => {
                 with_engine(shared, |engine| engine.unblock(wid)).await;

@@ -240,6 +240,7 @@ pub mod msg {
     // Connection, CLIENT, COMMAND and CONFIG.
     pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
     pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+    pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
     pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
     pub const CLIENT_ID_POSITIVE: &str = "ERR client-id should be greater than 0";
     pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
@@ -352,6 +353,11 @@ pub mod msg {
             String::from_utf8_lossy(sub),
             cmd.to_ascii_uppercase()
         )
+    }
+
+    /// A RESP2 client in subscribed mode ran `fullname` (`get`, `client|list`).
+    pub fn only_subscribe_commands(fullname: &str) -> String {
+        format!("ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
     }
 
     pub fn hello_syntax(opt: &[u8]) -> String {

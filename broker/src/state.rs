@@ -180,6 +180,8 @@ pub struct ClientInfo {
     pub killed: AtomicBool,
     /// Woken when the client is killed, so a blocked or idle connection notices at once.
     pub kill: Notify,
+    /// Messages pushed to this client (pub/sub, MONITOR) and its subscription counts.
+    pub pubsub: Arc<crate::pubsub::Mailbox>,
 }
 
 impl ClientInfo {
@@ -200,6 +202,7 @@ impl ClientInfo {
             in_multi: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            pubsub: Arc::new(crate::pubsub::Mailbox::new(id)),
         }
     }
 
@@ -212,15 +215,24 @@ impl ClientInfo {
     /// the command at [`ClientInfo::last_cmd`].
     pub fn describe(&self, last_command: Option<&str>) -> String {
         let now = Instant::now();
-        let flags = if self.blocked.load(Relaxed) {
-            "b"
-        } else if self.in_multi.load(Relaxed) {
-            "x"
-        } else {
-            "N"
-        };
+        let mut flags = String::new();
+        if self.pubsub.monitor.load(Relaxed) {
+            flags.push('O');
+        }
+        if self.pubsub.subscribed() {
+            flags.push('P');
+        }
+        if self.in_multi.load(Relaxed) {
+            flags.push('x');
+        }
+        if self.blocked.load(Relaxed) {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -229,6 +241,9 @@ impl ClientInfo {
             now.duration_since(*self.last_interaction.lock()).as_secs(),
             flags,
             self.db.load(Relaxed),
+            self.pubsub.channels.load(Relaxed),
+            self.pubsub.patterns.load(Relaxed),
+            self.pubsub.shard_channels.load(Relaxed),
             last_command.unwrap_or("NULL"),
             self.resp.load(Relaxed),
             self.lib_name.lock().as_deref().unwrap_or(""),

@@ -18,6 +18,7 @@ mod keys;
 mod lists;
 mod logged;
 pub mod persistence;
+mod pubsub;
 mod qstats;
 mod scripting;
 mod server;
@@ -186,6 +187,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("eval_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script.", "script numkeys [key [key ...]] [arg [arg ...]]", scripting::eval_ro),
     cmd!("evalsha_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Executes a read-only server-side Lua script by SHA1 digest.", "sha1 numkeys [key [key ...]] [arg [arg ...]]", scripting::evalsha_ro),
     cmd!("script", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for Lua scripts management commands.", "subcommand [arg ...]", scripting::script),
+    // pub/sub
+    cmd!("subscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Listens for messages published to channels.", "channel [channel ...]", pubsub::subscribe),
+    cmd!("psubscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Listens for messages published to channels that match one or more patterns.", "pattern [pattern ...]", pubsub::psubscribe),
+    cmd!("ssubscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (1, -1, 1), "pubsub", "Listens for messages published to shard channels.", "shardchannel [shardchannel ...]", pubsub::ssubscribe),
+    cmd!("unsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Stops listening to messages posted to channels.", "[channel [channel ...]]", pubsub::unsubscribe),
+    cmd!("punsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Stops listening to messages published to channels that match one or more patterns.", "[pattern [pattern ...]]", pubsub::punsubscribe),
+    cmd!("sunsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (1, -1, 1), "pubsub", "Stops listening to messages posted to shard channels.", "[shardchannel [shardchannel ...]]", pubsub::sunsubscribe),
+    cmd!("publish", 3, [PUBSUB, LOADING, STALE, FAST], (0, 0, 0), "pubsub", "Posts a message to a channel.", "channel message", pubsub::publish),
+    cmd!("spublish", 3, [PUBSUB, LOADING, STALE, FAST], (1, 1, 1), "pubsub", "Post a message to a shard channel", "shardchannel message", pubsub::spublish),
+    cmd!("pubsub", -2, [], (0, 0, 0), "pubsub", "A container for Pub/Sub commands.", "subcommand [arg ...]", pubsub::pubsub),
+    cmd!("monitor", 1, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "Listens for all requests received by the server in real-time.", "", pubsub::monitor),
     // keys
     cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
     cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
@@ -314,6 +326,15 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         shared.stats.record_error(msg::NO_MULTI);
         return Reply::error(msg::NO_MULTI).into();
     }
+    if client.proto == crate::reply::Protocol::Resp2
+        && client.info.pubsub.subscribed()
+        && !pubsub::allowed_while_subscribed(spec.name)
+    {
+        let err = msg::only_subscribe_commands(&full_name(spec, args));
+        engine.stats.of(index).rejected_calls += 1;
+        shared.stats.record_error(&err);
+        return Reply::error(err).into();
+    }
     if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
         // Past maxmemory, queueing (of anything) is refused and the transaction aborts, as in
         // Redis: a transaction would otherwise run half of its commands.
@@ -334,6 +355,52 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
     let out = call(shared, engine, client, index, args, false);
     engine.serve_ready();
     out
+}
+
+/// A command's name as Redis 7 reports it: `client|list` for a container's subcommand.
+fn full_name(spec: &CommandSpec, args: &[Bytes]) -> String {
+    match args.get(1) {
+        Some(sub) if spec.syntax.starts_with("subcommand") => {
+            format!(
+                "{}|{}",
+                spec.name,
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            )
+        }
+        _ => spec.name.to_string(),
+    }
+}
+
+/// Whether MONITOR leaves a command out: administrative ones (CONFIG, CLIENT KILL…) are
+/// never shown, as Redis hides them.
+fn hidden_from_monitor(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if spec.flags.contains(CommandFlags::ADMIN) {
+        return true;
+    }
+    spec.name == "client"
+        && args.get(1).is_some_and(|sub| {
+            [
+                &b"kill"[..],
+                b"list",
+                b"no-evict",
+                b"pause",
+                b"unpause",
+                b"unblock",
+            ]
+            .iter()
+            .any(|a| sub.eq_ignore_ascii_case(a))
+        })
+}
+
+/// Sends a command to the MONITOR clients, if any.
+fn feed_monitors(engine: &Engine, client: &ClientState, args: &[Bytes]) {
+    let origin = if client.raw_replies {
+        pubsub::Origin::Client(&client.info.addr)
+    } else {
+        pubsub::Origin::Script
+    };
+    let line = pubsub::monitor_line(engine.now_us, client.db, origin, args);
+    engine.pubsub.feed_monitors(line);
 }
 
 /// Calls a handler and records its statistics.
@@ -357,6 +424,12 @@ fn call(
         return Reply::error(refusal).into();
     }
     let (dirty, db) = (engine.dirty, client.db);
+    let monitored = engine.pubsub.monitoring() && !engine.loading && !hidden_from_monitor(spec, args);
+    // Scripts are shown before the commands they run, as Redis shows them.
+    let shown_first = spec.flags.contains(CommandFlags::SKIP_MONITOR);
+    if monitored && shown_first {
+        feed_monitors(engine, client, args);
+    }
     let mut ctx = Ctx {
         engine,
         client,
@@ -369,6 +442,9 @@ fn call(
     if let Outcome::Migrate = out {
         // Not a call: the script runs again on the script thread and is counted there.
         return out;
+    }
+    if monitored && !shown_first {
+        feed_monitors(engine, client, args);
     }
     if engine.dirty != dirty && spec.is_write() && engine.feed.is_some() {
         if let Some(offset) = logged::log(engine, db, spec.name, args) {

@@ -13,6 +13,7 @@ pub use blocking::{BlockOp, Blocking, Waiter};
 use crate::aof::Feed;
 use crate::db::{End, Keyspace};
 use crate::metrics::{unix_us, QueueEvent, QueueRegistry};
+use crate::pubsub::{events, PubSub};
 use crate::scripting::{ScriptMonitor, Scripting};
 use bytes::Bytes;
 use std::sync::atomic::AtomicBool;
@@ -42,6 +43,8 @@ pub struct Engine {
     /// Replaying the log at start-up: nothing expires (the log holds the deletions of keys
     /// that expired while it was written, in their place).
     pub loading: bool,
+    /// Pub/sub subscriptions, MONITOR clients and the keyspace-event switches.
+    pub pubsub: PubSub,
 }
 
 /// The classes of keyspace events, one per letter of `notify-keyspace-events`.
@@ -69,6 +72,48 @@ pub enum EventClass {
     KeyMiss,
     /// `n`: a key created.
     New,
+}
+
+impl EventClass {
+    /// Its bit in `notify-keyspace-events`.
+    fn flag(self) -> u32 {
+        match self {
+            EventClass::Generic => events::GENERIC,
+            EventClass::String => events::STRING,
+            EventClass::List => events::LIST,
+            EventClass::Set => events::SET,
+            EventClass::Hash => events::HASH,
+            EventClass::ZSet => events::ZSET,
+            EventClass::Stream => events::STREAM,
+            EventClass::Expired => events::EXPIRED,
+            EventClass::Evicted => events::EVICTED,
+            EventClass::KeyMiss => events::KEY_MISS,
+            EventClass::New => events::NEW,
+        }
+    }
+}
+
+/// Publishes a keyspace event if `notify-keyspace-events` enables its class (see
+/// [`Engine::notify`]).
+fn publish_event(pubsub: &PubSub, class: EventClass, event: &str, db: usize, key: &[u8]) {
+    let flags = pubsub.notify_flags;
+    if flags & class.flag() == 0 {
+        return;
+    }
+    let mut db_text = itoa::Buffer::new();
+    let db_text = db_text.format(db).as_bytes();
+    if flags & events::KEYSPACE != 0 {
+        let channel = [b"__keyspace@", db_text, b"__:", key].concat();
+        pubsub.publish(
+            &Bytes::from(channel),
+            &Bytes::copy_from_slice(event.as_bytes()),
+            false,
+        );
+    }
+    if flags & events::KEYEVENT != 0 {
+        let channel = [b"__keyevent@", db_text, b"__:", event.as_bytes()].concat();
+        pubsub.publish(&Bytes::from(channel), &Bytes::copy_from_slice(key), false);
+    }
 }
 
 /// Per-command call statistics (INFO commandstats).
@@ -118,6 +163,7 @@ impl Engine {
             dirty: 0,
             feed: None,
             loading: false,
+            pubsub: PubSub::default(),
         }
     }
 
@@ -137,6 +183,7 @@ impl Engine {
         if self.keyspace.expire_if_due(db, key, now_ms) {
             self.watches.touch(db, key);
             self.log(db, &[&b"DEL"[..], key]);
+            self.notify(EventClass::Expired, "expired", db, key);
         }
     }
 
@@ -153,11 +200,13 @@ impl Engine {
         }
         let watches = &self.watches;
         let feed = &mut self.feed;
+        let pubsub = &self.pubsub;
         let removed = self.keyspace.expire_due(now_ms, limit, |db, key| {
             watches.touch(db, key);
             if let Some(f) = feed.as_mut() {
                 f.command(db, &[&b"DEL"[..], key]);
             }
+            publish_event(pubsub, EventClass::Expired, "expired", db, key);
         });
         self.keyspace.queues.sweep();
         removed
@@ -166,10 +215,13 @@ impl Engine {
     /// Reports a keyspace event (Redis's keyspace notifications): `event` is the name Redis
     /// publishes (`hset`, `lpush`, `del`, `expired`…) for `key` in `db`, `class` the letter
     /// of `notify-keyspace-events` that enables it. Every command that changes a key reports
-    /// what Redis reports, in the same order. Delivery to subscribers belongs to pub/sub, which
-    /// filters by the configured classes; until a subscriber listens this does nothing.
+    /// what Redis reports, in the same order. `notify-keyspace-events` chooses which classes
+    /// are published, on `__keyspace@<db>__:<key>` (the event as message) and/or
+    /// `__keyevent@<db>__:<event>` (the key as message).
     pub fn notify(&mut self, class: EventClass, event: &str, db: usize, key: &[u8]) {
-        let _ = (class, event, db, key);
+        if !self.loading {
+            publish_event(&self.pubsub, class, event, db, key);
+        }
     }
 
     /// Marks a key as modified: invalidates WATCHes on it.
