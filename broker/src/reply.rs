@@ -240,6 +240,7 @@ pub mod msg {
     // Connection, CLIENT, COMMAND and CONFIG.
     pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
     pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+    pub const CONFIG_EVENT_CLASS: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
     pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
     pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
     pub const CLIENT_ID_POSITIVE: &str = "ERR client-id should be greater than 0";

@@ -69,6 +69,11 @@ fn config_params(ctx: &Ctx) -> Vec<(&'static str, String, bool)> {
             true,
         ),
         ("lua-time-limit", c.busy_reply_threshold_ms.to_string(), true),
+        (
+            "notify-keyspace-events",
+            crate::pubsub::events::to_text(ctx.engine.pubsub.notify_flags),
+            true,
+        ),
     ]
 }
 
@@ -198,6 +203,12 @@ fn config_set_persistence(ctx: &mut Ctx, name: &str, value: &str) -> Option<Resu
 }
 
 fn config_set(ctx: &mut Ctx, name: &str, value: &str) -> Result<(), Reply> {
+    if name == "notify-keyspace-events" {
+        let flags = crate::pubsub::events::parse(value.as_bytes())
+            .ok_or_else(|| Reply::error(msg::config_set_failed(name, msg::CONFIG_EVENT_CLASS)))?;
+        ctx.engine.pubsub.notify_flags = flags;
+        return Ok(());
+    }
     if let Some(result) = config_set_persistence(ctx, name, value) {
         return result;
     }

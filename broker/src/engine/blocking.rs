@@ -160,10 +160,8 @@ impl Engine {
                     // Redis answers the waiter with the type error and leaves the source alone.
                     return Reply::error(msg::WRONGTYPE);
                 }
-                let mut v = self.pop(db, key, *from, 1, w.client, name).unwrap_or_default();
-                match v.pop() {
+                match self.move_element(db, key, dest, *from, *to, w.client, name) {
                     Some(e) => {
-                        self.push(db, dest, *to, std::slice::from_ref(&e));
                         self.log(
                             db,
                             &[&b"LMOVE"[..], &key[..], &dest[..], end_name(*from), end_name(*to)],

@@ -247,6 +247,11 @@ impl Engine {
             .queues
             .emit_elements(db, key, matches!(end, End::Left), elements);
         self.after_push(db, key, elements.len(), len);
+        if len == elements.len() {
+            self.notify(EventClass::New, "new", db, key);
+        }
+        let event = if end == End::Left { "lpush" } else { "rpush" };
+        self.notify(EventClass::List, event, db, key);
         Some(len)
     }
 
@@ -277,6 +282,50 @@ impl Engine {
         client: u64,
         consumer: Option<&str>,
     ) -> Option<Vec<Bytes>> {
+        let (out, len) = self.pop_unreported(db, key, end, count, client, consumer)?;
+        self.notify_pop(db, key, end, len);
+        Some(out)
+    }
+
+    /// Moves one element from the list at `src` to the list at `dst` (LMOVE and the served
+    /// BLMOVE). Its keyspace events come in Redis's order: the push, then the pop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn move_element(
+        &mut self,
+        db: usize,
+        src: &Bytes,
+        dst: &Bytes,
+        from: End,
+        to: End,
+        client: u64,
+        consumer: Option<&str>,
+    ) -> Option<Bytes> {
+        let (mut out, len) = self.pop_unreported(db, src, from, 1, client, consumer)?;
+        let element = out.pop()?;
+        self.push(db, dst, to, std::slice::from_ref(&element));
+        self.notify_pop(db, src, from, len);
+        Some(element)
+    }
+
+    /// A pop's keyspace events: `lpop`/`rpop`, then `del` if it emptied the list.
+    fn notify_pop(&mut self, db: usize, key: &[u8], end: End, len: usize) {
+        let event = if end == End::Left { "lpop" } else { "rpop" };
+        self.notify(EventClass::List, event, db, key);
+        if len == 0 {
+            self.notify(EventClass::Generic, "del", db, key);
+        }
+    }
+
+    /// [`Engine::pop`] without the keyspace events; also returns the length left.
+    fn pop_unreported(
+        &mut self,
+        db: usize,
+        key: &Bytes,
+        end: End,
+        count: usize,
+        client: u64,
+        consumer: Option<&str>,
+    ) -> Option<(Vec<Bytes>, usize)> {
         let (out, len) = self.keyspace.pop(db, key, end, count, self.now_us, consumer)?;
         self.dirty += 1;
         self.watches.touch(db, key);
@@ -287,7 +336,7 @@ impl Engine {
             length: len,
             client,
         });
-        Some(out)
+        Some((out, len))
     }
 
     /// Empties one database (or all) and resets their queue counters.
