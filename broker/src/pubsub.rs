@@ -297,6 +297,9 @@ pub struct PubSub {
     shard_channels: Subscribers,
     clients: HashMap<u64, ClientSubs, ahash::RandomState>,
     monitors: Vec<Arc<Mailbox>>,
+    /// MONITOR lines held back while a script is tried inline: if it moves to the script
+    /// thread it runs again from the start, and only that run may be shown.
+    held: Option<Vec<Bytes>>,
     /// `notify-keyspace-events` as flag bits ([`events`]).
     pub notify_flags: u32,
     pub limit: OutputLimit,
@@ -485,8 +488,29 @@ impl PubSub {
         !self.monitors.is_empty()
     }
 
+    /// Holds back MONITOR lines until [`PubSub::release_held`] or [`PubSub::discard_held`].
+    pub fn hold_monitor_lines(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends the held lines.
+    pub fn release_held(&mut self) {
+        for line in self.held.take().unwrap_or_default() {
+            self.feed_monitors(line);
+        }
+    }
+
+    /// Drops the held lines (the command will run again).
+    pub fn discard_held(&mut self) {
+        self.held = None;
+    }
+
     /// Sends a MONITOR line to every monitoring client.
-    pub fn feed_monitors(&self, line: Bytes) {
+    pub fn feed_monitors(&mut self, line: Bytes) {
+        if let Some(held) = self.held.as_mut() {
+            held.push(line);
+            return;
+        }
         let now = Instant::now();
         for m in &self.monitors {
             // A monitor is a normal client for the output limit, which Redis leaves unbounded.

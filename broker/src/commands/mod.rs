@@ -350,7 +350,12 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         return Reply::status("QUEUED").into();
     }
     if spec.flags.contains(CommandFlags::EXEC) {
-        return transactions::exec(shared, engine, client, index).into();
+        let reply = transactions::exec(shared, engine, client, index);
+        // Shown after the commands it ran, as Redis shows it.
+        if engine.pubsub.monitoring() {
+            feed_monitors(engine, client, args);
+        }
+        return reply.into();
     }
     let out = call(shared, engine, client, index, args, false);
     engine.serve_ready();
@@ -393,7 +398,7 @@ fn hidden_from_monitor(spec: &CommandSpec, args: &[Bytes]) -> bool {
 }
 
 /// Sends a command to the MONITOR clients, if any.
-fn feed_monitors(engine: &Engine, client: &ClientState, args: &[Bytes]) {
+fn feed_monitors(engine: &mut Engine, client: &ClientState, args: &[Bytes]) {
     let origin = if client.raw_replies {
         pubsub::Origin::Client(&client.info.addr)
     } else {
@@ -427,6 +432,15 @@ fn call(
     let monitored = engine.pubsub.monitoring() && !engine.loading && !hidden_from_monitor(spec, args);
     // Scripts are shown before the commands they run, as Redis shows them.
     let shown_first = spec.flags.contains(CommandFlags::SKIP_MONITOR);
+    // A script tried inline may move to the script thread and run again: its lines wait.
+    let trial = shown_first
+        && shared
+            .script_monitor
+            .inline
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if trial && engine.pubsub.monitoring() {
+        engine.pubsub.hold_monitor_lines();
+    }
     if monitored && shown_first {
         feed_monitors(engine, client, args);
     }
@@ -439,6 +453,13 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
+    if trial {
+        if let Outcome::Migrate = out {
+            engine.pubsub.discard_held();
+        } else {
+            engine.pubsub.release_held();
+        }
+    }
     if let Outcome::Migrate = out {
         // Not a call: the script runs again on the script thread and is counted there.
         return out;
