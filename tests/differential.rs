@@ -3,7 +3,8 @@
 //!
 //! Scripts live in `tests/diff/*.txt`, one command per line in redis-cli quoting. Directives:
 //! `@2 CMD` sends on a second connection; `!nocompare CMD` runs without comparing (ids, clocks);
-//! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses.
+//! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses;
+//! `!read` reads one more reply without sending anything (pushed pub/sub messages).
 
 mod common;
 
@@ -16,6 +17,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("tx", include_str!("diff/tx.txt")),
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
+    ("pubsub", include_str!("diff/pubsub.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
@@ -89,21 +91,28 @@ fn replies_match_redis_server_byte_for_byte() {
                 sorted = true;
                 line = rest;
             }
-            let args: Vec<Vec<u8>> = broker::resp::split_args(line.as_bytes())
-                .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
-                .into_iter()
-                .map(|b| b.to_vec())
-                .collect();
-            let request = encode_command(&args);
-            a.conns[conn].send(&request);
-            b.conns[conn].send(&request);
+            // `!read` sends nothing: it reads one more frame (a pushed message, the second
+            // answer of SUBSCRIBE a b).
+            if line != "!read" {
+                let args: Vec<Vec<u8>> = broker::resp::split_args(line.as_bytes())
+                    .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
+                    .into_iter()
+                    .map(|b| b.to_vec())
+                    .collect();
+                let request = encode_command(&args);
+                a.conns[conn].send(&request);
+                b.conns[conn].send(&request);
+            }
             let ra = a.conns[conn].read_reply();
             let rb = b.conns[conn].read_reply();
             if !compare {
                 continue;
             }
             compared += 1;
-            let same = if sorted {
+            // A frame `!read` expects must arrive: two silent servers are not a match.
+            let same = if line == "!read" && ra.is_empty() {
+                false
+            } else if sorted {
                 sorted_elements(&ra) == sorted_elements(&rb)
             } else {
                 ra == rb
