@@ -320,6 +320,12 @@ impl Harness {
             if self.sessions[c].state.multi.is_some() {
                 self.execute(c, &[Bytes::from_static(b"DISCARD")]);
             }
+            // A subscribed RESP2 client answers PING with `pong` in an array, as Redis does.
+            if self.sessions[c].state.info.pubsub.subscribed() {
+                for leave in ["UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE"] {
+                    self.execute(c, &[Bytes::from_static(leave.as_bytes())]);
+                }
+            }
             if !self.sessions[c].state.authenticated {
                 // A client opened while an input had set a password: ask a fresh one instead.
                 self.reconnect(c);

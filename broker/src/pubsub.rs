@@ -664,7 +664,7 @@ mod tests {
         };
         let a = Arc::new(Mailbox::new(1));
         ps.subscribe(&a, Kind::Channel, &Bytes::from_static(b"c"));
-        let payload = Bytes::from(vec![b'x'; 300]);
+        let payload = Bytes::from(vec![b'x'; 280]);
         for _ in 0..3 {
             ps.publish(&Bytes::from_static(b"c"), &payload, false);
         }
