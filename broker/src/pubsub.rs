@@ -466,6 +466,11 @@ impl PubSub {
         self.channels.len()
     }
 
+    /// Shard channels with subscribers (INFO `pubsubshard_channels`).
+    pub fn shard_channel_count(&self) -> usize {
+        self.shard_channels.len()
+    }
+
     /// Distinct patterns with subscribers (PUBSUB NUMPAT, INFO `pubsub_patterns`).
     pub fn pattern_count(&self) -> usize {
         self.patterns.len()
