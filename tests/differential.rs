@@ -4,7 +4,8 @@
 //! Scripts live in `tests/diff/*.txt`, one command per line in redis-cli quoting. Directives:
 //! `@2 CMD` sends on a second connection; `!nocompare CMD` runs without comparing (ids, clocks);
 //! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses;
-//! `!read` reads one more reply without sending anything (pushed pub/sub messages).
+//! `!read` reads one more reply without sending anything (pushed pub/sub messages); `!send
+//! CMD` sends without reading (a reply CLIENT REPLY silences).
 
 mod common;
 
@@ -18,6 +19,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
     ("pubsub", include_str!("diff/pubsub.txt")),
+    ("client", include_str!("diff/client.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
@@ -83,6 +85,18 @@ fn replies_match_redis_server_byte_for_byte() {
             if let Some(rest) = line.strip_prefix("@2 ") {
                 conn = 1;
                 line = rest;
+            }
+            if let Some(rest) = line.strip_prefix("!send ") {
+                // Sent without reading a reply (CLIENT REPLY OFF/SKIP silence it).
+                let args: Vec<Vec<u8>> = broker::resp::split_args(rest.as_bytes())
+                    .unwrap_or_else(|| panic!("{name}:{}: bad quoting", lineno + 1))
+                    .into_iter()
+                    .map(|b| b.to_vec())
+                    .collect();
+                let request = encode_command(&args);
+                a.conns[conn].send(&request);
+                b.conns[conn].send(&request);
+                continue;
             }
             if let Some(rest) = line.strip_prefix("!nocompare ") {
                 compare = false;

@@ -16,6 +16,15 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// Encodes a command's reply unless CLIENT REPLY silenced it, and moves CLIENT REPLY SKIP on
+/// by one command.
+fn emit(client: &mut ClientState, reply: &Reply, out: &mut BytesMut) {
+    if !client.reply_mode.silent() {
+        reply.encode(client.proto, out);
+    }
+    client.reply_mode = client.reply_mode.after_command();
+}
+
 /// Moves the messages pushed to this client (pub/sub, MONITOR) into its reply buffer.
 fn take_pushed(client: &ClientState, out: &mut BytesMut) {
     let mailbox = &client.info.pubsub;
@@ -271,12 +280,12 @@ fn execute_batch(
                 match outcome {
                     Outcome::Migrate => {}
                     Outcome::Close(r) => {
-                        r.encode(client.proto, out);
+                        emit(client, &r, out);
                         return Batch::Close;
                     }
                     done => {
                         take_pushed(client, out);
-                        done.into_reply().encode(client.proto, out);
+                        emit(client, &done.into_reply(), out);
                         if out.len() >= FLUSH_AT {
                             return Batch::Flush;
                         }
@@ -303,9 +312,9 @@ fn execute_batch(
                 // Messages the command published to this client itself come before its reply.
                 take_pushed(client, out);
                 match outcome {
-                    Outcome::Reply(r) => r.encode(client.proto, out),
+                    Outcome::Reply(r) => emit(client, &r, out),
                     Outcome::Close(r) => {
-                        r.encode(client.proto, out);
+                        emit(client, &r, out);
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
@@ -320,7 +329,7 @@ fn execute_batch(
                         };
                     }
                     // Only a script command tried inline (above) moves.
-                    moved @ Outcome::Migrate => moved.into_reply().encode(client.proto, out),
+                    moved @ Outcome::Migrate => emit(client, &moved.into_reply(), out),
                 }
                 if out.len() >= FLUSH_AT {
                     return Batch::Flush;
@@ -349,7 +358,12 @@ async fn run(
     let mut inbuf = BytesMut::new();
     let mut out = BytesMut::new();
     loop {
+        // CLIENT LIST's qbuf: the batch being executed, then what is left unparsed.
+        let info = &client.info;
+        info.qbuf.store(inbuf.len(), Relaxed);
+        info.qbuf_free.store(inbuf.capacity() - inbuf.len(), Relaxed);
         let batch = execute_batch(shared, client, &mut inbuf, &mut out);
+        client.info.qbuf.store(inbuf.len(), Relaxed);
         if inbuf.is_empty() && inbuf.capacity() > 0 {
             // Before the yield below: thousands of connections answered in one burst must not
             // each hold a read buffer at the same time.
@@ -396,7 +410,7 @@ async fn run(
                 if let Some(log) = shared.aof.read().as_ref() {
                     client.aof_wait = log.appended();
                 }
-                reply.encode(client.proto, &mut out);
+                emit(client, &reply, &mut out);
                 continue;
             }
             Batch::Script(commands) => {
@@ -419,7 +433,7 @@ async fn run(
                     Ok((back, replies)) => {
                         *client = back;
                         for reply in replies {
-                            reply.encode(client.proto, &mut out);
+                            emit(client, &reply, &mut out);
                         }
                     }
                     Err(_) => {

@@ -219,6 +219,9 @@ pub mod msg {
     pub const COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
     pub const INVALID_CURSOR: &str = "ERR invalid cursor";
     pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+    pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+    /// What a client blocked in BLPOP & co. gets from `CLIENT UNBLOCK id ERROR`.
+    pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
     pub const CLIENT_NAME_SPACES: &str =
         "ERR Client names cannot contain spaces, newlines or special characters.";
     pub const BUSY: &str =
@@ -378,6 +381,10 @@ pub mod msg {
 
     pub fn unrecognized_option(opt: &[u8]) -> String {
         format!("ERR Unrecognized option '{}'", String::from_utf8_lossy(opt))
+    }
+
+    pub fn no_such_user(user: &[u8]) -> String {
+        format!("ERR No such user '{}'", String::from_utf8_lossy(user))
     }
 
     pub fn unknown_client_type(kind: &[u8]) -> String {

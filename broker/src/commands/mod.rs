@@ -346,6 +346,10 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         }
         if let Some(q) = client.multi.as_mut() {
             q.push(args.to_vec());
+            client
+                .info
+                .multi_queued
+                .store(q.len(), std::sync::atomic::Ordering::Relaxed);
         }
         return Reply::status("QUEUED").into();
     }
@@ -360,6 +364,11 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
     let out = call(shared, engine, client, index, args, false);
     engine.serve_ready();
     out
+}
+
+/// Whether the command named `name` is a container of subcommands (CLIENT, CONFIG…).
+pub(crate) fn is_container(name: &str) -> bool {
+    lookup(name.as_bytes()).is_some_and(|spec| spec.syntax.starts_with("subcommand"))
 }
 
 /// A command's name as Redis 7 reports it: `client|list` for a container's subcommand.
@@ -429,6 +438,19 @@ fn call(
         return Reply::error(refusal).into();
     }
     let (dirty, db) = (engine.dirty, client.db);
+    // CLIENT LIST shows the command being run (`cmd=client|list` for itself); a script's
+    // own commands leave the script's name in place.
+    if client.raw_replies {
+        client
+            .info
+            .last_cmd
+            .store(index, std::sync::atomic::Ordering::Relaxed);
+        if spec.syntax.starts_with("subcommand") {
+            *client.info.last_sub.lock() = args
+                .get(1)
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        }
+    }
     let monitored = engine.pubsub.monitoring() && !engine.loading && !hidden_from_monitor(spec, args);
     // Scripts are shown before the commands they run, as Redis shows them.
     let shown_first = spec.flags.contains(CommandFlags::SKIP_MONITOR);
@@ -474,10 +496,6 @@ fn call(
     }
     let usec = start.elapsed().as_micros() as u64;
     engine.stats.total += 1;
-    client
-        .info
-        .last_cmd
-        .store(index, std::sync::atomic::Ordering::Relaxed);
     let st = engine.stats.of(index);
     st.calls += 1;
     st.usec += usec;

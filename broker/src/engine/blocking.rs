@@ -79,6 +79,23 @@ impl Engine {
         }
     }
 
+    /// Ends a client's block with `reply` (CLIENT UNBLOCK); false if it is not blocked.
+    pub fn unblock_client(&mut self, client: u64, reply: Reply) -> bool {
+        let found = self.blocking.waiters.iter().find(|(_, w)| w.client == client);
+        let Some(id) = found.map(|(id, _)| *id) else {
+            return false;
+        };
+        let Some(w) = self.take_waiter(id) else {
+            return false;
+        };
+        self.keyspace
+            .queues
+            .emit(|| QueueEvent::Unblocked { client: w.client });
+        // The connection may be gone already: then there is nobody to tell.
+        let _ = w.tx.send(reply);
+        true
+    }
+
     fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
         let b = &mut self.blocking;
         let w = b.waiters.remove(&id)?;
