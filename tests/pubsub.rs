@@ -1,4 +1,4 @@
-//! Pub/sub, keyspace notifications and MONITOR on the real binary: redis-rs subscribers, raw
+//! Pub/sub, keyspace notifications, MONITOR and CLIENT on the real binary: redis-rs subscribers, raw
 //! sockets, the exact event sequence compared with redis-server, and real `redis-cli
 //! subscribe`, `monitor` and `--stat` processes. Every read has a timeout.
 
@@ -441,4 +441,109 @@ fn redis_cli_subscribe_monitor_and_stat_work() {
     assert_eq!(fields[0], "1", "one key in db0: {row}");
     // The subscriber, the monitor, this connection and --stat itself.
     assert_eq!(fields[2], "4", "clients: {row}");
+}
+
+/// The `name=value` fields of a CLIENT LIST / CLIENT INFO line.
+fn fields(line: &[u8]) -> std::collections::HashMap<String, String> {
+    let text = String::from_utf8_lossy(line);
+    let body = text.split_once("\r\n").map_or(&*text, |(_, rest)| rest);
+    body.split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn client_list_shows_subscriptions_the_running_command_multi_and_qbuf() {
+    let node = start_node(&[]);
+    let mut sub = ReplyReader::new(node.connect());
+    send(&mut sub, &["HELLO", "3"]);
+    sub.read_reply();
+    for args in [
+        &["SUBSCRIBE", "a", "b"][..],
+        &["PSUBSCRIBE", "p*"],
+        &["SSUBSCRIBE", "s"],
+    ] {
+        send(&mut sub, args);
+        for _ in 1..args.len() {
+            sub.read_reply();
+        }
+    }
+    let me = fields(&sub.command(&["CLIENT", "INFO"]));
+    assert_eq!(
+        (
+            &*me["sub"],
+            &*me["psub"],
+            &*me["ssub"],
+            &*me["flags"],
+            &*me["cmd"]
+        ),
+        ("2", "1", "1", "P", "client|info")
+    );
+    // The request being executed is still in the query buffer, as in Redis.
+    assert_eq!(me["qbuf"], "26", "*2 $6 CLIENT $4 INFO");
+
+    let mut tx = ReplyReader::new(node.connect());
+    let tx_id = String::from_utf8_lossy(&tx.command(&["CLIENT", "ID"])).trim()[1..].to_string();
+    tx.command(&["MULTI"]);
+    tx.command(&["GET", "a"]);
+    tx.command(&["SET", "b", "c"]);
+    let mut other = ReplyReader::new(node.connect());
+    let seen = fields(&other.command(&["CLIENT", "LIST", "ID", &tx_id]));
+    assert_eq!(
+        (&*seen["multi"], &*seen["flags"], &*seen["cmd"], &*seen["qbuf"]),
+        ("2", "x", "set", "0")
+    );
+    tx.command(&["EXEC"]);
+    let seen = fields(&other.command(&["CLIENT", "LIST", "ID", &tx_id]));
+    assert_eq!(
+        (&*seen["multi"], &*seen["flags"], &*seen["cmd"]),
+        ("-1", "N", "exec")
+    );
+    let pubsub_clients = other.command(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+    assert_eq!(String::from_utf8_lossy(&pubsub_clients).matches("id=").count(), 1);
+}
+
+#[test]
+fn client_unblock_ends_a_block_with_a_timeout_or_an_error() {
+    let node = start_node(&[]);
+    let mut blocked = ReplyReader::new(node.connect());
+    let mut admin = ReplyReader::new(node.connect());
+    let id = String::from_utf8_lossy(&blocked.command(&["CLIENT", "ID"])).trim()[1..].to_string();
+    assert_eq!(
+        integer(&admin.command(&["CLIENT", "UNBLOCK", &id])),
+        0,
+        "not blocked yet"
+    );
+    for (how, expected) in [
+        ("TIMEOUT", &b"*-1\r\n"[..]),
+        (
+            "ERROR",
+            &b"-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"[..],
+        ),
+    ] {
+        send(&mut blocked, &["BLPOP", "nothing", "0"]);
+        eventually("BLPOP to block", || {
+            String::from_utf8_lossy(&admin.command(&["INFO", "clients"])).contains("blocked_clients:1")
+        });
+        assert_eq!(integer(&admin.command(&["CLIENT", "UNBLOCK", &id, how])), 1);
+        assert_eq!(blocked.read_reply(), expected, "{how}");
+        // The waiter is gone: a push later stays in the list.
+        assert_eq!(integer(&admin.command(&["RPUSH", "nothing", "x"])), 1);
+        admin.command(&["DEL", "nothing"]);
+    }
+    assert_eq!(&blocked.command(&["PING"]), b"+PONG\r\n");
+}
+
+#[test]
+fn client_reply_off_and_skip_silence_replies() {
+    let node = start_node(&[]);
+    let mut c = ReplyReader::new(node.connect());
+    send(&mut c, &["CLIENT", "REPLY", "OFF"]);
+    send(&mut c, &["SET", "k", "1"]);
+    send(&mut c, &["INCR", "k"]);
+    assert_eq!(c.command(&["CLIENT", "REPLY", "ON"]), b"+OK\r\n");
+    send(&mut c, &["CLIENT", "REPLY", "SKIP"]);
+    send(&mut c, &["INCR", "k"]);
+    assert_eq!(c.command(&["GET", "k"]), b"$1\r\n3\r\n");
 }

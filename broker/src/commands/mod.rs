@@ -298,7 +298,20 @@ fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
 /// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
 /// serving of clients that the command unblocked.
 pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, args: &[Bytes]) -> Outcome {
-    let Some(index) = lookup_index(&args[0]) else {
+    let found = lookup_index(&args[0]);
+    // CLIENT LIST shows the command being run (`cmd=client|list` for itself), a queued one
+    // included, as Redis records it on arrival; a script's commands do not pass here.
+    let info = &client.info;
+    info.last_cmd
+        .store(found.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
+    if let Some(spec) = found.map(|i| &COMMANDS[i]) {
+        if spec.syntax.starts_with("subcommand") {
+            *info.last_sub.lock() = args
+                .get(1)
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        }
+    }
+    let Some(index) = found else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
             client.multi_error = true;
@@ -438,19 +451,6 @@ fn call(
         return Reply::error(refusal).into();
     }
     let (dirty, db) = (engine.dirty, client.db);
-    // CLIENT LIST shows the command being run (`cmd=client|list` for itself); a script's
-    // own commands leave the script's name in place.
-    if client.raw_replies {
-        client
-            .info
-            .last_cmd
-            .store(index, std::sync::atomic::Ordering::Relaxed);
-        if spec.syntax.starts_with("subcommand") {
-            *client.info.last_sub.lock() = args
-                .get(1)
-                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
-        }
-    }
     let monitored = engine.pubsub.monitoring() && !engine.loading && !hidden_from_monitor(spec, args);
     // Scripts are shown before the commands they run, as Redis shows them.
     let shown_first = spec.flags.contains(CommandFlags::SKIP_MONITOR);
