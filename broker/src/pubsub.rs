@@ -85,24 +85,22 @@ impl Pushed {
 /// Encodes a pub/sub frame (an array in RESP2, a push in RESP3): `items` as bulk strings,
 /// then `count` as an integer if given.
 pub fn encode_push(proto: Protocol, items: &[&[u8]], count: Option<i64>, out: &mut BytesMut) {
-    let parts: Vec<Option<&[u8]>> = items.iter().map(|i| Some(*i)).collect();
-    encode_push_parts(proto, &parts, count, out);
+    put_push_header(proto, items.len() + usize::from(count.is_some()), out);
+    for item in items {
+        put_bulk(out, item);
+    }
+    if let Some(c) = count {
+        out.put_u8(b':');
+        put_decimal(out, c);
+    }
 }
 
 /// Like [`encode_push`], with `None` items sent as null bulk strings (UNSUBSCRIBE of nothing).
 pub fn encode_push_parts(proto: Protocol, items: &[Option<&[u8]>], count: Option<i64>, out: &mut BytesMut) {
-    let n = items.len() + usize::from(count.is_some());
-    let tag = if proto == Protocol::Resp3 { b'>' } else { b'*' };
-    out.put_u8(tag);
-    put_decimal(out, n as i64);
+    put_push_header(proto, items.len() + usize::from(count.is_some()), out);
     for item in items {
         match item {
-            Some(b) => {
-                out.put_u8(b'$');
-                put_decimal(out, b.len() as i64);
-                out.put_slice(b);
-                out.put_slice(b"\r\n");
-            }
+            Some(b) => put_bulk(out, b),
             None if proto == Protocol::Resp3 => out.put_slice(b"_\r\n"),
             None => out.put_slice(b"$-1\r\n"),
         }
@@ -111,6 +109,19 @@ pub fn encode_push_parts(proto: Protocol, items: &[Option<&[u8]>], count: Option
         out.put_u8(b':');
         put_decimal(out, c);
     }
+}
+
+fn put_push_header(proto: Protocol, n: usize, out: &mut BytesMut) {
+    out.put_u8(if proto == Protocol::Resp3 { b'>' } else { b'*' });
+    put_decimal(out, n as i64);
+}
+
+fn put_bulk(out: &mut BytesMut, b: &[u8]) {
+    out.reserve(b.len() + 16);
+    out.put_u8(b'$');
+    put_decimal(out, b.len() as i64);
+    out.put_slice(b);
+    out.put_slice(b"\r\n");
 }
 
 fn put_decimal(out: &mut BytesMut, n: i64) {
