@@ -670,6 +670,27 @@ mod tests {
     }
 
     #[test]
+    fn a_subscriber_over_the_soft_limit_for_its_duration_is_closed_and_draining_resets_it() {
+        let limit = OutputLimit {
+            hard_bytes: 0,
+            soft_bytes: 100,
+            soft_duration: Duration::from_secs(60),
+        };
+        let m = Mailbox::new(1);
+        let t0 = Instant::now();
+        let big = || Pushed::Monitor(Bytes::from(vec![b'x'; 200]));
+        m.deliver(big(), &limit, t0);
+        m.deliver(big(), &limit, t0 + Duration::from_secs(59));
+        assert!(!m.is_closed(), "over the soft limit for less than its duration");
+        // Written out in time: the clock starts again.
+        m.drain_into(Protocol::Resp2, &mut BytesMut::new());
+        m.deliver(big(), &limit, t0 + Duration::from_secs(70));
+        assert!(!m.is_closed());
+        m.deliver(big(), &limit, t0 + Duration::from_secs(130));
+        assert!(m.is_closed(), "over the soft limit for 60 s");
+    }
+
+    #[test]
     fn a_subscriber_past_the_hard_limit_is_closed_and_its_queue_freed() {
         let mut ps = PubSub {
             limit: OutputLimit {
