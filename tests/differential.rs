@@ -4,9 +4,9 @@
 //! Scripts live in `tests/diff/*.txt`, one command per line in redis-cli quoting. Directives:
 //! `@2 CMD` sends on a second connection; `!nocompare CMD` runs without comparing (ids, clocks);
 //! `!sorted CMD` compares an array reply ignoring element order (KEYS); `!sleep MS` pauses;
-//! `!send CMD` sends without reading the reply (a command that blocks) and `!recv` reads and
-//! compares the connection's next reply (usually after `@2 !send` and some commands on the
-//! first connection).
+//! `!send CMD` sends without reading the reply (a command that blocks, a reply CLIENT REPLY
+//! silences) and `!recv` (or `!read`) reads and compares the connection's next reply without
+//! sending (after `@2 !send`, a pushed pub/sub message, the second answer of SUBSCRIBE a b).
 
 mod common;
 
@@ -26,6 +26,8 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("generic", include_str!("diff/generic.txt")),
     ("bits", include_str!("diff/bits.txt")),
     ("streams", include_str!("diff/streams.txt")),
+    ("pubsub", include_str!("diff/pubsub.txt")),
+    ("client", include_str!("diff/client.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.
@@ -95,7 +97,7 @@ fn replies_match_redis_server_byte_for_byte() {
             if let Some(rest) = line.strip_prefix("!send ") {
                 recv = false;
                 line = rest;
-            } else if line == "!recv" {
+            } else if line == "!recv" || line == "!read" {
                 send = false;
             }
             if let Some(rest) = line.strip_prefix("!nocompare ") {
@@ -124,7 +126,10 @@ fn replies_match_redis_server_byte_for_byte() {
                 continue;
             }
             compared += 1;
-            let same = if sorted {
+            // A frame `!read` expects must arrive: two silent servers are not a match.
+            let same = if line == "!read" && ra.is_empty() {
+                false
+            } else if sorted {
                 sorted_elements(&ra) == sorted_elements(&rb)
             } else {
                 ra == rb

@@ -16,6 +16,40 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+/// Encodes a command's reply unless CLIENT REPLY silenced it, and moves CLIENT REPLY SKIP on
+/// by one command.
+fn emit(client: &mut ClientState, reply: &Reply, out: &mut BytesMut) {
+    if !client.reply_mode.silent() {
+        reply.encode(client.proto, out);
+    }
+    client.reply_mode = client.reply_mode.after_command();
+}
+
+/// Moves the messages pushed to this client (pub/sub, MONITOR) into its reply buffer.
+fn take_pushed(client: &ClientState, out: &mut BytesMut) {
+    let mailbox = &client.info.pubsub;
+    if mailbox.has_pending() {
+        mailbox.drain_into(client.proto, out);
+    }
+}
+
+/// Writes `out`. For a client that receives pushed messages the bytes count towards its
+/// output limit while they are written, and going over the limit ends the write (and the
+/// connection) even if the client never reads.
+async fn write_out(stream: &mut TcpStream, client: &ClientState, out: &[u8]) -> bool {
+    let mailbox = &client.info.pubsub;
+    if !mailbox.subscribed() {
+        return stream.write_all(out).await.is_ok();
+    }
+    mailbox.set_writing(out.len());
+    let written = tokio::select! {
+        r = stream.write_all(out) => r.is_ok(),
+        _ = mailbox.closed() => false,
+    };
+    mailbox.set_writing(0);
+    written && !mailbox.is_closed()
+}
+
 /// How much a read asks the kernel for at once.
 const READ_CHUNK: usize = 16 * 1024;
 /// A reply buffer that grew past this during a burst is released after it is written, so a
@@ -195,7 +229,8 @@ pub async fn serve_connection(shared: Arc<Shared>, mut stream: TcpStream, shutdo
         "connection closed"
     );
     with_engine(&shared, |engine| {
-        crate::commands::unwatch_all(engine, &mut client)
+        crate::commands::unwatch_all(engine, &mut client);
+        engine.pubsub.remove_client(&client.info.pubsub);
     })
     .await;
     shared.clients.lock().remove(&id);
@@ -266,11 +301,12 @@ fn execute_batch(
                 match outcome {
                     Outcome::Migrate => {}
                     Outcome::Close(r) => {
-                        r.encode(client.proto, out);
+                        emit(client, &r, out);
                         return Batch::Close;
                     }
                     done => {
-                        done.into_reply().encode(client.proto, out);
+                        take_pushed(client, out);
+                        emit(client, &done.into_reply(), out);
                         if out.len() >= FLUSH_AT {
                             return Batch::Flush;
                         }
@@ -293,10 +329,13 @@ fn execute_batch(
                 return Batch::Script(scripts);
             }
             Ok(Parsed::Command(args)) => {
-                match dispatch(shared, engine, client, &args) {
-                    Outcome::Reply(r) => r.encode(client.proto, out),
+                let outcome = dispatch(shared, engine, client, &args);
+                // Messages the command published to this client itself come before its reply.
+                take_pushed(client, out);
+                match outcome {
+                    Outcome::Reply(r) => emit(client, &r, out),
                     Outcome::Close(r) => {
-                        r.encode(client.proto, out);
+                        emit(client, &r, out);
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
@@ -311,7 +350,7 @@ fn execute_batch(
                         };
                     }
                     // Only a script command tried inline (above) moves.
-                    moved @ Outcome::Migrate => moved.into_reply().encode(client.proto, out),
+                    moved @ Outcome::Migrate => emit(client, &moved.into_reply(), out),
                 }
                 if out.len() >= FLUSH_AT {
                     return Batch::Flush;
@@ -340,7 +379,12 @@ async fn run(
     let mut inbuf = BytesMut::new();
     let mut out = BytesMut::new();
     loop {
+        // CLIENT LIST's qbuf: the batch being executed, then what is left unparsed.
+        let info = &client.info;
+        info.qbuf.store(inbuf.len(), Relaxed);
+        info.qbuf_free.store(inbuf.capacity() - inbuf.len(), Relaxed);
         let batch = execute_batch(shared, client, &mut inbuf, &mut out);
+        client.info.qbuf.store(inbuf.len(), Relaxed);
         if inbuf.is_empty() && inbuf.capacity() > 0 {
             // Before the yield below: thousands of connections answered in one burst must not
             // each hold a read buffer at the same time.
@@ -357,7 +401,8 @@ async fn run(
             if client.aof_wait > 0 {
                 wait_durable(shared, client).await;
             }
-            if stream.write_all(&out).await.is_err() {
+            take_pushed(client, &mut out);
+            if !write_out(stream, client, &out).await {
                 return Exit::Eof;
             }
             out.clear();
@@ -386,7 +431,7 @@ async fn run(
                 if let Some(log) = shared.aof.read().as_ref() {
                     client.aof_wait = log.appended();
                 }
-                reply.encode(client.proto, &mut out);
+                emit(client, &reply, &mut out);
                 continue;
             }
             Batch::Script(commands) => {
@@ -409,7 +454,7 @@ async fn run(
                     Ok((back, replies)) => {
                         *client = back;
                         for reply in replies {
-                            reply.encode(client.proto, &mut out);
+                            emit(client, &reply, &mut out);
                         }
                     }
                     Err(_) => {
@@ -468,6 +513,16 @@ async fn run(
             _ = client.info.kill.notified() => return Exit::Killed,
             _ = shutdown.cancelled() => return Exit::Shutdown,
             _ = idle_timer(idle) => return Exit::Eof,
+            _ = client.info.pubsub.wait() => {
+                if client.info.pubsub.is_closed() {
+                    return Exit::Killed;
+                }
+                take_pushed(client, &mut out);
+                if !write_out(stream, client, &out).await {
+                    return Exit::Eof;
+                }
+                out.clear();
+            }
         }
     }
 }
@@ -538,6 +593,15 @@ async fn wait_blocked(
             _ = client.info.kill.notified() => {
                 with_engine(shared, |engine| engine.unblock(wid)).await;
                 return Err(Exit::Killed);
+            }
+            _ = client.info.pubsub.wait() => {
+                // A RESP3 client may be subscribed while it blocks: its messages go out now.
+                let mut pushed = BytesMut::new();
+                take_pushed(client, &mut pushed);
+                if client.info.pubsub.is_closed() || !write_out(stream, client, &pushed).await {
+                    with_engine(shared, |engine| engine.unblock(wid)).await;
+                    return Err(Exit::Killed);
+                }
             }
             _ = shutdown.cancelled() => {
                 with_engine(shared, |engine| engine.unblock(wid)).await;

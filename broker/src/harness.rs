@@ -156,6 +156,11 @@ impl Harness {
                 outcome
             }
         };
+        // Messages the command sent this client come first, as a connection writes them.
+        let mailbox = &client.info.pubsub;
+        if mailbox.has_pending() {
+            mailbox.drain_into(client.proto, &mut out);
+        }
         match outcome {
             Outcome::Reply(r) => r.encode(client.proto, &mut out),
             Outcome::Close(r) => {
@@ -203,6 +208,7 @@ impl Harness {
             engine.unblock(b.waiter);
         }
         unwatch_all(&mut engine, &mut session.state);
+        engine.pubsub.remove_client(&session.state.info.pubsub);
         shared.clients.lock().remove(&session.state.id);
     }
 
@@ -223,6 +229,8 @@ impl Harness {
         self.shared.stats.errors.lock().clear();
         let mut engine = self.shared.engine.lock();
         engine.flush(None);
+        // `notify-keyspace-events` lives with the subscriptions, not in the configuration.
+        engine.pubsub.notify_flags = 0;
         if let Some(s) = engine.scripting_mut() {
             s.flush();
         }
@@ -319,6 +327,12 @@ impl Harness {
             self.settle(c, &mut out);
             if self.sessions[c].state.multi.is_some() {
                 self.execute(c, &[Bytes::from_static(b"DISCARD")]);
+            }
+            // A subscribed RESP2 client answers PING with `pong` in an array, and a MONITOR
+            // client's reply follows the lines it was sent: RESET leaves both modes.
+            let pubsub = &self.sessions[c].state.info.pubsub;
+            if pubsub.subscribed() || pubsub.monitor.load(Relaxed) {
+                self.execute(c, &[Bytes::from_static(b"RESET")]);
             }
             if !self.sessions[c].state.authenticated {
                 // A client opened while an input had set a password: ask a fresh one instead.

@@ -62,9 +62,11 @@ pub mod commands;
 mod conn;
 pub mod db;
 pub mod engine;
+pub mod glob;
 #[doc(hidden)]
 pub mod harness;
 pub mod metrics;
+pub mod pubsub;
 pub mod reply;
 pub mod resp;
 mod script_thread;

@@ -245,6 +245,9 @@ pub mod msg {
     pub const COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
     pub const INVALID_CURSOR: &str = "ERR invalid cursor";
     pub const NO_SUCH_CLIENT: &str = "ERR No such client";
+    pub const UNBLOCK_REASON: &str = "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR";
+    /// What a client blocked in BLPOP & co. gets from `CLIENT UNBLOCK id ERROR`.
+    pub const UNBLOCKED: &str = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
     pub const CLIENT_NAME_SPACES: &str =
         "ERR Client names cannot contain spaces, newlines or special characters.";
     pub const BUSY: &str =
@@ -276,6 +279,8 @@ pub mod msg {
     // Connection, CLIENT, COMMAND and CONFIG.
     pub const HELLO_PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
     pub const HELLO_NOAUTH: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+    pub const CONFIG_EVENT_CLASS: &str = "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.";
+    pub const MONITOR_DENY_BLOCKING: &str = "ERR MONITOR isn't allowed for DENY BLOCKING client";
     pub const INVALID_CLIENT_ID: &str = "ERR Invalid client ID";
     pub const CLIENT_ID_POSITIVE: &str = "ERR client-id should be greater than 0";
     pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
@@ -487,6 +492,11 @@ pub mod msg {
         )
     }
 
+    /// A RESP2 client in subscribed mode ran `fullname` (`get`, `client|list`).
+    pub fn only_subscribe_commands(fullname: &str) -> String {
+        format!("ERR Can't execute '{fullname}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+    }
+
     pub fn hello_syntax(opt: &[u8]) -> String {
         format!(
             "ERR Syntax error in HELLO option '{}'",
@@ -559,6 +569,10 @@ pub mod msg {
 
     pub fn function_load_unknown_option(arg: &[u8]) -> String {
         format!("ERR Unknown option given: {}", String::from_utf8_lossy(arg))
+    }
+
+    pub fn no_such_user(user: &[u8]) -> String {
+        format!("ERR No such user '{}'", String::from_utf8_lossy(user))
     }
 
     pub fn unknown_client_type(kind: &[u8]) -> String {

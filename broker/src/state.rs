@@ -177,13 +177,24 @@ pub struct ClientInfo {
     pub db: AtomicUsize,
     pub resp: AtomicUsize,
     pub last_interaction: Mutex<Instant>,
-    /// The command table's index of the last command run (`usize::MAX` before the first).
+    /// The command table's index of the command running, or of the last one run
+    /// (`usize::MAX` before the first).
     pub last_cmd: AtomicUsize,
+    /// Its subcommand, lowercased, when it is a container (`client|list`).
+    pub last_sub: Mutex<Option<String>>,
+    /// Bytes in the query buffer: the batch being executed, or unparsed input (`qbuf`), and
+    /// the buffer's free space (`qbuf-free`).
+    pub qbuf: AtomicUsize,
+    pub qbuf_free: AtomicUsize,
+    /// Commands queued since MULTI (`multi=`, shown only while in a transaction).
+    pub multi_queued: AtomicUsize,
     pub blocked: AtomicBool,
     pub in_multi: AtomicBool,
     pub killed: AtomicBool,
     /// Woken when the client is killed, so a blocked or idle connection notices at once.
     pub kill: Notify,
+    /// Messages pushed to this client (pub/sub, MONITOR) and its subscription counts.
+    pub pubsub: Arc<crate::pubsub::Mailbox>,
 }
 
 impl ClientInfo {
@@ -200,10 +211,15 @@ impl ClientInfo {
             resp: AtomicUsize::new(2),
             last_interaction: Mutex::new(Instant::now()),
             last_cmd: AtomicUsize::new(usize::MAX),
+            last_sub: Mutex::new(None),
+            qbuf: AtomicUsize::new(0),
+            qbuf_free: AtomicUsize::new(0),
+            multi_queued: AtomicUsize::new(0),
             blocked: AtomicBool::new(false),
             in_multi: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            pubsub: Arc::new(crate::pubsub::Mailbox::new(id)),
         }
     }
 
@@ -213,18 +229,27 @@ impl ClientInfo {
     }
 
     /// One `CLIENT LIST` line (without the trailing newline); `last_command` is the name of
-    /// the command at [`ClientInfo::last_cmd`].
+    /// the command at [`ClientInfo::last_cmd`] (with its subcommand: `client|list`).
     pub fn describe(&self, last_command: Option<&str>) -> String {
         let now = Instant::now();
-        let flags = if self.blocked.load(Relaxed) {
-            "b"
-        } else if self.in_multi.load(Relaxed) {
-            "x"
-        } else {
-            "N"
-        };
+        let mut flags = String::new();
+        if self.pubsub.monitor.load(Relaxed) {
+            flags.push('O');
+        }
+        if self.pubsub.subscribed() {
+            flags.push('P');
+        }
+        if self.in_multi.load(Relaxed) {
+            flags.push('x');
+        }
+        if self.blocked.load(Relaxed) {
+            flags.push('b');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
-            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=8 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -233,6 +258,16 @@ impl ClientInfo {
             now.duration_since(*self.last_interaction.lock()).as_secs(),
             flags,
             self.db.load(Relaxed),
+            self.pubsub.channels.load(Relaxed),
+            self.pubsub.patterns.load(Relaxed),
+            self.pubsub.shard_channels.load(Relaxed),
+            if self.in_multi.load(Relaxed) {
+                self.multi_queued.load(Relaxed) as i64
+            } else {
+                -1
+            },
+            self.qbuf.load(Relaxed),
+            self.qbuf_free.load(Relaxed),
             last_command.unwrap_or("NULL"),
             self.resp.load(Relaxed),
             self.lib_name.lock().as_deref().unwrap_or(""),
@@ -356,6 +391,36 @@ pub struct ClientState {
     /// The append-only file's offset this client's last write ends at: with `appendfsync
     /// always`, its replies wait until the log is durable up to there.
     pub aof_wait: u64,
+    /// CLIENT REPLY: whether replies are sent.
+    pub reply_mode: ReplyMode,
+}
+
+/// CLIENT REPLY's state: replies on, off, or off for one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// CLIENT REPLY SKIP ran: the next command's reply is dropped.
+    SkipNext,
+    /// This command's reply is dropped.
+    Skip,
+}
+
+impl ReplyMode {
+    /// Whether the reply of the command just run is dropped.
+    pub fn silent(self) -> bool {
+        matches!(self, ReplyMode::Off | ReplyMode::Skip)
+    }
+
+    /// The mode for the next command.
+    pub fn after_command(self) -> ReplyMode {
+        match self {
+            ReplyMode::Skip => ReplyMode::On,
+            ReplyMode::SkipNext => ReplyMode::Skip,
+            other => other,
+        }
+    }
 }
 
 impl ClientState {
@@ -394,6 +459,7 @@ impl ClientState {
             info,
             raw_replies: true,
             aof_wait: 0,
+            reply_mode: ReplyMode::On,
         }
     }
 }

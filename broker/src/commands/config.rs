@@ -111,6 +111,7 @@ fn live(ctx: &Ctx, canonical: &str) -> Option<String> {
         "timeout" => c.timeout_s.to_string(),
         "hz" => c.hz.to_string(),
         "busy-reply-threshold" => c.busy_reply_threshold_ms.to_string(),
+        "notify-keyspace-events" => crate::pubsub::events::to_text(ctx.engine.pubsub.notify_flags),
         _ => return None,
     })
 }
@@ -241,6 +242,10 @@ fn apply(ctx: &mut Ctx, canonical: &'static str, value: &str) -> Result<(), Refu
         // As Redis: stored within 1..=500 (CONFIG GET shows the clamped value).
         "hz" => ctx.shared.config.write().hz = number().clamp(1, 500) as u32,
         "busy-reply-threshold" => ctx.shared.config.write().busy_reply_threshold_ms = number(),
+        "notify-keyspace-events" => {
+            ctx.engine.pubsub.notify_flags = crate::pubsub::events::parse(value.as_bytes())
+                .ok_or_else(|| Refusal::from(msg::CONFIG_EVENT_CLASS))?;
+        }
         _ => {
             ctx.shared
                 .config

@@ -7,10 +7,9 @@
 //!
 //! To add a parameter: one row in [`PARAMS`] (kept in name order). A value that needs more
 //! than a type check gets a `Custom` validator: `fn(value, current) -> Result<canonical,
-//! reason>`, where `reason` is the text after Redis's "CONFIG SET failed … - ". For example,
-//! `notify-keyspace-events` would be `p("notify-keyspace-events", "notify-keyspace-events",
-//! Custom(keyspace_events), Mutable, "")` with `keyspace_events` turning the flags into their
-//! canonical order; applying it is an arm in `config.rs`'s `apply` and `live`.
+//! reason>`, where `reason` is the text after Redis's "CONFIG SET failed … - " (as
+//! `notify-keyspace-events` has `keyspace_events`, which writes the flags in their canonical
+//! order); applying a value is an arm in `config.rs`'s `apply` and `live`.
 
 use super::args::{parse_f64, parse_i64};
 use super::config::parse_memory;
@@ -123,6 +122,13 @@ pub fn check(kind: Kind, value: &str, current: &str) -> Result<String, String> {
         Kind::Text => Ok(value.to_string()),
         Kind::Custom(f) => f(value, current),
     }
+}
+
+/// `notify-keyspace-events`: event-class letters, kept in Redis's canonical spelling.
+fn keyspace_events(value: &str, _: &str) -> Result<String, String> {
+    crate::pubsub::events::parse(value.as_bytes())
+        .map(crate::pubsub::events::to_text)
+        .ok_or_else(|| msg::CONFIG_EVENT_CLASS.to_string())
 }
 
 fn any_text(value: &str, _: &str) -> Result<String, String> {
@@ -361,6 +367,7 @@ pub static PARAMS: &[Param] = &[
     p("min-slaves-max-lag", "min-replicas-max-lag", Int { min: 0, max: 2147483647 }, Mutable, "10"),
     p("min-slaves-to-write", "min-replicas-to-write", Int { min: 0, max: 2147483647 }, Mutable, "0"),
     p("no-appendfsync-on-rewrite", "no-appendfsync-on-rewrite", Bool, Mutable, "no"),
+    p("notify-keyspace-events", "notify-keyspace-events", Custom(keyspace_events), Mutable, ""),
     p("oom-score-adj", "oom-score-adj", Custom(oom_score_adj), Mutable, "no"),
     p("oom-score-adj-values", "oom-score-adj-values", Custom(oom_score_adj_values), Mutable, "0 200 800"),
     p("pidfile", "pidfile", Text, Immutable, ""),

@@ -8,6 +8,11 @@ use bytes::Bytes;
 use std::sync::atomic::Ordering::Relaxed;
 
 pub fn ping(ctx: &mut Ctx) -> Outcome {
+    if ctx.args.len() <= 2 && ctx.client.info.pubsub.subscribed() {
+        if let Some(r) = super::pubsub::subscribed_ping(ctx.client.proto, ctx.args.get(1)) {
+            return r.into();
+        }
+    }
     match ctx.args.len() {
         1 => Reply::status("PONG").into(),
         2 => Reply::Bulk(ctx.args[1].clone()).into(),
@@ -123,6 +128,7 @@ pub fn quit(_ctx: &mut Ctx) -> Outcome {
 
 pub fn reset(ctx: &mut Ctx) -> Outcome {
     unwatch_all(ctx.engine, ctx.client);
+    ctx.engine.pubsub.remove_client(&ctx.client.info.pubsub);
     ctx.client.multi = None;
     ctx.client.multi_error = false;
     ctx.client.db = 0;

@@ -32,13 +32,16 @@ impl CommandFlags {
     pub const TX_IMMEDIATE: CommandFlags = CommandFlags(1 << 16);
     /// Ours: EXEC, which dispatch runs itself (the queued commands, under one lock). Not listed.
     pub const EXEC: CommandFlags = CommandFlags(1 << 17);
+    /// Pub/sub commands (the ones a RESP2 subscriber may run are checked by name).
+    pub const PUBSUB: CommandFlags = CommandFlags(1 << 18);
 
     /// Every flag `COMMAND INFO` shows, with its name, in Redis's order.
-    const NAMED: [(CommandFlags, &'static str); 16] = [
+    const NAMED: [(CommandFlags, &'static str); 17] = [
         (Self::WRITE, "write"),
         (Self::READONLY, "readonly"),
         (Self::DENYOOM, "denyoom"),
         (Self::ADMIN, "admin"),
+        (Self::PUBSUB, "pubsub"),
         (Self::NOSCRIPT, "noscript"),
         (Self::BLOCKING, "blocking"),
         (Self::LOADING, "loading"),

@@ -141,11 +141,14 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let st = &shared.stats;
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             ctx.engine.stats.total,
             st.rejected_connections.load(Relaxed),
             ctx.engine.keyspace.expired_keys,
+            ctx.engine.pubsub.channel_count(),
+            ctx.engine.pubsub.pattern_count(),
+            ctx.engine.pubsub.shard_channel_count(),
             st.total_error_replies.load(Relaxed),
         );
     }

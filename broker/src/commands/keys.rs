@@ -2,6 +2,7 @@
 
 use super::{glob_match, int_arg, parse_i64, Ctx, Outcome};
 use crate::db::Value;
+use crate::engine::EventClass;
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
 
@@ -12,6 +13,7 @@ pub fn del(ctx: &mut Ctx) -> Outcome {
         ctx.engine.expire_if_due(db, key, ctx.now_ms);
         if ctx.engine.keyspace[db].remove(key).is_some() {
             ctx.engine.touch(db, key);
+            ctx.engine.notify(EventClass::Generic, "del", db, key);
             n += 1;
         }
     }
@@ -168,6 +170,9 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         ctx.engine.keyspace[db].set_expiry(&dst, at);
     }
     ctx.engine.touch(db, &src);
+    ctx.notify(EventClass::New, "new", &dst);
+    ctx.notify(EventClass::Generic, "rename_from", &src);
+    ctx.notify(EventClass::Generic, "rename_to", &dst);
     if was_list {
         let len = match ctx.engine.keyspace[db].map.get(&dst) {
             Some(Value::List(l)) => l.items.len(),
@@ -238,8 +243,10 @@ fn expire_impl(ctx: &mut Ctx, unit_ms: i64, absolute: bool, name: &str) -> Outco
     }
     if when <= ctx.now_ms as i64 {
         ctx.engine.keyspace[db].remove(&key);
+        ctx.notify(EventClass::Generic, "del", &key);
     } else {
         ctx.engine.keyspace[db].set_expiry(&key, when as u64);
+        ctx.notify(EventClass::Generic, "expire", &key);
     }
     ctx.engine.touch(db, &key);
     Reply::Int(1).into()
@@ -292,6 +299,7 @@ pub fn persist(ctx: &mut Ctx) -> Outcome {
     let db = ctx.client.db;
     if ctx.engine.keyspace[db].clear_expiry(&key) {
         ctx.engine.touch(db, &key);
+        ctx.notify(EventClass::Generic, "persist", &key);
         Reply::Int(1).into()
     } else {
         Reply::Int(0).into()

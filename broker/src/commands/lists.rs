@@ -2,7 +2,7 @@
 
 use super::{end_arg, int_arg, parse_i64, timeout_arg, Ctx, Outcome};
 use crate::db::{End, Item, Value};
-use crate::engine::BlockOp;
+use crate::engine::{BlockOp, EventClass};
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
 
@@ -196,6 +196,7 @@ pub fn lset(ctx: &mut Ctx) -> Outcome {
     };
     let db = ctx.client.db;
     ctx.engine.touch(db, &key);
+    ctx.notify(EventClass::List, "lset", &key);
     out.into()
 }
 
@@ -232,6 +233,7 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
     };
     let db = ctx.client.db;
     ctx.engine.after_push(db, &key, 1, len);
+    ctx.notify(EventClass::List, "linsert", &key);
     Reply::Int(len as i64).into()
 }
 
@@ -277,8 +279,12 @@ pub fn lrem(ctx: &mut Ctx) -> Outcome {
         Some(_) => return wrongtype(),
     };
     let db = ctx.client.db;
+    if removed > 0 {
+        ctx.notify(EventClass::List, "lrem", &key);
+    }
     if empty {
         ctx.engine.keyspace[db].remove(&key);
+        ctx.notify(EventClass::Generic, "del", &key);
     }
     if removed > 0 {
         ctx.engine.touch(db, &key);
@@ -308,8 +314,10 @@ pub fn ltrim(ctx: &mut Ctx) -> Outcome {
         Some(_) => return wrongtype(),
     };
     let db = ctx.client.db;
+    ctx.notify(EventClass::List, "ltrim", &key);
     if empty {
         ctx.engine.keyspace[db].remove(&key);
+        ctx.notify(EventClass::Generic, "del", &key);
     }
     ctx.engine.touch(db, &key);
     Reply::Ok.into()
@@ -399,15 +407,9 @@ fn move_one(ctx: &mut Ctx, src: &Bytes, dst: &Bytes, from: End, to: End) -> Resu
     check_list(ctx, dst)?;
     let (db, id) = (ctx.client.db, ctx.client.id);
     let name = ctx.client.name.clone();
-    let mut popped = ctx
+    Ok(ctx
         .engine
-        .pop(db, src, from, 1, id, name.as_deref())
-        .unwrap_or_default();
-    let Some(e) = popped.pop() else {
-        return Ok(None);
-    };
-    ctx.engine.push(db, dst, to, std::slice::from_ref(&e));
-    Ok(Some(e))
+        .move_element(db, src, dst, from, to, id, name.as_deref()))
 }
 
 pub fn lmove(ctx: &mut Ctx) -> Outcome {

@@ -24,6 +24,7 @@ mod keys;
 mod lists;
 mod logged;
 pub mod persistence;
+mod pubsub;
 mod qstats;
 mod rdb;
 mod scripting;
@@ -202,6 +203,17 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("fcall", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE], (0, 0, 0), "scripting", "Invokes a function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall),
     cmd!("fcall_ro", -3, [NOSCRIPT, SKIP_MONITOR, NO_MANDATORY_KEYS, STALE, READONLY], (0, 0, 0), "scripting", "Invokes a read-only function.", "function numkeys [key [key ...]] [arg [arg ...]]", functions::fcall_ro),
     cmd!("function", -2, [NOSCRIPT], (0, 0, 0), "scripting", "A container for function commands.", "subcommand [arg ...]", functions::function),
+    // pub/sub
+    cmd!("subscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Listens for messages published to channels.", "channel [channel ...]", pubsub::subscribe),
+    cmd!("psubscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Listens for messages published to channels that match one or more patterns.", "pattern [pattern ...]", pubsub::psubscribe),
+    cmd!("ssubscribe", -2, [PUBSUB, NOSCRIPT, LOADING, STALE], (1, -1, 1), "pubsub", "Listens for messages published to shard channels.", "shardchannel [shardchannel ...]", pubsub::ssubscribe),
+    cmd!("unsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Stops listening to messages posted to channels.", "[channel [channel ...]]", pubsub::unsubscribe),
+    cmd!("punsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (0, 0, 0), "pubsub", "Stops listening to messages published to channels that match one or more patterns.", "[pattern [pattern ...]]", pubsub::punsubscribe),
+    cmd!("sunsubscribe", -1, [PUBSUB, NOSCRIPT, LOADING, STALE], (1, -1, 1), "pubsub", "Stops listening to messages posted to shard channels.", "[shardchannel [shardchannel ...]]", pubsub::sunsubscribe),
+    cmd!("publish", 3, [PUBSUB, LOADING, STALE, FAST], (0, 0, 0), "pubsub", "Posts a message to a channel.", "channel message", pubsub::publish),
+    cmd!("spublish", 3, [PUBSUB, LOADING, STALE, FAST], (1, 1, 1), "pubsub", "Post a message to a shard channel", "shardchannel message", pubsub::spublish),
+    cmd!("pubsub", -2, [], (0, 0, 0), "pubsub", "A container for Pub/Sub commands.", "subcommand [arg ...]", pubsub::pubsub),
+    cmd!("monitor", 1, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "Listens for all requests received by the server in real-time.", "", pubsub::monitor),
     // keys
     cmd!("del", -2, [WRITE], (1, -1, 1), "generic", "Deletes one or more keys.", "key [key ...]", keys::del),
     cmd!("unlink", -2, [WRITE, FAST], (1, -1, 1), "generic", "Asynchronously deletes one or more keys.", "key [key ...]", keys::del),
@@ -373,7 +385,20 @@ fn arity_ok(spec: &CommandSpec, argc: usize) -> bool {
 /// Runs one command for a client: auth, MULTI queueing, arity, the handler, statistics, and
 /// serving of clients that the command unblocked.
 pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, args: &[Bytes]) -> Outcome {
-    let Some(index) = lookup_index(&args[0]) else {
+    let found = lookup_index(&args[0]);
+    // CLIENT LIST shows the command being run (`cmd=client|list` for itself), a queued one
+    // included, as Redis records it on arrival; a script's commands do not pass here.
+    let info = &client.info;
+    info.last_cmd
+        .store(found.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
+    if let Some(spec) = found.map(|i| &COMMANDS[i]) {
+        if spec.syntax.starts_with("subcommand") {
+            *info.last_sub.lock() = args
+                .get(1)
+                .map(|s| String::from_utf8_lossy(s).to_ascii_lowercase());
+        }
+    }
+    let Some(index) = found else {
         let err = msg::unknown_command(&args[0], &args[1..]);
         if client.multi.is_some() {
             client.multi_error = true;
@@ -401,6 +426,15 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         shared.stats.record_error(msg::NO_MULTI);
         return Reply::error(msg::NO_MULTI).into();
     }
+    if client.proto == crate::reply::Protocol::Resp2
+        && client.info.pubsub.subscribed()
+        && !pubsub::allowed_while_subscribed(spec.name)
+    {
+        let err = msg::only_subscribe_commands(&full_name(spec, args));
+        engine.stats.of(index).rejected_calls += 1;
+        shared.stats.record_error(&err);
+        return Reply::error(err).into();
+    }
     if client.multi.is_some() && !spec.flags.contains(CommandFlags::TX_IMMEDIATE) {
         // Past maxmemory, queueing (of anything) is refused and the transaction aborts, as in
         // Redis: a transaction would otherwise run half of its commands.
@@ -412,15 +446,75 @@ pub fn dispatch(shared: &Shared, engine: &mut Engine, client: &mut ClientState, 
         }
         if let Some(q) = client.multi.as_mut() {
             q.push(args.to_vec());
+            client
+                .info
+                .multi_queued
+                .store(q.len(), std::sync::atomic::Ordering::Relaxed);
         }
         return Reply::status("QUEUED").into();
     }
     if spec.flags.contains(CommandFlags::EXEC) {
-        return transactions::exec(shared, engine, client, index).into();
+        let reply = transactions::exec(shared, engine, client, index);
+        // Shown after the commands it ran, as Redis shows it.
+        if engine.pubsub.monitoring() {
+            feed_monitors(engine, client, args);
+        }
+        return reply.into();
     }
     let out = call(shared, engine, client, index, args, false);
     engine.serve_ready();
     out
+}
+
+/// Whether the command named `name` is a container of subcommands (CLIENT, CONFIG…).
+pub(crate) fn is_container(name: &str) -> bool {
+    lookup(name.as_bytes()).is_some_and(|spec| spec.syntax.starts_with("subcommand"))
+}
+
+/// A command's name as Redis 7 reports it: `client|list` for a container's subcommand.
+fn full_name(spec: &CommandSpec, args: &[Bytes]) -> String {
+    match args.get(1) {
+        Some(sub) if spec.syntax.starts_with("subcommand") => {
+            format!(
+                "{}|{}",
+                spec.name,
+                String::from_utf8_lossy(sub).to_ascii_lowercase()
+            )
+        }
+        _ => spec.name.to_string(),
+    }
+}
+
+/// Whether MONITOR leaves a command out: administrative ones (CONFIG, CLIENT KILL…) are
+/// never shown, as Redis hides them.
+fn hidden_from_monitor(spec: &CommandSpec, args: &[Bytes]) -> bool {
+    if spec.flags.contains(CommandFlags::ADMIN) {
+        return true;
+    }
+    spec.name == "client"
+        && args.get(1).is_some_and(|sub| {
+            [
+                &b"kill"[..],
+                b"list",
+                b"no-evict",
+                b"pause",
+                b"unpause",
+                b"unblock",
+            ]
+            .iter()
+            .any(|a| sub.eq_ignore_ascii_case(a))
+        })
+}
+
+/// Sends a command to the MONITOR clients, if any.
+fn feed_monitors(engine: &mut Engine, client: &ClientState, args: &[Bytes]) {
+    let origin = if client.raw_replies {
+        pubsub::Origin::Client(&client.info.addr)
+    } else {
+        pubsub::Origin::Script
+    };
+    let line = pubsub::monitor_line(engine.now_us, client.db, origin, args);
+    engine.pubsub.feed_monitors(line);
 }
 
 /// Calls a handler and records its statistics.
@@ -444,6 +538,21 @@ fn call(
         return Reply::error(refusal).into();
     }
     let (dirty, db) = (engine.dirty, client.db);
+    let monitored = engine.pubsub.monitoring() && !engine.loading && !hidden_from_monitor(spec, args);
+    // Scripts are shown before the commands they run, as Redis shows them.
+    let shown_first = spec.flags.contains(CommandFlags::SKIP_MONITOR);
+    // A script tried inline may move to the script thread and run again: its lines wait.
+    let trial = shown_first
+        && shared
+            .script_monitor
+            .inline
+            .load(std::sync::atomic::Ordering::Relaxed);
+    if trial && engine.pubsub.monitoring() {
+        engine.pubsub.hold_monitor_lines();
+    }
+    if monitored && shown_first {
+        feed_monitors(engine, client, args);
+    }
     let mut ctx = Ctx {
         engine,
         client,
@@ -453,9 +562,19 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
+    if trial {
+        if let Outcome::Migrate = out {
+            engine.pubsub.discard_held();
+        } else {
+            engine.pubsub.release_held();
+        }
+    }
     if let Outcome::Migrate = out {
         // Not a call: the script runs again on the script thread and is counted there.
         return out;
+    }
+    if monitored && !shown_first {
+        feed_monitors(engine, client, args);
     }
     if engine.dirty != dirty && spec.is_write() && engine.feed.is_some() {
         if let Some(offset) = logged::log(engine, db, spec.name, args) {
@@ -464,10 +583,6 @@ fn call(
     }
     let usec = start.elapsed().as_micros() as u64;
     engine.stats.total += 1;
-    client
-        .info
-        .last_cmd
-        .store(index, std::sync::atomic::Ordering::Relaxed);
     let st = engine.stats.of(index);
     st.calls += 1;
     st.usec += usec;

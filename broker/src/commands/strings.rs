@@ -3,6 +3,7 @@
 use super::keys::expiry_at;
 use super::{int_arg, parse_f64, parse_i64, Ctx, Outcome};
 use crate::db::Value;
+use crate::engine::EventClass;
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
 
@@ -21,6 +22,9 @@ fn get_str(ctx: &mut Ctx, key: &Bytes) -> Result<Option<Bytes>, Outcome> {
 
 /// Stores a string, replacing any value; clears the expiry unless `keep_ttl`.
 fn store_str(ctx: &mut Ctx, key: &Bytes, value: Bytes, keep_ttl: bool) {
+    if !ctx.engine.keyspace[ctx.client.db].map.contains_key(key) {
+        ctx.notify(EventClass::New, "new", key);
+    }
     let db = ctx.client.db;
     let d = &mut ctx.engine.keyspace[db];
     if !keep_ttl {
@@ -87,9 +91,11 @@ pub fn set(ctx: &mut Ctx) -> Outcome {
         .into();
     }
     store_str(ctx, &key, value, keep_ttl);
+    ctx.notify(EventClass::String, "set", &key);
     if let Some(at) = expire {
         let db = ctx.client.db;
         ctx.engine.keyspace[db].set_expiry(&key, at);
+        ctx.notify(EventClass::Generic, "expire", &key);
     }
     if get {
         old.map_or(Reply::Null, Reply::Bulk).into()
@@ -105,6 +111,7 @@ pub fn setnx(ctx: &mut Ctx) -> Outcome {
     }
     let v = Bytes::copy_from_slice(&ctx.args[2]);
     store_str(ctx, &key, v, false);
+    ctx.notify(EventClass::String, "set", &key);
     Reply::Int(1).into()
 }
 
@@ -116,8 +123,10 @@ fn setex_impl(ctx: &mut Ctx, unit: i64, name: &str) -> Outcome {
     };
     let v = Bytes::copy_from_slice(&ctx.args[3]);
     store_str(ctx, &key, v, false);
+    ctx.notify(EventClass::String, "set", &key);
     let db = ctx.client.db;
     ctx.engine.keyspace[db].set_expiry(&key, at);
+    ctx.notify(EventClass::Generic, "expire", &key);
     Reply::Ok.into()
 }
 
@@ -137,6 +146,7 @@ pub fn getset(ctx: &mut Ctx) -> Outcome {
     };
     let v = Bytes::copy_from_slice(&ctx.args[2]);
     store_str(ctx, &key, v, false);
+    ctx.notify(EventClass::String, "set", &key);
     old.map_or(Reply::Null, Reply::Bulk).into()
 }
 
@@ -147,6 +157,7 @@ pub fn getdel(ctx: &mut Ctx) -> Outcome {
             let db = ctx.client.db;
             ctx.engine.keyspace[db].remove(&key);
             ctx.engine.touch(db, &key);
+            ctx.notify(EventClass::Generic, "del", &key);
             Reply::Bulk(v).into()
         }
         Ok(None) => Reply::Null.into(),
@@ -190,12 +201,15 @@ pub fn getex(ctx: &mut Ctx) -> Outcome {
     if let Some(at) = expire {
         if at <= ctx.now_ms {
             ctx.engine.keyspace[db].remove(&key);
+            ctx.notify(EventClass::Generic, "del", &key);
         } else {
             ctx.engine.keyspace[db].set_expiry(&key, at);
+            ctx.notify(EventClass::Generic, "expire", &key);
         }
         ctx.engine.touch(db, &key);
     } else if persist && ctx.engine.keyspace[db].clear_expiry(&key) {
         ctx.engine.touch(db, &key);
+        ctx.notify(EventClass::Generic, "persist", &key);
     }
     Reply::Bulk(v).into()
 }
@@ -218,6 +232,7 @@ pub fn mset(ctx: &mut Ctx) -> Outcome {
     }
     for pair in ctx.args[1..].to_vec().chunks(2) {
         store_str(ctx, &pair[0], Bytes::copy_from_slice(&pair[1]), false);
+        ctx.notify(EventClass::String, "set", &pair[0]);
     }
     Reply::Ok.into()
 }
@@ -234,6 +249,7 @@ pub fn msetnx(ctx: &mut Ctx) -> Outcome {
     }
     for pair in pairs.chunks(2) {
         store_str(ctx, &pair[0], Bytes::copy_from_slice(&pair[1]), false);
+        ctx.notify(EventClass::String, "set", &pair[0]);
     }
     Reply::Int(1).into()
 }
@@ -252,6 +268,7 @@ fn incr_by(ctx: &mut Ctx, delta: i64) -> Outcome {
         return Reply::error(msg::OVERFLOW).into();
     };
     store_str(ctx, &key, Bytes::from(next.to_string()), true);
+    ctx.notify(EventClass::String, "incrby", &key);
     Reply::Int(next).into()
 }
 
@@ -318,6 +335,7 @@ pub fn incrbyfloat(ctx: &mut Ctx) -> Outcome {
     }
     let text = Bytes::from(human_float(next));
     store_str(ctx, &key, text.clone(), true);
+    ctx.notify(EventClass::String, "incrbyfloat", &key);
     Reply::Bulk(text).into()
 }
 
@@ -334,6 +352,7 @@ pub fn append(ctx: &mut Ctx) -> Outcome {
     }
     let len = buf.len();
     store_str(ctx, &key, Bytes::from(buf), true);
+    ctx.notify(EventClass::String, "append", &key);
     Reply::Int(len as i64).into()
 }
 

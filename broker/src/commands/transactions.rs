@@ -18,6 +18,7 @@ pub fn multi(ctx: &mut Ctx) -> Outcome {
     }
     ctx.client.multi = Some(Vec::new());
     ctx.client.multi_error = false;
+    ctx.client.info.multi_queued.store(0, Relaxed);
     ctx.client.info.in_multi.store(true, Relaxed);
     Reply::Ok.into()
 }

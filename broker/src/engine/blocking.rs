@@ -81,6 +81,23 @@ impl Engine {
         }
     }
 
+    /// Ends a client's block with `reply` (CLIENT UNBLOCK); false if it is not blocked.
+    pub fn unblock_client(&mut self, client: u64, reply: Reply) -> bool {
+        let found = self.blocking.waiters.iter().find(|(_, w)| w.client == client);
+        let Some(id) = found.map(|(id, _)| *id) else {
+            return false;
+        };
+        let Some(w) = self.take_waiter(id) else {
+            return false;
+        };
+        self.keyspace
+            .queues
+            .emit(|| QueueEvent::Unblocked { client: w.client });
+        // The connection may be gone already: then there is nobody to tell.
+        let _ = w.tx.send(reply);
+        true
+    }
+
     pub(super) fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
         let b = &mut self.blocking;
         let w = b.waiters.remove(&id)?;
@@ -178,10 +195,8 @@ impl Engine {
                     // Redis answers the waiter with the type error and leaves the source alone.
                     return Reply::error(msg::WRONGTYPE);
                 }
-                let mut v = self.pop(db, key, *from, 1, w.client, name).unwrap_or_default();
-                match v.pop() {
+                match self.move_element(db, key, dest, *from, *to, w.client, name) {
                     Some(e) => {
-                        self.push(db, dest, *to, std::slice::from_ref(&e));
                         self.log(
                             db,
                             &[&b"LMOVE"[..], &key[..], &dest[..], end_name(*from), end_name(*to)],

@@ -14,6 +14,7 @@ pub use blocking::{BlockOp, Blocking, Waiter};
 use crate::aof::Feed;
 use crate::db::{End, Keyspace};
 use crate::metrics::{unix_us, QueueEvent, QueueRegistry};
+use crate::pubsub::{events, PubSub};
 use crate::scripting::{ScriptMonitor, Scripting};
 use bytes::Bytes;
 use std::sync::atomic::AtomicBool;
@@ -43,6 +44,8 @@ pub struct Engine {
     /// Replaying the log at start-up: nothing expires (the log holds the deletions of keys
     /// that expired while it was written, in their place).
     pub loading: bool,
+    /// Pub/sub subscriptions, MONITOR clients and the keyspace-event switches.
+    pub pubsub: PubSub,
 }
 
 /// The classes of keyspace events, one per letter of `notify-keyspace-events`.
@@ -70,6 +73,48 @@ pub enum EventClass {
     KeyMiss,
     /// `n`: a key created.
     New,
+}
+
+impl EventClass {
+    /// Its bit in `notify-keyspace-events`.
+    fn flag(self) -> u32 {
+        match self {
+            EventClass::Generic => events::GENERIC,
+            EventClass::String => events::STRING,
+            EventClass::List => events::LIST,
+            EventClass::Set => events::SET,
+            EventClass::Hash => events::HASH,
+            EventClass::ZSet => events::ZSET,
+            EventClass::Stream => events::STREAM,
+            EventClass::Expired => events::EXPIRED,
+            EventClass::Evicted => events::EVICTED,
+            EventClass::KeyMiss => events::KEY_MISS,
+            EventClass::New => events::NEW,
+        }
+    }
+}
+
+/// Publishes a keyspace event if `notify-keyspace-events` enables its class (see
+/// [`Engine::notify`]).
+fn publish_event(pubsub: &PubSub, class: EventClass, event: &str, db: usize, key: &[u8]) {
+    let flags = pubsub.notify_flags;
+    if flags & class.flag() == 0 {
+        return;
+    }
+    let mut db_text = itoa::Buffer::new();
+    let db_text = db_text.format(db).as_bytes();
+    if flags & events::KEYSPACE != 0 {
+        let channel = [b"__keyspace@", db_text, b"__:", key].concat();
+        pubsub.publish(
+            &Bytes::from(channel),
+            &Bytes::copy_from_slice(event.as_bytes()),
+            false,
+        );
+    }
+    if flags & events::KEYEVENT != 0 {
+        let channel = [b"__keyevent@", db_text, b"__:", event.as_bytes()].concat();
+        pubsub.publish(&Bytes::from(channel), &Bytes::copy_from_slice(key), false);
+    }
 }
 
 /// Per-command call statistics (INFO commandstats).
@@ -119,6 +164,7 @@ impl Engine {
             dirty: 0,
             feed: None,
             loading: false,
+            pubsub: PubSub::default(),
         }
     }
 
@@ -138,6 +184,7 @@ impl Engine {
         if self.keyspace.expire_if_due(db, key, now_ms) {
             self.watches.touch(db, key);
             self.log(db, &[&b"DEL"[..], key]);
+            self.notify(EventClass::Expired, "expired", db, key);
         }
     }
 
@@ -154,11 +201,13 @@ impl Engine {
         }
         let watches = &self.watches;
         let feed = &mut self.feed;
+        let pubsub = &self.pubsub;
         let removed = self.keyspace.expire_due(now_ms, limit, |db, key| {
             watches.touch(db, key);
             if let Some(f) = feed.as_mut() {
                 f.command(db, &[&b"DEL"[..], key]);
             }
+            publish_event(pubsub, EventClass::Expired, "expired", db, key);
         });
         self.keyspace.queues.sweep();
         removed
@@ -167,10 +216,13 @@ impl Engine {
     /// Reports a keyspace event (Redis's keyspace notifications): `event` is the name Redis
     /// publishes (`hset`, `lpush`, `del`, `expired`…) for `key` in `db`, `class` the letter
     /// of `notify-keyspace-events` that enables it. Every command that changes a key reports
-    /// what Redis reports, in the same order. Delivery to subscribers belongs to pub/sub, which
-    /// filters by the configured classes; until a subscriber listens this does nothing.
+    /// what Redis reports, in the same order. `notify-keyspace-events` chooses which classes
+    /// are published, on `__keyspace@<db>__:<key>` (the event as message) and/or
+    /// `__keyevent@<db>__:<event>` (the key as message).
     pub fn notify(&mut self, class: EventClass, event: &str, db: usize, key: &[u8]) {
-        let _ = (class, event, db, key);
+        if !self.loading {
+            publish_event(&self.pubsub, class, event, db, key);
+        }
     }
 
     /// Marks a key as modified: invalidates WATCHes on it.
@@ -196,6 +248,11 @@ impl Engine {
             .queues
             .emit_elements(db, key, matches!(end, End::Left), elements);
         self.after_push(db, key, elements.len(), len);
+        if len == elements.len() {
+            self.notify(EventClass::New, "new", db, key);
+        }
+        let event = if end == End::Left { "lpush" } else { "rpush" };
+        self.notify(EventClass::List, event, db, key);
         Some(len)
     }
 
@@ -226,6 +283,50 @@ impl Engine {
         client: u64,
         consumer: Option<&str>,
     ) -> Option<Vec<Bytes>> {
+        let (out, len) = self.pop_unreported(db, key, end, count, client, consumer)?;
+        self.notify_pop(db, key, end, len);
+        Some(out)
+    }
+
+    /// Moves one element from the list at `src` to the list at `dst` (LMOVE and the served
+    /// BLMOVE). Its keyspace events come in Redis's order: the push, then the pop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn move_element(
+        &mut self,
+        db: usize,
+        src: &Bytes,
+        dst: &Bytes,
+        from: End,
+        to: End,
+        client: u64,
+        consumer: Option<&str>,
+    ) -> Option<Bytes> {
+        let (mut out, len) = self.pop_unreported(db, src, from, 1, client, consumer)?;
+        let element = out.pop()?;
+        self.push(db, dst, to, std::slice::from_ref(&element));
+        self.notify_pop(db, src, from, len);
+        Some(element)
+    }
+
+    /// A pop's keyspace events: `lpop`/`rpop`, then `del` if it emptied the list.
+    fn notify_pop(&mut self, db: usize, key: &[u8], end: End, len: usize) {
+        let event = if end == End::Left { "lpop" } else { "rpop" };
+        self.notify(EventClass::List, event, db, key);
+        if len == 0 {
+            self.notify(EventClass::Generic, "del", db, key);
+        }
+    }
+
+    /// [`Engine::pop`] without the keyspace events; also returns the length left.
+    fn pop_unreported(
+        &mut self,
+        db: usize,
+        key: &Bytes,
+        end: End,
+        count: usize,
+        client: u64,
+        consumer: Option<&str>,
+    ) -> Option<(Vec<Bytes>, usize)> {
         let (out, len) = self.keyspace.pop(db, key, end, count, self.now_us, consumer)?;
         self.dirty += 1;
         self.watches.touch(db, key);
@@ -236,7 +337,7 @@ impl Engine {
             length: len,
             client,
         });
-        Some(out)
+        Some((out, len))
     }
 
     /// Empties one database (or all) and resets their queue counters.
