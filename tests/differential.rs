@@ -16,6 +16,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("tx", include_str!("diff/tx.txt")),
     ("conn", include_str!("diff/conn.txt")),
     ("scripting", include_str!("diff/scripting.txt")),
+    ("zsets", include_str!("diff/zsets.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

@@ -56,6 +56,7 @@ impl List {
 pub enum Value {
     Str(Bytes),
     List(List),
+    ZSet(crate::types::zset::ZSet),
 }
 
 impl Value {
@@ -63,6 +64,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -269,7 +271,7 @@ impl Keyspace {
         let d = &mut self.dbs[db];
         match d.map.get_mut(key.as_ref()) {
             Some(Value::List(list)) => Some(push_items(list, end, elements, now_us)),
-            Some(Value::Str(_)) => None,
+            Some(_) => None,
             None => {
                 let mut list = List {
                     items: VecDeque::with_capacity(elements.len()),
@@ -321,9 +323,13 @@ impl Keyspace {
         Some((out, len))
     }
 
-    /// Whether `key` holds a non-empty list.
+    /// Whether `key` holds a non-empty list or sorted set (something a blocked pop can take).
     pub fn has_items(&self, db: usize, key: &[u8]) -> bool {
-        matches!(self.dbs[db].map.get(key), Some(Value::List(l)) if !l.items.is_empty())
+        match self.dbs[db].map.get(key) {
+            Some(Value::List(l)) => !l.items.is_empty(),
+            Some(Value::ZSet(z)) => !z.is_empty(),
+            _ => false,
+        }
     }
 
     /// Empties one database (or all) and resets their queue counters.

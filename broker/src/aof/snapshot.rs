@@ -14,6 +14,8 @@ const ITEMS_PER_COMMAND: usize = 64;
 enum Copied {
     Str(Bytes),
     List(Vec<Bytes>),
+    /// Members with their scores, in order.
+    ZSet(Vec<(Bytes, f64)>),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -42,6 +44,7 @@ impl Snapshot {
                 let copied = match value {
                     Value::Str(s) => Copied::Str(s.clone()),
                     Value::List(l) => Copied::List(l.items.iter().map(|i| i.data.clone()).collect()),
+                    Value::ZSet(z) => Copied::ZSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -58,6 +61,7 @@ impl Snapshot {
                 .map(|(_, _, v, _)| match v {
                     Copied::Str(_) => 0,
                     Copied::List(l) => l.len(),
+                    Copied::ZSet(z) => z.len(),
                 })
                 .sum(),
         }
@@ -89,6 +93,33 @@ impl Snapshot {
                     ),
                     None => encode_command(&mut buf, &[&b"SET"[..], key, s]),
                 },
+                Copied::ZSet(entries) => {
+                    for chunk in entries.chunks(ITEMS_PER_COMMAND) {
+                        // `%.17g` scores read back as the same double.
+                        let scores: Vec<String> = chunk
+                            .iter()
+                            .map(|(_, s)| crate::reply::format_double(*s))
+                            .collect();
+                        let mut args: Vec<&[u8]> = Vec::with_capacity(2 * chunk.len() + 2);
+                        args.push(b"ZADD");
+                        args.push(key);
+                        for ((m, _), s) in chunk.iter().zip(&scores) {
+                            args.push(s.as_bytes());
+                            args.push(m);
+                        }
+                        encode_command(&mut buf, &args);
+                        if buf.len() >= 60 * 1024 {
+                            out.write_all(&buf)?;
+                            buf.clear();
+                        }
+                    }
+                    if let Some(t) = expiry {
+                        encode_command(
+                            &mut buf,
+                            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(*t).as_bytes()],
+                        );
+                    }
+                }
                 Copied::List(items) => {
                     for chunk in items.chunks(ITEMS_PER_COMMAND) {
                         let mut args: Vec<&[u8]> = Vec::with_capacity(chunk.len() + 2);

@@ -70,6 +70,7 @@ fn count(engine: &Engine) -> (usize, usize) {
             .values()
             .map(|v| match v {
                 Value::List(l) => l.items.len(),
+                Value::ZSet(z) => z.len(),
                 Value::Str(_) => 0,
             })
             .sum::<usize>();
