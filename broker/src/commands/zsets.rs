@@ -800,20 +800,21 @@ pub fn bzpopmax(ctx: &mut Ctx) -> Outcome {
 
 pub fn zrandmember(ctx: &mut Ctx) -> Outcome {
     let args = ctx.args;
-    if args.len() > 4 || (args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withscores")) {
-        return Reply::error(msg::SYNTAX).into();
-    }
-    let withscores = args.len() == 4;
     let count = match args.get(2) {
         None => None,
         Some(a) => match parse_i64(a) {
             None => return Reply::error(msg::NOT_INT).into(),
-            Some(c) if c < -i64::MAX || (withscores && c < -i64::MAX / 2) => {
-                return Reply::error(msg::OUT_OF_RANGE).into()
-            }
+            Some(i64::MIN) => return Reply::error(msg::RANK_OUT_OF_RANGE).into(),
             Some(c) => Some(c),
         },
     };
+    if args.len() > 4 || (args.len() == 4 && !args[3].eq_ignore_ascii_case(b"withscores")) {
+        return Reply::error(msg::SYNTAX).into();
+    }
+    let withscores = args.len() == 4;
+    if withscores && count.is_some_and(|c| !(-i64::MAX / 2..=i64::MAX / 2).contains(&c)) {
+        return Reply::error(msg::OUT_OF_RANGE).into();
+    }
     let key = args[1].clone();
     let proto = ctx.client.proto;
     let z = match read(ctx, &key) {
