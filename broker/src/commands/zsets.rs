@@ -389,7 +389,7 @@ pub fn zlexcount(ctx: &mut Ctx) -> Outcome {
     let key = ctx.args[1].clone();
     match read(ctx, &key) {
         Ok(z) => Reply::Int(z.map_or(0, |z| {
-            let (a, b) = z.lex_span(&range);
+            let (a, b) = z.lex_span(&range, false);
             (b - a) as i64
         }))
         .into(),
@@ -438,7 +438,7 @@ fn select(z: &ZSet, span: &Span, rev: bool, offset: i64, limit: i64) -> Vec<(Byt
         Span::Score(_) | Span::Lex(_) => {
             let (a, b) = match span {
                 Span::Score(r) => z.score_span(r),
-                Span::Lex(r) => z.lex_span(r),
+                Span::Lex(r) => z.lex_span(r, rev),
                 Span::Rank(..) => (0, 0),
             };
             // A negative offset skips everything, a negative limit means no limit.
@@ -599,7 +599,7 @@ fn remrange(ctx: &mut Ctx, by: By, event: &str) -> Outcome {
             let len = z.len() as i64;
             let (a, b) = match &span {
                 Span::Score(r) => z.score_span(r),
-                Span::Lex(r) => z.lex_span(r),
+                Span::Lex(r) => z.lex_span(r, false),
                 Span::Rank(start, end) => {
                     let start = (if *start < 0 { len + start } else { *start }).max(0);
                     let end = (if *end < 0 { len + end } else { *end }).min(len - 1);
@@ -847,7 +847,10 @@ pub fn zrandmember(ctx: &mut Ctx) -> Outcome {
             })
             .collect()
     } else if count as usize >= len {
-        z.range(0, len)
+        // The whole set, walked from the end as Redis's set-operation iterator walks it.
+        let mut all = z.range(0, len);
+        all.reverse();
+        all
     } else {
         rand::seq::index::sample(&mut rng, len, count as usize)
             .into_iter()

@@ -326,11 +326,38 @@ impl ZSet {
         (start, end.max(start))
     }
 
-    /// Ranks `[start, end)` of the entries whose member is inside `range` (meaningful when
-    /// all scores are equal, as in Redis).
-    pub fn lex_span(&self, range: &LexRange) -> (usize, usize) {
+    /// Ranks `[start, end)` of the entries whose member is inside `range`, found from the
+    /// start (or from the end, `from_end`, as reversed ranges look). Lex ranges mean something
+    /// only when all scores are equal; for other sets the small encoding answers what Redis's
+    /// listpack walk answers (the first member past `min`, then on while below `max`).
+    pub fn lex_span(&self, range: &LexRange, from_end: bool) -> (usize, usize) {
         if range.is_empty() {
             return (0, 0);
+        }
+        if self.members.is_none() {
+            let Some(c) = self.chunks.first().filter(|c| !c.is_empty()) else {
+                return (0, 0);
+            };
+            if !range.above_min(&c[c.len() - 1].1) || !range.below_max(&c[0].1) {
+                return (0, 0);
+            }
+            return if from_end {
+                let Some(last) = c.iter().rposition(|e| range.below_max(&e.1)) else {
+                    return (0, 0);
+                };
+                let n = c[..=last]
+                    .iter()
+                    .rev()
+                    .take_while(|e| range.above_min(&e.1))
+                    .count();
+                (last + 1 - n, last + 1)
+            } else {
+                let Some(first) = c.iter().position(|e| range.above_min(&e.1)) else {
+                    return (0, 0);
+                };
+                let n = c[first..].iter().take_while(|e| range.below_max(&e.1)).count();
+                (first, first + n)
+            };
         }
         let start = self.partition_rank(|e| !range.above_min(&e.1));
         let end = self.partition_rank(|e| range.below_max(&e.1));
@@ -458,16 +485,17 @@ mod tests {
             min: LexBound::Exclusive(Bytes::from_static(b"a")),
             max: LexBound::Inclusive(Bytes::from_static(b"c")),
         };
-        assert_eq!(z.lex_span(&r), (1, 3));
+        assert_eq!(z.lex_span(&r, false), (1, 3));
+        assert_eq!(z.lex_span(&r, true), (1, 3));
         let all = LexRange {
             min: LexBound::NegInf,
             max: LexBound::PosInf,
         };
-        assert_eq!(z.lex_span(&all), (0, 4));
+        assert_eq!(z.lex_span(&all, false), (0, 4));
         let none = LexRange {
             min: LexBound::PosInf,
             max: LexBound::PosInf,
         };
-        assert_eq!(z.lex_span(&none), (0, 0));
+        assert_eq!(z.lex_span(&none, false), (0, 0));
     }
 }
