@@ -27,7 +27,11 @@ fn wait_blocked(c: &mut ReplyReader, n: usize) {
         if String::from_utf8_lossy(&info).contains(&want) {
             return;
         }
-        assert!(Instant::now() < deadline, "never saw {n} blocked clients: {}", show(&info));
+        assert!(
+            Instant::now() < deadline,
+            "never saw {n} blocked clients: {}",
+            show(&info)
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
@@ -38,7 +42,10 @@ fn bzpopmin_times_out_with_a_null_array() {
     let mut c = client(&node);
     let started = Instant::now();
     assert_eq!(c.command(&["BZPOPMIN", "none", "0.1"]), b"*-1\r\n");
-    assert!(started.elapsed().as_millis() >= 100, "returned before its timeout");
+    assert!(
+        started.elapsed().as_millis() >= 100,
+        "returned before its timeout"
+    );
     assert_eq!(c.command(&["BZMPOP", "0.05", "1", "none", "MIN"]), b"*-1\r\n");
 }
 
@@ -61,7 +68,10 @@ fn blocked_zset_pops_are_served_by_zadd_in_arrival_order() {
     wait_blocked(&mut w, 1);
     send(&mut b, &["BZMPOP", "0", "1", "jobs", "MAX", "COUNT", "5"]);
     wait_blocked(&mut w, 2);
-    assert_eq!(w.command(&["ZADD", "jobs", "1", "a", "2", "b", "3.5", "c"]), b":3\r\n");
+    assert_eq!(
+        w.command(&["ZADD", "jobs", "1", "a", "2", "b", "3.5", "c"]),
+        b":3\r\n"
+    );
     assert_eq!(a.read_reply(), b"*3\r\n$4\r\njobs\r\n$1\r\nc\r\n$3\r\n3.5\r\n");
     assert_eq!(
         b.read_reply(),
@@ -78,7 +88,10 @@ fn a_zadd_serves_only_waiters_of_sorted_sets() {
     send(&mut zset_waiter, &["BZPOPMIN", "k", "0"]);
     wait_blocked(&mut w, 2);
     assert_eq!(w.command(&["ZADD", "k", "1", "m"]), b":1\r\n");
-    assert_eq!(zset_waiter.read_reply(), b"*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n");
+    assert_eq!(
+        zset_waiter.read_reply(),
+        b"*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n"
+    );
     // The list waiter is still blocked, and a push to the (now list) key serves it.
     wait_blocked(&mut w, 1);
     assert_eq!(w.command(&["RPUSH", "k", "v"]), b":1\r\n");
@@ -123,7 +136,7 @@ fn wait_rewrite(c: &mut ReplyReader) {
 
 /// The whole keyspace's sorted sets as raw replies, to compare before and after a restart.
 fn dump(c: &mut ReplyReader) -> Vec<Vec<u8>> {
-    ["small", "big", "odd", "served", "stored"]
+    ["small", "big", "odd", "served", "served2", "stored"]
         .iter()
         .flat_map(|k| {
             [
@@ -146,7 +159,18 @@ fn sorted_sets_survive_a_rewrite_and_restarts() {
         let (s, m) = ((i * 37 % 101).to_string(), format!("member-{i}"));
         assert!(!c.command(&["ZADD", "big", &s, &m]).is_empty());
     }
-    c.command(&["ZADD", "odd", "inf", "top", "-inf", "bottom", "1e-300", "tiny", "123456789.123456789", "n"]);
+    c.command(&[
+        "ZADD",
+        "odd",
+        "inf",
+        "top",
+        "-inf",
+        "bottom",
+        "1e-300",
+        "tiny",
+        "123456789.123456789",
+        "n",
+    ]);
     c.command(&["ZINCRBY", "odd", "0.3", "tiny"]);
     c.command(&["ZREMRANGEBYRANK", "big", "0", "9"]);
     c.command(&["EXPIRE", "small", "1000"]);
@@ -155,14 +179,34 @@ fn sorted_sets_survive_a_rewrite_and_restarts() {
     send(&mut waiter, &["BZPOPMIN", "served", "0"]);
     wait_blocked(&mut c, 1);
     c.command(&["ZADD", "served", "1", "x", "2", "y"]);
-    assert_eq!(waiter.read_reply(), b"*3\r\n$6\r\nserved\r\n$1\r\nx\r\n$1\r\n1\r\n");
+    assert_eq!(
+        waiter.read_reply(),
+        b"*3\r\n$6\r\nserved\r\n$1\r\nx\r\n$1\r\n1\r\n"
+    );
     assert_eq!(
         c.command(&["BGREWRITEAOF"]),
         b"+Background append only file rewriting started\r\n"
     );
     wait_rewrite(&mut c);
-    // Writes after the rewrite go to the new file.
-    c.command(&["ZUNIONSTORE", "stored", "2", "small", "served", "WEIGHTS", "2", "3"]);
+    // Writes after the rewrite go to the new file, a served blocked pop included (without
+    // its logged effect the replay would hold both members).
+    send(&mut waiter, &["BZPOPMAX", "served2", "0"]);
+    wait_blocked(&mut c, 1);
+    c.command(&["ZADD", "served2", "1", "x", "2", "y"]);
+    assert_eq!(
+        waiter.read_reply(),
+        b"*3\r\n$7\r\nserved2\r\n$1\r\ny\r\n$1\r\n2\r\n"
+    );
+    c.command(&[
+        "ZUNIONSTORE",
+        "stored",
+        "2",
+        "small",
+        "served",
+        "WEIGHTS",
+        "2",
+        "3",
+    ]);
     c.command(&["ZPOPMAX", "big", "3"]);
     let before = dump(&mut c);
     assert_eq!(c.command(&["ZCARD", "big"]), b":487\r\n");
@@ -182,7 +226,12 @@ fn sorted_sets_survive_a_rewrite_and_restarts() {
     }
     assert_eq!(c.command(&["TTL", "small"]).first(), Some(&b':'));
     assert_ne!(c.command(&["TTL", "small"]), b":-1\r\n");
-    assert_eq!(c.command(&["ZSCORE", "small", "c"]), b"$19\r\n0.10000000000000001\r\n");
+    assert_eq!(
+        c.command(&["ZSCORE", "small", "c"]),
+        b"$19\r\n0.10000000000000001\r\n"
+    );
+    assert_eq!(c.command(&["ZRANGE", "served2", "0", "-1"]), b"*1\r\n$1\r\nx\r\n");
+    assert_eq!(c.command(&["TYPE", "big"]), b"+zset\r\n");
     // A plain restart (no rewrite in between) reads the same file again.
     c.command(&["ZADD", "big", "1000", "after-restart"]);
     let before = dump(&mut c);
