@@ -155,13 +155,13 @@ pub fn zadd(ctx: &mut Ctx) -> Outcome {
         i += 1;
     }
     let rest = &ctx.args[i..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Reply::error(msg::SYNTAX).into();
     }
     if f.nx && f.xx {
         return Reply::error(msg::ZADD_NX_XX).into();
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.nx && (f.gt || f.lt)) || (f.gt && f.lt) {
         return Reply::error(msg::ZADD_GT_LT_NX).into();
     }
     if f.incr && rest.len() > 2 {
