@@ -14,8 +14,8 @@ const ITEMS_PER_COMMAND: usize = 64;
 enum Copied {
     Str(Bytes),
     List(Vec<Bytes>),
-    /// Members with their scores, in order.
-    ZSet(Vec<(Bytes, f64)>),
+    /// Members (shared with the live set: a counter increment each) with their scores, in order.
+    ZSet(Vec<(std::sync::Arc<[u8]>, f64)>),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -105,7 +105,7 @@ impl Snapshot {
                         args.push(key);
                         for ((m, _), s) in chunk.iter().zip(&scores) {
                             args.push(s.as_bytes());
-                            args.push(m);
+                            args.push(&m[..]);
                         }
                         encode_command(&mut buf, &args);
                         if buf.len() >= 60 * 1024 {

@@ -905,7 +905,7 @@ pub fn zscan(ctx: &mut Ctx) -> Outcome {
         if pattern.as_ref().is_some_and(|p| !glob_match(p, m, false)) {
             continue;
         }
-        out.push(Reply::Bulk(m.clone()));
+        out.push(Reply::bulk(&m[..]));
         out.push(Reply::bulk(crate::reply::format_double(s)));
     }
     Reply::Array(vec![Reply::bulk("0"), Reply::Array(out)]).into()
@@ -964,7 +964,7 @@ fn setop(ctx: &mut Ctx, at: usize, op: SetOp, dest: Option<Bytes>, card_only: bo
     let mut inputs: Vec<Vec<(Bytes, f64)>> = Vec::with_capacity(numkeys);
     for k in &keys {
         match read(ctx, k) {
-            Ok(Some(z)) => inputs.push(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
+            Ok(Some(z)) => inputs.push(z.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()),
             Ok(None) => inputs.push(Vec::new()),
             Err(o) => return o,
         }

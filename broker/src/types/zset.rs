@@ -19,6 +19,7 @@
 use bytes::Bytes;
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Redis's `zset-max-listpack-entries` default.
 pub const MAX_LISTPACK_ENTRIES: usize = 128;
@@ -27,7 +28,9 @@ pub const MAX_LISTPACK_VALUE: usize = 64;
 /// Entries per chunk in the large encoding.
 const CHUNK: usize = 256;
 
-type Entry = (f64, Bytes);
+/// A score and its member. The member is shared with the member map of the large encoding
+/// (one allocation, 16 bytes of counts, instead of a `Bytes` per side).
+type Entry = (f64, Arc<[u8]>);
 
 /// Orders two entries as Redis does: by score (`-0` equals `0`), then by member bytes.
 fn cmp_entry(a_score: f64, a_member: &[u8], b: &Entry) -> Ordering {
@@ -130,7 +133,7 @@ pub struct ZSet {
     /// Sorted runs; one run (possibly empty) while small, never an empty run while large.
     chunks: Vec<Vec<Entry>>,
     /// Member → score, present only in the large ("skiplist") encoding.
-    members: Option<HashMap<Bytes, f64, ahash::RandomState>>,
+    members: Option<HashMap<Arc<[u8]>, f64, ahash::RandomState>>,
     len: usize,
 }
 
@@ -168,16 +171,18 @@ impl ZSet {
 
     /// A deep copy (COPY): same members, scores and encoding.
     pub fn duplicate(&self) -> ZSet {
+        let chunks: Vec<Vec<Entry>> = self
+            .chunks
+            .iter()
+            .map(|c| c.iter().map(|(s, m)| (*s, Arc::from(&m[..]))).collect())
+            .collect();
+        let members = self
+            .members
+            .as_ref()
+            .map(|_| chunks.iter().flatten().map(|(s, m)| (m.clone(), *s)).collect());
         ZSet {
-            chunks: self
-                .chunks
-                .iter()
-                .map(|c| c.iter().map(|(s, m)| (*s, Bytes::copy_from_slice(m))).collect())
-                .collect(),
-            members: self
-                .members
-                .as_ref()
-                .map(|m| m.iter().map(|(k, v)| (Bytes::copy_from_slice(k), *v)).collect()),
+            chunks,
+            members,
             len: self.len,
         }
     }
@@ -258,20 +263,32 @@ impl ZSet {
         {
             self.convert_to_large();
         }
-        let member = Bytes::copy_from_slice(member);
+        let member: Arc<[u8]> = Arc::from(member);
         if let Some(m) = self.members.as_mut() {
             m.insert(member.clone(), score);
         }
         if self.chunks.is_empty() {
             self.chunks.push(Vec::new());
         }
-        let (ci, i) = self.locate(score, &member);
-        self.chunks[ci].insert(i, (score, member));
+        let (mut ci, mut i) = self.locate(score, &member);
         self.len += 1;
-        if self.members.is_some() && self.chunks[ci].len() > CHUNK {
+        if self.members.is_some() && self.chunks[ci].len() >= CHUNK {
+            // A full chunk: appending past the end (scores that only grow, as a delay queue's
+            // do) starts a new chunk and leaves this one full; elsewhere it splits in half.
+            // Splitting before inserting keeps a chunk's capacity at CHUNK.
+            if ci == self.chunks.len() - 1 && i == CHUNK {
+                let mut c = Vec::with_capacity(CHUNK);
+                c.push((score, member));
+                self.chunks.push(c);
+                return old;
+            }
             let tail = self.chunks[ci].split_off(CHUNK / 2);
             self.chunks.insert(ci + 1, tail);
+            if i > CHUNK / 2 {
+                (ci, i) = (ci + 1, i - CHUNK / 2);
+            }
         }
+        self.chunks[ci].insert(i, (score, member));
         old
     }
 
@@ -364,7 +381,7 @@ impl ZSet {
         (start, end.max(start))
     }
 
-    /// The entries at ranks `[start, end)` in ascending order.
+    /// The entries at ranks `[start, end)` in ascending order (members copied out).
     pub fn range(&self, start: usize, end: usize) -> Vec<(Bytes, f64)> {
         let end = end.min(self.len);
         if start >= end {
@@ -381,7 +398,7 @@ impl ZSet {
                 if out.len() == end - start {
                     return out;
                 }
-                out.push((m.clone(), *s));
+                out.push((Bytes::copy_from_slice(m), *s));
             }
             skip = 0;
         }
@@ -394,14 +411,14 @@ impl ZSet {
         for (m, s) in &gone {
             self.remove_entry(*s, m);
             if let Some(map) = self.members.as_mut() {
-                map.remove(m);
+                map.remove(&m[..]);
             }
         }
         gone
     }
 
     /// Every entry in ascending order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, f64)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<[u8]>, f64)> {
         self.chunks.iter().flatten().map(|(s, m)| (m, *s))
     }
 }
@@ -473,6 +490,30 @@ mod tests {
         let mut small = ZSet::new();
         small.insert(&[b'x'; 65], 1.0);
         assert_eq!(small.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn growing_scores_fill_their_chunks() {
+        let mut z = ZSet::new();
+        for i in 0..10_000u32 {
+            z.insert(format!("job{i}").as_bytes(), f64::from(i));
+        }
+        // Appends leave full chunks behind (only the conversion's halves are not full).
+        assert!(z.chunks.len() <= 10_000 / CHUNK + 2, "{} chunks", z.chunks.len());
+        assert!(z.chunks.iter().all(|c| c.capacity() <= CHUNK));
+        assert_eq!(z.rank(b"job9999"), Some(9999));
+        assert_eq!(z.rank(b"job4321"), Some(4321));
+        // Inserting in the middle of full chunks splits them and keeps the order.
+        for i in 0..1000u32 {
+            z.insert(format!("mid{i}").as_bytes(), f64::from(i) * 10.0 + 0.5);
+        }
+        let scores: Vec<f64> = z.iter().map(|(_, s)| s).collect();
+        assert!(scores.windows(2).all(|w| w[0] <= w[1]));
+        assert!(z.chunks.iter().all(|c| !c.is_empty() && c.capacity() <= CHUNK));
+        assert_eq!(z.len(), 11_000);
+        let copy = z.duplicate();
+        assert_eq!(copy.rank(b"mid999"), z.rank(b"mid999"));
+        assert_eq!(copy.score(b"mid999"), Some(9990.5));
     }
 
     #[test]
