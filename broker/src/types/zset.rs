@@ -133,7 +133,8 @@ pub struct ZSet {
     /// Sorted runs; one run (possibly empty) while small, never an empty run while large.
     chunks: Vec<Vec<Entry>>,
     /// Member → score, present only in the large ("skiplist") encoding.
-    members: Option<HashMap<Arc<[u8]>, f64, ahash::RandomState>>,
+    /// Boxed so that a `Value` (every key's slot in the keyspace) stays as small as a list's.
+    members: Option<Box<HashMap<Arc<[u8]>, f64, ahash::RandomState>>>,
     len: usize,
 }
 
@@ -179,7 +180,7 @@ impl ZSet {
         let members = self
             .members
             .as_ref()
-            .map(|_| chunks.iter().flatten().map(|(s, m)| (m.clone(), *s)).collect());
+            .map(|_| Box::new(chunks.iter().flatten().map(|(s, m)| (m.clone(), *s)).collect()));
         ZSet {
             chunks,
             members,
@@ -209,7 +210,7 @@ impl ZSet {
         for (s, m) in &all {
             map.insert(m.clone(), *s);
         }
-        self.members = Some(map);
+        self.members = Some(Box::new(map));
         self.chunks = all.chunks(CHUNK / 2).map(<[Entry]>::to_vec).collect();
     }
 
@@ -287,6 +288,11 @@ impl ZSet {
             if i > CHUNK / 2 {
                 (ci, i) = (ci + 1, i - CHUNK / 2);
             }
+        }
+        if self.members.is_none() {
+            // A small set's vector grows one entry at a time: no doubling slack on many
+            // small sets.
+            self.chunks[ci].reserve_exact(1);
         }
         self.chunks[ci].insert(i, (score, member));
         old
@@ -423,11 +429,6 @@ impl ZSet {
     }
 }
 
-/// Formats a score as Redis 7.0 replies with it (`%.17g`; `inf`, `-inf`, `-0`).
-pub fn format_score(d: f64) -> String {
-    crate::reply::format_double(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +515,11 @@ mod tests {
         let copy = z.duplicate();
         assert_eq!(copy.rank(b"mid999"), z.rank(b"mid999"));
         assert_eq!(copy.score(b"mid999"), Some(9990.5));
+    }
+
+    #[test]
+    fn a_sorted_set_does_not_grow_every_key_slot() {
+        assert!(std::mem::size_of::<ZSet>() <= std::mem::size_of::<crate::db::List>());
     }
 
     #[test]
