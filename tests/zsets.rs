@@ -99,6 +99,20 @@ fn a_zadd_serves_only_waiters_of_sorted_sets() {
 }
 
 #[test]
+fn a_sorted_set_renamed_onto_a_waited_key_serves_the_waiter() {
+    let node = start_node(&[]);
+    let (mut waiter, mut w) = (client(&node), client(&node));
+    send(&mut waiter, &["BZPOPMIN", "target", "0"]);
+    wait_blocked(&mut w, 1);
+    assert_eq!(w.command(&["ZADD", "source", "7", "m"]), b":1\r\n");
+    assert_eq!(w.command(&["RENAME", "source", "target"]), b"+OK\r\n");
+    assert_eq!(
+        waiter.read_reply(),
+        b"*3\r\n$6\r\ntarget\r\n$1\r\nm\r\n$1\r\n7\r\n"
+    );
+}
+
+#[test]
 fn blocking_zset_pops_inside_multi_answer_at_once() {
     let node = start_node(&[]);
     let mut c = client(&node);

@@ -32,6 +32,9 @@ const CHUNK: usize = 256;
 /// (one allocation, 16 bytes of counts, instead of a `Bytes` per side).
 type Entry = (f64, Arc<[u8]>);
 
+/// Member → score, for the large encoding.
+type MemberMap = HashMap<Arc<[u8]>, f64, ahash::RandomState>;
+
 /// Orders two entries as Redis does: by score (`-0` equals `0`), then by member bytes.
 fn cmp_entry(a_score: f64, a_member: &[u8], b: &Entry) -> Ordering {
     a_score
@@ -134,7 +137,7 @@ pub struct ZSet {
     chunks: Vec<Vec<Entry>>,
     /// Member → score, present only in the large ("skiplist") encoding.
     /// Boxed so that a `Value` (every key's slot in the keyspace) stays as small as a list's.
-    members: Option<Box<HashMap<Arc<[u8]>, f64, ahash::RandomState>>>,
+    members: Option<Box<MemberMap>>,
     len: usize,
 }
 
