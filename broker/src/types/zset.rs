@@ -548,4 +548,89 @@ mod tests {
         };
         assert_eq!(z.lex_span(&none, false), (0, 0));
     }
+
+    /// Random inserts, updates and removals (enough to convert and split chunks) against a
+    /// sorted vector: order, ranks, scores, score spans and rank removals must agree.
+    mod model {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Insert(u16, i8),
+            Remove(u16),
+            RemoveRange(u16, u16),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (0u16..600, any::<i8>()).prop_map(|(m, s)| Op::Insert(m, s)),
+                2 => (0u16..600).prop_map(Op::Remove),
+                1 => (0u16..700, 0u16..40).prop_map(|(a, n)| Op::RemoveRange(a, n)),
+            ]
+        }
+
+        fn sorted(model: &[(f64, Vec<u8>)]) -> Vec<(f64, Vec<u8>)> {
+            let mut v = model.to_vec();
+            v.sort_by(|a, b| {
+                a.0.partial_cmp(&b.0)
+                    .unwrap_or(Ordering::Equal)
+                    .then_with(|| a.1.cmp(&b.1))
+            });
+            v
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+            #[test]
+            fn matches_a_sorted_vector(ops in proptest::collection::vec(op(), 1..1500)) {
+                let mut z = ZSet::new();
+                let mut model: Vec<(f64, Vec<u8>)> = Vec::new();
+                for o in ops {
+                    match o {
+                        Op::Insert(m, s) => {
+                            let name = format!("m{m}").into_bytes();
+                            let old = model.iter().position(|e| e.1 == name).map(|i| model.remove(i).0);
+                            model.push((f64::from(s), name.clone()));
+                            prop_assert_eq!(z.insert(&name, f64::from(s)), old);
+                        }
+                        Op::Remove(m) => {
+                            let name = format!("m{m}").into_bytes();
+                            let old = model.iter().position(|e| e.1 == name).map(|i| model.remove(i).0);
+                            prop_assert_eq!(z.remove(&name), old);
+                        }
+                        Op::RemoveRange(a, n) => {
+                            let expect = sorted(&model);
+                            let (a, b) = (a as usize, a as usize + n as usize);
+                            let gone = z.remove_range(a, b);
+                            let want: Vec<(f64, Vec<u8>)> =
+                                expect.iter().skip(a).take(b.saturating_sub(a)).cloned().collect();
+                            prop_assert_eq!(gone.len(), want.len());
+                            for ((m, s), (ws, wm)) in gone.iter().zip(&want) {
+                                prop_assert_eq!(&m[..], &wm[..]);
+                                prop_assert_eq!(*s, *ws);
+                            }
+                            model.retain(|e| !want.iter().any(|w| w.1 == e.1));
+                        }
+                    }
+                    prop_assert_eq!(z.len(), model.len());
+                }
+                let expect = sorted(&model);
+                let got: Vec<(f64, Vec<u8>)> = z.iter().map(|(m, s)| (s, m.to_vec())).collect();
+                prop_assert_eq!(&got, &expect);
+                for (r, (s, m)) in expect.iter().enumerate() {
+                    prop_assert_eq!(z.rank(m), Some(r));
+                    prop_assert_eq!(z.score(m), Some(*s));
+                }
+                let range = ScoreRange {
+                    min: ScoreBound { value: -20.0, exclusive: true },
+                    max: ScoreBound { value: 30.0, exclusive: false },
+                };
+                let (a, b) = z.score_span(&range);
+                let want = expect.iter().filter(|e| e.0 > -20.0 && e.0 <= 30.0).count();
+                prop_assert_eq!(b - a, want);
+                prop_assert!(z.range(a, b).iter().all(|(_, s)| *s > -20.0 && *s <= 30.0));
+            }
+        }
+    }
 }
