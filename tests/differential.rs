@@ -28,6 +28,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("streams", include_str!("diff/streams.txt")),
     ("pubsub", include_str!("diff/pubsub.txt")),
     ("client", include_str!("diff/client.txt")),
+    ("zsets", include_str!("diff/zsets.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

@@ -60,6 +60,7 @@ pub enum Value {
     Set(crate::types::set::Set),
     /// Boxed: a stream's bookkeeping is larger than the other variants.
     Stream(Box<crate::types::stream::Stream>),
+    ZSet(crate::types::zset::ZSet),
 }
 
 impl Value {
@@ -70,6 +71,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::Stream(_) => "stream",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -328,9 +330,13 @@ impl Keyspace {
         Some((out, len))
     }
 
-    /// Whether `key` holds a non-empty list.
+    /// Whether `key` holds a non-empty list or sorted set (something a blocked pop can take).
     pub fn has_items(&self, db: usize, key: &[u8]) -> bool {
-        matches!(self.dbs[db].map.get(key), Some(Value::List(l)) if !l.items.is_empty())
+        match self.dbs[db].map.get(key) {
+            Some(Value::List(l)) => !l.items.is_empty(),
+            Some(Value::ZSet(z)) => !z.is_empty(),
+            _ => false,
+        }
     }
 
     /// Empties one database (or all) and resets their queue counters.

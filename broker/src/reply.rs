@@ -170,17 +170,38 @@ pub fn encode_bulk_array<'a>(items: impl Iterator<Item = &'a [u8]> + Clone, len:
     out.freeze()
 }
 
-/// Formats a double as Redis does for RESP3 doubles (`%.17g`-like, `inf`, `-inf`, `nan`).
+/// Formats a double as Redis 7.0's `addReplyDouble` does: C's `%.17g` (17 significant
+/// digits, so `0.1` is `0.10000000000000001`), `inf`, `-inf`, `nan`, and `-0` for negative zero.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
-        "nan".into()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.into()
-    } else if d == d.trunc() && d.abs() < 1e17 {
-        format!("{}", d as i64)
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    // `{:.16e}` is the correctly rounded 17-digit mantissa and its exponent, as printf computes.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{m}e{sign}{:02}", exp.unsigned_abs())
     } else {
-        let mut buf = ryu::Buffer::new();
-        buf.format(d).to_string()
+        let fixed = format!("{d:.prec$}", prec = (16 - exp) as usize);
+        trim_fraction(&fixed).to_string()
+    }
+}
+
+/// `%g`'s removal of trailing zeros (and of a bare decimal point).
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
     }
 }
 
@@ -637,6 +658,24 @@ pub mod msg {
             Some((source, line)) => format!("{message} script: {sha}, on {source}:{line}."),
             None => format!("{message} script: {sha}"),
         }
+    }
+
+    // Sorted sets.
+    pub const ZADD_NX_XX: &str = "ERR XX and NX options at the same time are not compatible";
+    pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+    pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+    pub const ZSCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+    pub const ZRANGE_NOT_FLOAT: &str = "ERR min or max is not a float";
+    pub const ZRANGE_NOT_LEX: &str = "ERR min or max not valid string range item";
+    pub const ZRANGE_LIMIT: &str =
+        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+    pub const ZRANGE_LEX_WITHSCORES: &str =
+        "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+    pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+
+    /// ZUNION, ZINTER, ZDIFF (and their STORE forms), ZINTERCARD with `numkeys` below 1.
+    pub fn no_input_keys(cmd: &str) -> String {
+        format!("ERR at least 1 input key is needed for '{cmd}' command")
     }
 
     fn trunc(b: &[u8], max: usize) -> String {

@@ -54,6 +54,13 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
                         .map(|b| b.to_vec())
                         .collect(),
                 ),
+                // Member, then the score's exact bits: a replay must rebuild both.
+                Value::ZSet(z) => (
+                    "zset",
+                    z.iter()
+                        .flat_map(|(m, s)| [m.to_vec(), s.to_bits().to_be_bytes().to_vec()])
+                        .collect(),
+                ),
             };
             out.insert((db, key.to_vec()), (kind.to_string(), items, expiry));
         }

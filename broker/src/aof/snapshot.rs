@@ -20,6 +20,8 @@ enum Copied {
     Set(Set),
     /// Streams are copied whole (entries hold packed fields, not shared `Bytes`).
     Stream(Box<crate::types::stream::Stream>),
+    /// Members (shared with the live set: a counter increment each) with their scores, in order.
+    ZSet(Vec<(std::sync::Arc<[u8]>, f64)>),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -53,6 +55,7 @@ impl Snapshot {
                     Value::Hash(h) => Copied::Hash(h.duplicate()),
                     Value::Set(s) => Copied::Set(s.duplicate()),
                     Value::Stream(s) => Copied::Stream(Box::new(s.duplicate())),
+                    Value::ZSet(z) => Copied::ZSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -75,6 +78,7 @@ impl Snapshot {
                     Copied::Hash(h) => h.len(),
                     Copied::Set(s) => s.len(),
                     Copied::Stream(s) => s.len(),
+                    Copied::ZSet(z) => z.len(),
                 })
                 .sum(),
         }
@@ -117,12 +121,20 @@ impl Snapshot {
                             buf.clear();
                         }
                     }
-                    if let Some(t) = expiry {
-                        encode_command(
-                            &mut buf,
-                            &[&b"PEXPIREAT"[..], key, itoa::Buffer::new().format(*t).as_bytes()],
-                        );
-                    }
+                    pexpireat(&mut buf, key, *expiry);
+                }
+                Copied::ZSet(entries) => {
+                    // `%.17g` scores read back as the same double.
+                    let scores: Vec<String> = entries
+                        .iter()
+                        .map(|(_, s)| crate::reply::format_double(*s))
+                        .collect();
+                    let pairs = entries
+                        .iter()
+                        .zip(&scores)
+                        .map(|((m, _), s)| vec![s.as_bytes(), &m[..]]);
+                    write_batched(out, &mut buf, b"ZADD", key, pairs)?;
+                    pexpireat(&mut buf, key, *expiry);
                 }
                 Copied::List(items) => {
                     let items = items.iter().map(|b| vec![&b[..]]);

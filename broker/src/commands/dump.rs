@@ -24,6 +24,8 @@ const TYPE_SET: u8 = 2;
 const TYPE_HASH: u8 = 4;
 const TYPE_SET_INTSET: u8 = 11;
 const TYPE_HASH_LISTPACK: u8 = 16;
+const TYPE_ZSET_2: u8 = 5;
+const TYPE_ZSET_LISTPACK: u8 = 17;
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
 const NODE_LIMIT: usize = 8192;
@@ -221,6 +223,25 @@ fn serialize(value: &Value) -> Option<Vec<u8>> {
         // written yet: DUMP of a stream is refused rather than answered with a payload
         // redis-server could not read.
         Value::Stream(_) => return None,
+        Value::ZSet(z) if z.encoding() == "listpack" => {
+            out.push(TYPE_ZSET_LISTPACK);
+            let mut lp = vec![0u8; 6];
+            for (m, score) in z.iter() {
+                put_listpack_entry(&mut lp, m);
+                put_listpack_entry(&mut lp, crate::reply::format_double(score).as_bytes());
+            }
+            put_string(&mut out, &finish_listpack(lp, 2 * z.len()));
+        }
+        Value::ZSet(z) => {
+            // Highest rank first, as Redis writes a skiplist (loading then appends cheaply).
+            out.push(TYPE_ZSET_2);
+            put_len(&mut out, z.len() as u64);
+            let members: Vec<_> = z.iter().collect();
+            for (m, score) in members.into_iter().rev() {
+                put_string(&mut out, m);
+                out.extend_from_slice(&score.to_le_bytes());
+            }
+        }
     }
     Some(out)
 }
@@ -428,6 +449,7 @@ enum Restored {
     List(Vec<Bytes>),
     Hash(Vec<(Bytes, Bytes)>),
     Set(Vec<Bytes>),
+    ZSet(Vec<(Bytes, f64)>),
 }
 
 /// Checks the trailer (version and CRC) and decodes the value.
@@ -500,6 +522,36 @@ fn decode_body(body: &[u8]) -> Option<Restored> {
             }
             (!members.is_empty()).then_some(())?;
             Restored::Set(members)
+        }
+        TYPE_ZSET_LISTPACK => {
+            let mut flat = Vec::new();
+            listpack_elements(&r.string()?, &mut flat)?;
+            if flat.is_empty() || flat.len() % 2 != 0 {
+                return None;
+            }
+            let mut pairs = Vec::new();
+            for pair in flat.chunks_exact(2) {
+                let score: f64 = std::str::from_utf8(&pair[1]).ok()?.parse().ok()?;
+                if score.is_nan() {
+                    return None;
+                }
+                pairs.push((pair[0].clone(), score));
+            }
+            Restored::ZSet(pairs)
+        }
+        TYPE_ZSET_2 => {
+            let n = r.plain_len()?;
+            let mut pairs = Vec::new();
+            for _ in 0..n {
+                let member = Bytes::from(r.string()?);
+                let score = f64::from_le_bytes(r.take(8)?.try_into().ok()?);
+                if score.is_nan() {
+                    return None;
+                }
+                pairs.push((member, score));
+            }
+            (!pairs.is_empty()).then_some(())?;
+            Restored::ZSet(pairs)
         }
         _ => return None,
     };
@@ -598,6 +650,18 @@ pub fn restore(ctx: &mut Ctx) -> Outcome {
             ctx.engine.keyspace[db]
                 .map
                 .insert(Bytes::copy_from_slice(&key), Value::Hash(h));
+            ctx.engine.touch(db, &key);
+        }
+        Restored::ZSet(pairs) => {
+            let mut z = crate::types::zset::ZSet::for_first_member(&pairs[0].0);
+            for (m, score) in &pairs {
+                z.insert(m, *score);
+            }
+            ctx.engine.keyspace[db]
+                .map
+                .insert(Bytes::copy_from_slice(&key), Value::ZSet(z));
+            // A sorted set arriving at a key may serve clients blocked in BZPOPMIN on it.
+            ctx.engine.signal_key_ready(db, &key);
             ctx.engine.touch(db, &key);
         }
         Restored::Set(members) => {

@@ -181,6 +181,8 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         ctx.engine.after_push(db, &dst, 0, len);
     } else {
         ctx.engine.touch(db, &dst);
+        // A sorted set renamed onto a key someone waits on serves them, as in Redis.
+        ctx.engine.signal_key_ready(db, &dst);
     }
     if nx { Reply::Int(1) } else { Reply::Ok }.into()
 }

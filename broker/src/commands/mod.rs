@@ -37,6 +37,7 @@ mod strings;
 mod substrings;
 mod transactions;
 mod values;
+mod zsets;
 
 pub use crate::state::resident_bytes;
 pub use args::{end_arg, glob_match, int_arg, parse_f64, parse_i64, timeout_arg};
@@ -343,6 +344,42 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("xautoclaim", -6, [WRITE, FAST], (1, 1, 1), "stream", "Changes, or acquires, ownership of messages in a consumer group, as if the messages were delivered to as consumer group member.", "key group consumer min-idle-time start [COUNT count] [JUSTID]", streams::xautoclaim),
     cmd!("xinfo", -2, [], (0, 0, 0), "stream", "A container for stream introspection commands.", "subcommand [arg ...]", streams::xinfo),
     cmd!("xsetid", -3, [WRITE, DENYOOM, FAST], (1, 1, 1), "stream", "An internal command for replicating stream values.", "key last-id [ENTRIESADDED entries-added] [MAXDELETEDID max-deleted-id]", streams::xsetid),
+    // sorted sets
+    cmd!("zadd", -4, [WRITE, DENYOOM, FAST], (1, 1, 1), "sorted-set", "Add one or more members to a sorted set, or update its score if it already exists", "key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]", zsets::zadd),
+    cmd!("zincrby", 4, [WRITE, DENYOOM, FAST], (1, 1, 1), "sorted-set", "Increment the score of a member in a sorted set", "key increment member", zsets::zincrby),
+    cmd!("zrem", -3, [WRITE, FAST], (1, 1, 1), "sorted-set", "Remove one or more members from a sorted set", "key member [member ...]", zsets::zrem),
+    cmd!("zcard", 2, [READONLY, FAST], (1, 1, 1), "sorted-set", "Get the number of members in a sorted set", "key", zsets::zcard),
+    cmd!("zscore", 3, [READONLY, FAST], (1, 1, 1), "sorted-set", "Get the score associated with the given member in a sorted set", "key member", zsets::zscore),
+    cmd!("zmscore", -3, [READONLY, FAST], (1, 1, 1), "sorted-set", "Get the score associated with the given members in a sorted set", "key member [member ...]", zsets::zmscore),
+    cmd!("zrank", 3, [READONLY, FAST], (1, 1, 1), "sorted-set", "Determine the index of a member in a sorted set", "key member", zsets::zrank),
+    cmd!("zrevrank", 3, [READONLY, FAST], (1, 1, 1), "sorted-set", "Determine the index of a member in a sorted set, with scores ordered from high to low", "key member", zsets::zrevrank),
+    cmd!("zcount", 4, [READONLY, FAST], (1, 1, 1), "sorted-set", "Count the members in a sorted set with scores within the given values", "key min max", zsets::zcount),
+    cmd!("zlexcount", 4, [READONLY, FAST], (1, 1, 1), "sorted-set", "Count the number of members in a sorted set between a given lexicographical range", "key min max", zsets::zlexcount),
+    cmd!("zrange", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set", "key start stop [BYSCORE|BYLEX] [REV] [LIMIT offset count] [WITHSCORES]", zsets::zrange),
+    cmd!("zrangestore", -5, [WRITE, DENYOOM], (1, 2, 1), "sorted-set", "Store a range of members from sorted set into another key", "dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]", zsets::zrangestore),
+    cmd!("zrangebyscore", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set, by score", "key min max [WITHSCORES] [LIMIT offset count]", zsets::zrangebyscore),
+    cmd!("zrevrangebyscore", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set, by score, with scores ordered from high to low", "key max min [WITHSCORES] [LIMIT offset count]", zsets::zrevrangebyscore),
+    cmd!("zrangebylex", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set, by lexicographical range", "key min max [LIMIT offset count]", zsets::zrangebylex),
+    cmd!("zrevrangebylex", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set, by lexicographical range, ordered from higher to lower strings.", "key max min [LIMIT offset count]", zsets::zrevrangebylex),
+    cmd!("zrevrange", -4, [READONLY], (1, 1, 1), "sorted-set", "Return a range of members in a sorted set, by index, with scores ordered from high to low", "key start stop [WITHSCORES]", zsets::zrevrange),
+    cmd!("zremrangebyrank", 4, [WRITE], (1, 1, 1), "sorted-set", "Remove all members in a sorted set within the given indexes", "key start stop", zsets::zremrangebyrank),
+    cmd!("zremrangebyscore", 4, [WRITE], (1, 1, 1), "sorted-set", "Remove all members in a sorted set within the given scores", "key min max", zsets::zremrangebyscore),
+    cmd!("zremrangebylex", 4, [WRITE], (1, 1, 1), "sorted-set", "Remove all members in a sorted set between the given lexicographical range", "key min max", zsets::zremrangebylex),
+    cmd!("zpopmin", -2, [WRITE, FAST], (1, 1, 1), "sorted-set", "Remove and return members with the lowest scores in a sorted set", "key [count]", zsets::zpopmin),
+    cmd!("zpopmax", -2, [WRITE, FAST], (1, 1, 1), "sorted-set", "Remove and return members with the highest scores in a sorted set", "key [count]", zsets::zpopmax),
+    cmd!("zmpop", -4, [WRITE], (0, 0, 0), "sorted-set", "Remove and return members with scores in a sorted set", "numkeys key [key ...] MIN|MAX [COUNT count]", zsets::zmpop),
+    cmd!("bzpopmin", -3, [WRITE, NOSCRIPT, BLOCKING, FAST], (1, -2, 1), "sorted-set", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "key [key ...] timeout", zsets::bzpopmin),
+    cmd!("bzpopmax", -3, [WRITE, NOSCRIPT, BLOCKING, FAST], (1, -2, 1), "sorted-set", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "key [key ...] timeout", zsets::bzpopmax),
+    cmd!("bzmpop", -5, [WRITE, BLOCKING], (0, 0, 0), "sorted-set", "Remove and return members with scores in a sorted set or block until one is available", "timeout numkeys key [key ...] MIN|MAX [COUNT count]", zsets::bzmpop),
+    cmd!("zrandmember", -2, [READONLY], (1, 1, 1), "sorted-set", "Get one or multiple random elements from a sorted set", "key [count [WITHSCORES]]", zsets::zrandmember),
+    cmd!("zscan", -3, [READONLY], (1, 1, 1), "sorted-set", "Incrementally iterate sorted sets elements and associated scores", "key cursor [MATCH pattern] [COUNT count]", zsets::zscan),
+    cmd!("zunion", -3, [READONLY], (0, 0, 0), "sorted-set", "Add multiple sorted sets", "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]", zsets::zunion),
+    cmd!("zinter", -3, [READONLY], (0, 0, 0), "sorted-set", "Intersect multiple sorted sets", "numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX] [WITHSCORES]", zsets::zinter),
+    cmd!("zdiff", -3, [READONLY], (0, 0, 0), "sorted-set", "Subtract multiple sorted sets", "numkeys key [key ...] [WITHSCORES]", zsets::zdiff),
+    cmd!("zunionstore", -4, [WRITE, DENYOOM], (1, 1, 1), "sorted-set", "Add multiple sorted sets and store the resulting sorted set in a new key", "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]", zsets::zunionstore),
+    cmd!("zinterstore", -4, [WRITE, DENYOOM], (1, 1, 1), "sorted-set", "Intersect multiple sorted sets and store the resulting sorted set in a new key", "destination numkeys key [key ...] [WEIGHTS weight [weight ...]] [AGGREGATE SUM|MIN|MAX]", zsets::zinterstore),
+    cmd!("zdiffstore", -4, [WRITE, DENYOOM], (1, 1, 1), "sorted-set", "Subtract multiple sorted sets and store the resulting sorted set in a new key", "destination numkeys key [key ...]", zsets::zdiffstore),
+    cmd!("zintercard", -3, [READONLY], (0, 0, 0), "sorted-set", "Intersect multiple sorted sets and return the cardinality of the result", "numkeys key [key ...] [LIMIT limit]", zsets::zintercard),
 ];
 
 fn table() -> &'static HashMap<&'static [u8], usize, ahash::RandomState> {

@@ -73,6 +73,7 @@ fn count(engine: &Engine) -> (usize, usize) {
                 Value::Hash(h) => h.len(),
                 Value::Set(s) => s.len(),
                 Value::Stream(s) => s.len(),
+                Value::ZSet(z) => z.len(),
                 Value::Str(_) => 0,
             })
             .sum::<usize>();

@@ -19,6 +19,7 @@ pub fn encoding(value: &Value) -> &'static str {
         Value::Hash(h) => h.encoding(),
         Value::Set(set) => set.encoding(),
         Value::Stream(st) => st.encoding(),
+        Value::ZSet(z) => z.encoding(),
     }
 }
 
@@ -43,6 +44,7 @@ pub fn duplicate(value: &Value, counters: impl FnOnce() -> Arc<QueueCounters>) -
         Value::Hash(h) => Value::Hash(h.duplicate()),
         Value::Set(set) => Value::Set(set.duplicate()),
         Value::Stream(st) => Value::Stream(Box::new(st.duplicate())),
+        Value::ZSet(z) => Value::ZSet(z.duplicate()),
     }
 }
 
@@ -52,6 +54,8 @@ pub fn sortable_elements(value: &Value) -> Option<Vec<Bytes>> {
     match value {
         Value::List(l) => Some(l.items.iter().map(|i| i.data.clone()).collect()),
         Value::Set(set) => Some(set.iter().map(|m| Bytes::copy_from_slice(&m)).collect()),
+        // Rank order.
+        Value::ZSet(z) => Some(z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect()),
         Value::Str(_) | Value::Hash(_) | Value::Stream(_) => None,
     }
 }
@@ -62,7 +66,7 @@ pub fn sortable_elements(value: &Value) -> Option<Vec<Bytes>> {
 /// make `sortable_elements` give rank order.
 pub fn has_stable_order(value: &Value) -> bool {
     match value {
-        Value::Str(_) | Value::List(_) | Value::Hash(_) | Value::Stream(_) => true,
+        Value::Str(_) | Value::List(_) | Value::Hash(_) | Value::Stream(_) | Value::ZSet(_) => true,
         Value::Set(_) => false,
     }
 }
@@ -100,6 +104,19 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
         }
         Value::Set(set) => ROBJ + dict_size(set.len(), samples, set.iter().map(|m| sds_alloc(m.len()))),
         Value::Stream(st) => ROBJ + stream_size(st, samples),
+        Value::ZSet(z) if z.encoding() == "listpack" => {
+            let scores: Vec<String> = z.iter().map(|(_, s)| crate::reply::format_double(s)).collect();
+            let entries = z.iter().zip(&scores).flat_map(|((m, _), s)| [&m[..], s.as_bytes()]);
+            ROBJ + jemalloc_class(listpack_size(entries))
+        }
+        Value::ZSet(z) => {
+            // zset, zskiplist and its 32-level header node, then per member its sds string,
+            // dict entry and a skiplist node (about 1.33 levels on average).
+            const ZSET_HEADERS: u64 = 16 + 32 + 640;
+            const NODE: u64 = 64;
+            let sizes = z.iter().map(|(m, _)| sds_alloc(m.len()) + NODE);
+            ROBJ + ZSET_HEADERS + dict_size(z.len(), samples, sizes)
+        }
     };
     DICT_ENTRY + jemalloc_class(sds_size(key.len())) + value_size
 }

@@ -1,6 +1,6 @@
 //! Blocked clients: per-key FIFO queues of waiters, and serving them once a push readies a key.
 
-use super::Engine;
+use super::{Engine, EventClass};
 use crate::db::{End, Map, Value};
 use crate::metrics::QueueEvent;
 use crate::reply::{msg, Reply};
@@ -19,6 +19,24 @@ pub enum BlockOp {
     MPop { from: End, count: usize },
     /// XREAD/XREADGROUP: new entries of a stream (served in `stream_waits.rs`).
     Stream(Box<crate::types::stream::StreamWait>),
+    /// BZPOPMIN/BZPOPMAX: reply `[key, member, score]`.
+    ZPop { max: bool },
+    /// BZMPOP: reply `[key, [[member, score], ...]]`.
+    ZMPop { max: bool, count: usize },
+}
+
+impl BlockOp {
+    /// Whether this operation can be served from `value` (Redis serves a waiter only from a
+    /// key of the type it blocked for; the others stay blocked).
+    fn serves_from(&self, value: Option<&Value>) -> bool {
+        match (self, value) {
+            (BlockOp::ZPop { .. } | BlockOp::ZMPop { .. }, Some(Value::ZSet(z))) => !z.is_empty(),
+            (BlockOp::Pop(_) | BlockOp::Move { .. } | BlockOp::MPop { .. }, Some(Value::List(l))) => {
+                !l.items.is_empty()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A client blocked on one or more list keys.
@@ -140,14 +158,13 @@ impl Engine {
             if !self.keyspace.has_items(db, &key) {
                 break;
             }
-            // Clients blocked in XREAD on a key that now holds a list keep waiting.
+            // The oldest waiter that this key's type can serve (clients blocked in XREAD on a
+            // key that now holds a list, or in BLPOP on a sorted set, keep waiting).
+            let value = self.keyspace[db].map.get(&key);
             let waiters = &self.blocking.waiters;
             let Some(&id) = self.blocking.by_key.get(&(db, key.clone())).and_then(|q| {
-                q.iter().find(|id| {
-                    waiters
-                        .get(id)
-                        .is_some_and(|w| !matches!(w.op, BlockOp::Stream(_)))
-                })
+                q.iter()
+                    .find(|id| waiters.get(id).is_some_and(|w| w.op.serves_from(value)))
             }) else {
                 break;
             };
@@ -190,6 +207,28 @@ impl Engine {
                     Reply::Array(v.into_iter().map(Reply::Bulk).collect()),
                 ])
             }
+            BlockOp::ZPop { max } => {
+                let mut v = self.zpop(db, key, *max, 1);
+                self.log_zpop(db, key, *max, v.len());
+                match v.pop() {
+                    Some((m, s)) => {
+                        Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(m), Reply::Double(s)])
+                    }
+                    None => Reply::NullArray,
+                }
+            }
+            BlockOp::ZMPop { max, count } => {
+                let v = self.zpop(db, key, *max, *count);
+                self.log_zpop(db, key, *max, v.len());
+                Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::Array(
+                        v.into_iter()
+                            .map(|(m, s)| Reply::Array(vec![Reply::Bulk(m), Reply::Double(s)]))
+                            .collect(),
+                    ),
+                ])
+            }
             BlockOp::Move { from, to, dest } => {
                 if !matches!(self.keyspace[db].map.get(dest), None | Some(Value::List(_))) {
                     // Redis answers the waiter with the type error and leaves the source alone.
@@ -208,6 +247,56 @@ impl Engine {
             }
             // Never chosen above: stream waiters are served by `serve_stream_waiters`.
             BlockOp::Stream(_) => Reply::NullArray,
+        }
+    }
+}
+
+impl Engine {
+    /// Readies the waiters blocked on `key` after a write that gave it members (sorted sets:
+    /// lists do this in [`Engine::after_push`]).
+    pub fn signal_key_ready(&mut self, db: usize, key: &Bytes) {
+        if self.blocking.has_waiters(db, key) {
+            self.blocking.ready.push((db, key.clone()));
+        }
+    }
+
+    /// Pops up to `count` lowest (or highest, `max`) members of the sorted set at `key`, in
+    /// pop order; deletes the key once empty, invalidates WATCHes and reports `zpopmin` /
+    /// `zpopmax` (then `del`). Empty if the key holds no sorted set.
+    pub fn zpop(&mut self, db: usize, key: &Bytes, max: bool, count: usize) -> Vec<(Bytes, f64)> {
+        let Some(Value::ZSet(z)) = self.keyspace[db].map.get_mut(key) else {
+            return Vec::new();
+        };
+        let n = count.min(z.len());
+        let popped = if max {
+            let len = z.len();
+            let mut v = z.remove_range(len - n, len);
+            v.reverse();
+            v
+        } else {
+            z.remove_range(0, n)
+        };
+        let empty = z.is_empty();
+        if popped.is_empty() {
+            return popped;
+        }
+        if empty {
+            self.keyspace[db].remove(key);
+        }
+        self.touch(db, key);
+        self.notify(EventClass::ZSet, if max { "zpopmax" } else { "zpopmin" }, db, key);
+        if empty {
+            self.notify(EventClass::Generic, "del", db, key);
+        }
+        popped
+    }
+
+    /// Logs a pop made for a blocked client as its effect: `ZPOPMIN key count`.
+    fn log_zpop(&mut self, db: usize, key: &Bytes, max: bool, count: usize) {
+        if count > 0 {
+            let name: &[u8] = if max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+            let n = itoa::Buffer::new().format(count).as_bytes().to_vec();
+            self.log(db, &[name, &key[..], &n[..]]);
         }
     }
 }

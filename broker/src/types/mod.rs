@@ -7,3 +7,4 @@ pub mod pack;
 pub mod set;
 pub mod table;
 pub mod stream;
+pub mod zset;
