@@ -6,7 +6,8 @@
 //! 1000…). A policy earns its keep on a workload when its point lies above and left of the line.
 //!
 //! `cargo run --release -p agent --example frontier -- [EPISODES] [OUT_DIR] [[LABEL=]SPEC[@PERIOD_S]]…`
-//! writes `OUT_DIR/frontier.md` (a table) and `OUT_DIR/frontier.svg` (one panel per workload).
+//! writes `OUT_DIR/frontier.md` (a table) and `OUT_DIR/frontier.svg` and `.png` (one panel per
+//! workload).
 //! Policies run every 1 s unless `@PERIOD_S` says otherwise.
 
 #[path = "common/suite.rs"]
@@ -75,10 +76,12 @@ fn main() {
     }
     std::fs::write(out.join("frontier.md"), md).expect("write frontier.md");
     let labels: Vec<String> = parsed.iter().map(|p| p.0.clone()).collect();
-    std::fs::write(
-        out.join("frontier.svg"),
-        agent::plot::frontier_svg(&panels, &labels),
-    )
-    .expect("write frontier.svg");
-    println!("wrote {0}/frontier.md, {0}/frontier.svg", out.display());
+    agent::plot::write_chart(&out.join("frontier.svg"), |f| {
+        agent::plot::frontier(&panels, &labels, f)
+    })
+    .expect("write frontier.svg and frontier.png");
+    println!(
+        "wrote {0}/frontier.md, {0}/frontier.svg, {0}/frontier.png",
+        out.display()
+    );
 }

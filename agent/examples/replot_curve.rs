@@ -1,6 +1,6 @@
 //! Redraws a training curve's chart from the CSV `train` wrote beside the model:
 //! `cargo run -p agent --example replot_curve -- models/calendar.curve.csv` writes
-//! `models/calendar.curve.svg`.
+//! `models/calendar.curve.svg` and `models/calendar.curve.png`.
 
 use agent::train::CurvePoint;
 
@@ -28,6 +28,10 @@ fn main() {
         })
         .collect();
     let out = path.with_extension("svg");
-    std::fs::write(&out, agent::train::curve_svg(&curve)).expect("write the chart");
-    println!("wrote {}", out.display());
+    agent::plot::write_chart(&out, |f| agent::train::curve_chart(&curve, f)).expect("write the chart");
+    println!(
+        "wrote {} and {}",
+        out.display(),
+        out.with_extension("png").display()
+    );
 }

@@ -1,11 +1,14 @@
-//! Charts for reports and docs, drawn with `plotters` as SVG: axes with ticks and units, a
-//! grid, legends instead of labels on the data (which overlap), the static line on scatters.
-//! Text is left to the SVG viewer's sans-serif font, so no font files are needed.
+//! Charts for reports and docs, drawn with `plotters` as SVG and as PNG: axes with ticks and
+//! units, a grid, legends instead of labels on the data (which overlap), the static line on
+//! scatters. Text is laid out (and, in PNGs, drawn) with a font file found on the system at
+//! run time — DejaVu Sans, or Liberation Sans — so none is shipped; without one, drawing fails
+//! with [`PlotError::NoFont`] naming the package to install.
 
 use crate::eval::{PolicySummary, StepRecord};
 use crate::train::CurvePoint;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::path::{Path, PathBuf};
 
 /// A qualitative palette (the matplotlib "tab10" hues), one per series in order.
 const COLORS: &[RGBColor] = &[
@@ -30,20 +33,146 @@ fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
-/// Draws into an SVG string; a drawing error (none is expected for finite data) leaves what
-/// was drawn so far, which is still a valid document.
-fn svg(size: (u32, u32), draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult) -> String {
-    let mut out = String::new();
-    {
-        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let _ = draw(&root);
-        let _ = root.present();
+/// Where the font for chart text is looked for, in order (Debian and Ubuntu, Fedora, Arch,
+/// Alpine, FreeBSD; then Liberation Sans, metric-compatible with Arial).
+const FONT_FILES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/local/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation-sans/LiberationSans-Regular.ttf",
+];
+
+/// Why a chart could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error(
+        "no font for the charts' text: install DejaVu Sans (Debian/Ubuntu: apt-get install fonts-dejavu-core; Fedora: dejavu-sans-fonts); looked for {}",
+        .searched.join(", ")
+    )]
+    NoFont { searched: Vec<String> },
+    #[error("the font file {path} is not a font plotters can read")]
+    BadFont { path: PathBuf },
+    #[error("drawing a chart: {0}")]
+    Draw(String),
+    #[error("encoding a PNG: {0}")]
+    Png(#[from] png::EncodingError),
+    #[error("writing {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Registers the system's font as plotters' "sans-serif", once per process.
+fn load_font() -> Result<(), PlotError> {
+    static LOADED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let outcome = LOADED.get_or_init(|| {
+        let Some((path, bytes)) = FONT_FILES
+            .iter()
+            .find_map(|p| std::fs::read(p).ok().map(|bytes| (*p, bytes)))
+        else {
+            return Err(String::new());
+        };
+        // plotters keeps fonts for the life of the process; this happens once.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).map_err(|_| path.to_string())
+    });
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(path) if path.is_empty() => Err(PlotError::NoFont {
+            searched: FONT_FILES.iter().map(|p| p.to_string()).collect(),
+        }),
+        Err(path) => Err(PlotError::BadFont { path: path.into() }),
     }
-    out
+}
+
+/// The file formats a chart is drawn in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Svg,
+    Png,
+}
+
+impl Format {
+    pub const ALL: [Format; 2] = [Format::Svg, Format::Png];
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Svg => "svg",
+            Format::Png => "png",
+        }
+    }
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Draws a chart of `size` pixels in `format` with `draw`, a closure written once: the macro
+/// hands a copy to each backend, so one drawing code makes both formats.
+macro_rules! render {
+    ($format:expr, $size:expr, $draw:expr) => {
+        match $format {
+            Format::Svg => svg($size, $draw),
+            Format::Png => png($size, $draw),
+        }
+    };
+}
+
+fn svg(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> DrawResult,
+) -> Result<Vec<u8>, PlotError> {
+    load_font()?;
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        draw(&root).map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    Ok(out.into_bytes())
+}
+
+fn png(
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> DrawResult,
+) -> Result<Vec<u8>, PlotError> {
+    load_font()?;
+    let mut pixels = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_error)?;
+        draw(&root).map_err(draw_error)?;
+        root.present().map_err(draw_error)?;
+    }
+    encode_png(&pixels, size)
+}
+
+fn draw_error(e: impl std::fmt::Display) -> PlotError {
+    PlotError::Draw(e.to_string())
+}
+
+/// RGB pixels to a PNG file.
+fn encode_png(pixels: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, PlotError> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(pixels)?;
+    Ok(out)
+}
+
+/// Writes the chart `draw` makes to `svg_path` and, as PNG, beside it (`x.svg` → `x.png`).
+pub fn write_chart(
+    svg_path: &Path,
+    draw: impl Fn(Format) -> Result<Vec<u8>, PlotError>,
+) -> Result<(), PlotError> {
+    for format in Format::ALL {
+        let path = svg_path.with_extension(format.extension());
+        let bytes = draw(format)?;
+        std::fs::write(&path, bytes).map_err(|source| PlotError::Write { path, source })?;
+    }
+    Ok(())
+}
 
 /// A value range with a little room, never empty.
 fn padded(lo: f64, hi: f64) -> std::ops::Range<f64> {
@@ -62,7 +191,7 @@ fn finite_max(values: impl Iterator<Item = f64>) -> f64 {
 
 /// Four panels sharing the time axis — workers, queue length, arrival rate, QoS in window —
 /// one line per policy.
-pub fn timeseries_svg(series: &[(String, Vec<StepRecord>)]) -> String {
+pub fn timeseries(series: &[(String, Vec<StepRecord>)], format: Format) -> Result<Vec<u8>, PlotError> {
     type Value = fn(&StepRecord) -> f64;
     let panels: [(&str, Value); 4] = [
         ("workers (live + starting)", |s| f64::from(s.workers)),
@@ -72,7 +201,7 @@ pub fn timeseries_svg(series: &[(String, Vec<StepRecord>)]) -> String {
     ];
     let t_max = finite_max(series.iter().flat_map(|(_, s)| s.iter().map(|r| r.time_s))).max(1.0);
     let rows = legend_rows(900, series.iter().map(|(n, _)| n.as_str()));
-    svg((900, 4 * 190 + 20 + 20 * rows), |root| {
+    render!(format, (900, 4 * 190 + 20 + 20 * rows), |root| {
         let (body, legend) = root.split_vertically(4 * 190);
         for (area, (title, value)) in body.split_evenly((4, 1)).iter().zip(panels) {
             let top = finite_max(series.iter().flat_map(|(_, s)| s.iter().map(value))).max(1.0);
@@ -107,10 +236,13 @@ pub fn timeseries_svg(series: &[(String, Vec<StepRecord>)]) -> String {
 }
 
 /// Rows of coloured swatches and names, wrapped to the area's width.
-fn draw_legend<'a>(
-    area: &DrawingArea<SVGBackend, Shift>,
+fn draw_legend<'a, DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
     names: impl Iterator<Item = &'a str>,
-) -> DrawResult {
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let width = area.dim_in_pixel().0 as i32;
     let (mut x, mut y) = (60, 10);
     for (i, name) in names.enumerate() {
@@ -155,7 +287,7 @@ fn tick(range_top: f64) -> impl Fn(&f64) -> String {
 /// QoS (%) against worker-seconds, one point per policy (named in the legend), with the line
 /// through the static farms (`static:N`) among them: a policy above and left of the line
 /// beats fixed provisioning.
-pub fn scatter_svg(rows: &[PolicySummary]) -> String {
+pub fn scatter(rows: &[PolicySummary], format: Format) -> Result<Vec<u8>, PlotError> {
     let mut statics: Vec<(f64, f64)> = rows
         .iter()
         .filter(|r| r.policy.starts_with("static:"))
@@ -176,7 +308,7 @@ pub fn scatter_svg(rows: &[PolicySummary]) -> String {
     let q = (q_min.min(90.0) - 1.0).max(0.0)..100.5;
     let ws_top = ws.end;
     let height = 480.max(60 + 18 * (rows.len() as u32 + 1));
-    svg((1000, height), |root| {
+    render!(format, (1000, height), |root| {
         let (plot, legend) = root.split_horizontally(640);
         let mut chart = ChartBuilder::on(&plot)
             .caption(
@@ -237,7 +369,7 @@ pub fn scatter_svg(rows: &[PolicySummary]) -> String {
 
 /// The training curve: mean return on the iteration's scenarios, and QoS and mean workers on
 /// the original workload, per iteration.
-pub fn curve_svg(curve: &[CurvePoint]) -> String {
+pub fn curve(curve: &[CurvePoint], format: Format) -> Result<Vec<u8>, PlotError> {
     let n = curve.len().max(2) as f64 - 1.0;
     let returns = padded(
         curve.iter().map(|p| p.mean_return).fold(f64::INFINITY, f64::min),
@@ -254,7 +386,7 @@ pub fn curve_svg(curve: &[CurvePoint]) -> String {
         .filter(|q| q.is_finite())
         .fold(100.0, f64::min);
     let q_low = (q_low - 1.0).floor().max(0.0);
-    svg((820, 560), |root| {
+    render!(format, (820, 560), |root| {
         let (upper, lower) = root.split_vertically(280);
         let mut top = ChartBuilder::on(&upper)
             .caption("mean return on the iteration's scenarios", ("sans-serif", 14))
@@ -335,11 +467,11 @@ pub struct FrontierPanel {
 /// Small multiples, four to a row: per workload, QoS (90–100 %) against mean workers, the
 /// static line in grey and one dot per policy (points below 90 % are left out; the table has
 /// them), with one legend for all.
-pub fn frontier_svg(panels: &[FrontierPanel], policies: &[String]) -> String {
+pub fn frontier(panels: &[FrontierPanel], policies: &[String], format: Format) -> Result<Vec<u8>, PlotError> {
     let cols = 4usize;
     let rows = panels.len().div_ceil(cols).max(1);
     let (pw, ph) = (300u32, 230u32);
-    svg((cols as u32 * pw, rows as u32 * ph + 70), |root| {
+    render!(format, (cols as u32 * pw, rows as u32 * ph + 70), |root| {
         let (head, body) = root.split_vertically(70);
         head.draw(&Text::new(
             "QoS against mean workers per workload; grey: static farms of 1, 2, … workers; above and left of the line is better",
@@ -432,7 +564,8 @@ mod tests {
             summary("static:16", 0.998, 3870.0),
             summary("bundled <guided>", 0.9975, 3950.0),
         ];
-        let s = scatter_svg(&rows);
+        let svg_text = |bytes: Result<Vec<u8>, PlotError>| String::from_utf8(bytes.unwrap()).unwrap();
+        let s = svg_text(scatter(&rows, Format::Svg));
         assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
         assert!(
             s.contains("worker-seconds") && s.contains("QoS (%)"),
@@ -449,10 +582,42 @@ mod tests {
             arrival_rate: 4.5,
             window_qos: 1.0,
         }];
-        let t = timeseries_svg(&[("static:12".into(), steps)]);
+        let t = svg_text(timeseries(&[("static:12".into(), steps.clone())], Format::Svg));
         assert!(t.contains("time (s)") && t.contains("arrival rate (tasks/s)"));
         // Degenerate inputs still give a document.
-        assert!(scatter_svg(&[]).starts_with("<svg"));
-        assert!(timeseries_svg(&[]).starts_with("<svg"));
+        assert!(svg_text(scatter(&[], Format::Svg)).starts_with("<svg"));
+        assert!(svg_text(timeseries(&[], Format::Svg)).starts_with("<svg"));
+        // The same charts as PNG files of the same size.
+        for (png, size) in [
+            (scatter(&rows, Format::Png).unwrap(), (1000, 480)),
+            (
+                timeseries(&[("static:12".into(), steps)], Format::Png).unwrap(),
+                (900, 800),
+            ),
+            (scatter(&[], Format::Png).unwrap(), (1000, 480)),
+        ] {
+            assert_eq!(png_size(&png), size);
+        }
+    }
+
+    /// Width and height of a PNG file, read back with the decoder.
+    fn png_size(bytes: &[u8]) -> (u32, u32) {
+        let reader = png::Decoder::new(std::io::Cursor::new(bytes))
+            .read_info()
+            .unwrap();
+        let info = reader.info();
+        (info.width, info.height)
+    }
+
+    #[test]
+    fn a_missing_font_names_the_package_to_install() {
+        let e = PlotError::NoFont {
+            searched: vec!["/a.ttf".into(), "/b.ttf".into()],
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("fonts-dejavu-core") && text.contains("/a.ttf, /b.ttf"),
+            "{text}"
+        );
     }
 }

@@ -348,9 +348,12 @@ pub(crate) fn stamp(policy: &mut NeuralPolicy, algorithm: String, iterations: u6
     p.workload = "randomised: phase order, base rate 200-400/min, bursts, start-up 0.1-8 s".into();
 }
 
-/// The training curve as an SVG chart (see [`crate::plot::curve_svg`]).
-pub fn curve_svg(curve: &[CurvePoint]) -> String {
-    crate::plot::curve_svg(curve)
+/// The training curve as a chart (see [`crate::plot::curve`]).
+pub fn curve_chart(
+    curve: &[CurvePoint],
+    format: crate::plot::Format,
+) -> Result<Vec<u8>, crate::plot::PlotError> {
+    crate::plot::curve(curve, format)
 }
 
 #[cfg(test)]
@@ -393,7 +396,9 @@ mod tests {
         assert_eq!(a.parameters().unwrap(), b.parameters().unwrap());
         assert_eq!(curve_a, curve_b);
         assert_eq!(curve_a.len(), 2);
-        assert!(curve_svg(&curve_a).starts_with("<svg"));
+        assert!(curve_chart(&curve_a, crate::plot::Format::Svg)
+            .unwrap()
+            .starts_with(b"<svg"));
     }
 
     #[test]

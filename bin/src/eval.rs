@@ -71,7 +71,7 @@ pub struct EvalArgs {
     /// Also write the results as JSON to this file.
     #[arg(long, env = "AUTOSCALE_EVAL_JSON")]
     pub json: Option<std::path::PathBuf>,
-    /// Write a report here: eval.json, eval.md, timeseries.svg (first episode of every
+    /// Write a report here: eval.json, eval.md, timeseries.svg/.png (first episode of every
     /// policy) and scatter.svg (QoS against worker-seconds).
     #[arg(long, env = "AUTOSCALE_REPORT")]
     pub report: Option<std::path::PathBuf>,
@@ -253,8 +253,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
                     .collect::<String>()
             ),
         )?;
-        write("timeseries.svg", agent::plot::timeseries_svg(&series))?;
-        write("scatter.svg", agent::plot::scatter_svg(&rows))?;
+        // Each chart as SVG and PNG.
+        agent::plot::write_chart(&dir.join("timeseries.svg"), |f| {
+            agent::plot::timeseries(&series, f)
+        })?;
+        agent::plot::write_chart(&dir.join("scatter.svg"), |f| agent::plot::scatter(&rows, f))?;
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&rows)?;

@@ -1,15 +1,30 @@
-//! The node's HTTP endpoint: `/metrics` (Prometheus text format 0.0.4), `/healthz`, `/readyz`.
+//! The node's HTTP endpoint (axum): `/metrics` (Prometheus text format 0.0.4), the live
+//! dashboard `/` and its event stream `/events`, and the probes `/healthz` and `/readyz`. The
+//! server under it, with its limits and timeouts, is `functions::http::serve`.
 //!
-//! Access (see docs/security.md): with a password set, `/metrics` needs it, as a bearer token
-//! or as the password of HTTP basic auth (any user name); without one, protected mode limits
-//! `/metrics` to loopback clients, as the broker does. The probes stay open: they disclose
-//! nothing but "up" and "ready", and a kubelet probe cannot carry a Secret.
+//! Access (see docs/security.md): with a password set, `/metrics` and the dashboard need it, as
+//! a bearer token or as the password of HTTP basic auth (any user name); without one, protected
+//! mode limits them to loopback clients, as the broker does. The probes stay open: they
+//! disclose nothing but "up" and "ready", and a kubelet probe cannot carry a Secret.
 
-use crate::stats::{NodeStats, LATENCY_BUCKETS};
+mod exposition;
+
+use crate::stats::NodeStats;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use base64::Engine;
-use functions::http::{Handler, Request, Response};
-use std::fmt::Write;
+use functions::http::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio_stream::StreamExt;
+
+pub use exposition::Scrape;
 
 /// Who may read the protected endpoints.
 #[derive(Clone, Debug, Default)]
@@ -20,26 +35,54 @@ pub struct Access {
     pub protected_mode: bool,
 }
 
+/// Why a request for a protected endpoint is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// 401: the password is required and was not presented.
+    Unauthenticated,
+    /// 403: no password is set and the client is not on loopback.
+    ProtectedMode,
+}
+
 impl Access {
-    /// `None` if the request may proceed, else the refusal.
-    fn check(&self, req: &Request<'_>) -> Option<Response> {
+    /// `None` if a request with this `Authorization` header from `peer` may proceed (an unknown
+    /// peer counts as remote).
+    pub fn check(&self, authorization: Option<&str>, peer: Option<&SocketAddr>) -> Option<Refusal> {
         match &self.password {
             Some(password) => {
-                let presented = req.authorization.and_then(credential);
+                let presented = authorization.and_then(credential);
                 if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes())) {
                     None
                 } else {
-                    Some(Response::json(
-                        401,
-                        r#"{"error":"authentication required: send the node's password as a bearer token or with basic auth"}"#,
-                    ))
+                    Some(Refusal::Unauthenticated)
                 }
             }
-            None if self.protected_mode && !broker::state::is_local_peer(&req.peer) => Some(Response::json(
+            None if self.protected_mode && !peer.is_some_and(broker::state::is_local_peer) => {
+                Some(Refusal::ProtectedMode)
+            }
+            None => None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Unauthenticated => {
+                let mut response = json(
+                    401,
+                    r#"{"error":"authentication required: send the node's password as a bearer token or with basic auth"}"#,
+                );
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"autoscale-node\", charset=\"UTF-8\""),
+                );
+                response
+            }
+            Refusal::ProtectedMode => json(
                 403,
                 r#"{"error":"protected mode: without a password only loopback clients may read this; set --requirepass or --protected-mode no"}"#,
-            )),
-            None => None,
+            ),
         }
     }
 }
@@ -76,325 +119,83 @@ pub struct Endpoint {
     pub access: Access,
 }
 
-impl Endpoint {
-    pub fn handler(self) -> Handler {
-        Arc::new(move |req: &Request<'_>| self.route(req))
-    }
+/// How often the dashboard's event stream sends the node's state.
+const EVENT_PERIOD: Duration = Duration::from_millis(500);
 
-    fn route(&self, req: &Request<'_>) -> Response {
-        if req.method != "GET" && req.method != "HEAD" {
-            return Response::json(405, r#"{"error":"method not allowed"}"#);
-        }
-        match req.path {
-            "/metrics" => match self.access.check(req) {
-                Some(refusal) => refusal,
-                None => Response::text(200, "text/plain; version=0.0.4; charset=utf-8", self.render()),
-            },
-            // The live dashboard and its event stream: what /metrics shows, for people.
-            "/" | "/dashboard" => match self.access.check(req) {
-                Some(refusal) => refusal,
-                None => Response::text(200, "text/html; charset=utf-8", DASHBOARD),
-            },
-            "/events" => match self.access.check(req) {
-                Some(refusal) => refusal,
-                None => {
-                    let (stats, broker) = (self.stats.clone(), self.broker.clone());
-                    Response::events(functions::http::EventSource {
-                        period: std::time::Duration::from_millis(500),
-                        next: Arc::new(move || dashboard_state(&stats, broker.as_ref())),
-                    })
-                }
-            },
-            // Alive: the process answers.
-            "/healthz" => Response::json(200, r#"{"status":"ok"}"#),
-            // Ready: the broker accepts connections and the control loop has run.
-            "/readyz" => {
-                if self.stats.snapshot().ready {
-                    Response::json(200, r#"{"status":"ready"}"#)
-                } else {
-                    Response::json(503, r#"{"status":"starting"}"#)
-                }
-            }
-            _ => Response::json(
-                404,
-                r#"{"error":"not found; try / (the dashboard), /metrics, /healthz or /readyz"}"#,
-            ),
-        }
+impl Endpoint {
+    /// The routes; serve them with `functions::http::serve`.
+    pub fn router(self) -> Router {
+        let node = Arc::new(self);
+        // The dashboard and the exposition: what the node knows, for people and for scrapers.
+        let protected = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/", get(dashboard))
+            .route("/dashboard", get(dashboard))
+            .route("/events", get(events))
+            .route_layer(axum::middleware::from_fn_with_state(node.clone(), require_access));
+        let probes = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz));
+        protected
+            .merge(probes)
+            .fallback(|| async {
+                json(
+                    404,
+                    r#"{"error":"not found; try / (the dashboard), /metrics, /healthz or /readyz"}"#,
+                )
+            })
+            .with_state(node)
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let s = self.stats.snapshot();
-        let mut m = Metrics::default();
-        if let Some(b) = &self.broker {
-            let (queues, omitted) = b.queues().listed(broker::metrics::MAX_LISTED_QUEUES);
-            m.family(
-                "autoscale_queues_omitted",
-                "gauge",
-                "Queues left out of the per-queue series (at most 1000 are exported: the farm's queues first, then the most recently active).",
-            );
-            m.sample("autoscale_queues_omitted", "", omitted as f64);
-            let lbl = |q: &broker::QueueStats| {
-                format!(
-                    "db=\"{}\",queue=\"{}\"",
-                    q.db,
-                    escape(&String::from_utf8_lossy(&q.name))
-                )
-            };
-            // One gauge or counter family per queue field, one sample per queue.
-            type Field = fn(&broker::QueueStats) -> f64;
-            let simple: [(&str, &str, &str, Field); 5] = [
-                (
-                    "autoscale_queue_length",
-                    "gauge",
-                    "Current length of a broker list.",
-                    |q| q.length as f64,
-                ),
-                (
-                    "autoscale_queue_pushed_total",
-                    "counter",
-                    "Elements pushed to a list.",
-                    |q| q.pushed_total as f64,
-                ),
-                (
-                    "autoscale_queue_popped_total",
-                    "counter",
-                    "Elements popped or moved out of a list.",
-                    |q| q.popped_total as f64,
-                ),
-                (
-                    "autoscale_queue_oldest_age_seconds",
-                    "gauge",
-                    "Age of the oldest element of a list (0 when empty).",
-                    |q| q.oldest_age_ms / 1000.0,
-                ),
-                (
-                    "autoscale_queue_blocked_clients",
-                    "gauge",
-                    "Clients blocked waiting on a list.",
-                    |q| q.blocked_clients as f64,
-                ),
-            ];
-            for (name, kind, help, field) in simple {
-                m.family(name, kind, help);
-                for q in &queues {
-                    m.sample(name, &lbl(q), field(q));
-                }
-            }
-            m.family(
-                "autoscale_queue_wait_seconds",
-                "summary",
-                "Time popped elements spent in a list.",
-            );
-            for q in &queues {
-                let l = lbl(q);
-                m.sample(
-                    "autoscale_queue_wait_seconds",
-                    &format!("{l},quantile=\"0.5\""),
-                    q.wait_p50_ms / 1000.0,
-                );
-                m.sample(
-                    "autoscale_queue_wait_seconds",
-                    &format!("{l},quantile=\"0.99\""),
-                    q.wait_p99_ms / 1000.0,
-                );
-                m.sample(
-                    "autoscale_queue_wait_seconds_sum",
-                    &l,
-                    q.wait_mean_ms * q.wait_count as f64 / 1000.0,
-                );
-                m.sample("autoscale_queue_wait_seconds_count", &l, q.wait_count as f64);
-            }
-            m.family(
-                "autoscale_connected_clients",
-                "gauge",
-                "Clients connected to the broker.",
-            );
-            m.sample("autoscale_connected_clients", "", b.connected_clients() as f64);
-        }
-        m.family("autoscale_node_info", "gauge", "The node's scaler and policy.");
-        m.sample(
-            "autoscale_node_info",
-            &format!(
-                "scaler=\"{}\",policy=\"{}\"",
-                escape(&s.scaler),
-                escape(&s.policy)
-            ),
-            1.0,
-        );
-        m.family("autoscale_workers", "gauge", "Workers by state.");
-        for (state, n) in [
-            ("live", s.workers.live),
-            ("starting", s.workers.starting),
-            ("leaving", s.workers.leaving),
-        ] {
-            m.sample("autoscale_workers", &format!("state=\"{state}\""), n as f64);
-        }
-        if let Some(c) = &s.workers.capped {
-            m.family(
-                "autoscale_workers_capped",
-                "gauge",
-                "Workers the platform runs while the target is beyond its limits (absent when not capped).",
-            );
-            m.sample(
-                "autoscale_workers_capped",
-                &format!("requested=\"{}\",reason=\"{}\"", c.requested, escape(&c.reason)),
-                c.running as f64,
-            );
-        }
-        m.family(
-            "autoscale_workers_busy",
-            "gauge",
-            "Workers processing a task at the last decision.",
-        );
-        m.sample("autoscale_workers_busy", "", s.last.workers_busy as f64);
-        m.family(
-            "autoscale_workers_target",
-            "gauge",
-            "The number of workers the node is scaling to.",
-        );
-        m.sample("autoscale_workers_target", "", s.target as f64);
-        m.family(
-            "autoscale_scale_down_pending",
-            "gauge",
-            "Scale-down requests no worker has acknowledged yet.",
-        );
-        m.sample(
-            "autoscale_scale_down_pending",
-            "",
-            s.workers.pending_scale_down as f64,
-        );
-        m.family("autoscale_decisions_total", "counter", "Policy decisions made.");
-        m.sample("autoscale_decisions_total", "", s.decisions as f64);
-        m.family(
-            "autoscale_decision_latency_seconds",
-            "histogram",
-            "Time to build the observation and run the policy.",
-        );
-        let mut cumulative = 0;
-        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-            cumulative += s.latency_buckets[i];
-            m.sample(
-                "autoscale_decision_latency_seconds_bucket",
-                &format!("le=\"{b}\""),
-                cumulative as f64,
-            );
-        }
-        m.sample(
-            "autoscale_decision_latency_seconds_bucket",
-            "le=\"+Inf\"",
-            s.decisions as f64,
-        );
-        m.sample("autoscale_decision_latency_seconds_sum", "", s.latency_sum_s);
-        m.sample("autoscale_decision_latency_seconds_count", "", s.decisions as f64);
-        m.family(
-            "autoscale_scaling_actions_total",
-            "counter",
-            "Changes of the worker count.",
-        );
-        m.sample(
-            "autoscale_scaling_actions_total",
-            "direction=\"up\"",
-            s.scale_ups as f64,
-        );
-        m.sample(
-            "autoscale_scaling_actions_total",
-            "direction=\"down\"",
-            s.scale_downs as f64,
-        );
-        m.family(
-            "autoscale_scaler_errors_total",
-            "counter",
-            "Scaling calls that failed.",
-        );
-        m.sample("autoscale_scaler_errors_total", "", s.scaler_errors as f64);
-        m.family(
-            "autoscale_reconcile_errors_total",
-            "counter",
-            "Failed steps of the control loop, by kind (read: the farm could not be read; scale: the scaler failed; broker: a request, reply, status or re-queue failed).",
-        );
-        for kind in ["read", "scale", "broker"] {
-            let n = s.errors.get(kind).copied().unwrap_or(0);
-            m.sample(
-                "autoscale_reconcile_errors_total",
-                &format!("kind=\"{kind}\""),
-                n as f64,
-            );
-        }
-        m.family(
-            "autoscale_requeued_tasks_total",
-            "counter",
-            "Tasks of vanished workers put back on the queue.",
-        );
-        m.sample("autoscale_requeued_tasks_total", "", s.requeued_tasks as f64);
-        m.family(
-            "autoscale_scale_requests_total",
-            "counter",
-            "`scale` requests received.",
-        );
-        m.sample("autoscale_scale_requests_total", "", s.scale_requests as f64);
-        m.family(
-            "autoscale_tasks_completed_total",
-            "counter",
-            "Tasks the collector recorded.",
-        );
-        m.sample(
-            "autoscale_tasks_completed_total",
-            "",
-            s.last.completed_total as f64,
-        );
-        m.family(
-            "autoscale_tasks_qos_met_total",
-            "counter",
-            "Recorded tasks that met their deadline.",
-        );
-        m.sample("autoscale_tasks_qos_met_total", "", s.last.qos_met_total as f64);
-        m.family(
-            "autoscale_qos_ratio",
-            "gauge",
-            "Fraction of recorded tasks that met their deadline.",
-        );
-        let qos = if s.last.completed_total == 0 {
-            1.0
-        } else {
-            s.last.qos_met_total as f64 / s.last.completed_total as f64
-        };
-        m.sample("autoscale_qos_ratio", "", qos);
-        m.out
+        Scrape::take(&self.stats, self.broker.as_ref()).render()
     }
 }
 
-#[derive(Default)]
-struct Metrics {
-    out: String,
-}
-
-impl Metrics {
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &str, value: f64) {
-        let v = if value.is_finite() {
-            value.to_string()
-        } else if value.is_nan() {
-            "NaN".into()
-        } else if value > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-        if labels.is_empty() {
-            let _ = writeln!(self.out, "{name} {v}");
-        } else {
-            let _ = writeln!(self.out, "{name}{{{labels}}} {v}");
-        }
+async fn require_access(State(node): State<Arc<Endpoint>>, request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match node.access.check(authorization, peer.as_ref()) {
+        Some(refusal) => refusal.into_response(),
+        None => next.run(request).await,
     }
 }
 
-/// Escapes a label value as the exposition format requires.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+async fn metrics(State(node): State<Arc<Endpoint>>) -> Response {
+    ([(header::CONTENT_TYPE, exposition::CONTENT_TYPE)], node.render()).into_response()
+}
+
+async fn dashboard() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], DASHBOARD).into_response()
+}
+
+/// Server-sent events: the node's state every [`EVENT_PERIOD`] until the client goes away or
+/// the server stops (a client that stops reading is dropped by the server's write deadline).
+async fn events(State(node): State<Arc<Endpoint>>) -> Response {
+    let mut every = tokio::time::interval(EVENT_PERIOD);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let retry = tokio_stream::once(Event::default().retry(Duration::from_secs(2)));
+    let states = tokio_stream::wrappers::IntervalStream::new(every)
+        .map(move |_| Event::default().data(dashboard_state(&node.stats, node.broker.as_ref())));
+    Sse::new(retry.chain(states).map(Ok::<_, std::convert::Infallible>)).into_response()
+}
+
+/// Alive: the process answers.
+async fn healthz() -> Response {
+    json(200, r#"{"status":"ok"}"#)
+}
+
+/// Ready: the broker accepts connections and the control loop has run.
+async fn readyz(State(node): State<Arc<Endpoint>>) -> Response {
+    if node.stats.snapshot().ready {
+        json(200, r#"{"status":"ready"}"#)
+    } else {
+        json(503, r#"{"status":"starting"}"#)
+    }
 }
 
 /// The dashboard page: one self-contained file (no CDN), charts drawn on canvases by its own
@@ -457,57 +258,7 @@ fn dashboard_state(stats: &NodeStats, broker: Option<&broker::Broker>) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-    }
-
-    #[test]
-    fn histogram_is_cumulative_and_counts_every_decision() {
-        let stats = Arc::new(NodeStats::default());
-        stats.record_decision(std::time::Duration::from_micros(3));
-        stats.record_decision(std::time::Duration::from_micros(30));
-        stats.record_decision(std::time::Duration::from_secs(1));
-        let text = Endpoint {
-            stats,
-            broker: None,
-            access: Access::default(),
-        }
-        .render();
-        assert!(
-            text.contains("autoscale_decision_latency_seconds_bucket{le=\"0.000005\"} 1\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("autoscale_decision_latency_seconds_bucket{le=\"0.00005\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("autoscale_decision_latency_seconds_bucket{le=\"0.1\"} 2\n"),
-            "{text}"
-        );
-        assert!(
-            text.contains("autoscale_decision_latency_seconds_bucket{le=\"+Inf\"} 3\n"),
-            "{text}"
-        );
-        assert!(text.contains("autoscale_decisions_total 3\n"));
-    }
-
-    fn request<'a>(
-        method: &'a str,
-        path: &'a str,
-        peer: &str,
-        authorization: Option<&'a str>,
-    ) -> Request<'a> {
-        Request {
-            method,
-            path,
-            body: b"",
-            authorization,
-            peer: peer.parse().unwrap(),
-        }
-    }
+    use axum::body::Body;
 
     fn endpoint(access: Access) -> Endpoint {
         Endpoint {
@@ -517,59 +268,96 @@ mod tests {
         }
     }
 
-    #[test]
-    fn readiness_follows_the_control_loop() {
-        let e = endpoint(Access::default());
-        let get = |path| e.route(&request("GET", path, "127.0.0.1:1", None)).status;
-        assert_eq!(get("/readyz"), 503);
-        e.stats.update(|s| s.ready = true);
-        assert_eq!(get("/readyz"), 200);
-        assert_eq!(get("/healthz"), 200);
-        assert_eq!(
-            e.route(&request("POST", "/metrics", "127.0.0.1:1", None)).status,
-            405
-        );
-        assert_eq!(get("/nope"), 404);
+    /// The status `router` answers `method path` from `peer` with.
+    async fn status(e: &Endpoint, method: &str, path: &str, peer: &str, auth: Option<&str>) -> u16 {
+        let mut request = axum::http::Request::builder().method(method).uri(path);
+        if let Some(a) = auth {
+            request = request.header(header::AUTHORIZATION, a);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        let peer: SocketAddr = peer.parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let response = tower::ServiceExt::oneshot(e.clone().router(), request)
+            .await
+            .unwrap();
+        response.status().as_u16()
     }
 
-    #[test]
-    fn metrics_need_the_password_when_one_is_set() {
+    #[tokio::test]
+    async fn readiness_follows_the_control_loop() {
+        let e = endpoint(Access::default());
+        assert_eq!(status(&e, "GET", "/readyz", "127.0.0.1:1", None).await, 503);
+        e.stats.update(|s| s.ready = true);
+        assert_eq!(status(&e, "GET", "/readyz", "127.0.0.1:1", None).await, 200);
+        assert_eq!(status(&e, "GET", "/healthz", "127.0.0.1:1", None).await, 200);
+        assert_eq!(status(&e, "HEAD", "/healthz", "127.0.0.1:1", None).await, 200);
+        assert_eq!(status(&e, "POST", "/metrics", "127.0.0.1:1", None).await, 405);
+        assert_eq!(status(&e, "GET", "/nope", "127.0.0.1:1", None).await, 404);
+    }
+
+    #[tokio::test]
+    async fn metrics_and_the_dashboard_need_the_password_when_one_is_set() {
         let e = endpoint(Access {
             password: Some("s3cret".into()),
             protected_mode: true,
         });
-        let status = |auth| e.route(&request("GET", "/metrics", "10.0.0.7:5000", auth)).status;
-        assert_eq!(status(None), 401);
-        assert_eq!(status(Some("Bearer wrong")), 401);
-        assert_eq!(status(Some("Bearer s3cret")), 200);
-        // "prometheus:s3cret" and "default:wrong" in base64.
-        assert_eq!(status(Some("Basic cHJvbWV0aGV1czpzM2NyZXQ=")), 200);
-        assert_eq!(status(Some("Basic ZGVmYXVsdDp3cm9uZw==")), 401);
-        assert_eq!(status(Some("Basic !!!")), 401);
-        assert_eq!(status(Some("Digest s3cret")), 401);
-        // Probes stay open.
+        let peer = "10.0.0.7:5000";
+        for path in ["/metrics", "/", "/events"] {
+            assert_eq!(status(&e, "GET", path, peer, None).await, 401, "{path}");
+        }
         assert_eq!(
-            e.route(&request("GET", "/healthz", "10.0.0.7:5000", None)).status,
+            status(&e, "GET", "/metrics", peer, Some("Bearer wrong")).await,
+            401
+        );
+        assert_eq!(
+            status(&e, "GET", "/metrics", peer, Some("Bearer s3cret")).await,
             200
         );
+        assert_eq!(status(&e, "GET", "/", peer, Some("Bearer s3cret")).await, 200);
+        // "prometheus:s3cret" and "default:wrong" in base64.
+        let basic = Some("Basic cHJvbWV0aGV1czpzM2NyZXQ=");
+        assert_eq!(status(&e, "GET", "/metrics", peer, basic).await, 200);
+        for wrong in ["Basic ZGVmYXVsdDp3cm9uZw==", "Basic !!!", "Digest s3cret"] {
+            assert_eq!(e.access.check(Some(wrong), None), Some(Refusal::Unauthenticated));
+        }
+        // Probes stay open.
+        assert_eq!(status(&e, "GET", "/healthz", peer, None).await, 200);
     }
 
     #[test]
-    fn protected_mode_keeps_metrics_on_loopback_without_a_password() {
+    fn a_refusal_asks_for_basic_auth() {
+        let response = Refusal::Unauthenticated.into_response();
+        assert_eq!(response.status().as_u16(), 401);
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(Refusal::ProtectedMode.into_response().status().as_u16(), 403);
+    }
+
+    #[tokio::test]
+    async fn protected_mode_keeps_metrics_on_loopback_without_a_password() {
         let protected = endpoint(Access {
             password: None,
             protected_mode: true,
         });
-        let status = |e: &Endpoint, peer| e.route(&request("GET", "/metrics", peer, None)).status;
-        assert_eq!(status(&protected, "127.0.0.1:4000"), 200);
-        assert_eq!(status(&protected, "[::1]:4000"), 200);
-        assert_eq!(status(&protected, "127.0.0.2:4000"), 403);
-        assert_eq!(status(&protected, "10.1.2.3:4000"), 403);
+        assert_eq!(
+            status(&protected, "GET", "/metrics", "127.0.0.1:4000", None).await,
+            200
+        );
+        assert_eq!(
+            status(&protected, "GET", "/metrics", "[::1]:4000", None).await,
+            200
+        );
+        assert_eq!(
+            status(&protected, "GET", "/metrics", "127.0.0.2:4000", None).await,
+            403
+        );
+        assert_eq!(status(&protected, "GET", "/", "10.1.2.3:4000", None).await, 403);
+        // An address nobody told us is not trusted.
+        assert_eq!(protected.access.check(None, None), Some(Refusal::ProtectedMode));
         let open = endpoint(Access {
             password: None,
             protected_mode: false,
         });
-        assert_eq!(status(&open, "10.1.2.3:4000"), 200);
+        assert_eq!(status(&open, "GET", "/metrics", "10.1.2.3:4000", None).await, 200);
     }
 
     #[test]

@@ -263,7 +263,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             protected_mode: false,
         },
     };
-    tokio::spawn(functions::http::serve(http, endpoint.handler(), shutdown.clone()));
+    tokio::spawn(functions::http::serve(http, endpoint.router(), shutdown.clone()));
     let cfg = NodeConfig {
         decision_period_s: period,
         min_decision_gap_s: args.decisions.min_decision_gap_s,

@@ -519,7 +519,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     tokio::spawn(functions::http::serve(
         http_listener,
-        endpoint.handler(),
+        endpoint.router(),
         stop.clone(),
     ));
     tokio::spawn(release_memory_periodically(stop.clone()));

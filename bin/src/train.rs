@@ -215,9 +215,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&curve_csv, csv)?;
     let curve_svg = stem.with_extension("curve.svg");
-    std::fs::write(&curve_svg, agent::train::curve_svg(&curve))?;
+    agent::plot::write_chart(&curve_svg, |f| agent::train::curve_chart(&curve, f))?;
     println!(
-        "wrote {}, {}, {}",
+        "wrote {}, {}, {} (and .png)",
         args.out.display(),
         curve_csv.display(),
         curve_svg.display()
@@ -319,7 +319,7 @@ fn run_guided(args: &TrainArgs, trace: Option<workload::WorkloadConfig>) -> anyh
     std::fs::write(&curve_csv, csv)?;
     let curve_svg = args.out.with_extension("curve.svg");
     if !curve.is_empty() {
-        std::fs::write(&curve_svg, agent::train::curve_svg(&curve))?;
+        agent::plot::write_chart(&curve_svg, |f| agent::train::curve_chart(&curve, f))?;
     }
     println!("wrote {}, {}", args.out.display(), curve_csv.display());
     Ok(())

@@ -1,20 +1,34 @@
-//! A minimal HTTP/1.1 endpoint for the OpenFaaS of-watchdog in `mode: http`.
+//! HTTP for the farm: the OpenFaaS of-watchdog endpoint of a function, and the hardened server
+//! every HTTP endpoint of the project runs on (axum on hyper, on the tokio runtime).
 //!
 //! `GET /_/health` answers 200 once the function is connected to the broker (503 before), and
 //! `POST /` accepts the original's invocation payload. A function always starts its loop from
 //! its flags at process start, so the invocation is optional: it is acknowledged with the
 //! running state (202 the first time, 200 after) and its JSON must parse (else 400). The
-//! watchdog proxies one request per connection; we still honour keep-alive. The node's own
-//! endpoint (`/metrics`, `/healthz`, `/readyz`) runs on the same small server.
+//! watchdog proxies one request per connection; keep-alive is honoured all the same. The node's
+//! own endpoint (`/metrics`, the dashboard, the probes) is served by [`serve`] as well.
 
+mod deadlines;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Largest request body we accept (the invocation payload is small).
 const MAX_BODY: usize = 1024 * 1024;
+/// Largest request head (request line and headers together): hyper answers 431 beyond it.
+const MAX_HEAD: usize = 64 * 1024;
+/// Most headers a request may carry: hyper answers 431 beyond it.
+const MAX_HEADERS: usize = 100;
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
 
 /// What the endpoint reports; the function loop updates it.
 #[derive(Debug, Default)]
@@ -35,109 +49,42 @@ impl HealthState {
     }
 }
 
-/// One HTTP response: a body, or a stream of server-sent events.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
-    /// Set: the body is `text/event-stream`, one event from this source every period, until
-    /// the client goes away or the server stops.
-    pub events: Option<EventSource>,
-}
-
-/// Where server-sent events come from: called once per period, it returns the event's data
-/// (one line, e.g. JSON).
-#[derive(Clone)]
-pub struct EventSource {
-    pub period: std::time::Duration,
-    pub next: Arc<dyn Fn() -> String + Send + Sync>,
-}
-
-impl std::fmt::Debug for EventSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventSource")
-            .field("period", &self.period)
-            .finish()
-    }
-}
-
-impl PartialEq for EventSource {
-    fn eq(&self, other: &Self) -> bool {
-        self.period == other.period && Arc::ptr_eq(&self.next, &other.next)
-    }
-}
-
-impl Response {
-    pub fn json(status: u16, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            content_type: "application/json",
-            body: body.into(),
-            events: None,
-        }
-    }
-
-    /// A page or another text body of `content_type`.
-    pub fn text(status: u16, content_type: &'static str, body: impl Into<String>) -> Response {
-        Response {
-            status,
-            content_type,
-            body: body.into(),
-            events: None,
-        }
-    }
-
-    /// Server-sent events from `source` (`text/event-stream`).
-    pub fn events(source: EventSource) -> Response {
-        Response {
-            status: 200,
-            content_type: "text/event-stream",
-            body: String::new(),
-            events: Some(source),
-        }
-    }
-}
-
-/// One parsed request, as a handler sees it.
-#[derive(Clone, Debug)]
-pub struct Request<'a> {
-    pub method: &'a str,
-    /// The path without its query string.
-    pub path: &'a str,
-    pub body: &'a [u8],
-    /// The `Authorization` header, if sent.
-    pub authorization: Option<&'a str>,
-    /// Who connected.
-    pub peer: std::net::SocketAddr,
-}
-
-/// Maps a request to a response; called for every request.
-pub type Handler = Arc<dyn Fn(&Request<'_>) -> Response + Send + Sync>;
-
-/// Limits that keep a careless or hostile client from holding memory or connections.
-const MAX_LINE: usize = 8 * 1024;
-const MAX_HEADERS: usize = 100;
-/// Time allowed to send a request's head and body once its first byte arrived.
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// An idle keep-alive connection is closed after this long.
-const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 256;
-
 /// Serves the function endpoint on `listener` until `cancel`.
 pub async fn serve_http(listener: TcpListener, state: Arc<HealthState>, cancel: CancellationToken) {
-    let handler: Handler = Arc::new(move |req: &Request<'_>| {
-        let (status, text) = route(req.method, req.path, req.body, &state);
-        Response::json(status, text)
-    });
-    serve(listener, handler, cancel).await
+    serve(listener, function_router(state), cancel).await
 }
 
-/// A small HTTP/1.1 server (keep-alive, bodies up to 1 MiB, bounded header lines and counts,
-/// request and idle timeouts, at most 256 connections) answering with `handler` until
-/// `cancel`. Enough for health probes, the watchdog's proxy and Prometheus scrapes.
-pub async fn serve(listener: TcpListener, handler: Handler, cancel: CancellationToken) {
+/// The watchdog's routes. Every request goes to [`route`], the endpoint's behaviour free of
+/// I/O (unit-tested below); axum supplies the HTTP around it.
+pub fn function_router(state: Arc<HealthState>) -> Router {
+    async fn answer(
+        State(state): State<Arc<HealthState>>,
+        method: Method,
+        uri: Uri,
+        body: Bytes,
+    ) -> Response {
+        let (status, text) = route(method.as_str(), uri.path(), &body, &state);
+        json(status, text)
+    }
+    Router::new().fallback(answer).with_state(state)
+}
+
+/// A JSON response with `status` (an unknown code becomes 500).
+pub fn json(status: u16, body: impl Into<String>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body.into()).into_response()
+}
+
+/// Serves `app` on `listener` until `cancel`, with the limits of a server facing careless or
+/// hostile clients: request heads up to 64 KiB and 100 headers (431 beyond), bodies up to
+/// 1 MiB (413, refused from the `Content-Length` before any route runs), 10 s for a request to
+/// arrive once it began (408), idle keep-alive connections closed after 60 s, stalled writes
+/// dropped, at most 256 connections at once. Handlers see the client's address as
+/// `ConnectInfo<SocketAddr>`.
+pub async fn serve(listener: TcpListener, app: Router, cancel: CancellationToken) {
+    let app = app
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(refuse_large_bodies));
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
@@ -147,183 +94,67 @@ pub async fn serve(listener: TcpListener, handler: Handler, cancel: Cancellation
             },
             _ = cancel.cancelled() => return,
         };
-        tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let handler = handler.clone();
-                    let cancel = cancel.clone();
-                    tokio::spawn(async move {
-                        tokio::select! {
-                            r = handle(stream, peer, &handler) => {
-                                if let Err(e) = r {
-                                    tracing::debug!(error = %e, "http connection ended");
-                                }
-                            }
-                            _ = cancel.cancelled() => {}
-                        }
-                        drop(permit);
-                    });
-                }
+                Ok(a) => a,
                 Err(e) => {
                     // Out of descriptors most likely: wait instead of spinning.
                     tracing::debug!(error = %e, "http accept failed");
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
                 }
             },
             _ = cancel.cancelled() => return,
-        }
-    }
-}
-
-/// Why a request could not be read.
-enum ReadError {
-    /// The client went away or the socket failed.
-    Io(std::io::Error),
-    /// Answer with this status, then close.
-    Reject(u16, &'static str),
-}
-
-impl From<std::io::Error> for ReadError {
-    fn from(e: std::io::Error) -> Self {
-        ReadError::Io(e)
-    }
-}
-
-/// Reads one line of at most [`MAX_LINE`] bytes (`None` at end of stream).
-async fn read_line(reader: &mut BufReader<TcpStream>) -> Result<Option<String>, ReadError> {
-    let mut line = Vec::new();
-    let n = (&mut *reader)
-        .take(MAX_LINE as u64 + 1)
-        .read_until(b'\n', &mut line)
-        .await?;
-    if n == 0 {
-        return Ok(None);
-    }
-    if line.len() > MAX_LINE || !line.ends_with(b"\n") {
-        return Err(ReadError::Reject(431, "request line or header too long"));
-    }
-    Ok(Some(String::from_utf8_lossy(&line).trim_end().to_string()))
-}
-
-/// A request's head and body, owned.
-struct RawRequest {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: Vec<u8>,
-    close: bool,
-}
-
-/// Reads the rest of a request whose first line is `request_line`.
-async fn read_request(
-    reader: &mut BufReader<TcpStream>,
-    request_line: String,
-) -> Result<Option<RawRequest>, ReadError> {
-    let mut parts = request_line.split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let mut request = RawRequest {
-        method: method.to_string(),
-        path: target.split('?').next().unwrap_or(target).to_string(),
-        authorization: None,
-        body: Vec::new(),
-        close: false,
-    };
-    let mut content_length = 0usize;
-    for count in 0.. {
-        let Some(header) = read_line(reader).await? else {
-            return Ok(None);
         };
-        if header.is_empty() {
-            break;
-        }
-        if count == MAX_HEADERS {
-            return Err(ReadError::Reject(431, "too many headers"));
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                content_length = value.parse().unwrap_or(usize::MAX);
-            } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
-                request.close = true;
-            } else if name.eq_ignore_ascii_case("authorization") {
-                request.authorization = Some(value.to_string());
+        let (app, cancel) = (app.clone(), cancel.clone());
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    tower::ServiceExt::oneshot(app.clone(), request)
+                });
+            let io = hyper_util::rt::TokioIo::new(deadlines::Deadlines::new(stream));
+            let connection = hyper::server::conn::http1::Builder::new()
+                // The first bounds a head still arriving, the second one read whole at once.
+                .max_buf_size(MAX_HEAD)
+                .max_header_size(MAX_HEAD)
+                .max_headers(MAX_HEADERS)
+                // hyper's own head timeout closes without a word and also runs while the
+                // connection is idle; `Deadlines` answers 408 and keeps the two apart.
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(None)
+                .serve_connection(io, service);
+            tokio::select! {
+                r = connection => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "http connection ended");
+                    }
+                }
+                _ = cancel.cancelled() => {}
             }
-        }
-    }
-    if content_length > MAX_BODY {
-        return Err(ReadError::Reject(413, "payload too large"));
-    }
-    request.body = vec![0u8; content_length];
-    reader.read_exact(&mut request.body).await?;
-    Ok(Some(request))
-}
-
-async fn handle(stream: TcpStream, peer: std::net::SocketAddr, handler: &Handler) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream);
-    loop {
-        let first = match tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader)).await {
-            Err(_) | Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(line))) => line,
-            Ok(Err(ReadError::Io(e))) => return Err(e),
-            Ok(Err(ReadError::Reject(status, why))) => {
-                return reject(reader.get_mut(), status, why).await;
-            }
-        };
-        let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut reader, first)).await {
-            Err(_) => return reject(reader.get_mut(), 408, "request timeout").await,
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(r))) => r,
-            Ok(Err(ReadError::Io(e))) => return Err(e),
-            Ok(Err(ReadError::Reject(status, why))) => {
-                return reject(reader.get_mut(), status, why).await;
-            }
-        };
-        let response = handler(&Request {
-            method: &request.method,
-            path: &request.path,
-            body: &request.body,
-            authorization: request.authorization.as_deref(),
-            peer,
+            drop(permit);
         });
-        if let Some(source) = &response.events {
-            // The connection is the stream's from here on.
-            return stream_events(reader.get_mut(), source).await;
-        }
-        respond(reader.get_mut(), &response).await?;
-        if request.close {
-            return Ok(());
-        }
     }
 }
 
-/// Writes the event stream's head, then an event every period until a write fails (the client
-/// went away); a keep-alive comment keeps proxies from closing a quiet stream.
-async fn stream_events(stream: &mut TcpStream, source: &EventSource) -> std::io::Result<()> {
-    stream
-        .write_all(
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\nretry: 2000\n\n",
-        )
-        .await?;
-    let mut every = tokio::time::interval(source.period.max(std::time::Duration::from_millis(100)));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        // One line of data: a newline inside would end the event early.
-        let data = (source.next)().replace(['\r', '\n'], " ");
-        let event = format!("data: {data}\n\n");
-        tokio::time::timeout(REQUEST_TIMEOUT, async {
-            stream.write_all(event.as_bytes()).await?;
-            stream.flush().await
-        })
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "event stream stalled"))??;
+/// Answers 413 to a request that announces a body over [`MAX_BODY`], before routing: no
+/// handler (not even a 404 or 405) waits for a body it will not read. Bodies without a length
+/// (chunked) are cut at the same size by `DefaultBodyLimit` when a handler reads them.
+async fn refuse_large_bodies(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u64>().unwrap_or(u64::MAX));
+    if announced.is_some_and(|n| n > MAX_BODY as u64) {
+        let mut response = json(413, r#"{"error":"payload too large"}"#);
+        // Its body stays unread: the connection cannot carry another request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return response;
     }
-}
-
-/// Answers with an error and ends the connection (its input can no longer be trusted).
-async fn reject(stream: &mut TcpStream, status: u16, why: &str) -> std::io::Result<()> {
-    let body = serde_json::json!({ "error": why }).to_string();
-    respond(stream, &Response::json(status, body)).await
+    next.run(request).await
 }
 
 /// The endpoint's behaviour, free of I/O.
@@ -354,36 +185,6 @@ fn route(method: &str, path: &str, body: &[u8], state: &HealthState) -> (u16, St
     }
 }
 
-async fn respond(stream: &mut TcpStream, response: &Response) -> std::io::Result<()> {
-    let (status, body) = (response.status, &response.body);
-    let reason = match status {
-        200 => "OK",
-        202 => "Accepted",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Payload Too Large",
-        431 => "Request Header Fields Too Large",
-        _ => "Service Unavailable",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{}\r\n",
-        response.content_type,
-        body.len(),
-        if status == 401 {
-            "WWW-Authenticate: Basic realm=\"autoscale-node\", charset=\"UTF-8\"\r\n"
-        } else {
-            ""
-        }
-    );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await?;
-    stream.flush().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +205,133 @@ mod tests {
         assert_eq!(route("POST", "/", b"not json", &s).0, 400);
         assert_eq!(route("GET", "/nope", b"", &s).0, 404);
         assert_eq!(route("DELETE", "/", b"", &s).0, 405);
+    }
+}
+
+/// The server's limits, over real sockets on loopback (time paused: the deadlines pass at
+/// once when nothing else can happen).
+#[cfg(test)]
+mod server_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    async fn start() -> (std::net::SocketAddr, Arc<HealthState>, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (state, cancel) = (HealthState::new("worker"), CancellationToken::new());
+        tokio::spawn(serve_http(listener, state.clone(), cancel.clone()));
+        (addr, state, cancel)
+    }
+
+    /// Everything the server sends until it closes the connection.
+    async fn read_to_close(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let read = stream.read_to_end(&mut out);
+        match tokio::time::timeout(std::time::Duration::from_secs(120), read).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => panic!("read failed: {e}"),
+            Err(_) => panic!(
+                "the connection was never closed: {}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    async fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        read_to_close(&mut stream).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_does_not_arrive_in_time_gets_408() {
+        let (addr, _, _) = start().await;
+        // A head that never ends.
+        let sent = tokio::time::Instant::now();
+        let reply = exchange(addr, b"GET /_/health HTTP/1.1\r\nHost: x\r\n").await;
+        assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+        assert!(sent.elapsed() >= deadlines::REQUEST_TIMEOUT);
+        assert!(reply.ends_with("{\"error\":\"request timeout\"}"), "{reply}");
+        // A body shorter than announced.
+        let reply = exchange(
+            addr,
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{}",
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 408 "), "{reply}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keep_alive_serves_several_requests_then_an_idle_connection_is_closed() {
+        let (addr, state, _) = start().await;
+        state.connected.store(true, Ordering::Relaxed);
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(request).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let sent = tokio::time::Instant::now();
+        // Both answered on the one connection, which then stays open until it idles out.
+        let replies = read_to_close(&mut stream).await;
+        assert_eq!(replies.matches("HTTP/1.1 200 OK").count(), 2, "{replies}");
+        assert!(sent.elapsed() >= deadlines::IDLE_TIMEOUT, "closed early");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_most_256_connections_are_served_at_once() {
+        let (addr, state, _) = start().await;
+        state.connected.store(true, Ordering::Relaxed);
+        let request = b"GET /_/health HTTP/1.1\r\nConnection: close\r\n\r\n";
+        let start = tokio::time::Instant::now();
+        assert!(exchange(addr, request).await.starts_with("HTTP/1.1 200 "));
+        assert!(start.elapsed() < deadlines::IDLE_TIMEOUT);
+        // 256 quiet connections take every slot: the next request waits until they idle out.
+        let mut quiet = Vec::new();
+        for _ in 0..MAX_CONNECTIONS {
+            quiet.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let start = tokio::time::Instant::now();
+        assert!(exchange(addr, request).await.starts_with("HTTP/1.1 200 "));
+        assert!(start.elapsed() >= deadlines::IDLE_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn oversized_heads_and_bodies_are_refused_and_the_server_carries_on() {
+        let (addr, state, _) = start().await;
+        let huge = format!(
+            "GET /_/health HTTP/1.1\r\nX-Junk: {}\r\n\r\n",
+            "a".repeat(100_000)
+        );
+        let reply = exchange(addr, huge.as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+        let long_line = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(70_000));
+        assert!(exchange(addr, long_line.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 431 "));
+        let many: String = (0..101).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let reply = exchange(addr, format!("GET /_/health HTTP/1.1\r\n{many}\r\n").as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+        // The body is refused from its announced length, before anything reads it.
+        let reply = exchange(addr, b"POST / HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n").await;
+        assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+        // A chunked body is cut at the same size when the handler reads it.
+        let chunk = "a".repeat(600_000);
+        let chunked = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+            chunk.len(),
+            chunk.len()
+        );
+        let reply = exchange(addr, chunked.as_bytes()).await;
+        assert!(reply.starts_with("HTTP/1.1 413 "), "{reply}");
+        assert_eq!(state.invocations.load(Ordering::Relaxed), 0);
+        // 100 headers are fine, and so is the invocation.
+        let ok: String = (0..98).map(|i| format!("X-H{i}: v\r\n")).collect();
+        let reply = exchange(
+            addr,
+            format!("POST / HTTP/1.1\r\n{ok}Connection: close\r\nContent-Length: 2\r\n\r\n{{}}").as_bytes(),
+        )
+        .await;
+        assert!(reply.starts_with("HTTP/1.1 202 "), "{reply}");
     }
 }

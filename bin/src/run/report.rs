@@ -151,7 +151,7 @@ impl RunReport {
         s
     }
 
-    /// Writes report.json, report.md and timeseries.svg to `dir`.
+    /// Writes report.json, report.md and timeseries.svg (and .png) to `dir`.
     pub fn write(&self, dir: &Path, steps: &[StepRecord]) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
@@ -159,10 +159,10 @@ impl RunReport {
             dir.join("report.md"),
             format!("# Run report\n\n{}", self.markdown()),
         )?;
-        std::fs::write(
-            dir.join("timeseries.svg"),
-            agent::plot::timeseries_svg(&[(self.policy.clone(), steps.to_vec())]),
-        )?;
+        let series = [(self.policy.clone(), steps.to_vec())];
+        agent::plot::write_chart(&dir.join("timeseries.svg"), |f| {
+            agent::plot::timeseries(&series, f)
+        })?;
         Ok(())
     }
 }
