@@ -34,7 +34,7 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
             }
             let (kind, items) = match value {
                 Value::Str(s) => ("string", vec![s.to_vec()]),
-                Value::List(l) => ("list", l.items.iter().map(|i| i.data.to_vec()).collect()),
+                Value::List(l) => ("list", l.items.iter().map(<[u8]>::to_vec).collect()),
             };
             out.insert((db, key.to_vec()), (kind.to_string(), items, expiry));
         }

@@ -69,7 +69,7 @@ fn count(engine: &Engine) -> (usize, usize) {
             .map
             .values()
             .map(|v| match v {
-                Value::List(l) => l.items.len(),
+                Value::List(l) => l.len(),
                 Value::Str(_) => 0,
             })
             .sum::<usize>();
