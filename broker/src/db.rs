@@ -4,53 +4,14 @@
 //! It knows nothing of commands, clients or scripts: the engine above it adds what must change
 //! together with the data (WATCH flags, blocked clients, statistics). No I/O happens here.
 
-use crate::metrics::{QueueCounters, QueueRegistry};
+use crate::metrics::QueueRegistry;
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
-/// One list element with the instant it was enqueued (µs since epoch), for time-in-queue.
-#[derive(Clone, Debug)]
-pub struct Item {
-    pub data: Bytes,
-    pub enq_us: u64,
-}
-
-/// A list value: its elements and the counters of the queue it is.
-#[derive(Debug)]
-pub struct List {
-    pub items: VecDeque<Item>,
-    pub stats: Arc<QueueCounters>,
-}
-
-impl Drop for List {
-    fn drop(&mut self) {
-        // The key no longer holds this list: the registry decides whether to remember it.
-        self.stats.detach();
-    }
-}
-
-impl List {
-    /// Moves the list to another key's counters (RENAME): the old key is released.
-    pub fn retarget(&mut self, stats: Arc<QueueCounters>) {
-        let old = std::mem::replace(&mut self.stats, stats);
-        old.detach();
-    }
-
-    pub fn oldest_us(&self) -> u64 {
-        self.items
-            .back()
-            .map_or(0, |i| i.enq_us)
-            .min(self.items.front().map_or(0, |i| i.enq_us))
-    }
-
-    /// Publishes the current length after an operation that is neither push nor pop.
-    pub fn sync_length(&self) {
-        self.stats.record_length(self.items.len(), self.oldest_us());
-    }
-}
+pub use crate::types::list::List;
 
 #[derive(Debug)]
 pub enum Value {
@@ -79,16 +40,12 @@ impl Value {
 /// Appends copies of `elements` at one end and records the push; returns the new length.
 fn push_items(list: &mut List, end: End, elements: &[Bytes], now_us: u64) -> usize {
     for e in elements {
-        let item = Item {
-            data: Bytes::copy_from_slice(e),
-            enq_us: now_us,
-        };
         match end {
-            End::Left => list.items.push_front(item),
-            End::Right => list.items.push_back(item),
+            End::Left => list.items.push_front(e, now_us),
+            End::Right => list.items.push_back(e, now_us),
         }
     }
-    let len = list.items.len();
+    let len = list.len();
     list.stats
         .record_push(elements.len(), len, list.oldest_us(), now_us / 1000);
     len
@@ -280,10 +237,7 @@ impl Keyspace {
             Some(Value::List(list)) => Some(push_items(list, end, elements, now_us)),
             Some(_) => None,
             None => {
-                let mut list = List {
-                    items: VecDeque::with_capacity(elements.len()),
-                    stats: self.queues.counters(db, key),
-                };
+                let mut list = List::new(self.queues.counters(db, key));
                 let len = push_items(&mut list, end, elements, now_us);
                 // Own the key: a slice of the request buffer would pin the whole buffer.
                 d.map.insert(Bytes::copy_from_slice(key), Value::List(list));
@@ -308,7 +262,7 @@ impl Keyspace {
         let Some(Value::List(list)) = self.dbs[db].map.get_mut(key) else {
             return None;
         };
-        let n = count.min(list.items.len());
+        let n = count.min(list.len());
         let mut out = Vec::with_capacity(n);
         let mut times = Vec::with_capacity(n);
         for _ in 0..n {
@@ -316,12 +270,12 @@ impl Keyspace {
                 End::Left => list.items.pop_front(),
                 End::Right => list.items.pop_back(),
             };
-            if let Some(item) = item {
-                times.push(item.enq_us);
-                out.push(item.data);
+            if let Some((data, enq_us)) = item {
+                times.push(enq_us);
+                out.push(data);
             }
         }
-        let len = list.items.len();
+        let len = list.len();
         list.stats
             .record_pop(times.into_iter(), len, list.oldest_us(), now_us, consumer);
         if len == 0 {
@@ -333,7 +287,7 @@ impl Keyspace {
     /// Whether `key` holds a non-empty list or sorted set (something a blocked pop can take).
     pub fn has_items(&self, db: usize, key: &[u8]) -> bool {
         match self.dbs[db].map.get(key) {
-            Some(Value::List(l)) => !l.items.is_empty(),
+            Some(Value::List(l)) => !l.is_empty(),
             Some(Value::ZSet(z)) => !z.is_empty(),
             _ => false,
         }

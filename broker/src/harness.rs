@@ -246,7 +246,7 @@ impl Harness {
         for (db, d) in engine.keyspace.iter().enumerate() {
             for (key, value) in &d.map {
                 if let Value::List(l) = value {
-                    let len = l.items.len() as u64;
+                    let len = l.len() as u64;
                     if len == 0 {
                         return Err(format!("db {db}: empty list {key:?} left in the keyspace"));
                     }
@@ -294,7 +294,7 @@ impl Harness {
         let blocked = self.sessions.iter().any(|s| s.blocked.is_some());
         for q in self.shared.queues.snapshot() {
             let live = match engine.keyspace.get(q.db).and_then(|d| d.map.get(&q.name)) {
-                Some(Value::List(l)) => l.items.len() as u64,
+                Some(Value::List(l)) => l.len() as u64,
                 _ => 0,
             };
             if q.length != live {

@@ -142,8 +142,12 @@ impl Broker {
     pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
         self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
             Some(db::Value::List(l)) => (
-                l.items.len(),
-                l.items.iter().take(n).map(|i| i.data.clone()).collect(),
+                l.len(),
+                l.items
+                    .iter()
+                    .take(n)
+                    .map(bytes::Bytes::copy_from_slice)
+                    .collect(),
             ),
             _ => (0, Vec::new()),
         })
@@ -155,8 +159,12 @@ impl Broker {
     pub fn list_tail(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
         self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
             Some(db::Value::List(l)) => (
-                l.items.len(),
-                l.items.iter().rev().take(n).map(|i| i.data.clone()).collect(),
+                l.len(),
+                l.items
+                    .iter_rev()
+                    .take(n)
+                    .map(bytes::Bytes::copy_from_slice)
+                    .collect(),
             ),
             _ => (0, Vec::new()),
         })

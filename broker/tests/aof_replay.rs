@@ -34,7 +34,7 @@ fn dump(shared: &Arc<broker::state::Shared>) -> Dump {
             }
             let (kind, items) = match value {
                 Value::Str(s) => ("string", vec![s.to_vec()]),
-                Value::List(l) => ("list", l.items.iter().map(|i| i.data.to_vec()).collect()),
+                Value::List(l) => ("list", l.items.iter().map(<[u8]>::to_vec).collect()),
                 Value::Hash(h) => {
                     let mut pairs: Vec<Vec<u8>> = h.iter().map(|(f, v)| [f, b"\0", v].concat()).collect();
                     pairs.sort();

@@ -170,12 +170,12 @@ fn serialize(value: &Value) -> Option<Vec<u8>> {
             // listpack, plus the element and a small margin, stays within 8 KB.
             let mut nodes: Vec<Vec<u8>> = Vec::new();
             let (mut lp, mut count) = (vec![0u8; 6], 0usize);
-            for item in &l.items {
-                if count > 0 && lp.len() + 1 + item.data.len() + 8 > NODE_LIMIT {
+            for item in l.items.iter() {
+                if count > 0 && lp.len() + 1 + item.len() + 8 > NODE_LIMIT {
                     nodes.push(finish_listpack(std::mem::replace(&mut lp, vec![0u8; 6]), count));
                     count = 0;
                 }
-                put_listpack_entry(&mut lp, &item.data);
+                put_listpack_entry(&mut lp, item);
                 count += 1;
             }
             if count > 0 {

@@ -155,7 +155,7 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
         // A renamed list becomes a different queue: it takes the destination's counters.
         Value::List(mut l) => {
             l.retarget(ctx.engine.keyspace.queues.counters(db, &dst));
-            let len = l.items.len();
+            let len = l.len();
             l.stats
                 .record_push(0, len, l.oldest_us(), crate::metrics::unix_ms());
             Value::List(l)
@@ -175,7 +175,7 @@ fn rename_impl(ctx: &mut Ctx, nx: bool) -> Outcome {
     ctx.notify(EventClass::Generic, "rename_to", &dst);
     if was_list {
         let len = match ctx.engine.keyspace[db].map.get(&dst) {
-            Some(Value::List(l)) => l.items.len(),
+            Some(Value::List(l)) => l.len(),
             _ => 0,
         };
         ctx.engine.after_push(db, &dst, 0, len);

@@ -1,7 +1,7 @@
 //! List commands, including the blocking pops and moves.
 
 use super::{end_arg, int_arg, parse_i64, timeout_arg, Ctx, Outcome};
-use crate::db::{End, Item, Value};
+use crate::db::{End, Value};
 use crate::engine::{BlockOp, EventClass};
 use crate::reply::{msg, Reply};
 use bytes::Bytes;
@@ -105,7 +105,7 @@ pub fn llen(ctx: &mut Ctx) -> Outcome {
     let key = ctx.args[1].clone();
     match ctx.lookup(&key) {
         None => Reply::Int(0).into(),
-        Some(Value::List(l)) => Reply::Int(l.items.len() as i64).into(),
+        Some(Value::List(l)) => Reply::Int(l.len() as i64).into(),
         Some(_) => wrongtype(),
     }
 }
@@ -136,20 +136,25 @@ pub fn lrange(ctx: &mut Ctx) -> Outcome {
     let raw = ctx.client.raw_replies;
     match ctx.lookup(&key) {
         None => Reply::Array(vec![]).into(),
-        Some(Value::List(l)) => match range(start, stop, l.items.len()) {
+        Some(Value::List(l)) => match range(start, stop, l.len()) {
             None => Reply::Array(vec![]).into(),
             Some((a, b)) if raw => {
                 // An array of bulk strings encodes identically in RESP2 and RESP3: write it once
                 // instead of building (and reference-counting) one reply per element.
                 Reply::Raw(crate::reply::encode_bulk_array(
-                    l.items.range(a..b).map(|i| i.data.as_ref()),
+                    l.items.iter_from(a).take(b - a),
                     b - a,
                 ))
                 .into()
             }
-            Some((a, b)) => {
-                Reply::Array(l.items.range(a..b).map(|i| Reply::Bulk(i.data.clone())).collect()).into()
-            }
+            Some((a, b)) => Reply::Array(
+                l.items
+                    .iter_from(a)
+                    .take(b - a)
+                    .map(|e| Reply::Bulk(Bytes::copy_from_slice(e)))
+                    .collect(),
+            )
+            .into(),
         },
         Some(_) => wrongtype(),
     }
@@ -168,8 +173,8 @@ pub fn lindex(ctx: &mut Ctx) -> Outcome {
     let key = ctx.args[1].clone();
     match ctx.lookup(&key) {
         None => Reply::Null.into(),
-        Some(Value::List(l)) => match index_of(index, l.items.len()) {
-            Some(i) => Reply::Bulk(l.items[i].data.clone()).into(),
+        Some(Value::List(l)) => match index_of(index, l.len()).and_then(|i| l.items.get(i)) {
+            Some(e) => Reply::Bulk(Bytes::copy_from_slice(e)).into(),
             None => Reply::Null.into(),
         },
         Some(_) => wrongtype(),
@@ -182,15 +187,12 @@ pub fn lset(ctx: &mut Ctx) -> Outcome {
         Err(e) => return e.into(),
     };
     let key = ctx.args[1].clone();
-    let value = Bytes::copy_from_slice(&ctx.args[3]);
+    let value = ctx.args[3].clone();
     let out = match ctx.lookup(&key) {
         None => return Reply::error(msg::NO_SUCH_KEY).into(),
-        Some(Value::List(l)) => match index_of(index, l.items.len()) {
-            Some(i) => {
-                l.items[i].data = value;
-                Reply::Ok
-            }
-            None => return Reply::error(msg::INDEX_OUT_OF_RANGE).into(),
+        Some(Value::List(l)) => match index_of(index, l.len()) {
+            Some(i) if l.items.set(i, &value) => Reply::Ok,
+            _ => return Reply::error(msg::INDEX_OUT_OF_RANGE).into(),
         },
         Some(_) => return wrongtype(),
     };
@@ -214,18 +216,12 @@ pub fn linsert(ctx: &mut Ctx) -> Outcome {
     let len = match ctx.lookup(&key) {
         None => return Reply::Int(0).into(),
         Some(Value::List(l)) => {
-            let Some(pos) = l.items.iter().position(|i| i.data == pivot) else {
+            let Some(pos) = l.items.iter().position(|e| *e == pivot[..]) else {
                 return Reply::Int(-1).into();
             };
             let at = if after { pos + 1 } else { pos };
-            l.items.insert(
-                at,
-                Item {
-                    data: Bytes::copy_from_slice(&element),
-                    enq_us: now_us,
-                },
-            );
-            let len = l.items.len();
+            l.items.insert(at, &element, now_us);
+            let len = l.len();
             l.stats.record_push(1, len, l.oldest_us(), now_us / 1000);
             len
         }
@@ -252,29 +248,9 @@ pub fn lrem(ctx: &mut Ctx) -> Outcome {
             } else {
                 count.unsigned_abs() as usize
             };
-            let mut removed = 0usize;
-            if count >= 0 {
-                let mut i = 0;
-                while i < l.items.len() && removed < limit {
-                    if l.items[i].data == element {
-                        l.items.remove(i);
-                        removed += 1;
-                    } else {
-                        i += 1;
-                    }
-                }
-            } else {
-                let mut i = l.items.len();
-                while i > 0 && removed < limit {
-                    i -= 1;
-                    if l.items[i].data == element {
-                        l.items.remove(i);
-                        removed += 1;
-                    }
-                }
-            }
+            let removed = l.items.remove_matching(&element, limit, count < 0);
             l.sync_length();
-            (removed, l.items.is_empty())
+            (removed, l.is_empty())
         }
         Some(_) => return wrongtype(),
     };
@@ -301,15 +277,12 @@ pub fn ltrim(ctx: &mut Ctx) -> Outcome {
     let empty = match ctx.lookup(&key) {
         None => return Reply::Ok.into(),
         Some(Value::List(l)) => {
-            match range(start, stop, l.items.len()) {
+            match range(start, stop, l.len()) {
                 None => l.items.clear(),
-                Some((a, b)) => {
-                    l.items.truncate(b);
-                    l.items.drain(..a);
-                }
+                Some((a, b)) => l.items.trim(a, b),
             }
             l.sync_length();
-            l.items.is_empty()
+            l.is_empty()
         }
         Some(_) => return wrongtype(),
     };
@@ -380,9 +353,14 @@ pub fn lpos(ctx: &mut Ctx) -> Outcome {
     let scan = if maxlen == 0 { len } else { maxlen.min(len) };
     let mut skip = rank.unsigned_abs() - 1;
     let mut found = Vec::new();
-    for step in 0..scan {
+    let walk: Box<dyn Iterator<Item = &[u8]>> = if rank > 0 {
+        Box::new(items.iter())
+    } else {
+        Box::new(items.iter_rev())
+    };
+    for (step, e) in walk.take(scan).enumerate() {
         let idx = if rank > 0 { step } else { len - 1 - step };
-        if items[idx].data == element {
+        if *e == element[..] {
             if skip > 0 {
                 skip -= 1;
                 continue;

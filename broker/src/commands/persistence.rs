@@ -69,7 +69,7 @@ fn count(engine: &Engine) -> (usize, usize) {
             .map
             .values()
             .map(|v| match v {
-                Value::List(l) => l.items.len(),
+                Value::List(l) => l.len(),
                 Value::Hash(h) => h.len(),
                 Value::Set(s) => s.len(),
                 Value::Stream(s) => s.len(),

@@ -1,7 +1,7 @@
 //! What the type-independent commands (OBJECT, COPY, MEMORY USAGE, SORT, DUMP) need of each
 //! value type, with one match arm per type: a new type adds its arm here and nothing else.
 
-use crate::db::{Item, List, Value};
+use crate::db::Value;
 use crate::metrics::QueueCounters;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -37,10 +37,11 @@ pub fn refcount(value: &Value) -> i64 {
 pub fn duplicate(value: &Value, counters: impl FnOnce() -> Arc<QueueCounters>) -> Value {
     match value {
         Value::Str(s) => Value::Str(s.clone()),
-        Value::List(l) => Value::List(List {
-            items: l.items.iter().cloned().collect(),
-            stats: counters(),
-        }),
+        Value::List(l) => {
+            let mut copy = l.duplicate();
+            copy.retarget(counters());
+            Value::List(copy)
+        }
         Value::Hash(h) => Value::Hash(h.duplicate()),
         Value::Set(set) => Value::Set(set.duplicate()),
         Value::Stream(st) => Value::Stream(Box::new(st.duplicate())),
@@ -52,7 +53,7 @@ pub fn duplicate(value: &Value, counters: impl FnOnce() -> Arc<QueueCounters>) -
 /// type (Redis: WRONGTYPE). Lists now; sets and sorted sets add an arm.
 pub fn sortable_elements(value: &Value) -> Option<Vec<Bytes>> {
     match value {
-        Value::List(l) => Some(l.items.iter().map(|i| i.data.clone()).collect()),
+        Value::List(l) => Some(l.items.iter().map(Bytes::copy_from_slice).collect()),
         Value::Set(set) => Some(set.iter().map(|m| Bytes::copy_from_slice(&m)).collect()),
         // Rank order.
         Value::ZSet(z) => Some(z.iter().map(|(m, _)| Bytes::copy_from_slice(m)).collect()),
@@ -91,7 +92,7 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
         Value::Str(s) if int_encodable(s) => ROBJ,
         Value::Str(s) if s.len() <= EMBSTR_MAX => jemalloc_class(ROBJ + 3 + s.len() as u64 + 1),
         Value::Str(s) => ROBJ + jemalloc_class(sds_size(s.len())),
-        Value::List(l) => ROBJ + QUICKLIST + quicklist_nodes_size(&l.items, samples),
+        Value::List(l) => ROBJ + QUICKLIST + quicklist_nodes_size(l.items.iter(), samples),
         Value::Hash(h) if h.encoding() == "listpack" => {
             ROBJ + jemalloc_class(listpack_size(h.iter().flat_map(|(f, v)| [f, v])))
         }
@@ -259,12 +260,12 @@ fn listpack_entry_size(e: &[u8]) -> usize {
 
 /// The quicklist nodes of a list as Redis builds them by appending (a node takes elements
 /// while its listpack stays within the limit), sampled as MEMORY USAGE samples them.
-fn quicklist_nodes_size(items: &std::collections::VecDeque<Item>, samples: usize) -> u64 {
+fn quicklist_nodes_size<'a>(items: impl Iterator<Item = &'a [u8]>, samples: usize) -> u64 {
     const LISTPACK_EMPTY: usize = 7;
     let mut nodes: Vec<u64> = Vec::new();
     let mut current: Option<usize> = None;
     for item in items {
-        let len = item.data.len();
+        let len = item.len();
         let fits = current.is_some_and(|sz| sz + len + 8 <= NODE_LIMIT);
         if !fits {
             if let Some(sz) = current.take() {
@@ -273,7 +274,7 @@ fn quicklist_nodes_size(items: &std::collections::VecDeque<Item>, samples: usize
             current = Some(LISTPACK_EMPTY);
         }
         if let Some(sz) = current.as_mut() {
-            *sz += listpack_entry_size(&item.data);
+            *sz += listpack_entry_size(item);
         }
     }
     if let Some(sz) = current {

@@ -8,3 +8,4 @@ pub mod set;
 pub mod table;
 pub mod stream;
 pub mod zset;
+pub mod list;
