@@ -83,19 +83,33 @@ fn run_driver(program: &str, script: &str, target: &str, label: &str) -> serde_j
         .rev()
         .find(|l| l.trim_start().starts_with('{'))
         .unwrap_or_else(|| panic!("{script} against {label} printed no summary:\n{stdout}\n{stderr}"));
-    eprintln!("{script} against {label} ({:.1} s): {line}", start.elapsed().as_secs_f64());
+    eprintln!(
+        "{script} against {label} ({:.1} s): {line}",
+        start.elapsed().as_secs_f64()
+    );
     serde_json::from_str(line).expect("the driver's summary is JSON")
 }
 
+/// One framework at a time: each runs several worker processes, and timing-sensitive parts
+/// (a worker killed mid-job, lock expiry) should not compete with another framework's.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The same workload against redis-server and our broker: nothing lost, same outcome.
 fn same_outcome_on_both(program: &str, script: &str, target: impl Fn(&ServerProcess) -> String) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let reference = start_redis_server();
     let theirs = run_driver(program, script, &target(&reference), "redis-server");
     drop(reference);
     let node = start_node(&[]);
     let ours = run_driver(program, script, &target(&node), "autoscale-node");
-    assert_eq!(theirs["wrong_or_lost"], 0, "the reference run itself lost jobs: {theirs}");
-    assert_eq!(ours["wrong_or_lost"], 0, "jobs lost or wrong on our broker: {ours}");
+    assert_eq!(
+        theirs["wrong_or_lost"], 0,
+        "the reference run itself lost jobs: {theirs}"
+    );
+    assert_eq!(
+        ours["wrong_or_lost"], 0,
+        "jobs lost or wrong on our broker: {ours}"
+    );
     assert_eq!(ours["retried_once"], (JOBS / 20) as u64, "{ours}");
     assert_eq!(ours, theirs, "the framework behaved differently on our broker");
 }
@@ -121,7 +135,11 @@ fn bullmq_runs_unchanged_on_the_broker() {
     if !have_redis_server()
         || !have(
             "node",
-            &["--input-type=module", "-e", "await import('bullmq'); await import('ioredis')"],
+            &[
+                "--input-type=module",
+                "-e",
+                "await import('bullmq'); await import('ioredis')",
+            ],
         )
     {
         return;

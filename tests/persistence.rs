@@ -1084,6 +1084,8 @@ async fn hashes_and_sets_survive_restarts_and_rewrites() {
     assert_eq!(hash_and_set_state(&mut c).await, expected, "after the rewrite");
     let ttl: i64 = cmd(&mut c, &["PTTL", "words"]).await.unwrap();
     assert!((90_000..=100_000).contains(&ttl), "PTTL words = {ttl}");
+}
+
 /// Issue 16's generic and string writes survive a restart from the log, and a rewrite: a
 /// RESTORE with a relative TTL is logged with the absolute time it gave (ABSTTL).
 #[tokio::test]

@@ -26,7 +26,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def worker(url, *extra):
     return subprocess.Popen(
-        ["rq", "worker", "--url", url, "--with-scheduler", *extra, "jobs"],
+        # SimpleWorker runs jobs in the worker process instead of forking a work horse per job:
+        # the same protocol on the broker, at a fraction of the CPU.
+        ["rq", "worker", "--url", url, "--with-scheduler", "--worker-class", "rq.worker.SimpleWorker",
+         *extra, "jobs"],
         cwd=HERE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -54,9 +57,7 @@ def main():
     victim = q.enqueue("fwjobs.slow", "victim", 30, job_timeout=60)
     w = worker(url)
     wait_for(lambda: victim.get_status(refresh=True) == "started", 60, "the long job to start")
-    # The job runs in a forked work horse (in its own session): kill it and the worker, as when
-    # the machine running them dies.
-    subprocess.run(["pkill", "-KILL", "-P", str(w.pid)], check=False)
+    # The machine running the worker dies: the job is abandoned mid-run.
     os.kill(w.pid, signal.SIGKILL)
     w.wait(timeout=30)
 

@@ -4,8 +4,8 @@
 
 use super::encode_command;
 use crate::db::{Keyspace, Value};
-use crate::types::{hash::Hash, set::Set};
 use crate::types::list::Elements;
+use crate::types::{hash::Hash, set::Set};
 use bytes::Bytes;
 use std::io::Write;
 

@@ -97,7 +97,11 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             ROBJ + jemalloc_class(listpack_size(h.iter().flat_map(|(f, v)| [f, v])))
         }
         Value::Hash(h) => {
-            ROBJ + dict_size(h.len(), samples, h.iter().map(|(f, v)| sds_alloc(f.len()) + sds_alloc(v.len())))
+            ROBJ + dict_size(
+                h.len(),
+                samples,
+                h.iter().map(|(f, v)| sds_alloc(f.len()) + sds_alloc(v.len())),
+            )
         }
         Value::Set(set) if set.encoding() == "intset" => {
             let width = set.iter().map(|m| intset_width(&m)).max().unwrap_or(2);
@@ -107,7 +111,10 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
         Value::Stream(st) => ROBJ + stream_size(st, samples),
         Value::ZSet(z) if z.encoding() == "listpack" => {
             let scores: Vec<String> = z.iter().map(|(_, s)| crate::reply::format_double(s)).collect();
-            let entries = z.iter().zip(&scores).flat_map(|((m, _), s)| [&m[..], s.as_bytes()]);
+            let entries = z
+                .iter()
+                .zip(&scores)
+                .flat_map(|((m, _), s)| [&m[..], s.as_bytes()]);
             ROBJ + jemalloc_class(listpack_size(entries))
         }
         Value::ZSet(z) => {
@@ -137,7 +144,11 @@ fn dict_size(len: usize, samples: usize, element_sizes: impl Iterator<Item = u64
         sum += DICT_ENTRY_SIZE + size;
         n += 1;
     }
-    let elements = if n == 0 { 0 } else { (sum as f64 / n as f64 * len as f64) as u64 };
+    let elements = if n == 0 {
+        0
+    } else {
+        (sum as f64 / n as f64 * len as f64) as u64
+    };
     DICT + 8 * slots + elements
 }
 
@@ -160,7 +171,11 @@ fn stream_size(st: &crate::types::stream::Stream, samples: usize) -> u64 {
     const RAX_NODE: u64 = 48;
     const ENTRIES_PER_NODE: usize = 100;
     let len = st.len();
-    let take = if samples == 0 { len } else { (samples * ENTRIES_PER_NODE).min(len) };
+    let take = if samples == 0 {
+        len
+    } else {
+        (samples * ENTRIES_PER_NODE).min(len)
+    };
     let last = st.last().map(|(id, _)| id);
     let mut sum = 0u64;
     let mut n = 0usize;
@@ -172,7 +187,11 @@ fn stream_size(st: &crate::types::stream::Stream, samples: usize) -> u64 {
             n += 1;
         }
     }
-    let entries = if n == 0 { 0 } else { (sum as f64 / n as f64 * len as f64) as u64 };
+    let entries = if n == 0 {
+        0
+    } else {
+        (sum as f64 / n as f64 * len as f64) as u64
+    };
     let nodes = len.div_ceil(ENTRIES_PER_NODE) as u64;
     STREAM + nodes * (RAX_NODE + 7) + entries
 }

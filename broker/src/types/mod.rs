@@ -3,9 +3,9 @@
 //! clients or I/O.
 
 pub mod hash;
+pub mod list;
 pub mod pack;
 pub mod set;
-pub mod table;
 pub mod stream;
+pub mod table;
 pub mod zset;
-pub mod list;
