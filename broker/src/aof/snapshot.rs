@@ -140,7 +140,7 @@ impl Snapshot {
                     pexpireat(&mut buf, key, *expiry);
                 }
                 Copied::List(items) => {
-                    let items = items.iter().map(|b| vec![&b[..]]);
+                    let items = items.iter().map(|b| vec![b]);
                     write_batched(out, &mut buf, b"RPUSH", key, items)?;
                     pexpireat(&mut buf, key, *expiry);
                 }
