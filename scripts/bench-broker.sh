@@ -5,6 +5,7 @@
 #
 # usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)] [rounds (default 3)]
 #        ONLY=persistence RECOVERY_ELEMENTS=8000000 scripts/bench-broker.sh   (the append-only file part alone)
+#        ONLY=throughput TESTS=hset,sadd,zadd,zpopmin,spop,xadd scripts/bench-broker.sh   (one table, other commands)
 # Each round runs redis-server then autoscale-node; the table shows the median of the rounds, so
 # machine noise hits both sides alike.
 set -euo pipefail
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 N=${1:-200000}
 C=${2:-50}
 ROUNDS=${3:-3}
-TESTS=ping,lpush,rpush,lpop,rpop,lrange_100
+TESTS=${TESTS:-ping,lpush,rpush,lpop,rpop,lrange_100}
 BIN=target/release/autoscale-node
 [ -x "$BIN" ] || cargo build --release --quiet
 command -v redis-benchmark >/dev/null || { echo "redis-benchmark not found (apt-get install redis-tools)" >&2; exit 1; }
@@ -46,6 +47,7 @@ for P in 1 16; do
   done | sort
   unset R O
 done
+[ "${ONLY:-all}" = throughput ] && exit 0
 
 # Scripting: the original emitter's enqueue script (LPUSH + INCR) through EVALSHA.
 ENQUEUE="local n = redis.call('LPUSH', KEYS[1], ARGV[1]); redis.call('INCR', KEYS[2]); return n"
