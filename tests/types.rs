@@ -242,3 +242,35 @@ async fn scan_type_finds_hashes_and_sets() {
         }
     }
 }
+
+/// A huge negative count (picks with repetition) is refused with Redis's range error instead of
+/// building an impossible reply — the fuzzer's `HRANDFIELD h -9223372036854775807` aborted the
+/// process on allocation — and the largest allowed count is served in full.
+#[tokio::test]
+async fn absurd_random_pick_counts_are_refused_and_the_server_lives() {
+    let node = start_node(&[]);
+    let mut c = common::conn(&node.url()).await;
+    let _: i64 = cmd(&mut c, &["SADD", "s", "a", "b"]).await;
+    let _: i64 = cmd(&mut c, &["HSET", "h", "f", "v"]).await;
+    let _: i64 = cmd(&mut c, &["ZADD", "z", "1", "m"]).await;
+    for args in [
+        ["SRANDMEMBER", "s", "-9223372036854775807"],
+        ["HRANDFIELD", "h", "-9223372036854775807"],
+        ["ZRANDMEMBER", "z", "-9223372036854775807"],
+        ["SRANDMEMBER", "s", "-1048577"],
+    ] {
+        let mut command = redis::cmd(args[0]);
+        command.arg(args[1]).arg(args[2]);
+        let err = within(command.query_async::<Vec<String>>(&mut c))
+            .await
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("value is out of range"),
+            "{args:?}: {err}"
+        );
+    }
+    let many: Vec<String> = cmd(&mut c, &["SRANDMEMBER", "s", "-1048576"]).await;
+    assert_eq!(many.len(), 1 << 20);
+    let pong: String = cmd(&mut c, &["PING"]).await;
+    assert_eq!(pong, "PONG");
+}

@@ -6,6 +6,20 @@ use crate::reply::{msg, Reply};
 use std::time::Duration;
 
 /// Parses an integer exactly as Redis's `string2ll` (no spaces, no `+`, no leading zeros).
+/// The most elements a negative count (picks with repetition) may ask of SRANDMEMBER,
+/// HRANDFIELD and ZRANDMEMBER. Redis writes such a reply out as it draws; here a reply is built
+/// whole before it is written, so `HRANDFIELD h -9223372036854775807` would try to allocate
+/// exabytes and abort the process. Larger counts are refused with Redis's range error.
+pub const MAX_REPEATED_PICKS: u64 = 1 << 20;
+
+/// Refuses a negative random-pick count beyond [`MAX_REPEATED_PICKS`].
+pub fn check_repeated_picks(count: i64) -> Result<(), Reply> {
+    if count < 0 && count.unsigned_abs() > MAX_REPEATED_PICKS {
+        return Err(Reply::error(msg::OUT_OF_RANGE));
+    }
+    Ok(())
+}
+
 pub fn parse_i64(b: &[u8]) -> Option<i64> {
     if b.is_empty() || b.len() > 20 {
         return None;

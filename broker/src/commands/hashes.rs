@@ -308,6 +308,9 @@ pub fn hrandfield(ctx: &mut Ctx) -> Outcome {
         Ok(None) => return Reply::Array(Vec::new()).into(),
         Err(o) => return o,
     };
+    if let Err(e) = super::args::check_repeated_picks(count) {
+        return e.into();
+    }
     let len = h.len();
     let mut rng = rand::thread_rng();
     let picks: Vec<(&[u8], &[u8])> = if count < 0 {

@@ -233,6 +233,9 @@ pub fn srandmember(ctx: &mut Ctx) -> Outcome {
             .map_or(Reply::Null, |m| bulk(&m))
             .into();
     };
+    if let Err(e) = super::args::check_repeated_picks(count) {
+        return e.into();
+    }
     let out: Vec<Reply> = if count < 0 {
         // Repetitions allowed: each pick independent.
         (0..count.unsigned_abs())

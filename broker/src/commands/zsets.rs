@@ -838,6 +838,9 @@ pub fn zrandmember(ctx: &mut Ctx) -> Outcome {
             .map_or(Reply::Null, |(m, _)| Reply::Bulk(m))
             .into();
     };
+    if let Err(e) = super::args::check_repeated_picks(count) {
+        return e.into();
+    }
     let items = if count < 0 {
         // With repetitions, in random order.
         (0..count.unsigned_abs())
