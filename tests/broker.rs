@@ -3,21 +3,12 @@
 
 mod common;
 
+use common::cmd;
+
 use common::{conn, start_node, within, ReplyReader, T};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, Value};
 use std::time::{Duration, Instant};
-
-async fn cmd<T: redis::FromRedisValue>(
-    c: &mut MultiplexedConnection,
-    args: &[&str],
-) -> redis::RedisResult<T> {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    within(command.query_async(c)).await
-}
 
 #[tokio::test]
 async fn strings_keys_and_counters() {

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::cmd;
+
 use common::{have_redis_server, within, ServerProcess, IO_TIMEOUT};
 use redis::aio::MultiplexedConnection;
 use std::io::{BufRead, BufReader, Read};
@@ -113,17 +115,6 @@ fn terminate(mut node: ServerProcess) -> bool {
 
 async fn conn(node: &ServerProcess) -> MultiplexedConnection {
     common::conn(&node.url()).await
-}
-
-async fn cmd<T: redis::FromRedisValue>(
-    c: &mut MultiplexedConnection,
-    args: &[&str],
-) -> redis::RedisResult<T> {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    within(command.query_async(c)).await
 }
 
 /// An error reply as the server wrote it (code, space, detail).

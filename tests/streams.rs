@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::cmd;
+
 use common::{start_node, within, ServerProcess};
 use redis::aio::MultiplexedConnection;
 use std::path::PathBuf;
@@ -12,17 +14,6 @@ use std::time::{Duration, Instant};
 
 async fn conn(node: &ServerProcess) -> MultiplexedConnection {
     common::conn(&node.url()).await
-}
-
-async fn cmd<T: redis::FromRedisValue>(
-    c: &mut MultiplexedConnection,
-    args: &[&str],
-) -> redis::RedisResult<T> {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    within(command.query_async(c)).await
 }
 
 /// Every scalar in a reply, depth first, as text.

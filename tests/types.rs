@@ -10,11 +10,7 @@ use redis::aio::MultiplexedConnection;
 use std::collections::{BTreeSet, HashMap};
 
 async fn cmd<T: redis::FromRedisValue>(c: &mut MultiplexedConnection, args: &[&str]) -> T {
-    let mut command = redis::cmd(args[0]);
-    for a in &args[1..] {
-        command.arg(*a);
-    }
-    within(command.query_async(c))
+    common::cmd(c, args)
         .await
         .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }

@@ -280,6 +280,18 @@ pub async fn within<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// A redis-rs connection to `url`.
+/// Sends one command (`args[0]` is its name) and reads its reply, under the IO timeout.
+pub async fn cmd<T: redis::FromRedisValue>(
+    c: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut command = redis::cmd(args[0]);
+    for a in &args[1..] {
+        command.arg(*a);
+    }
+    within(command.query_async(c)).await
+}
+
 pub async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
     within(
         redis::Client::open(url)
