@@ -104,6 +104,41 @@ pub fn end_arg(b: &[u8]) -> Result<End, Reply> {
     }
 }
 
+/// Parsed `numkeys key [key ...] WHERE [COUNT count]` of LMPOP/BLMPOP (WHERE is LEFT|RIGHT) and
+/// ZMPOP/BZMPOP (MIN|MAX): the keys, `which(WHERE)`, the count (1 if not given).
+pub fn mpop_args<W>(
+    args: &[bytes::Bytes],
+    which: impl Fn(&[u8]) -> Result<W, Reply>,
+) -> Result<(Vec<bytes::Bytes>, W, usize), Reply> {
+    let numkeys = match parse_i64(&args[0]) {
+        Some(n) if n > 0 => n as usize,
+        _ => return Err(Reply::error(msg::NUMKEYS_POSITIVE)),
+    };
+    // Redis reports a missing WHERE after the keys as a syntax error.
+    if numkeys >= args.len() - 1 {
+        return Err(Reply::error(msg::SYNTAX));
+    }
+    let keys = args[1..=numkeys].to_vec();
+    let rest = &args[numkeys + 1..];
+    let side = which(&rest[0])?;
+    let mut count = None;
+    let mut i = 1;
+    while i < rest.len() {
+        if rest[i].eq_ignore_ascii_case(b"count") && i + 1 < rest.len() && count.is_none() {
+            // Redis words a count that is not a positive integer (or not a number at all,
+            // or out of range) the same way.
+            count = match parse_i64(&rest[i + 1]) {
+                Some(c) if c > 0 => Some(c as usize),
+                _ => return Err(Reply::error(msg::COUNT_ZERO)),
+            };
+            i += 2;
+        } else {
+            return Err(Reply::error(msg::SYNTAX));
+        }
+    }
+    Ok((keys, side, count.unwrap_or(1)))
+}
+
 pub use crate::glob::glob_match;
 
 #[cfg(test)]

@@ -412,40 +412,6 @@ pub fn rpoplpush(ctx: &mut Ctx) -> Outcome {
     }
 }
 
-/// Parsed `numkeys key [key ...] LEFT|RIGHT [COUNT count]` of LMPOP/BLMPOP.
-fn mpop_args(args: &[Bytes]) -> Result<(Vec<Bytes>, End, usize), Reply> {
-    let numkeys = match parse_i64(&args[0]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return Err(Reply::error(msg::NUMKEYS_POSITIVE)),
-    };
-    // Redis reports a missing direction after the keys as a syntax error.
-    if numkeys >= args.len() - 1 {
-        return Err(Reply::error(msg::SYNTAX));
-    }
-    let keys = args[1..=numkeys].to_vec();
-    let rest = &args[numkeys + 1..];
-    let Some(dir) = rest.first() else {
-        return Err(Reply::error(msg::SYNTAX));
-    };
-    let end = end_arg(dir)?;
-    let mut count = None;
-    let mut i = 1;
-    while i < rest.len() {
-        if rest[i].eq_ignore_ascii_case(b"count") && i + 1 < rest.len() && count.is_none() {
-            // Redis words a count that is not a positive integer (or not a number at all,
-            // or out of range) the same way.
-            count = match parse_i64(&rest[i + 1]) {
-                Some(c) if c > 0 => Some(c as usize),
-                _ => return Err(Reply::error(msg::COUNT_ZERO)),
-            };
-            i += 2;
-        } else {
-            return Err(Reply::error(msg::SYNTAX));
-        }
-    }
-    Ok((keys, end, count.unwrap_or(1)))
-}
-
 /// Pops from the first non-empty list among `keys`; `Ok(None)` if all are empty.
 fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Result<Option<Reply>, Outcome> {
     for key in keys {
@@ -466,38 +432,17 @@ fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], end: End, count: usize) -> Result<Opt
 }
 
 pub fn lmpop(ctx: &mut Ctx) -> Outcome {
-    let args = ctx.args[1..].to_vec();
-    let (keys, end, count) = match mpop_args(&args) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    match mpop_now(ctx, &keys, end, count) {
-        Ok(Some(r)) => r.into(),
-        Ok(None) => Reply::NullArray.into(),
-        Err(o) => o,
-    }
+    super::multi_pop(ctx, false, end_arg, mpop_now, |from, count| BlockOp::MPop {
+        from,
+        count,
+    })
 }
 
 pub fn blmpop(ctx: &mut Ctx) -> Outcome {
-    let timeout = match timeout_arg(&ctx.args[1]) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
-    };
-    let args = ctx.args[2..].to_vec();
-    let (keys, end, count) = match mpop_args(&args) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    match mpop_now(ctx, &keys, end, count) {
-        Ok(Some(r)) => r.into(),
-        Ok(None) if ctx.nested => Reply::NullArray.into(),
-        Ok(None) => Outcome::Block {
-            keys,
-            op: BlockOp::MPop { from: end, count },
-            timeout,
-        },
-        Err(o) => o,
-    }
+    super::multi_pop(ctx, true, end_arg, mpop_now, |from, count| BlockOp::MPop {
+        from,
+        count,
+    })
 }
 
 fn bpop(ctx: &mut Ctx, end: End) -> Outcome {

@@ -126,6 +126,44 @@ impl Ctx<'_> {
 
 type Handler = fn(&mut Ctx) -> Outcome;
 
+/// Pops from the first non-empty key of `keys` now, `Ok(None)` if all are empty.
+type PopNow<W> = fn(&mut Ctx, &[Bytes], W, usize) -> Result<Option<Reply>, Outcome>;
+
+/// LMPOP/ZMPOP and, with `blocking`, BLMPOP/BZMPOP (whose first argument is the timeout):
+/// parse `numkeys key … WHERE [COUNT n]` (`which` reads WHERE), pop from the first non-empty
+/// key now (`now`), else block with `op` — or, inside MULTI or a script, answer nil at once.
+fn multi_pop<W: Copy>(
+    ctx: &mut Ctx,
+    blocking: bool,
+    which: fn(&[u8]) -> Result<W, Reply>,
+    now: PopNow<W>,
+    op: fn(W, usize) -> BlockOp,
+) -> Outcome {
+    let timeout = if blocking {
+        match timeout_arg(&ctx.args[1]) {
+            Ok(t) => t,
+            Err(e) => return e.into(),
+        }
+    } else {
+        None
+    };
+    let args = ctx.args[1 + usize::from(blocking)..].to_vec();
+    let (keys, side, count) = match args::mpop_args(&args, which) {
+        Ok(p) => p,
+        Err(e) => return e.into(),
+    };
+    match now(ctx, &keys, side, count) {
+        Ok(Some(r)) => r.into(),
+        Ok(None) if !blocking || ctx.nested => Reply::NullArray.into(),
+        Ok(None) => Outcome::Block {
+            keys,
+            op: op(side, count),
+            timeout,
+        },
+        Err(o) => o,
+    }
+}
+
 /// Static description of a command, used for dispatch, arity checks and COMMAND INFO/DOCS.
 pub struct CommandSpec {
     pub name: &'static str,

@@ -674,41 +674,6 @@ pub fn zpopmax(ctx: &mut Ctx) -> Outcome {
     pop(ctx, true)
 }
 
-/// Parsed `numkeys key [key ...] MIN|MAX [COUNT count]` of ZMPOP/BZMPOP.
-fn mpop_args(args: &[Bytes]) -> Result<(Vec<Bytes>, bool, usize), Reply> {
-    let numkeys = match parse_i64(&args[0]) {
-        Some(n) if n > 0 => n as usize,
-        _ => return Err(Reply::error(msg::NUMKEYS_POSITIVE)),
-    };
-    if numkeys >= args.len() - 1 {
-        return Err(Reply::error(msg::SYNTAX));
-    }
-    let keys = args[1..=numkeys].to_vec();
-    let rest = &args[numkeys + 1..];
-    let max = if rest[0].eq_ignore_ascii_case(b"min") {
-        false
-    } else if rest[0].eq_ignore_ascii_case(b"max") {
-        true
-    } else {
-        return Err(Reply::error(msg::SYNTAX));
-    };
-    let mut count = None;
-    let mut i = 1;
-    while i < rest.len() {
-        if rest[i].eq_ignore_ascii_case(b"count") && i + 1 < rest.len() && count.is_none() {
-            count = match parse_i64(&rest[i + 1]) {
-                None => return Err(Reply::error(msg::COUNT_ZERO)),
-                Some(c) if c <= 0 => return Err(Reply::error(msg::COUNT_ZERO)),
-                Some(c) => Some(c as usize),
-            };
-            i += 2;
-        } else {
-            return Err(Reply::error(msg::SYNTAX));
-        }
-    }
-    Ok((keys, max, count.unwrap_or(1)))
-}
-
 /// Pops from the first non-empty sorted set among `keys`; `Ok(None)` if all are empty.
 fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: usize) -> Result<Option<Reply>, Outcome> {
     for key in keys {
@@ -721,39 +686,29 @@ fn mpop_now(ctx: &mut Ctx, keys: &[Bytes], max: bool, count: usize) -> Result<Op
     Ok(None)
 }
 
-pub fn zmpop(ctx: &mut Ctx) -> Outcome {
-    let args = ctx.args[1..].to_vec();
-    let (keys, max, count) = match mpop_args(&args) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    match mpop_now(ctx, &keys, max, count) {
-        Ok(Some(r)) => r.into(),
-        Ok(None) => Reply::NullArray.into(),
-        Err(o) => o,
+/// `MIN` or `MAX` of ZMPOP/BZMPOP: whether to pop the highest scores.
+fn min_max(arg: &[u8]) -> Result<bool, Reply> {
+    if arg.eq_ignore_ascii_case(b"min") {
+        Ok(false)
+    } else if arg.eq_ignore_ascii_case(b"max") {
+        Ok(true)
+    } else {
+        Err(Reply::error(msg::SYNTAX))
     }
 }
 
+pub fn zmpop(ctx: &mut Ctx) -> Outcome {
+    super::multi_pop(ctx, false, min_max, mpop_now, |max, count| BlockOp::ZMPop {
+        max,
+        count,
+    })
+}
+
 pub fn bzmpop(ctx: &mut Ctx) -> Outcome {
-    let timeout = match timeout_arg(&ctx.args[1]) {
-        Ok(t) => t,
-        Err(e) => return e.into(),
-    };
-    let args = ctx.args[2..].to_vec();
-    let (keys, max, count) = match mpop_args(&args) {
-        Ok(p) => p,
-        Err(e) => return e.into(),
-    };
-    match mpop_now(ctx, &keys, max, count) {
-        Ok(Some(r)) => r.into(),
-        Ok(None) if ctx.nested => Reply::NullArray.into(),
-        Ok(None) => Outcome::Block {
-            keys,
-            op: BlockOp::ZMPop { max, count },
-            timeout,
-        },
-        Err(o) => o,
-    }
+    super::multi_pop(ctx, true, min_max, mpop_now, |max, count| BlockOp::ZMPop {
+        max,
+        count,
+    })
 }
 
 fn bpop(ctx: &mut Ctx, max: bool) -> Outcome {
