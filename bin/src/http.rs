@@ -212,11 +212,10 @@ fn dashboard_state(stats: &NodeStats, broker: Option<&broker::Broker>) -> String
     // The queues /metrics lists (real queues, capped), not every counter the registry holds.
     let mut queues: Vec<(String, usize, u64)> = broker
         .map(|b| {
-            b.queues()
-                .listed(broker::metrics::MAX_LISTED_QUEUES)
+            b.listed_queues()
                 .0
                 .into_iter()
-                .map(|q| (String::from_utf8_lossy(&q.name).into_owned(), q.db, q.length))
+                .map(|q| (String::from_utf8_lossy(&q.label()).into_owned(), q.db, q.length))
                 .collect()
         })
         .unwrap_or_default();

@@ -67,6 +67,7 @@ pub mod glob;
 pub mod harness;
 pub mod metrics;
 pub mod pubsub;
+pub mod queue_view;
 pub mod reply;
 pub mod resp;
 mod script_thread;
@@ -76,7 +77,7 @@ pub mod types;
 pub mod version;
 
 pub use commands::persistence::{LoadReport, PersistError};
-pub use metrics::{QueueEvent, QueueHook, QueueRegistry, QueueStats};
+pub use metrics::{QueueEvent, QueueHook, QueueKind, QueueRegistry, QueueStats, ScoreUnit};
 pub use state::BrokerConfig;
 
 use state::Shared;
@@ -105,6 +106,24 @@ impl Broker {
     /// The per-queue metrics registry: snapshots and hook registration, in-process.
     pub fn queues(&self) -> Arc<QueueRegistry> {
         self.shared.queues.clone()
+    }
+
+    /// Every queue — lists, streams' consumer groups, delayed sets — as INFO and QSTATS list
+    /// them (see [`queue_view::listed`]), and how many were left out. When the keyspace
+    /// stays busy (a long script) only the lists, which need no lock, are listed.
+    pub fn listed_queues(&self) -> (Vec<QueueStats>, usize) {
+        let queues = &self.shared.queues;
+        let limit = metrics::MAX_LISTED_QUEUES;
+        self.read(|keyspace, _| queue_view::listed(queues, keyspace, limit))
+            .unwrap_or_else(|| queues.listed(limit))
+    }
+
+    /// The queues `key` holds (a list, one per consumer group of a stream, a delayed set),
+    /// read in-process; `None` when the keyspace stays busy.
+    pub fn queues_of(&self, db: usize, key: &[u8]) -> Option<Vec<QueueStats>> {
+        let key = bytes::Bytes::copy_from_slice(key);
+        let queues = &self.shared.queues;
+        self.read(|keyspace, _| queue_view::of_key(queues, keyspace, db, &key))
     }
 
     /// Reads the keyspace in-process, for the node's control loop (no network hop). `None`

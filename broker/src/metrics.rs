@@ -253,6 +253,7 @@ impl QueueCounters {
             last_push_ms: self.last_push_ms.load(Relaxed),
             last_pop_ms: self.last_pop_ms.load(Relaxed),
             consumers,
+            ..QueueStats::default()
         }
     }
 }
@@ -286,11 +287,103 @@ fn quantile(buckets: &[u64], count: u64, q: f64) -> f64 {
     0.0
 }
 
+/// What a queue is made of, which decides what its fields mean.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueKind {
+    /// A list: producers push, consumers pop (or move to a processing list).
+    #[default]
+    List,
+    /// One consumer group of a stream: entries wait until delivered, then stay pending
+    /// until acknowledged.
+    Stream,
+    /// A sorted set of jobs scored by the time they are due (RQ's scheduled registry,
+    /// BullMQ's delayed set).
+    Delayed,
+}
+
+impl QueueKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            QueueKind::List => "list",
+            QueueKind::Stream => "stream",
+            QueueKind::Delayed => "delayed",
+        }
+    }
+}
+
+/// How the scores of a delayed-job sorted set encode the time a job is due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScoreUnit {
+    /// Unix seconds (RQ).
+    Seconds,
+    /// Unix milliseconds.
+    Millis,
+    /// Unix milliseconds × 4096 plus a counter below 4096 (BullMQ's delayed set).
+    BullMq,
+}
+
+impl ScoreUnit {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScoreUnit::Seconds => "s",
+            ScoreUnit::Millis => "ms",
+            ScoreUnit::BullMq => "bullmq",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ScoreUnit> {
+        match text.to_ascii_lowercase().as_str() {
+            "s" | "sec" | "seconds" => Some(ScoreUnit::Seconds),
+            "ms" | "millis" | "milliseconds" => Some(ScoreUnit::Millis),
+            "bullmq" => Some(ScoreUnit::BullMq),
+            _ => None,
+        }
+    }
+
+    /// The largest score that is due at `now_ms`.
+    pub fn due_score(self, now_ms: u64) -> f64 {
+        match self {
+            ScoreUnit::Seconds => now_ms as f64 / 1000.0,
+            ScoreUnit::Millis => now_ms as f64,
+            ScoreUnit::BullMq => (now_ms as f64 + 1.0) * 4096.0 - 1.0,
+        }
+    }
+
+    /// The Unix ms a score is due at.
+    pub fn due_ms(self, score: f64) -> f64 {
+        match self {
+            ScoreUnit::Seconds => score * 1000.0,
+            ScoreUnit::Millis => score,
+            ScoreUnit::BullMq => (score / 4096.0).floor(),
+        }
+    }
+}
+
 /// A point-in-time view of one queue, as returned by `QSTATS` and the in-process API.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// The common fields keep one meaning whatever the [`QueueKind`]: `length` is what waits to
+/// be taken (a list's elements, a group's undelivered entries, a delayed set's due jobs) and
+/// `oldest_age_ms` how long the oldest of those has waited.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QueueStats {
     pub name: Bytes,
     pub db: usize,
+    pub kind: QueueKind,
+    /// Streams: the consumer group.
+    pub group: Option<Bytes>,
+    /// Streams: entries delivered to a consumer and not acknowledged yet.
+    pub pending: u64,
+    /// Streams: acknowledgements since the counters were created or reset (`wait_*` are
+    /// the times from an entry's id to its acknowledgement).
+    pub acked_total: u64,
+    /// Streams: age of the oldest pending entry, from its id, milliseconds (0 when none).
+    pub oldest_pending_age_ms: f64,
+    /// Delayed sets: jobs not due yet.
+    pub scheduled: u64,
+    /// Delayed sets: milliseconds until the next scheduled job is due (0 when none).
+    pub next_due_ms: f64,
+    /// Delayed sets: how scores encode due times.
+    pub unit: Option<ScoreUnit>,
     /// Elements pushed since the counters were created or reset.
     pub pushed_total: u64,
     /// Elements popped (by any pop or move) since creation or reset.
@@ -318,9 +411,80 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// The name INFO and QSTATS list the queue under: the key, or `key@group` for a stream's
+    /// consumer group (the fields name both).
+    pub fn label(&self) -> Bytes {
+        match &self.group {
+            None => self.name.clone(),
+            Some(g) => {
+                let mut out = Vec::with_capacity(self.name.len() + 1 + g.len());
+                out.extend_from_slice(&self.name);
+                out.push(b'@');
+                out.extend_from_slice(g);
+                Bytes::from(out)
+            }
+        }
+    }
+
     /// The fields as `(name, value)` text pairs, in a stable order (used by INFO and QSTATS).
     pub fn fields(&self) -> Vec<(&'static str, String)> {
+        match self.kind {
+            QueueKind::List => self.list_fields(),
+            QueueKind::Stream => self.stream_fields(),
+            QueueKind::Delayed => self.delayed_fields(),
+        }
+    }
+
+    fn wait_fields(&self) -> [(&'static str, String); 4] {
+        [
+            ("wait_count", self.wait_count.to_string()),
+            ("wait_mean_ms", format!("{:.3}", self.wait_mean_ms)),
+            ("wait_p50_ms", format!("{:.3}", self.wait_p50_ms)),
+            ("wait_p99_ms", format!("{:.3}", self.wait_p99_ms)),
+        ]
+    }
+
+    fn stream_fields(&self) -> Vec<(&'static str, String)> {
+        let group = self.group.as_deref().unwrap_or_default();
+        let mut out = vec![
+            ("kind", "stream".to_owned()),
+            ("key", String::from_utf8_lossy(&self.name).into_owned()),
+            ("group", String::from_utf8_lossy(group).into_owned()),
+            ("length", self.length.to_string()),
+            ("pending", self.pending.to_string()),
+            ("pushed_total", self.pushed_total.to_string()),
+            ("popped_total", self.popped_total.to_string()),
+            ("acked_total", self.acked_total.to_string()),
+            ("oldest_age_ms", format!("{:.3}", self.oldest_age_ms)),
+            (
+                "oldest_pending_age_ms",
+                format!("{:.3}", self.oldest_pending_age_ms),
+            ),
+        ];
+        out.extend(self.wait_fields());
+        out.extend([
+            ("blocked_clients", self.blocked_clients.to_string()),
+            ("last_push_ms", self.last_push_ms.to_string()),
+            ("last_pop_ms", self.last_pop_ms.to_string()),
+            ("consumers", self.consumers.join(",")),
+        ]);
+        out
+    }
+
+    fn delayed_fields(&self) -> Vec<(&'static str, String)> {
         vec![
+            ("kind", "delayed".to_owned()),
+            ("unit", self.unit.map_or("", ScoreUnit::name).to_owned()),
+            ("length", self.length.to_string()),
+            ("scheduled", self.scheduled.to_string()),
+            ("oldest_age_ms", format!("{:.3}", self.oldest_age_ms)),
+            ("next_due_ms", format!("{:.3}", self.next_due_ms)),
+        ]
+    }
+
+    fn list_fields(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("kind", "list".to_owned()),
             ("length", self.length.to_string()),
             ("pushed_total", self.pushed_total.to_string()),
             ("popped_total", self.popped_total.to_string()),
@@ -396,7 +560,43 @@ pub struct QueueRegistry {
     /// Gone queues kept, oldest first (a key may appear twice; entries of keys that came back
     /// or were dropped are skipped when they reach the front).
     absent: Mutex<VecDeque<(usize, Bytes)>>,
+    /// Streams with consumer groups and delayed-job sorted sets: their figures are read from
+    /// the value when listed (see [`crate::queue_view`]); only acknowledgements are counted.
+    watched: Mutex<HashMap<(usize, Bytes), Watch>>,
+    /// Acknowledgement counters of stream consumer groups, by database, key and group.
+    acks: DashMap<(usize, Bytes, Bytes), Arc<QueueCounters>, ahash::RandomState>,
+    /// Sorted sets whose name matches one of these become delayed-job queues when created.
+    delayed_patterns: RwLock<Vec<(Vec<u8>, ScoreUnit)>>,
 }
+
+/// A stream or sorted set the registry lists as a queue.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Watch {
+    pub(crate) shape: WatchShape,
+    /// Declared by the embedding application: listed first, kept while the key is absent.
+    pub(crate) pinned: bool,
+    /// When the key was first seen as a queue (ms since epoch): the listing's recency for
+    /// shapes with no activity clock of their own.
+    pub(crate) since_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum WatchShape {
+    /// Every consumer group of the stream; `groups` are the pinned ones, listed (with zeros)
+    /// even before they exist.
+    Stream {
+        groups: Vec<Bytes>,
+    },
+    Delayed(ScoreUnit),
+}
+
+/// At most this many streams and delayed sets are watched, pinned ones aside: past it, the
+/// longest-watched go (a stream used again is watched again at its next group command).
+pub const MAX_WATCHED: usize = 4096;
+
+/// The delayed-job sets the frameworks we run keep, recognised when created: RQ's scheduled
+/// registry (Unix seconds) and BullMQ's delayed set (milliseconds × 4096).
+pub const DEFAULT_DELAYED_PATTERNS: &str = "rq:scheduled:* s bull:*:delayed bullmq";
 
 impl Default for QueueRegistry {
     fn default() -> Self {
@@ -406,6 +606,79 @@ impl Default for QueueRegistry {
             has_hooks: AtomicBool::new(false),
             released: Arc::new(Released::default()),
             absent: Mutex::new(VecDeque::new()),
+            watched: Mutex::new(HashMap::new()),
+            acks: DashMap::default(),
+            delayed_patterns: RwLock::new(
+                parse_delayed_patterns(DEFAULT_DELAYED_PATTERNS).unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// Parses `pattern unit [pattern unit ...]` (units: `s`, `ms`, `bullmq`).
+pub fn parse_delayed_patterns(text: &str) -> Result<Vec<(Vec<u8>, ScoreUnit)>, String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("expected pairs of a key pattern and a score unit (s, ms or bullmq)".into());
+    }
+    words
+        .chunks(2)
+        .map(|pair| match ScoreUnit::parse(pair[1]) {
+            Some(unit) => Ok((pair[0].as_bytes().to_vec(), unit)),
+            None => Err(format!(
+                "unknown score unit '{}' (expected s, ms or bullmq)",
+                pair[1]
+            )),
+        })
+        .collect()
+}
+
+/// A queue that may be listed, with what decides whether it is when there are too many.
+pub(crate) struct Candidate {
+    pub(crate) pinned: bool,
+    pub(crate) active_ms: u64,
+    pub(crate) stats: QueueStats,
+}
+
+/// Keeps pinned queues, then the most recently active, at most `limit`, sorted by database,
+/// name and group; and says how many were left out.
+pub(crate) fn finish_listing(mut candidates: Vec<Candidate>, limit: usize) -> (Vec<QueueStats>, usize) {
+    let total = candidates.len();
+    if total > limit {
+        candidates.sort_by_key(|c| std::cmp::Reverse((c.pinned, c.active_ms)));
+        candidates.truncate(limit);
+    }
+    let mut out: Vec<QueueStats> = candidates.into_iter().map(|c| c.stats).collect();
+    out.sort_by(|a, b| (a.db, &a.name, &a.group).cmp(&(b.db, &b.name, &b.group)));
+    (out, total.saturating_sub(limit))
+}
+
+/// Adds or replaces a watch, keeping at most [`MAX_WATCHED`] unpinned ones.
+fn insert_watch(
+    watched: &mut HashMap<(usize, Bytes), Watch>,
+    slot: (usize, Bytes),
+    shape: WatchShape,
+    pinned: bool,
+) {
+    let since_ms = watched.get(&slot).map_or_else(unix_ms, |w| w.since_ms);
+    let pinned = pinned || watched.get(&slot).is_some_and(|w| w.pinned);
+    watched.insert(
+        slot,
+        Watch {
+            shape,
+            pinned,
+            since_ms,
+        },
+    );
+    let unpinned = watched.values().filter(|w| !w.pinned).count();
+    if unpinned > MAX_WATCHED {
+        let oldest = watched
+            .iter()
+            .filter(|(_, w)| !w.pinned)
+            .min_by_key(|(_, w)| w.since_ms)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            watched.remove(&k);
         }
     }
 }
@@ -439,6 +712,136 @@ impl QueueRegistry {
         self.counters(db, &Bytes::copy_from_slice(key))
             .flags
             .fetch_or(PINNED, Relaxed);
+    }
+
+    /// Watches the stream `key` as a queue (one per consumer group): called by the commands
+    /// that create or use groups.
+    pub(crate) fn watch_stream(&self, db: usize, key: &Bytes) {
+        let mut watched = self.watched.lock();
+        if watched.contains_key(&(db, key.clone())) {
+            return;
+        }
+        let shape = WatchShape::Stream { groups: Vec::new() };
+        insert_watch(&mut watched, (db, Bytes::copy_from_slice(key)), shape, false);
+    }
+
+    /// The score unit of the first delayed-set pattern `key` matches.
+    pub(crate) fn delayed_unit_of(&self, key: &[u8]) -> Option<ScoreUnit> {
+        self.delayed_patterns
+            .read()
+            .iter()
+            .find(|(p, _)| crate::glob::glob_match(p, key, false))
+            .map(|(_, u)| *u)
+    }
+
+    /// A sorted set was created: a delayed-job queue if its name matches a pattern.
+    pub(crate) fn zset_created(&self, db: usize, key: &Bytes) {
+        let Some(unit) = self.delayed_unit_of(key) else {
+            return;
+        };
+        let mut watched = self.watched.lock();
+        if !watched.contains_key(&(db, key.clone())) {
+            let slot = (db, Bytes::copy_from_slice(key));
+            insert_watch(&mut watched, slot, WatchShape::Delayed(unit), false);
+        }
+    }
+
+    /// Declares the sorted set `key` a delayed-job queue scored in `unit`, always listed.
+    pub fn pin_delayed(&self, db: usize, key: &[u8], unit: ScoreUnit) {
+        let slot = (db, Bytes::copy_from_slice(key));
+        insert_watch(&mut self.watched.lock(), slot, WatchShape::Delayed(unit), true);
+    }
+
+    /// Declares consumer group `group` of stream `key` a queue, always listed.
+    pub fn pin_stream_group(&self, db: usize, key: &[u8], group: &[u8]) {
+        let slot = (db, Bytes::copy_from_slice(key));
+        let mut watched = self.watched.lock();
+        let groups = match watched.get(&slot) {
+            Some(Watch {
+                shape: WatchShape::Stream { groups },
+                ..
+            }) => groups.clone(),
+            _ => Vec::new(),
+        };
+        let mut groups = groups;
+        if !groups.iter().any(|g| g.as_ref() == group) {
+            groups.push(Bytes::copy_from_slice(group));
+        }
+        insert_watch(&mut watched, slot, WatchShape::Stream { groups }, true);
+    }
+
+    /// The patterns naming delayed-job sets, as CONFIG GET shows them.
+    pub fn delayed_patterns(&self) -> String {
+        self.delayed_patterns
+            .read()
+            .iter()
+            .map(|(p, u)| format!("{} {}", String::from_utf8_lossy(p), u.name()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Replaces the patterns naming delayed-job sets (`pattern unit ...`); sets created from
+    /// now on are matched.
+    pub fn set_delayed_patterns(&self, text: &str) -> Result<(), String> {
+        *self.delayed_patterns.write() = parse_delayed_patterns(text)?;
+        Ok(())
+    }
+
+    /// Counts acknowledgements of entries (their ids' milliseconds) by `group` of `key`.
+    pub(crate) fn record_acks(&self, db: usize, key: &Bytes, group: &Bytes, ids_ms: &[u64], now_us: u64) {
+        if ids_ms.is_empty() {
+            return;
+        }
+        let slot = (db, key.clone(), group.clone());
+        let counters = match self.acks.get(&slot) {
+            Some(c) => c.clone(),
+            None => self
+                .acks
+                .entry((db, Bytes::copy_from_slice(key), Bytes::copy_from_slice(group)))
+                .or_default()
+                .clone(),
+        };
+        counters.record_pop(ids_ms.iter().map(|ms| ms * 1000), 0, 0, now_us, None);
+    }
+
+    /// The watched streams and delayed sets (a copy: the listing reads the keyspace).
+    pub(crate) fn watched(&self) -> Vec<((usize, Bytes), Watch)> {
+        self.watched
+            .lock()
+            .iter()
+            .map(|(k, w)| (k.clone(), w.clone()))
+            .collect()
+    }
+
+    /// Stops watching keys that no longer hold their shape (not pinned ones), and forgets
+    /// the acknowledgement counters of groups that are gone.
+    pub(crate) fn unwatch(&self, gone: &[(usize, Bytes)], live_groups: &[(usize, Bytes, Bytes)]) {
+        if !gone.is_empty() {
+            let mut watched = self.watched.lock();
+            for slot in gone {
+                if watched.get(slot).is_some_and(|w| !w.pinned) {
+                    watched.remove(slot);
+                }
+            }
+        }
+        if self.acks.len() > live_groups.len() {
+            let live: std::collections::HashSet<&(usize, Bytes, Bytes)> = live_groups.iter().collect();
+            self.acks.retain(|k, _| live.contains(k));
+        }
+    }
+
+    /// The acknowledgement counters of a group, if it acknowledged anything.
+    pub(crate) fn acks_of(&self, db: usize, key: &Bytes, group: &Bytes) -> Option<Arc<QueueCounters>> {
+        self.acks
+            .get(&(db, key.clone(), group.clone()))
+            .map(|c| c.clone())
+    }
+
+    /// The list counters of `key` (clients blocked on a stream or sorted set count there).
+    pub(crate) fn blocked_on(&self, db: usize, key: &Bytes) -> u64 {
+        self.queues
+            .get(&(db, key.clone()))
+            .map_or(0, |c| c.blocked_clients.load(Relaxed).max(0) as u64)
     }
 
     /// Called after every command (cheap when nothing was released): drops the counters of
@@ -496,37 +899,28 @@ impl QueueRegistry {
         all
     }
 
-    /// The queues to list in INFO, QSTATS and `/metrics`: pinned ones, then the most recently
-    /// active of the others, at most `limit`, sorted by database then name; and how many
-    /// queues were left out.
+    /// The list queues, lock-free (without the streams and delayed sets, which need the
+    /// keyspace: [`crate::queue_view::listed`] lists every shape): pinned ones, then the most
+    /// recently active, at most `limit`, sorted by database then name; and how many were
+    /// left out.
     pub fn listed(&self, limit: usize) -> (Vec<QueueStats>, usize) {
-        let mut candidates: Vec<(bool, u64, usize, Bytes, Arc<QueueCounters>)> = self
-            .queues
+        finish_listing(self.list_candidates(&|_| false), limit)
+    }
+
+    /// Every list queue (not the keys `skip` says another shape lists), as listing candidates.
+    pub(crate) fn list_candidates(&self, skip: &dyn Fn(&(usize, Bytes)) -> bool) -> Vec<Candidate> {
+        self.queues
             .iter()
-            .filter(|e| e.value().is_queue())
+            .filter(|e| e.value().is_queue() && !skip(e.key()))
             .map(|e| {
                 let c = e.value();
-                (
-                    c.is_pinned(),
-                    c.last_active_ms(),
-                    e.key().0,
-                    e.key().1.clone(),
-                    c.clone(),
-                )
+                Candidate {
+                    pinned: c.is_pinned(),
+                    active_ms: c.last_active_ms(),
+                    stats: c.snapshot(&e.key().1, e.key().0),
+                }
             })
-            .collect();
-        let total = candidates.len();
-        if total > limit {
-            // Pinned first, then the most recent.
-            candidates.sort_by_key(|c| std::cmp::Reverse((c.0, c.1)));
-            candidates.truncate(limit);
-        }
-        let mut out: Vec<QueueStats> = candidates
-            .into_iter()
-            .map(|(_, _, db, name, c)| c.snapshot(&name, db))
-            .collect();
-        out.sort_by(|a, b| (a.db, &a.name).cmp(&(b.db, &b.name)));
-        (out, total.saturating_sub(limit))
+            .collect()
     }
 
     /// A snapshot of one key's counters, if it has any.
@@ -553,12 +947,28 @@ impl QueueRegistry {
         self.shrink();
     }
 
-    /// Resets the cumulative counters of the given queues (`QSTATS RESET`).
+    /// Resets the cumulative counters of the given queues (`QSTATS RESET`), streams' groups
+    /// included.
     pub(crate) fn reset(&self, db: usize, keys: &[Bytes]) {
         for k in keys {
             if let Some(c) = self.queues.get(&(db, k.clone())) {
                 c.reset();
             }
+        }
+        for entry in self.acks.iter() {
+            if entry.key().0 == db && keys.contains(&entry.key().1) {
+                entry.value().reset();
+            }
+        }
+    }
+
+    /// Resets the cumulative counters of every queue of database `db` (`QSTATS RESET`).
+    pub(crate) fn reset_db(&self, db: usize) {
+        for entry in self.queues.iter().filter(|e| e.key().0 == db) {
+            entry.value().reset();
+        }
+        for entry in self.acks.iter().filter(|e| e.key().0 == db) {
+            entry.value().reset();
         }
     }
 

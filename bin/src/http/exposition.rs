@@ -44,7 +44,7 @@ impl Scrape {
     pub fn take(stats: &NodeStats, broker: Option<&broker::Broker>) -> Scrape {
         Scrape {
             node: stats.snapshot(),
-            queues: broker.map(|b| b.queues().listed(broker::metrics::MAX_LISTED_QUEUES)),
+            queues: broker.map(|b| b.listed_queues()),
             connected_clients: broker.map_or(0, |b| b.connected_clients()),
         }
     }
@@ -64,12 +64,16 @@ impl Scrape {
     }
 }
 
-/// Labels of a per-queue sample.
-fn queue_labels(q: &broker::QueueStats) -> [(&'static str, String); 2] {
-    [
+/// Labels of a per-queue sample: the database and key, and a stream's consumer group.
+fn queue_labels(q: &broker::QueueStats) -> Vec<(&'static str, String)> {
+    let mut labels = vec![
         ("db", q.db.to_string()),
         ("queue", String::from_utf8_lossy(&q.name).into_owned()),
-    ]
+    ];
+    if let Some(g) = &q.group {
+        labels.push(("group", String::from_utf8_lossy(g).into_owned()));
+    }
+    labels
 }
 
 fn gauge(
@@ -135,38 +139,95 @@ fn encode_queues(
         "Queues left out of the per-queue series (at most 1000 are exported: the farm's queues first, then the most recently active).",
         omitted as u64,
     )?;
-    // One family per queue field, one sample per queue.
-    let each =
-        |field: fn(&broker::QueueStats) -> u64| queues.iter().map(move |q| (queue_labels(q), field(q)));
+    use broker::QueueKind::{Delayed, List, Stream};
+    // One family per queue field, one sample per queue (of the kinds the field exists for).
+    let of = |kinds: &'static [broker::QueueKind], field: fn(&broker::QueueStats) -> u64| {
+        queues
+            .iter()
+            .filter(move |q| kinds.contains(&q.kind))
+            .map(move |q| (queue_labels(q), field(q)))
+    };
+    let seconds = |kinds: &'static [broker::QueueKind], field: fn(&broker::QueueStats) -> f64| {
+        queues
+            .iter()
+            .filter(move |q| kinds.contains(&q.kind))
+            .map(move |q| (queue_labels(q), field(q) / 1000.0))
+    };
+    gauges(
+        enc,
+        "autoscale_queue_info",
+        "What a queue is made of (kind: list, stream for a stream's consumer group, delayed for a sorted set of jobs scored by due time); always 1.",
+        queues.iter().map(|q| {
+            let mut labels = queue_labels(q);
+            labels.push(("kind", q.kind.name().to_owned()));
+            (labels, 1u32)
+        }),
+    )?;
     gauges(
         enc,
         "autoscale_queue_length",
-        "Current length of a broker list.",
-        each(|q| q.length),
+        "What waits to be taken: a list's length, the entries not yet delivered to a consumer group (its lag), the due jobs of a delayed set.",
+        of(&[List, Stream, Delayed], |q| q.length),
     )?;
     counters(
         enc,
         "autoscale_queue_pushed",
-        "Elements pushed to a list.",
-        each(|q| q.pushed_total),
+        "Elements pushed to a list; entries ever added to a stream.",
+        of(&[List, Stream], |q| q.pushed_total),
     )?;
     counters(
         enc,
         "autoscale_queue_popped",
-        "Elements popped or moved out of a list.",
-        each(|q| q.popped_total),
+        "Elements popped or moved out of a list; entries delivered to a consumer group.",
+        of(&[List, Stream], |q| q.popped_total),
     )?;
     gauges(
         enc,
         "autoscale_queue_oldest_age_seconds",
-        "Age of the oldest element of a list (0 when empty).",
-        queues.iter().map(|q| (queue_labels(q), q.oldest_age_ms / 1000.0)),
+        "How long the oldest waiting element has waited: since its push (list), since its id's time (stream group), since it was due (delayed set); 0 when none waits.",
+        seconds(&[List, Stream, Delayed], |q| q.oldest_age_ms),
     )?;
     gauges(
         enc,
         "autoscale_queue_blocked_clients",
-        "Clients blocked waiting on a list.",
-        each(|q| q.blocked_clients),
+        "Clients blocked waiting on a queue's key.",
+        of(&[List, Stream, Delayed], |q| q.blocked_clients),
+    )?;
+    gauges(
+        enc,
+        "autoscale_queue_pending",
+        "Entries delivered to a consumer group and not acknowledged yet.",
+        of(&[Stream], |q| q.pending),
+    )?;
+    counters(
+        enc,
+        "autoscale_queue_acked",
+        "Entries a consumer group acknowledged.",
+        of(&[Stream], |q| q.acked_total),
+    )?;
+    gauges(
+        enc,
+        "autoscale_queue_oldest_pending_age_seconds",
+        "Age of a consumer group's oldest pending entry, from its id (0 when none is pending).",
+        seconds(&[Stream], |q| q.oldest_pending_age_ms),
+    )?;
+    gauges(
+        enc,
+        "autoscale_queue_consumers",
+        "Consumers of a consumer group; named clients that popped from a list.",
+        of(&[List, Stream], |q| q.consumers.len() as u64),
+    )?;
+    gauges(
+        enc,
+        "autoscale_queue_scheduled",
+        "Jobs of a delayed set that are not due yet.",
+        of(&[Delayed], |q| q.scheduled),
+    )?;
+    gauges(
+        enc,
+        "autoscale_queue_next_due_seconds",
+        "Time until the next scheduled job of a delayed set is due (0 when none is scheduled).",
+        seconds(&[Delayed], |q| q.next_due_ms),
     )?;
     gauge(
         enc,
@@ -303,14 +364,20 @@ fn encode_node(enc: &mut DescriptorEncoder, s: &NodeSnapshot) -> std::fmt::Resul
 /// the format requires.
 pub fn write_wait_summary(out: &mut String, queues: &[broker::QueueStats]) -> std::fmt::Result {
     const NAME: &str = "autoscale_queue_wait_seconds";
-    writeln!(out, "# HELP {NAME} Time popped elements spent in a list.")?;
+    writeln!(
+        out,
+        "# HELP {NAME} Time popped elements spent in a list; time from a stream entry's id to its acknowledgement by a consumer group."
+    )?;
     writeln!(out, "# TYPE {NAME} summary")?;
-    for q in queues {
-        let labels = format!(
+    for q in queues.iter().filter(|q| q.kind != broker::QueueKind::Delayed) {
+        let mut labels = format!(
             "db=\"{}\",queue=\"{}\"",
             q.db,
             escape(&String::from_utf8_lossy(&q.name))
         );
+        if let Some(g) = &q.group {
+            let _ = write!(labels, ",group=\"{}\"", escape(&String::from_utf8_lossy(g)));
+        }
         for (quantile, ms) in [("0.5", q.wait_p50_ms), ("0.99", q.wait_p99_ms)] {
             writeln!(
                 out,
@@ -396,12 +463,13 @@ mod tests {
             last_push_ms: 0,
             last_pop_ms: 0,
             consumers: Vec::new(),
+            ..broker::QueueStats::default()
         };
         let mut out = String::new();
         write_wait_summary(&mut out, &[q]).unwrap();
         assert_eq!(
             out,
-            "# HELP autoscale_queue_wait_seconds Time popped elements spent in a list.\n\
+            "# HELP autoscale_queue_wait_seconds Time popped elements spent in a list; time from a stream entry's id to its acknowledgement by a consumer group.\n\
              # TYPE autoscale_queue_wait_seconds summary\n\
              autoscale_queue_wait_seconds{db=\"0\",queue=\"jobs\\\"x\",quantile=\"0.5\"} 0.2\n\
              autoscale_queue_wait_seconds{db=\"0\",queue=\"jobs\\\"x\",quantile=\"0.99\"} 0.9\n\

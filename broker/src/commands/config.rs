@@ -112,6 +112,7 @@ fn live(ctx: &Ctx, canonical: &str) -> Option<String> {
         "hz" => c.hz.to_string(),
         "busy-reply-threshold" => c.busy_reply_threshold_ms.to_string(),
         "notify-keyspace-events" => crate::pubsub::events::to_text(ctx.engine.pubsub.notify_flags),
+        "queue-delayed-sets" => ctx.shared.queues.delayed_patterns(),
         _ => return None,
     })
 }
@@ -246,6 +247,11 @@ fn apply(ctx: &mut Ctx, canonical: &'static str, value: &str) -> Result<(), Refu
             ctx.engine.pubsub.notify_flags = crate::pubsub::events::parse(value.as_bytes())
                 .ok_or_else(|| Refusal::from(msg::CONFIG_EVENT_CLASS))?;
         }
+        "queue-delayed-sets" => ctx
+            .shared
+            .queues
+            .set_delayed_patterns(value)
+            .map_err(Refusal::Reason)?,
         _ => {
             ctx.shared
                 .config

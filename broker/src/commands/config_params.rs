@@ -131,6 +131,12 @@ fn keyspace_events(value: &str, _: &str) -> Result<String, String> {
         .ok_or_else(|| msg::CONFIG_EVENT_CLASS.to_string())
 }
 
+/// `queue-delayed-sets` (ours): pairs of a key pattern and the unit its scores are in.
+fn delayed_sets(value: &str, _: &str) -> Result<String, String> {
+    crate::metrics::parse_delayed_patterns(value)?;
+    Ok(value.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 fn any_text(value: &str, _: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
@@ -376,6 +382,8 @@ pub static PARAMS: &[Param] = &[
     p("propagation-error-behavior", "propagation-error-behavior", Enum(&["ignore", "panic", "panic-on-replicas"]), Mutable, "ignore"),
     p("protected-mode", "protected-mode", Bool, Mutable, "yes"),
     p("proto-max-bulk-len", "proto-max-bulk-len", Memory { min: 1048576 }, Mutable, "536870912"),
+    // Ours: which sorted sets are delayed-job queues (INFO queues, QSTATS, /metrics).
+    p("queue-delayed-sets", "queue-delayed-sets", Custom(delayed_sets), Mutable, crate::metrics::DEFAULT_DELAYED_PATTERNS),
     p("rdb-del-sync-files", "rdb-del-sync-files", Bool, Mutable, "no"),
     p("rdb-save-incremental-fsync", "rdb-save-incremental-fsync", Bool, Mutable, "yes"),
     p("rdbchecksum", "rdbchecksum", Text, Immutable, "yes"),

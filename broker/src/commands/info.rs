@@ -210,12 +210,17 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("queues", true) {
         out.push_str("# Queues\r\n");
-        let (queues, omitted) = shared.queues.listed(crate::metrics::MAX_LISTED_QUEUES);
+        let (queues, omitted) = crate::queue_view::listed(
+            &shared.queues,
+            &ctx.engine.keyspace,
+            crate::metrics::MAX_LISTED_QUEUES,
+        );
         if omitted > 0 {
             let _ = write!(out, "queues_omitted:{omitted}\r\n");
         }
         for q in queues {
-            let name = String::from_utf8_lossy(&q.name);
+            let label = q.label();
+            let name = String::from_utf8_lossy(&label);
             let prefix = if q.db == 0 {
                 String::new()
             } else {

@@ -2,39 +2,33 @@
 
 use super::{Ctx, Outcome};
 use crate::reply::Reply;
-use bytes::Bytes;
 
-/// `QSTATS [RESET] [key ...]`: per-queue metrics as a map of maps (flat arrays in RESP2).
+/// `QSTATS [RESET] [key ...]`: per-queue metrics as a map of maps (flat arrays in RESP2),
+/// one entry per list, per consumer group of a stream (named `key@group`) and per delayed
+/// set.
 pub fn qstats(ctx: &mut Ctx) -> Outcome {
     let mut keys = &ctx.args[1..];
     let db = ctx.client.db;
     if keys.first().is_some_and(|k| k.eq_ignore_ascii_case(b"reset")) {
         keys = &keys[1..];
-        let targets: Vec<Bytes> = if keys.is_empty() {
-            ctx.shared
-                .queues
-                .snapshot()
-                .into_iter()
-                .filter(|q| q.db == db)
-                .map(|q| q.name)
-                .collect()
+        if keys.is_empty() {
+            ctx.shared.queues.reset_db(db);
         } else {
-            keys.to_vec()
-        };
-        ctx.shared.queues.reset(db, &targets);
+            ctx.shared.queues.reset(db, keys);
+        }
         return Reply::Ok.into();
     }
+    let registry = &ctx.shared.queues;
+    let keyspace = &ctx.engine.keyspace;
     let stats: Vec<crate::metrics::QueueStats> = if keys.is_empty() {
-        ctx.shared
-            .queues
-            .listed(crate::metrics::MAX_LISTED_QUEUES)
+        crate::queue_view::listed(registry, keyspace, crate::metrics::MAX_LISTED_QUEUES)
             .0
             .into_iter()
             .filter(|q| q.db == db)
             .collect()
     } else {
         keys.iter()
-            .filter_map(|k| ctx.shared.queues.queue(db, k))
+            .flat_map(|k| crate::queue_view::of_key(registry, keyspace, db, k))
             .collect()
     };
     Reply::Map(
@@ -46,7 +40,7 @@ pub fn qstats(ctx: &mut Ctx) -> Outcome {
                     .into_iter()
                     .map(|(k, v)| (Reply::bulk(k), Reply::bulk(v)))
                     .collect();
-                (Reply::Bulk(q.name.clone()), Reply::Map(fields))
+                (Reply::Bulk(q.label()), Reply::Map(fields))
             })
             .collect(),
     )

@@ -473,6 +473,8 @@ fn read_generic(ctx: &mut Ctx, group_cmd: bool) -> Outcome {
             if !exists {
                 return err(msg::xreadgroup_nogroup(key, g));
             }
+            let db = ctx.client.db;
+            ctx.shared.queues.watch_stream(db, key);
         }
         if id_arg.as_ref() == b"$" {
             if group_cmd {
@@ -611,19 +613,22 @@ pub fn xack(ctx: &mut Ctx) -> Outcome {
             Err(o) => return o,
         }
     }
-    let acked = match stream_mut(ctx, &key) {
+    let acked: Vec<u64> = match stream_mut(ctx, &key) {
         Err(o) => return o,
-        Ok(None) => 0,
+        Ok(None) => Vec::new(),
         Ok(Some(s)) => match s.groups.get_mut(&group) {
-            None => 0,
-            Some(g) => ids.into_iter().filter(|&id| g.ack(id)).count(),
+            None => Vec::new(),
+            Some(g) => ids.into_iter().filter(|&id| g.ack(id)).map(|id| id.ms).collect(),
         },
     };
-    if acked > 0 {
+    if !acked.is_empty() {
         let db = ctx.client.db;
         ctx.engine.touch(db, &key);
+        let queues = &ctx.shared.queues;
+        queues.watch_stream(db, &key);
+        queues.record_acks(db, &key, &group, &acked, crate::metrics::unix_us());
     }
-    Reply::Int(acked as i64).into()
+    Reply::Int(acked.len() as i64).into()
 }
 
 pub fn xpending(ctx: &mut Ctx) -> Outcome {
@@ -1129,6 +1134,7 @@ pub fn xgroup(ctx: &mut Ctx) -> Outcome {
                 return err(msg::WRONGTYPE);
             };
             s.groups.insert(group.clone(), Group::new(id, entries_read));
+            ctx.shared.queues.watch_stream(db, &key);
             let effect = vec![
                 Bytes::from_static(b"XGROUP"),
                 Bytes::from_static(b"CREATE"),

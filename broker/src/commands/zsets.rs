@@ -108,6 +108,7 @@ fn store(ctx: &mut Ctx, key: &Bytes, z: ZSet, event: &str) -> usize {
         let d = ctx.db();
         d.remove(key);
         d.map.insert(Bytes::copy_from_slice(key), Value::ZSet(z));
+        ctx.shared.queues.zset_created(db, key);
         ctx.engine.touch(db, key);
         ctx.engine.signal_key_ready(db, key);
         ctx.notify(EventClass::ZSet, event, key);
@@ -207,6 +208,7 @@ fn add(ctx: &mut Ctx, f: &AddFlags, pairs: &[(f64, Bytes)], event: &str) -> Outc
         None => {
             let z = ZSet::for_first_member(&pairs[0].1);
             ctx.db().map.insert(Bytes::copy_from_slice(&key), Value::ZSet(z));
+            ctx.shared.queues.zset_created(db, &key);
         }
     }
     let Some(Value::ZSet(z)) = ctx.engine.keyspace[db].map.get_mut(&key) else {
