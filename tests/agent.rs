@@ -752,3 +752,52 @@ fn run_replays_a_trace_exactly_and_train_checks_its_trace() {
     assert!(err.contains("decides every 1 s"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `serve --queue` with a framework's queue: the settings it implies, and the combinations
+/// that could not work refused with what to do instead.
+#[test]
+fn a_framework_queue_selects_its_policy_and_refuses_scalers_that_cannot_remove_its_workers() {
+    let out = node_within(&[
+        "serve",
+        "--check",
+        "--scaler",
+        "local",
+        "--queue",
+        "stream:orders@billing",
+        "--worker-command",
+        "my-worker",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("queue       stream:orders@billing"), "{text}");
+    assert!(text.contains("policy      queue-proportional"), "{text}");
+    for (args, says) in [
+        (
+            &["--scaler", "local", "--queue", "list:celery"][..],
+            "add --worker-command",
+        ),
+        (
+            &["--scaler", "kubernetes", "--queue", "list:celery"][..],
+            "use --scaler keda",
+        ),
+        (
+            &["--scaler", "openfaas", "--worker-command", "x"][..],
+            "needs --scaler local",
+        ),
+        (&["--queue", "worker_queue"][..], "expected farm, list:KEY"),
+        (
+            &["--queue", "list:celery", "--record", "x.csv"][..],
+            "needs --queue farm",
+        ),
+    ] {
+        let mut all = vec!["serve", "--check"];
+        all.extend_from_slice(args);
+        let out = node_within(&all);
+        assert!(!out.status.success(), "{all:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{all:?}: {err}");
+    }
+    let out = node_within(&["run", "--worker-command", "x", "--tasks", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("serve --queue"), "{err}");
+}

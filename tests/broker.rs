@@ -503,7 +503,10 @@ async fn queue_metrics_in_info_qstats_and_client_list() {
     }
     let _: () = cmd(&mut c, &["FLUSHALL"]).await.unwrap();
     let info: String = cmd(&mut c, &["INFO", "queues"]).await.unwrap();
-    assert!(info.contains("queue_bq:kind=list,length=0,pushed_total=0"), "{info}");
+    assert!(
+        info.contains("queue_bq:kind=list,length=0,pushed_total=0"),
+        "{info}"
+    );
     let _: () = cmd(&mut c, &["RPUSH", "bq", "x"]).await.unwrap();
     within(waiter).await.unwrap();
 }

@@ -146,3 +146,113 @@ fn bullmq_runs_unchanged_on_the_broker() {
     }
     same_outcome_on_both("node", "bullmq_driver.mjs", |s| s.port.to_string());
 }
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout`.
+fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The node scales a framework's own workers on the framework's queue: `serve --queue
+/// list:rq:queue:jobs --scaler local --worker-command 'rq worker …'`. A burst of RQ jobs makes
+/// it start more RQ workers (queue-proportional, KEDA's rule), every job completes, and
+/// scaling down stops RQ workers with SIGTERM (RQ's warm shutdown) without losing a job.
+#[test]
+fn the_node_scales_rq_workers_on_their_queue() {
+    if !have("python3", &["-c", "import rq"]) {
+        return;
+    }
+    let worker = format!(
+        "cd '{}' && exec rq worker --quiet --url \"$REDIS_URL\" --worker-class rq.worker.SimpleWorker --name \"rq-$AUTOSCALE_WORKER_ID\" jobs",
+        dir().display()
+    );
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--queue",
+        "list:rq:queue:jobs",
+        "--policy",
+        "queue-proportional:10",
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "4",
+        "--decision-period-s",
+        "0.5",
+        "--worker-command",
+        &worker,
+        "--worker-stop-grace-s",
+        "10",
+    ]);
+    let client = redis::Client::open(node.url()).expect("url");
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_secs(10))
+        .expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let rq_workers =
+        |c: &mut redis::Connection| -> usize { redis::cmd("SCARD").arg("rq:workers").query(c).unwrap_or(0) };
+    poll(Duration::from_secs(60), "the first RQ worker", || {
+        (rq_workers(&mut c) >= 1).then_some(())
+    });
+
+    // 300 jobs of 50 ms: 30 per allowed job-count of 10, so the rule asks for the maximum.
+    let enqueue = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, redis; from rq import Queue\n\
+             q = Queue('jobs', connection=redis.Redis.from_url(sys.argv[1]))\n\
+             for i in range(300): q.enqueue('fwjobs.slow', i, 0.05)",
+            &format!("{}0", node.url()),
+        ])
+        .current_dir(dir())
+        .status()
+        .expect("run the enqueuer");
+    assert!(enqueue.success(), "enqueue failed");
+    let mut most = 0;
+    let finished = poll(Duration::from_secs(120), "the 300 jobs to finish", || {
+        most = most.max(rq_workers(&mut c));
+        let done: usize = redis::cmd("ZCARD")
+            .arg("rq:finished:jobs")
+            .query(&mut c)
+            .unwrap_or(0);
+        (done >= 300).then_some(done)
+    });
+    assert_eq!(finished, 300);
+    assert!(
+        most >= 3,
+        "the node ran at most {most} RQ workers for a 300-job burst"
+    );
+    let (_, m) = common::http_get(node.http_port, "/metrics");
+    let labels = r#"{db="0",queue="rq:queue:jobs"}"#;
+    assert_eq!(
+        common::sample(
+            &m,
+            r#"autoscale_queue_info{db="0",queue="rq:queue:jobs",kind="list"}"#
+        ),
+        Some(1.0),
+        "the selected queue is listed: {m}"
+    );
+    assert!(common::sample(&m, &format!("autoscale_queue_pushed_total{labels}")).unwrap_or(0.0) >= 300.0);
+
+    // Scaling down by hand: the extra RQ workers get SIGTERM and leave (RQ deregisters them).
+    let status = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
+        .args(["scale", "1", "--redis", &node.url(), "--timeout-s", "60"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run autoscale-node scale");
+    assert!(status.success(), "autoscale-node scale 1 failed");
+    poll(Duration::from_secs(60), "the RQ workers to stop", || {
+        (rq_workers(&mut c) == 1).then_some(())
+    });
+    let failed: usize = redis::cmd("ZCARD")
+        .arg("rq:failed:jobs")
+        .query(&mut c)
+        .unwrap_or(0);
+    assert_eq!(failed, 0, "no job failed");
+}

@@ -117,6 +117,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Some(w) = args.workers {
         limits::check("--workers", w, &(args.min_workers..=args.max_workers))?;
     }
+    if args.scalers.worker_command.is_some() {
+        anyhow::bail!("--worker-command starts a job framework's workers for `serve --queue`; `run` drives the farm's own workers");
+    }
     if let Some(n) = args.tasks {
         limits::check("--tasks", n, &limits::TASKS)?;
         if args.trace.trace.is_some() {

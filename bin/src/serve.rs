@@ -6,6 +6,7 @@ use autoscale_node::http::{Access, Endpoint};
 use autoscale_node::node::decide::Limits;
 use autoscale_node::node::reader::EmbeddedReader;
 use autoscale_node::node::record::ArrivalRecorder;
+use autoscale_node::node::selector::QueueSelector;
 use autoscale_node::node::wake::QueueWake;
 use autoscale_node::node::{Node, NodeConfig, PeriodicPolicy};
 use autoscale_node::scaler::{self, ScalerArgs, ScalerKind};
@@ -63,8 +64,27 @@ pub struct ServeArgs {
     /// effective settings, and exit without serving.
     #[arg(long)]
     pub check: bool,
+    /// The queue the node scales on: `farm` (the farm's worker_queue, its deadlines and the
+    /// collector's totals), or a job framework's queue — `list:KEY` (RQ's `rq:queue:NAME`,
+    /// Celery's `celery`, BullMQ's `bull:NAME:wait`), `stream:KEY@GROUP` (a consumer group:
+    /// undelivered entries wait, pending ones are in flight), `delayed:KEY[@s|ms|bullmq]` (a
+    /// sorted set of jobs scored by due time: due ones wait).
+    #[arg(long, env = "AUTOSCALE_QUEUE", default_value = "farm")]
+    pub queue: QueueSelector,
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+impl ServeArgs {
+    /// The policy to run: as asked, except that the bundled models (trained on the farm's
+    /// deadline-bound tasks and the collector's totals, which a framework's queue does not
+    /// have) give way to KEDA's list rule, `queue-proportional`, on a framework's queue.
+    pub fn policy(&self) -> agent::spec::PolicySpec {
+        if !self.queue.is_farm() && self.node.policy == agent::spec::PolicySpec::Bundled {
+            return agent::spec::PolicySpec::QueueProportional { target: None };
+        }
+        self.node.policy.clone()
+    }
 }
 
 /// The append-only file and the memory limit (`serve` only: `run`'s embedded broker keeps
@@ -377,9 +397,16 @@ impl ServeArgs {
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.node.validate()?;
+    check_queue_and_scaler(&args)?;
+    if !args.queue.is_farm() && args.node.record.is_some() {
+        anyhow::bail!(
+            "--record captures the farm's tasks (their processing times): it needs --queue farm, not {}",
+            args.queue
+        );
+    }
     if args.check {
         let (policy, period) =
-            autoscale_node::node_policy(&args.node.policy, args.node.decision_period_s, None)?;
+            autoscale_node::node_policy(&args.policy(), args.node.decision_period_s, None)?;
         let n = &args.node;
         let password = args.access.password()?;
         println!(
@@ -400,6 +427,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             p.maxmemory
         );
         println!("scaler      {:?}", n.scaler);
+        println!("queue       {}", args.queue);
         println!(
             "policy      {}",
             policy.map_or("manual".to_string(), |p| p.name())
@@ -447,6 +475,29 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(args))
 }
 
+/// A framework's workers can be scaled only by what does not need them to speak the farm's
+/// scale-down protocol; the farm's workers only ever take the farm's queue.
+fn check_queue_and_scaler(args: &ServeArgs) -> anyhow::Result<()> {
+    let command = args.node.scalers.worker_command()?;
+    let (scaler, queue) = (args.node.scaler, &args.queue);
+    if command.is_some() && scaler != ScalerKind::Local {
+        anyhow::bail!("--worker-command starts local processes: it needs --scaler local");
+    }
+    if queue.is_farm() {
+        return Ok(());
+    }
+    match scaler {
+        ScalerKind::Local if command.is_none() => anyhow::bail!(
+            "--queue {queue}: the farm's own workers take only the farm's queue; add --worker-command to start the framework's workers (e.g. --worker-command 'rq worker -u \"$REDIS_URL\" default')"
+        ),
+        ScalerKind::Openfaas | ScalerKind::Kubernetes => anyhow::bail!(
+            "--queue {queue} with --scaler {}: a framework's workers do not answer the farm's scale-down requests, so this scaler could never remove one; use --scaler keda (KEDA scales the framework's Deployment to the node's target) or --scaler local --worker-command",
+            format!("{scaler:?}").to_lowercase()
+        ),
+        _ => Ok(()),
+    }
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the address is printed: whoever reads it may signal at once.
     let mut signals = Signals::install();
@@ -459,7 +510,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None,
             autoscale_node::decision_period(args.node.decision_period_s, None)?,
         ),
-        _ => autoscale_node::node_policy(&args.node.policy, args.node.decision_period_s, None)?,
+        _ => {
+            let spec = args.policy();
+            if spec != args.node.policy {
+                tracing::warn!(queue = %args.queue, policy = %spec, "the bundled models were trained on the farm's deadline-bound tasks; on a framework's queue the node scales by queue length (set --policy to choose another rule)");
+            }
+            autoscale_node::node_policy(&spec, args.node.decision_period_s, None)?
+        }
     };
     match (args.node.scaler, args.keda_port) {
         (ScalerKind::Keda, None) => anyhow::bail!(
@@ -594,7 +651,9 @@ async fn control_loop(
         functions::protocol::agree_program_start(&mut conn, functions::runtime::unix_now()).await?;
     let scaler = scaler::build(args.node.scaler, &args.node.scalers, &url, program_start).await?;
     let initial = args.node.workers.unwrap_or(args.node.min_workers);
-    let plan_policy = if args.node.no_calendar {
+    // A framework's queue has no job plan to read.
+    let read_plans = !args.node.no_calendar && args.queue.is_farm();
+    let plan_policy = if !read_plans {
         None
     } else {
         plan_policy(&args.node.policy, args.node.decision_period_s)
@@ -602,20 +661,28 @@ async fn control_loop(
     let mut node = Node::new(
         policy,
         scaler,
-        Box::new(EmbeddedReader::new(broker.clone(), program_start)),
+        Box::new(EmbeddedReader::new(broker.clone(), program_start).with_queue(args.queue.clone())),
         conn,
         args.node.node_config(period),
         initial,
         stats,
     )
     .await?;
-    if !args.node.no_calendar {
+    if read_plans {
         node.read_plans(plan_policy);
     }
     let queues = functions::Queues::default();
-    let wake = Arc::new(QueueWake::new(&queues.worker));
-    broker.queues().add_hook(wake.clone());
-    node.set_wake(wake);
+    // Pushes wake the loop early on a list; streams and delayed sets are read each period.
+    let woken_by = match &args.queue {
+        QueueSelector::Farm => Some(queues.worker.as_str()),
+        QueueSelector::List { key } => Some(key.as_str()),
+        _ => None,
+    };
+    if let Some(list) = woken_by {
+        let wake = Arc::new(QueueWake::new(list));
+        broker.queues().add_hook(wake.clone());
+        node.set_wake(wake);
+    }
     if let Some(path) = &args.node.record {
         let (recorder, hook) = ArrivalRecorder::create(path, &queues.worker)
             .with_context(|| format!("creating the recording {}", path.display()))?;

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod reader;
 pub mod record;
 pub mod scale_requests;
+pub mod selector;
 pub mod wake;
 
 use crate::requests::{self, JobAnswer, NodeStatus};
@@ -428,7 +429,7 @@ impl Node {
             completion_sum_s: sum_s,
             completion_max_s: max_s,
             workers_live: counts.live,
-            workers_busy: reading.busy_workers(),
+            workers_busy: reading.busy_workers(counts.live),
             workers_starting: counts.starting,
             oldest_slack_s: self.clock.workload_s(reading.queue.oldest_slack_s),
             queued_work_s: self.clock.workload_s(reading.queue.queued_work_s),

@@ -2,6 +2,7 @@
 //! over a Redis connection, with one meaning per field whichever way it was read.
 
 use super::plan::{PlanInputs, MAX_QUEUED_PHASES};
+use super::selector::QueueSelector;
 use functions::protocol::{keys, FunctionName, Queues, WorkerId};
 use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
@@ -36,6 +37,23 @@ pub struct QueueReading {
     pub oldest_slack_s: f64,
     /// Σ processing times of the waiting tasks, wall seconds.
     pub queued_work_s: f64,
+    /// Taken and not finished, as the queue itself knows it (a stream group's pending
+    /// entries; 0 for queues that cannot tell).
+    pub in_flight: u64,
+}
+
+impl QueueReading {
+    /// A framework queue's figures as the broker lists them (`--queue`).
+    fn of(q: &broker::QueueStats) -> QueueReading {
+        QueueReading {
+            length: q.length,
+            pushed_total: q.pushed_total,
+            popped_total: q.popped_total,
+            oldest_age_s: q.oldest_age_ms / 1000.0,
+            in_flight: q.pending,
+            ..QueueReading::default()
+        }
+    }
 }
 
 /// The collector's running totals. Wall-clock units.
@@ -63,12 +81,15 @@ pub struct FarmReading {
 }
 
 impl FarmReading {
-    /// Connected workers holding a task.
-    pub fn busy_workers(&self) -> u32 {
-        self.processing
+    /// Connected workers holding a task; for a framework's stream, its in-flight entries (at
+    /// most `live` workers hold them).
+    pub fn busy_workers(&self, live: u32) -> u32 {
+        let farm = self
+            .processing
             .iter()
             .filter(|(id, _)| self.connected.contains(id))
-            .count() as u32
+            .count() as u32;
+        farm.max(self.queue.in_flight.min(u64::from(live)) as u32)
     }
 }
 
@@ -134,6 +155,7 @@ fn parse_f64(raw: Option<&[u8]>) -> f64 {
 pub struct EmbeddedReader {
     broker: broker::Broker,
     queues: Queues,
+    selector: QueueSelector,
     program_start: f64,
     next_bucket: Option<u64>,
     /// Emitters with a phase in their processing list at the last reading.
@@ -151,10 +173,19 @@ impl EmbeddedReader {
         EmbeddedReader {
             broker,
             queues,
+            selector: QueueSelector::Farm,
             program_start,
             next_bucket: None,
             emitters_running: Vec::new(),
         }
+    }
+
+    /// Scales on `selector`'s queue instead of the farm's (declared to the broker, so it is
+    /// listed while empty).
+    pub fn with_queue(mut self, selector: QueueSelector) -> EmbeddedReader {
+        selector.pin(&self.broker.queues());
+        self.selector = selector;
+        self
     }
 
     fn connected_now(&self) -> Vec<WorkerId> {
@@ -216,6 +247,20 @@ impl FarmReader for EmbeddedReader {
                 } else if let Some(emitter) = self.queues.emitter_of_processing(&name) {
                     self.emitters_running.push(emitter.to_string());
                 }
+            }
+            if let Some(key) = self.selector.key() {
+                let stats = self.broker.queues_of(0, key.as_bytes()).ok_or(ReadError::Busy)?;
+                let queue = self
+                    .selector
+                    .pick(&stats)
+                    .map(QueueReading::of)
+                    .unwrap_or_default();
+                return Ok(FarmReading {
+                    connected: self.connected_now(),
+                    processing,
+                    queue,
+                    collected: None,
+                });
             }
             let mut queue = registry
                 .queue(0, self.queues.worker.as_bytes())
@@ -279,6 +324,7 @@ impl FarmReader for EmbeddedReader {
 pub struct RedisReader {
     conn: MultiplexedConnection,
     queues: Queues,
+    selector: QueueSelector,
     program_start: f64,
     next_bucket: Option<u64>,
     /// Whether the server answers QSTATS (learned at the first reading).
@@ -290,9 +336,76 @@ impl RedisReader {
         RedisReader {
             conn,
             queues: Queues::default(),
+            selector: QueueSelector::Farm,
             program_start,
             next_bucket: None,
             has_qstats: None,
+        }
+    }
+
+    /// Scales on `selector`'s queue instead of the farm's.
+    pub fn with_queue(mut self, selector: QueueSelector) -> RedisReader {
+        self.selector = selector;
+        self
+    }
+
+    /// The selected framework queue: from `QSTATS` on an autoscale-node, else from what any
+    /// Redis answers (`LLEN`; `XINFO GROUPS`; `ZCOUNT` and the earliest score).
+    async fn selected_queue(&mut self) -> Result<QueueReading, ReadError> {
+        let (Some(key), Some(label)) = (self.selector.key().map(str::to_owned), self.selector.label()) else {
+            return Ok(QueueReading::default());
+        };
+        if self.has_qstats != Some(false) {
+            let answer: redis::RedisResult<redis::Value> =
+                redis::cmd("QSTATS").arg(&key).query_async(&mut self.conn).await;
+            match answer {
+                Ok(v) => {
+                    self.has_qstats = Some(true);
+                    return Ok(queue_from_qstats(&v, &label));
+                }
+                Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code() == Some("ERR") => {
+                    self.has_qstats = Some(false);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match self.selector.clone() {
+            QueueSelector::Farm => Ok(QueueReading::default()),
+            QueueSelector::List { key } => Ok(QueueReading {
+                length: self.conn.llen(&key).await?,
+                ..QueueReading::default()
+            }),
+            QueueSelector::Stream { key, group } => {
+                let groups: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+                    .arg("GROUPS")
+                    .arg(&key)
+                    .query_async(&mut self.conn)
+                    .await;
+                // No such stream yet: nothing waits.
+                let Ok(groups) = groups else {
+                    return Ok(QueueReading::default());
+                };
+                Ok(stream_group_reading(&groups, &group))
+            }
+            QueueSelector::Delayed { key, unit } => {
+                let now_ms = (functions::runtime::unix_now() * 1000.0) as u64;
+                let due: u64 = redis::cmd("ZCOUNT")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(unit.due_score(now_ms))
+                    .query_async(&mut self.conn)
+                    .await?;
+                let first: Vec<(String, f64)> = self.conn.zrange_withscores(&key, 0, 0).await?;
+                let oldest_age_s = match first.first() {
+                    Some((_, score)) if due > 0 => ((now_ms as f64 - unit.due_ms(*score)) / 1000.0).max(0.0),
+                    _ => 0.0,
+                };
+                Ok(QueueReading {
+                    length: due,
+                    oldest_age_s,
+                    ..QueueReading::default()
+                })
+            }
         }
     }
 
@@ -315,6 +428,9 @@ impl RedisReader {
     /// The queue's counters, plus its oldest task's slack and the queued work (one `LINDEX`
     /// and one `MGET`, whatever the queue's length).
     async fn queue(&mut self) -> Result<QueueReading, ReadError> {
+        if !self.selector.is_farm() {
+            return self.selected_queue().await;
+        }
         let mut reading = self.queue_counters().await?;
         let oldest: Option<Vec<u8>> = self.conn.lindex(&self.queues.worker, -1).await?;
         let since_start = functions::runtime::unix_now() - self.program_start;
@@ -404,8 +520,40 @@ fn queue_from_qstats(v: &redis::Value, queue: &str) -> QueueReading {
         pushed_total: get("pushed_total") as u64,
         popped_total: get("popped_total") as u64,
         oldest_age_s: get("oldest_age_ms") / 1000.0,
+        in_flight: get("pending") as u64,
         ..QueueReading::default()
     }
+}
+
+/// Consumer group `group` in an `XINFO GROUPS` reply (any Redis 7): its lag waits, its
+/// pending entries are in flight. A lag Redis cannot tell (nil) reads as 0.
+fn stream_group_reading(groups: &redis::Value, group: &str) -> QueueReading {
+    let entries = match groups {
+        redis::Value::Array(a) => a.as_slice(),
+        _ => &[],
+    };
+    for entry in entries {
+        let fields = pairs(entry);
+        let get = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, _)| text(k).as_deref() == Some(name))
+                .and_then(|(_, v)| text(v))
+        };
+        if get("name").as_deref() != Some(group) {
+            continue;
+        }
+        let num = |name: &str| get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let (lag, read) = (num("lag"), num("entries-read"));
+        return QueueReading {
+            length: lag,
+            pushed_total: read + lag,
+            popped_total: read,
+            in_flight: num("pending"),
+            ..QueueReading::default()
+        };
+    }
+    QueueReading::default()
 }
 
 fn pairs(v: &redis::Value) -> Vec<(&redis::Value, &redis::Value)> {
@@ -542,7 +690,53 @@ mod tests {
             processing: vec![(WorkerId::from_index(2), 1), (WorkerId::from_index(9), 1)],
             ..FarmReading::default()
         };
-        assert_eq!(reading.busy_workers(), 1);
+        assert_eq!(reading.busy_workers(4), 1);
+        // A framework's stream: its pending entries, held by at most the live workers.
+        let stream = FarmReading {
+            queue: QueueReading {
+                in_flight: 3,
+                ..QueueReading::default()
+            },
+            ..FarmReading::default()
+        };
+        assert_eq!((stream.busy_workers(5), stream.busy_workers(2)), (3, 2));
+    }
+
+    #[test]
+    fn a_consumer_group_from_xinfo_groups() {
+        let group = |name: &str, lag: Value| {
+            Value::Array(vec![
+                bulk("name"),
+                bulk(name),
+                bulk("consumers"),
+                Value::Int(2),
+                bulk("pending"),
+                Value::Int(4),
+                bulk("last-delivered-id"),
+                bulk("5-0"),
+                bulk("entries-read"),
+                Value::Int(10),
+                bulk("lag"),
+                lag,
+            ])
+        };
+        let reply = Value::Array(vec![
+            group("audit", Value::Int(0)),
+            group("workers", Value::Int(7)),
+        ]);
+        assert_eq!(
+            stream_group_reading(&reply, "workers"),
+            QueueReading {
+                length: 7,
+                pushed_total: 17,
+                popped_total: 10,
+                in_flight: 4,
+                ..QueueReading::default()
+            }
+        );
+        let unknown_lag = Value::Array(vec![group("workers", Value::Nil)]);
+        assert_eq!(stream_group_reading(&unknown_lag, "workers").length, 0);
+        assert_eq!(stream_group_reading(&reply, "other"), QueueReading::default());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod kubernetes;
 pub mod local;
 pub mod openfaas;
 pub mod remote;
+pub mod signal;
 
 use functions::protocol::{AckMsg, ControlMsg, Queues, WorkerId};
 use redis::aio::MultiplexedConnection;
@@ -257,6 +258,36 @@ pub struct ScalerArgs {
     /// `redis://autoscale-node.farm.svc:6379/`.
     #[arg(long, env = "AUTOSCALE_WORKER_REDIS_URL")]
     pub worker_redis_url: Option<String>,
+    /// `--scaler local`: start each worker with this command line (run by `sh -c`, with
+    /// `REDIS_URL`, `AUTOSCALE_WORKER_ID` and `AUTOSCALE_WORKER_INDEX` set) instead of
+    /// `autoscale-node worker`, e.g. `rq worker -u "$REDIS_URL" default`. Scaling down sends
+    /// the newest one SIGTERM.
+    #[arg(long, env = "AUTOSCALE_WORKER_COMMAND")]
+    pub worker_command: Option<String>,
+    /// Seconds a `--worker-command` worker may take to exit after SIGTERM (finishing its
+    /// job) before it is killed.
+    #[arg(long, env = "AUTOSCALE_WORKER_STOP_GRACE_S", default_value_t = 30.0)]
+    pub worker_stop_grace_s: f64,
+}
+
+impl ScalerArgs {
+    /// The command workers run, if `--worker-command` is set (with a usable grace period).
+    pub fn worker_command(&self) -> anyhow::Result<Option<local::WorkerCommand>> {
+        let Some(line) = &self.worker_command else {
+            return Ok(None);
+        };
+        if line.trim().is_empty() {
+            anyhow::bail!("--worker-command is empty");
+        }
+        let grace = self.worker_stop_grace_s;
+        if !(grace.is_finite() && (0.0..=86_400.0).contains(&grace)) {
+            anyhow::bail!("--worker-stop-grace-s {grace}: expected 0 to 86400 seconds");
+        }
+        Ok(Some(local::WorkerCommand {
+            line: line.clone(),
+            stop_grace: std::time::Duration::from_secs_f64(grace),
+        }))
+    }
 }
 
 /// `worker_url` with the password of `node_url` when it names none itself: the workers a node
@@ -293,7 +324,11 @@ pub async fn build(
         ScalerKind::Local => {
             let exe = std::env::current_exe()
                 .map_err(|e| anyhow::anyhow!("locating the autoscale-node executable: {e}"))?;
-            Box::new(local::LocalScaler::new(exe, worker_url, program_start))
+            let scaler = local::LocalScaler::new(exe, worker_url, program_start);
+            match args.worker_command()? {
+                Some(command) => Box::new(scaler.with_command(command)),
+                None => Box::new(scaler),
+            }
         }
         ScalerKind::Openfaas => {
             let password = match (&args.openfaas_password, &args.openfaas_password_file) {
