@@ -256,3 +256,60 @@ fn the_node_scales_rq_workers_on_their_queue() {
         .unwrap_or(0);
     assert_eq!(failed, 0, "no job failed");
 }
+
+/// The same for a stream's consumer group (`--queue stream:KEY@GROUP`): consumers written with
+/// redis-py are started as entries pile up, and every entry is delivered and acknowledged.
+#[test]
+fn the_node_scales_consumers_of_a_stream_group() {
+    if !have("python3", &["-c", "import redis"]) {
+        return;
+    }
+    let worker = format!(
+        "exec python3 '{}' jobs workers 0.05",
+        dir().join("stream_worker.py").display()
+    );
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--queue",
+        "stream:jobs@workers",
+        "--policy",
+        "queue-proportional:10",
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "4",
+        "--decision-period-s",
+        "0.5",
+        "--worker-command",
+        &worker,
+    ]);
+    let client = redis::Client::open(node.url()).expect("url");
+    let mut c = client.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", "jobs", "workers", "$", "MKSTREAM"])
+        .query(&mut c)
+        .unwrap();
+    let mut add = redis::pipe();
+    for i in 0..300 {
+        add.cmd("XADD").arg("jobs").arg("*").arg("n").arg(i).ignore();
+    }
+    let _: () = add.query(&mut c).unwrap();
+    let group = |c: &mut redis::Connection| -> std::collections::HashMap<String, redis::Value> {
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("XINFO").arg(&["GROUPS", "jobs"]).query(c).unwrap();
+        groups.into_iter().next().expect("the group")
+    };
+    let int = |v: &redis::Value| -> i64 { redis::from_redis_value(v).unwrap_or(-1) };
+    poll(Duration::from_secs(120), "every entry acknowledged", || {
+        let g = group(&mut c);
+        (int(&g["lag"]) == 0 && int(&g["pending"]) == 0).then_some(())
+    });
+    let consumers = int(&group(&mut c)["consumers"]);
+    assert!(consumers >= 3, "only {consumers} consumers were started for 300 entries");
+    let stats: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
+        redis::cmd("QSTATS").arg("jobs").query(&mut c).unwrap();
+    assert_eq!(stats["jobs@workers"]["acked_total"], "300", "{stats:?}");
+    assert_eq!(stats["jobs@workers"]["wait_count"], "300");
+}

@@ -324,7 +324,6 @@ impl FarmReader for EmbeddedReader {
 pub struct RedisReader {
     conn: MultiplexedConnection,
     queues: Queues,
-    selector: QueueSelector,
     program_start: f64,
     next_bucket: Option<u64>,
     /// Whether the server answers QSTATS (learned at the first reading).
@@ -336,76 +335,9 @@ impl RedisReader {
         RedisReader {
             conn,
             queues: Queues::default(),
-            selector: QueueSelector::Farm,
             program_start,
             next_bucket: None,
             has_qstats: None,
-        }
-    }
-
-    /// Scales on `selector`'s queue instead of the farm's.
-    pub fn with_queue(mut self, selector: QueueSelector) -> RedisReader {
-        self.selector = selector;
-        self
-    }
-
-    /// The selected framework queue: from `QSTATS` on an autoscale-node, else from what any
-    /// Redis answers (`LLEN`; `XINFO GROUPS`; `ZCOUNT` and the earliest score).
-    async fn selected_queue(&mut self) -> Result<QueueReading, ReadError> {
-        let (Some(key), Some(label)) = (self.selector.key().map(str::to_owned), self.selector.label()) else {
-            return Ok(QueueReading::default());
-        };
-        if self.has_qstats != Some(false) {
-            let answer: redis::RedisResult<redis::Value> =
-                redis::cmd("QSTATS").arg(&key).query_async(&mut self.conn).await;
-            match answer {
-                Ok(v) => {
-                    self.has_qstats = Some(true);
-                    return Ok(queue_from_qstats(&v, &label));
-                }
-                Err(e) if e.kind() == redis::ErrorKind::ResponseError || e.code() == Some("ERR") => {
-                    self.has_qstats = Some(false);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        match self.selector.clone() {
-            QueueSelector::Farm => Ok(QueueReading::default()),
-            QueueSelector::List { key } => Ok(QueueReading {
-                length: self.conn.llen(&key).await?,
-                ..QueueReading::default()
-            }),
-            QueueSelector::Stream { key, group } => {
-                let groups: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
-                    .arg("GROUPS")
-                    .arg(&key)
-                    .query_async(&mut self.conn)
-                    .await;
-                // No such stream yet: nothing waits.
-                let Ok(groups) = groups else {
-                    return Ok(QueueReading::default());
-                };
-                Ok(stream_group_reading(&groups, &group))
-            }
-            QueueSelector::Delayed { key, unit } => {
-                let now_ms = (functions::runtime::unix_now() * 1000.0) as u64;
-                let due: u64 = redis::cmd("ZCOUNT")
-                    .arg(&key)
-                    .arg("-inf")
-                    .arg(unit.due_score(now_ms))
-                    .query_async(&mut self.conn)
-                    .await?;
-                let first: Vec<(String, f64)> = self.conn.zrange_withscores(&key, 0, 0).await?;
-                let oldest_age_s = match first.first() {
-                    Some((_, score)) if due > 0 => ((now_ms as f64 - unit.due_ms(*score)) / 1000.0).max(0.0),
-                    _ => 0.0,
-                };
-                Ok(QueueReading {
-                    length: due,
-                    oldest_age_s,
-                    ..QueueReading::default()
-                })
-            }
         }
     }
 
@@ -428,9 +360,6 @@ impl RedisReader {
     /// The queue's counters, plus its oldest task's slack and the queued work (one `LINDEX`
     /// and one `MGET`, whatever the queue's length).
     async fn queue(&mut self) -> Result<QueueReading, ReadError> {
-        if !self.selector.is_farm() {
-            return self.selected_queue().await;
-        }
         let mut reading = self.queue_counters().await?;
         let oldest: Option<Vec<u8>> = self.conn.lindex(&self.queues.worker, -1).await?;
         let since_start = functions::runtime::unix_now() - self.program_start;
@@ -523,37 +452,6 @@ fn queue_from_qstats(v: &redis::Value, queue: &str) -> QueueReading {
         in_flight: get("pending") as u64,
         ..QueueReading::default()
     }
-}
-
-/// Consumer group `group` in an `XINFO GROUPS` reply (any Redis 7): its lag waits, its
-/// pending entries are in flight. A lag Redis cannot tell (nil) reads as 0.
-fn stream_group_reading(groups: &redis::Value, group: &str) -> QueueReading {
-    let entries = match groups {
-        redis::Value::Array(a) => a.as_slice(),
-        _ => &[],
-    };
-    for entry in entries {
-        let fields = pairs(entry);
-        let get = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, _)| text(k).as_deref() == Some(name))
-                .and_then(|(_, v)| text(v))
-        };
-        if get("name").as_deref() != Some(group) {
-            continue;
-        }
-        let num = |name: &str| get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        let (lag, read) = (num("lag"), num("entries-read"));
-        return QueueReading {
-            length: lag,
-            pushed_total: read + lag,
-            popped_total: read,
-            in_flight: num("pending"),
-            ..QueueReading::default()
-        };
-    }
-    QueueReading::default()
 }
 
 fn pairs(v: &redis::Value) -> Vec<(&redis::Value, &redis::Value)> {
@@ -700,43 +598,6 @@ mod tests {
             ..FarmReading::default()
         };
         assert_eq!((stream.busy_workers(5), stream.busy_workers(2)), (3, 2));
-    }
-
-    #[test]
-    fn a_consumer_group_from_xinfo_groups() {
-        let group = |name: &str, lag: Value| {
-            Value::Array(vec![
-                bulk("name"),
-                bulk(name),
-                bulk("consumers"),
-                Value::Int(2),
-                bulk("pending"),
-                Value::Int(4),
-                bulk("last-delivered-id"),
-                bulk("5-0"),
-                bulk("entries-read"),
-                Value::Int(10),
-                bulk("lag"),
-                lag,
-            ])
-        };
-        let reply = Value::Array(vec![
-            group("audit", Value::Int(0)),
-            group("workers", Value::Int(7)),
-        ]);
-        assert_eq!(
-            stream_group_reading(&reply, "workers"),
-            QueueReading {
-                length: 7,
-                pushed_total: 17,
-                popped_total: 10,
-                in_flight: 4,
-                ..QueueReading::default()
-            }
-        );
-        let unknown_lag = Value::Array(vec![group("workers", Value::Nil)]);
-        assert_eq!(stream_group_reading(&unknown_lag, "workers").length, 0);
-        assert_eq!(stream_group_reading(&reply, "other"), QueueReading::default());
     }
 
     #[test]
