@@ -14,7 +14,9 @@ use super::{parse_i64, values, Ctx, Outcome};
 use crate::db::{End, Value};
 use crate::engine::EventClass;
 use crate::reply::{msg, Reply};
+use crate::types::stream::{Consumer, Group, Nack, Stream, StreamId, INVALID_ENTRIES_READ};
 use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
 
 const RDB_VERSION: u16 = 10;
 const TYPE_STRING: u8 = 0;
@@ -26,6 +28,7 @@ const TYPE_SET_INTSET: u8 = 11;
 const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_2: u8 = 5;
 const TYPE_ZSET_LISTPACK: u8 = 17;
+const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
 const NODE_LIMIT: usize = 8192;
@@ -219,10 +222,10 @@ fn serialize(value: &Value) -> Option<Vec<u8>> {
                 put_string(&mut out, &m);
             }
         }
-        // Redis's stream serialization (listpacks of a radix tree, groups, PELs) is not
-        // written yet: DUMP of a stream is refused rather than answered with a payload
-        // redis-server could not read.
-        Value::Stream(_) => return None,
+        Value::Stream(s) => {
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            put_stream(&mut out, s);
+        }
         Value::ZSet(z) if z.encoding() == "listpack" => {
             out.push(TYPE_ZSET_LISTPACK);
             let mut lp = vec![0u8; 6];
@@ -244,6 +247,92 @@ fn serialize(value: &Value) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+/// An integer as a listpack entry (the smallest integer encoding that holds it).
+fn put_listpack_int(lp: &mut Vec<u8>, n: i64) {
+    put_listpack_entry(lp, n.to_string().as_bytes());
+}
+
+/// A stream id as Redis keys its radix trees: milliseconds then sequence, big-endian.
+fn put_raw_id(out: &mut Vec<u8>, id: StreamId) {
+    out.extend_from_slice(&id.ms.to_be_bytes());
+    out.extend_from_slice(&id.seq.to_be_bytes());
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_len(out, id.ms);
+    put_len(out, id.seq);
+}
+
+/// A stream as Redis 7.0 writes `RDB_TYPE_STREAM_LISTPACKS_2`: each chunk as a listpack node
+/// under its master id, then the length and id bookkeeping, then every consumer group with its
+/// pending entries and consumers.
+fn put_stream(out: &mut Vec<u8>, s: &Stream) {
+    put_len(out, s.chunk_count() as u64);
+    for node in s.nodes() {
+        let mut key = Vec::with_capacity(16);
+        put_raw_id(&mut key, node.master);
+        put_string(out, &key);
+        // The master entry: live count, deleted count, the field names, a zero terminator
+        // (the back-count a reverse scan stops on).
+        let mut lp = vec![0u8; 6];
+        put_listpack_int(&mut lp, node.live as i64);
+        put_listpack_int(&mut lp, (node.slots.len() - node.live) as i64);
+        put_listpack_int(&mut lp, node.names.len() as i64);
+        for name in &node.names {
+            put_listpack_entry(&mut lp, name);
+        }
+        put_listpack_int(&mut lp, 0);
+        let mut count = node.names.len() + 4;
+        for slot in &node.slots {
+            let flags = i64::from(slot.deleted) | (i64::from(slot.same_fields) << 1);
+            put_listpack_int(&mut lp, flags);
+            // Deltas from the master id, each part on its own and as a signed 64-bit
+            // difference (a later millisecond may have a smaller sequence).
+            put_listpack_int(&mut lp, slot.id.ms.wrapping_sub(node.master.ms) as i64);
+            put_listpack_int(&mut lp, slot.id.seq.wrapping_sub(node.master.seq) as i64);
+            let mut elements = 3;
+            if !slot.same_fields {
+                put_listpack_int(&mut lp, (slot.strings.len() / 2) as i64);
+                elements += 1;
+            }
+            for e in &slot.strings {
+                put_listpack_entry(&mut lp, e);
+            }
+            elements += slot.strings.len();
+            put_listpack_int(&mut lp, elements as i64);
+            count += elements + 1;
+        }
+        put_string(out, &finish_listpack(lp, count));
+    }
+    put_len(out, s.len() as u64);
+    put_id(out, s.last_id);
+    put_id(out, s.first_id());
+    put_id(out, s.max_deleted);
+    put_len(out, s.entries_added);
+    put_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        put_string(out, name);
+        put_id(out, g.last_id);
+        // -1 (unknown) goes out as its 64-bit two's complement, as Redis writes it.
+        put_len(out, g.entries_read as u64);
+        put_len(out, g.pel.len() as u64);
+        for (id, nack) in &g.pel {
+            put_raw_id(out, *id);
+            out.extend_from_slice(&nack.delivery_ms.to_le_bytes());
+            put_len(out, nack.delivery_count);
+        }
+        put_len(out, g.consumers.len() as u64);
+        for (cname, c) in &g.consumers {
+            put_string(out, cname);
+            out.extend_from_slice(&c.seen_ms.to_le_bytes());
+            put_len(out, c.pel.len() as u64);
+            for id in &c.pel {
+                put_raw_id(out, *id);
+            }
+        }
+    }
 }
 
 /// An intset as Redis lays it out: encoding width, length, members ascending, little-endian.
@@ -442,14 +531,193 @@ fn listpack_elements(lp: &[u8], out: &mut Vec<Bytes>) -> Option<()> {
     (declared == 65535 || usize::from(declared) == n).then_some(())
 }
 
+impl Reader<'_> {
+    /// A length that is a plain number (no string encoding).
+    fn number(&mut self) -> Option<u64> {
+        self.len()?.ok()
+    }
+
+    fn id(&mut self) -> Option<StreamId> {
+        Some(StreamId::new(self.number()?, self.number()?))
+    }
+
+    /// A stream id as 16 raw big-endian bytes (a radix-tree key).
+    fn raw_id(&mut self) -> Option<StreamId> {
+        let b = self.take(16)?;
+        Some(StreamId::new(
+            u64::from_be_bytes(b[..8].try_into().ok()?),
+            u64::from_be_bytes(b[8..].try_into().ok()?),
+        ))
+    }
+
+    /// A Unix time in milliseconds, 8 bytes little-endian; a time before 1970 is refused.
+    fn ms_time(&mut self) -> Option<u64> {
+        let t = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        u64::try_from(t).ok()
+    }
+}
+
+/// A listpack element read as an integer (Redis reads a string element as one too).
+fn lp_int(e: &[u8]) -> Option<i64> {
+    std::str::from_utf8(e).ok()?.parse().ok()
+}
+
+/// A non-negative listpack integer as a count.
+fn lp_count(e: &[u8]) -> Option<usize> {
+    usize::try_from(lp_int(e)?).ok()
+}
+
+/// Item flags of a stream node entry.
+const ITEM_DELETED: i64 = 1;
+const ITEM_SAME_FIELDS: i64 = 2;
+
+/// One stream node: its key (the master id) and listpack, checked entry by entry against the
+/// master entry's counts and each entry's back-count.
+fn load_stream_node(s: &mut Stream, key: &[u8], lp: &[u8]) -> Option<()> {
+    let mut k = Reader { data: key, pos: 0 };
+    let master = k.raw_id()?;
+    if k.pos != key.len() {
+        return None;
+    }
+    let mut e = Vec::new();
+    listpack_elements(lp, &mut e)?;
+    let mut it = e.iter();
+    let mut next = || it.next().map(|b| &b[..]);
+    let live = lp_count(next()?)?;
+    let deleted = lp_count(next()?)?;
+    let nf = lp_count(next()?)?;
+    if nf > e.len() {
+        return None;
+    }
+    let mut names = Vec::with_capacity(nf);
+    for _ in 0..nf {
+        names.push(Bytes::copy_from_slice(next()?));
+    }
+    if lp_int(next()?)? != 0 {
+        return None;
+    }
+    let mut slots = Vec::new();
+    let mut seen_deleted = 0;
+    while let Some(flag) = next() {
+        let flags = lp_int(flag)?;
+        if flags & !(ITEM_DELETED | ITEM_SAME_FIELDS) != 0 {
+            return None;
+        }
+        let ms = master.ms.wrapping_add(lp_int(next()?)? as u64);
+        let seq = master.seq.wrapping_add(lp_int(next()?)? as u64);
+        let mut fields = Vec::new();
+        let elements = if flags & ITEM_SAME_FIELDS != 0 {
+            for name in &names {
+                fields.push(name.clone());
+                fields.push(Bytes::copy_from_slice(next()?));
+            }
+            nf + 3
+        } else {
+            let n = lp_count(next()?)?;
+            if n > e.len() {
+                return None;
+            }
+            for _ in 0..2 * n {
+                fields.push(Bytes::copy_from_slice(next()?));
+            }
+            2 * n + 4
+        };
+        if lp_count(next()?)? != elements {
+            return None;
+        }
+        let dead = flags & ITEM_DELETED != 0;
+        seen_deleted += usize::from(dead);
+        slots.push((StreamId::new(ms, seq), dead, fields));
+    }
+    if slots.len() - seen_deleted != live || seen_deleted != deleted {
+        return None;
+    }
+    s.load_node(master, &names, &slots)
+}
+
+/// A stream as `RDB_TYPE_STREAM_LISTPACKS_2`. Everything a later command relies on is
+/// checked: the nodes' ids rise and lie at or below the last id, the length matches, every
+/// pending entry belongs to exactly one consumer, and no name or id appears twice.
+fn read_stream(r: &mut Reader) -> Option<Stream> {
+    let mut s = Stream::new();
+    let nodes = r.number()?;
+    for _ in 0..nodes {
+        let key = r.string()?;
+        let lp = r.string()?;
+        load_stream_node(&mut s, &key, &lp)?;
+    }
+    let len = usize::try_from(r.number()?).ok()?;
+    s.last_id = r.id()?;
+    // The first id is derived from the entries; it is read to move past it.
+    r.id()?;
+    s.max_deleted = r.id()?;
+    s.entries_added = r.number()?;
+    if len != s.len()
+        || s.last_slot_id().is_some_and(|id| id > s.last_id)
+        || s.entries_added < len as u64
+        || i64::try_from(s.entries_added).is_err()
+    {
+        return None;
+    }
+    let groups = r.number()?;
+    for _ in 0..groups {
+        let name = Bytes::from(r.string()?);
+        let last_id = r.id()?;
+        let entries_read = r.number()? as i64;
+        if entries_read < 0 && entries_read != INVALID_ENTRIES_READ {
+            return None;
+        }
+        let mut g = Group::new(last_id, entries_read);
+        // The global PEL first, without owners; the consumers' PELs then claim each entry.
+        let mut unowned: BTreeMap<StreamId, (u64, u64)> = BTreeMap::new();
+        let pending = r.number()?;
+        for _ in 0..pending {
+            let id = r.raw_id()?;
+            let delivery_ms = r.ms_time()?;
+            let delivery_count = r.number()?;
+            if unowned.insert(id, (delivery_ms, delivery_count)).is_some() {
+                return None;
+            }
+        }
+        let consumers = r.number()?;
+        for _ in 0..consumers {
+            let cname = Bytes::from(r.string()?);
+            let seen_ms = r.ms_time()?;
+            let mut pel = BTreeSet::new();
+            let owned = r.number()?;
+            for _ in 0..owned {
+                let id = r.raw_id()?;
+                let (delivery_ms, delivery_count) = unowned.remove(&id)?;
+                g.pel.insert(
+                    id,
+                    Nack {
+                        consumer: cname.clone(),
+                        delivery_ms,
+                        delivery_count,
+                    },
+                );
+                pel.insert(id);
+            }
+            if g.consumers.insert(cname, Consumer { seen_ms, pel }).is_some() {
+                return None;
+            }
+        }
+        if !unowned.is_empty() || s.groups.insert(name, g).is_some() {
+            return None;
+        }
+    }
+    Some(s)
+}
+
 /// What RESTORE stores: a string as is, a list's elements to push, a hash's pairs, a set's
-/// members.
+/// members, a stream whole.
 enum Restored {
     Str(Bytes),
     List(Vec<Bytes>),
     Hash(Vec<(Bytes, Bytes)>),
     Set(Vec<Bytes>),
     ZSet(Vec<(Bytes, f64)>),
+    Stream(Stream),
 }
 
 /// Checks the trailer (version and CRC) and decodes the value.
@@ -553,6 +821,7 @@ fn decode_body(body: &[u8]) -> Option<Restored> {
             (!pairs.is_empty()).then_some(())?;
             Restored::ZSet(pairs)
         }
+        TYPE_STREAM_LISTPACKS_2 => Restored::Stream(read_stream(&mut r)?),
         _ => return None,
     };
     (r.pos == body.len()).then_some(restored)
@@ -662,6 +931,14 @@ pub fn restore(ctx: &mut Ctx) -> Outcome {
                 .insert(Bytes::copy_from_slice(&key), Value::ZSet(z));
             // A sorted set arriving at a key may serve clients blocked in BZPOPMIN on it.
             ctx.engine.signal_key_ready(db, &key);
+            ctx.engine.touch(db, &key);
+        }
+        Restored::Stream(s) => {
+            ctx.engine.keyspace[db]
+                .map
+                .insert(Bytes::copy_from_slice(&key), Value::Stream(Box::new(s)));
+            // Clients blocked in XREAD/XREADGROUP on this key may now be answered.
+            ctx.engine.stream_changed(db, &key);
             ctx.engine.touch(db, &key);
         }
         Restored::Set(members) => {

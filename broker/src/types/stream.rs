@@ -347,6 +347,42 @@ impl Chunk {
     }
 }
 
+/// An entry's estimated size toward its chunk's byte limit: the entry packed whole, whatever
+/// is stored, because the limit is Redis's estimate of an entry and chunks must close where its
+/// nodes do.
+fn entry_size(fields: &[Bytes]) -> usize {
+    let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
+    fields
+        .iter()
+        .map(|f| f.len() + varint_len(f.len()))
+        .sum::<usize>()
+        + varint_len(fields.len())
+        + 8
+}
+
+/// A chunk as DUMP writes it, Redis's listpack node: its master id and field names, and every
+/// slot, deleted ones included.
+pub struct NodeView<'a> {
+    pub master: StreamId,
+    pub names: Vec<&'a [u8]>,
+    pub live: usize,
+    pub slots: Vec<SlotView<'a>>,
+}
+
+/// One slot of a [`NodeView`].
+pub struct SlotView<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// The entry's field names are the node's: `strings` holds only its values.
+    pub same_fields: bool,
+    /// Field, value, field, value… (only the values when `same_fields`).
+    pub strings: Vec<&'a [u8]>,
+}
+
+/// One slot of a node read from a DUMP payload: its id, whether it is deleted, and its
+/// fields (field, value, …).
+pub type LoadedSlot = (StreamId, bool, Vec<Bytes>);
+
 /// What XADD/XTRIM trim to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trim {
@@ -589,15 +625,7 @@ impl Stream {
 
     /// Appends an entry whose id is above the last id.
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
-        // Sized as the entry packed whole, whatever is stored: the byte limit is Redis's
-        // estimate of an entry, so chunks close where its nodes do.
-        let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
-        let size = fields
-            .iter()
-            .map(|f| f.len() + varint_len(f.len()))
-            .sum::<usize>()
-            + varint_len(fields.len())
-            + 8;
+        let size = entry_size(fields);
         let fits = self
             .chunks
             .back()
@@ -617,6 +645,63 @@ impl Stream {
         self.len += 1;
         self.last_id = id;
         self.entries_added += 1;
+    }
+
+    /// The chunks as Redis's listpack nodes (DUMP), in order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.chunks.iter().map(|c| NodeView {
+            master: c.master,
+            names: unpack_list(&c.names),
+            live: c.live,
+            slots: c
+                .slots()
+                .map(|s| SlotView {
+                    id: s.id,
+                    deleted: s.deleted,
+                    same_fields: s.fields.names.is_some(),
+                    strings: unpack_list(s.fields.data),
+                })
+                .collect(),
+        })
+    }
+
+    /// Appends a node read from a DUMP payload as one chunk, keeping its deleted slots so
+    /// trimming and XINFO see the node Redis had. `None` (nothing changed) unless the node has
+    /// a live entry, its ids rise strictly from `master` and lie above every id already here.
+    /// The caller sets the id bookkeeping (last id, entries added, max deleted id) afterwards.
+    pub fn load_node(&mut self, master: StreamId, names: &[Bytes], slots: &[LoadedSlot]) -> Option<()> {
+        if !slots.iter().any(|(_, deleted, _)| !deleted) {
+            return None;
+        }
+        if self.last_slot_id().is_some_and(|f| master <= f) || slots[0].0 < master {
+            return None;
+        }
+        if slots.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return None;
+        }
+        let mut chunk = Chunk {
+            master,
+            names: pack(names),
+            first: master,
+            last: master,
+            ..Chunk::default()
+        };
+        let mut deleted = Vec::new();
+        for (id, dead, fields) in slots {
+            if *dead {
+                deleted.push(chunk.buf.len());
+            }
+            chunk.push(*id, fields, entry_size(fields));
+        }
+        chunk.mark_deleted(&deleted);
+        self.len += chunk.live;
+        self.chunks.push_back(chunk);
+        Some(())
+    }
+
+    /// The id of the last slot, deleted or not: anything appended must lie above it.
+    pub fn last_slot_id(&self) -> Option<StreamId> {
+        self.chunks.back().and_then(|c| c.slots().last()).map(|s| s.id)
     }
 
     /// Index of the chunk that would hold `id`.
