@@ -2,8 +2,9 @@
 //! 7.0 keeps (last id, entries added, max deleted id) and consumer groups with their pending
 //! entries lists.
 //!
-//! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or about
-//! [`NODE_MAX_BYTES`], estimated as Redis estimates its nodes), each chunk one byte buffer like
+//! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or
+//! [`NODE_MAX_BYTES`] of the listpack Redis would hold, counted as Redis counts its nodes, so
+//! chunks close where its nodes close and DUMP writes the same nodes), each chunk one byte buffer like
 //! Redis's listpack node: per entry a flag byte, the id as varint deltas from the chunk's first
 //! id, and the fields packed with varint lengths; an entry whose field names are those of the
 //! chunk's first entry stores only its values. A `BTreeMap<StreamId, Vec<Bytes>>` costs a map
@@ -225,7 +226,7 @@ struct Chunk {
     live: usize,
     /// Entries ever appended here, deleted ones included: a chunk is full by this count.
     slots: usize,
-    /// Estimated bytes appended here, as Redis's node counts toward `stream-node-max-bytes`.
+    /// Bytes of the listpack Redis would hold for this chunk, which decide when it is full.
     bytes: usize,
 }
 
@@ -281,13 +282,14 @@ impl<'a> Iterator for Slots<'a> {
 }
 
 impl Chunk {
-    fn new(master: StreamId, fields: &[Bytes]) -> Chunk {
-        let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
+    /// An empty chunk whose master entry holds `names`.
+    fn new(master: StreamId, names: &[Bytes]) -> Chunk {
         Chunk {
             master,
-            names: pack(&names),
+            names: pack(names),
             first: master,
             last: master,
+            bytes: master_entry_size(names),
             ..Chunk::default()
         }
     }
@@ -301,8 +303,8 @@ impl Chunk {
         self.slots().filter(|s| !s.deleted).map(|s| (s.id, s.fields))
     }
 
-    /// Appends an entry; `size` is its estimated size toward the chunk's byte limit.
-    fn push(&mut self, id: StreamId, fields: &[Bytes], size: usize) {
+    /// Appends an entry.
+    fn push(&mut self, id: StreamId, fields: &[Bytes]) {
         let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
         let same = *pack(&names) == *self.names;
         let packed = if same {
@@ -310,6 +312,19 @@ impl Chunk {
         } else {
             pack(fields)
         };
+        // What the entry adds to Redis's listpack: flags, the two id deltas, the field count
+        // and names unless shared, the values, and the element count closing the entry.
+        let stored: usize = if same {
+            fields.iter().skip(1).step_by(2).map(|v| lp_size(v)).sum()
+        } else {
+            lp_int_size((fields.len() / 2) as i64) + fields.iter().map(|f| lp_size(f)).sum::<usize>()
+        };
+        let elements = if same { names.len() + 3 } else { fields.len() + 4 };
+        self.bytes += 2
+            + lp_int_size(id.ms.wrapping_sub(self.master.ms) as i64)
+            + lp_int_size(id.seq.wrapping_sub(self.master.seq) as i64)
+            + stored
+            + lp_int_size(elements as i64);
         self.buf.push(if same { SAME_FIELDS } else { 0 });
         let (dms, seq) = if id.ms == self.master.ms {
             (0, id.seq - self.master.seq)
@@ -326,7 +341,6 @@ impl Chunk {
         self.last = id;
         self.live += 1;
         self.slots += 1;
-        self.bytes += size;
     }
 
     /// Marks the entries at `offsets` deleted and refreshes the first and last live ids.
@@ -347,17 +361,53 @@ impl Chunk {
     }
 }
 
-/// An entry's estimated size toward its chunk's byte limit: the entry packed whole, whatever
-/// is stored, because the limit is Redis's estimate of an entry and chunks must close where its
-/// nodes do.
-fn entry_size(fields: &[Bytes]) -> usize {
-    let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
-    fields
-        .iter()
-        .map(|f| f.len() + varint_len(f.len()))
-        .sum::<usize>()
-        + varint_len(fields.len())
-        + 8
+/// Bytes an integer takes as a listpack element (its smallest encoding and the back-length).
+fn lp_int_size(n: i64) -> usize {
+    let body = match n {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        _ if i16::try_from(n).is_ok() => 3,
+        -8_388_608..=8_388_607 => 4,
+        _ if i32::try_from(n).is_ok() => 5,
+        _ => 9,
+    };
+    body + 1
+}
+
+/// Bytes a string takes as a listpack element: a canonical decimal integer is stored as one.
+fn lp_size(e: &[u8]) -> usize {
+    if let Some(n) = canonical_int(e) {
+        return lp_int_size(n);
+    }
+    let body = e.len()
+        + match e.len() {
+            0..64 => 1,
+            64..4096 => 2,
+            _ => 5,
+        };
+    body + match body {
+        0..128 => 1,
+        128..16_383 => 2,
+        16_383..2_097_151 => 3,
+        2_097_151..268_435_455 => 4,
+        _ => 5,
+    }
+}
+
+/// `e` as an i64 if it is written the one way Redis prints that number.
+fn canonical_int(e: &[u8]) -> Option<i64> {
+    if e.is_empty() || e.len() > 20 {
+        return None;
+    }
+    let n: i64 = std::str::from_utf8(e).ok()?.parse().ok()?;
+    (n.to_string().as_bytes() == e).then_some(n)
+}
+
+/// The bytes an empty node's listpack takes with its master entry: header and end byte, the
+/// live and deleted counts (under 128 at 100 entries a node), the field count, the names, and
+/// the zero terminator.
+fn master_entry_size(names: &[Bytes]) -> usize {
+    6 + 1 + 2 + 2 + lp_int_size(names.len() as i64) + names.iter().map(|n| lp_size(n)).sum::<usize>() + 2
 }
 
 /// A chunk as DUMP writes it, Redis's listpack node: its master id and field names, and every
@@ -625,11 +675,13 @@ impl Stream {
 
     /// Appends an entry whose id is above the last id.
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
-        let size = entry_size(fields);
+        // Redis closes a node when its listpack plus the new entry's raw field and value bytes
+        // would reach the limit.
+        let raw: usize = fields.iter().map(|f| f.len()).sum();
         let fits = self
             .chunks
             .back()
-            .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
+            .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + raw < NODE_MAX_BYTES);
         if !fits {
             // A closed chunk never grows again: move it to an allocation of its size. (Not
             // `shrink_to_fit`: mimalloc keeps a block that shrinks by less than half, so a
@@ -637,10 +689,11 @@ impl Stream {
             if let Some(c) = self.chunks.back_mut() {
                 c.buf = c.buf.to_vec();
             }
-            self.chunks.push_back(Chunk::new(id, fields));
+            let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
+            self.chunks.push_back(Chunk::new(id, &names));
         }
         if let Some(c) = self.chunks.back_mut() {
-            c.push(id, fields, size);
+            c.push(id, fields);
         }
         self.len += 1;
         self.last_id = id;
@@ -679,19 +732,13 @@ impl Stream {
         if slots.windows(2).any(|w| w[0].0 >= w[1].0) {
             return None;
         }
-        let mut chunk = Chunk {
-            master,
-            names: pack(names),
-            first: master,
-            last: master,
-            ..Chunk::default()
-        };
+        let mut chunk = Chunk::new(master, names);
         let mut deleted = Vec::new();
         for (id, dead, fields) in slots {
             if *dead {
                 deleted.push(chunk.buf.len());
             }
-            chunk.push(*id, fields, entry_size(fields));
+            chunk.push(*id, fields);
         }
         chunk.mark_deleted(&deleted);
         self.len += chunk.live;
