@@ -3,7 +3,10 @@
 //!
 //! Strings are written as Redis writes them (small integers as integers, strings over 20
 //! bytes LZF-compressed when that saves space); lists as Redis 7.0's quicklist of listpacks,
-//! split into nodes of at most 8 KB as Redis splits a list built by appending. Redis's LZF
+//! split into nodes of at most 8 KB as Redis splits a list built by appending; streams as
+//! Redis 7.0's radix tree of listpack nodes (one per chunk, whose boundaries are Redis's) with
+//! their id bookkeeping and consumer groups, and a restored stream keeps those nodes, deleted
+//! entries included, so it trims and reports (XINFO) as the original did. Redis's LZF
 //! compressor starts from an uninitialised hash table, so for a long string its output can
 //! vary from run to run; ours starts empty (its output is one of Redis's possible ones, and
 //! every payload either side writes loads on the other). Reading never trusts the payload:
@@ -158,9 +161,8 @@ fn finish_listpack(mut lp: Vec<u8>, count: usize) -> Vec<u8> {
     lp
 }
 
-/// The RDB serialization of a value (type byte and body), or `None` for a type DUMP does not
-/// know yet (a new type adds its arm).
-fn serialize(value: &Value) -> Option<Vec<u8>> {
+/// The RDB serialization of a value: type byte and body.
+fn serialize(value: &Value) -> Vec<u8> {
     let mut out = Vec::new();
     match value {
         Value::Str(s) => {
@@ -246,7 +248,7 @@ fn serialize(value: &Value) -> Option<Vec<u8>> {
             }
         }
     }
-    Some(out)
+    out
 }
 
 /// An integer as a listpack entry (the smallest integer encoding that holds it).
@@ -378,12 +380,12 @@ fn intset_members(blob: &[u8]) -> Option<Vec<Bytes>> {
     Some(out)
 }
 
-fn payload(value: &Value) -> Option<Vec<u8>> {
-    let mut out = serialize(value)?;
+fn payload(value: &Value) -> Vec<u8> {
+    let mut out = serialize(value);
     out.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    Some(out)
+    out
 }
 
 // ---- reading ----
@@ -832,10 +834,7 @@ pub fn dump(ctx: &mut Ctx) -> Outcome {
     let key = ctx.args[1].clone();
     match ctx.lookup(&key) {
         None => Reply::Null.into(),
-        Some(v) => match payload(v) {
-            Some(p) => Reply::Bulk(Bytes::from(p)).into(),
-            None => Reply::error(msg::DUMP_UNSUPPORTED).into(),
-        },
+        Some(v) => Reply::Bulk(Bytes::from(payload(v))).into(),
     }
 }
 
@@ -967,7 +966,7 @@ mod tests {
     #[test]
     fn values_round_trip() {
         for s in ["", "1", "-129", "70000", "12345678901", "0123", &"xyz".repeat(40)] {
-            let p = payload(&Value::Str(Bytes::copy_from_slice(s.as_bytes()))).unwrap_or_default();
+            let p = payload(&Value::Str(Bytes::copy_from_slice(s.as_bytes())));
             match decode_payload(&p) {
                 Ok(Restored::Str(back)) => assert_eq!(back, s.as_bytes()),
                 _ => panic!("{s:?} did not come back"),
@@ -996,6 +995,204 @@ mod tests {
         }
     }
 
+    /// A stream redis-server 7.0.15 dumped: one LZF-compressed node holding a deleted entry,
+    /// an entry with its own fields and a negative sequence delta, a group with two pending
+    /// entries of one consumer, and a group whose entries-read is unknown with an idle consumer.
+    const REDIS_STREAM: &[u8] =
+        b"\x13\x01\x10\x00\x00\x01\x8b\xcf\xe5\x68\x00\x00\x00\x00\x00\x00\x00\x00\x00\xc3\x40\x5b\
+          \x40\x65\x19\x65\x00\x00\x00\x1f\x00\x03\x01\x01\x01\x02\x01\x84\x6e\x61\x6d\x65\x05\x85\
+          \x74\x72\x69\x65\x73\x06\x00\x20\x10\x00\x00\x20\x01\x05\x85\x6a\x6f\x62\x2d\x31\x20\x0e\
+          \x02\x05\x01\x03\x20\x0e\x00\x01\x80\x10\x02\x32\x06\x03\x20\x10\x40\x14\x60\x12\x09\x6f\
+          \x74\x68\x65\x72\x06\x81\x78\x02\x06\x20\x35\x02\x09\x01\x07\x80\x24\x08\x34\x06\xf1\xe0\
+          \xb1\x03\x05\x01\xff\x03\x81\x00\x00\x01\x8b\xcf\xe5\x68\x09\x07\x81\x00\x00\x01\x8b\xcf\
+          \xe5\x68\x00\x00\x81\x00\x00\x01\x8b\xcf\xe5\x68\x00\x01\x04\x02\x05\x61\x75\x64\x69\x74\
+          \x81\x00\x00\x01\x8b\xcf\xe5\x68\x09\x07\x81\xff\xff\xff\xff\xff\xff\xff\xff\x00\x01\x04\
+          \x69\x64\x6c\x65\x3a\xb5\x4c\x30\xa2\x01\x00\x00\x00\x07\x77\x6f\x72\x6b\x65\x72\x73\x81\
+          \x00\x00\x01\x8b\xcf\xe5\x68\x05\x00\x81\xff\xff\xff\xff\xff\xff\xff\xff\x02\x00\x00\x01\
+          \x8b\xcf\xe5\x68\x00\x00\x00\x00\x00\x00\x00\x00\x00\x3a\xb5\x4c\x30\xa2\x01\x00\x00\x01\
+          \x00\x00\x01\x8b\xcf\xe5\x68\x05\x00\x00\x00\x00\x00\x00\x00\x00\x3a\xb5\x4c\x30\xa2\x01\
+          \x00\x00\x01\x01\x02\x77\x31\x3a\xb5\x4c\x30\xa2\x01\x00\x00\x02\x00\x00\x01\x8b\xcf\xe5\
+          \x68\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x8b\xcf\xe5\x68\x05\x00\x00\x00\x00\
+          \x00\x00\x00\x00\x0a\x00\x2f\x1a\xb1\x5f\x7f\xc5\xfc\x23";
+
+    fn f(s: &str) -> Vec<Bytes> {
+        s.split(' ').map(|x| Bytes::from(x.to_string())).collect()
+    }
+
+    fn id(ms: u64, seq: u64) -> StreamId {
+        StreamId::new(ms, seq)
+    }
+
+    /// A stream of several chunks with deleted entries, numeric and long fields, and groups
+    /// with consumers, pending entries and an unknown entries-read.
+    fn sample_stream() -> Stream {
+        let mut s = Stream::new();
+        for i in 1..=260u64 {
+            let fields = if i % 7 == 0 {
+                vec![
+                    Bytes::from_static(b"payload"),
+                    Bytes::from("p".repeat((i * 37 % 900) as usize)),
+                ]
+            } else {
+                f(&format!("n {} neg -{} big {}", i, i * 1000, i * 10_000_000_000))
+            };
+            s.append(id(1000 + i / 4, i % 4), &fields);
+        }
+        for gone in [id(1000, 1), id(1010, 2), id(1050, 0), id(1065, 0)] {
+            assert!(s.delete(gone));
+        }
+        s.max_deleted = id(1065, 0);
+        let mut g = Group::new(id(1003, 2), 11);
+        for (name, seen) in [("alice", 1_700_000_000_123u64), ("bob", 5)] {
+            g.consumer(name.as_bytes(), seen);
+        }
+        g.assign(id(1001, 2), &Bytes::from_static(b"alice"), 1_700_000_000_000, 3);
+        g.assign(id(1002, 0), &Bytes::from_static(b"bob"), 42, 1);
+        g.assign(id(1010, 2), &Bytes::from_static(b"bob"), 43, 9);
+        s.groups.insert(Bytes::from_static(b"g1"), g);
+        let mut unknown = Group::new(id(1065, 0), INVALID_ENTRIES_READ);
+        unknown.consumer(b"idle", 77);
+        s.groups.insert(Bytes::from_static(b"g2"), unknown);
+        s
+    }
+
+    fn restored_stream(p: &[u8]) -> Stream {
+        match decode_payload(p) {
+            Ok(Restored::Stream(s)) => s,
+            Ok(_) => panic!("not a stream"),
+            Err(e) => panic!("refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn redis_stream_payload_restores_and_dumps_back_identically() {
+        let s = restored_stream(REDIS_STREAM);
+        let entries: Vec<(StreamId, Vec<Bytes>)> = s
+            .range(StreamId::MIN, StreamId::MAX)
+            .map(|(i, fields)| (i, fields.to_vec()))
+            .collect();
+        assert_eq!(
+            entries,
+            vec![
+                (id(1_700_000_000_000, 0), f("name job-1 tries 0")),
+                (id(1_700_000_000_005, 0), f("other x")),
+                (id(1_700_000_000_009, 7), f("name job-4 tries -20000")),
+            ]
+        );
+        assert_eq!((s.len(), s.chunk_count(), s.entries_added), (3, 1, 4));
+        assert_eq!(s.last_id, id(1_700_000_000_009, 7));
+        assert_eq!(s.max_deleted, id(1_700_000_000_000, 1));
+        let workers = &s.groups[&Bytes::from_static(b"workers")];
+        assert_eq!(workers.last_id, id(1_700_000_000_005, 0));
+        assert_eq!(workers.entries_read, INVALID_ENTRIES_READ);
+        let pending: Vec<(StreamId, &[u8], u64)> = workers
+            .pel
+            .iter()
+            .map(|(i, n)| (*i, &n.consumer[..], n.delivery_count))
+            .collect();
+        assert_eq!(
+            pending,
+            vec![
+                (id(1_700_000_000_000, 0), &b"w1"[..], 1),
+                (id(1_700_000_000_005, 0), &b"w1"[..], 1)
+            ]
+        );
+        assert_eq!(workers.consumers[&Bytes::from_static(b"w1")].pel.len(), 2);
+        let audit = &s.groups[&Bytes::from_static(b"audit")];
+        assert!(audit.pel.is_empty() && audit.consumers.contains_key(&b"idle"[..]));
+        assert_eq!(payload(&Value::Stream(Box::new(s))), REDIS_STREAM.to_vec());
+    }
+
+    #[test]
+    fn streams_round_trip_with_their_nodes_groups_and_pending_entries() {
+        let s = sample_stream();
+        assert!(s.chunk_count() > 2, "the sample spans several nodes");
+        let p = payload(&Value::Stream(Box::new(s.clone())));
+        let back = restored_stream(&p);
+        let all = |s: &Stream| -> Vec<(StreamId, Vec<Bytes>)> {
+            s.range(StreamId::MIN, StreamId::MAX)
+                .map(|(i, f)| (i, f.to_vec()))
+                .collect()
+        };
+        assert_eq!(all(&back), all(&s));
+        assert_eq!(back.len(), s.len());
+        assert_eq!(back.chunk_count(), s.chunk_count());
+        assert_eq!(
+            (back.last_id, back.max_deleted, back.entries_added),
+            (s.last_id, s.max_deleted, s.entries_added)
+        );
+        for (name, g) in &s.groups {
+            let h = &back.groups[name];
+            assert_eq!((h.last_id, h.entries_read), (g.last_id, g.entries_read));
+            let nacks = |g: &Group| -> Vec<(StreamId, Bytes, u64, u64)> {
+                g.pel
+                    .iter()
+                    .map(|(i, n)| (*i, n.consumer.clone(), n.delivery_ms, n.delivery_count))
+                    .collect()
+            };
+            assert_eq!(nacks(h), nacks(g));
+            let consumers = |g: &Group| -> Vec<(Bytes, u64, Vec<StreamId>)> {
+                g.consumers
+                    .iter()
+                    .map(|(n, c)| (n.clone(), c.seen_ms, c.pel.iter().copied().collect()))
+                    .collect()
+            };
+            assert_eq!(consumers(h), consumers(g));
+        }
+        // The restored stream keeps growing where the original would: same chunks after more
+        // appends, and its payload is the same bytes.
+        let (mut a, mut b) = (s, back);
+        for i in 0..150u64 {
+            a.append(id(2000, i), &f("n 1"));
+            b.append(id(2000, i), &f("n 1"));
+        }
+        assert_eq!(a.chunk_count(), b.chunk_count());
+        assert_eq!(
+            payload(&Value::Stream(Box::new(a))),
+            payload(&Value::Stream(Box::new(b)))
+        );
+    }
+
+    #[test]
+    fn inconsistent_stream_payloads_are_bad_data() {
+        let body = |s: &Stream| {
+            let mut out = Vec::new();
+            out.push(TYPE_STREAM_LISTPACKS_2);
+            put_stream(&mut out, s);
+            out
+        };
+        let good = body(&sample_stream());
+        assert!(matches!(decode_body(&good), Some(Restored::Stream(_))));
+        // A last id below the last entry would let XADD append out of order.
+        let mut s = sample_stream();
+        s.last_id = id(1001, 0);
+        assert!(decode_body(&body(&s)).is_none());
+        // Fewer entries added than the stream holds.
+        let mut s = sample_stream();
+        s.entries_added = 3;
+        assert!(decode_body(&body(&s)).is_none());
+        // A pending entry owned by no consumer.
+        let mut s = sample_stream();
+        if let Some(g) = s.groups.get_mut(&b"g1"[..]) {
+            if let Some(c) = g.consumers.get_mut(&b"bob"[..]) {
+                c.pel.clear();
+            }
+        }
+        assert!(decode_body(&body(&s)).is_none());
+        // A consumer claiming an id the group's PEL does not hold.
+        let mut s = sample_stream();
+        if let Some(g) = s.groups.get_mut(&b"g1"[..]) {
+            if let Some(c) = g.consumers.get_mut(&b"alice"[..]) {
+                c.pel.insert(id(1, 1));
+            }
+        }
+        assert!(decode_body(&body(&s)).is_none());
+        // Trailing bytes.
+        let mut long = good.clone();
+        long.push(0);
+        assert!(decode_body(&long).is_none());
+    }
+
     /// Fuzz: garbage, truncations and bit flips of valid payloads (with the checksum fixed
     /// up, so the decoder itself is exercised) never panic.
     #[test]
@@ -1003,7 +1200,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(16);
         let mut seeds: Vec<Vec<u8>> = Vec::new();
         for s in ["x", "100", &"ab".repeat(50)] {
-            seeds.push(payload(&Value::Str(Bytes::copy_from_slice(s.as_bytes()))).unwrap_or_default());
+            seeds.push(payload(&Value::Str(Bytes::copy_from_slice(s.as_bytes()))));
         }
         let mut list = vec![TYPE_LIST_QUICKLIST_2, 1, 2];
         let mut lp = vec![0u8; 6];
@@ -1012,6 +1209,11 @@ mod tests {
         }
         put_string(&mut list, &finish_listpack(lp, 5));
         seeds.push(list);
+        seeds.push(REDIS_STREAM.to_vec());
+        seeds.push(REDIS_STREAM[..REDIS_STREAM.len() - 10].to_vec());
+        let sample = payload(&Value::Stream(Box::new(sample_stream())));
+        seeds.push(sample[..sample.len() - 10].to_vec());
+        seeds.push(sample);
         for round in 0..20_000 {
             let mut p = seeds[round % seeds.len()].clone();
             match rng.gen_range(0..4) {
