@@ -394,13 +394,17 @@ fn lp_size(e: &[u8]) -> usize {
     }
 }
 
-/// `e` as an i64 if it is written the one way Redis prints that number.
+/// `e` as an i64 if it is written the one way Redis prints that number (no sign but `-`, no
+/// leading zero, no `-0`). Checked without allocating: every XADD field passes here.
 fn canonical_int(e: &[u8]) -> Option<i64> {
-    if e.is_empty() || e.len() > 20 {
+    let digits = e.strip_prefix(b"-").unwrap_or(e);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n: i64 = std::str::from_utf8(e).ok()?.parse().ok()?;
-    (n.to_string().as_bytes() == e).then_some(n)
+    if digits[0] == b'0' && e.len() > 1 {
+        return None;
+    }
+    std::str::from_utf8(e).ok()?.parse().ok()
 }
 
 /// The bytes an empty node's listpack takes with its master entry: header and end byte, the
@@ -741,6 +745,8 @@ impl Stream {
             chunk.push(*id, fields);
         }
         chunk.mark_deleted(&deleted);
+        // Sized to its contents, as a closed chunk is (see `append`).
+        chunk.buf = chunk.buf.to_vec();
         self.len += chunk.live;
         self.chunks.push_back(chunk);
         Some(())
@@ -1230,6 +1236,31 @@ mod tests {
         );
         assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
         assert_eq!(StreamId::MAX.next(), None);
+    }
+
+    #[test]
+    fn listpack_sizes_follow_redis_encodings() {
+        for (e, n) in [
+            ("0", Some(0)),
+            ("-0", None),
+            ("007", None),
+            ("-12", Some(-12)),
+            ("+1", None),
+        ] {
+            assert_eq!(canonical_int(e.as_bytes()), n, "{e}");
+        }
+        assert_eq!(canonical_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(canonical_int(b"9223372036854775808"), None);
+        // 7-bit, 13-bit, 16, 24, 32 and 64-bit integers, then 6-bit, 12-bit and 32-bit
+        // string lengths, each with its back-length.
+        let sizes: Vec<usize> = ["127", "-4096", "32767", "8388607", "-2147483648", "2147483648"]
+            .iter()
+            .map(|e| lp_size(e.as_bytes()))
+            .collect();
+        assert_eq!(sizes, [2, 3, 4, 5, 6, 10]);
+        assert_eq!(lp_size(&[b'x'; 63]), 65);
+        assert_eq!(lp_size(&[b'x'; 64]), 67);
+        assert_eq!(lp_size(&[b'x'; 4096]), 4103);
     }
 
     #[test]
