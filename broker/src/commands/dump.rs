@@ -31,6 +31,7 @@ const TYPE_SET_INTSET: u8 = 11;
 const TYPE_HASH_LISTPACK: u8 = 16;
 const TYPE_ZSET_2: u8 = 5;
 const TYPE_ZSET_LISTPACK: u8 = 17;
+const TYPE_STREAM_LISTPACKS: u8 = 15;
 const TYPE_STREAM_LISTPACKS_2: u8 = 19;
 const CONTAINER_PLAIN: u64 = 1;
 const CONTAINER_PACKED: u64 = 2;
@@ -271,6 +272,24 @@ fn put_id(out: &mut Vec<u8>, id: StreamId) {
 /// under its master id, then the length and id bookkeeping, then every consumer group with its
 /// pending entries and consumers.
 fn put_stream(out: &mut Vec<u8>, s: &Stream) {
+    put_stream_nodes(out, s);
+    put_len(out, s.len() as u64);
+    put_id(out, s.last_id);
+    put_id(out, s.first_id());
+    put_id(out, s.max_deleted);
+    put_len(out, s.entries_added);
+    put_len(out, s.groups.len() as u64);
+    for (name, g) in &s.groups {
+        put_string(out, name);
+        put_id(out, g.last_id);
+        // -1 (unknown) goes out as its 64-bit two's complement, as Redis writes it.
+        put_len(out, g.entries_read as u64);
+        put_group_pels(out, g);
+    }
+}
+
+/// The radix tree of listpack nodes, one per chunk.
+fn put_stream_nodes(out: &mut Vec<u8>, s: &Stream) {
     put_len(out, s.chunk_count() as u64);
     for node in s.nodes() {
         let mut key = Vec::with_capacity(16);
@@ -308,31 +327,24 @@ fn put_stream(out: &mut Vec<u8>, s: &Stream) {
         }
         put_string(out, &finish_listpack(lp, count));
     }
-    put_len(out, s.len() as u64);
-    put_id(out, s.last_id);
-    put_id(out, s.first_id());
-    put_id(out, s.max_deleted);
-    put_len(out, s.entries_added);
-    put_len(out, s.groups.len() as u64);
-    for (name, g) in &s.groups {
-        put_string(out, name);
-        put_id(out, g.last_id);
-        // -1 (unknown) goes out as its 64-bit two's complement, as Redis writes it.
-        put_len(out, g.entries_read as u64);
-        put_len(out, g.pel.len() as u64);
-        for (id, nack) in &g.pel {
+}
+
+/// A group's pending entries (id, delivery time, delivery count), then its consumers (name,
+/// seen time, the ids pending for each).
+fn put_group_pels(out: &mut Vec<u8>, g: &Group) {
+    put_len(out, g.pel.len() as u64);
+    for (id, nack) in &g.pel {
+        put_raw_id(out, *id);
+        out.extend_from_slice(&nack.delivery_ms.to_le_bytes());
+        put_len(out, nack.delivery_count);
+    }
+    put_len(out, g.consumers.len() as u64);
+    for (cname, c) in &g.consumers {
+        put_string(out, cname);
+        out.extend_from_slice(&c.seen_ms.to_le_bytes());
+        put_len(out, c.pel.len() as u64);
+        for id in &c.pel {
             put_raw_id(out, *id);
-            out.extend_from_slice(&nack.delivery_ms.to_le_bytes());
-            put_len(out, nack.delivery_count);
-        }
-        put_len(out, g.consumers.len() as u64);
-        for (cname, c) in &g.consumers {
-            put_string(out, cname);
-            out.extend_from_slice(&c.seen_ms.to_le_bytes());
-            put_len(out, c.pel.len() as u64);
-            for id in &c.pel {
-                put_raw_id(out, *id);
-            }
         }
     }
 }
@@ -637,10 +649,13 @@ fn load_stream_node(s: &mut Stream, key: &[u8], lp: &[u8]) -> Option<()> {
     s.load_node(master, &names, &slots)
 }
 
-/// A stream as `RDB_TYPE_STREAM_LISTPACKS_2`. Everything a later command relies on is
-/// checked: the nodes' ids rise and lie at or below the last id, the length matches, every
-/// pending entry belongs to exactly one consumer, and no name or id appears twice.
-fn read_stream(r: &mut Reader) -> Option<Stream> {
+/// A stream as `RDB_TYPE_STREAM_LISTPACKS_2`, or (`v2` false) as Redis 5 and 6 wrote it,
+/// without first id, max deleted id, entries added and groups' entries-read, which are then
+/// derived as Redis 7.0 derives them when it loads such a payload. Everything a later command
+/// relies on is checked: the nodes' ids rise and lie at or below the last id, the length
+/// matches, every pending entry belongs to exactly one consumer, and no name or id appears
+/// twice.
+fn read_stream(r: &mut Reader, v2: bool) -> Option<Stream> {
     let mut s = Stream::new();
     let nodes = r.number()?;
     for _ in 0..nodes {
@@ -650,10 +665,14 @@ fn read_stream(r: &mut Reader) -> Option<Stream> {
     }
     let len = usize::try_from(r.number()?).ok()?;
     s.last_id = r.id()?;
-    // The first id is derived from the entries; it is read to move past it.
-    r.id()?;
-    s.max_deleted = r.id()?;
-    s.entries_added = r.number()?;
+    if v2 {
+        // The first id is derived from the entries; it is read to move past it.
+        r.id()?;
+        s.max_deleted = r.id()?;
+        s.entries_added = r.number()?;
+    } else {
+        s.entries_added = len as u64;
+    }
     if len != s.len()
         || s.last_slot_id().is_some_and(|id| id > s.last_id)
         || s.entries_added < len as u64
@@ -665,7 +684,11 @@ fn read_stream(r: &mut Reader) -> Option<Stream> {
     for _ in 0..groups {
         let name = Bytes::from(r.string()?);
         let last_id = r.id()?;
-        let entries_read = r.number()? as i64;
+        let entries_read = if v2 {
+            r.number()? as i64
+        } else {
+            s.entries_read_at(last_id)
+        };
         if entries_read < 0 && entries_read != INVALID_ENTRIES_READ {
             return None;
         }
@@ -823,7 +846,8 @@ fn decode_body(body: &[u8]) -> Option<Restored> {
             (!pairs.is_empty()).then_some(())?;
             Restored::ZSet(pairs)
         }
-        TYPE_STREAM_LISTPACKS_2 => Restored::Stream(read_stream(&mut r)?),
+        TYPE_STREAM_LISTPACKS_2 => Restored::Stream(read_stream(&mut r, true)?),
+        TYPE_STREAM_LISTPACKS => Restored::Stream(read_stream(&mut r, false)?),
         _ => return None,
     };
     (r.pos == body.len()).then_some(restored)
@@ -1151,6 +1175,45 @@ mod tests {
             payload(&Value::Stream(Box::new(a))),
             payload(&Value::Stream(Box::new(b)))
         );
+    }
+
+    /// Redis 5 and 6 payloads (`RDB_TYPE_STREAM_LISTPACKS`) restore, with the counters
+    /// Redis 7.0 derives: entries added = length, no max deleted id, and entries-read known
+    /// only where the group's position allows it.
+    #[test]
+    fn redis_6_stream_payloads_restore_with_derived_counters() {
+        let mut s = Stream::new();
+        for i in 1..=150u64 {
+            s.append(id(i, 0), &f("k v"));
+        }
+        let mut at_end = Group::new(id(150, 0), 0);
+        at_end.consumer(b"c", 9);
+        at_end.assign(id(150, 0), &Bytes::from_static(b"c"), 10, 2);
+        s.groups.insert(Bytes::from_static(b"end"), at_end);
+        s.groups
+            .insert(Bytes::from_static(b"mid"), Group::new(id(70, 0), 0));
+        let mut body = vec![TYPE_STREAM_LISTPACKS];
+        put_stream_nodes(&mut body, &s);
+        put_len(&mut body, s.len() as u64);
+        put_id(&mut body, s.last_id);
+        put_len(&mut body, s.groups.len() as u64);
+        for (name, g) in &s.groups {
+            put_string(&mut body, name);
+            put_id(&mut body, g.last_id);
+            put_group_pels(&mut body, g);
+        }
+        let Some(Restored::Stream(back)) = decode_body(&body) else {
+            panic!("a Redis 6 stream payload was refused");
+        };
+        assert_eq!(
+            (back.len(), back.chunk_count(), back.entries_added),
+            (150, 2, 150)
+        );
+        assert_eq!((back.last_id, back.max_deleted), (id(150, 0), StreamId::MIN));
+        let end = &back.groups[&b"end"[..]];
+        assert_eq!(end.entries_read, 150);
+        assert_eq!(end.pel[&id(150, 0)].delivery_count, 2);
+        assert_eq!(back.groups[&b"mid"[..]].entries_read, INVALID_ENTRIES_READ);
     }
 
     #[test]
