@@ -918,17 +918,19 @@ impl Stream {
             return Some(0);
         }
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(g.last_id) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let read = self.entries_read_at(g.last_id);
-        (read != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - read)
+        (read != INVALID_ENTRIES_READ).then(|| (self.entries_added as i64).wrapping_sub(read))
     }
 
     /// Moves `group`'s last-delivered id to `id` (an entry it delivers), keeping its
     /// entries-read counter as Redis does.
     fn advance_group(&self, g: &mut Group, id: StreamId) {
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(id) {
-            g.entries_read += 1;
+            // Wrapping as Redis's counter does: XGROUP … ENTRIESREAD and RESTORE accept any
+            // count up to 2^63 - 1, and one more read must not abort the server.
+            g.entries_read = g.entries_read.wrapping_add(1);
         } else if self.entries_added > 0 {
             g.entries_read = self.entries_read_at(id);
         }
