@@ -232,8 +232,6 @@ pub mod msg {
     pub const LCS_NO_MEMORY: &str = "ERR Insufficient memory, failed allocating transient memory for LCS";
     pub const DUMP_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
     pub const BAD_DATA_FORMAT: &str = "ERR Bad data format";
-    /// DUMP of a type whose RDB serialization we do not write (streams, for now).
-    pub const DUMP_UNSUPPORTED: &str = "ERR DUMP of this value type is not supported by autoscale-node yet";
     pub const BUSYKEY: &str = "BUSYKEY Target key name already exists.";
     pub const RESTORE_TTL: &str = "ERR Invalid TTL value, must be >= 0";
     pub const RESTORE_IDLETIME: &str = "ERR Invalid IDLETIME value, must be >= 0";

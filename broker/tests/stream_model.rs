@@ -46,6 +46,8 @@ enum Op {
         consumer: usize,
     },
     Pending,
+    /// DUMP the stream and RESTORE it over itself (REPLACE): nothing after may tell.
+    DumpRestore,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -60,6 +62,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::Del { pick }),
         1 => c.prop_map(|consumer| Op::DelConsumer { consumer }),
         1 => Just(Op::Pending),
+        1 => Just(Op::DumpRestore),
     ]
 }
 
@@ -320,6 +323,8 @@ impl Model {
                     Some(Reply::Int(if existed { gone.len() as i64 } else { 0 })),
                 )
             }
+            // No command of its own: the test runs DUMP, then RESTORE with the payload.
+            Op::DumpRestore => (Vec::new(), Some(Reply::Ok)),
             Op::Pending => {
                 let args = vec![s("XPENDING"), s("q"), s("g")];
                 if self.pel.is_empty() {
@@ -359,6 +364,19 @@ impl Model {
 
 fn run(shared: &Shared, client: &mut ClientState, args: &[String]) -> Reply {
     let args: Vec<Bytes> = args.iter().map(|a| Bytes::from(a.clone())).collect();
+    let mut engine = shared.engine.lock();
+    match dispatch(shared, &mut engine, client, &args) {
+        Outcome::Reply(r) => r,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+/// DUMP `q`, then RESTORE the payload over it; the RESTORE's reply.
+fn dump_restore(shared: &Shared, client: &mut ClientState) -> Reply {
+    let Reply::Bulk(payload) = run(shared, client, &["DUMP".to_string(), "q".to_string()]) else {
+        return Reply::Null;
+    };
+    let args = [&b"RESTORE"[..], b"q", b"0", &payload, b"REPLACE"].map(Bytes::copy_from_slice);
     let mut engine = shared.engine.lock();
     match dispatch(shared, &mut engine, client, &args) {
         Outcome::Reply(r) => r,
@@ -433,7 +451,11 @@ proptest! {
         let mut model = Model::default();
         for op in &ops {
             let (args, expected) = model.apply(op);
-            let got = run(&shared, &mut client, &args);
+            let got = if matches!(op, Op::DumpRestore) {
+                dump_restore(&shared, &mut client)
+            } else {
+                run(&shared, &mut client, &args)
+            };
             if let Some(want) = expected {
                 prop_assert_eq!(encoded(&got), encoded(&want), "after {:?}", op);
             }

@@ -2,8 +2,9 @@
 //! 7.0 keeps (last id, entries added, max deleted id) and consumer groups with their pending
 //! entries lists.
 //!
-//! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or about
-//! [`NODE_MAX_BYTES`], estimated as Redis estimates its nodes), each chunk one byte buffer like
+//! Representation: a `VecDeque` of chunks of at most [`NODE_MAX_ENTRIES`] entries (or
+//! [`NODE_MAX_BYTES`] of the listpack Redis would hold, counted as Redis counts its nodes, so
+//! chunks close where its nodes close and DUMP writes the same nodes), each chunk one byte buffer like
 //! Redis's listpack node: per entry a flag byte, the id as varint deltas from the chunk's first
 //! id, and the fields packed with varint lengths; an entry whose field names are those of the
 //! chunk's first entry stores only its values. A `BTreeMap<StreamId, Vec<Bytes>>` costs a map
@@ -225,7 +226,7 @@ struct Chunk {
     live: usize,
     /// Entries ever appended here, deleted ones included: a chunk is full by this count.
     slots: usize,
-    /// Estimated bytes appended here, as Redis's node counts toward `stream-node-max-bytes`.
+    /// Bytes of the listpack Redis would hold for this chunk, which decide when it is full.
     bytes: usize,
 }
 
@@ -281,13 +282,14 @@ impl<'a> Iterator for Slots<'a> {
 }
 
 impl Chunk {
-    fn new(master: StreamId, fields: &[Bytes]) -> Chunk {
-        let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
+    /// An empty chunk whose master entry holds `names`.
+    fn new(master: StreamId, names: &[Bytes]) -> Chunk {
         Chunk {
             master,
-            names: pack(&names),
+            names: pack(names),
             first: master,
             last: master,
+            bytes: master_entry_size(names),
             ..Chunk::default()
         }
     }
@@ -301,8 +303,8 @@ impl Chunk {
         self.slots().filter(|s| !s.deleted).map(|s| (s.id, s.fields))
     }
 
-    /// Appends an entry; `size` is its estimated size toward the chunk's byte limit.
-    fn push(&mut self, id: StreamId, fields: &[Bytes], size: usize) {
+    /// Appends an entry.
+    fn push(&mut self, id: StreamId, fields: &[Bytes]) {
         let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
         let same = *pack(&names) == *self.names;
         let packed = if same {
@@ -310,6 +312,19 @@ impl Chunk {
         } else {
             pack(fields)
         };
+        // What the entry adds to Redis's listpack: flags, the two id deltas, the field count
+        // and names unless shared, the values, and the element count closing the entry.
+        let stored: usize = if same {
+            fields.iter().skip(1).step_by(2).map(|v| lp_size(v)).sum()
+        } else {
+            lp_int_size((fields.len() / 2) as i64) + fields.iter().map(|f| lp_size(f)).sum::<usize>()
+        };
+        let elements = if same { names.len() + 3 } else { fields.len() + 4 };
+        self.bytes += 2
+            + lp_int_size(id.ms.wrapping_sub(self.master.ms) as i64)
+            + lp_int_size(id.seq.wrapping_sub(self.master.seq) as i64)
+            + stored
+            + lp_int_size(elements as i64);
         self.buf.push(if same { SAME_FIELDS } else { 0 });
         let (dms, seq) = if id.ms == self.master.ms {
             (0, id.seq - self.master.seq)
@@ -326,7 +341,6 @@ impl Chunk {
         self.last = id;
         self.live += 1;
         self.slots += 1;
-        self.bytes += size;
     }
 
     /// Marks the entries at `offsets` deleted and refreshes the first and last live ids.
@@ -346,6 +360,82 @@ impl Chunk {
         }
     }
 }
+
+/// Bytes an integer takes as a listpack element (its smallest encoding and the back-length).
+fn lp_int_size(n: i64) -> usize {
+    let body = match n {
+        0..=127 => 1,
+        -4096..=4095 => 2,
+        _ if i16::try_from(n).is_ok() => 3,
+        -8_388_608..=8_388_607 => 4,
+        _ if i32::try_from(n).is_ok() => 5,
+        _ => 9,
+    };
+    body + 1
+}
+
+/// Bytes a string takes as a listpack element: a canonical decimal integer is stored as one.
+fn lp_size(e: &[u8]) -> usize {
+    if let Some(n) = canonical_int(e) {
+        return lp_int_size(n);
+    }
+    let body = e.len()
+        + match e.len() {
+            0..64 => 1,
+            64..4096 => 2,
+            _ => 5,
+        };
+    body + match body {
+        0..128 => 1,
+        128..16_383 => 2,
+        16_383..2_097_151 => 3,
+        2_097_151..268_435_455 => 4,
+        _ => 5,
+    }
+}
+
+/// `e` as an i64 if it is written the one way Redis prints that number (no sign but `-`, no
+/// leading zero, no `-0`). Checked without allocating: every XADD field passes here.
+fn canonical_int(e: &[u8]) -> Option<i64> {
+    let digits = e.strip_prefix(b"-").unwrap_or(e);
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits[0] == b'0' && e.len() > 1 {
+        return None;
+    }
+    std::str::from_utf8(e).ok()?.parse().ok()
+}
+
+/// The bytes an empty node's listpack takes with its master entry: header and end byte, the
+/// live and deleted counts (under 128 at 100 entries a node), the field count, the names, and
+/// the zero terminator.
+fn master_entry_size(names: &[Bytes]) -> usize {
+    6 + 1 + 2 + 2 + lp_int_size(names.len() as i64) + names.iter().map(|n| lp_size(n)).sum::<usize>() + 2
+}
+
+/// A chunk as DUMP writes it, Redis's listpack node: its master id and field names, and every
+/// slot, deleted ones included.
+pub struct NodeView<'a> {
+    pub master: StreamId,
+    pub names: Vec<&'a [u8]>,
+    pub live: usize,
+    pub slots: Vec<SlotView<'a>>,
+}
+
+/// One slot of a [`NodeView`].
+pub struct SlotView<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// The entry's field names are the node's: `strings` holds only its values.
+    pub same_fields: bool,
+    /// Field, value, field, value… (only the values when `same_fields`).
+    pub strings: Vec<&'a [u8]>,
+}
+
+/// One slot of a node read from a DUMP payload: its id, whether it is deleted, and its
+/// fields (field, value, …).
+pub type LoadedSlot = (StreamId, bool, Vec<Bytes>);
 
 /// What XADD/XTRIM trim to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -589,19 +679,13 @@ impl Stream {
 
     /// Appends an entry whose id is above the last id.
     pub fn append(&mut self, id: StreamId, fields: &[Bytes]) {
-        // Sized as the entry packed whole, whatever is stored: the byte limit is Redis's
-        // estimate of an entry, so chunks close where its nodes do.
-        let varint_len = |v: usize| (usize::BITS - (v | 1).leading_zeros()).div_ceil(7) as usize;
-        let size = fields
-            .iter()
-            .map(|f| f.len() + varint_len(f.len()))
-            .sum::<usize>()
-            + varint_len(fields.len())
-            + 8;
+        // Redis closes a node when its listpack plus the new entry's raw field and value bytes
+        // would reach the limit.
+        let raw: usize = fields.iter().map(|f| f.len()).sum();
         let fits = self
             .chunks
             .back()
-            .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + size < NODE_MAX_BYTES);
+            .is_some_and(|c| c.slots < NODE_MAX_ENTRIES && c.bytes + raw < NODE_MAX_BYTES);
         if !fits {
             // A closed chunk never grows again: move it to an allocation of its size. (Not
             // `shrink_to_fit`: mimalloc keeps a block that shrinks by less than half, so a
@@ -609,14 +693,68 @@ impl Stream {
             if let Some(c) = self.chunks.back_mut() {
                 c.buf = c.buf.to_vec();
             }
-            self.chunks.push_back(Chunk::new(id, fields));
+            let names: Vec<Bytes> = fields.iter().step_by(2).cloned().collect();
+            self.chunks.push_back(Chunk::new(id, &names));
         }
         if let Some(c) = self.chunks.back_mut() {
-            c.push(id, fields, size);
+            c.push(id, fields);
         }
         self.len += 1;
         self.last_id = id;
         self.entries_added += 1;
+    }
+
+    /// The chunks as Redis's listpack nodes (DUMP), in order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.chunks.iter().map(|c| NodeView {
+            master: c.master,
+            names: unpack_list(&c.names),
+            live: c.live,
+            slots: c
+                .slots()
+                .map(|s| SlotView {
+                    id: s.id,
+                    deleted: s.deleted,
+                    same_fields: s.fields.names.is_some(),
+                    strings: unpack_list(s.fields.data),
+                })
+                .collect(),
+        })
+    }
+
+    /// Appends a node read from a DUMP payload as one chunk, keeping its deleted slots so
+    /// trimming and XINFO see the node Redis had. `None` (nothing changed) unless the node has
+    /// a live entry, its ids rise strictly from `master` and lie above every id already here.
+    /// The caller sets the id bookkeeping (last id, entries added, max deleted id) afterwards.
+    pub fn load_node(&mut self, master: StreamId, names: &[Bytes], slots: &[LoadedSlot]) -> Option<()> {
+        if !slots.iter().any(|(_, deleted, _)| !deleted) {
+            return None;
+        }
+        if self.last_slot_id().is_some_and(|f| master <= f) || slots[0].0 < master {
+            return None;
+        }
+        if slots.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return None;
+        }
+        let mut chunk = Chunk::new(master, names);
+        let mut deleted = Vec::new();
+        for (id, dead, fields) in slots {
+            if *dead {
+                deleted.push(chunk.buf.len());
+            }
+            chunk.push(*id, fields);
+        }
+        chunk.mark_deleted(&deleted);
+        // Sized to its contents, as a closed chunk is (see `append`).
+        chunk.buf = chunk.buf.to_vec();
+        self.len += chunk.live;
+        self.chunks.push_back(chunk);
+        Some(())
+    }
+
+    /// The id of the last slot, deleted or not: anything appended must lie above it.
+    pub fn last_slot_id(&self) -> Option<StreamId> {
+        self.chunks.back().and_then(|c| c.slots().last()).map(|s| s.id)
     }
 
     /// Index of the chunk that would hold `id`.
@@ -780,17 +918,19 @@ impl Stream {
             return Some(0);
         }
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(g.last_id) {
-            return Some(self.entries_added as i64 - g.entries_read);
+            return Some((self.entries_added as i64).wrapping_sub(g.entries_read));
         }
         let read = self.entries_read_at(g.last_id);
-        (read != INVALID_ENTRIES_READ).then(|| self.entries_added as i64 - read)
+        (read != INVALID_ENTRIES_READ).then(|| (self.entries_added as i64).wrapping_sub(read))
     }
 
     /// Moves `group`'s last-delivered id to `id` (an entry it delivers), keeping its
     /// entries-read counter as Redis does.
     fn advance_group(&self, g: &mut Group, id: StreamId) {
         if g.entries_read != INVALID_ENTRIES_READ && !self.has_tombstones_from(id) {
-            g.entries_read += 1;
+            // Wrapping as Redis's counter does: XGROUP … ENTRIESREAD and RESTORE accept any
+            // count up to 2^63 - 1, and one more read must not abort the server.
+            g.entries_read = g.entries_read.wrapping_add(1);
         } else if self.entries_added > 0 {
             g.entries_read = self.entries_read_at(id);
         }
@@ -1098,6 +1238,31 @@ mod tests {
         );
         assert_eq!(StreamId::new(1, u64::MAX).next(), Some(StreamId::new(2, 0)));
         assert_eq!(StreamId::MAX.next(), None);
+    }
+
+    #[test]
+    fn listpack_sizes_follow_redis_encodings() {
+        for (e, n) in [
+            ("0", Some(0)),
+            ("-0", None),
+            ("007", None),
+            ("-12", Some(-12)),
+            ("+1", None),
+        ] {
+            assert_eq!(canonical_int(e.as_bytes()), n, "{e}");
+        }
+        assert_eq!(canonical_int(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(canonical_int(b"9223372036854775808"), None);
+        // 7-bit, 13-bit, 16, 24, 32 and 64-bit integers, then 6-bit, 12-bit and 32-bit
+        // string lengths, each with its back-length.
+        let sizes: Vec<usize> = ["127", "-4096", "32767", "8388607", "-2147483648", "2147483648"]
+            .iter()
+            .map(|e| lp_size(e.as_bytes()))
+            .collect();
+        assert_eq!(sizes, [2, 3, 4, 5, 6, 10]);
+        assert_eq!(lp_size(&[b'x'; 63]), 65);
+        assert_eq!(lp_size(&[b'x'; 64]), 67);
+        assert_eq!(lp_size(&[b'x'; 4096]), 4103);
     }
 
     #[test]
