@@ -285,7 +285,9 @@ fn the_node_scales_consumers_of_a_stream_group() {
         &worker,
     ]);
     let client = redis::Client::open(node.url()).expect("url");
-    let mut c = client.get_connection_with_timeout(Duration::from_secs(10)).expect("connect");
+    let mut c = client
+        .get_connection_with_timeout(Duration::from_secs(10))
+        .expect("connect");
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let _: () = redis::cmd("XGROUP")
         .arg(&["CREATE", "jobs", "workers", "$", "MKSTREAM"])
@@ -307,7 +309,10 @@ fn the_node_scales_consumers_of_a_stream_group() {
         (int(&g["lag"]) == 0 && int(&g["pending"]) == 0).then_some(())
     });
     let consumers = int(&group(&mut c)["consumers"]);
-    assert!(consumers >= 3, "only {consumers} consumers were started for 300 entries");
+    assert!(
+        consumers >= 3,
+        "only {consumers} consumers were started for 300 entries"
+    );
     let stats: std::collections::HashMap<String, std::collections::HashMap<String, String>> =
         redis::cmd("QSTATS").arg("jobs").query(&mut c).unwrap();
     assert_eq!(stats["jobs@workers"]["acked_total"], "300", "{stats:?}");

@@ -16,11 +16,13 @@ pub fn to_group(pgid: u32, signal: i32) -> bool {
     unsafe { libc::kill(-pgid, signal) == 0 }
 }
 
-/// Asks the kernel to send SIGTERM to the calling process when its parent (the node) dies,
-/// so workers do not outlive a node that was killed. For `pre_exec`: async-signal-safe.
-pub fn terminate_with_parent() -> std::io::Result<()> {
+/// Asks the kernel to kill the calling process when its parent (the node) dies, so workers
+/// do not outlive a node that was killed. SIGKILL, not SIGTERM: the broker died with the node,
+/// so there is no job to finish, and a worker told to stop gracefully may instead retry its
+/// connection forever (RQ's does). For `pre_exec`: async-signal-safe.
+pub fn die_with_parent() -> std::io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes plain integers and touches no memory of ours.
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0) };
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
     if rc == 0 {
         Ok(())
     } else {
@@ -31,7 +33,7 @@ pub fn terminate_with_parent() -> std::io::Result<()> {
 pub const SIGTERM: i32 = libc::SIGTERM;
 pub const SIGKILL: i32 = libc::SIGKILL;
 
-/// `sh -c line` in a process group of its own (its id is the child's pid), terminated if the
+/// `sh -c line` in a process group of its own (its id is the child's pid), killed if the
 /// node dies.
 pub fn shell_command(line: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("sh");
@@ -39,7 +41,7 @@ pub fn shell_command(line: &str) -> tokio::process::Command {
     // SAFETY: the closure runs between fork and exec and only makes one async-signal-safe
     // system call.
     unsafe {
-        cmd.pre_exec(terminate_with_parent);
+        cmd.pre_exec(die_with_parent);
     }
     cmd
 }
