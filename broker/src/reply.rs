@@ -402,6 +402,8 @@ pub mod msg {
     pub const XREADGROUP_MISSING_GROUP: &str = "ERR Missing GROUP option for XREADGROUP";
     pub const XREADGROUP_DOLLAR: &str = "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.";
     pub const XREAD_GT_ID: &str = "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.";
+    /// To a client blocked in XREADGROUP whose stream was deleted or replaced.
+    pub const XREADGROUP_STREAM_GONE: &str = "UNBLOCKED the stream key no longer exists";
     pub const XREADGROUP_GROUP_GONE: &str =
         "NOGROUP the consumer group this client was blocked on no longer exists";
     pub const XGROUP_NO_KEY: &str = "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.";

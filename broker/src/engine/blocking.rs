@@ -56,11 +56,41 @@ pub struct Blocking {
     pub(super) waiters: Map<u64, Waiter>,
     pub(super) by_key: Map<(usize, Bytes), VecDeque<u64>>,
     pub(super) ready: Vec<(usize, Bytes)>,
+    /// Waiters blocked in XREADGROUP (so that writes check for them only when there are).
+    group_readers: usize,
+}
+
+pub(super) fn is_group_read(op: &BlockOp) -> bool {
+    matches!(op, BlockOp::Stream(wait) if wait.group.is_some())
 }
 
 impl Blocking {
     pub fn blocked_clients(&self) -> usize {
         self.waiters.len()
+    }
+
+    /// Whether a client is blocked in XREADGROUP on `key` (it must learn when the stream goes).
+    pub(super) fn has_group_readers(&self, db: usize, key: &[u8]) -> bool {
+        if self.group_readers == 0 {
+            return false;
+        }
+        let Some(ids) = self.by_key.get(&(db, Bytes::copy_from_slice(key))) else {
+            return false;
+        };
+        ids.iter()
+            .any(|id| self.waiters.get(id).is_some_and(|w| is_group_read(&w.op)))
+    }
+
+    /// The keys of `db` (or of every database) clients are blocked in XREADGROUP on.
+    pub(super) fn group_read_keys(&self, db: Option<usize>) -> Vec<(usize, Bytes)> {
+        if self.group_readers == 0 {
+            return Vec::new();
+        }
+        self.by_key
+            .keys()
+            .filter(|(d, k)| db.is_none_or(|x| x == *d) && self.has_group_readers(*d, k))
+            .cloned()
+            .collect()
     }
 
     pub fn has_waiters(&self, db: usize, key: &Bytes) -> bool {
@@ -81,6 +111,7 @@ impl Engine {
             queues.counters(waiter.db, k).blocked_delta(1);
         }
         let (client, keys) = (waiter.client, waiter.keys.clone());
+        b.group_readers += usize::from(is_group_read(&waiter.op));
         b.waiters.insert(id, waiter);
         queues.emit(|| QueueEvent::Blocked { client, queues: keys });
         id
@@ -119,6 +150,7 @@ impl Engine {
     pub(super) fn take_waiter(&mut self, id: u64) -> Option<Waiter> {
         let b = &mut self.blocking;
         let w = b.waiters.remove(&id)?;
+        b.group_readers -= usize::from(is_group_read(&w.op));
         for k in &w.keys {
             let slot = (w.db, k.clone());
             if let Some(q) = b.by_key.get_mut(&slot) {

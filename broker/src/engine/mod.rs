@@ -229,6 +229,11 @@ impl Engine {
     pub fn touch(&mut self, db: usize, key: &[u8]) {
         self.dirty += 1;
         self.watches.touch(db, key);
+        // A write may have deleted or replaced a stream that clients read in XREADGROUP:
+        // they get a look, and an error if it is gone (as Redis 7.0 answers them).
+        if self.blocking.has_group_readers(db, key) {
+            self.blocking.ready.push((db, Bytes::copy_from_slice(key)));
+        }
     }
 
     pub fn watch(&mut self, db: usize, key: Bytes, flag: &Arc<AtomicBool>) {
@@ -346,6 +351,8 @@ impl Engine {
         let keyspace = &self.keyspace;
         self.watches
             .touch_all(db, |d, key| keyspace[d].map.contains_key(key));
+        let group_read = self.blocking.group_read_keys(db);
+        self.blocking.ready.extend(group_read);
         self.keyspace.clear(db);
     }
 

@@ -17,9 +17,11 @@ impl Engine {
     }
 
     /// Serves the clients blocked on `key` in XREAD/XREADGROUP that its stream can now
-    /// answer, oldest first. False if `key` holds no stream (the list waiters' turn).
+    /// answer, oldest first. False if `key` holds no stream (the list waiters' turn): then
+    /// XREADGROUP's clients are told the stream is gone, XREAD's keep waiting, as in Redis.
     pub(super) fn serve_stream_waiters(&mut self, db: usize, key: &Bytes) -> bool {
         if !matches!(self.keyspace[db].map.get(key), Some(Value::Stream(_))) {
+            self.unblock_group_readers(db, key);
             return false;
         }
         let queued: Vec<u64> = self
@@ -53,6 +55,30 @@ impl Engine {
             let _ = w.tx.send(reply);
         }
         true
+    }
+
+    /// Answers the clients blocked in XREADGROUP on `key`, which no longer holds a stream.
+    fn unblock_group_readers(&mut self, db: usize, key: &Bytes) {
+        let queued: Vec<u64> = match self.blocking.by_key.get(&(db, key.clone())) {
+            Some(q) => q.iter().copied().collect(),
+            None => return,
+        };
+        for id in queued {
+            let group_read = self
+                .blocking
+                .waiters
+                .get(&id)
+                .is_some_and(|w| super::blocking::is_group_read(&w.op));
+            if !group_read {
+                continue;
+            }
+            if let Some(w) = self.take_waiter(id) {
+                self.keyspace
+                    .queues
+                    .emit(|| QueueEvent::Unblocked { client: w.client });
+                let _ = w.tx.send(Reply::error(msg::XREADGROUP_STREAM_GONE));
+            }
+        }
     }
 
     /// The reply for a waiter if the stream at `key` (its `index`th key) has something for
