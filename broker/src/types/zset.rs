@@ -245,24 +245,24 @@ impl ZSet {
     /// Redis's canonical scores (no NaN).
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
         if let Repr::Packed(p) = &mut self.repr {
-            // The small encoding keeps scores as Redis's listpack does: as text, where -0 is 0.
-            let score = if score == 0.0 { 0.0 } else { score };
+            // The small encoding keeps scores as Redis's listpack does: as text, where -0 is
+            // 0. A member that converts the set goes to the large encoding as it is.
+            let packed_score = if score == 0.0 { 0.0 } else { score };
             if let Some(e) = p.find(member) {
                 let old = e.score;
-                if old.to_bits() != score.to_bits() {
+                if old.to_bits() != packed_score.to_bits() {
                     let span = e.start..e.end;
                     p.splice(span, &[]);
                     p.count -= 1;
-                    p.insert(member, score);
+                    p.insert(member, packed_score);
                 }
                 return Some(old);
             }
             if member.len() <= MAX_LISTPACK_VALUE && p.len() < MAX_LISTPACK_ENTRIES {
-                p.insert(member, score);
+                p.insert(member, packed_score);
                 return None;
             }
             self.convert_to_large();
-            return self.insert(member, score);
         }
         match &mut self.repr {
             Repr::Chunked(c) => c.insert(member, score),
