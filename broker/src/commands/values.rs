@@ -114,7 +114,7 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
             let entries = z
                 .iter()
                 .zip(&scores)
-                .flat_map(|((m, _), s)| [&m[..], s.as_bytes()]);
+                .flat_map(|((m, _), s)| [m, s.as_bytes()]);
             ROBJ + jemalloc_class(listpack_size(entries))
         }
         Value::ZSet(z) => {

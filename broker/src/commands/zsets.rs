@@ -863,7 +863,7 @@ pub fn zscan(ctx: &mut Ctx) -> Outcome {
         if pattern.as_ref().is_some_and(|p| !glob_match(p, m, false)) {
             continue;
         }
-        out.push(Reply::bulk(&m[..]));
+        out.push(Reply::bulk(m));
         out.push(Reply::bulk(crate::reply::format_double(s)));
     }
     Reply::Array(vec![Reply::bulk("0"), Reply::Array(out)]).into()
