@@ -796,8 +796,14 @@ pub fn zrandmember(ctx: &mut Ctx) -> Outcome {
     if let Err(e) = super::args::check_repeated_picks(count) {
         return e.into();
     }
-    let items = if count < 0 {
-        // With repetitions, in random order.
+    let items = if count < 0 && count.unsigned_abs() as usize >= len {
+        // With repetitions, in random order; this many picks copy the set once and pick from
+        // the copy (finding one rank walks a small set from its start).
+        let all = z.range(0, len);
+        (0..count.unsigned_abs())
+            .map(|_| all[rng.gen_range(0..len)].clone())
+            .collect()
+    } else if count < 0 {
         (0..count.unsigned_abs())
             .map(|_| {
                 let r = rng.gen_range(0..len);

@@ -1,11 +1,14 @@
 //! Sorted sets: members ordered by (score, member bytes), with O(log n) rank positioning.
 //!
-//! Representation. Entries live in a list of sorted chunks (`chunks`), each a flat vector of
-//! `(score, member)`. A small set (at most [`MAX_LISTPACK_ENTRIES`] members, none longer than
-//! [`MAX_LISTPACK_VALUE`] bytes) is one chunk and nothing else, the counterpart of Redis's
-//! listpack: a score lookup scans it. Past either limit the set converts (for good, as Redis
-//! does) to the "skiplist" encoding: a member → score map for O(1) ZSCORE, and chunks of at
-//! most [`CHUNK`] entries, split when full and dropped when empty.
+//! Representation. A small set (at most [`MAX_LISTPACK_ENTRIES`] members, none longer than
+//! [`MAX_LISTPACK_VALUE`] bytes), the counterpart of Redis's listpack, is one byte buffer of
+//! exactly its size holding the entries in order, each a varint member length, the member and
+//! the score (one byte for a small integer): every operation walks it, as Redis walks its
+//! listpack. Many keys hold small sets, so each costs one allocation of a few bytes per member
+//! (10 two-byte members with integer scores: 40 bytes), not one per member. Past either limit
+//! the set converts (for good, as Redis does) to the "skiplist" encoding: a member → score map
+//! for O(1) ZSCORE, and sorted chunks of at most [`CHUNK`] `(score, member)` entries, split
+//! when full and dropped when empty.
 //!
 //! Cost in the large encoding (n members, B = [`CHUNK`]): locating a (score, member) or a
 //! score/lex bound is a binary search over the chunks' last entries then inside one chunk,
@@ -141,7 +144,7 @@ pub struct ZSet {
 enum Repr {
     /// "listpack": every entry in one buffer.
     Packed(Packed),
-    /// "skiplist". Boxed so that a small set, the common case for many keys, stays two words.
+    /// "skiplist". Boxed so that a small set, the common case for many keys, stays three words.
     Chunked(Box<Chunked>),
 }
 
