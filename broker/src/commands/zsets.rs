@@ -1132,5 +1132,19 @@ mod tests {
         assert_eq!(f(f64::NEG_INFINITY), "-inf");
         assert_eq!(f(0.0001), "0.0001");
         assert_eq!(f(-2.5), "-2.5");
+        // Integers, on both sides of the shortcut for those below 2^53.
+        assert_eq!(f(-7.0), "-7");
+        assert_eq!(f(1700000000123.0), "1700000000123");
+        assert_eq!(f(9007199254740991.0), "9007199254740991");
+        assert_eq!(f(9007199254740992.0), "9007199254740992");
+        assert_eq!(f(-9007199254740992.0), "-9007199254740992");
+        assert_eq!(f(1e16), "10000000000000000");
+        assert_eq!(f(1e17), "1e+17");
+        for n in [1i64, 12, 999, 1 << 40, (1 << 53) - 1] {
+            for v in [n, -n] {
+                let slow = format!("{:.prec$}", v as f64, prec = 0);
+                assert_eq!(f(v as f64), slow);
+            }
+        }
     }
 }
