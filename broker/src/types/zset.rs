@@ -229,10 +229,15 @@ impl ZSet {
         }
     }
 
-    fn convert_to_large(&mut self) {
+    /// The large encoding, converting to it first if the set is small.
+    fn convert_to_large(&mut self) -> &mut Chunked {
         if let Repr::Packed(p) = &self.repr {
             let all = p.iter().map(|e| (e.score, Arc::from(e.member))).collect();
             self.repr = Repr::Chunked(Box::new(Chunked::from_sorted(all)));
+        }
+        match &mut self.repr {
+            Repr::Chunked(c) => c,
+            Repr::Packed(_) => unreachable!("converted just above"),
         }
     }
 
@@ -265,12 +270,8 @@ impl ZSet {
                 p.insert(member, packed_score);
                 return None;
             }
-            self.convert_to_large();
         }
-        match &mut self.repr {
-            Repr::Chunked(c) => c.insert(member, score),
-            Repr::Packed(_) => None,
-        }
+        self.convert_to_large().insert(member, score)
     }
 
     /// Removes `member`; returns its score.
