@@ -217,14 +217,14 @@ impl ZSet {
     pub fn shrink_if_fits(&mut self) {
         if let Repr::Chunked(c) = &self.repr {
             if c.len <= MAX_LISTPACK_ENTRIES && c.members.keys().all(|m| m.len() <= MAX_LISTPACK_VALUE) {
-                let mut p = Packed::default();
                 let mut buf = Vec::new();
                 for (s, m) in c.chunks.iter().flatten() {
                     put_entry(&mut buf, m, *s);
                 }
-                p.buf = buf.into_boxed_slice();
-                p.count = c.len as u32;
-                self.repr = Repr::Packed(p);
+                self.repr = Repr::Packed(Packed {
+                    buf: buf.into_boxed_slice(),
+                    count: c.len as u32,
+                });
             }
         }
     }
@@ -260,8 +260,7 @@ impl ZSet {
                 let old = e.score;
                 if old.to_bits() != packed_score.to_bits() {
                     let span = e.start..e.end;
-                    p.splice(span, &[]);
-                    p.count -= 1;
+                    p.remove(span, 1);
                     p.insert(member, packed_score);
                 }
                 return Some(old);
@@ -280,8 +279,7 @@ impl ZSet {
             Repr::Packed(p) => {
                 let e = p.find(member)?;
                 let (score, span) = (e.score, e.start..e.end);
-                p.splice(span, &[]);
-                p.count -= 1;
+                p.remove(span, 1);
                 Some(score)
             }
             Repr::Chunked(c) => c.remove(member),
@@ -408,8 +406,7 @@ impl ZSet {
                 }
                 let from = p.iter().nth(start).map_or(p.buf.len(), |e| e.start);
                 let to = p.iter().nth(start + gone.len()).map_or(p.buf.len(), |e| e.start);
-                p.splice(from..to, &[]);
-                p.count -= gone.len() as u32;
+                p.remove(from..to, gone.len());
             }
             Repr::Chunked(c) => {
                 for (m, s) in &gone {
@@ -582,6 +579,12 @@ impl Packed {
         v.reserve_exact(with.len().saturating_sub(span.len()));
         v.splice(span, with.iter().copied());
         self.buf = v.into_boxed_slice();
+    }
+
+    /// Removes the `n` entries that occupy the bytes in `span`.
+    fn remove(&mut self, span: std::ops::Range<usize>, n: usize) {
+        self.splice(span, &[]);
+        self.count -= n as u32;
     }
 
     /// Adds an entry for a member not in the set, at its place in the order.
