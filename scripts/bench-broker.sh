@@ -6,6 +6,7 @@
 # usage: scripts/bench-broker.sh [requests (default 200000)] [clients (default 50)] [rounds (default 3)]
 #        ONLY=persistence RECOVERY_ELEMENTS=8000000 scripts/bench-broker.sh   (the append-only file part alone)
 #        ONLY=throughput TESTS=hset,sadd,zadd,zpopmin,spop,xadd scripts/bench-broker.sh   (one table, other commands)
+#        ONLY=zsets scripts/bench-broker.sh   (sorted-set memory alone)
 # Each round runs redis-server then autoscale-node; the table shows the median of the rounds, so
 # machine noise hits both sides alike.
 set -euo pipefail
@@ -27,6 +28,49 @@ trap 'kill $RPID $OPID 2>/dev/null || true' EXIT
 wait_up "$RP"; wait_up "$OP"
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Sorted-set memory (ONLY=zsets): resident growth of fresh servers filled with 100,000 sets of
+# 10 members (m0…m9, scores 0…9: small sets, Redis's listpacks) and with one set of 1,000,000
+# members (member:<i>, score i), in batches of 100 commands that wait for their replies.
+if [ "${ONLY:-all}" = zsets ]; then
+  zfill() {
+    python3 - "$1" "$2" <<'PY'
+import socket, sys
+port, shape = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port))
+def command(args):
+    parts = [str(a).encode() for a in args]
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+if shape == "small":
+    cmds = [command(["ZADD", "zs:%d" % i] + [x for j in range(10) for x in (j, "m%d" % j)]) for i in range(100000)]
+else:
+    cmds = [command(["ZADD", "zbig"] + [x for j in range(i, i + 100) for x in (j, "member:%d" % j)]) for i in range(0, 1000000, 100)]
+for i in range(0, len(cmds), 100):
+    batch = cmds[i:i + 100]
+    s.sendall(b"".join(batch))
+    buf = b""
+    while buf.count(b"\r\n") < len(batch):
+        buf += s.recv(65536)
+PY
+  }
+  zrss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+  echo "| sorted sets | redis-server growth (MiB) | autoscale-node growth (MiB) | ratio | redis-server RSS (MiB) | autoscale-node RSS (MiB) |"
+  echo "|---|---|---|---|---|---|"
+  for shape in small big; do
+    kill $RPID $OPID 2>/dev/null; wait $RPID $OPID 2>/dev/null || true
+    RP=$(free_port); redis-server --port "$RP" --save "" --appendonly no --bind 127.0.0.1 >/dev/null & RPID=$!
+    OP=$(free_port); "$BIN" serve --port "$OP" --http-port 0 >/dev/null 2>&1 & OPID=$!
+    wait_up "$RP"; wait_up "$OP"; sleep 0.5
+    r0=$(zrss $RPID); o0=$(zrss $OPID)
+    zfill "$RP" $shape; zfill "$OP" $shape; sleep 0.5
+    r1=$(zrss $RPID); o1=$(zrss $OPID)
+    [ $shape = small ] && name="100,000 × 10 members" || name="1 × 1,000,000 members"
+    printf '| %s (%s) | %.1f | %.1f | %.2f | %.1f | %.1f |\n' "$name" "$(redis-cli -p "$OP" OBJECT ENCODING "$([ $shape = small ] && echo zs:7 || echo zbig)")" \
+      "$(echo "($r1-$r0)/1024" | bc -l)" "$(echo "($o1-$o0)/1024" | bc -l)" "$(echo "($o1-$o0)/($r1-$r0)" | bc -l)" \
+      "$(echo "$r1/1024" | bc -l)" "$(echo "$o1/1024" | bc -l)"
+  done
+  exit 0
+fi
 # ONLY=persistence skips to the append-only file section at the end.
 if [ "${ONLY:-all}" != persistence ]; then
 # One pass of redis-benchmark --csv; prints "test,rps" lines.

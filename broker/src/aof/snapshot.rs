@@ -23,8 +23,9 @@ enum Copied {
     Set(Set),
     /// Streams are copied whole (entries hold packed fields, not shared `Bytes`).
     Stream(Box<crate::types::stream::Stream>),
-    /// Members (shared with the live set: a counter increment each) with their scores, in order.
-    ZSet(Vec<(std::sync::Arc<[u8]>, f64)>),
+    /// The packed buffer of a small set; a large one's members shared with the live set (a
+    /// counter increment each).
+    ZSet(crate::types::zset::Entries),
 }
 
 /// The keyspace at one instant: `(database, key, value, expiry in Unix ms)`.
@@ -58,7 +59,7 @@ impl Snapshot {
                     Value::Hash(h) => Copied::Hash(h.duplicate()),
                     Value::Set(s) => Copied::Set(s.duplicate()),
                     Value::Stream(s) => Copied::Stream(Box::new(s.duplicate())),
-                    Value::ZSet(z) => Copied::ZSet(z.iter().map(|(m, s)| (m.clone(), s)).collect()),
+                    Value::ZSet(z) => Copied::ZSet(z.entries()),
                 };
                 entries.push((db, key.clone(), copied, expiry));
             }
@@ -130,12 +131,12 @@ impl Snapshot {
                     // `%.17g` scores read back as the same double.
                     let scores: Vec<String> = entries
                         .iter()
-                        .map(|(_, s)| crate::reply::format_double(*s))
+                        .map(|(_, s)| crate::reply::format_double(s))
                         .collect();
                     let pairs = entries
                         .iter()
                         .zip(&scores)
-                        .map(|((m, _), s)| vec![s.as_bytes(), &m[..]]);
+                        .map(|((m, _), s)| vec![s.as_bytes(), m]);
                     write_batched(out, &mut buf, b"ZADD", key, pairs)?;
                     pexpireat(&mut buf, key, *expiry);
                 }

@@ -111,10 +111,7 @@ pub fn memory_usage(key: &[u8], value: &Value, samples: usize) -> u64 {
         Value::Stream(st) => ROBJ + stream_size(st, samples),
         Value::ZSet(z) if z.encoding() == "listpack" => {
             let scores: Vec<String> = z.iter().map(|(_, s)| crate::reply::format_double(s)).collect();
-            let entries = z
-                .iter()
-                .zip(&scores)
-                .flat_map(|((m, _), s)| [&m[..], s.as_bytes()]);
+            let entries = z.iter().zip(&scores).flat_map(|((m, _), s)| [m, s.as_bytes()]);
             ROBJ + jemalloc_class(listpack_size(entries))
         }
         Value::ZSet(z) => {

@@ -798,8 +798,14 @@ pub fn zrandmember(ctx: &mut Ctx) -> Outcome {
     if let Err(e) = super::args::check_repeated_picks(count) {
         return e.into();
     }
-    let items = if count < 0 {
-        // With repetitions, in random order.
+    let items = if count < 0 && count.unsigned_abs() as usize >= len {
+        // With repetitions, in random order; this many picks copy the set once and pick from
+        // the copy (finding one rank walks a small set from its start).
+        let all = z.range(0, len);
+        (0..count.unsigned_abs())
+            .map(|_| all[rng.gen_range(0..len)].clone())
+            .collect()
+    } else if count < 0 {
         (0..count.unsigned_abs())
             .map(|_| {
                 let r = rng.gen_range(0..len);
@@ -865,7 +871,7 @@ pub fn zscan(ctx: &mut Ctx) -> Outcome {
         if pattern.as_ref().is_some_and(|p| !glob_match(p, m, false)) {
             continue;
         }
-        out.push(Reply::bulk(&m[..]));
+        out.push(Reply::bulk(m));
         out.push(Reply::bulk(crate::reply::format_double(s)));
     }
     Reply::Array(vec![Reply::bulk("0"), Reply::Array(out)]).into()
@@ -1128,5 +1134,19 @@ mod tests {
         assert_eq!(f(f64::NEG_INFINITY), "-inf");
         assert_eq!(f(0.0001), "0.0001");
         assert_eq!(f(-2.5), "-2.5");
+        // Integers, on both sides of the shortcut for those below 2^53.
+        assert_eq!(f(-7.0), "-7");
+        assert_eq!(f(1700000000123.0), "1700000000123");
+        assert_eq!(f(9007199254740991.0), "9007199254740991");
+        assert_eq!(f(9007199254740992.0), "9007199254740992");
+        assert_eq!(f(-9007199254740992.0), "-9007199254740992");
+        assert_eq!(f(1e16), "10000000000000000");
+        assert_eq!(f(1e17), "1e+17");
+        for n in [1i64, 12, 999, 1 << 40, (1 << 53) - 1] {
+            for v in [n, -n] {
+                let slow = format!("{:.prec$}", v as f64, prec = 0);
+                assert_eq!(f(v as f64), slow);
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ pub struct Pack {
     count: usize,
 }
 
-fn put_len(buf: &mut Vec<u8>, mut n: usize) {
+/// Appends `n` as a LEB128 varint (the length prefix of an entry).
+pub(super) fn put_len(buf: &mut Vec<u8>, mut n: usize) {
     loop {
         let byte = (n & 0x7f) as u8;
         n >>= 7;
@@ -19,6 +20,20 @@ fn put_len(buf: &mut Vec<u8>, mut n: usize) {
         }
         buf.push(byte | 0x80);
     }
+}
+
+/// Reads the LEB128 varint at `pos`: its value and where the bytes after it start.
+pub(super) fn read_len(buf: &[u8], pos: usize) -> (usize, usize) {
+    let (mut n, mut shift, mut p) = (0usize, 0u32, pos);
+    while let Some(&b) = buf.get(p) {
+        n |= usize::from(b & 0x7f) << shift;
+        p += 1;
+        shift += 7;
+        if b & 0x80 == 0 {
+            break;
+        }
+    }
+    (n, p)
 }
 
 fn encoded(item: &[u8]) -> Vec<u8> {
@@ -39,15 +54,7 @@ impl Pack {
 
     /// The entry starting at byte `pos`: its bytes and where the next entry starts.
     fn entry_at(&self, pos: usize) -> (&[u8], usize) {
-        let (mut len, mut shift, mut p) = (0usize, 0u32, pos);
-        while let Some(&b) = self.buf.get(p) {
-            len |= usize::from(b & 0x7f) << shift;
-            p += 1;
-            shift += 7;
-            if b & 0x80 == 0 {
-                break;
-            }
-        }
+        let (len, p) = read_len(&self.buf, pos);
         let end = (p + len).min(self.buf.len());
         (&self.buf[p..end], end)
     }
