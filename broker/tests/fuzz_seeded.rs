@@ -95,17 +95,29 @@ fn run(
     let watchdog = Watchdog::start();
     let started = Instant::now();
     let mut ran = 0;
+    // The slowest inputs, reported so that a generator change that makes some inputs costly
+    // shows up before it shows up as CI time.
+    let mut slowest: Vec<(Duration, u64)> = Vec::new();
     for i in range {
         watchdog.enter(format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})"));
         let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
+        let case_started = Instant::now();
         if let Err(finding) = one(&mut c) {
             panic!("{finding}\nreproduce: FUZZ_SEED={base} FUZZ_ONLY={i} cargo test -p broker --test fuzz_seeded {target}");
         }
+        slowest.push((case_started.elapsed(), i));
+        slowest.sort_unstable_by(|a, b| b.cmp(a));
+        slowest.truncate(3);
         ran += 1;
     }
+    let slowest: Vec<String> = slowest
+        .iter()
+        .map(|(d, i)| format!("case {i} {:.2} s", d.as_secs_f64()))
+        .collect();
     eprintln!(
-        "{target}: {ran} inputs in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "{target}: {ran} inputs in {:.1} s; slowest: {}",
+        started.elapsed().as_secs_f64(),
+        slowest.join(", ")
     );
     ran
 }

@@ -7,6 +7,7 @@
 //!
 //! `FUZZ_SEED` and `FUZZ_CASES` work as in `fuzz_seeded.rs`.
 
+use broker::harness::families;
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, ParserCase};
 use broker::harness::{count_replies, Choices, RngChoices};
@@ -32,11 +33,14 @@ fn multibulk(args: &[Bytes], out: &mut Vec<u8>) {
 
 /// Commands that would stop the server from serving the next session are left out:
 /// `CONFIG SET` (a password, `maxclients 0`, a one-second idle timeout) — the in-process
-/// targets run it and restore the configuration instead — and `SHUTDOWN`, which stops the
-/// server as asked (tests/scripting.rs covers it).
+/// targets run it and restore the configuration instead — except of the parameters that
+/// cannot (keyspace events, encoding thresholds), and `SHUTDOWN`, which stops the server as
+/// asked (tests/scripting.rs covers it).
 fn allowed(args: &[Bytes]) -> bool {
-    let config_set =
-        args.len() >= 2 && args[0].eq_ignore_ascii_case(b"config") && args[1].eq_ignore_ascii_case(b"set");
+    let config_set = args.len() >= 2
+        && args[0].eq_ignore_ascii_case(b"config")
+        && args[1].eq_ignore_ascii_case(b"set")
+        && !families::is_harmless_config_set(args);
     let shutdown = args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"shutdown"));
     !(config_set || shutdown)
 }
