@@ -102,8 +102,15 @@ fn run(
         watchdog.enter(format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})"));
         let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
         let case_started = Instant::now();
-        if let Err(finding) = one(&mut c) {
-            panic!("{finding}\nreproduce: FUZZ_SEED={base} FUZZ_ONLY={i} cargo test -p broker --test fuzz_seeded {target}");
+        let reproduce =
+            format!("FUZZ_SEED={base} FUZZ_ONLY={i} cargo test -p broker --test fuzz_seeded {target}");
+        // A panic in the broker is a finding too: name the input that caused it.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(&mut c))) {
+            Ok(Ok(())) => {}
+            Ok(Err(finding)) => panic!("{finding}\nreproduce: {reproduce}"),
+            Err(_) => panic!(
+                "{target} case {i} panicked (its message is above)\nreproduce: FUZZ_TRACE=1 {reproduce} -- --nocapture"
+            ),
         }
         slowest.push((case_started.elapsed(), i));
         slowest.sort_unstable_by(|a, b| b.cmp(a));
@@ -160,4 +167,56 @@ fn lua() {
         targets::run_session("lua", &mut h, &session)
     });
     assert!(ran > 0);
+}
+
+/// Inputs the fuzzer found that crashed the broker, replayed one command at a time with the
+/// replies redis-server 7.0.15 gives.
+mod found {
+    use broker::harness::Harness;
+    use broker::BrokerConfig;
+    use bytes::Bytes;
+
+    fn run(h: &mut Harness, client: usize, line: &str) -> String {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let reply = h.execute(client, &args);
+        h.check_invariants().unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    fn stream_with_a_pending_entry() -> (Harness, usize) {
+        let mut h = Harness::new(BrokerConfig::default());
+        let c = h.connect();
+        run(&mut h, c, "XADD x 1-1 f v");
+        run(&mut h, c, "XGROUP CREATE x g 0");
+        run(&mut h, c, "XREADGROUP GROUP g c STREAMS x >");
+        (h, c)
+    }
+
+    /// `now - idle` overflowed (a panic in a debug build); Redis clamps a delivery time
+    /// outside 0..=now to now.
+    #[test]
+    fn xclaim_idle_of_i64_min_is_clamped_to_now() {
+        let (mut h, c) = stream_with_a_pending_entry();
+        let reply = run(&mut h, c, "XCLAIM x g c2 0 1-1 IDLE -9223372036854775808 JUSTID");
+        assert_eq!(reply, "*1\r\n$3\r\n1-1\r\n");
+        let reply = run(&mut h, c, "XCLAIM x g c3 0 1-1 IDLE 9223372036854775807 JUSTID");
+        assert_eq!(reply, "*1\r\n$3\r\n1-1\r\n");
+        let pending = run(&mut h, c, "XPENDING x g - + 10");
+        assert!(pending.contains("$2\r\nc3\r\n"), "{pending}");
+        h.check_answers().unwrap();
+    }
+
+    /// `samples * 100` overflowed for a stream (a panic in a debug build); any count past
+    /// the stream's length samples all of it, as 0 does.
+    #[test]
+    fn memory_usage_of_a_stream_with_i64_max_samples() {
+        let (mut h, c) = stream_with_a_pending_entry();
+        let all = run(&mut h, c, "MEMORY USAGE x SAMPLES 0");
+        assert!(all.starts_with(':'), "{all}");
+        assert_eq!(run(&mut h, c, "MEMORY USAGE x SAMPLES 9223372036854775807"), all);
+        h.check_answers().unwrap();
+    }
 }

@@ -341,15 +341,23 @@ pub fn dispatch_session(c: &mut impl Choices, max_steps: usize, opts: Options) -
         let pick = c.below(3);
         let command = grammar::command(c, 0, opts);
         let waits = blocked_key(&command);
-        if let Some((key, Waits::Group(group))) = &waits {
-            // A group to read from, most of the time, so that the read can block at all.
+        if let Some((key, group)) = group_of(&command) {
+            // A group with a delivered entry, most of the time, so that acks, claims and
+            // pending lists have something to work on (and a read something to block for).
             if c.chance(50) {
                 let from: &'static [u8] = if c.chance(50) { b"$" } else { b"0" };
-                let create = ["XGROUP", "CREATE"].map(|w| Bytes::from_static(w.as_bytes()));
-                let mut args = create.to_vec();
-                args.extend([key.clone(), group.clone(), Bytes::from_static(from)]);
-                args.push(Bytes::from_static(b"MKSTREAM"));
-                steps.push((pick, args));
+                let f = Bytes::from_static(b"f");
+                let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+                let (star, gt) = (word("*"), word(">"));
+                let element = Bytes::from(grammar::element(c));
+                steps.push((pick, vec![word("XADD"), key.clone(), star, f, element]));
+                let create = vec![word("XGROUP"), word("CREATE"), key.clone(), group.clone()];
+                steps.push((
+                    pick,
+                    [create, vec![Bytes::from_static(from), word("MKSTREAM")]].concat(),
+                ));
+                let read = vec![word("XREADGROUP"), word("GROUP"), group, word("c")];
+                steps.push((pick, [read, vec![word("STREAMS"), key, gt]].concat()));
             }
         }
         let is_fcall = command
@@ -375,7 +383,7 @@ pub fn dispatch_session(c: &mut impl Choices, max_steps: usize, opts: Options) -
                     let score = Bytes::from(c.below(5).to_string());
                     vec![Bytes::from_static(b"ZADD"), key, score, element]
                 }
-                Waits::Stream | Waits::Group(_) => {
+                Waits::Stream => {
                     let id = ["*", "*", "1-1", "$"];
                     let id = Bytes::from_static(c.pick(&id).as_bytes());
                     vec![
@@ -438,13 +446,26 @@ fn subscription(args: &[Bytes]) -> Option<(Bytes, &'static [u8])> {
     }
 }
 
+/// The stream key and group a consumer-group command works on.
+fn group_of(args: &[Bytes]) -> Option<(Bytes, Bytes)> {
+    let name = args.first()?.to_ascii_lowercase();
+    let (key, group) = match name.as_slice() {
+        b"xreadgroup" => {
+            let streams = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams"))?;
+            (streams + 1, 2)
+        }
+        b"xack" | b"xclaim" | b"xautoclaim" | b"xpending" => (1, 2),
+        b"xinfo" | b"xgroup" if args.len() > 3 => (2, 3),
+        _ => return None,
+    };
+    Some((args.get(key)?.clone(), args.get(group)?.clone()))
+}
+
 /// What a blocking command waits for.
 enum Waits {
     List,
     ZSet,
     Stream,
-    /// XREADGROUP, for this group.
-    Group(Bytes),
 }
 
 /// The first key a blocking command waits on, and for what, if it is one.
@@ -457,11 +478,7 @@ fn blocked_key(args: &[Bytes]) -> Option<(Bytes, Waits)> {
         b"bzmpop" => (3, Waits::ZSet),
         b"xread" | b"xreadgroup" => {
             let streams = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams"))?;
-            let waits = match args.get(2) {
-                Some(group) if name == b"xreadgroup" => Waits::Group(group.clone()),
-                _ => Waits::Stream,
-            };
-            (streams + 1, waits)
+            (streams + 1, Waits::Stream)
         }
         _ => return None,
     };
