@@ -17,6 +17,8 @@
 //!   [`payloads`]: real DUMP payloads and ways to damage them.
 //! - [`lua`]: Lua scripts built from random nested values, `redis.call`, `cjson`, `cmsgpack`,
 //!   `struct` and `bit`.
+//! - [`contained`]: runs a fuzz test in a child process with a capped address space, and
+//!   reports how it ended (a runaway allocation fails one test instead of the whole run).
 //! - [`targets`]: one function per fuzz target; each returns a [`Finding`] when a property
 //!   fails (a panic or an abort is a finding by itself).
 //!
@@ -33,6 +35,7 @@
 //! ```
 
 pub mod choices;
+pub mod contained;
 pub mod families;
 pub mod grammar;
 pub mod lua;

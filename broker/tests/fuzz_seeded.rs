@@ -7,11 +7,16 @@
 //! per target, overriding the defaults below), `FUZZ_ONLY` (run just that case number, for
 //! reproducing a failure), `FUZZ_TRACE=1` (print each
 //! session before it runs), `FUZZ_KNOWN_CRASHES=0` (leave out the inputs of the crashes found and fixed,
-//! see `broker::harness::lua::KNOWN_CRASHES`).
+//! see `broker::harness::lua::KNOWN_CRASHES`), `FUZZ_MEMORY_LIMIT_MB` (the child process's
+//! address-space cap, default 4096; 0 runs the inputs in the test process itself, uncapped).
+//!
+//! Each target runs in a child process (this test binary again, filtered to the one test) with
+//! its address space capped, so that a runaway allocation fails that test with a report naming
+//! the input instead of bringing in the kernel's OOM killer (`broker::harness::contained`).
 
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, Finding, ParserCase};
-use broker::harness::{Harness, RngChoices};
+use broker::harness::{contained, Harness, RngChoices};
 use broker::BrokerConfig;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +26,39 @@ use std::time::{Duration, Instant};
 /// A single input taking this long is a hang (the slowest take milliseconds in debug builds).
 const HANG_AFTER: Duration = Duration::from_secs(60);
 
+/// The fuzzing process's address-space cap: the broker's own use stays far below (the
+/// child's peak is printed with each target's summary), while an allocation of many
+/// gigabytes fails at once.
+const MEMORY_LIMIT_MB: u64 = 4096;
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn is_capped_child() -> bool {
+    std::env::var_os(contained::CHILD_ENV).is_some()
+}
+
+/// In the test process: runs `test` in a child process under the memory cap and fails with
+/// the child's report if it fails; returns true (the inputs ran there). In that child: caps
+/// it and returns false, so the test runs its inputs here.
+fn ran_in_capped_child(test: &str) -> bool {
+    let limit_mb = env_u64("FUZZ_MEMORY_LIMIT_MB").unwrap_or(MEMORY_LIMIT_MB);
+    if is_capped_child() {
+        if let Err(e) = contained::cap_address_space(limit_mb) {
+            panic!("{e}");
+        }
+        return false;
+    }
+    if limit_mb == 0 {
+        return false;
+    }
+    let run = contained::run_test_in_child(test, &[])
+        .unwrap_or_else(|e| panic!("{test}: could not start the fuzzing process: {e}"));
+    if let Err(report) = run.verdict(test, limit_mb) {
+        panic!("{report}");
+    }
+    true
 }
 
 fn options() -> Options {
@@ -99,7 +135,11 @@ fn run(
     // shows up before it shows up as CI time.
     let mut slowest: Vec<(Duration, u64)> = Vec::new();
     for i in range {
-        watchdog.enter(format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})"));
+        let name = format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})");
+        if is_capped_child() {
+            contained::mark_input(&name);
+        }
+        watchdog.enter(name);
         let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
         let case_started = Instant::now();
         let reproduce =
@@ -121,8 +161,10 @@ fn run(
         .iter()
         .map(|(d, i)| format!("case {i} {:.2} s", d.as_secs_f64()))
         .collect();
+    let peak = contained::peak_address_space_mb()
+        .map_or(String::new(), |mb| format!("; peak address space {mb} MiB"));
     eprintln!(
-        "{target}: {ran} inputs in {:.1} s; slowest: {}",
+        "{target}: {ran} inputs in {:.1} s; slowest: {}{peak}",
         started.elapsed().as_secs_f64(),
         slowest.join(", ")
     );
@@ -131,6 +173,9 @@ fn run(
 
 #[test]
 fn parser() {
+    if ran_in_capped_child("parser") {
+        return;
+    }
     let ran = run("parser", 100_000, |c| {
         targets::check_parser(&ParserCase::structured(c))
     });
@@ -147,6 +192,9 @@ fn trace(session: &targets::Session) {
 
 #[test]
 fn dispatch() {
+    if ran_in_capped_child("dispatch") {
+        return;
+    }
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
     let ran = run("dispatch", 5_000, |c| {
@@ -159,6 +207,9 @@ fn dispatch() {
 
 #[test]
 fn lua() {
+    if ran_in_capped_child("lua") {
+        return;
+    }
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
     let ran = run("lua", 5_000, |c| {
@@ -167,6 +218,38 @@ fn lua() {
         targets::run_session("lua", &mut h, &session)
     });
     assert!(ran > 0);
+}
+
+/// The cap works: a child that asks for 8 GiB fails with a report that names the allocation
+/// and the input, where without the cap the allocation could succeed (and then be touched).
+#[test]
+fn a_runaway_allocation_fails_with_a_report() {
+    const TEST: &str = "a_runaway_allocation_fails_with_a_report";
+    if is_capped_child() {
+        if let Err(e) = contained::cap_address_space(MEMORY_LIMIT_MB) {
+            panic!("{e}");
+        }
+        contained::mark_input("an 8 GiB allocation");
+        // Zeroed, so that even an uncapped run only reserves the memory.
+        let v = vec![0u8; 8 << 30];
+        std::hint::black_box(&v);
+        return;
+    }
+    let run = contained::run_test_in_child(TEST, &[]).expect("start the child");
+    let report = run
+        .verdict(TEST, MEMORY_LIMIT_MB)
+        .expect_err("the allocation must fail");
+    assert!(report.contains("address space capped at 4096 MiB"), "{report}");
+    assert!(
+        report.contains(
+            "aborted (SIGABRT): a runaway allocation: `memory allocation of 8589934592 bytes failed`"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("last input started: an 8 GiB allocation"),
+        "{report}"
+    );
 }
 
 /// Inputs the fuzzer found that crashed the broker, replayed one command at a time with the

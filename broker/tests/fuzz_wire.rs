@@ -5,12 +5,14 @@
 //! the connection loop (buffering, pipelining, blocking with pending input, protocol errors
 //! that close the connection).
 //!
-//! `FUZZ_SEED` and `FUZZ_CASES` work as in `fuzz_seeded.rs`.
+//! `FUZZ_SEED`, `FUZZ_CASES` and `FUZZ_MEMORY_LIMIT_MB` work as in `fuzz_seeded.rs`: the
+//! broker serves in the test's own process, so the test runs in a child process whose address
+//! space is capped, and a runaway allocation fails it with a report naming the session.
 
 use broker::harness::families;
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, ParserCase};
-use broker::harness::{count_replies, Choices, RngChoices};
+use broker::harness::{contained, count_replies, Choices, RngChoices};
 use broker::reply::Protocol;
 use broker::{Broker, BrokerConfig};
 use bytes::Bytes;
@@ -21,6 +23,9 @@ use tokio::net::TcpStream;
 
 /// Bound on one session (every connection written, read to EOF).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The fuzzing process's address-space cap (see `fuzz_seeded.rs`).
+const MEMORY_LIMIT_MB: u64 = 4096;
 
 fn multibulk(args: &[Bytes], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
@@ -119,8 +124,36 @@ async fn converse(port: u16, bytes: Vec<u8>, cuts: Vec<usize>) -> std::io::Resul
     Ok(replies)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wire() {
+#[test]
+fn wire() {
+    let limit_mb = std::env::var("FUZZ_MEMORY_LIMIT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MEMORY_LIMIT_MB);
+    let child = std::env::var_os(contained::CHILD_ENV).is_some();
+    if child {
+        if let Err(e) = contained::cap_address_space(limit_mb) {
+            panic!("{e}");
+        }
+    } else if limit_mb > 0 {
+        let run = contained::run_test_in_child("wire", &[])
+            .unwrap_or_else(|e| panic!("wire: could not start the fuzzing process: {e}"));
+        if let Err(report) = run.verdict("wire", limit_mb) {
+            panic!("{report}");
+        }
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(sessions(child));
+}
+
+/// The sessions against one server; `announce`: print each session's name first, for the
+/// parent process's report.
+async fn sessions(announce: bool) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -137,6 +170,9 @@ async fn wire() {
         .unwrap_or(1000);
     let (mut sent_commands, mut replies_read) = (0, 0);
     for i in 0..cases {
+        if announce {
+            contained::mark_input(&format!("wire session {i} (FUZZ_SEED={base})"));
+        }
         let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
         let (conns, commands) = streams(&mut c);
         sent_commands += commands;
@@ -168,7 +204,9 @@ async fn wire() {
         }
         assert!(!server.is_finished(), "the server stopped during session {i}");
     }
-    eprintln!("wire: {cases} sessions, {sent_commands} commands sent, {replies_read} replies read");
+    let peak = contained::peak_address_space_mb()
+        .map_or(String::new(), |mb| format!("; peak address space {mb} MiB"));
+    eprintln!("wire: {cases} sessions, {sent_commands} commands sent, {replies_read} replies read{peak}");
     // Blocks ended by EOF, QUIT, CLIENT KILL and protocol errors leave commands unanswered,
     // but most must have run: a run that mostly closed at once would test nothing.
     assert!(
