@@ -540,7 +540,7 @@ const NOTIFY_FLAGS: &[&str] = &[
 /// they cannot stop a server from answering the next session).
 pub fn is_harmless_config_set(args: &[impl AsRef<[u8]>]) -> bool {
     args.len() >= 4
-        && args.len() % 2 == 0
+        && args.len().is_multiple_of(2)
         && args[0].as_ref().eq_ignore_ascii_case(b"config")
         && args[1].as_ref().eq_ignore_ascii_case(b"set")
         && args[2..].chunks(2).all(|p| {

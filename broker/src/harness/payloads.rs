@@ -60,7 +60,7 @@ pub fn crc64(data: &[u8]) -> u64 {
 }
 
 /// Replaces the last 8 bytes of `p` (the checksum) with the CRC-64 of everything before them.
-fn reseal(p: &mut Vec<u8>) {
+fn reseal(p: &mut [u8]) {
     if p.len() >= 10 {
         let n = p.len() - 8;
         let crc = crc64(&p[..n]).to_le_bytes();
