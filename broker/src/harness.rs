@@ -14,6 +14,7 @@
 //!   interesting argument values.
 //! - [`families`]: what the syntax alone cannot say for hashes, sets, sorted sets, streams,
 //!   pub/sub, bits, DUMP/RESTORE and FUNCTION (ids, scores, groups, payloads, libraries);
+//!   [`containers`]: the container commands' subcommands, libraries, harmless CONFIG SETs;
 //!   [`payloads`]: real DUMP payloads and ways to damage them.
 //! - [`lua`]: Lua scripts built from random nested values, `redis.call`, `cjson`, `cmsgpack`,
 //!   `struct` and `bit`.
@@ -36,6 +37,7 @@
 
 pub mod choices;
 pub mod contained;
+pub mod containers;
 pub mod families;
 pub mod grammar;
 pub mod lua;

@@ -9,7 +9,7 @@
 //! broker serves in the test's own process, so the test runs in a child process whose address
 //! space is capped, and a runaway allocation fails it with a report naming the session.
 
-use broker::harness::families;
+use broker::harness::containers;
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, ParserCase};
 use broker::harness::{contained, count_replies, Choices, RngChoices};
@@ -45,7 +45,7 @@ fn allowed(args: &[Bytes]) -> bool {
     let config_set = args.len() >= 2
         && args[0].eq_ignore_ascii_case(b"config")
         && args[1].eq_ignore_ascii_case(b"set")
-        && !families::is_harmless_config_set(args);
+        && !containers::is_harmless_config_set(args);
     let shutdown = args.first().is_some_and(|a| a.eq_ignore_ascii_case(b"shutdown"));
     !(config_set || shutdown)
 }

@@ -2,7 +2,7 @@
 //! its decisions from a [`Choices`] and reports a [`Finding`] when a property fails.
 
 use super::choices::Choices;
-use super::families;
+use super::containers;
 use super::grammar::{self, Options};
 use super::{check_replies, Harness};
 use crate::reply::Protocol;
@@ -367,7 +367,7 @@ pub fn dispatch_session(c: &mut impl Choices, max_steps: usize, opts: Options) -
             // A library to call into: a session rarely loads one by itself before it calls.
             let load = ["FUNCTION", "LOAD", "REPLACE"].map(|w| Bytes::from_static(w.as_bytes()));
             let mut args = load.to_vec();
-            args.push(Bytes::from(families::library(c, opts, 0, true)));
+            args.push(Bytes::from(containers::library(c, opts, 0, true)));
             steps.push((pick, args));
         }
         let follow_up = waits.filter(|_| c.chance(60)).map(|(key, waits)| {
