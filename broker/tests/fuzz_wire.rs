@@ -111,6 +111,60 @@ fn streams(c: &mut impl Choices) -> (Vec<Stream>, usize) {
     (streams, commands)
 }
 
+/// The value of each parameter sessions may change, as the server starts with it.
+async fn harmless_defaults(port: u16) -> Vec<(&'static str, Vec<u8>)> {
+    let mut defaults = Vec::new();
+    for param in containers::harmless_params() {
+        let mut get = Vec::new();
+        multibulk(
+            &[
+                Bytes::from_static(b"CONFIG"),
+                Bytes::from_static(b"GET"),
+                Bytes::from(param),
+            ],
+            &mut get,
+        );
+        let reply = tokio::time::timeout(SESSION_TIMEOUT, converse(port, get, Vec::new()))
+            .await
+            .expect("CONFIG GET timed out")
+            .expect("connect");
+        // `*2 $n name $m value`: the value is the last bulk string.
+        let text = reply.strip_suffix(b"\r\n").unwrap_or(&reply);
+        let start = text.windows(2).rposition(|w| w == b"\r\n").map_or(0, |i| i + 2);
+        defaults.push((param, text[start..].to_vec()));
+    }
+    defaults
+}
+
+/// What each session starts from: an empty keyspace, no libraries or cached scripts, and the
+/// parameters sessions may change at their defaults — so that memory does not pile up over a
+/// long run (a session may leave a 512 MB string) and session `i` replays alone with
+/// `FUZZ_SEED=<base + i> FUZZ_CASES=1`.
+async fn reset(port: u16, defaults: &[(&'static str, Vec<u8>)]) {
+    let mut bytes = Vec::new();
+    let mut commands: Vec<Vec<Bytes>> = [&["FLUSHALL"][..], &["FUNCTION", "FLUSH"], &["SCRIPT", "FLUSH"]]
+        .iter()
+        .map(|c| c.iter().map(|w| Bytes::from_static(w.as_bytes())).collect())
+        .collect();
+    for (param, value) in defaults {
+        let set = [Bytes::from_static(b"CONFIG"), Bytes::from_static(b"SET")];
+        commands.push([&set[..], &[Bytes::from(*param), Bytes::from(value.clone())]].concat());
+    }
+    for c in &commands {
+        multibulk(c, &mut bytes);
+    }
+    let replies = tokio::time::timeout(SESSION_TIMEOUT, converse(port, bytes, Vec::new()))
+        .await
+        .expect("reset timed out")
+        .expect("connect");
+    let ok = b"+OK\r\n".repeat(commands.len());
+    assert_eq!(
+        String::from_utf8_lossy(&replies),
+        String::from_utf8_lossy(&ok),
+        "resetting the server between sessions"
+    );
+}
+
 /// Writes one connection's bytes in pieces while reading its replies, then reads to EOF.
 async fn converse(port: u16, bytes: Vec<u8>, cuts: Vec<usize>) -> std::io::Result<Vec<u8>> {
     let stream = TcpStream::connect(("127.0.0.1", port)).await?;
@@ -181,7 +235,9 @@ async fn sessions(announce: bool) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let (mut sent_commands, mut replies_read) = (0, 0);
+    let defaults = harmless_defaults(port).await;
     for i in 0..cases {
+        reset(port, &defaults).await;
         if announce {
             contained::mark_input(&format!("wire session {i} (FUZZ_SEED={base})"));
         }

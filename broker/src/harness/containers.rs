@@ -27,6 +27,14 @@ const NOTIFY_FLAGS: &[&str] = &[
     "KEA", "AKE", "Kx", "E$", "Elh", "KEg", "KEz", "KEt", "KEm", "KEd", "KEn", "Exe", "", "bogus", "A", "K",
 ];
 
+/// The parameters above, once each (what a driver restores between inputs).
+pub fn harmless_params() -> Vec<&'static str> {
+    let mut params = CONFIG_PARAMS.to_vec();
+    params.sort_unstable();
+    params.dedup();
+    params
+}
+
 /// Whether `args` is a `CONFIG SET` of the parameters above only (the wire test allows those:
 /// they cannot stop a server from answering the next session).
 pub fn is_harmless_config_set(args: &[impl AsRef<[u8]>]) -> bool {
