@@ -218,29 +218,22 @@ const SORT_PATTERNS: &[&[u8]] = &[
     b"#", b"nosort", b"w_*", b"*->f", b"h*->f", b"k*", b"*", b"-", b"*->", b"w_*->", b"", b"q*",
 ];
 
-/// Offsets for SETRANGE, SETBIT and GETBIT: mostly small; rarely the largest valid ones (a
-/// 512 MB string), one past them, and the `i64` edges.
+/// Offsets for SETRANGE, SETBIT and GETBIT: mostly small; else the first refused ones (a
+/// string past 512 MB), a 1 MB string, the largest bit GETBIT reads, negative and `i64` edges.
+/// The largest accepted SETRANGE/SETBIT offsets are left out: a bit operation on the 512 MB
+/// string they make takes tens of seconds in a debug build (two seeded inputs, a BITOP over
+/// one, took 23 and 31 s), near the seeded driver's hang limit; the differential test has
+/// `SETRANGE k 536870911 x`.
 fn offset(c: &mut impl Choices, command: &str) -> Vec<u8> {
     if c.chance(85) {
         return c.below(70).to_string().into_bytes();
     }
-    let big: &[&str] = if command == "setrange" {
-        &["536870911", "536870912", "536870911", "-1", "9223372036854775807"]
-    } else {
-        &[
-            "4294967295",
-            "4294967296",
-            "2147483647",
-            "-1",
-            "9223372036854775807",
-        ]
+    let pool: &[&str] = match command {
+        "setrange" => &["536870912", "1048575", "-1", "9223372036854775807", "abc", ""],
+        "setbit" => &["4294967296", "8388607", "-1", "9223372036854775807", "abc", ""],
+        _ => &["4294967295", "4294967296", "-1", "9223372036854775807", "abc", ""],
     };
-    // The largest valid offsets allocate half a gigabyte: one input in a few hundred.
-    if c.chance(4) {
-        c.pick(big).as_bytes().to_vec()
-    } else {
-        integer(c)
-    }
+    c.pick(pool).as_bytes().to_vec()
 }
 
 /// Ids that name entries the commands here create, so that reads, acks and claims find them.
