@@ -187,3 +187,50 @@ pub fn run_test_in_child(test: &str, extra_env: &[(&str, String)]) -> std::io::R
         causes: c.causes,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(raw_status: i32, tail: &[&str]) -> ChildRun {
+        let tail: Vec<String> = tail.iter().map(|s| s.to_string()).collect();
+        ChildRun {
+            status: ExitStatus::from_raw(raw_status),
+            last_input: Some("dispatch case 7".into()),
+            causes: tail.iter().filter(|l| is_cause(l)).cloned().collect(),
+            tail,
+        }
+    }
+
+    #[test]
+    fn a_passing_child_has_no_report() {
+        assert!(run(0, &["ok"]).verdict("t", 4096).is_ok());
+    }
+
+    #[test]
+    fn the_report_names_how_the_child_ended_and_its_last_input() {
+        // A raw wait status: the signal number in the low bits, an exit code shifted by 8.
+        let hang = run(6, &["hang: dispatch case 7 ran for more than 60s"]);
+        let report = hang.verdict("dispatch", 4096).unwrap_err();
+        assert!(
+            report.contains("aborted (SIGABRT): a hang: hang: dispatch case 7"),
+            "{report}"
+        );
+        assert!(report.contains("last input started: dispatch case 7"), "{report}");
+
+        let overflow = run(6, &["thread 'x' has overflowed its stack"]);
+        let report = overflow.verdict("lua", 4096).unwrap_err();
+        assert!(report.contains("a stack overflow"), "{report}");
+
+        let killed = run(9, &[]).verdict("wire", 4096).unwrap_err();
+        assert!(killed.contains("was killed (SIGKILL"), "{killed}");
+
+        let failed = run(101 << 8, &["[dispatch] malformed reply"])
+            .verdict("dispatch", 4096)
+            .unwrap_err();
+        assert!(
+            failed.contains("exited with status 101: a failed check or a panic"),
+            "{failed}"
+        );
+    }
+}
