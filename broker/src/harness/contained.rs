@@ -26,15 +26,17 @@ const INPUT_MARK: &str = "fuzz-input: ";
 /// Lines of the child's output kept for the report.
 const TAIL_LINES: usize = 40;
 
-/// Caps this process's address space at `limit_mb` MiB (soft and hard limit), checks that
-/// the kernel holds that limit, and says so on stderr.
+/// Caps this process's address space at `limit_mb` MiB (soft and hard limit; lower if the
+/// hard limit already is), checks that the kernel holds that limit, and says so on stderr.
 pub fn cap_address_space(limit_mb: u64) -> Result<(), String> {
-    let bytes = limit_mb << 20;
+    let (_, hard) =
+        rlimit::getrlimit(rlimit::Resource::AS).map_err(|e| format!("getrlimit(RLIMIT_AS): {e}"))?;
+    let bytes = (limit_mb << 20).min(hard);
     rlimit::setrlimit(rlimit::Resource::AS, bytes, bytes)
         .map_err(|e| format!("setrlimit(RLIMIT_AS, {bytes}): {e}"))?;
     match rlimit::getrlimit(rlimit::Resource::AS) {
         Ok((soft, _)) if soft == bytes => {
-            eprintln!("address space capped at {limit_mb} MiB");
+            eprintln!("address space capped at {} MiB", bytes >> 20);
             Ok(())
         }
         other => Err(format!("RLIMIT_AS reads {other:?} after setting {bytes}")),
