@@ -12,8 +12,14 @@
 //! - [`choices`]: where random decisions come from (a seeded RNG or the fuzzer's bytes).
 //! - [`grammar`]: valid-looking commands drawn from the command table and a pool of
 //!   interesting argument values.
+//! - [`families`]: what the syntax alone cannot say for hashes, sets, sorted sets, streams,
+//!   pub/sub, bits, DUMP/RESTORE and FUNCTION (ids, scores, groups, payloads, libraries);
+//!   [`containers`]: the container commands' subcommands, libraries, harmless CONFIG SETs;
+//!   [`payloads`]: real DUMP payloads and ways to damage them.
 //! - [`lua`]: Lua scripts built from random nested values, `redis.call`, `cjson`, `cmsgpack`,
 //!   `struct` and `bit`.
+//! - [`contained`]: runs a fuzz test in a child process with a capped address space, and
+//!   reports how it ended (a runaway allocation fails one test instead of the whole run).
 //! - [`targets`]: one function per fuzz target; each returns a [`Finding`] when a property
 //!   fails (a panic or an abort is a finding by itself).
 //!
@@ -30,8 +36,12 @@
 //! ```
 
 pub mod choices;
+pub mod contained;
+pub mod containers;
+pub mod families;
 pub mod grammar;
 pub mod lua;
+pub mod payloads;
 pub mod targets;
 
 pub use choices::{ByteChoices, Choices, RngChoices};
@@ -233,12 +243,17 @@ impl Harness {
         engine.pubsub.notify_flags = 0;
         if let Some(s) = engine.scripting_mut() {
             s.flush();
+            // Libraries outlive FLUSHALL, as in Redis; an input's must not reach the next.
+            s.function_flush();
         }
     }
 
     /// Properties that hold between any two commands:
     /// - every list is non-empty, and its queue counters report its length (also through the
     ///   registry, as `/metrics` reads them);
+    /// - no hash, set or sorted set is empty (the last removal deletes the key);
+    /// - every stream's consumer groups agree with themselves: each pending entry belongs to
+    ///   a consumer that lists it, and each consumer lists only entries pending for it;
     /// - every key with an expiry exists;
     /// - the keyspace knows no more waiters than there are blocked sessions.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -266,6 +281,22 @@ impl Harness {
                         }
                         None => return Err(format!("db {db}: list {key:?} missing from the registry")),
                     }
+                }
+            }
+            for (key, value) in &d.map {
+                let empty = match value {
+                    Value::Hash(h) => h.is_empty(),
+                    Value::Set(s) => s.is_empty(),
+                    Value::ZSet(z) => z.is_empty(),
+                    Value::Stream(s) => {
+                        check_groups(s).map_err(|e| format!("db {db}: stream {key:?}: {e}"))?;
+                        false
+                    }
+                    Value::Str(_) | Value::List(_) => false,
+                };
+                if empty {
+                    let t = value.type_name();
+                    return Err(format!("db {db}: empty {t} {key:?} left in the keyspace"));
                 }
             }
             for key in d.expires.keys() {
@@ -357,6 +388,35 @@ impl Harness {
         self.check_invariants()?;
         self.check_registry()
     }
+}
+
+/// A stream's groups: the group's pending entries list and its consumers' lists are two views
+/// of one relation and must agree.
+fn check_groups(s: &crate::types::stream::Stream) -> Result<(), String> {
+    for (name, g) in &s.groups {
+        for (id, nack) in &g.pel {
+            let listed = g
+                .consumers
+                .get(&nack.consumer)
+                .is_some_and(|c| c.pel.contains(id));
+            if !listed {
+                return Err(format!(
+                    "group {name:?}: {id:?} pending for {:?}, which does not list it",
+                    nack.consumer
+                ));
+            }
+        }
+        for (cname, c) in &g.consumers {
+            for id in &c.pel {
+                if g.pel.get(id).map(|n| &n.consumer) != Some(cname) {
+                    return Err(format!(
+                        "group {name:?}: consumer {cname:?} lists {id:?}, not pending for it"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `bytes` is a sequence of complete, well-formed replies for a client speaking

@@ -7,11 +7,16 @@
 //! per target, overriding the defaults below), `FUZZ_ONLY` (run just that case number, for
 //! reproducing a failure), `FUZZ_TRACE=1` (print each
 //! session before it runs), `FUZZ_KNOWN_CRASHES=0` (leave out the inputs of the crashes found and fixed,
-//! see `broker::harness::lua::KNOWN_CRASHES`).
+//! see `broker::harness::lua::KNOWN_CRASHES`), `FUZZ_MEMORY_LIMIT_MB` (the child process's
+//! address-space cap, default 4096; 0 runs the inputs in the test process itself, uncapped).
+//!
+//! Each target runs in a child process (this test binary again, filtered to the one test) with
+//! its address space capped, so that a runaway allocation fails that test with a report naming
+//! the input instead of bringing in the kernel's OOM killer (`broker::harness::contained`).
 
 use broker::harness::grammar::Options;
 use broker::harness::targets::{self, Finding, ParserCase};
-use broker::harness::{Harness, RngChoices};
+use broker::harness::{contained, Harness, RngChoices};
 use broker::BrokerConfig;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,8 +26,39 @@ use std::time::{Duration, Instant};
 /// A single input taking this long is a hang (the slowest take milliseconds in debug builds).
 const HANG_AFTER: Duration = Duration::from_secs(60);
 
+/// The fuzzing process's address-space cap: the broker's own use stays far below (the
+/// child's peak is printed with each target's summary), while an allocation of many
+/// gigabytes fails at once.
+const MEMORY_LIMIT_MB: u64 = 4096;
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+fn is_capped_child() -> bool {
+    std::env::var_os(contained::CHILD_ENV).is_some()
+}
+
+/// In the test process: runs `test` in a child process under the memory cap and fails with
+/// the child's report if it fails; returns true (the inputs ran there). In that child: caps
+/// it and returns false, so the test runs its inputs here.
+fn ran_in_capped_child(test: &str) -> bool {
+    let limit_mb = env_u64("FUZZ_MEMORY_LIMIT_MB").unwrap_or(MEMORY_LIMIT_MB);
+    if is_capped_child() {
+        if let Err(e) = contained::cap_address_space(limit_mb) {
+            panic!("{e}");
+        }
+        return false;
+    }
+    if limit_mb == 0 {
+        return false;
+    }
+    let run = contained::run_test_in_child(test, &[])
+        .unwrap_or_else(|e| panic!("{test}: could not start the fuzzing process: {e}"));
+    if let Err(report) = run.verdict(test, limit_mb) {
+        panic!("{report}");
+    }
+    true
 }
 
 fn options() -> Options {
@@ -95,23 +131,51 @@ fn run(
     let watchdog = Watchdog::start();
     let started = Instant::now();
     let mut ran = 0;
+    // The slowest inputs, reported so that a generator change that makes some inputs costly
+    // shows up before it shows up as CI time.
+    let mut slowest: Vec<(Duration, u64)> = Vec::new();
     for i in range {
-        watchdog.enter(format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})"));
-        let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
-        if let Err(finding) = one(&mut c) {
-            panic!("{finding}\nreproduce: FUZZ_SEED={base} FUZZ_ONLY={i} cargo test -p broker --test fuzz_seeded {target}");
+        let name = format!("{target} case {i} (FUZZ_SEED={base} FUZZ_ONLY={i})");
+        if is_capped_child() {
+            contained::mark_input(&name);
         }
+        watchdog.enter(name);
+        let mut c = RngChoices::new(rand::rngs::StdRng::seed_from_u64(base.wrapping_add(i)));
+        let case_started = Instant::now();
+        let reproduce =
+            format!("FUZZ_SEED={base} FUZZ_ONLY={i} cargo test -p broker --test fuzz_seeded {target}");
+        // A panic in the broker is a finding too: name the input that caused it.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| one(&mut c))) {
+            Ok(Ok(())) => {}
+            Ok(Err(finding)) => panic!("{finding}\nreproduce: {reproduce}"),
+            Err(_) => panic!(
+                "{target} case {i} panicked (its message is above)\nreproduce: FUZZ_TRACE=1 {reproduce} -- --nocapture"
+            ),
+        }
+        slowest.push((case_started.elapsed(), i));
+        slowest.sort_unstable_by(|a, b| b.cmp(a));
+        slowest.truncate(3);
         ran += 1;
     }
+    let slowest: Vec<String> = slowest
+        .iter()
+        .map(|(d, i)| format!("case {i} {:.2} s", d.as_secs_f64()))
+        .collect();
+    let peak = contained::peak_address_space_mb()
+        .map_or(String::new(), |mb| format!("; peak address space {mb} MiB"));
     eprintln!(
-        "{target}: {ran} inputs in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "{target}: {ran} inputs in {:.1} s; slowest: {}{peak}",
+        started.elapsed().as_secs_f64(),
+        slowest.join(", ")
     );
     ran
 }
 
 #[test]
 fn parser() {
+    if ran_in_capped_child("parser") {
+        return;
+    }
     let ran = run("parser", 100_000, |c| {
         targets::check_parser(&ParserCase::structured(c))
     });
@@ -128,6 +192,9 @@ fn trace(session: &targets::Session) {
 
 #[test]
 fn dispatch() {
+    if ran_in_capped_child("dispatch") {
+        return;
+    }
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
     let ran = run("dispatch", 5_000, |c| {
@@ -140,6 +207,9 @@ fn dispatch() {
 
 #[test]
 fn lua() {
+    if ran_in_capped_child("lua") {
+        return;
+    }
     let mut h = Harness::new(BrokerConfig::default());
     let opts = options();
     let ran = run("lua", 5_000, |c| {
@@ -148,4 +218,88 @@ fn lua() {
         targets::run_session("lua", &mut h, &session)
     });
     assert!(ran > 0);
+}
+
+/// The cap works: a child that asks for 8 GiB fails with a report that names the allocation
+/// and the input, where without the cap the allocation could succeed (and then be touched).
+#[test]
+fn a_runaway_allocation_fails_with_a_report() {
+    const TEST: &str = "a_runaway_allocation_fails_with_a_report";
+    if is_capped_child() {
+        if let Err(e) = contained::cap_address_space(MEMORY_LIMIT_MB) {
+            panic!("{e}");
+        }
+        contained::mark_input("an 8 GiB allocation");
+        // Zeroed, so that even an uncapped run only reserves the memory.
+        let v = vec![0u8; 8 << 30];
+        std::hint::black_box(&v);
+        return;
+    }
+    let run = contained::run_test_in_child(TEST, &[]).expect("start the child");
+    let report = run
+        .verdict(TEST, MEMORY_LIMIT_MB)
+        .expect_err("the allocation must fail");
+    assert!(report.contains("address space capped at "), "{report}");
+    assert!(
+        report.contains(
+            "aborted (SIGABRT): a runaway allocation: `memory allocation of 8589934592 bytes failed`"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("last input started: an 8 GiB allocation"),
+        "{report}"
+    );
+}
+
+/// Inputs the fuzzer found that crashed the broker, replayed one command at a time with the
+/// replies redis-server 7.0.15 gives.
+mod found {
+    use broker::harness::Harness;
+    use broker::BrokerConfig;
+    use bytes::Bytes;
+
+    fn run(h: &mut Harness, client: usize, line: &str) -> String {
+        let args: Vec<Bytes> = line
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let reply = h.execute(client, &args);
+        h.check_invariants().unwrap();
+        String::from_utf8_lossy(&reply).into_owned()
+    }
+
+    fn stream_with_a_pending_entry() -> (Harness, usize) {
+        let mut h = Harness::new(BrokerConfig::default());
+        let c = h.connect();
+        run(&mut h, c, "XADD x 1-1 f v");
+        run(&mut h, c, "XGROUP CREATE x g 0");
+        run(&mut h, c, "XREADGROUP GROUP g c STREAMS x >");
+        (h, c)
+    }
+
+    /// `now - idle` overflowed (a panic in a debug build); Redis clamps a delivery time
+    /// outside 0..=now to now.
+    #[test]
+    fn xclaim_idle_of_i64_min_is_clamped_to_now() {
+        let (mut h, c) = stream_with_a_pending_entry();
+        let reply = run(&mut h, c, "XCLAIM x g c2 0 1-1 IDLE -9223372036854775808 JUSTID");
+        assert_eq!(reply, "*1\r\n$3\r\n1-1\r\n");
+        let reply = run(&mut h, c, "XCLAIM x g c3 0 1-1 IDLE 9223372036854775807 JUSTID");
+        assert_eq!(reply, "*1\r\n$3\r\n1-1\r\n");
+        let pending = run(&mut h, c, "XPENDING x g - + 10");
+        assert!(pending.contains("$2\r\nc3\r\n"), "{pending}");
+        h.check_answers().unwrap();
+    }
+
+    /// `samples * 100` overflowed for a stream (a panic in a debug build); any count past
+    /// the stream's length samples all of it, as 0 does.
+    #[test]
+    fn memory_usage_of_a_stream_with_i64_max_samples() {
+        let (mut h, c) = stream_with_a_pending_entry();
+        let all = run(&mut h, c, "MEMORY USAGE x SAMPLES 0");
+        assert!(all.starts_with(':'), "{all}");
+        assert_eq!(run(&mut h, c, "MEMORY USAGE x SAMPLES 9223372036854775807"), all);
+        h.check_answers().unwrap();
+    }
 }

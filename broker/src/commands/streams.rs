@@ -815,7 +815,8 @@ pub fn xclaim(ctx: &mut Ctx) -> Outcome {
             b"idle" if more >= 1 => {
                 j += 1;
                 match parse_i64(&args[j]) {
-                    Some(n) => delivery = Some(now as i64 - n),
+                    // Saturating: any idle time past the clock's range is clamped to now below.
+                    Some(n) => delivery = Some((now as i64).saturating_sub(n)),
                     None => return err(msg::XCLAIM_IDLE),
                 }
             }

@@ -171,7 +171,7 @@ fn stream_size(st: &crate::types::stream::Stream, samples: usize) -> u64 {
     let take = if samples == 0 {
         len
     } else {
-        (samples * ENTRIES_PER_NODE).min(len)
+        samples.saturating_mul(ENTRIES_PER_NODE).min(len)
     };
     let last = st.last().map(|(id, _)| id);
     let mut sum = 0u64;

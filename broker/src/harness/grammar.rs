@@ -93,7 +93,9 @@ const PATTERNS: &[&[u8]] = &[
     b"[z-a]",
 ];
 
-const TYPES: &[&str] = &["list", "string", "hash", "LIST", "none", ""];
+const TYPES: &[&str] = &[
+    "list", "string", "hash", "set", "zset", "stream", "LIST", "none", "",
+];
 
 const INFO_SECTIONS: &[&str] = &[
     "server",
@@ -312,12 +314,17 @@ fn expiry(c: &mut impl Choices, placeholder: &str, now_ms: u64) -> Vec<u8> {
     integer(c)
 }
 
+/// A blocking command's timeout.
+pub fn timeout(c: &mut impl Choices) -> Vec<u8> {
+    c.pick(TIMEOUTS).as_bytes().to_vec()
+}
+
 fn keyword(c: &mut impl Choices) -> Vec<u8> {
     let w = c.pick(&tables().keywords).clone();
     random_case(c, w.as_bytes())
 }
 
-fn random_case(c: &mut impl Choices, word: &[u8]) -> Vec<u8> {
+pub fn random_case(c: &mut impl Choices, word: &[u8]) -> Vec<u8> {
     if !c.chance(20) {
         return word.to_vec();
     }
@@ -360,6 +367,9 @@ fn placeholder(c: &mut impl Choices, name: &str, site: Site) -> Vec<u8> {
         opts,
         nesting,
     } = site;
+    if let Some(v) = super::families::placeholder(c, name, command, now_ms) {
+        return v;
+    }
     match name {
         "key" | "source" | "destination" | "newkey" => key(c),
         "pattern" => c.pick(PATTERNS).to_vec(),
@@ -371,7 +381,7 @@ fn placeholder(c: &mut impl Choices, name: &str, site: Site) -> Vec<u8> {
         }
         "increment" if command == "incrbyfloat" => c.pick(FLOATS).as_bytes().to_vec(),
         "increment" | "decrement" => integer(c),
-        "timeout" => c.pick(TIMEOUTS).as_bytes().to_vec(),
+        "timeout" => timeout(c),
         "protover" => c
             .pick(&["2", "3", "3", "1", "4", "0", "-1", "abc", "3.0"])
             .as_bytes()
@@ -530,12 +540,14 @@ const QUEUE_OPS: &[&str] = &[
 /// One command for a client. `nesting` > 0 means it is generated inside a script (or as
 /// COMMAND GETKEYS's argument), where script bodies are kept trivial.
 pub fn command(c: &mut impl Choices, nesting: usize, opts: Options) -> Vec<Bytes> {
-    let name: &str = match c.below(100) {
-        0..=11 => c.pick::<&str>(TRANSACTIONS),
-        12..=21 => c.pick::<&str>(BLOCKING),
-        22..=41 => c.pick::<&str>(QUEUE_OPS),
-        42..=46 if nesting == 0 => c.pick::<&str>(SCRIPTS),
-        47..=48 => {
+    let roll = c.below(100);
+    let name: &str = match roll {
+        0..=9 => c.pick::<&str>(TRANSACTIONS),
+        10..=14 => c.pick::<&str>(BLOCKING),
+        15..=19 => c.pick::<&str>(super::families::BLOCKING),
+        20..=34 => c.pick::<&str>(QUEUE_OPS),
+        35..=39 if nesting == 0 => c.pick::<&str>(SCRIPTS),
+        40..=41 => {
             // Not a command: the unknown-command path and its echo of the arguments.
             let mut args = vec![if c.chance(50) {
                 c.bytes(40)
@@ -547,22 +559,36 @@ pub fn command(c: &mut impl Choices, nesting: usize, opts: Options) -> Vec<Bytes
             }
             return args.into_iter().map(Bytes::from).collect();
         }
+        42..=66 => c.pick::<&str>(super::families::COMMANDS),
         _ => COMMANDS[c.below(COMMANDS.len())].name,
     };
     let index = COMMANDS.iter().position(|s| s.name == name).unwrap_or(0);
     let spec = &COMMANDS[index];
-    let mut args = vec![random_case(c, spec.name.to_ascii_uppercase().as_bytes())];
-    if matches!(spec.name, "client" | "config" | "command" | "script") {
-        container_args(c, spec.name, opts, nesting, &mut args);
+    let now_ms = crate::metrics::unix_ms();
+    // CONFIG from the families' list sets only parameters a whole run may keep changed.
+    let built = if spec.name == "config" && !(42..=66).contains(&roll) {
+        None
     } else {
-        let site = Site {
-            command: spec.name,
-            now_ms: crate::metrics::unix_ms(),
-            opts,
-            nesting,
-        };
-        expand(c, &tables().syntaxes[index], site, &mut args);
-    }
+        super::families::command(c, spec.name, opts, nesting, now_ms)
+    };
+    let mut args = match built {
+        Some(args) => args,
+        None => {
+            let mut args = vec![random_case(c, spec.name.to_ascii_uppercase().as_bytes())];
+            if matches!(spec.name, "client" | "config" | "command" | "script") {
+                container_args(c, spec.name, opts, nesting, &mut args);
+            } else {
+                let site = Site {
+                    command: spec.name,
+                    now_ms,
+                    opts,
+                    nesting,
+                };
+                expand(c, &tables().syntaxes[index], site, &mut args);
+            }
+            args
+        }
+    };
     if c.chance(8) {
         mutate(c, &mut args);
     }

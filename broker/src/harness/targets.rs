@@ -2,6 +2,7 @@
 //! its decisions from a [`Choices`] and reports a [`Finding`] when a property fails.
 
 use super::choices::Choices;
+use super::containers;
 use super::grammar::{self, Options};
 use super::{check_replies, Harness};
 use crate::reply::Protocol;
@@ -339,31 +340,149 @@ pub fn dispatch_session(c: &mut impl Choices, max_steps: usize, opts: Options) -
     while steps.len() < max_steps && !c.exhausted() {
         let pick = c.below(3);
         let command = grammar::command(c, 0, opts);
-        let follow_up = blocked_key(&command).filter(|_| c.chance(60)).map(|key| {
+        let waits = blocked_key(&command);
+        if let Some((key, group)) = group_of(&command) {
+            // A group with a delivered entry, most of the time, so that acks, claims and
+            // pending lists have something to work on (and a read something to block for).
+            if c.chance(50) {
+                let from: &'static [u8] = if c.chance(50) { b"$" } else { b"0" };
+                let f = Bytes::from_static(b"f");
+                let word = |w: &'static str| Bytes::from_static(w.as_bytes());
+                let (star, gt) = (word("*"), word(">"));
+                let element = Bytes::from(grammar::element(c));
+                steps.push((pick, vec![word("XADD"), key.clone(), star, f, element]));
+                let create = vec![word("XGROUP"), word("CREATE"), key.clone(), group.clone()];
+                steps.push((
+                    pick,
+                    [create, vec![Bytes::from_static(from), word("MKSTREAM")]].concat(),
+                ));
+                let read = vec![word("XREADGROUP"), word("GROUP"), group, word("c")];
+                steps.push((pick, [read, vec![word("STREAMS"), key, gt]].concat()));
+            }
+        }
+        let is_fcall = command
+            .first()
+            .is_some_and(|n| n.len() >= 5 && n[..5].eq_ignore_ascii_case(b"fcall"));
+        if is_fcall && c.chance(70) {
+            // A library to call into: a session rarely loads one by itself before it calls.
+            let load = ["FUNCTION", "LOAD", "REPLACE"].map(|w| Bytes::from_static(w.as_bytes()));
+            let mut args = load.to_vec();
+            args.push(Bytes::from(containers::library(c, opts, 0, true)));
+            steps.push((pick, args));
+        }
+        let follow_up = waits.filter(|_| c.chance(60)).map(|(key, waits)| {
             // Another client pushes to the key a blocking command waits on, so that blocked
             // clients get served (otherwise their own next command times them out first).
-            let push: &'static [u8] = if c.chance(50) { b"RPUSH" } else { b"LPUSH" };
             let element = Bytes::from(grammar::element(c));
-            (
-                pick + 1 + c.below(2),
-                vec![Bytes::from_static(push), key, element],
-            )
+            let push: Vec<Bytes> = match waits {
+                Waits::List => {
+                    let push: &'static [u8] = if c.chance(50) { b"RPUSH" } else { b"LPUSH" };
+                    vec![Bytes::from_static(push), key, element]
+                }
+                Waits::ZSet => {
+                    let score = Bytes::from(c.below(5).to_string());
+                    vec![Bytes::from_static(b"ZADD"), key, score, element]
+                }
+                Waits::Stream => {
+                    let id = ["*", "*", "1-1", "$"];
+                    let id = Bytes::from_static(c.pick(&id).as_bytes());
+                    vec![
+                        Bytes::from_static(b"XADD"),
+                        key,
+                        id,
+                        Bytes::from_static(b"f"),
+                        element,
+                    ]
+                }
+            };
+            (pick + 1 + c.below(2), push)
         });
+        let subscribed = subscription(&command);
         steps.push((pick, command));
         steps.extend(follow_up);
+        if let Some((channel, unsubscribe)) = subscribed {
+            // A message for the subscription, from another client (or from a keyspace event
+            // when the channel names one); then, often, the subscriber leaves again, or in
+            // RESP2 it could run nothing but (un)subscriptions for the rest of the session.
+            if c.chance(60) {
+                let message = Bytes::from(grammar::element(c));
+                let publish: &'static [u8] = if unsubscribe == b"SUNSUBSCRIBE" {
+                    b"SPUBLISH"
+                } else {
+                    b"PUBLISH"
+                };
+                steps.push((
+                    pick + 1 + c.below(2),
+                    vec![Bytes::from_static(publish), channel, message],
+                ));
+            }
+            if c.chance(70) {
+                let leave = if c.chance(80) { unsubscribe } else { b"RESET" };
+                steps.push((pick, vec![Bytes::from_static(leave)]));
+            }
+        }
     }
     Session { resp3, steps }
 }
 
-/// The first key a blocking command waits on, if it is one.
-fn blocked_key(args: &[Bytes]) -> Option<Bytes> {
+/// For a (P|S)SUBSCRIBE: a channel its first argument matches, and how to leave.
+fn subscription(args: &[Bytes]) -> Option<(Bytes, &'static [u8])> {
     let name = args.first()?.to_ascii_lowercase();
-    let at = match name.as_slice() {
-        b"blpop" | b"brpop" | b"blmove" | b"brpoplpush" => 1,
-        b"blmpop" => 3,
+    let first = args.get(1)?.clone();
+    match name.as_slice() {
+        b"subscribe" => Some((first, b"UNSUBSCRIBE")),
+        b"ssubscribe" => Some((first, b"SUNSUBSCRIBE")),
+        // The pattern itself, which matches itself when it has no special characters, and a
+        // plain channel for the wildcards.
+        b"psubscribe" => {
+            let channel = if first.iter().any(|b| b"*?[\\".contains(b)) {
+                Bytes::from_static(b"ch1")
+            } else {
+                first
+            };
+            Some((channel, b"PUNSUBSCRIBE"))
+        }
+        _ => None,
+    }
+}
+
+/// The stream key and group a consumer-group command works on.
+fn group_of(args: &[Bytes]) -> Option<(Bytes, Bytes)> {
+    let name = args.first()?.to_ascii_lowercase();
+    let (key, group) = match name.as_slice() {
+        b"xreadgroup" => {
+            let streams = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams"))?;
+            (streams + 1, 2)
+        }
+        b"xack" | b"xclaim" | b"xautoclaim" | b"xpending" => (1, 2),
+        b"xinfo" | b"xgroup" if args.len() > 3 => (2, 3),
         _ => return None,
     };
-    args.get(at).cloned()
+    Some((args.get(key)?.clone(), args.get(group)?.clone()))
+}
+
+/// What a blocking command waits for.
+enum Waits {
+    List,
+    ZSet,
+    Stream,
+}
+
+/// The first key a blocking command waits on, and for what, if it is one.
+fn blocked_key(args: &[Bytes]) -> Option<(Bytes, Waits)> {
+    let name = args.first()?.to_ascii_lowercase();
+    let (at, waits) = match name.as_slice() {
+        b"blpop" | b"brpop" | b"blmove" | b"brpoplpush" => (1, Waits::List),
+        b"blmpop" => (3, Waits::List),
+        b"bzpopmin" | b"bzpopmax" => (1, Waits::ZSet),
+        b"bzmpop" => (3, Waits::ZSet),
+        b"xread" | b"xreadgroup" => {
+            let streams = args.iter().position(|a| a.eq_ignore_ascii_case(b"streams"))?;
+            (streams + 1, Waits::Stream)
+        }
+        _ => return None,
+    };
+    Some((args.get(at).cloned()?, waits))
 }
 
 /// EVAL of generated scripts (random nested replies, cjson, cmsgpack, struct, bit) from
