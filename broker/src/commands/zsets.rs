@@ -929,6 +929,11 @@ fn setop(ctx: &mut Ctx, at: usize, op: SetOp, dest: Option<Bytes>, card_only: bo
     // Inputs, read before the options as Redis does (a wrong type wins over a bad option).
     let mut inputs: Vec<Vec<(Bytes, f64)>> = Vec::with_capacity(numkeys);
     for k in &keys {
+        // A plain set is an input whose members all score 1, as in Redis.
+        if let Some(Value::Set(set)) = ctx.lookup(k) {
+            inputs.push(set.iter().map(|m| (Bytes::copy_from_slice(&m), 1.0)).collect());
+            continue;
+        }
         match read(ctx, k) {
             Ok(Some(z)) => inputs.push(z.iter().map(|(m, s)| (Bytes::copy_from_slice(m), s)).collect()),
             Ok(None) => inputs.push(Vec::new()),
