@@ -159,6 +159,35 @@ fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) 
     }
 }
 
+/// A node scaling `worker` processes on `queue` by KEDA's list rule (10 waiting per worker,
+/// 1 to 4 workers, a decision every half second), and a connection to its broker.
+fn scaling_node(queue: &str, worker: &str) -> (ServerProcess, redis::Connection) {
+    let node = start_node(&[
+        "--scaler",
+        "local",
+        "--queue",
+        queue,
+        "--policy",
+        "queue-proportional:10",
+        "--min-workers",
+        "1",
+        "--max-workers",
+        "4",
+        "--decision-period-s",
+        "0.5",
+        "--worker-command",
+        worker,
+        "--worker-stop-grace-s",
+        "10",
+    ]);
+    let client = redis::Client::open(node.url()).expect("url");
+    let c = client
+        .get_connection_with_timeout(Duration::from_secs(10))
+        .expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    (node, c)
+}
+
 /// The node scales a framework's own workers on the framework's queue: `serve --queue
 /// list:rq:queue:jobs --scaler local --worker-command 'rq worker …'`. A burst of RQ jobs makes
 /// it start more RQ workers (queue-proportional, KEDA's rule), every job completes, and
@@ -172,29 +201,7 @@ fn the_node_scales_rq_workers_on_their_queue() {
         "cd '{}' && exec rq worker --quiet --url \"$REDIS_URL\" --worker-class rq.worker.SimpleWorker --name \"rq-$AUTOSCALE_WORKER_ID\" jobs",
         dir().display()
     );
-    let node = start_node(&[
-        "--scaler",
-        "local",
-        "--queue",
-        "list:rq:queue:jobs",
-        "--policy",
-        "queue-proportional:10",
-        "--min-workers",
-        "1",
-        "--max-workers",
-        "4",
-        "--decision-period-s",
-        "0.5",
-        "--worker-command",
-        &worker,
-        "--worker-stop-grace-s",
-        "10",
-    ]);
-    let client = redis::Client::open(node.url()).expect("url");
-    let mut c = client
-        .get_connection_with_timeout(Duration::from_secs(10))
-        .expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (node, mut c) = scaling_node("list:rq:queue:jobs", &worker);
     let rq_workers =
         |c: &mut redis::Connection| -> usize { redis::cmd("SCARD").arg("rq:workers").query(c).unwrap_or(0) };
     poll(Duration::from_secs(60), "the first RQ worker", || {
@@ -268,27 +275,7 @@ fn the_node_scales_consumers_of_a_stream_group() {
         "exec python3 '{}' jobs workers 0.05",
         dir().join("stream_worker.py").display()
     );
-    let node = start_node(&[
-        "--scaler",
-        "local",
-        "--queue",
-        "stream:jobs@workers",
-        "--policy",
-        "queue-proportional:10",
-        "--min-workers",
-        "1",
-        "--max-workers",
-        "4",
-        "--decision-period-s",
-        "0.5",
-        "--worker-command",
-        &worker,
-    ]);
-    let client = redis::Client::open(node.url()).expect("url");
-    let mut c = client
-        .get_connection_with_timeout(Duration::from_secs(10))
-        .expect("connect");
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (_node, mut c) = scaling_node("stream:jobs@workers", &worker);
     let _: () = redis::cmd("XGROUP")
         .arg(&["CREATE", "jobs", "workers", "$", "MKSTREAM"])
         .query(&mut c)

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::cmd;
+use common::{cmd, flatten};
 
 use common::{have_redis_server, within, ServerProcess, IO_TIMEOUT};
 use redis::aio::MultiplexedConnection;
@@ -120,22 +120,6 @@ async fn conn(node: &ServerProcess) -> MultiplexedConnection {
 /// An error reply as the server wrote it (code, space, detail).
 fn error_text(e: &redis::RedisError) -> String {
     format!("{} {}", e.code().unwrap_or(""), e.detail().unwrap_or(""))
-}
-
-/// Every scalar in a reply, depth first, as text.
-fn flatten(v: &redis::Value) -> Vec<String> {
-    match v {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().flat_map(flatten).collect(),
-        redis::Value::Map(pairs) => pairs
-            .iter()
-            .flat_map(|(k, v)| [flatten(k), flatten(v)].concat())
-            .collect(),
-        redis::Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
-        redis::Value::SimpleString(s) => vec![s.clone()],
-        redis::Value::Int(i) => vec![i.to_string()],
-        redis::Value::Double(d) => vec![d.to_string()],
-        other => vec![format!("{other:?}")],
-    }
 }
 
 /// The numbers in list `key`, which must all be numbers.

@@ -5,24 +5,8 @@
 
 mod common;
 
-use common::{cmd, have_redis_server, start_node, start_redis_server, within};
+use common::{cmd, flatten, have_redis_server, start_node, start_redis_server, within};
 use redis::aio::MultiplexedConnection;
-
-/// Every scalar in a reply, depth first, as text.
-fn flatten(v: &redis::Value) -> Vec<String> {
-    match v {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().flat_map(flatten).collect(),
-        redis::Value::Map(pairs) => pairs
-            .iter()
-            .flat_map(|(k, v)| [flatten(k), flatten(v)].concat())
-            .collect(),
-        redis::Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
-        redis::Value::SimpleString(s) => vec![s.clone()],
-        redis::Value::Int(i) => vec![i.to_string()],
-        redis::Value::Nil => vec!["(nil)".into()],
-        other => vec![format!("{other:?}")],
-    }
-}
 
 async fn dump(c: &mut MultiplexedConnection, key: &str) -> Vec<u8> {
     within(redis::cmd("DUMP").arg(key).query_async(c))
@@ -318,7 +302,7 @@ async fn stream_payloads_cross_with_redis_server_both_ways() {
     short_key.extend_from_slice(&[0u8; 15]);
     short_key.extend_from_slice(&from_us[19..from_us.len() - 10]);
     short_key.extend_from_slice(&10u16.to_le_bytes());
-    let crc = crc64(&short_key);
+    let crc = broker::commands::crc64(&short_key);
     short_key.extend_from_slice(&crc.to_le_bytes());
     for bad in [&cut, &flipped, &short_key] {
         let a = restore(&mut ours, "bad", bad).await.unwrap_err().to_string();
@@ -331,18 +315,4 @@ async fn stream_payloads_cross_with_redis_server_both_ways() {
     }
     let alive: String = cmd(&mut ours, &["PING"]).await.unwrap();
     assert_eq!(alive, "PONG");
-}
-
-/// CRC-64 (Jones, reflected), as Redis checks its payloads: written out here so the test can
-/// seal a payload it damaged on purpose.
-fn crc64(data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut crc = 0u64;
-    for &b in data {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
-        }
-    }
-    crc
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cmd;
+use common::{cmd, flatten};
 
 use common::{start_node, within, ServerProcess};
 use redis::aio::MultiplexedConnection;
@@ -14,22 +14,6 @@ use std::time::{Duration, Instant};
 
 async fn conn(node: &ServerProcess) -> MultiplexedConnection {
     common::conn(&node.url()).await
-}
-
-/// Every scalar in a reply, depth first, as text.
-fn flatten(v: &redis::Value) -> Vec<String> {
-    match v {
-        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().flat_map(flatten).collect(),
-        redis::Value::Map(pairs) => pairs
-            .iter()
-            .flat_map(|(k, v)| [flatten(k), flatten(v)].concat())
-            .collect(),
-        redis::Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
-        redis::Value::SimpleString(s) => vec![s.clone()],
-        redis::Value::Int(i) => vec![i.to_string()],
-        redis::Value::Nil => vec!["(nil)".into()],
-        other => vec![format!("{other:?}")],
-    }
 }
 
 /// A connection on which blocking reads do not hit redis-rs's response timeout first.

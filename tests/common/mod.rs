@@ -336,3 +336,21 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+/// Every scalar in a reply, depth first, as text (compares replies whatever their nesting
+/// and protocol).
+pub fn flatten(v: &redis::Value) -> Vec<String> {
+    match v {
+        redis::Value::Array(items) | redis::Value::Set(items) => items.iter().flat_map(flatten).collect(),
+        redis::Value::Map(pairs) => pairs
+            .iter()
+            .flat_map(|(k, v)| [flatten(k), flatten(v)].concat())
+            .collect(),
+        redis::Value::BulkString(b) => vec![String::from_utf8_lossy(b).into_owned()],
+        redis::Value::SimpleString(s) => vec![s.clone()],
+        redis::Value::Int(i) => vec![i.to_string()],
+        redis::Value::Nil => vec!["(nil)".into()],
+        redis::Value::Double(d) => vec![d.to_string()],
+        other => vec![format!("{other:?}")],
+    }
+}

@@ -27,6 +27,7 @@ pub mod persistence;
 mod pubsub;
 mod qstats;
 mod rdb;
+pub use rdb::crc64;
 mod scripting;
 mod server;
 mod sets;

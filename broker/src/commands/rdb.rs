@@ -23,7 +23,8 @@ const fn crc64_table() -> [u64; 256] {
 
 static CRC64: [u64; 256] = crc64_table();
 
-pub(super) fn crc64(data: &[u8]) -> u64 {
+/// CRC-64/Jones as Redis seals DUMP payloads (reflected, table-driven, no final xor).
+pub fn crc64(data: &[u8]) -> u64 {
     data.iter().fold(0u64, |crc, &b| {
         CRC64[((crc ^ u64::from(b)) & 0xff) as usize] ^ (crc >> 8)
     })

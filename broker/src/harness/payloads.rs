@@ -45,19 +45,9 @@ pub const VALUES: &[&[u8]] = &[
 
 /// FUNCTION DUMP of one library `lib` with one function `f` (returns `#keys`).
 pub const FUNCTIONS: &[u8] = b"\xf5@R#!lua name=lib\x0aredis.register_function(\"f\", function(keys, args) return #keys end)\x0a\x00\xe6\\:\xaf\x115`\x9d";
-/// CRC-64 (Jones polynomial, reflected) as RDB payloads carry it, so that a damaged payload can
-/// get a correct checksum and reach the decoder instead of stopping at the checksum test.
-pub fn crc64(data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut crc = 0u64;
-    for &b in data {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
-        }
-    }
-    crc
-}
+/// A damaged payload gets a correct checksum and so reaches the decoder instead of stopping
+/// at the checksum test.
+pub use crate::commands::crc64;
 
 /// Replaces the last 8 bytes of `p` (the checksum) with the CRC-64 of everything before them.
 fn reseal(p: &mut [u8]) {

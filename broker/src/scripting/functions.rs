@@ -12,6 +12,7 @@ use super::{
     call, error_reply, lua_message, reply, sandbox, scalar_reply, CommandRunner, NoRunner, Scripting,
 };
 use super::{StopReason, RUNNER, SCRIPT_RESP};
+use crate::commands::crc64;
 use crate::reply::{msg, Protocol, Reply};
 use ahash::AHashMap as HashMap;
 use bytes::Bytes;
@@ -619,32 +620,9 @@ fn parse_payload(payload: &[u8]) -> Result<Vec<Bytes>, Reply> {
     Ok(codes)
 }
 
-/// CRC-64/Jones as Redis computes it (reflected, polynomial 0xad93d23594c935a9, no final xor).
-fn crc64(data: &[u8]) -> u64 {
-    const POLY_REFLECTED: u64 = 0x95ac_9329_ac4b_c9b5;
-    let mut crc = 0u64;
-    for &b in data {
-        crc ^= u64::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ POLY_REFLECTED
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc64_is_redis_crc64() {
-        // Redis's own test vector (crc64.c).
-        assert_eq!(crc64(b"123456789"), 0xe9c6_d914_c4b8_d9ca);
-    }
 
     #[test]
     fn shebangs_are_read_as_redis_reads_them() {
