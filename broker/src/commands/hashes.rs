@@ -408,7 +408,7 @@ pub fn hscan(ctx: &mut Ctx) -> Outcome {
     };
     let args: &[Bytes] = ctx.args;
     let h = match hash_at(ctx, &key) {
-        Ok(Some(h)) => &*h,
+        Ok(Some(h)) => h,
         Ok(None) => return scan_reply(0, Vec::new()),
         Err(o) => return o,
     };

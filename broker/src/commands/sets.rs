@@ -471,7 +471,7 @@ pub fn sscan(ctx: &mut Ctx) -> Outcome {
     };
     let args: &[Bytes] = ctx.args;
     let s = match set_at(ctx, &key) {
-        Ok(Some(s)) => &*s,
+        Ok(Some(s)) => s,
         Ok(None) => return scan_reply(0, Vec::new()),
         Err(o) => return o,
     };

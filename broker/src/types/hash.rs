@@ -135,11 +135,12 @@ impl Hash {
     }
 
     /// One HSCAN step: the small form returns everything at once with cursor 0, as Redis does.
-    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<Pair<'_>>, u64) {
+    pub fn scan(&mut self, cursor: u64, count: usize) -> (Vec<Pair<'_>>, u64) {
         match self {
             Hash::Pack(_) => (self.iter().collect(), 0),
             Hash::Table(t) => {
                 let (pos, next) = t.scan(cursor, count);
+                let t = &*t;
                 (pos.into_iter().map(|i| split_pair(t.entry(i))).collect(), next)
             }
         }

@@ -179,10 +179,11 @@ impl Set {
 
     /// One SSCAN step: the small forms return everything at once with cursor 0, as Redis's
     /// intset does.
-    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<Cow<'_, [u8]>>, u64) {
+    pub fn scan(&mut self, cursor: u64, count: usize) -> (Vec<Cow<'_, [u8]>>, u64) {
         match self {
             Set::Table(t) => {
                 let (pos, next) = t.scan(cursor, count);
+                let t = &*t;
                 (pos.into_iter().map(|i| Cow::Borrowed(t.entry(i))).collect(), next)
             }
             _ => (self.iter().collect(), 0),

@@ -41,11 +41,34 @@ pub fn split_pair(entry: &[u8]) -> (&[u8], &[u8]) {
 }
 
 /// Dense elements plus a position index. `PAIRS`: entries are [`pair_entry`]s looked up by field.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Table<const PAIRS: bool> {
     entries: Vec<Box<[u8]>>,
     index: HashTable<u32>,
     hasher: ahash::RandomState,
+    scan: ScanState,
+}
+
+/// What makes a long HSCAN/SSCAN cheap: the elements' positions sorted by scan hash, built
+/// once the table stayed unchanged between two steps of a scan, and dropped when it changes
+/// or the scan ends. A step then costs O(log n + count) instead of a pass over every element;
+/// a table that changes between every step is scanned as before, by that pass.
+#[derive(Debug, Default)]
+struct ScanState {
+    order: Option<Vec<(u64, u32)>>,
+    /// A scan step ran and nothing was added or removed since.
+    quiet: bool,
+}
+
+impl<const PAIRS: bool> Clone for Table<PAIRS> {
+    fn clone(&self) -> Self {
+        Table {
+            entries: self.entries.clone(),
+            index: self.index.clone(),
+            hasher: self.hasher.clone(),
+            scan: ScanState::default(),
+        }
+    }
 }
 
 impl<const PAIRS: bool> Default for Table<PAIRS> {
@@ -103,6 +126,7 @@ impl<const PAIRS: bool> Table<PAIRS> {
             entries: Vec::with_capacity(n),
             index: HashTable::with_capacity(n),
             hasher: ahash::RandomState::new(),
+            scan: ScanState::default(),
         }
     }
 
@@ -139,6 +163,7 @@ impl<const PAIRS: bool> Table<PAIRS> {
         }
         let pos = entries.len() as u32;
         entries.push(entry);
+        self.scan = ScanState::default();
         let hasher = &self.hasher;
         self.index.insert_unique(h, pos, |&i| {
             hasher.hash_one(key_of::<PAIRS>(&entries[i as usize]))
@@ -156,6 +181,7 @@ impl<const PAIRS: bool> Table<PAIRS> {
             .ok()?;
         let (pos, _) = found.remove();
         let pos = pos as usize;
+        self.scan = ScanState::default();
         let last = self.entries.len() - 1;
         if pos != last {
             // The last element fills the hole: its index slot must follow it.
@@ -184,15 +210,41 @@ impl<const PAIRS: bool> Table<PAIRS> {
     }
 
     /// One HSCAN/SSCAN step: positions to return and the next cursor.
-    pub fn scan(&self, cursor: u64, count: usize) -> (Vec<usize>, u64) {
-        scan_positions(
-            self.entries
+    pub fn scan(&mut self, cursor: u64, count: usize) -> (Vec<usize>, u64) {
+        if self.scan.order.is_none() && !self.scan.quiet {
+            self.scan.quiet = true;
+            return scan_positions(
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (scan_hash(key_of::<PAIRS>(e)), i)),
+                cursor,
+                count,
+            );
+        }
+        let entries = &self.entries;
+        let order = self.scan.order.get_or_insert_with(|| {
+            let mut order: Vec<(u64, u32)> = entries
                 .iter()
                 .enumerate()
-                .map(|(i, e)| (scan_hash(key_of::<PAIRS>(e)), i)),
-            cursor,
-            count,
-        )
+                .map(|(i, e)| (scan_hash(key_of::<PAIRS>(e)), i as u32))
+                .collect();
+            order.sort_unstable();
+            order
+        });
+        let start = order.partition_point(|(h, _)| *h < cursor);
+        let mut end = (start + count.max(1)).min(order.len());
+        // Elements sharing a hash are never split across steps.
+        while end < order.len() && end > start && order[end].0 == order[end - 1].0 {
+            end += 1;
+        }
+        let positions = order[start..end].iter().map(|(_, i)| *i as usize).collect();
+        let next = order.get(end).map_or(0, |(h, _)| *h);
+        if next == 0 {
+            // The scan is over: give the memory back.
+            self.scan = ScanState::default();
+        }
+        (positions, next)
     }
 }
 
@@ -219,6 +271,59 @@ mod tests {
             }
         }
         assert_eq!(t.len(), 666);
+    }
+
+    #[test]
+    fn a_quiet_scan_uses_the_sorted_order_and_agrees_with_the_pass() {
+        let build = || {
+            let mut t: Table<false> = Table::default();
+            for i in 0..2000 {
+                t.insert(format!("m{i}").into_bytes().into_boxed_slice());
+            }
+            t
+        };
+        // The same steps through a table that stays quiet (sorted order from the second step)
+        // and one that changes and changes back between steps (a pass every step).
+        let (mut quiet, mut busy) = (build(), build());
+        let (mut cq, mut cb) = (0, 0);
+        let mut seen = std::collections::HashMap::new();
+        for step in 0.. {
+            let (pq, nq) = quiet.scan(cq, 25);
+            // A pass at the first step and at the first after a change; the sorted order after.
+            let sorted = step != 0 && step != 21 && nq != 0;
+            assert_eq!(quiet.scan.order.is_some(), sorted, "step {step}");
+            busy.insert(b"extra".to_vec().into_boxed_slice());
+            busy.remove(b"extra");
+            let (pb, nb) = busy.scan(cb, 25);
+            // The same elements (the order within a step is not promised).
+            let names = |t: &Table<false>, p: &[usize]| -> Vec<Vec<u8>> {
+                let mut v: Vec<Vec<u8>> = p.iter().map(|&i| t.entry(i).to_vec()).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(&quiet, &pq), names(&busy, &pb), "step {step}");
+            assert_eq!(nq, nb);
+            for name in names(&quiet, &pq) {
+                *seen.entry(name).or_insert(0) += 1;
+            }
+            if nq == 0 {
+                break;
+            }
+            (cq, cb) = (nq, nb);
+            // A change in the middle drops the order; the scan still sees every element once.
+            if step == 20 {
+                quiet.insert(b"late".to_vec().into_boxed_slice());
+                assert!(quiet.scan.order.is_none());
+                busy.insert(b"late".to_vec().into_boxed_slice());
+            }
+        }
+        assert!(
+            quiet.scan.order.is_none(),
+            "a finished scan gives the memory back"
+        );
+        for i in 0..2000 {
+            assert_eq!(seen.get(format!("m{i}").as_bytes()), Some(&1), "m{i}");
+        }
     }
 
     #[test]
