@@ -795,11 +795,19 @@ impl QueueRegistry {
         let slot = (db, key.clone(), group.clone());
         let counters = match self.acks.get(&slot) {
             Some(c) => c.clone(),
-            None => self
-                .acks
-                .entry((db, Bytes::copy_from_slice(key), Bytes::copy_from_slice(group)))
-                .or_default()
-                .clone(),
+            None => {
+                // Counters of groups whose stream is no longer watched go when nothing lists
+                // the queues for a long time, so that endless one-off streams stay bounded.
+                if self.acks.len() >= 4 * MAX_WATCHED {
+                    let watched = self.watched.lock();
+                    self.acks
+                        .retain(|(d, k, _), _| watched.contains_key(&(*d, k.clone())));
+                }
+                self.acks
+                    .entry((db, Bytes::copy_from_slice(key), Bytes::copy_from_slice(group)))
+                    .or_default()
+                    .clone()
+            }
         };
         counters.record_pop(ids_ms.iter().map(|ms| ms * 1000), 0, 0, now_us, None);
     }
@@ -1140,6 +1148,22 @@ mod tests {
         assert_eq!(reg.queue(0, b"pinned").map(|q| q.pushed_total), Some(0));
         reg.clear(None);
         assert_eq!(names(&reg), [key("pinned"), key("waited")]);
+    }
+
+    #[test]
+    fn ack_counters_of_unwatched_streams_stay_bounded() {
+        let reg = QueueRegistry::default();
+        let group = key("g");
+        reg.watch_stream(0, &key("kept"));
+        reg.record_acks(0, &key("kept"), &group, &[1], unix_us());
+        for i in 0..4 * MAX_WATCHED + 10 {
+            reg.record_acks(0, &key(&format!("one-off:{i}")), &group, &[1], unix_us());
+        }
+        assert!(reg.acks.len() <= 4 * MAX_WATCHED, "{}", reg.acks.len());
+        assert!(
+            reg.acks_of(0, &key("kept"), &group).is_some(),
+            "a watched stream keeps its counters"
+        );
     }
 
     #[test]
