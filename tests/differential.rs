@@ -158,3 +158,62 @@ fn replies_match_redis_server_byte_for_byte() {
         mismatches.join("\n")
     );
 }
+
+/// `COMMAND`'s positional fields — arity, flags, first/last key and step — equal redis-server's
+/// for every command both servers have (clients such as cluster-aware ones read keys and
+/// flags from it). ACL categories, tips, key specifications and subcommands are not compared:
+/// see docs/architecture.md, "Known differences".
+#[test]
+fn command_table_flags_and_key_positions_match_redis_server() {
+    if !have_redis_server() {
+        eprintln!("skipped: redis-server is not installed");
+        return;
+    }
+    let ours = start_node(&[]);
+    let theirs = start_redis_server();
+    let table = |server: &common::ServerProcess| {
+        let client = redis::Client::open(server.url()).expect("url");
+        let mut c = client
+            .get_connection_with_timeout(std::time::Duration::from_secs(10))
+            .expect("connect");
+        let reply: redis::Value = redis::cmd("COMMAND").query(&mut c).expect("COMMAND");
+        let redis::Value::Array(commands) = reply else {
+            panic!("COMMAND: {reply:?}")
+        };
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+            redis::Value::SimpleString(s) => s.clone(),
+            redis::Value::Int(i) => i.to_string(),
+            other => format!("{other:?}"),
+        };
+        commands
+            .iter()
+            .map(|c| {
+                let redis::Value::Array(fields) = c else {
+                    panic!("COMMAND entry: {c:?}")
+                };
+                let flags: Vec<String> = match &fields[2] {
+                    redis::Value::Array(f) | redis::Value::Set(f) => f.iter().map(text).collect(),
+                    other => panic!("flags: {other:?}"),
+                };
+                let positions: Vec<String> = [1, 3, 4, 5].iter().map(|&i| text(&fields[i])).collect();
+                (text(&fields[0]), (positions, flags))
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (a, b) = (table(&ours), table(&theirs));
+    let differ: Vec<String> = a
+        .iter()
+        .filter_map(|(name, ours)| {
+            let theirs = b.get(name)?;
+            (ours != theirs).then(|| format!("{name}: ours {ours:?}, redis-server {theirs:?}"))
+        })
+        .collect();
+    assert!(a.len() > 200, "only {} commands", a.len());
+    assert!(
+        differ.is_empty(),
+        "{} commands differ:\n{}",
+        differ.len(),
+        differ.join("\n")
+    );
+}

@@ -34,9 +34,15 @@ impl CommandFlags {
     pub const EXEC: CommandFlags = CommandFlags(1 << 17);
     /// Pub/sub commands (the ones a RESP2 subscriber may run are checked by name).
     pub const PUBSUB: CommandFlags = CommandFlags(1 << 18);
+    pub const NO_ASYNC_LOADING: CommandFlags = CommandFlags(1 << 19);
+    /// Keys found by parsing the arguments (numkeys, STREAMS, STORE…), not by position alone.
+    pub const MOVABLE_KEYS: CommandFlags = CommandFlags(1 << 20);
+    /// Ours: a container of subcommands (CLIENT, CONFIG…). Its flags serve dispatch;
+    /// `COMMAND INFO` shows none for it, as Redis shows none for a container.
+    pub const CONTAINER: CommandFlags = CommandFlags(1 << 21);
 
     /// Every flag `COMMAND INFO` shows, with its name, in Redis's order.
-    const NAMED: [(CommandFlags, &'static str); 17] = [
+    const NAMED: [(CommandFlags, &'static str); 19] = [
         (Self::WRITE, "write"),
         (Self::READONLY, "readonly"),
         (Self::DENYOOM, "denyoom"),
@@ -52,8 +58,10 @@ impl CommandFlags {
         (Self::NO_AUTH, "no_auth"),
         (Self::MAY_REPLICATE, "may_replicate"),
         (Self::NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (Self::NO_ASYNC_LOADING, "no_async_loading"),
         (Self::NO_MULTI, "no_multi"),
         (Self::ALLOW_BUSY, "allow_busy"),
+        (Self::MOVABLE_KEYS, "movablekeys"),
     ];
 
     pub const fn empty() -> CommandFlags {
@@ -72,9 +80,10 @@ impl CommandFlags {
 
     /// The names of the flags `COMMAND INFO` shows, in Redis's order.
     pub fn names(self) -> impl Iterator<Item = &'static str> {
+        let container = self.contains(Self::CONTAINER);
         Self::NAMED
             .into_iter()
-            .filter(move |(flag, _)| self.contains(*flag))
+            .filter(move |(flag, _)| !container && self.contains(*flag))
             .map(|(_, name)| name)
     }
 }
