@@ -339,9 +339,13 @@ fn execute_batch(
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
+                        // Redis 7 answers every blocking timeout, BLMOVE's included, with a null
+                        // array; WAIT with the replicas that acknowledged (none).
+                        let on_timeout = match op {
+                            crate::engine::BlockOp::Wait => Reply::Int(0),
+                            _ => Reply::NullArray,
+                        };
                         let (waiter, rx) = client.block(engine, keys, op);
-                        // Redis 7 answers every blocking timeout, BLMOVE's included, with a null array.
-                        let on_timeout = Reply::NullArray;
                         return Batch::Block {
                             waiter,
                             rx,

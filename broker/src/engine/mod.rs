@@ -6,6 +6,7 @@
 //! statistics are indexed by a command number the command layer chooses. No I/O happens here.
 
 mod blocking;
+pub mod diagnostics;
 mod stream_waits;
 mod watch;
 
@@ -46,6 +47,10 @@ pub struct Engine {
     pub loading: bool,
     /// Pub/sub subscriptions, MONITOR clients and the keyspace-event switches.
     pub pubsub: PubSub,
+    /// SLOWLOG's entries and parameters (fed by every call).
+    pub slowlog: diagnostics::Slowlog,
+    /// LATENCY's events (recorded only when `latency-monitor-threshold` is set).
+    pub latency: diagnostics::LatencyMonitor,
 }
 
 /// The classes of keyspace events, one per letter of `notify-keyspace-events`.
@@ -124,6 +129,29 @@ pub struct CommandStat {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Calls per latency bucket: bucket k holds durations up to about 1024·2^k ns (LATENCY
+    /// HISTOGRAM; see `record_latency`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+}
+
+/// Buckets of a command's latency histogram: 1 µs up to 1 s, as Redis tracks.
+pub const LATENCY_BUCKETS: usize = 21;
+
+impl CommandStat {
+    /// Counts one call that took `usec` in its latency bucket: the first power of two from
+    /// 1024 ns that the duration does not pass by more than Redis's two-digit histogram
+    /// precision (1/128), so calls land where Redis's cumulative buckets count them.
+    #[inline]
+    pub fn record_latency(&mut self, usec: u64) {
+        let ns = usec.saturating_mul(1000).clamp(1, 1_000_000_000);
+        let top = |k: u32| (1024u64 << k) + (8u64 << k) - 1;
+        // The power of two at or above `ns`, from 1024 ns: at most one step too high.
+        let mut k = (64 - (ns - 1).leading_zeros()).saturating_sub(10);
+        if k > 0 && ns <= top(k - 1) {
+            k -= 1;
+        }
+        self.latency_buckets[(k as usize).min(LATENCY_BUCKETS - 1)] += 1;
+    }
 }
 
 /// INFO's `total_commands_processed` and commandstats.
@@ -165,6 +193,8 @@ impl Engine {
             feed: None,
             loading: false,
             pubsub: PubSub::default(),
+            slowlog: diagnostics::Slowlog::default(),
+            latency: diagnostics::LatencyMonitor::default(),
         }
     }
 
