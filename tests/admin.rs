@@ -27,9 +27,11 @@ fn run<T: redis::FromRedisValue>(c: &mut redis::Connection, args: &[&str]) -> re
 /// A slow-log entry without its clocks: id, arguments, client address, client name.
 type Entry = (i64, Vec<Vec<u8>>, String, String);
 
+/// A slow-log entry as SLOWLOG GET sends it: id, time, duration, arguments, address, name.
+type RawEntry = (i64, i64, i64, Vec<Vec<u8>>, String, String);
+
 fn slowlog(c: &mut redis::Connection) -> Vec<Entry> {
-    let raw: Vec<(i64, i64, i64, Vec<Vec<u8>>, String, String)> =
-        run(c, &["SLOWLOG", "GET", "-1"]).expect("slowlog get");
+    let raw: Vec<RawEntry> = run(c, &["SLOWLOG", "GET", "-1"]).expect("slowlog get");
     raw.into_iter()
         .map(|(id, time, duration, args, addr, name)| {
             assert!(time > 1_600_000_000, "unix seconds: {time}");
