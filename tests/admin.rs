@@ -307,3 +307,127 @@ fn latency_histogram_has_redis_shape_and_buckets() {
         assert_eq!(ours, histogram_of_set(&start_redis_server()));
     }
 }
+
+type QueueStats = std::collections::HashMap<String, std::collections::HashMap<String, String>>;
+
+/// The `length` QSTATS reports for `key` in the connection's database, if it lists the key.
+fn queue_length(c: &mut redis::Connection, key: &str) -> Option<String> {
+    let stats: QueueStats = run(c, &["QSTATS", key]).expect("qstats");
+    stats.get(key).and_then(|s| s.get("length")).cloned()
+}
+
+#[test]
+fn a_list_moved_or_swapped_to_another_database_is_counted_there() {
+    let node = start_node(&[]);
+    let mut c = connect(&node);
+    let _: i64 = run(&mut c, &["RPUSH", "q", "a", "b", "c"]).expect("rpush");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("3"));
+    let moved: i64 = run(&mut c, &["MOVE", "q", "1"]).expect("move");
+    assert_eq!(moved, 1);
+    assert_ne!(
+        queue_length(&mut c, "q").as_deref(),
+        Some("3"),
+        "db 0 lost the list"
+    );
+    let _: () = run(&mut c, &["SELECT", "1"]).expect("select");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("3"), "db 1 counts it");
+    let _: String = run(&mut c, &["LPOP", "q"]).expect("lpop");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("2"));
+    // Both sides hold a list named q: each takes the other database's counters.
+    let _: () = run(&mut c, &["SELECT", "0"]).expect("select");
+    let _: i64 = run(&mut c, &["RPUSH", "q", "x"]).expect("rpush");
+    let _: () = run(&mut c, &["SWAPDB", "0", "1"]).expect("swapdb");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("2"));
+    let _: () = run(&mut c, &["SELECT", "1"]).expect("select");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("1"));
+    let _: i64 = run(&mut c, &["RPUSH", "q", "y"]).expect("rpush");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("2"));
+    let _: () = run(&mut c, &["SELECT", "0"]).expect("select");
+    let _: String = run(&mut c, &["RPOP", "q"]).expect("rpop");
+    assert_eq!(queue_length(&mut c, "q").as_deref(), Some("1"));
+}
+
+/// A fresh directory for one test's append-only file.
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("autoscale-admin-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+/// Reads every database's keys, values and whether they expire (sorted), for comparing.
+fn dump_dbs(c: &mut redis::Connection) -> Vec<(usize, String, String, bool)> {
+    let mut out = Vec::new();
+    for db in 0..4 {
+        let _: () = run(c, &["SELECT", &db.to_string()]).expect("select");
+        let keys: Vec<String> = run(c, &["KEYS", "*"]).expect("keys");
+        for k in keys {
+            let kind: String = run(c, &["TYPE", &k]).expect("type");
+            let value = match kind.as_str() {
+                "string" => run::<String>(c, &["GET", &k]).expect("get"),
+                "list" => run::<Vec<String>>(c, &["LRANGE", &k, "0", "-1"])
+                    .expect("lrange")
+                    .join(","),
+                other => other.to_string(),
+            };
+            let ttl: i64 = run(c, &["PTTL", &k]).expect("pttl");
+            out.push((db, k, value, ttl > 0));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn moves_and_swaps_survive_a_restart_and_a_rewrite() {
+    let dir = temp_dir("aof");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        &dir_arg,
+    ];
+    let node = start_node(&args);
+    let mut c = connect(&node);
+    let _: () = run(&mut c, &["SET", "k", "v", "EX", "1000"]).expect("set");
+    let _: i64 = run(&mut c, &["RPUSH", "l", "a", "b"]).expect("rpush");
+    let _: () = run(&mut c, &["SET", "stay", "0"]).expect("set");
+    let _: i64 = run(&mut c, &["MOVE", "k", "1"]).expect("move");
+    let _: i64 = run(&mut c, &["MOVE", "l", "2"]).expect("move");
+    let _: () = run(&mut c, &["SWAPDB", "0", "2"]).expect("swapdb");
+    let _: () = run(&mut c, &["SWAPDB", "1", "3"]).expect("swapdb");
+    let before = dump_dbs(&mut c);
+    assert_eq!(
+        before,
+        [
+            (0, "l".to_string(), "a,b".to_string(), false),
+            (2, "stay".to_string(), "0".to_string(), false),
+            (3, "k".to_string(), "v".to_string(), true),
+        ]
+    );
+    drop(c);
+    drop(node);
+    let node = start_node(&args);
+    let mut c = connect(&node);
+    assert_eq!(dump_dbs(&mut c), before, "replayed from the log");
+    let _: String = run(&mut c, &["BGREWRITEAOF"]).expect("rewrite");
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let info: String = run(&mut c, &["INFO", "persistence"]).expect("info");
+        if info.contains("aof_rewrite_in_progress:0") && info.contains("aof_rewrites:1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rewrite did not finish: {info}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(c);
+    drop(node);
+    let node = start_node(&args);
+    let mut c = connect(&node);
+    assert_eq!(dump_dbs(&mut c), before, "loaded from the rewritten log");
+    drop(node);
+    let _ = std::fs::remove_dir_all(dir);
+}

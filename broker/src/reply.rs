@@ -393,6 +393,9 @@ pub mod msg {
     pub const STREAM_LIMIT_NO_STRATEGY: &str =
         "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
     pub const TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
+    pub const INT32_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+    pub const SWAPDB_FIRST_INDEX: &str = "ERR invalid first DB index";
+    pub const SWAPDB_SECOND_INDEX: &str = "ERR invalid second DB index";
     pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
     pub const LATENCY_DOCTOR_DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
     pub const LATENCY_DOCTOR_NO_SPIKES: &str = "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n";

@@ -3,6 +3,7 @@
 //!
 //! Families: `connection` (PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET), `client`, `command`
 //! (COMMAND and its DOCS), `info`, `config`, `server` (DBSIZE, FLUSHDB, FLUSHALL, TIME),
+//! `admin` (SLOWLOG, LATENCY, ROLE, LASTSAVE, WAIT), `databases` (MOVE, SWAPDB),
 //! `qstats`, `transactions` (MULTI, EXEC, DISCARD, WATCH), [`shutdown`], `keys`, `strings`,
 //! `lists`, `hashes`, `sets` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
 //! [`flags`] types the table's flags.
@@ -15,6 +16,7 @@ mod command;
 mod config;
 mod config_params;
 mod connection;
+mod databases;
 mod dump;
 pub mod flags;
 mod functions;
@@ -266,6 +268,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("type", 2, [READONLY, FAST], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
     cmd!("keys", 2, [READONLY], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
     cmd!("scan", -2, [READONLY], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    cmd!("move", 3, [WRITE, FAST], (1, 1, 1), "generic", "Move a key to another database", "key db", databases::move_),
+    cmd!("swapdb", 3, [WRITE, FAST], (0, 0, 0), "server", "Swaps two Redis databases", "index1 index2", databases::swapdb),
     cmd!("rename", 3, [WRITE], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
     cmd!("renamenx", 3, [WRITE, FAST], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
     cmd!("expire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),

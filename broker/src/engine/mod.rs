@@ -376,6 +376,44 @@ impl Engine {
     }
 
     /// Empties one database (or all) and resets their queue counters.
+    /// SWAPDB: exchanges the data of databases `a` and `b`. Clients stay in the database they
+    /// selected, so, as in Redis, WATCHes of keys present on either side break, clients
+    /// blocked on a key that now has elements are served, and XREADGROUP waiters whose stream
+    /// went to the other side are told. Each list takes its new key's queue counters (a walk
+    /// over both databases' keys: Redis's swap is O(1), ours O(keys) for this).
+    pub fn swap_databases(&mut self, a: usize, b: usize, now_ms: u64) {
+        self.dirty += 1;
+        if a == b {
+            return;
+        }
+        let keyspace = &self.keyspace;
+        let either = |key: &[u8]| keyspace[a].map.contains_key(key) || keyspace[b].map.contains_key(key);
+        self.watches.touch_all(Some(a), |_, key| either(key));
+        self.watches.touch_all(Some(b), |_, key| either(key));
+        self.keyspace.swap_databases(a, b);
+        for db in [a, b] {
+            let queues = self.keyspace.queues.clone();
+            for (key, value) in self.keyspace[db].map.iter_mut() {
+                if let crate::db::Value::List(l) = value {
+                    l.retarget(queues.counters(db, key));
+                    l.stats.record_push(0, l.len(), l.oldest_us(), now_ms);
+                }
+            }
+        }
+        let ready: Vec<(usize, Bytes)> = self
+            .blocking
+            .by_key
+            .keys()
+            .filter(|(d, k)| (*d == a || *d == b) && self.keyspace[*d].map.contains_key(k))
+            .cloned()
+            .collect();
+        self.blocking.ready.extend(ready);
+        for db in [a, b] {
+            let gone = self.blocking.group_read_keys(Some(db));
+            self.blocking.ready.extend(gone);
+        }
+    }
+
     pub fn flush(&mut self, db: Option<usize>) {
         self.dirty += 1;
         let keyspace = &self.keyspace;
