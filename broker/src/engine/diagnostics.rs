@@ -112,6 +112,24 @@ fn shorten(args: &[Bytes]) -> Vec<Bytes> {
     out
 }
 
+/// Buckets of a command's latency histogram: 1 µs up to 1 s, as Redis tracks.
+pub const LATENCY_BUCKETS: usize = 21;
+
+/// The latency bucket of a call that took `usec`: the first power of two from 1024 ns that
+/// the duration does not pass by more than Redis's two-digit histogram precision (1/128), so
+/// calls land where Redis's cumulative buckets count them.
+#[inline]
+pub fn latency_bucket(usec: u64) -> usize {
+    let ns = usec.saturating_mul(1000).clamp(1, 1_000_000_000);
+    let top = |k: u32| (1024u64 << k) + (8u64 << k) - 1;
+    // The power of two at or above `ns`, from 1024 ns: at most one step too high.
+    let mut k = (64 - (ns - 1).leading_zeros()).saturating_sub(10);
+    if k > 0 && ns <= top(k - 1) {
+        k -= 1;
+    }
+    (k as usize).min(LATENCY_BUCKETS - 1)
+}
+
 /// One latency sample: the worst latency seen in one second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LatencySample {
@@ -219,6 +237,22 @@ mod tests {
             ..Slowlog::default()
         }
         .wants(0));
+    }
+
+    #[test]
+    fn latency_buckets_are_redis_histogram_buckets() {
+        // 0 and 1 µs are in the first bucket (up to 1031 ns), 2 µs in the second (2063 ns).
+        assert_eq!(latency_bucket(0), 0);
+        assert_eq!(latency_bucket(1), 0);
+        assert_eq!(latency_bucket(2), 1);
+        assert_eq!(latency_bucket(3), 2);
+        assert_eq!(latency_bucket(4), 2);
+        assert_eq!(latency_bucket(5), 3);
+        // Up to 66047 ns counts as 65536 ns; 67 µs passes it: the next bucket (131072 ns).
+        assert_eq!(latency_bucket(66), 6);
+        assert_eq!(latency_bucket(67), 7);
+        assert_eq!(latency_bucket(1_000_000), 20);
+        assert_eq!(latency_bucket(u64::MAX), 20);
     }
 
     #[test]

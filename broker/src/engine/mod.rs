@@ -135,22 +135,13 @@ pub struct CommandStat {
 }
 
 /// Buckets of a command's latency histogram: 1 µs up to 1 s, as Redis tracks.
-pub const LATENCY_BUCKETS: usize = 21;
+pub const LATENCY_BUCKETS: usize = diagnostics::LATENCY_BUCKETS;
 
 impl CommandStat {
-    /// Counts one call that took `usec` in its latency bucket: the first power of two from
-    /// 1024 ns that the duration does not pass by more than Redis's two-digit histogram
-    /// precision (1/128), so calls land where Redis's cumulative buckets count them.
+    /// Counts one call that took `usec` in its latency bucket.
     #[inline]
     pub fn record_latency(&mut self, usec: u64) {
-        let ns = usec.saturating_mul(1000).clamp(1, 1_000_000_000);
-        let top = |k: u32| (1024u64 << k) + (8u64 << k) - 1;
-        // The power of two at or above `ns`, from 1024 ns: at most one step too high.
-        let mut k = (64 - (ns - 1).leading_zeros()).saturating_sub(10);
-        if k > 0 && ns <= top(k - 1) {
-            k -= 1;
-        }
-        self.latency_buckets[(k as usize).min(LATENCY_BUCKETS - 1)] += 1;
+        self.latency_buckets[diagnostics::latency_bucket(usec)] += 1;
     }
 }
 
