@@ -431,3 +431,58 @@ fn moves_and_swaps_survive_a_restart_and_a_rewrite() {
     drop(node);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The commands in the slow log (oldest first) after a BLPOP that timed out and one that was
+/// served by an RPUSH from another client.
+fn blocked_in_slowlog(server: &ServerProcess) -> Vec<String> {
+    let mut c = connect(server);
+    let mut other = connect(server);
+    let _: () = run(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "0"]).expect("config");
+    let _: () = run(&mut c, &["SLOWLOG", "RESET"]).expect("reset");
+    let none: Option<Vec<String>> = run(&mut c, &["BLPOP", "nothing", "0.05"]).expect("blpop");
+    assert_eq!(none, None);
+    let url = server.url();
+    let waiter = std::thread::spawn(move || {
+        let client = redis::Client::open(url).expect("url");
+        let mut c = client.get_connection_with_timeout(IO_TIMEOUT).expect("connect");
+        c.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+        run::<Vec<String>>(&mut c, &["BLPOP", "bq", "0"]).expect("blpop")
+    });
+    let deadline = Instant::now() + IO_TIMEOUT;
+    loop {
+        let list: String = run(&mut other, &["CLIENT", "LIST"]).expect("client list");
+        if list
+            .lines()
+            .any(|l| l.contains("cmd=blpop") && l.contains("flags=b"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "BLPOP never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _: i64 = run(&mut other, &["RPUSH", "bq", "x"]).expect("rpush");
+    assert_eq!(waiter.join().expect("waiter"), ["bq", "x"]);
+    let entries = slowlog(&mut c);
+    let _: () = run(&mut c, &["CONFIG", "SET", "slowlog-log-slower-than", "10000"]).expect("config");
+    entries
+        .into_iter()
+        .rev()
+        .map(|(_, args, _, _)| {
+            args.iter()
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|line| !line.starts_with("CLIENT"))
+        .collect()
+}
+
+#[test]
+fn a_blocking_command_is_logged_once_served_and_not_when_it_times_out() {
+    let node = start_node(&[]);
+    let ours = blocked_in_slowlog(&node);
+    assert_eq!(ours, ["SLOWLOG RESET", "RPUSH bq x", "BLPOP bq 0"]);
+    if have_redis_server() {
+        assert_eq!(ours, blocked_in_slowlog(&start_redis_server()));
+    }
+}

@@ -667,11 +667,11 @@ fn call(
         }
     }
     let usec = start.elapsed().as_micros() as u64;
-    // A blocked command is reported by Redis once served, not when it starts waiting.
-    if engine.slowlog.wants(usec)
-        && !spec.flags.contains(CommandFlags::SKIP_SLOWLOG)
-        && !matches!(out, Outcome::Block { .. })
-    {
+    // A blocked command is reported by Redis once served, not when it starts waiting: its
+    // connection does that (`conn.rs`), with this duration.
+    if let Outcome::Block { .. } = out {
+        client.blocked_call_us = usec;
+    } else if engine.slowlog.wants(usec) && !spec.flags.contains(CommandFlags::SKIP_SLOWLOG) {
         admin::log_slow(engine, client, spec, args, usec);
     }
     let event = if spec.flags.contains(CommandFlags::FAST) {
