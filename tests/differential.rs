@@ -29,6 +29,7 @@ const SCRIPTS: &[(&str, &str)] = &[
     ("pubsub", include_str!("diff/pubsub.txt")),
     ("client", include_str!("diff/client.txt")),
     ("zsets", include_str!("diff/zsets.txt")),
+    ("admin", include_str!("diff/admin.txt")),
 ];
 
 /// Splits an array reply into its element replies, sorted, for order-insensitive comparison.

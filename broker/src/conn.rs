@@ -250,6 +250,8 @@ enum Batch {
     Close,
     /// A command blocked: write the replies, then wait for it.
     Block {
+        /// The blocked command, for the slow log once it is served.
+        args: Vec<Bytes>,
         waiter: u64,
         rx: oneshot::Receiver<Reply>,
         timeout: Option<Duration>,
@@ -339,10 +341,15 @@ fn execute_batch(
                         return Batch::Close;
                     }
                     Outcome::Block { keys, op, timeout } => {
+                        // Redis 7 answers every blocking timeout, BLMOVE's included, with a null
+                        // array; WAIT with the replicas that acknowledged (none).
+                        let on_timeout = match op {
+                            crate::engine::BlockOp::Wait => Reply::Int(0),
+                            _ => Reply::NullArray,
+                        };
                         let (waiter, rx) = client.block(engine, keys, op);
-                        // Redis 7 answers every blocking timeout, BLMOVE's included, with a null array.
-                        let on_timeout = Reply::NullArray;
                         return Batch::Block {
+                            args,
                             waiter,
                             rx,
                             timeout,
@@ -412,13 +419,14 @@ async fn run(
             Batch::Close => return Exit::Eof,
             Batch::Killed => return Exit::Killed,
             Batch::Block {
+                args,
                 waiter,
                 rx,
                 timeout,
                 on_timeout,
             } => {
                 release_idle_buffers(&mut out);
-                let reply = match wait_blocked(
+                let (reply, served) = match wait_blocked(
                     shared, stream, client, &mut inbuf, shutdown, waiter, rx, timeout, on_timeout,
                 )
                 .await
@@ -427,6 +435,11 @@ async fn run(
                     Err(exit) => return exit,
                 };
                 client.info.blocked.store(false, Relaxed);
+                // Served with data (not timed out, unblocked or refused): the slow log hears of
+                // it now, as Redis reports a blocking command once it is served.
+                if served && !matches!(reply, Reply::NullArray | Reply::Error(_)) {
+                    log_served(shared, client, &args).await;
+                }
                 // Whoever served it logged the pop: the reply waits for that to be durable.
                 if let Some(log) = shared.aof.read().as_ref() {
                     client.aof_wait = log.appended();
@@ -545,8 +558,25 @@ async fn idle_timer(timeout_s: u64) {
     }
 }
 
-/// Waits for a blocked command to be served, time out, or be cancelled by disconnect or kill.
-/// Input that arrives meanwhile is buffered and runs after the blocked command, as in Redis.
+/// Adds a served blocking command to the slow log if the call that blocked took long enough.
+async fn log_served(shared: &Shared, client: &ClientState, args: &[Bytes]) {
+    let usec = client.blocked_call_us;
+    with_engine(shared, |engine| {
+        if engine.slowlog.wants(usec) {
+            let unix_s = crate::metrics::unix_us() / 1_000_000;
+            let name = client.name.clone().unwrap_or_default();
+            engine
+                .slowlog
+                .push(unix_s, usec, args, client.info.addr.to_string(), name);
+        }
+    })
+    .await;
+}
+
+/// Waits for a blocked command to be served, time out, or be cancelled by disconnect or kill;
+/// the reply, and whether it came through the waiter's channel (served or CLIENT UNBLOCK)
+/// rather than from the timeout. Input that arrives meanwhile is buffered and runs after the
+/// blocked command, as in Redis.
 #[allow(clippy::too_many_arguments)]
 async fn wait_blocked(
     shared: &Shared,
@@ -558,7 +588,7 @@ async fn wait_blocked(
     mut rx: oneshot::Receiver<Reply>,
     timeout: Option<Duration>,
     on_timeout: Reply,
-) -> Result<Reply, Exit> {
+) -> Result<(Reply, bool), Exit> {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let sleep = async {
         match deadline {
@@ -569,14 +599,20 @@ async fn wait_blocked(
     tokio::pin!(sleep);
     loop {
         tokio::select! {
-            r = &mut rx => return Ok(r.unwrap_or(Reply::NullArray)),
+            r = &mut rx => return Ok(match r {
+                Ok(reply) => (reply, true),
+                Err(_) => (Reply::NullArray, false),
+            }),
             _ = &mut sleep => {
                 let served_already = !with_engine(shared, |engine| engine.unblock(wid)).await;
                 if served_already {
                     // Served between the timer firing and taking the lock: deliver it.
-                    return Ok(rx.try_recv().unwrap_or(on_timeout));
+                    return Ok(match rx.try_recv() {
+                        Ok(reply) => (reply, true),
+                        Err(_) => (on_timeout, false),
+                    });
                 }
-                return Ok(on_timeout);
+                return Ok((on_timeout, false));
             }
             n = read_more(stream, inbuf) => match n {
                 Ok(0) | Err(_) => {

@@ -170,6 +170,11 @@ impl std::ops::IndexMut<usize> for Keyspace {
 }
 
 impl Keyspace {
+    /// Exchanges the data of two databases (SWAPDB); list counters are the caller's to move.
+    pub fn swap_databases(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+    }
+
     pub fn new(databases: usize, queues: Arc<QueueRegistry>) -> Keyspace {
         Keyspace {
             dbs: (0..databases).map(|_| Db::default()).collect(),

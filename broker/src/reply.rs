@@ -398,6 +398,18 @@ pub mod msg {
     pub const STREAM_LIMIT_NO_STRATEGY: &str =
         "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy";
     pub const TIMEOUT_NOT_INT: &str = "ERR timeout is not an integer or out of range";
+    pub const INT32_RANGE: &str = "ERR value is out of range, value must between -2147483648 and 2147483647";
+    pub const SWAPDB_FIRST_INDEX: &str = "ERR invalid first DB index";
+    pub const SWAPDB_SECOND_INDEX: &str = "ERR invalid second DB index";
+    pub const SLOWLOG_COUNT: &str = "ERR count should be greater than or equal to -1";
+    pub const LATENCY_DOCTOR_DISABLED: &str = "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n";
+    pub const LATENCY_DOCTOR_NO_SPIKES: &str = "Dave, no latency spike was observed during the lifetime of this Redis instance, not in the slightest bit. I honestly think you ought to sit down calmly, take a stress pill, and think things over.\n";
+    /// Ours: Redis's written analysis of recorded spikes is not reproduced.
+    pub const LATENCY_DOCTOR_UNSUPPORTED: &str =
+        "ERR LATENCY DOCTOR cannot analyse recorded spikes here; read them with LATENCY LATEST and LATENCY HISTORY";
+    /// Ours: Redis's ASCII drawing of recorded samples is not reproduced.
+    pub const LATENCY_GRAPH_UNSUPPORTED: &str =
+        "ERR LATENCY GRAPH cannot draw recorded samples here; read them with LATENCY HISTORY";
     pub const XREAD_GROUP_OPTION: &str =
         "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.";
     pub const XREAD_NOACK_OPTION: &str =
@@ -459,6 +471,14 @@ pub mod msg {
         format!(
             "ERR Unrecognized XCLAIM option '{}'",
             String::from_utf8_lossy(opt)
+        )
+    }
+
+    /// `ERR No samples available for event '<event>'` (LATENCY GRAPH).
+    pub fn latency_no_samples(event: &[u8]) -> String {
+        format!(
+            "ERR No samples available for event '{}'",
+            String::from_utf8_lossy(event)
         )
     }
 

@@ -393,6 +393,9 @@ pub struct ClientState {
     pub aof_wait: u64,
     /// CLIENT REPLY: whether replies are sent.
     pub reply_mode: ReplyMode,
+    /// How long the call that blocked this client took (µs): the slow log reports a blocking
+    /// command once it is served, with this duration, as Redis does.
+    pub blocked_call_us: u64,
 }
 
 /// CLIENT REPLY's state: replies on, off, or off for one command.
@@ -460,6 +463,7 @@ impl ClientState {
             raw_replies: true,
             aof_wait: 0,
             reply_mode: ReplyMode::On,
+            blocked_call_us: 0,
         }
     }
 }

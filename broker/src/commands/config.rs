@@ -113,6 +113,9 @@ fn live(ctx: &Ctx, canonical: &str) -> Option<String> {
         "busy-reply-threshold" => c.busy_reply_threshold_ms.to_string(),
         "notify-keyspace-events" => crate::pubsub::events::to_text(ctx.engine.pubsub.notify_flags),
         "queue-delayed-sets" => ctx.shared.queues.delayed_patterns(),
+        "slowlog-log-slower-than" => ctx.engine.slowlog.threshold_us.to_string(),
+        "slowlog-max-len" => ctx.engine.slowlog.max_len.to_string(),
+        "latency-monitor-threshold" => ctx.engine.latency.threshold_ms.to_string(),
         _ => return None,
     })
 }
@@ -247,6 +250,10 @@ fn apply(ctx: &mut Ctx, canonical: &'static str, value: &str) -> Result<(), Refu
             ctx.engine.pubsub.notify_flags = crate::pubsub::events::parse(value.as_bytes())
                 .ok_or_else(|| Refusal::from(msg::CONFIG_EVENT_CLASS))?;
         }
+        "slowlog-log-slower-than" => ctx.engine.slowlog.threshold_us = value.parse().unwrap_or(10_000),
+        // As in Redis, a shorter log drops its oldest entries at the next entry, not now.
+        "slowlog-max-len" => ctx.engine.slowlog.max_len = usize::try_from(number()).unwrap_or(usize::MAX),
+        "latency-monitor-threshold" => ctx.engine.latency.threshold_ms = number(),
         "queue-delayed-sets" => ctx
             .shared
             .queues

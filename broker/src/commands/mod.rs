@@ -3,10 +3,12 @@
 //!
 //! Families: `connection` (PING, ECHO, AUTH, HELLO, SELECT, QUIT, RESET), `client`, `command`
 //! (COMMAND and its DOCS), `info`, `config`, `server` (DBSIZE, FLUSHDB, FLUSHALL, TIME),
+//! `admin` (SLOWLOG, LATENCY, ROLE, LASTSAVE, WAIT), `databases` (MOVE, SWAPDB),
 //! `qstats`, `transactions` (MULTI, EXEC, DISCARD, WATCH), [`shutdown`], `keys`, `strings`,
 //! `lists`, `hashes`, `sets` and `scripting` (the EVAL family and SCRIPT). `args` parses their arguments and
 //! [`flags`] types the table's flags.
 
+mod admin;
 mod args;
 mod bits;
 mod client;
@@ -14,6 +16,7 @@ mod command;
 mod config;
 mod config_params;
 mod connection;
+mod databases;
 mod dump;
 pub mod flags;
 mod functions;
@@ -227,6 +230,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("save", 1, [ADMIN, NOSCRIPT, NO_MULTI, NO_ASYNC_LOADING], (0, 0, 0), "server", "Synchronously saves the database(s) to disk.", "", persistence::save),
     cmd!("bgsave", -1, [ADMIN, NOSCRIPT, NO_ASYNC_LOADING], (0, 0, 0), "server", "Asynchronously saves the database(s) to disk.", "[SCHEDULE]", persistence::save),
     cmd!("time", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Returns the server time.", "", server::time),
+    cmd!("slowlog", -2, [ADMIN, LOADING, STALE], (0, 0, 0), "server", "A container for slow log commands", "subcommand [arg ...]", admin::slowlog),
+    cmd!("latency", -2, [ADMIN, NOSCRIPT, LOADING, STALE], (0, 0, 0), "server", "A container for latency diagnostics commands", "subcommand [arg ...]", admin::latency),
+    cmd!("role", 1, [NOSCRIPT, LOADING, STALE, FAST], (0, 0, 0), "server", "Return the role of the instance in the context of replication", "", admin::role),
+    cmd!("lastsave", 1, [LOADING, STALE, FAST], (0, 0, 0), "server", "Get the UNIX time stamp of the last successful save to disk", "", admin::lastsave),
+    cmd!("wait", 3, [NOSCRIPT], (0, 0, 0), "generic", "Wait for the synchronous replication of all the write commands sent in the context of the current connection", "numreplicas timeout", admin::wait),
     cmd!("qstats", -1, [READONLY, FAST], (1, -1, 1), "server", "Returns per-queue metrics (autoscale-node extension).", "[RESET] [key [key ...]]", qstats::qstats),
     // transactions (dispatch handles their special cases)
     cmd!("multi", 1, [NOSCRIPT, LOADING, STALE, FAST, ALLOW_BUSY, TX_IMMEDIATE], (0, 0, 0), "transactions", "Starts a transaction.", "", transactions::multi),
@@ -261,6 +269,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     cmd!("type", 2, [READONLY, FAST], (1, 1, 1), "generic", "Determines the type of value stored at a key.", "key", keys::type_),
     cmd!("keys", 2, [READONLY], (0, 0, 0), "generic", "Returns all key names that match a pattern.", "pattern", keys::keys),
     cmd!("scan", -2, [READONLY], (0, 0, 0), "generic", "Iterates over the key names in the database.", "cursor [MATCH pattern] [COUNT count] [TYPE type]", keys::scan),
+    cmd!("move", 3, [WRITE, FAST], (1, 1, 1), "generic", "Move a key to another database", "key db", databases::move_),
+    cmd!("swapdb", 3, [WRITE, FAST], (0, 0, 0), "server", "Swaps two Redis databases", "index1 index2", databases::swapdb),
     cmd!("rename", 3, [WRITE], (1, 2, 1), "generic", "Renames a key and overwrites the destination.", "key newkey", keys::rename),
     cmd!("renamenx", 3, [WRITE, FAST], (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", "key newkey", keys::renamenx),
     cmd!("expire", -3, [WRITE, FAST], (1, 1, 1), "generic", "Sets the expiration time of a key in seconds.", "key seconds [NX|XX|GT|LT]", keys::expire),
@@ -658,10 +668,26 @@ fn call(
         }
     }
     let usec = start.elapsed().as_micros() as u64;
+    // A blocked command is reported by Redis once served, not when it starts waiting: its
+    // connection does that (`conn.rs`), with this duration.
+    if let Outcome::Block { .. } = out {
+        client.blocked_call_us = usec;
+    } else if engine.slowlog.wants(usec) && !spec.flags.contains(CommandFlags::SKIP_SLOWLOG) {
+        admin::log_slow(engine, client, spec, args, usec);
+    }
+    let event = if spec.flags.contains(CommandFlags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    engine
+        .latency
+        .observe(event, engine.now_us / 1_000_000, usec / 1000);
     engine.stats.total += 1;
     let st = engine.stats.of(index);
     st.calls += 1;
     st.usec += usec;
+    st.record_latency(usec);
     if let Outcome::Reply(Reply::Error(e)) = &out {
         st.failed_calls += 1;
         shared.stats.record_error(e);

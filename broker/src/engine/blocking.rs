@@ -23,6 +23,9 @@ pub enum BlockOp {
     ZPop { max: bool },
     /// BZMPOP: reply `[key, [[member, score], ...]]`.
     ZMPop { max: bool, count: usize },
+    /// WAIT for replicas: there are none, so nothing serves it; it ends with its timeout
+    /// (answered 0) or CLIENT UNBLOCK.
+    Wait,
 }
 
 impl BlockOp {
@@ -142,6 +145,11 @@ impl Engine {
         self.keyspace
             .queues
             .emit(|| QueueEvent::Unblocked { client: w.client });
+        // A WAIT ended as if timed out counts the replicas that acknowledged: none.
+        let reply = match (&w.op, reply) {
+            (BlockOp::Wait, Reply::NullArray) => Reply::Int(0),
+            (_, r) => r,
+        };
         // The connection may be gone already: then there is nobody to tell.
         let _ = w.tx.send(reply);
         true
@@ -279,6 +287,8 @@ impl Engine {
             }
             // Never chosen above: stream waiters are served by `serve_stream_waiters`.
             BlockOp::Stream(_) => Reply::NullArray,
+            // Waits on no key, so never chosen.
+            BlockOp::Wait => Reply::Int(0),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! statistics are indexed by a command number the command layer chooses. No I/O happens here.
 
 mod blocking;
+pub mod diagnostics;
 mod stream_waits;
 mod watch;
 
@@ -46,6 +47,10 @@ pub struct Engine {
     pub loading: bool,
     /// Pub/sub subscriptions, MONITOR clients and the keyspace-event switches.
     pub pubsub: PubSub,
+    /// SLOWLOG's entries and parameters (fed by every call).
+    pub slowlog: diagnostics::Slowlog,
+    /// LATENCY's events (recorded only when `latency-monitor-threshold` is set).
+    pub latency: diagnostics::LatencyMonitor,
 }
 
 /// The classes of keyspace events, one per letter of `notify-keyspace-events`.
@@ -124,6 +129,20 @@ pub struct CommandStat {
     pub usec: u64,
     pub rejected_calls: u64,
     pub failed_calls: u64,
+    /// Calls per latency bucket: bucket k holds durations up to about 1024·2^k ns (LATENCY
+    /// HISTOGRAM; see `record_latency`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS],
+}
+
+/// Buckets of a command's latency histogram: 1 µs up to 1 s, as Redis tracks.
+pub const LATENCY_BUCKETS: usize = diagnostics::LATENCY_BUCKETS;
+
+impl CommandStat {
+    /// Counts one call that took `usec` in its latency bucket.
+    #[inline]
+    pub fn record_latency(&mut self, usec: u64) {
+        self.latency_buckets[diagnostics::latency_bucket(usec)] += 1;
+    }
 }
 
 /// INFO's `total_commands_processed` and commandstats.
@@ -165,6 +184,8 @@ impl Engine {
             feed: None,
             loading: false,
             pubsub: PubSub::default(),
+            slowlog: diagnostics::Slowlog::default(),
+            latency: diagnostics::LatencyMonitor::default(),
         }
     }
 
@@ -346,6 +367,44 @@ impl Engine {
     }
 
     /// Empties one database (or all) and resets their queue counters.
+    /// SWAPDB: exchanges the data of databases `a` and `b`. Clients stay in the database they
+    /// selected, so, as in Redis, WATCHes of keys present on either side break, clients
+    /// blocked on a key that now has elements are served, and XREADGROUP waiters whose stream
+    /// went to the other side are told. Each list takes its new key's queue counters (a walk
+    /// over both databases' keys: Redis's swap is O(1), ours O(keys) for this).
+    pub fn swap_databases(&mut self, a: usize, b: usize, now_ms: u64) {
+        self.dirty += 1;
+        if a == b {
+            return;
+        }
+        let keyspace = &self.keyspace;
+        let either = |key: &[u8]| keyspace[a].map.contains_key(key) || keyspace[b].map.contains_key(key);
+        self.watches.touch_all(Some(a), |_, key| either(key));
+        self.watches.touch_all(Some(b), |_, key| either(key));
+        self.keyspace.swap_databases(a, b);
+        for db in [a, b] {
+            let queues = self.keyspace.queues.clone();
+            for (key, value) in self.keyspace[db].map.iter_mut() {
+                if let crate::db::Value::List(l) = value {
+                    l.retarget(queues.counters(db, key));
+                    l.stats.record_push(0, l.len(), l.oldest_us(), now_ms);
+                }
+            }
+        }
+        let ready: Vec<(usize, Bytes)> = self
+            .blocking
+            .by_key
+            .keys()
+            .filter(|(d, k)| (*d == a || *d == b) && self.keyspace[*d].map.contains_key(k))
+            .cloned()
+            .collect();
+        self.blocking.ready.extend(ready);
+        for db in [a, b] {
+            let gone = self.blocking.group_read_keys(Some(db));
+            self.blocking.ready.extend(gone);
+        }
+    }
+
     pub fn flush(&mut self, db: Option<usize>) {
         self.dirty += 1;
         let keyspace = &self.keyspace;
