@@ -106,7 +106,9 @@ fn shorten(args: &[Bytes]) -> Vec<Bytes> {
             s.extend_from_slice(format!("... ({} more bytes)", a.len() - SLOWLOG_MAX_ARG_BYTES).as_bytes());
             out.push(Bytes::from(s));
         } else {
-            out.push(a.clone());
+            // A copy, not a slice: an argument shares the buffer its whole (pipelined) request
+            // batch was read into, which an entry would otherwise keep alive.
+            out.push(Bytes::copy_from_slice(a));
         }
     }
     out
@@ -228,7 +230,7 @@ mod tests {
         log.push(9, 9, &[], String::new(), String::new());
         assert_eq!(log.newest(1).next().map(|e| e.id), Some(3));
         assert!(!Slowlog {
-            threshold_us: -1,
+            threshold_us: 10_000,
             ..Slowlog::default()
         }
         .wants(u64::MAX));

@@ -366,7 +366,6 @@ impl Engine {
         Some((out, len))
     }
 
-    /// Empties one database (or all) and resets their queue counters.
     /// SWAPDB: exchanges the data of databases `a` and `b`. Clients stay in the database they
     /// selected, so, as in Redis, WATCHes of keys present on either side break, clients
     /// blocked on a key that now has elements are served, and XREADGROUP waiters whose stream
@@ -405,6 +404,7 @@ impl Engine {
         }
     }
 
+    /// Empties one database (or all) and resets their queue counters.
     pub fn flush(&mut self, db: Option<usize>) {
         self.dirty += 1;
         let keyspace = &self.keyspace;
