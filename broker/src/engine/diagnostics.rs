@@ -230,7 +230,7 @@ mod tests {
         log.push(9, 9, &[], String::new(), String::new());
         assert_eq!(log.newest(1).next().map(|e| e.id), Some(3));
         assert!(!Slowlog {
-            threshold_us: 10_000,
+            threshold_us: -1,
             ..Slowlog::default()
         }
         .wants(u64::MAX));
