@@ -200,6 +200,16 @@ impl Keyspace {
         self.dbs.iter()
     }
 
+    /// The value of `key` in `db` unless it is missing or expired (nothing is deleted: for
+    /// readers that must not write, such as the node's and the metrics' listings).
+    pub fn live(&self, db: usize, key: &[u8], now_ms: u64) -> Option<&Value> {
+        let d = self.dbs.get(db)?;
+        if d.is_expired(key, now_ms) {
+            return None;
+        }
+        d.map.get(key)
+    }
+
     /// Deletes `key` if its expiry has passed; true if it did.
     pub fn expire_if_due(&mut self, db: usize, key: &[u8], now_ms: u64) -> bool {
         if !self.dbs[db].is_expired(key, now_ms) {

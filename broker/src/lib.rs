@@ -134,21 +134,12 @@ impl Broker {
         Some(f(&engine.keyspace, metrics::unix_ms()))
     }
 
-    /// The value of `key` in `db` if it exists and has not expired (nothing is deleted).
-    fn live<'k>(keyspace: &'k db::Keyspace, db: usize, key: &str, now_ms: u64) -> Option<&'k db::Value> {
-        let d = keyspace.get(db)?;
-        if d.is_expired(key.as_bytes(), now_ms) {
-            return None;
-        }
-        d.map.get(key.as_bytes())
-    }
-
     /// The values of string keys in database `db` (`None` for a missing, expired or
     /// non-string key), e.g. the collector's totals.
     pub fn get_strings(&self, db: usize, keys: &[&str]) -> Option<Vec<Option<bytes::Bytes>>> {
         self.read(|keyspace, now| {
             keys.iter()
-                .map(|k| match Broker::live(keyspace, db, k, now) {
+                .map(|k| match keyspace.live(db, k.as_bytes(), now) {
                     Some(db::Value::Str(b)) => Some(b.clone()),
                     _ => None,
                 })
@@ -159,7 +150,7 @@ impl Broker {
     /// The length of list `key` and up to `n` of its elements from the head (the newest, for a
     /// queue producers LPUSH to). A missing key is an empty list.
     pub fn list_head(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
-        self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
+        self.read(|keyspace, now| match keyspace.live(db, key.as_bytes(), now) {
             Some(db::Value::List(l)) => (
                 l.len(),
                 l.items
@@ -176,7 +167,7 @@ impl Broker {
     /// (the oldest, for a queue producers LPUSH to and consumers take from the right). A
     /// missing key is an empty list.
     pub fn list_tail(&self, db: usize, key: &str, n: usize) -> Option<(usize, Vec<bytes::Bytes>)> {
-        self.read(|keyspace, now| match Broker::live(keyspace, db, key, now) {
+        self.read(|keyspace, now| match keyspace.live(db, key.as_bytes(), now) {
             Some(db::Value::List(l)) => (
                 l.len(),
                 l.items

@@ -756,14 +756,13 @@ impl QueueRegistry {
     pub fn pin_stream_group(&self, db: usize, key: &[u8], group: &[u8]) {
         let slot = (db, Bytes::copy_from_slice(key));
         let mut watched = self.watched.lock();
-        let groups = match watched.get(&slot) {
+        let mut groups = match watched.get(&slot) {
             Some(Watch {
                 shape: WatchShape::Stream { groups },
                 ..
             }) => groups.clone(),
             _ => Vec::new(),
         };
-        let mut groups = groups;
         if !groups.iter().any(|g| g.as_ref() == group) {
             groups.push(Bytes::copy_from_slice(group));
         }
@@ -810,6 +809,11 @@ impl QueueRegistry {
             }
         };
         counters.record_pop(ids_ms.iter().map(|ms| ms * 1000), 0, 0, now_us, None);
+    }
+
+    /// How `key` is watched, if it is.
+    pub(crate) fn watch_of(&self, db: usize, key: &Bytes) -> Option<Watch> {
+        self.watched.lock().get(&(db, key.clone())).cloned()
     }
 
     /// The watched streams and delayed sets (a copy: the listing reads the keyspace).

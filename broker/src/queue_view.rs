@@ -17,15 +17,6 @@ use crate::types::stream::{Group, Stream, StreamId};
 use crate::types::zset::{ScoreBound, ScoreRange, ZSet};
 use bytes::Bytes;
 
-/// The live value of `key`, unless it expired.
-fn live<'k>(keyspace: &'k Keyspace, db: usize, key: &[u8], now_ms: u64) -> Option<&'k Value> {
-    let d = keyspace.get(db)?;
-    if d.is_expired(key, now_ms) {
-        return None;
-    }
-    d.map.get(key)
-}
-
 /// Every queue — lists, stream groups, delayed sets — as INFO, QSTATS and `/metrics` list
 /// them: pinned first, then the most recently active, at most `limit`, sorted by database,
 /// name and group; and how many were left out. Stops watching keys that lost their shape.
@@ -62,12 +53,8 @@ pub fn listed(registry: &QueueRegistry, keyspace: &Keyspace, limit: usize) -> (V
 /// not), a delayed set (watched, or named as a delayed-set pattern says) — for `QSTATS key`.
 pub fn of_key(registry: &QueueRegistry, keyspace: &Keyspace, db: usize, key: &Bytes) -> Vec<QueueStats> {
     let now_ms = unix_ms();
-    let watch = registry
-        .watched()
-        .into_iter()
-        .find(|(k, _)| k.0 == db && k.1 == *key)
-        .map(|(_, w)| w);
-    match (live(keyspace, db, key, now_ms), watch) {
+    let watch = registry.watch_of(db, key);
+    match (keyspace.live(db, key, now_ms), watch) {
         (_, Some(w)) => {
             let found = shape_stats(registry, keyspace, db, key, &w, now_ms);
             if found.is_empty() {
@@ -99,7 +86,7 @@ fn shape_stats(
     watch: &Watch,
     now_ms: u64,
 ) -> Vec<QueueStats> {
-    let value = live(keyspace, db, key, now_ms);
+    let value = keyspace.live(db, key, now_ms);
     match (&watch.shape, value) {
         (WatchShape::Stream { groups: pinned }, Some(Value::Stream(s))) => {
             let mut out: Vec<QueueStats> = s
