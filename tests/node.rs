@@ -4,7 +4,7 @@
 mod common;
 
 use common::node::{scale, task_json, wait_for_workers, worker_clients};
-use common::{conn, http_get, sample, start_node, within};
+use common::{cmd, conn, http_get, sample, start_node, within};
 use redis::AsyncCommands;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -78,6 +78,22 @@ async fn scale_without_a_node_says_so() {
         .unwrap();
     assert!(!ok);
     assert!(text.contains("no autoscale-node control loop"), "{text}");
+}
+
+/// The address line is the node's "ready": a `run --redis` that connects the moment it is
+/// printed must find the controller (it once could not, for a few milliseconds, and then ran
+/// its own workers beside the node's and could not survive the node's restart).
+#[tokio::test]
+async fn a_node_is_found_by_the_time_it_prints_its_address() {
+    for _ in 0..3 {
+        let node = start_node(&["--scaler", "local", "--policy", "static:1", "--workers", "1"]);
+        let mut c = within(conn(&node.url())).await;
+        let clients: String = within(cmd(&mut c, &["CLIENT", "LIST"])).await.unwrap();
+        assert!(
+            clients.contains("name=autoscale-node:controller"),
+            "no controller among the clients right after the address was printed:\n{clients}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -974,8 +974,14 @@ async fn a_job_survives_kill_9_of_its_node() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("report.json")).unwrap()).unwrap();
+    let report_json = std::fs::read_to_string(report.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "run exited ({status}) without a report ({e}); run:\n{}\nnode:\n{}",
+            read(&dir.join("run.log")),
+            read(&stderr)
+        )
+    });
+    let r: serde_json::Value = serde_json::from_str(&report_json).unwrap();
     assert!(status.success(), "{r}\n{}", read(&dir.join("run.log")));
     assert_eq!(r["lost"], 0, "{r}");
     assert_eq!(r["outcome"], "completed", "{r}");

@@ -388,12 +388,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         if let Err(e) = ledger.poll(&mut conn).await {
             // The serving node went away (a restart: with its append-only log the job's state
             // survives it): wait for it to come back and carry on, as the farm's functions do.
-            let lost = e.kind() == redis::ErrorKind::IoError
-                || e.is_io_error()
-                || e.is_connection_dropped()
-                || e.is_connection_refusal()
-                || e.is_unrecoverable_error();
-            if !(delegate && lost) {
+            if !(delegate && broker_lost(&e)) {
                 return Err(e.into());
             }
             bar.suspend(|| {
@@ -456,6 +451,25 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             (Outcome::TimedOut, None)
         }
     };
+
+    // The job may have stopped (a function that kept failing, Ctrl-C) while the serving node
+    // was down, before the ledger noticed: what follows needs the broker, so wait for it as
+    // the loop would have, rather than end without a report.
+    if delegate {
+        if let Err(e) = redis::cmd("PING").query_async::<()>(&mut conn).await {
+            if !broker_lost(&e) {
+                return Err(e.into());
+            }
+            eprintln!(
+                "autoscale-node run: lost the broker ({e}); waiting for it to come back to end the job"
+            );
+            conn = reconnect(&client, RECONNECT_FOR).await?;
+            controller.reconnect(
+                conn.clone(),
+                Box::new(RedisReader::new(conn.clone(), program_start)),
+            );
+        }
+    }
 
     // What the serving node did during the job, from its own status (this side only watched).
     let node_after = match node_before {
@@ -585,6 +599,15 @@ async fn announce_job(
 /// clock too — not when a node's workers already agreed on it).
 /// How long a passive `run` waits for its serving node to come back.
 const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// Whether `e` says the connection to the broker is gone (as opposed to a refused command).
+fn broker_lost(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::IoError
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
 
 /// A new connection to the broker, retried with back-off for up to `within`.
 async fn reconnect(client: &redis::Client, within: Duration) -> anyhow::Result<MultiplexedConnection> {

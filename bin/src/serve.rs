@@ -554,14 +554,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let broker = Broker::new(args.broker_config(password.clone(), maxclients));
     // Before the address is printed: clients find the data there once they can connect.
     broker.open_log().context("opening the append-only file")?;
-    // The bound addresses on stdout, so scripts and tests that pass port 0 can find them.
-    println!("autoscale-node listening on {local}");
-    println!("autoscale-node http on {http_local}");
-    if let Some(listener) = &keda_listener {
-        println!("autoscale-node keda on {}", listener.local_addr()?);
-    }
-    std::io::stdout().flush().ok();
-    tracing::info!(%local, %http_local, scaler = ?args.node.scaler, "broker ready to accept connections");
+    let announce = Announce {
+        local,
+        http_local,
+        keda: keda_listener.as_ref().map(|l| l.local_addr()).transpose()?,
+    };
     tracing::info!("dashboard at http://{http_local}/");
 
     let stats = Arc::new(NodeStats::default());
@@ -602,6 +599,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             s.ready = true;
             s.scaler = "none".into();
         });
+        announce.print(args.node.scaler);
         stop_requested(&broker, &mut signals).await;
     } else {
         let result = control_loop(
@@ -609,9 +607,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             password.as_deref(),
             &broker,
             &mut signals,
-            local,
             (policy, period),
             stats.clone(),
+            &announce,
         )
         .await;
         if let Err(e) = &result {
@@ -632,10 +630,11 @@ async fn control_loop(
     password: Option<&str>,
     broker: &Broker,
     signals: &mut Signals,
-    local: std::net::SocketAddr,
     (policy, period): (Option<Box<dyn agent::policy::Policy>>, f64),
     stats: Arc<NodeStats>,
+    announce: &Announce,
 ) -> anyhow::Result<()> {
+    let local = announce.local;
     let host = if local.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -668,6 +667,9 @@ async fn control_loop(
         stats,
     )
     .await?;
+    // The controller's connection is named now: a `run` that reads the address and connects
+    // at once finds the node and lets it scale (before, it could take the farm for its own).
+    announce.print(args.node.scaler);
     if read_plans {
         node.read_plans(plan_policy);
     }
@@ -748,6 +750,27 @@ pub async fn release_memory_periodically(stop: CancellationToken) {
             _ = every.tick() => autoscale_node::allocator::release_free_memory(),
             _ = stop.cancelled() => return,
         }
+    }
+}
+
+/// The bound addresses, printed on stdout (so scripts and tests that pass port 0 can find
+/// them) once the node is ready for clients: the broker serves and, with a scaler, the control
+/// loop is connected.
+struct Announce {
+    local: std::net::SocketAddr,
+    http_local: std::net::SocketAddr,
+    keda: Option<std::net::SocketAddr>,
+}
+
+impl Announce {
+    fn print(&self, scaler: ScalerKind) {
+        println!("autoscale-node listening on {}", self.local);
+        println!("autoscale-node http on {}", self.http_local);
+        if let Some(keda) = self.keda {
+            println!("autoscale-node keda on {keda}");
+        }
+        std::io::stdout().flush().ok();
+        tracing::info!(local = %self.local, http_local = %self.http_local, ?scaler, "broker ready to accept connections");
     }
 }
 
