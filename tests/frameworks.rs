@@ -188,33 +188,36 @@ fn scaling_node(queue: &str, worker: &str) -> (ServerProcess, redis::Connection)
     (node, c)
 }
 
-/// The node scales a framework's own workers on the framework's queue: `serve --queue
-/// list:rq:queue:jobs --scaler local --worker-command 'rq worker …'`. A burst of RQ jobs makes
-/// it start more RQ workers (queue-proportional, KEDA's rule), every job completes, and
-/// scaling down stops RQ workers with SIGTERM (RQ's warm shutdown) without losing a job.
+/// The node scales a framework's own workers on the framework's queues: `serve --queue
+/// list:rq:queue:high,list:rq:queue:jobs --scaler local --worker-command 'rq worker … high
+/// jobs'`. A burst of RQ jobs on both queues makes it start more RQ workers
+/// (queue-proportional, KEDA's rule, on the sum), every job completes, and scaling down stops
+/// RQ workers with SIGTERM (RQ's warm shutdown) without losing a job.
 #[test]
 fn the_node_scales_rq_workers_on_their_queue() {
     if !have("python3", &["-c", "import rq"]) {
         return;
     }
     let worker = format!(
-        "cd '{}' && exec rq worker --quiet --url \"$REDIS_URL\" --worker-class rq.worker.SimpleWorker --name \"rq-$AUTOSCALE_WORKER_ID\" jobs",
+        "cd '{}' && exec rq worker --quiet --url \"$REDIS_URL\" --worker-class rq.worker.SimpleWorker --name \"rq-$AUTOSCALE_WORKER_ID\" high jobs",
         dir().display()
     );
-    let (node, mut c) = scaling_node("list:rq:queue:jobs", &worker);
+    let (node, mut c) = scaling_node("list:rq:queue:high,list:rq:queue:jobs", &worker);
     let rq_workers =
         |c: &mut redis::Connection| -> usize { redis::cmd("SCARD").arg("rq:workers").query(c).unwrap_or(0) };
     poll(Duration::from_secs(60), "the first RQ worker", || {
         (rq_workers(&mut c) >= 1).then_some(())
     });
 
-    // 300 jobs of 50 ms: 30 per allowed job-count of 10, so the rule asks for the maximum.
+    // 300 jobs of 50 ms, half on each queue (RQ's worker empties `high` first): the rule asks
+    // for the maximum (the sum's exactness is `node::several_framework_queues_are_read_…`).
     let enqueue = Command::new("python3")
         .args([
             "-c",
             "import sys, redis; from rq import Queue\n\
-             q = Queue('jobs', connection=redis.Redis.from_url(sys.argv[1]))\n\
-             for i in range(300): q.enqueue('fwjobs.slow', i, 0.05)",
+             r = redis.Redis.from_url(sys.argv[1])\n\
+             high, jobs = Queue('high', connection=r), Queue('jobs', connection=r)\n\
+             for i in range(150): high.enqueue('fwjobs.slow', i, 0.05); jobs.enqueue('fwjobs.slow', i, 0.05)",
             &format!("{}0", node.url()),
         ])
         .current_dir(dir())
@@ -224,10 +227,10 @@ fn the_node_scales_rq_workers_on_their_queue() {
     let mut most = 0;
     let finished = poll(Duration::from_secs(120), "the 300 jobs to finish", || {
         most = most.max(rq_workers(&mut c));
-        let done: usize = redis::cmd("ZCARD")
-            .arg("rq:finished:jobs")
-            .query(&mut c)
-            .unwrap_or(0);
+        let done: usize = ["rq:finished:high", "rq:finished:jobs"]
+            .iter()
+            .map(|k| redis::cmd("ZCARD").arg(k).query::<usize>(&mut c).unwrap_or(0))
+            .sum();
         (done >= 300).then_some(done)
     });
     assert_eq!(finished, 300);
@@ -236,16 +239,21 @@ fn the_node_scales_rq_workers_on_their_queue() {
         "the node ran at most {most} RQ workers for a 300-job burst"
     );
     let (_, m) = common::http_get(node.http_port, "/metrics");
-    let labels = r#"{db="0",queue="rq:queue:jobs"}"#;
-    assert_eq!(
-        common::sample(
-            &m,
-            r#"autoscale_queue_info{db="0",queue="rq:queue:jobs",kind="list"}"#
-        ),
-        Some(1.0),
-        "the selected queue is listed: {m}"
-    );
-    assert!(common::sample(&m, &format!("autoscale_queue_pushed_total{labels}")).unwrap_or(0.0) >= 300.0);
+    for queue in ["rq:queue:high", "rq:queue:jobs"] {
+        assert_eq!(
+            common::sample(
+                &m,
+                &format!(r#"autoscale_queue_info{{db="0",queue="{queue}",kind="list"}}"#)
+            ),
+            Some(1.0),
+            "the selected queue {queue} is listed: {m}"
+        );
+        let pushed = format!(r#"autoscale_queue_pushed_total{{db="0",queue="{queue}"}}"#);
+        assert!(
+            common::sample(&m, &pushed).unwrap_or(0.0) >= 150.0,
+            "{pushed}: {m}"
+        );
+    }
 
     // Scaling down by hand: the extra RQ workers get SIGTERM and leave (RQ deregisters them).
     let status = Command::new(env!("CARGO_BIN_EXE_autoscale-node"))
@@ -257,10 +265,10 @@ fn the_node_scales_rq_workers_on_their_queue() {
     poll(Duration::from_secs(60), "the RQ workers to stop", || {
         (rq_workers(&mut c) == 1).then_some(())
     });
-    let failed: usize = redis::cmd("ZCARD")
-        .arg("rq:failed:jobs")
-        .query(&mut c)
-        .unwrap_or(0);
+    let failed: usize = ["rq:failed:high", "rq:failed:jobs"]
+        .iter()
+        .map(|k| redis::cmd("ZCARD").arg(k).query::<usize>(&mut c).unwrap_or(0))
+        .sum();
     assert_eq!(failed, 0, "no job failed");
 }
 

@@ -1015,3 +1015,70 @@ async fn the_metrics_only_bundled_policy_decides_every_second_and_loses_nothing(
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `serve --queue A,B,…`: the node reads one queue made of its parts — waiting and in-flight
+/// counts add up over a list, another list, a stream group and a delayed-job set, the oldest
+/// wait is the oldest of all.
+#[tokio::test]
+async fn several_framework_queues_are_read_as_their_sum() {
+    use autoscale_node::node::reader::{EmbeddedReader, FarmReader};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let broker = broker::Broker::new(broker::BrokerConfig::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let mut c = within(conn(&url)).await;
+    let selector = "list:q:high,list:q:low,stream:s@g,delayed:later@s"
+        .parse()
+        .unwrap();
+    let mut reader = EmbeddedReader::new(broker.clone(), functions::runtime::unix_now()).with_queue(selector);
+    let empty = within(reader.read()).await.unwrap().queue;
+    assert_eq!((empty.length, empty.in_flight), (0, 0));
+
+    for _ in 0..5 {
+        let _: () = c.lpush("q:high", "job").await.unwrap();
+    }
+    // The low list's oldest job has waited about 2 s by the time it is read.
+    let _: () = c.lpush("q:low", "old").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    for _ in 0..6 {
+        let _: () = c.lpush("q:low", "job").await.unwrap();
+    }
+    let _: () = within(cmd(&mut c, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]))
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let _: String = within(cmd(&mut c, &["XADD", "s", "*", "f", "v"])).await.unwrap();
+    }
+    // One entry delivered and not acknowledged: in flight, no longer waiting.
+    let _: redis::Value = within(cmd(
+        &mut c,
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "w1",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    ))
+    .await
+    .unwrap();
+    let now = functions::runtime::unix_now();
+    for (score, job) in [(now - 1.0, "due1"), (now - 0.5, "due2"), (now + 3600.0, "later")] {
+        let _: () = c.zadd("later", job, score).await.unwrap();
+    }
+    let q = within(reader.read()).await.unwrap().queue;
+    assert_eq!(q.length, 5 + 7 + 3 + 2, "{q:?}");
+    assert_eq!(q.in_flight, 1, "{q:?}");
+    assert_eq!(q.pushed_total, 5 + 7 + 4, "lists' and stream's pushes: {q:?}");
+    assert!(
+        (1.5..10.0).contains(&q.oldest_age_s),
+        "the oldest is the low list's first job: {q:?}"
+    );
+    stop.cancel();
+}

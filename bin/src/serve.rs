@@ -68,7 +68,9 @@ pub struct ServeArgs {
     /// collector's totals), or a job framework's queue — `list:KEY` (RQ's `rq:queue:NAME`,
     /// Celery's `celery`, BullMQ's `bull:NAME:wait`), `stream:KEY@GROUP` (a consumer group:
     /// undelivered entries wait, pending ones are in flight), `delayed:KEY[@s|ms|bullmq]` (a
-    /// sorted set of jobs scored by due time: due ones wait).
+    /// sorted set of jobs scored by due time: due ones wait); several framework queues one
+    /// pool of workers serves joined by commas (`list:rq:queue:high,list:rq:queue:default`):
+    /// their lengths add up.
     #[arg(long, env = "AUTOSCALE_QUEUE", default_value = "farm")]
     pub queue: QueueSelector,
     #[command(flatten)]
@@ -674,14 +676,13 @@ async fn control_loop(
         node.read_plans(plan_policy);
     }
     let queues = functions::Queues::default();
-    // Pushes wake the loop early on a list; streams and delayed sets are read each period.
+    // Pushes wake the loop early on lists; streams and delayed sets are read each period.
     let woken_by = match &args.queue {
-        QueueSelector::Farm => Some(queues.worker.as_str()),
-        QueueSelector::List { key } => Some(key.as_str()),
-        _ => None,
+        QueueSelector::Farm => vec![queues.worker.as_str()],
+        selected => selected.list_keys(),
     };
-    if let Some(list) = woken_by {
-        let wake = Arc::new(QueueWake::new(list));
+    if !woken_by.is_empty() {
+        let wake = Arc::new(QueueWake::on(&woken_by));
         broker.queues().add_hook(wake.clone());
         node.set_wake(wake);
     }

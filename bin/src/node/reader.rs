@@ -54,6 +54,16 @@ impl QueueReading {
             ..QueueReading::default()
         }
     }
+
+    /// Adds another framework queue served by the same workers: counts add up, the oldest
+    /// is the oldest of both (framework queues carry no deadlines, so no slack or work).
+    fn add(&mut self, other: &QueueReading) {
+        self.length += other.length;
+        self.pushed_total += other.pushed_total;
+        self.popped_total += other.popped_total;
+        self.in_flight += other.in_flight;
+        self.oldest_age_s = self.oldest_age_s.max(other.oldest_age_s);
+    }
 }
 
 /// The collector's running totals. Wall-clock units.
@@ -248,13 +258,15 @@ impl FarmReader for EmbeddedReader {
                     self.emitters_running.push(emitter.to_string());
                 }
             }
-            if let Some(key) = self.selector.key() {
-                let stats = self.broker.queues_of(0, key.as_bytes()).ok_or(ReadError::Busy)?;
-                let queue = self
-                    .selector
-                    .pick(&stats)
-                    .map(QueueReading::of)
-                    .unwrap_or_default();
+            if !self.selector.is_farm() {
+                let mut queue = QueueReading::default();
+                for part in self.selector.parts() {
+                    let key = part.key().unwrap_or_default();
+                    let stats = self.broker.queues_of(0, key.as_bytes()).ok_or(ReadError::Busy)?;
+                    if let Some(q) = part.pick(&stats) {
+                        queue.add(&QueueReading::of(q));
+                    }
+                }
                 return Ok(FarmReading {
                     connected: self.connected_now(),
                     processing,

@@ -17,10 +17,14 @@ pub enum QueueSelector {
     Stream { key: String, group: String },
     /// A sorted set of jobs scored by the time they are due: the due ones wait.
     Delayed { key: String, unit: ScoreUnit },
+    /// Several framework queues one pool of workers serves (an RQ worker started on `high
+    /// default`, a Celery worker with `-Q`, BullMQ's wait list and its due delayed jobs): what
+    /// waits is the sum, the oldest is the oldest of all. Never nested, never the farm.
+    All(Vec<QueueSelector>),
 }
 
 /// The forms `--queue` takes, for error messages and `--help`.
-pub const FORMS: &str = "farm, list:KEY, stream:KEY@GROUP or delayed:KEY[@s|ms|bullmq]";
+pub const FORMS: &str = "farm, list:KEY, stream:KEY@GROUP or delayed:KEY[@s|ms|bullmq], or several of the last three joined by commas";
 
 /// The score unit of the delayed-job sets of the frameworks we know by their key names.
 fn known_unit(key: &str) -> Option<ScoreUnit> {
@@ -35,6 +39,32 @@ impl FromStr for QueueSelector {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(',') {
+            let mut parts: Vec<QueueSelector> = Vec::new();
+            for part in s.split(',').map(str::trim) {
+                if part.is_empty() {
+                    return Err(format!("--queue {s:?}: nothing between two commas or at an end"));
+                }
+                let one = Self::one(part)?;
+                if one.is_farm() {
+                    return Err(format!(
+                        "--queue {s:?}: the farm's queue is scaled on alone (its deadlines and totals do not add to a framework's)"
+                    ));
+                }
+                if parts.contains(&one) {
+                    return Err(format!("--queue {s:?}: {part} is named twice"));
+                }
+                parts.push(one);
+            }
+            return Ok(QueueSelector::All(parts));
+        }
+        Self::one(s)
+    }
+}
+
+impl QueueSelector {
+    /// One queue, `s` in one of the forms of [`FORMS`] but the list.
+    fn one(s: &str) -> Result<Self, String> {
         let nonempty = |what: &str, v: &str| -> Result<String, String> {
             if v.is_empty() {
                 Err(format!("--queue {s:?}: the {what} is empty (forms: {FORMS})"))
@@ -93,6 +123,15 @@ impl fmt::Display for QueueSelector {
             QueueSelector::List { key } => write!(f, "list:{key}"),
             QueueSelector::Stream { key, group } => write!(f, "stream:{key}@{group}"),
             QueueSelector::Delayed { key, unit } => write!(f, "delayed:{key}@{}", unit.name()),
+            QueueSelector::All(parts) => {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{part}")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -102,17 +141,37 @@ impl QueueSelector {
         *self == QueueSelector::Farm
     }
 
-    /// The key holding the queue (`None` for the farm: its queue's name is the farm's).
+    /// The single queues this selects: itself, or the parts of a list.
+    pub fn parts(&self) -> &[QueueSelector] {
+        match self {
+            QueueSelector::All(parts) => parts,
+            one => std::slice::from_ref(one),
+        }
+    }
+
+    /// The key holding the queue (`None` for the farm, whose queue's name is the farm's, and
+    /// for a list of queues: see [`Self::parts`]).
     pub fn key(&self) -> Option<&str> {
         match self {
-            QueueSelector::Farm => None,
+            QueueSelector::Farm | QueueSelector::All(_) => None,
             QueueSelector::List { key }
             | QueueSelector::Stream { key, .. }
             | QueueSelector::Delayed { key, .. } => Some(key),
         }
     }
 
-    /// Declares the queue to the embedded broker, so it is listed (and kept) while empty.
+    /// The lists among the selected queues (their pushes can wake the node).
+    pub fn list_keys(&self) -> Vec<&str> {
+        self.parts()
+            .iter()
+            .filter_map(|q| match q {
+                QueueSelector::List { key } => Some(key.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Declares the queues to the embedded broker, so they are listed (and kept) while empty.
     pub fn pin(&self, queues: &broker::QueueRegistry) {
         match self {
             QueueSelector::Farm => {}
@@ -121,10 +180,12 @@ impl QueueSelector {
                 queues.pin_stream_group(0, key.as_bytes(), group.as_bytes())
             }
             QueueSelector::Delayed { key, unit } => queues.pin_delayed(0, key.as_bytes(), *unit),
+            QueueSelector::All(parts) => parts.iter().for_each(|q| q.pin(queues)),
         }
     }
 
-    /// This queue's entry among what the broker lists for its key.
+    /// This queue's entry among what the broker lists for its key (`None` for a list of
+    /// queues: pick each of its parts).
     pub fn pick<'a>(&self, stats: &'a [broker::QueueStats]) -> Option<&'a broker::QueueStats> {
         use broker::QueueKind;
         stats.iter().find(|q| match self {
@@ -133,16 +194,8 @@ impl QueueSelector {
                 q.kind == QueueKind::Stream && q.group.as_deref() == Some(group.as_bytes())
             }
             QueueSelector::Delayed { .. } => q.kind == QueueKind::Delayed,
+            QueueSelector::All(_) => false,
         })
-    }
-
-    /// The label QSTATS lists this queue under.
-    pub fn label(&self) -> Option<String> {
-        match self {
-            QueueSelector::Farm => None,
-            QueueSelector::Stream { key, group } => Some(format!("{key}@{group}")),
-            QueueSelector::List { key } | QueueSelector::Delayed { key, .. } => Some(key.clone()),
-        }
     }
 }
 
@@ -182,6 +235,38 @@ mod tests {
     }
 
     #[test]
+    fn several_queues_are_one_selector_of_their_parts() {
+        let q: QueueSelector = "list:rq:queue:high, list:rq:queue:default,delayed:bull:m:delayed"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            q.parts(),
+            &[
+                QueueSelector::List {
+                    key: "rq:queue:high".into()
+                },
+                QueueSelector::List {
+                    key: "rq:queue:default".into()
+                },
+                QueueSelector::Delayed {
+                    key: "bull:m:delayed".into(),
+                    unit: ScoreUnit::BullMq
+                },
+            ]
+        );
+        assert_eq!(q.key(), None);
+        assert!(!q.is_farm());
+        assert_eq!(q.list_keys(), ["rq:queue:high", "rq:queue:default"]);
+        assert_eq!(
+            q.to_string(),
+            "list:rq:queue:high,list:rq:queue:default,delayed:bull:m:delayed@bullmq"
+        );
+        assert_eq!(q.to_string().parse::<QueueSelector>().unwrap(), q);
+        let one: QueueSelector = "list:celery".parse().unwrap();
+        assert_eq!(one.parts(), std::slice::from_ref(&one));
+    }
+
+    #[test]
     fn framework_delayed_sets_need_no_unit() {
         assert_eq!(
             "delayed:rq:scheduled:default".parse::<QueueSelector>().unwrap(),
@@ -208,6 +293,11 @@ mod tests {
             ("stream:orders@", "the group is empty"),
             ("delayed:later", "say how the scores encode due times"),
             ("delayed:later@hours", "unknown score unit"),
+            ("list:a,farm", "scaled on alone"),
+            ("list:a,list:a", "named twice"),
+            ("list:a,", "nothing between two commas"),
+            ("list:a,list:", "the key is empty"),
+            ("list:a,stream:b", "name the consumer group"),
         ] {
             let e = text.parse::<QueueSelector>().unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

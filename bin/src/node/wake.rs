@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::sync::Notify;
 
 /// Wakes the loop when `worker_queue` (database 0) reaches the threshold armed at the last
-/// decision; fires once, then waits to be armed again.
+/// decision; fires once, then waits to be armed again. Over several lists (`serve --queue
+/// list:A,list:B`) one list reaching the threshold armed for their sum fires it: a burst into
+/// one of them still wakes the loop, growth spread over all waits for the period.
 pub struct QueueWake {
-    queue: Vec<u8>,
+    queues: Vec<Vec<u8>>,
     threshold: AtomicU64,
     notify: Notify,
 }
@@ -24,8 +26,13 @@ impl QueueWake {
 
     /// A hook on `queue`, disarmed until the first decision arms it.
     pub fn new(queue: &str) -> QueueWake {
+        QueueWake::on(&[queue])
+    }
+
+    /// A hook on each of `queues`, disarmed until the first decision arms it.
+    pub fn on(queues: &[&str]) -> QueueWake {
         QueueWake {
-            queue: queue.as_bytes().to_vec(),
+            queues: queues.iter().map(|q| q.as_bytes().to_vec()).collect(),
             threshold: AtomicU64::new(u64::MAX),
             notify: Notify::new(),
         }
@@ -58,7 +65,7 @@ impl QueueHook for QueueWake {
             db: 0, queue, length, ..
         } = event
         {
-            if queue.as_ref() != self.queue.as_slice() {
+            if !self.queues.iter().any(|q| q.as_slice() == queue.as_ref()) {
                 return;
             }
             let armed = self.threshold.load(Relaxed);
@@ -125,5 +132,22 @@ mod tests {
         );
         // A long queue must double.
         assert_eq!(QueueWake::threshold(40, 0), 80);
+    }
+
+    #[tokio::test]
+    async fn over_several_lists_any_of_them_fires_it() {
+        let wake = QueueWake::on(&["rq:queue:high", "rq:queue:default"]);
+        wake.arm(0, 0);
+        wake.on_event(&push("rq:queue:other", 100));
+        wake.on_event(&push("rq:queue:default", 3));
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(20), wake.woken())
+                .await
+                .is_err()
+        );
+        wake.on_event(&push("rq:queue:high", 4));
+        tokio::time::timeout(std::time::Duration::from_secs(5), wake.woken())
+            .await
+            .expect("woken by the second list");
     }
 }
