@@ -36,18 +36,24 @@ fn take_pushed(client: &ClientState, out: &mut BytesMut) {
 /// Writes `out`. For a client that receives pushed messages the bytes count towards its
 /// output limit while they are written, and going over the limit ends the write (and the
 /// connection) even if the client never reads.
-async fn write_out(stream: &mut TcpStream, client: &ClientState, out: &[u8]) -> bool {
+async fn write_out(stream: &mut TcpStream, shared: &Shared, client: &ClientState, out: &[u8]) -> bool {
     let mailbox = &client.info.pubsub;
-    if !mailbox.subscribed() {
-        return stream.write_all(out).await.is_ok();
-    }
-    mailbox.set_writing(out.len());
-    let written = tokio::select! {
-        r = stream.write_all(out) => r.is_ok(),
-        _ = mailbox.closed() => false,
+    let written = if !mailbox.subscribed() {
+        stream.write_all(out).await.is_ok()
+    } else {
+        mailbox.set_writing(out.len());
+        let written = tokio::select! {
+            r = stream.write_all(out) => r.is_ok(),
+            _ = mailbox.closed() => false,
+        };
+        mailbox.set_writing(0);
+        written && !mailbox.is_closed()
     };
-    mailbox.set_writing(0);
-    written && !mailbox.is_closed()
+    if written {
+        shared.stats.net_output_bytes.fetch_add(out.len() as u64, Relaxed);
+        shared.stats.writes_processed.fetch_add(1, Relaxed);
+    }
+    written
 }
 
 /// How much a read asks the kernel for at once.
@@ -60,14 +66,18 @@ const OUT_KEEP: usize = 16 * 1024;
 /// idle connection holds no read buffer (Redis's idle client costs ~1.4 KB; a 16 KB buffer
 /// reserved ahead of every read made ours cost 34 KB). Cancel-safe: the read itself happens
 /// synchronously after readiness.
-async fn read_more(stream: &TcpStream, inbuf: &mut BytesMut) -> std::io::Result<usize> {
+async fn read_more(stream: &TcpStream, shared: &Shared, inbuf: &mut BytesMut) -> std::io::Result<usize> {
     loop {
         stream.readable().await?;
         if inbuf.capacity() - inbuf.len() < READ_CHUNK / 4 {
             inbuf.reserve(READ_CHUNK);
         }
         match stream.try_read_buf(inbuf) {
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                shared.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                shared.stats.reads_processed.fetch_add(1, Relaxed);
+                return Ok(n);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // Readiness can be stale (a new socket starts out "ready"): give the buffer
                 // back before waiting for real input.
@@ -409,7 +419,7 @@ async fn run(
                 wait_durable(shared, client).await;
             }
             take_pushed(client, &mut out);
-            if !write_out(stream, client, &out).await {
+            if !write_out(stream, shared, client, &out).await {
                 return Exit::Eof;
             }
             out.clear();
@@ -492,7 +502,7 @@ async fn run(
                     }
                     // Keep reading (more commands get -BUSY) until the lock frees up.
                     tokio::select! {
-                        n = read_more(stream, &mut inbuf) => if matches!(n, Ok(0) | Err(_)) { return Exit::Eof },
+                        n = read_more(stream, shared, &mut inbuf) => if matches!(n, Ok(0) | Err(_)) { return Exit::Eof },
                         _ = tokio::time::sleep(Duration::from_millis(5)) => {}
                         _ = client.info.kill.notified() => return Exit::Killed,
                         _ = shutdown.cancelled() => return Exit::Shutdown,
@@ -519,7 +529,7 @@ async fn run(
         release_idle_buffers(&mut out);
         let idle = shared.config.read().timeout_s;
         tokio::select! {
-            n = read_more(stream, &mut inbuf) => match n {
+            n = read_more(stream, shared, &mut inbuf) => match n {
                 Ok(0) | Err(_) => return Exit::Eof,
                 Ok(_) => *client.info.last_interaction.lock() = Instant::now(),
             },
@@ -531,7 +541,7 @@ async fn run(
                     return Exit::Killed;
                 }
                 take_pushed(client, &mut out);
-                if !write_out(stream, client, &out).await {
+                if !write_out(stream, shared, client, &out).await {
                     return Exit::Eof;
                 }
                 out.clear();
@@ -614,7 +624,7 @@ async fn wait_blocked(
                 }
                 return Ok((on_timeout, false));
             }
-            n = read_more(stream, inbuf) => match n {
+            n = read_more(stream, shared, inbuf) => match n {
                 Ok(0) | Err(_) => {
                     with_engine(shared, |engine| engine.unblock(wid)).await;
                     return Err(Exit::Eof);
@@ -634,7 +644,7 @@ async fn wait_blocked(
                 // A RESP3 client may be subscribed while it blocks: its messages go out now.
                 let mut pushed = BytesMut::new();
                 take_pushed(client, &mut pushed);
-                if client.info.pubsub.is_closed() || !write_out(stream, client, &pushed).await {
+                if client.info.pubsub.is_closed() || !write_out(stream, shared, client, &pushed).await {
                     with_engine(shared, |engine| engine.unblock(wid)).await;
                     return Err(Exit::Killed);
                 }

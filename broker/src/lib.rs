@@ -329,6 +329,7 @@ async fn active_expiry(shared: Arc<Shared>, token: CancellationToken) {
         if let Some(mut engine) = shared.engine.try_lock_for(Duration::from_micros(500)) {
             let now = metrics::unix_ms();
             engine.active_expire(now, 200);
+            shared.stats.sample_rates(now, engine.stats.total);
             if let Some(log) = engine.feed.as_ref().map(|f| f.log().clone()) {
                 let scheduled = log
                     .status

@@ -283,9 +283,83 @@ pub struct ServerStats {
     pub rejected_connections: AtomicU64,
     pub errors: Mutex<BTreeMap<String, u64>>,
     pub total_error_replies: AtomicU64,
+    /// Bytes read from clients and written to them, and the reads and writes that moved them.
+    pub net_input_bytes: AtomicU64,
+    pub net_output_bytes: AtomicU64,
+    pub reads_processed: AtomicU64,
+    pub writes_processed: AtomicU64,
+    pub instantaneous: Mutex<Instantaneous>,
+}
+
+/// A rate as Redis's `instantaneous_*` fields give it: the counter read every 100 ms, the
+/// rate over each interval kept for the last 16, their mean reported.
+#[derive(Default)]
+pub struct RateSamples {
+    last_ms: u64,
+    last_value: u64,
+    samples: [f64; 16],
+    next: usize,
+}
+
+impl RateSamples {
+    pub fn sample(&mut self, now_ms: u64, value: u64) {
+        if self.last_ms != 0 && now_ms > self.last_ms {
+            let per_s =
+                value.saturating_sub(self.last_value) as f64 * 1000.0 / (now_ms - self.last_ms) as f64;
+            self.samples[self.next] = per_s;
+            self.next = (self.next + 1) % self.samples.len();
+        }
+        self.last_ms = now_ms;
+        self.last_value = value;
+    }
+
+    /// Per second, averaged over the samples.
+    pub fn rate(&self) -> f64 {
+        self.samples.iter().sum::<f64>() / self.samples.len() as f64
+    }
+}
+
+/// The `instantaneous_*` rates of `INFO stats`: commands, input and output bytes.
+#[derive(Default)]
+pub struct Instantaneous {
+    pub ops: RateSamples,
+    pub input: RateSamples,
+    pub output: RateSamples,
+}
+
+impl Instantaneous {
+    /// Redis samples every 100 ms.
+    pub const PERIOD_MS: u64 = 100;
+
+    pub fn due(&self, now_ms: u64) -> bool {
+        now_ms >= self.ops.last_ms + Self::PERIOD_MS
+    }
+
+    /// After CONFIG RESETSTAT: no samples, and the next one measured from zeroed counters
+    /// since now.
+    pub fn restart(&mut self, now_ms: u64) {
+        for rate in [&mut self.ops, &mut self.input, &mut self.output] {
+            *rate = RateSamples {
+                last_ms: now_ms,
+                ..RateSamples::default()
+            };
+        }
+    }
 }
 
 impl ServerStats {
+    /// Takes the rates' samples if 100 ms have passed since the last ones (`commands`: the
+    /// total processed so far).
+    pub fn sample_rates(&self, now_ms: u64, commands: u64) {
+        let mut rates = self.instantaneous.lock();
+        if !rates.due(now_ms) {
+            return;
+        }
+        rates.ops.sample(now_ms, commands);
+        rates.input.sample(now_ms, self.net_input_bytes.load(Relaxed));
+        rates.output.sample(now_ms, self.net_output_bytes.load(Relaxed));
+    }
+
     pub fn record_error(&self, text: &str) {
         self.total_error_replies.fetch_add(1, Relaxed);
         let code = text.split(' ').next().unwrap_or("ERR").to_string();

@@ -23,6 +23,16 @@ pub fn config(ctx: &mut Ctx) -> Outcome {
             ctx.engine.stats.reset();
             ctx.shared.stats.errors.lock().clear();
             ctx.shared.stats.total_error_replies.store(0, Relaxed);
+            for counter in [
+                &ctx.shared.stats.net_input_bytes,
+                &ctx.shared.stats.net_output_bytes,
+                &ctx.shared.stats.reads_processed,
+                &ctx.shared.stats.writes_processed,
+            ] {
+                counter.store(0, Relaxed);
+            }
+            // The rates start over from the zeroed counters, as Redis's do.
+            ctx.shared.stats.instantaneous.lock().restart(ctx.now_ms.max(1));
             Reply::Ok.into()
         }
         b"rewrite" if ctx.args.len() == 2 => Reply::error(msg::NO_CONFIG_FILE).into(),

@@ -139,17 +139,27 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     }
     if want("stats", true) {
         let st = &shared.stats;
+        let rates = st.instantaneous.lock();
         let _ = write!(
             out,
-            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\n\r\n",
+            "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\ninstantaneous_ops_per_sec:{}\r\ntotal_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\ninstantaneous_input_kbps:{:.2}\r\ninstantaneous_output_kbps:{:.2}\r\nrejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:0\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\npubsub_channels:{}\r\npubsub_patterns:{}\r\npubsubshard_channels:{}\r\ntotal_error_replies:{}\r\ntotal_reads_processed:{}\r\ntotal_writes_processed:{}\r\n\r\n",
             st.total_connections.load(Relaxed),
             ctx.engine.stats.total,
+            rates.ops.rate() as u64,
+            st.net_input_bytes.load(Relaxed),
+            st.net_output_bytes.load(Relaxed),
+            rates.input.rate() / 1024.0,
+            rates.output.rate() / 1024.0,
             st.rejected_connections.load(Relaxed),
             ctx.engine.keyspace.expired_keys,
+            ctx.engine.stats.keyspace_hits,
+            ctx.engine.stats.keyspace_misses,
             ctx.engine.pubsub.channel_count(),
             ctx.engine.pubsub.pattern_count(),
             ctx.engine.pubsub.shard_channel_count(),
             st.total_error_replies.load(Relaxed),
+            st.reads_processed.load(Relaxed),
+            st.writes_processed.load(Relaxed),
         );
     }
     if want("replication", true) {

@@ -26,6 +26,7 @@ mod info;
 mod keys;
 mod lists;
 mod logged;
+mod lookups;
 pub mod persistence;
 mod pubsub;
 mod qstats;
@@ -639,6 +640,9 @@ fn call(
     if monitored && shown_first {
         feed_monitors(engine, client, args);
     }
+    if !engine.loading {
+        lookups::count(engine, client.db, index, args, now_ms);
+    }
     let mut ctx = Ctx {
         engine,
         client,
@@ -648,6 +652,10 @@ fn call(
         nested,
     };
     let out = (COMMANDS[index].handler)(&mut ctx);
+    if !engine.loading {
+        let refused = matches!(out, Outcome::Reply(Reply::Error(_)));
+        lookups::count_after(engine, client.db, index, args, refused, now_ms);
+    }
     if trial {
         if let Outcome::Migrate = out {
             engine.pubsub.discard_held();

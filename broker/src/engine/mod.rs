@@ -149,6 +149,9 @@ impl CommandStat {
 #[derive(Default)]
 pub struct CommandStats {
     pub total: u64,
+    /// Lookups of keys for reading that found one / found none (`INFO stats`).
+    pub keyspace_hits: u64,
+    pub keyspace_misses: u64,
     /// By command number (the command layer's table index), grown on first use.
     pub per_command: Vec<CommandStat>,
 }
@@ -168,6 +171,8 @@ impl CommandStats {
             .iter_mut()
             .for_each(|s| *s = CommandStat::default());
         self.total = 0;
+        self.keyspace_hits = 0;
+        self.keyspace_misses = 0;
     }
 }
 
