@@ -716,6 +716,66 @@ async fn a_job_on_another_clock_is_refused_by_a_node_with_a_fixed_one() {
     assert_eq!(status(&mut c).await["time_scale"], 1.0);
 }
 
+/// A run started while its node restarts (the node's status still fresh, its controller not
+/// connected yet) waits for the node instead of taking the farm for its own: here a stand-in
+/// controller connects a second later and refuses the job, which only a run that waited and
+/// delegated can hear.
+#[tokio::test]
+async fn a_run_waits_for_a_node_that_is_restarting() {
+    let node = start_node(&[]);
+    let mut c = within(conn(&node.url())).await;
+    let _: () = within(c.set_ex("autoscale:node:status", r#"{"scaler":"local","policy":"manual","target":1,"workers":{"live":0,"starting":0,"leaving":0,"pending_scale_down":0},"decisions":0,"scaling_actions":0,"min_workers":0,"max_workers":4}"#, 5))
+        .await
+        .unwrap();
+    let run = tokio::task::spawn_blocking({
+        let url = node.url();
+        move || {
+            run_to_end(&[
+                "run",
+                "--redis",
+                &url,
+                "--tasks",
+                "10",
+                "--report",
+                "/nonexistent/report",
+            ])
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut controller = within(conn(&node.url())).await;
+    let _: () = within(cmd(
+        &mut controller,
+        &["CLIENT", "SETNAME", "autoscale-node:controller"],
+    ))
+    .await
+    .unwrap();
+    // Answer the job's announcement as a node with another clock would.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let job: serde_json::Value = loop {
+        let raw: Option<String> = within(controller.get("autoscale:job")).await.unwrap();
+        if let Some(raw) = raw {
+            break serde_json::from_str(&raw).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the run announced no job");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let refused = serde_json::json!({"scaler":"local","policy":"manual","target":1,
+        "workers":{"live":0,"starting":0,"leaving":0,"pending_scale_down":0},"decisions":0,
+        "scaling_actions":0,"min_workers":0,"max_workers":4,
+        "job":{"id": job["id"], "accepted": false, "message": "refused by the stand-in"}});
+    let _: () = within(controller.set_ex("autoscale:node:status", refused.to_string(), 5))
+        .await
+        .unwrap();
+    let out = run.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("its control loop is not connected now; waiting"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("refused by the stand-in"), "{stderr}");
+}
+
 /// A controller that publishes a plan at `autoscale:plan` gives the node its calendar (and
 /// the bundled policy its calendar model) without any phase in `input_queue`; without it the
 /// node is back on its metrics.

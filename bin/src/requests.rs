@@ -122,6 +122,36 @@ pub async fn controller_present(conn: &mut MultiplexedConnection) -> anyhow::Res
         .any(|l| l.split(' ').any(|f| f == format!("name={CONTROLLER_NAME}"))))
 }
 
+/// True when a node's controller is connected to this broker — or connects within `grace`
+/// while the node's status, which it refreshes every tick and which expires 5 s after the last,
+/// says a node served here a moment ago (it is restarting: its broker answers before its
+/// control loop is back).
+pub async fn node_serving(
+    conn: &mut MultiplexedConnection,
+    grace: std::time::Duration,
+) -> anyhow::Result<bool> {
+    if controller_present(conn).await? {
+        return Ok(true);
+    }
+    let recent: bool = conn.exists(STATUS).await?;
+    if !recent {
+        return Ok(false);
+    }
+    eprintln!(
+        "autoscale-node: a node served this broker seconds ago and its control loop is not connected now; waiting up to {} s for it",
+        grace.as_secs()
+    );
+    let deadline = tokio::time::Instant::now() + grace;
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if controller_present(conn).await? {
+            return Ok(true);
+        }
+    }
+    eprintln!("autoscale-node: no node came back; going on without one");
+    Ok(false)
+}
+
 /// The node's last published status, if a node is running.
 pub async fn node_status(conn: &mut MultiplexedConnection) -> anyhow::Result<Option<NodeStatus>> {
     let raw: Option<String> = conn.get(STATUS).await?;

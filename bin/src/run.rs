@@ -210,7 +210,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
         .await
         .with_context(|| format!("connecting to {url}"))?;
     // A node already serving this broker owns the workers: feed it, let it scale.
-    let delegate = source.is_none() && requests::controller_present(&mut conn).await?;
+    let delegate = source.is_none() && requests::node_serving(&mut conn, NODE_RESTART_GRACE).await?;
     clear_farm_keys(&mut conn, !delegate).await?;
     // A fresh clock, or the serving node's (its workers already agreed on it).
     let program_start = agree_program_start(&mut conn, functions::runtime::unix_now())
@@ -586,7 +586,7 @@ async fn announce_job(
             _ if Instant::now() >= deadline => {
                 let _: () = conn.del(requests::JOB).await?;
                 anyhow::bail!(
-                    "the serving node did not answer the job's announcement ({}) within 10 s;                      is its control loop running?",
+                    "the serving node did not answer the job's announcement ({}) within 10 s; is its control loop running?",
                     requests::JOB
                 )
             }
@@ -599,6 +599,9 @@ async fn announce_job(
 /// clock too — not when a node's workers already agreed on it).
 /// How long a passive `run` waits for its serving node to come back.
 const RECONNECT_FOR: Duration = Duration::from_secs(120);
+
+/// How long a run waits for a node that served its broker a moment ago to come back.
+const NODE_RESTART_GRACE: Duration = Duration::from_secs(10);
 
 /// Whether `e` says the connection to the broker is gone (as opposed to a refused command).
 fn broker_lost(e: &redis::RedisError) -> bool {
