@@ -235,6 +235,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
     let mut node_before: Option<requests::NodeStatus> = None;
     let job_id = uuid::Uuid::new_v4().simple().to_string();
     let (scaler, policy): (Box<dyn scaler::Scaler>, _) = if delegate {
+        // The node answers in its status, which it has published by then (a node that has
+        // just started may not have published any before).
+        let answer = announce_job(&mut conn, &job_id, scale).await?;
         let status = requests::node_status(&mut conn).await?.unwrap_or_default();
         println!(
             "autoscale-node run: an autoscale-node serves {} (scaler {}, policy {}); it does the scaling",
@@ -242,7 +245,6 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             status.scaler,
             status.policy
         );
-        let answer = announce_job(&mut conn, &job_id, scale).await?;
         println!("autoscale-node run: {}", answer.message);
         node_before = Some(status.clone());
         (Box::new(RemoteNode { status }), None)
@@ -394,7 +396,11 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             bar.suspend(|| {
                 eprintln!("autoscale-node run: lost the broker ({e}); waiting for it to come back")
             });
-            match reconnect(&client, RECONNECT_FOR).await {
+            let back = tokio::select! {
+                back = reconnect(&client, RECONNECT_FOR) => back,
+                _ = &mut interrupted => break Stop::Interrupted,
+            };
+            match back {
                 Ok(fresh) => {
                     conn = fresh;
                     controller.reconnect(
@@ -460,10 +466,20 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             if !broker_lost(&e) {
                 return Err(e.into());
             }
+            if outcome == Outcome::Interrupted {
+                anyhow::bail!(
+                    "interrupted while the broker was unreachable ({e}); no report (the job's state stays on the broker)"
+                );
+            }
             eprintln!(
                 "autoscale-node run: lost the broker ({e}); waiting for it to come back to end the job"
             );
-            conn = reconnect(&client, RECONNECT_FOR).await?;
+            conn = tokio::select! {
+                back = reconnect(&client, RECONNECT_FOR) => back?,
+                _ = &mut interrupted => anyhow::bail!(
+                    "interrupted while waiting for the broker; no report (the job's state stays on the broker)"
+                ),
+            };
             controller.reconnect(
                 conn.clone(),
                 Box::new(RedisReader::new(conn.clone(), program_start)),

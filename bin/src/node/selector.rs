@@ -51,7 +51,7 @@ impl FromStr for QueueSelector {
                         "--queue {s:?}: the farm's queue is scaled on alone (its deadlines and totals do not add to a framework's)"
                     ));
                 }
-                if parts.contains(&one) {
+                if parts.iter().any(|p| p.same_queue(&one)) {
                     return Err(format!("--queue {s:?}: {part} is named twice"));
                 }
                 parts.push(one);
@@ -139,6 +139,15 @@ impl fmt::Display for QueueSelector {
 impl QueueSelector {
     pub fn is_farm(&self) -> bool {
         *self == QueueSelector::Farm
+    }
+
+    /// Whether both select the same queue (a delayed set named twice is one queue whatever
+    /// the units given).
+    fn same_queue(&self, other: &QueueSelector) -> bool {
+        match (self, other) {
+            (QueueSelector::Delayed { key: a, .. }, QueueSelector::Delayed { key: b, .. }) => a == b,
+            _ => self == other,
+        }
     }
 
     /// The single queues this selects: itself, or the parts of a list.
@@ -295,6 +304,7 @@ mod tests {
             ("delayed:later@hours", "unknown score unit"),
             ("list:a,farm", "scaled on alone"),
             ("list:a,list:a", "named twice"),
+            ("delayed:d@s,delayed:d@ms", "named twice"),
             ("list:a,", "nothing between two commas"),
             ("list:a,list:", "the key is empty"),
             ("list:a,stream:b", "name the consumer group"),

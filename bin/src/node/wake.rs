@@ -11,10 +11,11 @@ use tokio::sync::Notify;
 
 /// Wakes the loop when `worker_queue` (database 0) reaches the threshold armed at the last
 /// decision; fires once, then waits to be armed again. Over several lists (`serve --queue
-/// list:A,list:B`) one list reaching the threshold armed for their sum fires it: a burst into
-/// one of them still wakes the loop, growth spread over all waits for the period.
+/// list:A,list:B`) it compares their summed lengths, each list's as its last push or pop
+/// left it (a list not touched since the node started counts 0 until it is).
 pub struct QueueWake {
     queues: Vec<Vec<u8>>,
+    lengths: Vec<AtomicU64>,
     threshold: AtomicU64,
     notify: Notify,
 }
@@ -33,6 +34,7 @@ impl QueueWake {
     pub fn on(queues: &[&str]) -> QueueWake {
         QueueWake {
             queues: queues.iter().map(|q| q.as_bytes().to_vec()).collect(),
+            lengths: queues.iter().map(|_| AtomicU64::new(0)).collect(),
             threshold: AtomicU64::new(u64::MAX),
             notify: Notify::new(),
         }
@@ -61,17 +63,25 @@ impl QueueWake {
 
 impl QueueHook for QueueWake {
     fn on_event(&self, event: &QueueEvent) {
-        if let QueueEvent::Pushed {
-            db: 0, queue, length, ..
-        } = event
-        {
-            if !self.queues.iter().any(|q| q.as_slice() == queue.as_ref()) {
-                return;
-            }
+        let (queue, length, pushed) = match event {
+            QueueEvent::Pushed {
+                db: 0, queue, length, ..
+            } => (queue, length, true),
+            QueueEvent::Popped {
+                db: 0, queue, length, ..
+            } => (queue, length, false),
+            _ => return,
+        };
+        let Some(i) = self.queues.iter().position(|q| q.as_slice() == queue.as_ref()) else {
+            return;
+        };
+        self.lengths[i].store(*length as u64, Relaxed);
+        if pushed {
+            let total: u64 = self.lengths.iter().map(|l| l.load(Relaxed)).sum();
             let armed = self.threshold.load(Relaxed);
             // Once per arming: the decision re-arms it. Disarmed only if still armed at the
             // value that fired, so a re-arming in between is not lost.
-            if *length as u64 >= armed
+            if total >= armed
                 && self
                     .threshold
                     .compare_exchange(armed, u64::MAX, Relaxed, Relaxed)
@@ -135,19 +145,32 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn over_several_lists_any_of_them_fires_it() {
-        let wake = QueueWake::on(&["rq:queue:high", "rq:queue:default"]);
-        wake.arm(0, 0);
-        wake.on_event(&push("rq:queue:other", 100));
-        wake.on_event(&push("rq:queue:default", 3));
-        assert!(
+    async fn over_several_lists_their_sum_fires_it() {
+        async fn silent(wake: &QueueWake) -> bool {
             tokio::time::timeout(std::time::Duration::from_millis(20), wake.woken())
                 .await
                 .is_err()
-        );
-        wake.on_event(&push("rq:queue:high", 4));
+        }
+        let wake = QueueWake::on(&["rq:queue:high", "rq:queue:default"]);
+        // Empty and nothing idle: 4 waiting in all is a burst.
+        wake.arm(0, 0);
+        wake.on_event(&push("rq:queue:other", 100));
+        wake.on_event(&push("rq:queue:default", 3));
+        assert!(silent(&wake).await);
+        wake.on_event(&push("rq:queue:high", 1));
         tokio::time::timeout(std::time::Duration::from_secs(5), wake.woken())
             .await
-            .expect("woken by the second list");
+            .expect("woken by the sum of both lists");
+        // Pops count too: `default` drained, so 2 on `high` is no burst.
+        wake.arm(0, 0);
+        wake.on_event(&QueueEvent::Popped {
+            db: 0,
+            queue: Bytes::from_static(b"rq:queue:default"),
+            count: 3,
+            length: 0,
+            client: 1,
+        });
+        wake.on_event(&push("rq:queue:high", 2));
+        assert!(silent(&wake).await);
     }
 }

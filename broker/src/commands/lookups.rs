@@ -1,8 +1,8 @@
 //! Keyspace hits and misses (`INFO stats`) and `keymiss` events, counted where Redis counts
 //! them: at each lookup of a key *for reading* (Redis's `lookupKeyRead`). A read-only
 //! command's keys are all read; a few write commands read some of theirs (the sources of
-//! SINTERSTORE, ZUNIONSTORE, BITOP, COPY, ZRANGESTORE, SORT; the key of GETDEL, GETEX, GETSET
-//! and SET … GET). Lookups for writing count nothing, as in Redis.
+//! SINTERSTORE, ZUNIONSTORE, BITOP, COPY, ZRANGESTORE, SORT; the key of GETDEL, GETEX, GETSET,
+//! SET … GET, XACK, XCLAIM and XAUTOCLAIM). Lookups for writing count nothing, as in Redis.
 //!
 //! Each key is looked up here, before the command runs, in the order Redis's handlers look
 //! them up; a key that is due to expire is expired first (its `expired` event precedes the
@@ -58,7 +58,9 @@ fn reads_of(spec: &CommandSpec) -> Reads {
         "sinterstore" | "sunionstore" | "sdiffstore" => Reads::From { from: 2 },
         "bitop" => Reads::From { from: 3 },
         "zrangestore" => Reads::Second,
-        "copy" | "getdel" | "getex" | "getset" | "sort" | "sort_ro" => Reads::First,
+        "copy" | "getdel" | "getex" | "getset" | "sort" | "sort_ro" | "xack" | "xclaim" | "xautoclaim" => {
+            Reads::First
+        }
         "set" => Reads::SetGet,
         "xread" | "xreadgroup" => Reads::Streams,
         _ if spec.flags.contains(CommandFlags::READONLY)
@@ -111,7 +113,13 @@ fn read_keys(index: usize, args: &[Bytes], mut f: impl FnMut(&Bytes, bool)) {
                 f(&args[1], true);
             }
         }
-        Reads::Counted { at } => args[range(at + 1, count_at(at))].iter().for_each(|k| f(k, true)),
+        // More keys than arguments is refused before any lookup.
+        Reads::Counted { at } => {
+            let n = count_at(at);
+            if at + 1 + n <= args.len() {
+                args[at + 1..at + 1 + n].iter().for_each(|k| f(k, true));
+            }
+        }
         Reads::From { from } => args[range(from, args.len())].iter().for_each(|k| f(k, true)),
         Reads::Object => {
             if matches!(
@@ -131,15 +139,29 @@ fn read_keys(index: usize, args: &[Bytes], mut f: impl FnMut(&Bytes, bool)) {
     }
 }
 
-/// The streams of an XREAD/XREADGROUP: the first half of what follows STREAMS.
+/// The streams of an XREAD/XREADGROUP: the first half of what follows STREAMS, found by
+/// stepping over the options (a group or consumer may be called "streams"); none when the
+/// keys and ids do not pair up (refused before any lookup).
 fn xread_keys(args: &[Bytes]) -> &[Bytes] {
-    match args.iter().position(|a| a.eq_ignore_ascii_case(b"streams")) {
-        Some(at) => {
-            let n = (args.len() - at - 1) / 2;
-            &args[at + 1..at + 1 + n]
+    let mut i = 1;
+    while i < args.len() {
+        let a = &args[i];
+        if a.eq_ignore_ascii_case(b"streams") {
+            let rest = args.len() - i - 1;
+            if rest == 0 || !rest.is_multiple_of(2) {
+                return &[];
+            }
+            return &args[i + 1..i + 1 + rest / 2];
         }
-        None => &[],
+        i += if a.eq_ignore_ascii_case(b"group") {
+            3
+        } else if a.eq_ignore_ascii_case(b"count") || a.eq_ignore_ascii_case(b"block") {
+            2
+        } else {
+            1
+        };
     }
+    &[]
 }
 
 /// One read lookup of `key`: expired first if due, then a hit or a miss.

@@ -643,6 +643,9 @@ fn call(
     if !engine.loading {
         lookups::count(engine, client.db, index, args, now_ms);
     }
+    // What a script's commands count while it is tried inline is undone if it moves: it
+    // runs again from the start on the script thread.
+    let counted = (engine.stats.keyspace_hits, engine.stats.keyspace_misses);
     let mut ctx = Ctx {
         engine,
         client,
@@ -665,6 +668,7 @@ fn call(
     }
     if let Outcome::Migrate = out {
         // Not a call: the script runs again on the script thread and is counted there.
+        (engine.stats.keyspace_hits, engine.stats.keyspace_misses) = counted;
         return out;
     }
     if monitored && !shown_first {
