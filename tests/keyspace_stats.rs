@@ -67,6 +67,7 @@ const CASES: &[&[&str]] = &[
     &["XCLAIM", "x", "g", "c", "0", "1-1"],
     &["XAUTOCLAIM", "missing", "g", "c", "0", "0"],
     &["ZUNION", "5", "z", "missing"],
+    &["ZUNION", "18446744073709551615", "z", "missing"],
     &["SINTERCARD", "3", "st", "missing"],
     &["XINFO", "STREAM", "missing"],
     &["OBJECT", "ENCODING", "missing"],
@@ -101,18 +102,23 @@ const CASES: &[&[&str]] = &[
     &["SCAN", "0"],
 ];
 
+/// Field `name` of an INFO reply, as a number.
+fn field(info: &[u8], name: &str) -> f64 {
+    let text = String::from_utf8_lossy(info);
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in INFO: {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 /// `keyspace_hits` and `keyspace_misses` from an INFO reply.
 fn hits_and_misses(info: &[u8]) -> (u64, u64) {
-    let text = String::from_utf8_lossy(info);
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .unwrap_or_else(|| panic!("no {name} in INFO: {text}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
-    (field("keyspace_hits"), field("keyspace_misses"))
+    (
+        field(info, "keyspace_hits") as u64,
+        field(info, "keyspace_misses") as u64,
+    )
 }
 
 /// What one case did to the counters and which `keymiss` events it published, on `server`.
@@ -190,15 +196,6 @@ fn hits_misses_and_keymiss_events_match_redis_server() {
 fn traffic_counters_and_rates_follow_the_traffic() {
     let node = start_node(&[]);
     let mut c = ReplyReader::new(node.connect());
-    let field = |info: &[u8], name: &str| -> f64 {
-        String::from_utf8_lossy(info)
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':').map(str::to_string))
-            .unwrap_or_else(|| panic!("no {name}"))
-            .trim()
-            .parse()
-            .unwrap()
-    };
     c.command(&["CONFIG", "RESETSTAT"]);
     let before = c.command(&["INFO", "stats"]);
     // 2,000 SETs of 1 KB: about 2 MB in, 10 KB out, in well under a second.

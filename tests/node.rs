@@ -375,11 +375,7 @@ async fn both_readers_see_what_the_collector_published() {
     use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
     use functions::protocol::keys;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("redis://{}/", listener.local_addr().unwrap());
-    let broker = broker::Broker::new(broker::BrokerConfig::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let (broker, url, stop) = embedded_broker().await;
     let mut c = within(conn(&url)).await;
     // The farm started 100 s ago; a result generated at 100 − t s completes in about t s.
     let program_start = functions::runtime::unix_now() - 100.0;
@@ -582,6 +578,33 @@ fn run_to_end(args: &[&str]) -> std::process::Output {
     }
 }
 
+/// An in-process broker serving a free loopback port: it, its URL, and what stops it.
+async fn embedded_broker() -> (broker::Broker, String, tokio_util::sync::CancellationToken) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("redis://{}/", listener.local_addr().unwrap());
+    let broker = broker::Broker::new(broker::BrokerConfig::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    (broker, url, stop)
+}
+
+/// `run --redis` of 10 tasks against `node`, to its end, on a blocking thread (the report's
+/// directory cannot be created: these runs are refused before they would write one).
+fn run_ten_tasks(node: &common::ServerProcess) -> tokio::task::JoinHandle<std::process::Output> {
+    let url = node.url();
+    tokio::task::spawn_blocking(move || {
+        run_to_end(&[
+            "run",
+            "--redis",
+            &url,
+            "--tasks",
+            "10",
+            "--report",
+            "/nonexistent/report",
+        ])
+    })
+}
+
 fn report_of(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
 }
@@ -689,22 +712,7 @@ async fn a_job_on_another_clock_is_refused_by_a_node_with_a_fixed_one() {
     ]);
     let mut c = within(conn(&node.url())).await;
     within(wait_for_workers(&mut c, 1)).await;
-    let out = tokio::task::spawn_blocking({
-        let url = node.url();
-        move || {
-            run_to_end(&[
-                "run",
-                "--redis",
-                &url,
-                "--tasks",
-                "10",
-                "--report",
-                "/nonexistent/report",
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let out = run_ten_tasks(&node).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -727,20 +735,7 @@ async fn a_run_waits_for_a_node_that_is_restarting() {
     let _: () = within(c.set_ex("autoscale:node:status", r#"{"scaler":"local","policy":"manual","target":1,"workers":{"live":0,"starting":0,"leaving":0,"pending_scale_down":0},"decisions":0,"scaling_actions":0,"min_workers":0,"max_workers":4}"#, 5))
         .await
         .unwrap();
-    let run = tokio::task::spawn_blocking({
-        let url = node.url();
-        move || {
-            run_to_end(&[
-                "run",
-                "--redis",
-                &url,
-                "--tasks",
-                "10",
-                "--report",
-                "/nonexistent/report",
-            ])
-        }
-    });
+    let run = run_ten_tasks(&node);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let mut controller = within(conn(&node.url())).await;
     let _: () = within(cmd(
@@ -897,11 +892,7 @@ async fn both_readers_see_the_queued_work_and_the_oldest_slack() {
     use autoscale_node::node::reader::{EmbeddedReader, FarmReader, RedisReader};
     use functions::protocol::keys;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("redis://{}/", listener.local_addr().unwrap());
-    let broker = broker::Broker::new(broker::BrokerConfig::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let (broker, url, stop) = embedded_broker().await;
     let mut c = within(conn(&url)).await;
     let program_start = functions::runtime::unix_now();
     let _: () = within(c.set(keys::PROGRAM_START, program_start)).await.unwrap();
@@ -1083,11 +1074,7 @@ async fn the_metrics_only_bundled_policy_decides_every_second_and_loses_nothing(
 async fn several_framework_queues_are_read_as_their_sum() {
     use autoscale_node::node::reader::{EmbeddedReader, FarmReader};
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("redis://{}/", listener.local_addr().unwrap());
-    let broker = broker::Broker::new(broker::BrokerConfig::default());
-    let stop = tokio_util::sync::CancellationToken::new();
-    tokio::spawn(broker.clone().serve(listener, stop.clone().cancelled_owned()));
+    let (broker, url, stop) = embedded_broker().await;
     let mut c = within(conn(&url)).await;
     let selector = "list:q:high,list:q:low,stream:s@g,delayed:later@s"
         .parse()

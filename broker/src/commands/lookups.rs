@@ -116,7 +116,8 @@ fn read_keys(index: usize, args: &[Bytes], mut f: impl FnMut(&Bytes, bool)) {
         // More keys than arguments is refused before any lookup.
         Reads::Counted { at } => {
             let n = count_at(at);
-            if at + 1 + n <= args.len() {
+            // `n` is the client's number: compared without overflow.
+            if n <= args.len().saturating_sub(at + 1) {
                 args[at + 1..at + 1 + n].iter().for_each(|k| f(k, true));
             }
         }
