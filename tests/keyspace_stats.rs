@@ -249,3 +249,53 @@ fn traffic_counters_and_rates_follow_the_traffic() {
     assert!(field(&reset, "total_net_input_bytes") < 200.0, "{}", show(&reset));
     assert_eq!(field(&reset, "keyspace_hits"), 0.0);
 }
+
+/// The fields Redis dashboards and exporters read are there, with redis-server's values where
+/// the two must agree (the machine's memory, the clocks, no cluster).
+#[test]
+fn info_has_the_fields_dashboards_read() {
+    if !have_redis_server() {
+        return;
+    }
+    let redis = start_redis_server();
+    let ours = start_node(&[]);
+    let theirs = ReplyReader::new(redis.connect()).command(&["INFO"]);
+    let mine = ReplyReader::new(ours.connect()).command(&["INFO"]);
+    for name in [
+        "uptime_in_seconds",
+        "connected_clients",
+        "blocked_clients",
+        "used_memory",
+        "used_memory_rss",
+        "used_memory_peak",
+        "maxmemory",
+        "total_commands_processed",
+        "instantaneous_ops_per_sec",
+        "total_net_input_bytes",
+        "total_net_output_bytes",
+        "expired_keys",
+        "evicted_keys",
+        "keyspace_hits",
+        "keyspace_misses",
+        "connected_slaves",
+        "rdb_changes_since_last_save",
+        "used_cpu_sys",
+        "used_cpu_user",
+    ] {
+        field(&mine, name);
+    }
+    for name in ["total_system_memory", "configured_hz", "cluster_enabled"] {
+        assert_eq!(field(&mine, name), field(&theirs, name), "{name}");
+    }
+    assert!((field(&mine, "lru_clock") - field(&theirs, "lru_clock")).abs() <= 3.0);
+    let micros = (field(&mine, "server_time_usec") - field(&theirs, "server_time_usec")).abs();
+    assert!(micros < 5e6, "server_time_usec {micros} µs apart");
+    let text = String::from_utf8_lossy(&mine);
+    for human in [
+        "used_memory_rss_human:",
+        "used_memory_peak_human:",
+        "total_system_memory_human:",
+    ] {
+        assert!(text.contains(human), "{human} missing");
+    }
+}

@@ -80,6 +80,19 @@ pub fn resident_bytes() -> u64 {
         .map_or(0, |pages| pages * 4096)
 }
 
+/// The machine's physical memory (`MemTotal`, what Redis reports as `total_system_memory`);
+/// 0 where /proc does not say.
+pub fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// How often the resident size is read again when a limit is set: at a million writes a second
 /// of 100-byte elements, 10 ms is about a megabyte past the limit at most.
 const MEMORY_SAMPLE_US: u64 = 10_000;

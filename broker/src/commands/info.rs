@@ -97,15 +97,18 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
     if want("server", true) {
         let _ = write!(
             out,
-            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_mode:standalone\r\nserver_name:autoscale-node\r\nautoscale_node_version:{}\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{}\r\nexecutable:autoscale-node\r\nconfig_file:\r\n\r\n",
+            "# Server\r\nredis_version:{REDIS_VERSION}\r\nredis_git_sha1:00000000\r\nredis_git_dirty:0\r\nredis_mode:standalone\r\nserver_name:autoscale-node\r\nautoscale_node_version:{}\r\nos:{}\r\narch_bits:64\r\nmultiplexing_api:epoll\r\nprocess_id:{}\r\nrun_id:{}\r\ntcp_port:{}\r\nserver_time_usec:{}\r\nuptime_in_seconds:{}\r\nuptime_in_days:{}\r\nhz:{hz}\r\nconfigured_hz:{hz}\r\nlru_clock:{}\r\nexecutable:autoscale-node\r\nconfig_file:\r\n\r\n",
             env!("CARGO_PKG_VERSION"),
             std::env::consts::OS,
             std::process::id(),
             shared.run_id,
             shared.port.load(Relaxed),
+            crate::metrics::unix_ms() * 1000,
             uptime,
             uptime / 86400,
-            shared.config.read().hz,
+            // Redis's LRU clock: seconds, 24 bits.
+            (crate::metrics::unix_ms() / 1000) & ((1 << 24) - 1),
+            hz = shared.config.read().hz,
         );
     }
     if want("clients", true) {
@@ -122,10 +125,14 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
         let rss = resident_bytes();
         let peak = shared.memory.observe(rss);
         let maxmemory = shared.memory.limit_bytes.load(Relaxed);
+        let system = crate::state::total_system_memory();
         let _ = write!(
             out,
-            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_peak:{peak}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size, which maxmemory is compared with\r\n\r\n",
+            "# Memory\r\nused_memory:{rss}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\nused_memory_rss_human:{}\r\nused_memory_peak:{peak}\r\nused_memory_peak_human:{}\r\ntotal_system_memory:{system}\r\ntotal_system_memory_human:{}\r\nused_memory_lua:{}\r\nnumber_of_cached_scripts:{}\r\nscripts_run_inline:{}\r\nscripts_moved_to_script_thread:{}\r\nmaxmemory:{maxmemory}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:noeviction\r\nmem_allocator:{}\r\nnote:used_memory is the process resident set size, which maxmemory is compared with\r\n\r\n",
             human_bytes(rss),
+            human_bytes(rss),
+            human_bytes(peak),
+            human_bytes(system),
             ctx.engine.scripting().map_or(0, |s| s.used_memory()),
             ctx.engine.scripting().map_or(0, |s| s.cached_scripts()),
             shared.script_monitor.inline_runs.load(std::sync::atomic::Ordering::Relaxed),
@@ -203,6 +210,9 @@ fn info_text(ctx: &mut Ctx, sections: &[String]) -> String {
             );
         }
         out.push_str("\r\n");
+    }
+    if want("cluster", true) {
+        out.push_str("# Cluster\r\ncluster_enabled:0\r\n\r\n");
     }
     if want("keyspace", true) {
         out.push_str("# Keyspace\r\n");
