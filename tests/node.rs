@@ -730,9 +730,13 @@ async fn a_job_on_another_clock_is_refused_by_a_node_with_a_fixed_one() {
 /// delegated can hear.
 #[tokio::test]
 async fn a_run_waits_for_a_node_that_is_restarting() {
+    // A node's status as it publishes it (expiring 5 s after its last tick).
+    let mut status = serde_json::json!({"scaler": "local", "policy": "manual", "target": 1,
+        "workers": {"live": 0, "starting": 0, "leaving": 0, "pending_scale_down": 0},
+        "decisions": 0, "scaling_actions": 0, "min_workers": 0, "max_workers": 4});
     let node = start_node(&[]);
     let mut c = within(conn(&node.url())).await;
-    let _: () = within(c.set_ex("autoscale:node:status", r#"{"scaler":"local","policy":"manual","target":1,"workers":{"live":0,"starting":0,"leaving":0,"pending_scale_down":0},"decisions":0,"scaling_actions":0,"min_workers":0,"max_workers":4}"#, 5))
+    let _: () = within(c.set_ex("autoscale:node:status", status.to_string(), 5))
         .await
         .unwrap();
     let run = run_ten_tasks(&node);
@@ -754,11 +758,9 @@ async fn a_run_waits_for_a_node_that_is_restarting() {
         assert!(Instant::now() < deadline, "the run announced no job");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let refused = serde_json::json!({"scaler":"local","policy":"manual","target":1,
-        "workers":{"live":0,"starting":0,"leaving":0,"pending_scale_down":0},"decisions":0,
-        "scaling_actions":0,"min_workers":0,"max_workers":4,
-        "job":{"id": job["id"], "accepted": false, "message": "refused by the stand-in"}});
-    let _: () = within(controller.set_ex("autoscale:node:status", refused.to_string(), 5))
+    status["job"] =
+        serde_json::json!({"id": job["id"], "accepted": false, "message": "refused by the stand-in"});
+    let _: () = within(controller.set_ex("autoscale:node:status", status.to_string(), 5))
         .await
         .unwrap();
     let out = run.await.unwrap();

@@ -117,9 +117,8 @@ pub struct NodeStatus {
 /// True when a node's controller is connected to this broker.
 pub async fn controller_present(conn: &mut MultiplexedConnection) -> anyhow::Result<bool> {
     let list: String = redis::cmd("CLIENT").arg("LIST").query_async(conn).await?;
-    Ok(list
-        .lines()
-        .any(|l| l.split(' ').any(|f| f == format!("name={CONTROLLER_NAME}"))))
+    let named = format!("name={CONTROLLER_NAME}");
+    Ok(list.lines().any(|l| l.split(' ').any(|f| f == named)))
 }
 
 /// True when a node's controller is connected to this broker — or connects within `grace`

@@ -403,10 +403,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
             match back {
                 Ok(fresh) => {
                     conn = fresh;
-                    controller.reconnect(
-                        conn.clone(),
-                        Box::new(RedisReader::new(conn.clone(), program_start)),
-                    );
+                    controller.reconnect(conn.clone(), program_start);
                     bar.suspend(|| eprintln!("autoscale-node run: reconnected to the broker"));
                     continue;
                 }
@@ -480,10 +477,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<RunReport> {
                     "interrupted while waiting for the broker; no report (the job's state stays on the broker)"
                 ),
             };
-            controller.reconnect(
-                conn.clone(),
-                Box::new(RedisReader::new(conn.clone(), program_start)),
-            );
+            controller.reconnect(conn.clone(), program_start);
         }
     }
 

@@ -323,11 +323,11 @@ impl Node {
         self.publish().await
     }
 
-    /// Carries on over a new connection to the broker (and a reader on it), after the old one
-    /// was lost — a serving node restarted under a passive `run`.
-    pub fn reconnect(&mut self, conn: MultiplexedConnection, reader: Box<dyn FarmReader>) {
+    /// Carries on over a new connection to the broker, reading the farm over it too, after the
+    /// old one was lost — a serving node restarted under a passive `run`.
+    pub fn reconnect(&mut self, conn: MultiplexedConnection, program_start: f64) {
+        self.reader = Box::new(reader::RedisReader::new(conn.clone(), program_start));
         self.conn = conn;
-        self.reader = reader;
     }
 
     /// [`Self::tick`] under the loop's error policy: a failure is logged and counted by kind,
